@@ -1,0 +1,48 @@
+// throw.h: fatal runtime errors and checked invariants, in the style of Go's throw().
+//
+// A broken invariant in the runtime is never recoverable: the heap may already be
+// corrupt. `fatal` prints "fatal error: <invariant>" with the values involved, the
+// source location, and aborts. `SPINDLE_CHECK(cond, fmt, args...)` is always on;
+// `SPINDLE_DCHECK` compiles to nothing unless SPINDLE_DEBUG is set (the debug, asan
+// and tsan configs set it), so hot paths can assert freely.
+//
+// Messages name the invariant and the values, e.g.
+//   fatal error: span.sweepgen out of range: span 0x7f..000 sweepgen=7 heap sg=12
+#pragma once
+
+#include <fmt/format.h>
+
+#include <source_location>
+#include <string_view>
+
+namespace spindle::runtime {
+
+[[noreturn]] void fatalMessage(std::string_view message, const std::source_location& where);
+
+template <typename... Args>
+[[noreturn]] inline void fatalAt(const std::source_location& where,
+                                 fmt::format_string<Args...> format, Args&&... args) {
+  fatalMessage(fmt::format(format, std::forward<Args>(args)...), where);
+}
+
+}  // namespace spindle::runtime
+
+#define SPINDLE_FATAL(...) \
+  ::spindle::runtime::fatalAt(std::source_location::current(), __VA_ARGS__)
+
+#define SPINDLE_CHECK(cond, ...)            \
+  do {                                      \
+    if (__builtin_expect(!(cond), 0)) {     \
+      SPINDLE_FATAL(__VA_ARGS__);           \
+    }                                       \
+  } while (0)
+
+#ifdef SPINDLE_DEBUG
+#define SPINDLE_DCHECK(cond, ...) SPINDLE_CHECK(cond, __VA_ARGS__)
+#else
+#define SPINDLE_DCHECK(cond, ...) \
+  do {                            \
+    if (false && (cond)) {        \
+    }                             \
+  } while (0)
+#endif
