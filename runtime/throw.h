@@ -3,8 +3,9 @@
 // A broken invariant in the runtime is never recoverable: the heap may already be
 // corrupt. `fatal` prints "fatal error: <invariant>" with the values involved, the
 // source location, and aborts. `SPINDLE_CHECK(cond, fmt, args...)` is always on;
-// `SPINDLE_DCHECK` compiles to nothing unless SPINDLE_DEBUG is set (the debug, asan
-// and tsan configs set it), so hot paths can assert freely.
+// `SPINDLE_DCHECK` is on in every build but `-c opt` (which defines NDEBUG), or when
+// SPINDLE_DEBUG is set: tests and sanitizer runs check invariants, benchmarks and the
+// optimised CLI do not, so hot paths can assert freely.
 //
 // Messages name the invariant and the values, e.g.
 //   fatal error: span.sweepgen out of range: span 0x7f..000 sweepgen=7 heap sg=12
@@ -37,9 +38,11 @@ template <typename... Args>
     }                                       \
   } while (0)
 
-#ifdef SPINDLE_DEBUG
+#if defined(SPINDLE_DEBUG) || !defined(NDEBUG)
+#define SPINDLE_DCHECKS_ON 1
 #define SPINDLE_DCHECK(cond, ...) SPINDLE_CHECK(cond, __VA_ARGS__)
 #else
+#define SPINDLE_DCHECKS_ON 0
 #define SPINDLE_DCHECK(cond, ...) \
   do {                            \
     if (false && (cond)) {        \
