@@ -993,6 +993,7 @@ void Parser::spawnStatement() {
 // OP_SELECT leaves [value, index]; JUMP_TABLE pops the index; each body starts with
 // the received value (nil for sends and default) on top of the stack.
 void Parser::selectStatement() {
+  const Token selectToken = previous_;
   consume(TokenType::LeftBrace, "Expect '{' after 'select'.");
   std::vector<std::uint8_t> kinds;
   std::vector<std::size_t> bodies;  // body start offsets, channel cases in order
@@ -1062,6 +1063,11 @@ void Parser::selectStatement() {
   }
   consume(TokenType::RightBrace, "Expect '}' after select cases.");
 
+  // OP_SELECT and the jump table carry the line of the `select` keyword: a runtime
+  // error in the select (a send on a closed channel, a deadlock) reports that line.
+  const Token savedPrevious = previous_;
+  previous_ = selectToken;
+
   // OP_SELECT count flags kinds...
   auto count = static_cast<std::uint32_t>(kinds.size());
   emitOp(OpCode::SELECT, {count});
@@ -1082,6 +1088,7 @@ void Parser::selectStatement() {
   for (std::size_t i = 0; i < targets.size(); ++i) {
     patchU32(table + i * kJumpBytes, static_cast<std::uint32_t>(end - targets[i]));
   }
+  previous_ = savedPrevious;
   for (std::size_t jump : exitJumps) patchJump(jump);
 }
 
