@@ -1,0 +1,1122 @@
+// compiler.cc: the single-pass Pratt compiler (see compiler.h).
+//
+// Structure, as in clox: a Parser holds the token stream and the error state; one
+// FunctionState per function being compiled (a stack through `enclosing`) holds its
+// proto, locals and scope depth; one ClassState per class being compiled holds whether
+// it has a superclass. Expressions are compiled by parsePrecedence() driven by the
+// rule table; statements by recursive descent.
+//
+// Stack discipline: every expression leaves exactly one value; every statement leaves
+// the stack as it found it. Local slot i of a frame is locals[i] (slot 0 is the callee,
+// or `this` in methods).
+//
+// Extensions:
+//   - spawn: the call's callee and arguments are compiled as usual (a method call is
+//     compiled as a property get plus a call, never as OP_INVOKE) and the final OP_CALL
+//     is rewritten in place to OP_SPAWN, which has the same operands.
+//   - select: each case head (the channel, and for a send the value) is compiled where
+//     it stands, followed by a jump over the case body to the next head; after the last
+//     head come OP_SELECT and OP_JUMP_TABLE, whose entries point back at the bodies.
+//     So the heads run in source order and the code stays single-pass.
+#include "lang/compiler.h"
+
+#include <charconv>
+#include <cstdint>
+#include <cstring>
+#include <initializer_list>
+#include <string>
+#include <unordered_map>
+
+#include "lang/opcodes.h"
+#include "lang/scanner.h"
+
+namespace spindle::lang {
+
+namespace {
+
+enum Precedence : int {
+  PREC_NONE,
+  PREC_ASSIGNMENT,  // =
+  PREC_OR,          // or
+  PREC_AND,         // and
+  PREC_EQUALITY,    // == !=
+  PREC_COMPARISON,  // < > <= >=
+  PREC_TERM,        // + -
+  PREC_FACTOR,      // * / %
+  PREC_UNARY,       // ! -
+  PREC_CALL,        // . () []
+  PREC_PRIMARY
+};
+
+struct Local {
+  std::string_view name;
+  int depth;  // -1 while declared but not yet initialised
+  bool isCaptured;
+};
+
+struct FunctionState {
+  FunctionState* enclosing = nullptr;
+  std::shared_ptr<FunctionProto> proto;
+  std::vector<Local> locals;
+  int scopeDepth = 0;
+  std::unordered_map<std::uint64_t, std::uint32_t> numberConstants;
+  std::unordered_map<std::string, std::uint32_t> stringConstants;
+};
+
+struct ClassState {
+  ClassState* enclosing = nullptr;
+  bool hasSuperclass = false;
+};
+
+// The head of one select case while it is being parsed.
+struct SelectHead {
+  bool done = false;  // the .recv() / .send(x) has been parsed
+  std::uint8_t kind = kSelectRecv;
+};
+
+constexpr std::size_t kNoOffset = SIZE_MAX;
+
+class Parser;
+using ParseFn = void (Parser::*)(bool canAssign);
+
+struct ParseRule {
+  ParseFn prefix;
+  ParseFn infix;
+  Precedence precedence;
+};
+
+class Parser {
+ public:
+  Parser(std::string_view source, GlobalTable& globals)
+      : scanner_(source), globals_(globals) {}
+
+  CompileResult run();
+
+  // Parse functions referenced from the rule table.
+  void grouping(bool canAssign);
+  void number(bool canAssign);
+  void string(bool canAssign);
+  void literal(bool canAssign);
+  void variable(bool canAssign);
+  void unary(bool canAssign);
+  void binary(bool canAssign);
+  void and_(bool canAssign);
+  void or_(bool canAssign);
+  void call(bool canAssign);
+  void dot(bool canAssign);
+  void this_(bool canAssign);
+  void super_(bool canAssign);
+  void list(bool canAssign);
+  void index(bool canAssign);
+
+ private:
+  // --- tokens and errors --------------------------------------------------------
+  void advance();
+  void consume(TokenType type, const char* message);
+  bool check(TokenType type) const { return current_.type == type; }
+  bool match(TokenType type);
+  Token peekAfterCurrent() const { return Scanner(scanner_).next(); }
+  void errorAt(const Token& token, const char* message);
+  void error(const char* message) { errorAt(previous_, message); }
+  void errorAtCurrent(const char* message) { errorAt(current_, message); }
+  void synchronize();
+  bool enterNesting();
+
+  // --- emitting -----------------------------------------------------------------
+  Chunk& chunk() { return fn_->proto->chunk; }
+  void emitByte(std::uint8_t byte);
+  void emitOp(OpCode op, std::initializer_list<std::uint32_t> operands = {});
+  std::size_t emitJump(OpCode op);
+  void patchJump(std::size_t operandOffset);
+  void patchU32(std::size_t at, std::uint32_t value);
+  void emitLoop(std::size_t loopStart);
+  void emitReturn();
+  std::uint32_t newIcSlot() { return fn_->proto->icSlots++; }
+  std::uint32_t makeConstant(Constant value);
+  std::uint32_t numberConstant(double value);
+  std::uint32_t stringConstant(std::string_view text);
+  std::uint32_t identifierConstant(const Token& name) { return stringConstant(name.lexeme); }
+
+  // --- functions and scopes -----------------------------------------------------
+  void beginFunction(FunctionState& state, FunctionKind kind, std::string_view name);
+  std::shared_ptr<FunctionProto> endFunction();
+  void beginScope() { ++fn_->scopeDepth; }
+  void endScope();
+
+  // --- variables ----------------------------------------------------------------
+  std::int64_t resolveLocal(FunctionState& state, const Token& name);
+  std::int64_t addUpvalue(FunctionState& state, std::uint32_t index, bool isLocal);
+  std::int64_t resolveUpvalue(FunctionState& state, const Token& name);
+  void addLocal(const Token& name);
+  void declareVariable();
+  std::uint32_t parseVariable(const char* message);
+  void markInitialized();
+  void defineVariable(std::uint32_t global);
+  void namedVariable(const Token& name, bool canAssign);
+  void emitStore(const Token& name);
+  std::uint32_t argumentList();
+
+  // --- expressions --------------------------------------------------------------
+  void expression();
+  void parsePrecedence(Precedence precedence);
+
+  // --- declarations and statements ----------------------------------------------
+  void declaration();
+  void classDeclaration();
+  void method();
+  void funDeclaration();
+  void function(FunctionKind kind);
+  void varDeclaration();
+  void statement();
+  void block();
+  void printStatement();
+  void expressionStatement();
+  void ifStatement();
+  void whileStatement();
+  void forStatement();
+  void returnStatement();
+  void spawnStatement();
+  void selectStatement();
+  void selectCaseBody();
+
+  Scanner scanner_;
+  GlobalTable& globals_;
+  Token current_;
+  Token previous_;
+  bool panicMode_ = false;
+  std::vector<Diagnostic> diagnostics_;
+  FunctionState* fn_ = nullptr;
+  ClassState* class_ = nullptr;
+  int nesting_ = 0;
+
+  // spawn: true while parsing the outermost call chain of a spawn statement.
+  bool spawnChain_ = false;
+  // The last OP_CALL emitted: where it starts (WIDE prefix included) and ends.
+  std::size_t lastCallStart_ = kNoOffset;
+  std::size_t lastCallEnd_ = kNoOffset;
+  // select: the case head whose outermost call chain is being parsed.
+  SelectHead* selectHead_ = nullptr;
+};
+
+// The rule table, indexed by TokenType.
+const ParseRule& getRule(TokenType type) {
+  static const auto rules = [] {
+    std::vector<ParseRule> r(static_cast<std::size_t>(TokenType::Eof) + 1,
+                             ParseRule{nullptr, nullptr, PREC_NONE});
+    auto set = [&](TokenType t, ParseFn prefix, ParseFn infix, Precedence p) {
+      r[static_cast<std::size_t>(t)] = ParseRule{prefix, infix, p};
+    };
+    using P = Parser;
+    set(TokenType::LeftParen, &P::grouping, &P::call, PREC_CALL);
+    set(TokenType::LeftBracket, &P::list, &P::index, PREC_CALL);
+    set(TokenType::Dot, nullptr, &P::dot, PREC_CALL);
+    set(TokenType::Minus, &P::unary, &P::binary, PREC_TERM);
+    set(TokenType::Plus, nullptr, &P::binary, PREC_TERM);
+    set(TokenType::Slash, nullptr, &P::binary, PREC_FACTOR);
+    set(TokenType::Star, nullptr, &P::binary, PREC_FACTOR);
+    set(TokenType::Percent, nullptr, &P::binary, PREC_FACTOR);
+    set(TokenType::Bang, &P::unary, nullptr, PREC_NONE);
+    set(TokenType::BangEqual, nullptr, &P::binary, PREC_EQUALITY);
+    set(TokenType::EqualEqual, nullptr, &P::binary, PREC_EQUALITY);
+    set(TokenType::Greater, nullptr, &P::binary, PREC_COMPARISON);
+    set(TokenType::GreaterEqual, nullptr, &P::binary, PREC_COMPARISON);
+    set(TokenType::Less, nullptr, &P::binary, PREC_COMPARISON);
+    set(TokenType::LessEqual, nullptr, &P::binary, PREC_COMPARISON);
+    set(TokenType::Identifier, &P::variable, nullptr, PREC_NONE);
+    set(TokenType::String, &P::string, nullptr, PREC_NONE);
+    set(TokenType::Number, &P::number, nullptr, PREC_NONE);
+    set(TokenType::And, nullptr, &P::and_, PREC_AND);
+    set(TokenType::Or, nullptr, &P::or_, PREC_OR);
+    set(TokenType::False, &P::literal, nullptr, PREC_NONE);
+    set(TokenType::True, &P::literal, nullptr, PREC_NONE);
+    set(TokenType::Nil, &P::literal, nullptr, PREC_NONE);
+    set(TokenType::This, &P::this_, nullptr, PREC_NONE);
+    set(TokenType::Super, &P::super_, nullptr, PREC_NONE);
+    return r;
+  }();
+  return rules[static_cast<std::size_t>(type)];
+}
+
+Token syntheticToken(std::string_view text) { return Token{TokenType::Identifier, text, 0}; }
+
+// --- tokens and errors ------------------------------------------------------------
+
+void Parser::advance() {
+  previous_ = current_;
+  for (;;) {
+    current_ = scanner_.next();
+    if (current_.type != TokenType::Error) break;
+    errorAtCurrent(current_.lexeme.data());
+  }
+}
+
+void Parser::consume(TokenType type, const char* message) {
+  if (current_.type == type) {
+    advance();
+    return;
+  }
+  errorAtCurrent(message);
+}
+
+bool Parser::match(TokenType type) {
+  if (!check(type)) return false;
+  advance();
+  return true;
+}
+
+void Parser::errorAt(const Token& token, const char* message) {
+  if (panicMode_) return;
+  panicMode_ = true;
+  Diagnostic d;
+  d.line = token.line;
+  if (token.type == TokenType::Eof) {
+    d.where = " at end";
+  } else if (token.type != TokenType::Error) {
+    d.where = " at '" + std::string(token.lexeme) + "'";
+  }
+  d.message = message;
+  diagnostics_.push_back(std::move(d));
+}
+
+void Parser::synchronize() {
+  panicMode_ = false;
+  while (current_.type != TokenType::Eof) {
+    if (previous_.type == TokenType::Semicolon) return;
+    switch (current_.type) {
+      case TokenType::Class:
+      case TokenType::Fun:
+      case TokenType::Var:
+      case TokenType::For:
+      case TokenType::If:
+      case TokenType::While:
+      case TokenType::Print:
+      case TokenType::Return:
+      case TokenType::Spawn:
+      case TokenType::Select:
+      case TokenType::Case:
+      case TokenType::Default:
+        return;
+      default:
+        break;
+    }
+    advance();
+  }
+}
+
+// Counts one level of nesting; on too much, reports it, consumes a token (so that every
+// caller's loop makes progress) and returns false. Callers pair a true with --nesting_.
+bool Parser::enterNesting() {
+  if (nesting_ >= kMaxNesting) {
+    errorAtCurrent("Too much nesting.");
+    if (!check(TokenType::Eof)) advance();
+    return false;
+  }
+  ++nesting_;
+  return true;
+}
+
+// --- emitting -----------------------------------------------------------------------
+
+void Parser::emitByte(std::uint8_t byte) {
+  Chunk& c = chunk();
+  c.lines.add(c.code.size(), previous_.line);
+  c.code.push_back(byte);
+}
+
+void Parser::emitOp(OpCode op, std::initializer_list<std::uint32_t> operands) {
+  bool wide = false;
+  for (std::uint32_t v : operands) wide |= v > 0xff;
+  if (wide) emitByte(static_cast<std::uint8_t>(OpCode::WIDE));
+  emitByte(static_cast<std::uint8_t>(op));
+  for (std::uint32_t v : operands) {
+    if (!wide) {
+      emitByte(static_cast<std::uint8_t>(v));
+      continue;
+    }
+    for (int i = 0; i < 4; ++i) emitByte(static_cast<std::uint8_t>(v >> (8 * i)));
+  }
+}
+
+std::size_t Parser::emitJump(OpCode op) {
+  emitByte(static_cast<std::uint8_t>(op));
+  std::size_t at = chunk().code.size();
+  for (int i = 0; i < 4; ++i) emitByte(0xff);
+  return at;
+}
+
+void Parser::patchU32(std::size_t at, std::uint32_t value) {
+  for (int i = 0; i < 4; ++i) chunk().code[at + i] = static_cast<std::uint8_t>(value >> (8 * i));
+}
+
+void Parser::patchJump(std::size_t operandOffset) {
+  std::size_t distance = chunk().code.size() - (operandOffset + kJumpBytes);
+  patchU32(operandOffset, static_cast<std::uint32_t>(distance));
+}
+
+void Parser::emitLoop(std::size_t loopStart) {
+  emitByte(static_cast<std::uint8_t>(OpCode::LOOP));
+  std::size_t distance = chunk().code.size() + kJumpBytes - loopStart;
+  for (int i = 0; i < 4; ++i) emitByte(static_cast<std::uint8_t>(distance >> (8 * i)));
+}
+
+void Parser::emitReturn() {
+  if (fn_->proto->kind == FunctionKind::Initializer) {
+    emitOp(OpCode::GET_LOCAL, {0});
+  } else {
+    emitOp(OpCode::NIL);
+  }
+  emitOp(OpCode::RETURN);
+}
+
+std::uint32_t Parser::makeConstant(Constant value) {
+  auto& constants = chunk().constants;
+  constants.push_back(std::move(value));
+  return static_cast<std::uint32_t>(constants.size() - 1);
+}
+
+std::uint32_t Parser::numberConstant(double value) {
+  std::uint64_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  auto [it, inserted] = fn_->numberConstants.try_emplace(bits, 0);
+  if (inserted) it->second = makeConstant(value);
+  return it->second;
+}
+
+std::uint32_t Parser::stringConstant(std::string_view text) {
+  auto [it, inserted] = fn_->stringConstants.try_emplace(std::string(text), 0);
+  if (inserted) it->second = makeConstant(std::string(text));
+  return it->second;
+}
+
+// --- functions and scopes -----------------------------------------------------------
+
+void Parser::beginFunction(FunctionState& state, FunctionKind kind, std::string_view name) {
+  state.enclosing = fn_;
+  state.proto = std::make_shared<FunctionProto>();
+  state.proto->kind = kind;
+  state.proto->name = std::string(name);
+  fn_ = &state;
+  // Slot 0 holds the callee, or the receiver in methods (named "this" so that `this`
+  // resolves to it; "" can never be referenced).
+  Local slot0{"", 0, false};
+  if (kind == FunctionKind::Method || kind == FunctionKind::Initializer) slot0.name = "this";
+  state.locals.push_back(slot0);
+}
+
+std::shared_ptr<FunctionProto> Parser::endFunction() {
+  emitReturn();
+  std::shared_ptr<FunctionProto> proto = std::move(fn_->proto);
+  fn_ = fn_->enclosing;
+  return proto;
+}
+
+void Parser::endScope() {
+  --fn_->scopeDepth;
+  auto& locals = fn_->locals;
+  while (!locals.empty() && locals.back().depth > fn_->scopeDepth) {
+    emitOp(locals.back().isCaptured ? OpCode::CLOSE_UPVALUE : OpCode::POP);
+    locals.pop_back();
+  }
+}
+
+// --- variables ----------------------------------------------------------------------
+
+std::int64_t Parser::resolveLocal(FunctionState& state, const Token& name) {
+  for (std::size_t i = state.locals.size(); i-- > 0;) {
+    const Local& local = state.locals[i];
+    if (local.name == name.lexeme) {
+      if (local.depth == -1) error("Can't read local variable in its own initializer.");
+      return static_cast<std::int64_t>(i);
+    }
+  }
+  return -1;
+}
+
+std::int64_t Parser::addUpvalue(FunctionState& state, std::uint32_t index, bool isLocal) {
+  auto& upvalues = state.proto->upvalues;
+  for (std::size_t i = 0; i < upvalues.size(); ++i) {
+    if (upvalues[i].index == index && upvalues[i].isLocal == isLocal) {
+      return static_cast<std::int64_t>(i);
+    }
+  }
+  upvalues.push_back(UpvalueDesc{isLocal, index});
+  return static_cast<std::int64_t>(upvalues.size() - 1);
+}
+
+std::int64_t Parser::resolveUpvalue(FunctionState& state, const Token& name) {
+  if (state.enclosing == nullptr) return -1;
+  std::int64_t local = resolveLocal(*state.enclosing, name);
+  if (local != -1) {
+    state.enclosing->locals[static_cast<std::size_t>(local)].isCaptured = true;
+    return addUpvalue(state, static_cast<std::uint32_t>(local), true);
+  }
+  std::int64_t upvalue = resolveUpvalue(*state.enclosing, name);
+  if (upvalue != -1) return addUpvalue(state, static_cast<std::uint32_t>(upvalue), false);
+  return -1;
+}
+
+void Parser::addLocal(const Token& name) { fn_->locals.push_back(Local{name.lexeme, -1, false}); }
+
+void Parser::declareVariable() {
+  if (fn_->scopeDepth == 0) return;
+  const Token& name = previous_;
+  for (std::size_t i = fn_->locals.size(); i-- > 0;) {
+    const Local& local = fn_->locals[i];
+    if (local.depth != -1 && local.depth < fn_->scopeDepth) break;
+    if (local.name == name.lexeme) error("Already a variable with this name in this scope.");
+  }
+  addLocal(name);
+}
+
+std::uint32_t Parser::parseVariable(const char* message) {
+  consume(TokenType::Identifier, message);
+  declareVariable();
+  if (fn_->scopeDepth > 0) return 0;
+  return globals_.slotFor(previous_.lexeme);
+}
+
+void Parser::markInitialized() {
+  if (fn_->scopeDepth == 0) return;
+  fn_->locals.back().depth = fn_->scopeDepth;
+}
+
+void Parser::defineVariable(std::uint32_t global) {
+  if (fn_->scopeDepth > 0) {
+    markInitialized();
+    return;
+  }
+  emitOp(OpCode::DEFINE_GLOBAL, {global});
+}
+
+void Parser::namedVariable(const Token& name, bool canAssign) {
+  OpCode getOp, setOp;
+  std::int64_t arg = resolveLocal(*fn_, name);
+  if (arg != -1) {
+    getOp = OpCode::GET_LOCAL;
+    setOp = OpCode::SET_LOCAL;
+  } else if ((arg = resolveUpvalue(*fn_, name)) != -1) {
+    getOp = OpCode::GET_UPVALUE;
+    setOp = OpCode::SET_UPVALUE;
+  } else {
+    arg = globals_.slotFor(name.lexeme);
+    getOp = OpCode::GET_GLOBAL;
+    setOp = OpCode::SET_GLOBAL;
+  }
+  auto operand = static_cast<std::uint32_t>(arg);
+  if (canAssign && match(TokenType::Equal)) {
+    expression();
+    emitOp(setOp, {operand});
+  } else {
+    emitOp(getOp, {operand});
+  }
+}
+
+// Stores the value on top of the stack into the variable `name` (leaving it there).
+void Parser::emitStore(const Token& name) {
+  std::int64_t arg = resolveLocal(*fn_, name);
+  OpCode op = OpCode::SET_LOCAL;
+  if (arg == -1) {
+    arg = resolveUpvalue(*fn_, name);
+    op = OpCode::SET_UPVALUE;
+  }
+  if (arg == -1) {
+    arg = globals_.slotFor(name.lexeme);
+    op = OpCode::SET_GLOBAL;
+  }
+  emitOp(op, {static_cast<std::uint32_t>(arg)});
+}
+
+std::uint32_t Parser::argumentList() {
+  std::uint32_t argc = 0;
+  if (!check(TokenType::RightParen)) {
+    do {
+      expression();
+      ++argc;
+    } while (match(TokenType::Comma));
+  }
+  consume(TokenType::RightParen, "Expect ')' after arguments.");
+  return argc;
+}
+
+// --- expressions --------------------------------------------------------------------
+
+void Parser::expression() {
+  // A nested expression is never the outermost chain of a spawn or select head.
+  bool savedSpawn = spawnChain_;
+  SelectHead* savedHead = selectHead_;
+  spawnChain_ = false;
+  selectHead_ = nullptr;
+  parsePrecedence(PREC_ASSIGNMENT);
+  spawnChain_ = savedSpawn;
+  selectHead_ = savedHead;
+}
+
+void Parser::parsePrecedence(Precedence precedence) {
+  if (!enterNesting()) return;
+  advance();
+  ParseFn prefix = getRule(previous_.type).prefix;
+  if (prefix == nullptr) {
+    error("Expect expression.");
+    --nesting_;
+    return;
+  }
+  bool canAssign = precedence <= PREC_ASSIGNMENT;
+  (this->*prefix)(canAssign);
+
+  while (precedence <= getRule(current_.type).precedence) {
+    if (selectHead_ != nullptr && selectHead_->done) break;
+    advance();
+    (this->*getRule(previous_.type).infix)(canAssign);
+  }
+  if (canAssign && match(TokenType::Equal)) error("Invalid assignment target.");
+  --nesting_;
+}
+
+void Parser::grouping(bool) {
+  expression();
+  consume(TokenType::RightParen, "Expect ')' after expression.");
+}
+
+void Parser::number(bool) {
+  double value = 0;
+  std::string_view text = previous_.lexeme;
+  std::from_chars(text.data(), text.data() + text.size(), value);
+  emitOp(OpCode::CONSTANT, {numberConstant(value)});
+}
+
+void Parser::string(bool) {
+  std::string_view text = previous_.lexeme;
+  emitOp(OpCode::CONSTANT, {stringConstant(text.substr(1, text.size() - 2))});
+}
+
+void Parser::literal(bool) {
+  switch (previous_.type) {
+    case TokenType::False: emitOp(OpCode::FALSE); break;
+    case TokenType::Nil: emitOp(OpCode::NIL); break;
+    case TokenType::True: emitOp(OpCode::TRUE); break;
+    default: break;
+  }
+}
+
+void Parser::variable(bool canAssign) { namedVariable(previous_, canAssign); }
+
+void Parser::unary(bool) {
+  TokenType op = previous_.type;
+  parsePrecedence(PREC_UNARY);
+  emitOp(op == TokenType::Minus ? OpCode::NEGATE : OpCode::NOT);
+}
+
+void Parser::binary(bool) {
+  TokenType op = previous_.type;
+  parsePrecedence(static_cast<Precedence>(getRule(op).precedence + 1));
+  switch (op) {
+    case TokenType::BangEqual: emitOp(OpCode::NOT_EQUAL); break;
+    case TokenType::EqualEqual: emitOp(OpCode::EQUAL); break;
+    case TokenType::Greater: emitOp(OpCode::GREATER); break;
+    case TokenType::GreaterEqual: emitOp(OpCode::GREATER_EQUAL); break;
+    case TokenType::Less: emitOp(OpCode::LESS); break;
+    case TokenType::LessEqual: emitOp(OpCode::LESS_EQUAL); break;
+    case TokenType::Plus: emitOp(OpCode::ADD); break;
+    case TokenType::Minus: emitOp(OpCode::SUBTRACT); break;
+    case TokenType::Star: emitOp(OpCode::MULTIPLY); break;
+    case TokenType::Slash: emitOp(OpCode::DIVIDE); break;
+    case TokenType::Percent: emitOp(OpCode::MODULO); break;
+    default: break;
+  }
+}
+
+void Parser::and_(bool) {
+  std::size_t endJump = emitJump(OpCode::JUMP_IF_FALSE);
+  emitOp(OpCode::POP);
+  parsePrecedence(PREC_AND);
+  patchJump(endJump);
+}
+
+void Parser::or_(bool) {
+  std::size_t elseJump = emitJump(OpCode::JUMP_IF_FALSE);
+  std::size_t endJump = emitJump(OpCode::JUMP);
+  patchJump(elseJump);
+  emitOp(OpCode::POP);
+  parsePrecedence(PREC_OR);
+  patchJump(endJump);
+}
+
+void Parser::call(bool) {
+  std::uint32_t argc = argumentList();
+  lastCallStart_ = chunk().code.size();
+  emitOp(OpCode::CALL, {argc});
+  lastCallEnd_ = chunk().code.size();
+}
+
+void Parser::dot(bool canAssign) {
+  consume(TokenType::Identifier, "Expect property name after '.'.");
+  Token name = previous_;
+
+  // The channel operation of a select case head: `CHANNEL.recv()` / `CHANNEL.send(v)`.
+  if (selectHead_ != nullptr && check(TokenType::LeftParen) &&
+      (name.lexeme == "recv" || name.lexeme == "send")) {
+    SelectHead* head = selectHead_;
+    advance();  // '('
+    if (name.lexeme == "send") {
+      head->kind = kSelectSend;
+      expression();
+    } else {
+      head->kind = kSelectRecv;
+    }
+    consume(TokenType::RightParen, "Expect ')' after arguments.");
+    head->done = true;
+    return;
+  }
+
+  std::uint32_t constant = identifierConstant(name);
+  if (canAssign && match(TokenType::Equal)) {
+    expression();
+    emitOp(OpCode::SET_PROPERTY, {constant, newIcSlot()});
+  } else if (!spawnChain_ && match(TokenType::LeftParen)) {
+    std::uint32_t argc = argumentList();
+    emitOp(OpCode::INVOKE, {constant, argc, newIcSlot()});
+  } else {
+    emitOp(OpCode::GET_PROPERTY, {constant, newIcSlot()});
+  }
+}
+
+void Parser::this_(bool) {
+  if (class_ == nullptr) {
+    error("Can't use 'this' outside of a class.");
+    return;
+  }
+  variable(false);
+}
+
+void Parser::super_(bool) {
+  if (class_ == nullptr) {
+    error("Can't use 'super' outside of a class.");
+  } else if (!class_->hasSuperclass) {
+    error("Can't use 'super' in a class with no superclass.");
+  }
+  consume(TokenType::Dot, "Expect '.' after 'super'.");
+  consume(TokenType::Identifier, "Expect superclass method name.");
+  std::uint32_t name = identifierConstant(previous_);
+  if (class_ == nullptr || !class_->hasSuperclass) return;  // nothing to resolve against
+
+  namedVariable(syntheticToken("this"), false);
+  if (!spawnChain_ && match(TokenType::LeftParen)) {
+    std::uint32_t argc = argumentList();
+    namedVariable(syntheticToken("super"), false);
+    emitOp(OpCode::SUPER_INVOKE, {name, argc, newIcSlot()});
+  } else {
+    namedVariable(syntheticToken("super"), false);
+    emitOp(OpCode::GET_SUPER, {name, newIcSlot()});
+  }
+}
+
+void Parser::list(bool) {
+  std::uint32_t count = 0;
+  if (!check(TokenType::RightBracket)) {
+    do {
+      if (check(TokenType::RightBracket)) break;  // a trailing comma
+      expression();
+      ++count;
+    } while (match(TokenType::Comma));
+  }
+  consume(TokenType::RightBracket, "Expect ']' after list elements.");
+  emitOp(OpCode::LIST, {count});
+}
+
+void Parser::index(bool canAssign) {
+  expression();
+  consume(TokenType::RightBracket, "Expect ']' after index.");
+  if (canAssign && match(TokenType::Equal)) {
+    expression();
+    emitOp(OpCode::SET_INDEX);
+  } else {
+    emitOp(OpCode::GET_INDEX);
+  }
+}
+
+// --- declarations -------------------------------------------------------------------
+
+void Parser::declaration() {
+  if (!enterNesting()) return;
+  if (match(TokenType::Class)) {
+    classDeclaration();
+  } else if (match(TokenType::Fun)) {
+    funDeclaration();
+  } else if (match(TokenType::Var)) {
+    varDeclaration();
+  } else {
+    statement();
+  }
+  if (panicMode_) synchronize();
+  --nesting_;
+}
+
+void Parser::classDeclaration() {
+  consume(TokenType::Identifier, "Expect class name.");
+  Token className = previous_;
+  std::uint32_t nameConstant = identifierConstant(previous_);
+  declareVariable();
+
+  emitOp(OpCode::CLASS, {nameConstant});
+  std::uint32_t global = fn_->scopeDepth > 0 ? 0 : globals_.slotFor(className.lexeme);
+  defineVariable(global);
+
+  ClassState state;
+  state.enclosing = class_;
+  class_ = &state;
+
+  if (match(TokenType::Less)) {
+    consume(TokenType::Identifier, "Expect superclass name.");
+    variable(false);
+    if (className.lexeme == previous_.lexeme) error("A class can't inherit from itself.");
+    beginScope();
+    addLocal(syntheticToken("super"));
+    defineVariable(0);
+    namedVariable(className, false);
+    emitOp(OpCode::INHERIT);
+    state.hasSuperclass = true;
+  }
+
+  namedVariable(className, false);
+  consume(TokenType::LeftBrace, "Expect '{' before class body.");
+  while (!check(TokenType::RightBrace) && !check(TokenType::Eof)) method();
+  consume(TokenType::RightBrace, "Expect '}' after class body.");
+  emitOp(OpCode::POP);
+
+  if (state.hasSuperclass) endScope();
+  class_ = state.enclosing;
+}
+
+void Parser::method() {
+  consume(TokenType::Identifier, "Expect method name.");
+  std::uint32_t constant = identifierConstant(previous_);
+  FunctionKind kind =
+      previous_.lexeme == "init" ? FunctionKind::Initializer : FunctionKind::Method;
+  function(kind);
+  emitOp(OpCode::METHOD, {constant});
+}
+
+void Parser::funDeclaration() {
+  std::uint32_t global = parseVariable("Expect function name.");
+  markInitialized();
+  function(FunctionKind::Function);
+  defineVariable(global);
+}
+
+void Parser::function(FunctionKind kind) {
+  FunctionState state;
+  beginFunction(state, kind, previous_.lexeme);
+  beginScope();
+
+  consume(TokenType::LeftParen, "Expect '(' after function name.");
+  if (!check(TokenType::RightParen)) {
+    do {
+      ++fn_->proto->arity;
+      std::uint32_t constant = parseVariable("Expect parameter name.");
+      defineVariable(constant);
+    } while (match(TokenType::Comma));
+  }
+  consume(TokenType::RightParen, "Expect ')' after parameters.");
+  consume(TokenType::LeftBrace, "Expect '{' before function body.");
+  block();
+
+  std::shared_ptr<FunctionProto> proto = endFunction();
+  emitOp(OpCode::CLOSURE, {makeConstant(std::shared_ptr<const FunctionProto>(proto))});
+}
+
+void Parser::varDeclaration() {
+  std::uint32_t global = parseVariable("Expect variable name.");
+  if (match(TokenType::Equal)) {
+    expression();
+  } else {
+    emitOp(OpCode::NIL);
+  }
+  consume(TokenType::Semicolon, "Expect ';' after variable declaration.");
+  defineVariable(global);
+}
+
+// --- statements ---------------------------------------------------------------------
+
+void Parser::statement() {
+  if (match(TokenType::Print)) {
+    printStatement();
+  } else if (match(TokenType::For)) {
+    forStatement();
+  } else if (match(TokenType::If)) {
+    ifStatement();
+  } else if (match(TokenType::Return)) {
+    returnStatement();
+  } else if (match(TokenType::While)) {
+    whileStatement();
+  } else if (match(TokenType::Spawn)) {
+    spawnStatement();
+  } else if (match(TokenType::Select)) {
+    selectStatement();
+  } else if (match(TokenType::LeftBrace)) {
+    beginScope();
+    block();
+    endScope();
+  } else {
+    expressionStatement();
+  }
+}
+
+void Parser::block() {
+  while (!check(TokenType::RightBrace) && !check(TokenType::Eof)) declaration();
+  consume(TokenType::RightBrace, "Expect '}' after block.");
+}
+
+void Parser::printStatement() {
+  expression();
+  consume(TokenType::Semicolon, "Expect ';' after value.");
+  emitOp(OpCode::PRINT);
+}
+
+void Parser::expressionStatement() {
+  expression();
+  consume(TokenType::Semicolon, "Expect ';' after expression.");
+  emitOp(OpCode::POP);
+}
+
+void Parser::ifStatement() {
+  consume(TokenType::LeftParen, "Expect '(' after 'if'.");
+  expression();
+  consume(TokenType::RightParen, "Expect ')' after condition.");
+
+  std::size_t thenJump = emitJump(OpCode::JUMP_IF_FALSE);
+  emitOp(OpCode::POP);
+  statement();
+  std::size_t elseJump = emitJump(OpCode::JUMP);
+  patchJump(thenJump);
+  emitOp(OpCode::POP);
+  if (match(TokenType::Else)) statement();
+  patchJump(elseJump);
+}
+
+void Parser::whileStatement() {
+  std::size_t loopStart = chunk().code.size();
+  consume(TokenType::LeftParen, "Expect '(' after 'while'.");
+  expression();
+  consume(TokenType::RightParen, "Expect ')' after condition.");
+
+  std::size_t exitJump = emitJump(OpCode::JUMP_IF_FALSE);
+  emitOp(OpCode::POP);
+  statement();
+  emitLoop(loopStart);
+  patchJump(exitJump);
+  emitOp(OpCode::POP);
+}
+
+void Parser::forStatement() {
+  beginScope();
+  consume(TokenType::LeftParen, "Expect '(' after 'for'.");
+  if (match(TokenType::Semicolon)) {
+    // No initializer.
+  } else if (match(TokenType::Var)) {
+    varDeclaration();
+  } else {
+    expressionStatement();
+  }
+
+  std::size_t loopStart = chunk().code.size();
+  std::size_t exitJump = kNoOffset;
+  if (!match(TokenType::Semicolon)) {
+    expression();
+    consume(TokenType::Semicolon, "Expect ';' after loop condition.");
+    exitJump = emitJump(OpCode::JUMP_IF_FALSE);
+    emitOp(OpCode::POP);
+  }
+
+  if (!match(TokenType::RightParen)) {
+    std::size_t bodyJump = emitJump(OpCode::JUMP);
+    std::size_t incrementStart = chunk().code.size();
+    expression();
+    emitOp(OpCode::POP);
+    consume(TokenType::RightParen, "Expect ')' after for clauses.");
+    emitLoop(loopStart);
+    loopStart = incrementStart;
+    patchJump(bodyJump);
+  }
+
+  statement();
+  emitLoop(loopStart);
+  if (exitJump != kNoOffset) {
+    patchJump(exitJump);
+    emitOp(OpCode::POP);
+  }
+  endScope();
+}
+
+void Parser::returnStatement() {
+  if (fn_->proto->kind == FunctionKind::Script) error("Can't return from top-level code.");
+  if (match(TokenType::Semicolon)) {
+    emitReturn();
+    return;
+  }
+  if (fn_->proto->kind == FunctionKind::Initializer) {
+    error("Can't return a value from an initializer.");
+  }
+  expression();
+  consume(TokenType::Semicolon, "Expect ';' after return value.");
+  emitOp(OpCode::RETURN);
+}
+
+// spawn CALL;  The callee and arguments are evaluated here; OP_SPAWN starts the call
+// in a new fiber and pushes nil (the statement then pops it).
+void Parser::spawnStatement() {
+  spawnChain_ = true;
+  lastCallStart_ = kNoOffset;
+  parsePrecedence(PREC_CALL);
+  spawnChain_ = false;
+  if (lastCallStart_ == kNoOffset || lastCallEnd_ != chunk().code.size()) {
+    error("Expect function call after 'spawn'.");
+    return;
+  }
+  std::size_t opAt = lastCallStart_;
+  if (chunk().code[opAt] == static_cast<std::uint8_t>(OpCode::WIDE)) ++opAt;
+  chunk().code[opAt] = static_cast<std::uint8_t>(OpCode::SPAWN);
+  consume(TokenType::Semicolon, "Expect ';' after spawn call.");
+  emitOp(OpCode::POP);
+}
+
+// select {
+//   case var v = ch.recv(): statements     (binds a new variable scoped to the case)
+//   case v = ch.recv(): statements         (assigns an existing variable)
+//   case ch.recv(): statements
+//   case ch.send(x): statements
+//   default: statements
+// }
+//
+// Code layout (heads in source order; each head jumps over its body to the next):
+//   head0; JUMP H1; body0; JUMP END; H1: head1; JUMP H2; body1; JUMP END; ...
+//   Hn: SELECT n flags kinds...; JUMP_TABLE m -> body0, body1, ..., default; END:
+// OP_SELECT leaves [value, index]; JUMP_TABLE pops the index; each body starts with
+// the received value (nil for sends and default) on top of the stack.
+void Parser::selectStatement() {
+  const Token selectToken = previous_;
+  consume(TokenType::LeftBrace, "Expect '{' after 'select'.");
+  std::vector<std::uint8_t> kinds;
+  std::vector<std::size_t> bodies;  // body start offsets, channel cases in order
+  std::size_t defaultBody = kNoOffset;
+  std::vector<std::size_t> exitJumps;
+
+  while (!check(TokenType::RightBrace) && !check(TokenType::Eof)) {
+    if (match(TokenType::Default)) {
+      if (defaultBody != kNoOffset) error("Already a default case in this select.");
+      consume(TokenType::Colon, "Expect ':' after 'default'.");
+      std::size_t skip = emitJump(OpCode::JUMP);
+      defaultBody = chunk().code.size();
+      beginScope();
+      emitOp(OpCode::POP);
+      selectCaseBody();
+      endScope();
+      exitJumps.push_back(emitJump(OpCode::JUMP));
+      patchJump(skip);
+      continue;
+    }
+    if (!match(TokenType::Case)) {
+      errorAtCurrent("Expect 'case' or 'default' in select.");
+      break;
+    }
+    bool declare = false;
+    bool assign = false;
+    Token target;
+    if (match(TokenType::Var)) {
+      consume(TokenType::Identifier, "Expect variable name.");
+      target = previous_;
+      consume(TokenType::Equal, "Expect '=' after variable name.");
+      declare = true;
+    } else if (check(TokenType::Identifier) &&
+               peekAfterCurrent().type == TokenType::Equal) {
+      advance();
+      target = previous_;
+      advance();  // '='
+      assign = true;
+    }
+
+    SelectHead head;
+    selectHead_ = &head;
+    parsePrecedence(PREC_CALL);
+    selectHead_ = nullptr;
+    if (!head.done) error("Expect channel send or receive in select case.");
+    if ((declare || assign) && head.kind == kSelectSend) {
+      error("Can only bind the value of a receive.");
+    }
+    consume(TokenType::Colon, "Expect ':' after select case.");
+    kinds.push_back(head.kind);
+
+    // Heads are reached from the previous head's jump, never by falling out of a body.
+    std::size_t toNextHead = emitJump(OpCode::JUMP);
+    bodies.push_back(chunk().code.size());
+    beginScope();
+    if (declare) {
+      addLocal(target);
+      markInitialized();
+    } else {
+      if (assign) emitStore(target);
+      emitOp(OpCode::POP);
+    }
+    selectCaseBody();
+    endScope();
+    exitJumps.push_back(emitJump(OpCode::JUMP));
+    patchJump(toNextHead);
+  }
+  consume(TokenType::RightBrace, "Expect '}' after select cases.");
+
+  // OP_SELECT and the jump table carry the line of the `select` keyword: a runtime
+  // error in the select (a send on a closed channel, a deadlock) reports that line.
+  const Token savedPrevious = previous_;
+  previous_ = selectToken;
+
+  // OP_SELECT count flags kinds...
+  auto count = static_cast<std::uint32_t>(kinds.size());
+  emitOp(OpCode::SELECT, {count});
+  emitByte(defaultBody != kNoOffset ? kSelectHasDefault : 0);
+  for (std::uint8_t kind : kinds) emitByte(kind);
+
+  // OP_JUMP_TABLE entries: channel cases, then default.
+  std::vector<std::size_t> targets = bodies;
+  if (defaultBody != kNoOffset) targets.push_back(defaultBody);
+  emitOp(OpCode::JUMP_TABLE, {static_cast<std::uint32_t>(targets.size())});
+  std::size_t table = chunk().code.size();
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    for (int b = 0; b < 4; ++b) emitByte(0);
+  }
+  // Bodies lie before the table: encode each entry as a backward distance from the end
+  // of the instruction, i.e. end - target (the VM computes end - entry).
+  std::size_t end = chunk().code.size();
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    patchU32(table + i * kJumpBytes, static_cast<std::uint32_t>(end - targets[i]));
+  }
+  previous_ = savedPrevious;
+  for (std::size_t jump : exitJumps) patchJump(jump);
+}
+
+void Parser::selectCaseBody() {
+  while (!check(TokenType::Case) && !check(TokenType::Default) &&
+         !check(TokenType::RightBrace) && !check(TokenType::Eof)) {
+    declaration();
+  }
+}
+
+CompileResult Parser::run() {
+  FunctionState script;
+  beginFunction(script, FunctionKind::Script, "");
+  advance();
+  while (!match(TokenType::Eof)) declaration();
+  std::shared_ptr<FunctionProto> proto = endFunction();
+
+  CompileResult result;
+  result.diagnostics = std::move(diagnostics_);
+  if (result.diagnostics.empty()) result.script = std::move(proto);
+  return result;
+}
+
+}  // namespace
+
+CompileResult compile(std::string_view source, GlobalTable& globals) {
+  Parser parser(source, globals);
+  return parser.run();
+}
+
+}  // namespace spindle::lang

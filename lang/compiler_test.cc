@@ -1,0 +1,396 @@
+// compiler_test.cc: the bytecode the compiler emits, its encoding without limits, globals,
+// inline-cache slots, the extensions (lists, spawn, select) and diagnostics.
+#include "lang/compiler.h"
+
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <string>
+
+#include "lang/disassembler.h"
+#include "lang/test_util.h"
+#include "lang/verifier.h"
+
+namespace doctest {
+template <>
+struct StringMaker<std::vector<std::string>> {
+  static String convert(const std::vector<std::string>& v) {
+    std::string s = "{";
+    for (const auto& e : v) s += "\n  " + e;
+    return String((s + "}").c_str());
+  }
+};
+}  // namespace doctest
+
+namespace spindle::lang {
+namespace {
+
+using testing::errorsOf;
+using testing::instructionsOf;
+using testing::nested;
+using testing::opsOf;
+using O = OpCode;
+
+std::shared_ptr<const FunctionProto> compileOk(std::string_view src, GlobalTable& globals) {
+  CompileResult r = compile(src, globals);
+  INFO(formatDiagnostics(r.diagnostics));
+  REQUIRE(r.ok());
+  CHECK(verify(*r.script, globals.size()) == std::vector<std::string>{});
+  return r.script;
+}
+
+std::shared_ptr<const FunctionProto> compileOk(std::string_view src) {
+  static GlobalTable globals;
+  return compileOk(src, globals);
+}
+
+TEST_CASE("expressions compile to stack code") {
+  auto fn = compileOk("print 1 + 2 * 3 % 4;");
+  CHECK(opsOf(*fn) == std::vector<O>{O::CONSTANT, O::CONSTANT, O::CONSTANT, O::MULTIPLY,
+                                     O::CONSTANT, O::MODULO, O::ADD, O::PRINT, O::NIL,
+                                     O::RETURN});
+  fn = compileOk("print !(1 != 2) == (3 >= 4) and 5 <= 6 or -7 < 8;");
+  auto ops = opsOf(*fn);
+  CHECK(std::count(ops.begin(), ops.end(), O::NOT_EQUAL) == 1);
+  CHECK(std::count(ops.begin(), ops.end(), O::GREATER_EQUAL) == 1);
+  CHECK(std::count(ops.begin(), ops.end(), O::LESS_EQUAL) == 1);
+  CHECK(std::count(ops.begin(), ops.end(), O::NEGATE) == 1);
+  CHECK(std::count(ops.begin(), ops.end(), O::JUMP_IF_FALSE) == 2);
+}
+
+TEST_CASE("constants are shared within a function") {
+  auto fn = compileOk("print 1; print 1; print \"a\"; print \"a\"; print 2;");
+  CHECK(fn->chunk.constants.size() == 3);
+}
+
+TEST_CASE("globals resolve to slots that persist across compile calls") {
+  GlobalTable globals;
+  globals.slotFor("clock");  // a host-defined native takes slot 0
+  auto a = compileOk("var x = 1; print x;", globals);
+  REQUIRE(globals.find("x") == 1);
+  auto ins = instructionsOf(*a);
+  CHECK(ins[1].op == O::DEFINE_GLOBAL);
+  CHECK(ins[1].operands[0] == 1);
+  CHECK(ins[2].op == O::GET_GLOBAL);
+  CHECK(ins[2].operands[0] == 1);
+  // A later script (a REPL line) sees the same slot, and new names get new slots.
+  auto b = compileOk("x = y; print clock;", globals);
+  ins = instructionsOf(*b);
+  CHECK(ins[0].op == O::GET_GLOBAL);
+  CHECK(ins[0].operands[0] == 2);
+  CHECK(globals.name(2) == "y");
+  CHECK(ins[1].op == O::SET_GLOBAL);
+  CHECK(ins[1].operands[0] == 1);
+  CHECK(ins[3].operands[0] == 0);
+  CHECK(globals.find("nope") == -1);
+}
+
+TEST_CASE("locals, upvalues and closures") {
+  auto fn = compileOk(
+      "fun outer() { var a = 1; var b = 2; fun inner() { return a + b; } return inner; }");
+  const FunctionProto* inner = nested(*fn, "inner");
+  REQUIRE(inner != nullptr);
+  REQUIRE(inner->upvalues.size() == 2);
+  CHECK(inner->upvalues[0].isLocal);
+  CHECK(inner->upvalues[0].index == 1);
+  CHECK(inner->upvalues[1].index == 2);
+  const FunctionProto* outer = nested(*fn, "outer");
+  REQUIRE(outer != nullptr);
+  CHECK(outer->kind == FunctionKind::Function);
+  // Captured locals are closed, not popped, when their scope ends.
+  auto block = compileOk("{ var a = 1; fun f() { return a; } var b = 2; }");
+  auto ops = opsOf(*block);
+  CHECK(std::count(ops.begin(), ops.end(), O::CLOSE_UPVALUE) == 1);
+  CHECK(std::count(ops.begin(), ops.end(), O::POP) == 2);
+}
+
+TEST_CASE("classes, methods, invoke and super") {
+  auto fn = compileOk(
+      "class A { init(x) { this.x = x; } get() { return this.x; } }\n"
+      "class B < A { get() { return super.get() + super.get; } }\n"
+      "var b = B(1); print b.get(); b.y = 2; print b.y;");
+  auto ops = opsOf(*fn);
+  CHECK(std::count(ops.begin(), ops.end(), O::CLASS) == 2);
+  CHECK(std::count(ops.begin(), ops.end(), O::INHERIT) == 1);
+  CHECK(std::count(ops.begin(), ops.end(), O::METHOD) == 3);
+  CHECK(std::count(ops.begin(), ops.end(), O::INVOKE) == 1);
+  const FunctionProto* init = nested(*fn, "init");
+  REQUIRE(init != nullptr);
+  CHECK(init->kind == FunctionKind::Initializer);
+  CHECK(init->arity == 1);
+  // An initializer returns `this` (slot 0).
+  auto initOps = instructionsOf(*init);
+  REQUIRE(initOps.size() >= 2);
+  CHECK(initOps[initOps.size() - 2].op == O::GET_LOCAL);
+  CHECK(initOps[initOps.size() - 2].operands[0] == 0);
+  // A method's super calls use SUPER_INVOKE and GET_SUPER.
+  const FunctionProto* bget = nullptr;
+  for (const Constant& c : fn->chunk.constants) {
+    if (auto* p = std::get_if<std::shared_ptr<const FunctionProto>>(&c)) {
+      if ((*p)->name == "get" && (*p)->upvalues.size() == 1) bget = p->get();
+    }
+  }
+  REQUIRE(bget != nullptr);
+  auto bops = opsOf(*bget);
+  CHECK(std::count(bops.begin(), bops.end(), O::SUPER_INVOKE) == 1);
+  CHECK(std::count(bops.begin(), bops.end(), O::GET_SUPER) == 1);
+}
+
+TEST_CASE("inline-cache slots are numbered 0..n-1 per function") {
+  auto fn = compileOk("var o; o.a; o.b = 1; o.c(); o.a; { o.d(1, 2); }");
+  CHECK(fn->icSlots == 5);
+  std::vector<std::uint32_t> slots;
+  for (const Instruction& in : instructionsOf(*fn)) {
+    if (in.op == O::GET_PROPERTY || in.op == O::SET_PROPERTY) slots.push_back(in.operands[1]);
+    if (in.op == O::INVOKE) slots.push_back(in.operands[2]);
+  }
+  CHECK(slots == std::vector<std::uint32_t>{0, 1, 2, 3, 4});
+}
+
+TEST_CASE("no limit on constants: WIDE operands") {
+  std::string src;
+  for (int i = 0; i < 70000; ++i) src += fmt::format("print {};\n", i);
+  auto fn = compileOk(src);
+  CHECK(fn->chunk.constants.size() == 70000);
+  auto ins = instructionsOf(*fn);
+  CHECK_FALSE(ins[2 * 255].wide);
+  CHECK(ins[2 * 256].wide);
+  CHECK(ins[2 * 256].operands[0] == 256);
+  CHECK(ins[2 * 69999].operands[0] == 69999);
+  CHECK(fn->chunk.lines.lineAt(ins[2 * 69999].offset) == 70000);
+}
+
+TEST_CASE("no limit on locals, parameters, arguments and upvalues") {
+  std::string params, args, locals, uses;
+  for (int i = 0; i < 300; ++i) {
+    params += fmt::format("{}p{}", i ? ", " : "", i);
+    args += fmt::format("{}{}", i ? ", " : "", i);
+    locals += fmt::format("var l{} = {};\n", i, i);
+    uses += fmt::format(" + l{}", i);
+  }
+  auto fn = compileOk(fmt::format(
+      "fun many({}) {{ {} fun inner() {{ return 0{}; }} return inner() + p299; }}\n"
+      "print many({});",
+      params, locals, uses, args));
+  const FunctionProto* many = nested(*fn, "many");
+  REQUIRE(many != nullptr);
+  CHECK(many->arity == 300);
+  const FunctionProto* inner = nested(*fn, "inner");
+  REQUIRE(inner != nullptr);
+  CHECK(inner->upvalues.size() == 300);
+  CHECK(inner->upvalues[299].index == 600);  // slot 0 + 300 params + 300th local
+  bool wideUpvalue = false;
+  for (const Instruction& in : instructionsOf(*inner)) {
+    wideUpvalue |= in.op == O::GET_UPVALUE && in.wide && in.operands[0] == 299;
+  }
+  CHECK(wideUpvalue);
+  bool wideCall = false;
+  for (const Instruction& in : instructionsOf(*fn)) {
+    wideCall |= in.op == O::CALL && in.wide && in.operands[0] == 300;
+  }
+  CHECK(wideCall);
+}
+
+TEST_CASE("jumps beyond 64 KiB") {
+  std::string src = "var x = 0; var i = 0; while (i < 2) { i = i + 1; if (i == 1) {\n";
+  for (int i = 0; i < 10000; ++i) src += "x = x + 1;\n";
+  src += "} }\nprint x;";
+  auto fn = compileOk(src);
+  std::uint32_t longest = 0;
+  bool longLoop = false;
+  for (const Instruction& in : instructionsOf(*fn)) {
+    if (in.op == O::JUMP_IF_FALSE) longest = std::max(longest, in.operands[0]);
+    if (in.op == O::LOOP && in.operands[0] > 65535) longLoop = true;
+  }
+  CHECK(longest > 65535);
+  CHECK(longLoop);
+}
+
+TEST_CASE("lists and indexing") {
+  auto fn = compileOk("var l = [1, 2, 3,]; l[0] = l[1][2]; print [];");
+  auto ins = instructionsOf(*fn);
+  CHECK(ins[3].op == O::LIST);
+  CHECK(ins[3].operands[0] == 3);
+  auto ops = opsOf(*fn);
+  CHECK(std::count(ops.begin(), ops.end(), O::GET_INDEX) == 2);
+  CHECK(std::count(ops.begin(), ops.end(), O::SET_INDEX) == 1);
+  CHECK(errorsOf("[1, 2") == std::vector<std::string>{
+                                 "[line 1] Error at end: Expect ']' after list elements."});
+  CHECK(errorsOf("[,];") == std::vector<std::string>{"[line 1] Error at ',': Expect expression."});
+  CHECK(errorsOf("var l; l[0;") ==
+        std::vector<std::string>{"[line 1] Error at ';': Expect ']' after index."});
+  CHECK(errorsOf("var l; l[0] + 1 = 2;") ==
+        std::vector<std::string>{"[line 1] Error at '=': Invalid assignment target."});
+}
+
+TEST_CASE("spawn rewrites the final call to OP_SPAWN") {
+  auto fn = compileOk("fun f(a, b) {} spawn f(1, 2);");
+  auto ins = instructionsOf(*fn);
+  bool found = false;
+  for (const Instruction& in : ins) {
+    if (in.op == O::SPAWN) {
+      found = true;
+      CHECK(in.operands[0] == 2);
+    }
+  }
+  CHECK(found);
+  // A method call is a property get plus the spawned call, never an invoke.
+  fn = compileOk("var o; spawn o.m(1).n(o.k(2));");
+  auto ops = opsOf(*fn);
+  CHECK(std::count(ops.begin(), ops.end(), O::INVOKE) == 1);  // o.k(2) in the arguments
+  CHECK(std::count(ops.begin(), ops.end(), O::GET_PROPERTY) == 2);
+  CHECK(std::count(ops.begin(), ops.end(), O::CALL) == 1);
+  CHECK(std::count(ops.begin(), ops.end(), O::SPAWN) == 1);
+  fn = compileOk("class A { m() {} } class B < A { m() { spawn super.m(); } }");
+  const FunctionProto* m = nullptr;
+  for (const Constant& c : fn->chunk.constants) {
+    if (auto* p = std::get_if<std::shared_ptr<const FunctionProto>>(&c)) {
+      if ((*p)->name == "m" && !(*p)->upvalues.empty()) m = p->get();
+    }
+  }
+  REQUIRE(m != nullptr);
+  auto mops = opsOf(*m);
+  CHECK(std::count(mops.begin(), mops.end(), O::GET_SUPER) == 1);
+  CHECK(std::count(mops.begin(), mops.end(), O::SPAWN) == 1);
+
+  const std::string notCall = "Expect function call after 'spawn'.";
+  CHECK(errorsOf("spawn 1;") == std::vector<std::string>{"[line 1] Error at '1': " + notCall});
+  CHECK(errorsOf("var f; spawn f;") ==
+        std::vector<std::string>{"[line 1] Error at 'f': " + notCall});
+  CHECK(errorsOf("var f; spawn f().x;") ==
+        std::vector<std::string>{"[line 1] Error at 'x': " + notCall});
+  CHECK(errorsOf("var f; spawn f()[0];") ==
+        std::vector<std::string>{"[line 1] Error at ']': " + notCall});
+  CHECK(errorsOf("var f; spawn f() + 1;") ==
+        std::vector<std::string>{"[line 1] Error at '+': Expect ';' after spawn call."});
+}
+
+TEST_CASE("select: heads, OP_SELECT, jump table") {
+  auto fn = compileOk(
+      "var a; var b; var r;\n"
+      "select {\n"
+      "  case var v = a.recv(): print v;\n"
+      "  case b.send(1): print 1;\n"
+      "  case r = a.recv(): print r;\n"
+      "  case b.recv():\n"
+      "  default: print 0;\n"
+      "}\n");
+  auto ins = instructionsOf(*fn);
+  const Instruction* select = nullptr;
+  const Instruction* table = nullptr;
+  for (const Instruction& in : ins) {
+    if (in.op == O::SELECT) select = &in;
+    if (in.op == O::JUMP_TABLE) table = &in;
+  }
+  REQUIRE(select != nullptr);
+  REQUIRE(table != nullptr);
+  CHECK(select->operands[0] == 4);
+  CHECK(select->selectFlags == kSelectHasDefault);
+  const auto& code = fn->chunk.code;
+  CHECK(code[select->tableOffset + 0] == kSelectRecv);
+  CHECK(code[select->tableOffset + 1] == kSelectSend);
+  CHECK(code[select->tableOffset + 2] == kSelectRecv);
+  CHECK(code[select->tableOffset + 3] == kSelectRecv);
+  CHECK(table->operands[0] == 5);
+  // Each table entry lands on a case body: the first binds v (no POP: the value is the
+  // local), the others pop or store the value first.
+  std::size_t end = table->offset + table->length;
+  std::vector<O> firstOps;
+  for (std::uint32_t i = 0; i < 5; ++i) {
+    std::size_t target = end - readU32(&code[table->tableOffset + 4 * i]);
+    Instruction at;
+    REQUIRE(decode(code.data(), code.size(), target, at));
+    firstOps.push_back(at.op);
+  }
+  CHECK(firstOps == std::vector<O>{O::GET_LOCAL, O::POP, O::SET_GLOBAL, O::POP, O::POP});
+
+  fn = compileOk("select {}");
+  ins = instructionsOf(*fn);
+  CHECK(ins[0].op == O::SELECT);
+  CHECK(ins[0].operands[0] == 0);
+
+  CHECK(errorsOf("var a; select { case a.foo(): }") ==
+        std::vector<std::string>{
+            "[line 1] Error at ')': Expect channel send or receive in select case."});
+  CHECK(errorsOf("var a; select { case var x = a.send(1): }") ==
+        std::vector<std::string>{"[line 1] Error at ')': Can only bind the value of a receive."});
+  CHECK(errorsOf("var a; select { default: default: }") ==
+        std::vector<std::string>{"[line 1] Error at 'default': Already a default case in this select."});
+  CHECK(errorsOf("var a; select { case a.recv() print 1; }") ==
+        std::vector<std::string>{"[line 1] Error at 'print': Expect ':' after select case."});
+  CHECK(errorsOf("var a; select { print 1; }") ==
+        std::vector<std::string>{"[line 1] Error at 'print': Expect 'case' or 'default' in select.",
+                                 "[line 1] Error at '}': Expect expression."});
+  CHECK(errorsOf("select a") ==
+        std::vector<std::string>{"[line 1] Error at 'a': Expect '{' after 'select'."});
+}
+
+TEST_CASE("every error is reported, with clox's formats") {
+  CHECK(errorsOf("print 1\nprint 2;\nvar 3;\nx = ;\n\"open") ==
+        std::vector<std::string>{
+            "[line 2] Error at 'print': Expect ';' after value.",
+            "[line 3] Error at '3': Expect variable name.",
+            // The scanner reports the string while the parser looks ahead past ';', and
+            // panic mode then swallows "Expect expression." (as in clox).
+            "[line 5] Error: Unterminated string.",
+        });
+  CHECK(errorsOf("x = ;\nprint 1 +;\n") ==
+        std::vector<std::string>{"[line 1] Error at ';': Expect expression.",
+                                 "[line 2] Error at ';': Expect expression."});
+  CHECK(errorsOf("{") == std::vector<std::string>{"[line 1] Error at end: Expect '}' after block."});
+  CHECK(errorsOf("print #;") == std::vector<std::string>{"[line 1] Error: Unexpected character."});
+  CHECK(errorsOf("return 1;") ==
+        std::vector<std::string>{"[line 1] Error at 'return': Can't return from top-level code."});
+}
+
+TEST_CASE("deep nesting is an error, not a crash") {
+  std::string deep(100000, '(');
+  auto errs = errorsOf("print " + deep + "1;");
+  REQUIRE(!errs.empty());
+  CHECK(errs[0] == "[line 1] Error at '(': Too much nesting.");
+  std::string blocks(50000, '{');
+  errs = errorsOf(blocks);
+  REQUIRE(!errs.empty());
+  CHECK(errs[0] == "[line 1] Error at '{': Too much nesting.");
+  // Just under the limit compiles.
+  std::string ok = "print " + std::string(kMaxNesting - 2, '(') + "1" +
+                   std::string(kMaxNesting - 2, ')') + ";";
+  CHECK(errorsOf(ok).empty());
+}
+
+TEST_CASE("line table") {
+  auto fn = compileOk("print 1;\n\nprint 2;\n");
+  auto ins = instructionsOf(*fn);
+  CHECK(fn->chunk.lines.lineAt(ins[0].offset) == 1);
+  CHECK(fn->chunk.lines.lineAt(ins[2].offset) == 3);
+}
+
+TEST_CASE("disassembler") {
+  GlobalTable globals;
+  auto fn = compileOk(
+      "var x = 1;\nfun f(a) { var b = a; fun g() { return b; } return g; }\n"
+      "class C { m() { return this.y; } }\nC().m();\nvar l = [1]; l[0] = 2;\n"
+      "select { case var v = x.recv(): print v; default: print 0; }\n",
+      globals);
+  std::string listing = disassemble(*fn, &globals);
+  INFO(listing);
+  CHECK(listing.find("== <script> ==\n0000    1 OP_CONSTANT         0 '1'\n") == 0);
+  CHECK(listing.find("OP_DEFINE_GLOBAL    0 'x'") != std::string::npos);
+  CHECK(listing.find("== f ==") != std::string::npos);
+  CHECK(listing.find("== g ==") != std::string::npos);
+  CHECK(listing.find("local 2") != std::string::npos);
+  CHECK(listing.find("OP_GET_PROPERTY     0 'y' ic 0") != std::string::npos);
+  CHECK(listing.find("OP_INVOKE        (0 args)") != std::string::npos);
+  CHECK(listing.find("OP_SELECT           1 [recv] default") != std::string::npos);
+  CHECK(listing.find("OP_JUMP_TABLE") != std::string::npos);
+  CHECK(listing.find("OP_SET_INDEX") != std::string::npos);
+  // Wide operands are marked.
+  std::string many;
+  for (int i = 0; i < 300; ++i) many += fmt::format("print {};", i);
+  auto big = compileOk(many, globals);
+  CHECK(disassemble(*big).find("WIDE OP_CONSTANT  299 '299'") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace spindle::lang

@@ -1,0 +1,44 @@
+// scanner.h: turns Lox source text into tokens on demand (clox's design).
+//
+// The scanner is a cheap value type: two positions into the source and a line number.
+// Copying it gives a lookahead that costs nothing to throw away. It never fails: bad
+// input becomes TokenType::Error tokens whose lexeme is the message ("Unexpected
+// character." or "Unterminated string."), and after the end it returns Eof forever.
+// Invariant: start_ <= current_ <= source_.size().
+#pragma once
+
+#include <string_view>
+
+#include "lang/token.h"
+
+namespace spindle::lang {
+
+class Scanner {
+ public:
+  explicit Scanner(std::string_view source) : source_(source) {}
+
+  Token next();
+
+ private:
+  bool atEnd() const { return current_ >= source_.size(); }
+  char advance() { return source_[current_++]; }
+  char peek() const { return atEnd() ? '\0' : source_[current_]; }
+  char peekNext() const {
+    return current_ + 1 >= source_.size() ? '\0' : source_[current_ + 1];
+  }
+  bool match(char expected);
+  void skipWhitespace();
+  Token make(TokenType type) const;
+  Token error(const char* message) const;
+  Token string();
+  Token number();
+  Token identifier();
+  TokenType identifierType() const;
+
+  std::string_view source_;
+  std::size_t start_ = 0;
+  std::size_t current_ = 0;
+  int line_ = 1;
+};
+
+}  // namespace spindle::lang
