@@ -10,8 +10,9 @@
 namespace spindle::runtime {
 
 MHeap& mheap() {
-  // Never destroyed: spans may be in use until the process exits.
-  static MHeap* heap = new (sysAllocZeroed(sizeof(MHeap))) MHeap();
+  // Never destroyed: spans may be in use until the process exits. Plain `new` so the
+  // leak checker sees what the heap owns through this pointer.
+  static MHeap* heap = new MHeap();
   return *heap;
 }
 
