@@ -36,8 +36,8 @@ struct HeapArena {
   // Page -> span map for this arena's pages (null where no span is in use).
   std::atomic<MSpan*> spans[kPagesPerArena];
   // Pages below this offset (in pages) have been handed out before: reusing them
-  // needs zeroing. Written under the heap lock only; read under it.
-  std::size_t zeroedBase = 0;
+  // needs zeroing. Only grows (CAS-max); relaxed: it orders nothing else.
+  std::atomic<std::size_t> zeroedBase{0};
 };
 
 class ArenaSpace {

@@ -69,7 +69,7 @@ void MHeap::freeMCache(MCache* c) {
   lock_.unlock();
 }
 
-bool MHeap::allocNeedsZeroLocked(std::size_t page, std::size_t npages) {
+bool MHeap::allocNeedsZero(std::size_t page, std::size_t npages) {
   bool needzero = false;
   std::size_t p = page;
   const std::size_t end = page + npages;
@@ -78,30 +78,53 @@ bool MHeap::allocNeedsZeroLocked(std::size_t page, std::size_t npages) {
     HeapArena* ha = arenas_.arenaAtIndex(ai);
     const std::size_t lo = p % kPagesPerArena;
     const std::size_t hi = std::min(end - ai * kPagesPerArena, kPagesPerArena);
-    if (lo < ha->zeroedBase) needzero = true;
-    if (hi > ha->zeroedBase) ha->zeroedBase = hi;
+    std::size_t zb = ha->zeroedBase.load(std::memory_order_relaxed);
+    if (lo < zb) needzero = true;
+    while (hi > zb &&
+           !ha->zeroedBase.compare_exchange_weak(zb, hi, std::memory_order_relaxed)) {
+    }
+    // A racing allocation below us may have raised zeroedBase past lo first: pages are
+    // never handed out twice, so our pages [lo, hi) are still fresh in that case.
     p = ai * kPagesPerArena + hi;
   }
   return needzero;
+}
+
+bool MHeap::growLocked(std::size_t npages) {
+  std::size_t added = 0;
+  const std::size_t first = arenas_.grow(npages, &added);
+  if (first == SIZE_MAX) return false;
+  pages_.grow(first, added);
+  stats.heapSys.fetch_add(added * kPageSize, std::memory_order_relaxed);
+  return true;
+}
+
+void MHeap::flushPageCache(P* p) {
+  lockHeap();
+  pages_.flushCache(p->pcache);
+  lock_.unlock();
 }
 
 MSpan* MHeap::allocSpan(std::size_t npages, SpanKind kind, SpanClass spanclass) {
   SPINDLE_CHECK(npages > 0, "allocSpan of 0 pages");
   P* p = currentP();
   MSpan* s = tryAllocMSpan(p);
-  std::size_t page;
-  bool needzero;
-  {
+  std::size_t page = PageAlloc::kNotFound;
+  // Small spans: pages from the P's page cache, without the lock.
+  const bool useCache = p != nullptr && npages < kPageCacheMaxPages;
+  if (useCache) page = pageCacheAlloc(p->pcache, npages);
+  if (page == PageAlloc::kNotFound || s == nullptr) {
     lockHeap();
-    page = pages_.alloc(npages);
+    if (page == PageAlloc::kNotFound && useCache) {
+      // Refill the P's page cache (returning what is left of the old one), then retry.
+      pages_.flushCache(p->pcache);
+      if (!pages_.allocToCache(p->pcache)) growLocked(1);
+      if (p->pcache.cache == 0) pages_.allocToCache(p->pcache);
+      page = pageCacheAlloc(p->pcache, npages);
+    }
     if (page == PageAlloc::kNotFound) {
-      std::size_t added = 0;
-      const std::size_t first = arenas_.grow(npages, &added);
-      if (first != SIZE_MAX) {
-        pages_.grow(first, added);
-        stats.heapSys.fetch_add(added * kPageSize, std::memory_order_relaxed);
-        page = pages_.alloc(npages);
-      }
+      page = pages_.alloc(npages);
+      if (page == PageAlloc::kNotFound && growLocked(npages)) page = pages_.alloc(npages);
     }
     if (page == PageAlloc::kNotFound) {
       if (s != nullptr) freeMSpanLocked(s, p);
@@ -109,11 +132,11 @@ MSpan* MHeap::allocSpan(std::size_t npages, SpanKind kind, SpanClass spanclass) 
       return nullptr;
     }
     if (s == nullptr) s = allocMSpanLocked(p);
-    needzero = allocNeedsZeroLocked(page, npages);
-    (kind == SpanKind::Heap ? stats.heapInUse : stats.manualInUse)
-        .fetch_add(npages * kPageSize, std::memory_order_relaxed);
     lock_.unlock();
   }
+  const bool needzero = allocNeedsZero(page, npages);
+  (kind == SpanKind::Heap ? stats.heapInUse : stats.manualInUse)
+      .fetch_add(npages * kPageSize, std::memory_order_relaxed);
 
   // Initialise without the lock: nobody can reach s until it is published.
   SPINDLE_DCHECK(s->state() == SpanState::Dead, "allocSpan: MSpan from the cache is not dead");

@@ -5,10 +5,12 @@
 //
 // allocSpan(npages, kind, spanclass) is the single way to get a span:
 //   1. take an MSpan struct from the current P's cache without the lock
-//      (tryAllocMSpan), if the P has one;
-//   2. lock; find pages (growing the arena space if needed); take an MSpan struct
-//      under the lock if step 1 failed (allocMSpanLocked refills half the P's cache);
-//      decide needzero; account; unlock;
+//      (tryAllocMSpan), and, for spans under kPageCacheMaxPages pages, pages from the
+//      P's page cache (pagecache.h), also without the lock;
+//   2. only if either failed: lock; refill the P's page cache or find pages in the
+//      page allocator (growing the arena space if needed); take an MSpan struct
+//      (allocMSpanLocked refills half the P's cache); unlock;
+//      then decide needzero (HeapArena::zeroedBase, CAS) and account (atomics);
 //   3. initialise the span without the lock, point the page -> span map at it, and
 //      publish it with a release store of its state (MSpan::publish).
 // freeSpan reverses this: publish Dead, clear the map, then under the lock return the
@@ -35,6 +37,7 @@
 #include "runtime/mcentral.h"
 #include "runtime/mspan.h"
 #include "runtime/pagealloc.h"
+#include "runtime/pagecache.h"
 
 namespace spindle::runtime {
 
@@ -104,6 +107,8 @@ class MHeap {
   void freeMCache(MCache* c);
   // Returns a P's cached MSpan structs to the FixAlloc.
   void releaseMSpanCache(P* p);
+  // Returns a P's cached pages to the page allocator.
+  void flushPageCache(P* p);
 
   // The sweep generation (see mgcsweep.h). Acquire/release pairs with its updates.
   std::uint32_t sweepgenLoad() const { return sweepgen.load(std::memory_order_acquire); }
@@ -125,7 +130,8 @@ class MHeap {
     stats.heapLockAcquisitions.store(
         stats.heapLockAcquisitions.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
-  bool allocNeedsZeroLocked(std::size_t page, std::size_t npages);
+  bool allocNeedsZero(std::size_t page, std::size_t npages);
+  bool growLocked(std::size_t npages);
 
   std::mutex lock_;
   ArenaSpace arenas_;

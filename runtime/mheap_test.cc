@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <bit>
 #include <atomic>
 #include <cstdlib>
 #include <random>
@@ -236,4 +237,27 @@ TEST_CASE("mheap: allocSpan from many threads: no overlap, spans published whole
   h.checkPageAlloc();
   // Pages all came back (the heap may have grown meanwhile: compare against in-use 0 delta).
   CHECK(h.freePages() >= freeBefore);
+}
+
+TEST_CASE("mheap: small spans take pages from the P's page cache without the lock") {
+  TestP p(0);
+  MHeap& h = mheap();
+  MSpan* first = h.allocSpan(1, SpanKind::Manual, SpanClass{});  // fills the page cache
+  REQUIRE(first != nullptr);
+  const auto locks0 = h.stats.heapLockAcquisitions.load();
+  const int cached = std::popcount(p.get()->pcache.cache);
+  std::vector<MSpan*> spans;
+  for (int i = 0; i < cached; ++i) spans.push_back(h.allocSpan(1, SpanKind::Manual, SpanClass{}));
+  CHECK(h.stats.heapLockAcquisitions.load() == locks0);
+  CHECK(p.get()->pcache.cache == 0);
+  for (MSpan* s : spans) CHECK(s->base() / kPageSize / 64 == first->base() / kPageSize / 64);
+  // Pages in a P's cache are not free in the page allocator; flushing returns them.
+  spans.push_back(h.allocSpan(2, SpanKind::Manual, SpanClass{}));  // refills the cache
+  const std::size_t freeBefore = h.freePages();
+  const int left = std::popcount(p.get()->pcache.cache);
+  h.flushPageCache(p.get());
+  CHECK(h.freePages() == freeBefore + left);
+  for (MSpan* s : spans) h.freeSpan(s);
+  h.freeSpan(first);
+  h.checkPageAlloc();
 }

@@ -36,6 +36,12 @@ struct P {
     std::uint32_t len = 0;
     MSpan* buf[kMSpanCacheSize] = {};
   } mspancache;
+  // A per-P cache of free pages (pagecache.h): an aligned group of 64 pages and a
+  // bitmap of those still free, so small spans get pages without the heap lock.
+  struct PageCache {
+    std::uint64_t base = 0;   // first page index of the group (a multiple of 64)
+    std::uint64_t cache = 0;  // bit i set: page base + i is free and owned by this P
+  } pcache;
   // The thread bound to this P for allocation (bindP in pheap.h), for ownership checks.
   // Relaxed: only compared against the caller's own token.
   std::atomic<const void*> heapOwner{nullptr};

@@ -125,14 +125,14 @@ PageAlloc::Sum PageAlloc::chunkSummary(std::size_t chunk) const {
     }
     run += std::countr_one(x);
     max = std::max(max, run);
-    // Longest run of ones strictly inside the word: shift-and trick.
+    // Longest run of ones strictly inside the word: walk its runs with ctz.
     std::uint64_t y = x;
-    std::size_t inner = 0;
-    while (y) {
-      y &= y << 1;
-      ++inner;
+    while (y != 0) {
+      y >>= std::countr_zero(y);
+      const int ones = std::countr_one(y);
+      max = std::max<std::size_t>(max, static_cast<std::size_t>(ones));
+      y = ones == 64 ? 0 : y >> ones;
     }
-    max = std::max(max, inner);
     run = std::countl_one(x);
   }
   max = std::max(max, run);
@@ -144,62 +144,80 @@ PageAlloc::Sum PageAlloc::chunkSummary(std::size_t chunk) const {
 
 PageAlloc::Sum PageAlloc::mergeChildren(std::size_t level, std::size_t parent) const {
   const std::vector<Sum>& kids = levels_[level + 1];
-  const std::size_t p = entryPages_[level + 1];
+  const std::uint32_t p = static_cast<std::uint32_t>(entryPages_[level + 1]);
   const std::size_t lo = parent * kFanout;
-  const std::size_t hi = std::min(lo + kFanout, kids.size());
-  Sum out;
-  std::size_t start = 0, max = 0, run = 0;
-  bool prefix = true;
-  for (std::size_t i = lo; i < hi; ++i) {
-    const Sum& c = kids[i];
-    if (prefix) {
-      start += c.start;
-      if (c.start != p) prefix = false;
-    }
-    max = std::max<std::size_t>({max, c.max, run + c.start});
-    run = c.start == p ? run + p : c.end;
+  const std::size_t count = std::min(kFanout, kids.size() - lo);
+  const Sum* c = kids.data() + lo;
+  // start: the run of fully free children, then the first partial child's start.
+  std::size_t i = 0;
+  std::uint32_t start = 0;
+  while (i < count && c[i].start == p) {
+    start += p;
+    ++i;
   }
-  // Children missing past the end of the level count as fully in use.
-  if (hi - lo < kFanout) prefix = false;
-  max = std::max(max, run);
-  std::size_t end = (hi - lo == kFanout) ? run : 0;
-  (void)prefix;
-  out.start = static_cast<std::uint32_t>(start);
-  out.max = static_cast<std::uint32_t>(max);
-  out.end = static_cast<std::uint32_t>(end);
-  return out;
+  if (i < count) start += c[i].start;
+  // Every child free (and none missing): the node is one free run.
+  if (i == kFanout) return Sum{start, start, start};
+  std::uint32_t max = start, run = 0;
+  for (std::size_t j = 0; j < count; ++j) {
+    const Sum& k = c[j];
+    const std::uint32_t cross = run + k.start;
+    if (cross > max) max = cross;
+    if (k.max > max) max = k.max;
+    run = k.start == p ? run + p : k.end;
+  }
+  if (run > max) max = run;
+  // Children missing past the end of the level count as in use.
+  const std::uint32_t end = count == kFanout ? run : 0;
+  return Sum{start, max, end};
 }
 
 void PageAlloc::update(std::size_t first, std::size_t n) {
   std::size_t lo = first / kPagesPerChunk;
   std::size_t hi = (first + n - 1) / kPagesPerChunk;
   std::vector<Sum>& leaves = levels_.back();
-  for (std::size_t c = lo; c <= hi; ++c) leaves[c] = chunkSummary(c);
-  for (std::size_t l = levels_.size() - 1; l-- > 0;) {
+  bool changed = false;
+  for (std::size_t c = lo; c <= hi; ++c) {
+    const Sum s = chunkSummary(c);
+    if (!(s == leaves[c])) {
+      leaves[c] = s;
+      changed = true;
+    }
+  }
+  // Propagate upward only while some summary actually changed.
+  for (std::size_t l = levels_.size() - 1; changed && l-- > 0;) {
     lo /= kFanout;
     hi /= kFanout;
-    for (std::size_t i = lo; i <= hi; ++i) levels_[l][i] = mergeChildren(l, i);
+    changed = false;
+    for (std::size_t i = lo; i <= hi; ++i) {
+      const Sum s = mergeChildren(l, i);
+      if (!(s == levels_[l][i])) {
+        levels_[l][i] = s;
+        changed = true;
+      }
+    }
   }
 }
 
 std::size_t PageAlloc::scanChunk(std::size_t chunk, std::size_t n) const {
   const std::uint64_t* w = bits_ + chunk * kWordsPerChunk;
-  std::size_t run = 0, runStart = 0;
+  std::size_t run = 0;  // free pages ending at the top of the previous word
   for (std::size_t i = 0; i < kWordsPerChunk; ++i) {
     const std::uint64_t x = w[i];
-    if (x == ~std::uint64_t{0} && run + 64 < n) {
-      if (run == 0) runStart = i * 64;
-      run += 64;
-      continue;
-    }
-    for (std::size_t b = 0; b < 64; ++b) {
-      if ((x >> b) & 1) {
-        if (run == 0) runStart = i * 64 + b;
-        if (++run >= n) return chunk * kPagesPerChunk + runStart;
-      } else {
-        run = 0;
+    // A run that started in earlier words (or at bit 0 of this one) comes first.
+    if (run + std::countr_one(x) >= n) return chunk * kPagesPerChunk + i * 64 - run;
+    if (n <= 64 && x != 0) {
+      // m bit j set <=> bits j .. j+len-1 of x are all free; grow len to n by doubling.
+      std::uint64_t m = x;
+      std::size_t len = 1;
+      while (len < n && m != 0) {
+        const std::size_t sh = std::min(len, n - len);
+        m &= m >> sh;
+        len += sh;
       }
+      if (m != 0) return chunk * kPagesPerChunk + i * 64 + std::countr_zero(m);
     }
+    run = x == ~std::uint64_t{0} ? run + 64 : std::countl_one(x);
   }
   SPINDLE_FATAL("PageAlloc: chunk {} summary promised a run of {} pages that is not there",
                 chunk, n);

@@ -27,6 +27,13 @@
 #include <cstdint>
 #include <vector>
 
+#include "runtime/throw.h"
+
+#define SPINDLE_PAGEALLOC_DCHECK_DISJOINT(bits, cache)                                     \
+  SPINDLE_DCHECK(((bits) & (cache)) == 0,                                                  \
+                 "PageAlloc::flushCache: cached pages {:#x} are already free ({:#x})", cache, \
+                 bits)
+
 namespace spindle::runtime {
 
 class PageAlloc {
@@ -46,6 +53,32 @@ class PageAlloc {
   std::size_t alloc(std::size_t n);
   // Returns [first, first + n) (all in use) to the free pool; neighbours coalesce.
   void free(std::size_t first, std::size_t n);
+
+  // Per-P page caches (pagecache.h): fills `c` with the free pages of the 64-page
+  // group holding the lowest free page, marking them in use; false if none is free.
+  template <typename Cache>
+  bool allocToCache(Cache& c) {
+    const std::size_t page = find(1);
+    if (page == kNotFound) return false;
+    const std::size_t w = page / 64;
+    c.base = w * 64;
+    c.cache = bits_[w];
+    freePages_ -= static_cast<std::size_t>(__builtin_popcountll(bits_[w]));
+    bits_[w] = 0;
+    update(c.base, 64);
+    return true;
+  }
+  // Returns a cache's remaining pages and empties it.
+  template <typename Cache>
+  void flushCache(Cache& c) {
+    if (c.cache == 0) return;
+    const std::size_t w = c.base / 64;
+    SPINDLE_PAGEALLOC_DCHECK_DISJOINT(bits_[w], c.cache);
+    bits_[w] |= c.cache;
+    freePages_ += static_cast<std::size_t>(__builtin_popcountll(c.cache));
+    update(c.base, 64);
+    c.cache = 0;
+  }
 
   std::size_t freePages() const { return freePages_; }
   std::size_t maxPages() const { return maxPages_; }

@@ -24,6 +24,7 @@ void destroyHeapP(P* p) {
   mheap().freeMCache(p->mcache);
   p->mcache = nullptr;
   mheap().releaseMSpanCache(p);
+  mheap().flushPageCache(p);
 }
 
 void bindP(P* p) {
