@@ -1,0 +1,64 @@
+// gcbits.h: arenas holding spans' allocBits and gcmarkBits (Go's gcBitsArenas).
+//
+// Bits are bump-allocated from 64 KiB arenas and never freed one by one; whole arenas
+// are recycled by epoch, in step with the sweep cycle:
+//   - newMarkBits(nelems) takes zeroed bits from the `next` arenas (lock-free bump with
+//     an atomic fetch_add; a lock only to start a new arena);
+//   - every span's bits live in `next` (fresh spans, and the fresh gcmarkBits of a
+//     swept span), `current` (allocBits of a span swept this cycle) or `previous`
+//     (allocBits of a span not yet swept this cycle);
+//   - nextEpoch(), called once every span in use has been swept (Go's finishsweep_m),
+//     frees `previous` (nothing refers to it any more), then previous <- current,
+//     current <- next, next <- empty. Freed arenas are zeroed before reuse.
+// A block is (nelems rounded up to 64) / 8 bytes, so allocCache refills can always
+// read whole 64-bit words.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+
+namespace spindle::runtime {
+
+inline std::size_t gcBitsBytes(std::size_t nelems) { return (nelems + 63) / 64 * 8; }
+
+class GCBitsArenas {
+ public:
+  static constexpr std::size_t kArenaBytes = 64 << 10;
+
+  GCBitsArenas() = default;
+  GCBitsArenas(const GCBitsArenas&) = delete;
+  GCBitsArenas& operator=(const GCBitsArenas&) = delete;
+
+  // Zeroed bits for a span of nelems objects, from the `next` arenas.
+  std::uint8_t* newMarkBits(std::size_t nelems);
+  std::uint8_t* newAllocBits(std::size_t nelems) { return newMarkBits(nelems); }
+  // Precondition: every in-use span has been swept since the previous epoch.
+  void nextEpoch();
+
+  std::size_t arenasAllocated() const { return arenasAllocated_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Arena {
+    Arena* next;                  // list link, under lock_
+    std::atomic<std::uint32_t> used;  // bytes handed out from data
+    alignas(64) std::uint8_t data[kArenaBytes - 64];
+  };
+  static_assert(sizeof(Arena) == kArenaBytes);
+
+  Arena* newArenaLocked();
+
+  std::mutex lock_;
+  // Head of `next`: the arena bump allocation happens in. Acquire/release: a reader
+  // that sees the pointer sees the arena's initialisation.
+  std::atomic<Arena*> next_{nullptr};
+  Arena* current_ = nullptr;   // under lock_
+  Arena* previous_ = nullptr;  // under lock_
+  Arena* free_ = nullptr;      // under lock_
+  std::atomic<std::size_t> arenasAllocated_{0};
+};
+
+GCBitsArenas& gcBitsArenas();
+
+}  // namespace spindle::runtime

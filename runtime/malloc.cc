@@ -1,0 +1,44 @@
+#include "runtime/malloc.h"
+
+#include "runtime/mheap.h"
+#include "runtime/throw.h"
+
+namespace spindle::runtime {
+
+void* nextFreeSlow(MCache* c, SpanClass spc, MSpan** span) {
+  MSpan* s = c->alloc[spc.value];
+  std::uint32_t idx = s->nextFreeIndex();
+  if (idx == s->nelems) {
+    s = c->refill(spc);
+    idx = s->nextFreeIndex();
+    SPINDLE_CHECK(idx < s->nelems, "refill gave span {:#x} with no free slot (freeindex={})",
+                  s->base(), s->freeindex);
+  }
+  ++s->allocCount;
+  SPINDLE_DCHECK(s->allocCount <= s->nelems, "span {:#x}: allocCount {} > nelems {}", s->base(),
+                 s->allocCount, s->nelems);
+  *span = s;
+  return reinterpret_cast<void*>(s->base() + std::uintptr_t{idx} * s->elemsize);
+}
+
+void* largeAlloc(std::size_t size, bool noscan) {
+  MHeap& h = mheap();
+  const std::size_t npages = (size + kPageSize - 1) / kPageSize;
+  SPINDLE_CHECK(npages > 0 && size < (std::size_t{1} << 40),
+                "largeAlloc: unreasonable size {}", size);
+  const SpanClass spc = SpanClass::make(0, noscan);
+  MSpan* s = h.allocSpan(npages, SpanKind::Heap, spc);
+  SPINDLE_CHECK(s != nullptr, "out of memory: allocating {} bytes", size);
+  s->freeindex = 1;
+  s->allocCount = 1;
+  s->allocCache = 0;
+  void* v = reinterpret_cast<void*>(s->base());
+  if (s->needzero) std::memset(v, 0, npages * kPageSize);
+  h.stats.largeAllocs.fetch_add(1, std::memory_order_relaxed);
+  h.stats.largeBytesInUse.fetch_add(s->elemsize, std::memory_order_relaxed);
+  // The sweeper finds large spans in the class-0 MCentral's full swept set.
+  h.central(spc).fullSwept(h.sweepgenLoad()).push(s);
+  return v;
+}
+
+}  // namespace spindle::runtime

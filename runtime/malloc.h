@@ -1,0 +1,68 @@
+// malloc.h: mallocgc, the allocation entry point (Go's malloc.go).
+//
+// mallocgc(size, type) returns `size` bytes from the heap, zeroed:
+//   - type == null, or a type without a trace function: the object holds no pointers
+//     and goes to a noscan span class;
+//   - otherwise a scan object: size includes the header word, which mallocgc sets to
+//     `type` (typeinfo.h).
+//   - size <= 32 KiB: rounded to its size class; the fast path takes the next free slot
+//     of the P's cached span with a ctz on the span's allocCache, with no lock and no
+//     atomic read-modify-write; the slow path (nextFreeSlow) finds the next free slot in
+//     the span's alloc bits or refills the MCache from the MCentral.
+//   - larger: a span of its own (largeAlloc), registered in the class-0 MCentral's full
+//     swept set so the sweeper will see it.
+// Zeroing: only when the span's needzero flag is set (its memory was used before);
+// fresh pages from the OS are already zero.
+// The calling thread must hold a P (bindP in pheap.h).
+#pragma once
+
+#include <bit>
+#include <cstddef>
+#include <cstring>
+
+#include "runtime/mcache.h"
+#include "runtime/mspan.h"
+#include "runtime/p.h"
+#include "runtime/pheap.h"
+#include "runtime/typeinfo.h"
+
+namespace spindle::runtime {
+
+// Slow paths (malloc.cc).
+void* nextFreeSlow(MCache* c, SpanClass spc, MSpan** span);
+void* largeAlloc(std::size_t size, bool noscan);
+
+inline void* mallocgc(std::size_t size, const TypeInfo* type) {
+  P* p = currentP();
+  dcheckOwnsP(p);
+  const bool noscan = typeIsNoscan(type);
+  SPINDLE_DCHECK(type == nullptr || size >= kObjectHeaderSize,
+                 "mallocgc: scan object of {} bytes cannot hold its header", size);
+  if (size > kMaxSmallSize) [[unlikely]] {
+    void* v = largeAlloc(size, noscan);
+    if (type != nullptr) static_cast<ObjectHeader*>(v)->type = type;
+    return v;
+  }
+  const SpanClass spc = SpanClass::make(sizeToClass(size == 0 ? 1 : size), noscan);
+  MCache* c = p->mcache;
+  MSpan* s = c->alloc[spc.value];
+  void* v;
+  // Fast path (Go's nextFreeFast).
+  const std::uint64_t cache = s->allocCache;
+  const unsigned bit = static_cast<unsigned>(std::countr_zero(cache));
+  const std::uint32_t result = s->freeindex + bit;
+  const std::uint32_t next = result + 1;
+  if (bit < 64 && result < s->nelems && (next % 64 != 0 || next == s->nelems)) [[likely]] {
+    s->allocCache = (cache >> bit) >> 1;
+    s->freeindex = next;
+    ++s->allocCount;
+    v = reinterpret_cast<void*>(s->base() + std::uintptr_t{result} * s->elemsize);
+  } else {
+    v = nextFreeSlow(c, spc, &s);
+  }
+  if (s->needzero) std::memset(v, 0, s->elemsize);
+  if (type != nullptr) static_cast<ObjectHeader*>(v)->type = type;
+  return v;
+}
+
+}  // namespace spindle::runtime

@@ -1,0 +1,222 @@
+// mallocgc: size classes, scan/noscan, zeroing, large objects, bulk release by
+// sweeping, the sweepgen protocol on cached spans, and allocation from several Ps.
+#include "runtime/malloc.h"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "runtime/heap_testing.h"
+
+using namespace spindle::runtime;
+using testing::bulkReleaseAll;
+using testing::kScale;
+using testing::TestP;
+
+namespace {
+void traceNothing(void*, VisitFn, void*) {}
+const TypeInfo kScanType{"Pair", 24, &traceNothing};
+const TypeInfo kNoscanTyped{"Blob", 32, nullptr};
+}  // namespace
+
+TEST_CASE("mallocgc: every small size gets a distinct object of its class") {
+  TestP p(0);
+  MHeap& h = mheap();
+  std::set<std::uintptr_t> seen;
+  for (std::size_t size = 1; size <= kMaxSmallSize; size += (size < 1024 ? 7 : 509)) {
+    void* v = mallocgc(size, nullptr);
+    REQUIRE(v != nullptr);
+    const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(v);
+    CHECK(a % 8 == 0);
+    CHECK(seen.insert(a).second);
+    ObjectRef ref;
+    REQUIRE(h.findObject(v, &ref));
+    CHECK(ref.base == a);
+    CHECK(ref.span->spanclass == SpanClass::make(sizeToClass(size), true));
+    CHECK(ref.span->elemsize >= size);
+    std::memset(v, 0x5a, size);
+  }
+  bulkReleaseAll(p.get());
+}
+
+TEST_CASE("mallocgc: scan objects carry their TypeInfo header and live in scan spans") {
+  TestP p(0);
+  MHeap& h = mheap();
+  void* scan = mallocgc(kScanType.size, &kScanType);
+  void* noscanTyped = mallocgc(kNoscanTyped.size, &kNoscanTyped);
+  void* raw = mallocgc(24, nullptr);
+  CHECK(static_cast<ObjectHeader*>(scan)->type == &kScanType);
+  CHECK(static_cast<ObjectHeader*>(noscanTyped)->type == &kNoscanTyped);
+  ObjectRef r1, r2, r3;
+  REQUIRE(h.findObject(scan, &r1));
+  REQUIRE(h.findObject(noscanTyped, &r2));
+  REQUIRE(h.findObject(raw, &r3));
+  CHECK_FALSE(r1.span->spanclass.noscan());
+  CHECK(r2.span->spanclass.noscan());
+  CHECK(r3.span->spanclass.noscan());
+  CHECK(r1.span != r3.span);  // same size, different span classes
+  bulkReleaseAll(p.get());
+}
+
+TEST_CASE("mallocgc: reused memory is zeroed, fresh memory is not touched twice") {
+  TestP p(0);
+  constexpr std::size_t kSize = 256;
+  std::vector<void*> objs;
+  for (int i = 0; i < 200; ++i) {
+    void* v = mallocgc(kSize, nullptr);
+    const auto* bytes = static_cast<const unsigned char*>(v);
+    CHECK(std::all_of(bytes, bytes + kSize, [](unsigned char b) { return b == 0; }));
+    std::memset(v, 0xab, kSize);
+    objs.push_back(v);
+  }
+  bulkReleaseAll(p.get());
+  // Empty spans went back to the page allocator; hand back the P's page cache too so
+  // the next spans come from the lowest free pages: the ones just released.
+  mheap().flushPageCache(p.get());
+  std::set<void*> old(objs.begin(), objs.end());
+  int reused = 0;
+  for (int i = 0; i < 200; ++i) {
+    void* v = mallocgc(kSize, nullptr);
+    reused += old.count(v) != 0;
+    const auto* bytes = static_cast<const unsigned char*>(v);
+    REQUIRE(std::all_of(bytes, bytes + kSize, [](unsigned char b) { return b == 0; }));
+  }
+  CHECK(reused > 0);  // the released memory really was handed out again
+  bulkReleaseAll(p.get());
+}
+
+TEST_CASE("mallocgc: large objects get their own span, zeroed, and are released by sweeping") {
+  TestP p(0);
+  MHeap& h = mheap();
+  const std::size_t size = 100 * 1024 + 5;
+  const auto inUseBefore = h.stats.heapInUse.load();
+  void* v = mallocgc(size, &kScanType);
+  ObjectRef ref;
+  REQUIRE(h.findObject(static_cast<char*>(v) + size - 1, &ref));
+  CHECK(ref.base == reinterpret_cast<std::uintptr_t>(v));
+  CHECK(ref.index == 0);
+  CHECK(ref.span->spanclass.sizeclass() == 0);
+  CHECK(ref.span->npages == (size + kPageSize - 1) / kPageSize);
+  CHECK(static_cast<ObjectHeader*>(v)->type == &kScanType);
+  std::memset(static_cast<char*>(v) + 8, 0xcd, size - 8);
+  CHECK(h.stats.heapInUse.load() >= inUseBefore + size);
+  bulkReleaseAll(p.get());
+  CHECK_FALSE(h.findObject(v, &ref));
+  CHECK(h.stats.heapInUse.load() == inUseBefore);
+  // Same pages again (first fit), zeroed.
+  void* w = mallocgc(size, nullptr);
+  const auto* bytes = static_cast<const unsigned char*>(w);
+  CHECK(std::all_of(bytes, bytes + size, [](unsigned char b) { return b == 0; }));
+  bulkReleaseAll(p.get());
+}
+
+TEST_CASE("sweep: bulk release frees every unmarked object; marked objects survive") {
+  TestP p(0);
+  MHeap& h = mheap();
+  const std::uint8_t sc = sizeToClass(64);
+  const auto inUse0 = h.stats.objectsInUse(sc);
+  std::vector<void*> objs;
+  for (int i = 0; i < 4096; ++i) {
+    objs.push_back(mallocgc(64, nullptr));
+    std::memset(objs.back(), 0xee, 64);
+  }
+  p.get()->mcache->releaseAll();
+  CHECK(h.stats.objectsInUse(sc) == inUse0 + 4096);
+  // Mark every 3rd object (what the collector will do), then run a cycle.
+  startSweepCycle(h);
+  std::set<void*> live;
+  for (std::size_t i = 0; i < objs.size(); i += 3) {
+    ObjectRef ref;
+    REQUIRE(h.findObject(objs[i], &ref));
+    ref.span->setMarked(ref.index);
+    live.insert(objs[i]);
+  }
+  finishSweep(h);
+  CHECK(h.stats.objectsInUse(sc) == inUse0 + live.size());
+  // Allocation now fills the freed slots, never a live one.
+  for (int i = 0; i < 2000; ++i) {
+    void* v = mallocgc(64, nullptr);
+    REQUIRE(live.count(v) == 0);
+    // Freed slots of a surviving span hold garbage: they must come back zeroed.
+    const auto* bytes = static_cast<const unsigned char*>(v);
+    REQUIRE(std::all_of(bytes, bytes + 64, [](unsigned char b) { return b == 0; }));
+  }
+  bulkReleaseAll(p.get());  // nothing marked this time: everything goes
+  CHECK(h.stats.objectsInUse(sc) == inUse0);
+}
+
+TEST_CASE("sweep: a span cached before the sweep began is swept when uncached") {
+  TestP p(0);
+  MHeap& h = mheap();
+  void* v = mallocgc(48, nullptr);
+  ObjectRef ref;
+  REQUIRE(h.findObject(v, &ref));
+  MSpan* s = ref.span;
+  const std::uint32_t sg = h.sweepgenLoad();
+  CHECK(s->sweepgen.load() == sg + 3);  // swept, then cached
+  startSweepCycle(h);
+  CHECK(s->sweepgen.load() == h.sweepgenLoad() + 1);  // cached before this sweep: stale
+  // The background sweep never touches it...
+  while (sweepone(h)) {
+  }
+  CHECK(s->state() == SpanState::InUse);
+  // ...its flush sweeps it, and with nothing marked the span goes back to the heap.
+  p.get()->mcache->releaseAll();
+  CHECK_FALSE(h.findObject(v, &ref));
+  finishSweep(h);
+}
+
+TEST_CASE("mallocgc: several threads, each with its own P, never share an object") {
+  constexpr int kThreads = 4;
+  const int perThread = 3000 * kScale;
+  std::vector<std::vector<std::uint64_t*>> objs(kThreads);
+  std::vector<std::thread> threads;
+  std::atomic<int> bad{0};
+  static const std::size_t kSizes[] = {8, 16, 24, 48, 64, 100, 256, 700, 1024, 3000, 40000};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      TestP p(t + 1);
+      for (int i = 0; i < perThread; ++i) {
+        const std::size_t size = kSizes[(i + t) % std::size(kSizes)];
+        auto* o = static_cast<std::uint64_t*>(mallocgc(size, nullptr));
+        if (o[0] != 0) bad.fetch_add(1);  // must be zero
+        o[0] = (std::uint64_t(t) << 32) | std::uint64_t(i);
+        objs[t].push_back(o);
+      }
+      // Check our own objects were not overwritten by another thread.
+      for (int i = 0; i < perThread; ++i) {
+        if (objs[t][i][0] != ((std::uint64_t(t) << 32) | std::uint64_t(i))) bad.fetch_add(1);
+      }
+      p.get()->mcache->releaseAll();
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(bad.load() == 0);
+  std::set<std::uint64_t*> all;
+  for (auto& v : objs) all.insert(v.begin(), v.end());
+  CHECK(all.size() == std::size_t{kThreads} * perThread);
+  // Release everything: one cycle, swept by the main thread.
+  TestP p(50);
+  startSweepCycle(mheap());
+  finishSweep(mheap());
+}
+
+TEST_CASE("mheap: heap-lock acquisitions follow span refills, not objects") {
+  TestP p(0);
+  MHeap& h = mheap();
+  const auto locks0 = h.stats.heapLockAcquisitions.load();
+  constexpr int kN = 100000;
+  for (int i = 0; i < kN; ++i) mallocgc(16, nullptr);
+  const auto locks = h.stats.heapLockAcquisitions.load() - locks0;
+  const std::uint32_t perSpan = kSizeClasses[sizeToClass(16)].nelems;
+  // At most one allocSpan per span takes the lock (and with the P's page and MSpan
+  // caches most take none), never one per object.
+  CHECK(locks <= kN / perSpan + 8);
+  CHECK(locks >= 1);
+  bulkReleaseAll(p.get());
+}

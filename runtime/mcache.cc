@@ -1,0 +1,58 @@
+#include "runtime/mcache.h"
+
+#include "runtime/mheap.h"
+#include "runtime/throw.h"
+
+namespace spindle::runtime {
+
+MSpan emptymspan;
+
+void MCache::init(MHeap* heap) {
+  heap_ = heap;
+  for (auto& s : alloc) s = &emptymspan;
+  flushGen.store(heap->sweepgenLoad(), std::memory_order_release);
+}
+
+namespace {
+void countUncached(MHeap* heap, MSpan* s) {
+  const std::uint8_t sc = s->spanclass.sizeclass();
+  heap->stats.smallAllocCount[sc].fetch_add(s->allocCount - s->allocCountBeforeCache,
+                                            std::memory_order_relaxed);
+}
+}  // namespace
+
+MSpan* MCache::refill(SpanClass spc) {
+  MSpan* s = alloc[spc.value];
+  if (s != &emptymspan) {
+    SPINDLE_CHECK(s->allocCount == s->nelems,
+                  "refill of span {:#x} with free space: allocCount={} nelems={}", s->base(),
+                  s->allocCount, s->nelems);
+    SPINDLE_DCHECK(s->sweepgen.load(std::memory_order_relaxed) == heap_->sweepgenLoad() + 3,
+                   "refill: cached span {:#x} has sweepgen={} heap sg={} (want sg+3)",
+                   s->base(), s->sweepgen.load(std::memory_order_relaxed),
+                   heap_->sweepgenLoad());
+    countUncached(heap_, s);
+    heap_->central(spc).uncacheSpan(s);
+  }
+  s = heap_->central(spc).cacheSpan();
+  SPINDLE_CHECK(s != nullptr, "out of memory: no span for span class {}", spc.value);
+  // Cached: no sweeper touches it until it is uncached (sg + 3, see mgcsweep.h).
+  s->sweepgen.store(heap_->sweepgenLoad() + 3, std::memory_order_relaxed);
+  s->allocCountBeforeCache = s->allocCount;
+  alloc[spc.value] = s;
+  return s;
+}
+
+void MCache::releaseAll() {
+  for (std::size_t i = 0; i < kNumSpanClasses; ++i) {
+    MSpan* s = alloc[i];
+    if (s == &emptymspan) continue;
+    countUncached(heap_, s);
+    heap_->central(SpanClass{static_cast<std::uint8_t>(i)}).uncacheSpan(s);
+    alloc[i] = &emptymspan;
+  }
+  // Release: a collector that reads flushGen sees the cache empty.
+  flushGen.store(heap_->sweepgenLoad(), std::memory_order_release);
+}
+
+}  // namespace spindle::runtime

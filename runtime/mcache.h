@@ -1,0 +1,42 @@
+// mcache.h: MCache, a P's private span cache (Go's mcache.go).
+//
+// alloc[spc] is the span the P allocates spc objects from; emptymspan (no free slots)
+// stands for "none", so the fast path needs no null check. The fast path (malloc.h)
+// is a ctz on the span's allocCache: no lock, no atomic read-modify-write, because
+// only the P's owner touches its MCache and its cached spans.
+//   refill(spc)  hands the exhausted span back to its MCentral (uncacheSpan) and takes
+//                one with free slots (cacheSpan), marking it cached: sweepgen = sg + 3.
+//   releaseAll() hands every cached span back (P destruction, and before a sweep
+//                cycle: Go's flush) and records flushGen = sweepgen.
+// flushGen: the sweepgen at the last flush. The collector will flush lazily in acquireP
+// when flushGen != sweepgen (DESIGN.md, "lazy mcache flushing").
+// Stats: objects allocated from a span are counted when the span leaves the cache.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "runtime/mspan.h"
+
+namespace spindle::runtime {
+
+class MHeap;
+
+// A span with no free slots; the initial value of every MCache slot. Never written.
+extern MSpan emptymspan;
+
+struct MCache {
+  MCache* fixNext = nullptr;
+  MSpan* alloc[kNumSpanClasses];
+  // Written by the owner on flush; read by the collector (acquire/release).
+  std::atomic<std::uint32_t> flushGen{0};
+
+  void init(MHeap* heap);
+  MSpan* refill(SpanClass spc);
+  void releaseAll();
+
+ private:
+  MHeap* heap_ = nullptr;
+};
+
+}  // namespace spindle::runtime

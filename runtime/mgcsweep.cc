@@ -1,0 +1,99 @@
+#include "runtime/mgcsweep.h"
+
+#include "runtime/gcbits.h"
+#include "runtime/throw.h"
+
+namespace spindle::runtime {
+
+bool sweepSpan(MHeap& h, MSpan* s, bool preserve) {
+  const std::uint32_t sg = h.sweepgenLoad();
+  SPINDLE_CHECK(s->sweepgen.load(std::memory_order_relaxed) == sg - 1,
+                "sweepSpan: span {:#x} sweepgen={} heap sg={} (want sg-1: claimed by sweeper)",
+                s->base(), s->sweepgen.load(std::memory_order_relaxed), sg);
+  SPINDLE_CHECK(s->state() == SpanState::InUse, "sweepSpan: span {:#x} state={} (want InUse)",
+                s->base(), static_cast<int>(s->state()));
+  const std::uint8_t sc = s->spanclass.sizeclass();
+  const std::uint32_t nalloc = s->countMarked();
+  SPINDLE_CHECK(nalloc <= s->allocCount,
+                "sweepSpan: span {:#x} has {} marked objects but allocCount={}", s->base(),
+                nalloc, s->allocCount);
+  const std::uint32_t nfreed = s->allocCount - nalloc;
+  s->allocCount = nalloc;
+  s->freeindex = 0;
+  s->allocBits = s->gcmarkBits;
+  s->gcmarkBits = gcBitsArenas().newMarkBits(s->nelems);
+  s->refillAllocCache(0);
+  if (nfreed > 0) s->needzero = true;
+  if (sc != 0) {
+    h.stats.smallFreeCount[sc].fetch_add(nfreed, std::memory_order_relaxed);
+  } else if (nfreed > 0) {
+    h.stats.largeFrees.fetch_add(1, std::memory_order_relaxed);
+    h.stats.largeBytesInUse.fetch_sub(s->elemsize, std::memory_order_relaxed);
+  }
+  if (preserve) {
+    // Release: the span is swept; its new bits are visible to the next owner.
+    s->sweepgen.store(sg, std::memory_order_release);
+    return false;
+  }
+  s->sweepgen.store(sg, std::memory_order_release);
+  if (nalloc == 0) {
+    h.freeSpan(s);
+    return true;
+  }
+  MCentral& c = h.central(s->spanclass);
+  if (nalloc == s->nelems) {
+    c.fullSwept(sg).push(s);
+  } else {
+    c.partialSwept(sg).push(s);
+  }
+  return false;
+}
+
+bool sweepone(MHeap& h) {
+  const std::uint32_t sg = h.sweepgenLoad();
+  constexpr std::uint32_t kDone = kNumSpanClasses * 2;
+  for (std::uint32_t i = h.sweepCentralIndex.load(std::memory_order_relaxed); i < kDone; ++i) {
+    MCentral& c = h.central(SpanClass{static_cast<std::uint8_t>(i / 2)});
+    for (;;) {
+      MSpan* s = (i % 2 == 0) ? c.fullUnswept(sg).pop() : c.partialUnswept(sg).pop();
+      if (s == nullptr) break;
+      // Remember where we are (monotonic max); relaxed: only a hint.
+      std::uint32_t cur = h.sweepCentralIndex.load(std::memory_order_relaxed);
+      while (cur < i && !h.sweepCentralIndex.compare_exchange_weak(cur, i,
+                                                                  std::memory_order_relaxed)) {
+      }
+      std::uint32_t want = sg - 2;
+      if (s->sweepgen.compare_exchange_strong(want, sg - 1, std::memory_order_acq_rel)) {
+        sweepSpan(h, s, /*preserve=*/false);
+        return true;
+      }
+      // Already swept (or being swept) by someone else: skip it.
+    }
+  }
+  std::uint32_t cur = h.sweepCentralIndex.load(std::memory_order_relaxed);
+  while (cur < kDone &&
+         !h.sweepCentralIndex.compare_exchange_weak(cur, kDone, std::memory_order_relaxed)) {
+  }
+  return false;
+}
+
+void startSweepCycle(MHeap& h) {
+  const std::uint32_t sg = h.sweepgen.load(std::memory_order_relaxed);
+  h.sweepCentralIndex.store(0, std::memory_order_relaxed);
+  // Release: sweepers that see the new sg see the reset index.
+  h.sweepgen.store(sg + 2, std::memory_order_release);
+}
+
+void finishSweep(MHeap& h) {
+  while (sweepone(h)) {
+  }
+  const std::uint32_t sg = h.sweepgenLoad();
+  for (std::size_t i = 0; i < kNumSpanClasses; ++i) {
+    MCentral& c = h.central(SpanClass{static_cast<std::uint8_t>(i)});
+    c.partialUnswept(sg).reset();
+    c.fullUnswept(sg).reset();
+  }
+  gcBitsArenas().nextEpoch();
+}
+
+}  // namespace spindle::runtime

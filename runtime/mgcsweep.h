@@ -1,0 +1,36 @@
+// mgcsweep.h: the sweep primitive and its cycle bookkeeping (Go's mgcsweep.go).
+//
+// The sweepgen protocol, relative to the heap's sg (always even):
+//   span.sweepgen == sg - 2  needs sweeping        sg - 1  being swept
+//                 == sg      swept, ready to use   sg + 1  cached before the sweep began
+//                 == sg + 3  swept, then cached
+// A sweeper claims a span by CAS sg-2 -> sg-1 and stores sg (release) when done.
+//
+// sweepSpan(s): s's free slots become the complement of its mark bits:
+//   allocBits <- gcmarkBits, gcmarkBits <- fresh zeroed bits (gcbits.h),
+//   allocCount <- number of marks, freeindex <- 0, allocCache refilled, needzero if any
+//   object was freed. Unless `preserve` (the caller keeps using s), an empty span goes
+//   back to the heap and any other span to its MCentral's swept partial/full set.
+// Until the collector exists nothing is marked, so a sweep releases every object of
+// the span: the "bulk release" path tests and benchmarks use.
+//
+// A cycle: startSweepCycle() (world stopped, every MCache flushed: at mark termination
+// in the collector) does sg += 2, turning every swept set unswept; sweepone() sweeps one
+// span from an unswept set (any thread holding a P); finishSweep() (world stopped;
+// Go's finishsweep_m) sweeps what is left, resets the empty unswept sets and advances
+// the gcBits epoch.
+#pragma once
+
+#include "runtime/mheap.h"
+
+namespace spindle::runtime {
+
+// Precondition: s->sweepgen == sg - 1 and the caller claimed it. Returns true if s was
+// freed to the heap.
+bool sweepSpan(MHeap& h, MSpan* s, bool preserve);
+// Sweeps one span; false when no unswept span is left.
+bool sweepone(MHeap& h);
+void startSweepCycle(MHeap& h);
+void finishSweep(MHeap& h);
+
+}  // namespace spindle::runtime

@@ -1,0 +1,249 @@
+#include "runtime/mheap.h"
+
+#include <new>
+
+#include "runtime/gcbits.h"
+#include "runtime/mcache.h"
+#include "runtime/pheap.h"
+#include "runtime/throw.h"
+
+namespace spindle::runtime {
+
+MHeap& mheap() {
+  // Never destroyed: spans may be in use until the process exits. Plain `new` so the
+  // leak checker sees what the heap owns through this pointer.
+  static MHeap* heap = new MHeap();
+  return *heap;
+}
+
+MHeap::MHeap(std::size_t maxArenas)
+    : arenas_(maxArenas), pages_(maxArenas * kPagesPerArena) {
+  for (std::size_t i = 0; i < kNumSpanClasses; ++i) {
+    central_[i].init(SpanClass{static_cast<std::uint8_t>(i)}, this);
+  }
+}
+
+MSpan* MHeap::tryAllocMSpan(P* p) {
+  if (p == nullptr || p->mspancache.len == 0) return nullptr;
+  stats.mspanCacheHits.fetch_add(1, std::memory_order_relaxed);
+  return p->mspancache.buf[--p->mspancache.len];
+}
+
+MSpan* MHeap::allocMSpanLocked(P* p) {
+  if (p == nullptr) return spanalloc_.alloc();
+  if (p->mspancache.len == 0) {
+    // Refill half the cache while we hold the lock anyway.
+    stats.mspanCacheRefills.fetch_add(1, std::memory_order_relaxed);
+    while (p->mspancache.len < P::kMSpanCacheSize / 2) {
+      p->mspancache.buf[p->mspancache.len++] = spanalloc_.alloc();
+    }
+  }
+  return p->mspancache.buf[--p->mspancache.len];
+}
+
+void MHeap::freeMSpanLocked(MSpan* s, P* p) {
+  if (p != nullptr && p->mspancache.len < P::kMSpanCacheSize) {
+    p->mspancache.buf[p->mspancache.len++] = s;
+    return;
+  }
+  spanalloc_.free(s);
+}
+
+void MHeap::releaseMSpanCache(P* p) {
+  lockHeap();
+  while (p->mspancache.len > 0) spanalloc_.free(p->mspancache.buf[--p->mspancache.len]);
+  lock_.unlock();
+}
+
+MCache* MHeap::allocMCache() {
+  lockHeap();
+  MCache* c = cachealloc_.alloc();
+  lock_.unlock();
+  c->init(this);
+  return c;
+}
+
+void MHeap::freeMCache(MCache* c) {
+  lockHeap();
+  cachealloc_.free(c);
+  lock_.unlock();
+}
+
+bool MHeap::allocNeedsZero(std::size_t page, std::size_t npages) {
+  bool needzero = false;
+  std::size_t p = page;
+  const std::size_t end = page + npages;
+  while (p < end) {
+    const std::size_t ai = p / kPagesPerArena;
+    HeapArena* ha = arenas_.arenaAtIndex(ai);
+    const std::size_t lo = p % kPagesPerArena;
+    const std::size_t hi = std::min(end - ai * kPagesPerArena, kPagesPerArena);
+    std::size_t zb = ha->zeroedBase.load(std::memory_order_relaxed);
+    if (lo < zb) needzero = true;
+    while (hi > zb &&
+           !ha->zeroedBase.compare_exchange_weak(zb, hi, std::memory_order_relaxed)) {
+    }
+    // A racing allocation below us may have raised zeroedBase past lo first: pages are
+    // never handed out twice, so our pages [lo, hi) are still fresh in that case.
+    p = ai * kPagesPerArena + hi;
+  }
+  return needzero;
+}
+
+bool MHeap::growLocked(std::size_t npages) {
+  std::size_t added = 0;
+  const std::size_t first = arenas_.grow(npages, &added);
+  if (first == SIZE_MAX) return false;
+  pages_.grow(first, added);
+  stats.heapSys.fetch_add(added * kPageSize, std::memory_order_relaxed);
+  return true;
+}
+
+void MHeap::flushPageCache(P* p) {
+  lockHeap();
+  pages_.flushCache(p->pcache);
+  lock_.unlock();
+}
+
+MSpan* MHeap::allocSpan(std::size_t npages, SpanKind kind, SpanClass spanclass) {
+  SPINDLE_CHECK(npages > 0, "allocSpan of 0 pages");
+  P* p = currentP();
+  MSpan* s = tryAllocMSpan(p);
+  std::size_t page = PageAlloc::kNotFound;
+  // Small spans: pages from the P's page cache, without the lock.
+  const bool useCache = p != nullptr && npages < kPageCacheMaxPages;
+  if (useCache) page = pageCacheAlloc(p->pcache, npages);
+  if (page == PageAlloc::kNotFound || s == nullptr) {
+    lockHeap();
+    if (page == PageAlloc::kNotFound && useCache) {
+      // Refill the P's page cache (returning what is left of the old one), then retry.
+      pages_.flushCache(p->pcache);
+      if (!pages_.allocToCache(p->pcache)) growLocked(1);
+      if (p->pcache.cache == 0) pages_.allocToCache(p->pcache);
+      page = pageCacheAlloc(p->pcache, npages);
+    }
+    if (page == PageAlloc::kNotFound) {
+      page = pages_.alloc(npages);
+      if (page == PageAlloc::kNotFound && growLocked(npages)) page = pages_.alloc(npages);
+    }
+    if (page == PageAlloc::kNotFound) {
+      if (s != nullptr) freeMSpanLocked(s, p);
+      lock_.unlock();
+      return nullptr;
+    }
+    if (s == nullptr) s = allocMSpanLocked(p);
+    lock_.unlock();
+  }
+  const bool needzero = allocNeedsZero(page, npages);
+  (kind == SpanKind::Heap ? stats.heapInUse : stats.manualInUse)
+      .fetch_add(npages * kPageSize, std::memory_order_relaxed);
+
+  // Initialise without the lock: nobody can reach s until it is published.
+  SPINDLE_DCHECK(s->state() == SpanState::Dead, "allocSpan: MSpan from the cache is not dead");
+  const std::uintptr_t base = arenas_.pageAddr(page);
+  s->init(base, npages);
+  s->kind = kind;
+  s->needzero = needzero;
+  if (kind == SpanKind::Heap) {
+    s->spanclass = spanclass;
+    const std::uint8_t sc = spanclass.sizeclass();
+    if (sc == 0) {
+      s->elemsize = static_cast<std::uint32_t>(npages * kPageSize);
+      s->nelems = 1;
+      s->divMagic = 0;
+    } else {
+      const SizeClassInfo& info = kSizeClasses[sc];
+      SPINDLE_DCHECK(info.npages == npages, "allocSpan: class {} wants {} pages, got {}", sc,
+                     info.npages, npages);
+      s->elemsize = info.size;
+      s->nelems = info.nelems;
+      s->divMagic = info.divMagic;
+    }
+    s->limit.store(base + std::size_t{s->elemsize} * s->nelems, std::memory_order_release);
+    s->allocBits = gcBitsArenas().newAllocBits(s->nelems);
+    s->gcmarkBits = gcBitsArenas().newMarkBits(s->nelems);
+    s->refillAllocCache(0);
+    s->sweepgen.store(sweepgenLoad(), std::memory_order_relaxed);
+  } else {
+    s->elemsize = static_cast<std::uint32_t>(npages * kPageSize);
+    s->nelems = 0;
+  }
+  for (std::size_t i = 0; i < npages; ++i) {
+    // Release: a reader that finds s here sees the initialisation (state check follows).
+    arenas_.spanSlot(base + i * kPageSize).store(s, std::memory_order_release);
+  }
+  s->publish(kind == SpanKind::Heap ? SpanState::InUse : SpanState::Manual);
+  return s;
+}
+
+void MHeap::freeSpan(MSpan* s) {
+  const SpanState st = s->state();
+  SPINDLE_CHECK(st == SpanState::InUse || st == SpanState::Manual,
+                "freeSpan: span {:#x} has state {}", s->base(), static_cast<int>(st));
+  const std::uintptr_t base = s->base();
+  const std::size_t npages = s->npages;
+  const bool heap = s->kind == SpanKind::Heap;
+  s->publish(SpanState::Dead);
+  for (std::size_t i = 0; i < npages; ++i) {
+    auto& slot = arenas_.spanSlot(base + i * kPageSize);
+    SPINDLE_DCHECK(slot.load(std::memory_order_relaxed) == s,
+                   "freeSpan: map slot of page {:#x} does not point at span {:#x}",
+                   base + i * kPageSize, base);
+    slot.store(nullptr, std::memory_order_release);
+  }
+  P* p = currentP();
+  lockHeap();
+  pages_.free(arenas_.pageIndex(base), npages);
+  (heap ? stats.heapInUse : stats.manualInUse)
+      .fetch_sub(npages * kPageSize, std::memory_order_relaxed);
+  freeMSpanLocked(s, p);
+  lock_.unlock();
+}
+
+MSpan* MHeap::spanOf(std::uintptr_t p) const {
+  HeapArena* ha = arenas_.arenaOf(p);
+  if (ha == nullptr) return nullptr;
+  MSpan* s = ha->spans[((p - arenas_.base()) >> kPageShift) & (kPagesPerArena - 1)].load(
+      std::memory_order_acquire);
+  if (s == nullptr) return nullptr;
+  const std::uint64_t v1 = s->stateWord.load(std::memory_order_acquire);
+  if ((v1 & 0xff) == static_cast<std::uint8_t>(SpanState::Dead)) return nullptr;
+  // Acquire loads: the re-check below cannot be satisfied by a state older than these.
+  const std::uintptr_t lo = s->startAddr.load(std::memory_order_acquire);
+  const std::uintptr_t hi = s->limit.load(std::memory_order_acquire);
+  if (p < lo || p >= hi) return nullptr;
+  // The MSpan may have been freed and reused while we looked: the publication count in
+  // the state word changes on every publish, so an unchanged word means a stable span.
+  if (s->stateWord.load(std::memory_order_acquire) != v1) return nullptr;
+  return s;
+}
+
+bool MHeap::findObject(const void* ptr, ObjectRef* out) const {
+  const std::uintptr_t p = reinterpret_cast<std::uintptr_t>(ptr);
+  MSpan* s = spanOf(p);
+  if (s == nullptr || s->state() != SpanState::InUse) return false;
+  const std::uint32_t idx = s->objIndex(p);
+  SPINDLE_DCHECK(idx < s->nelems, "findObject: index {} >= nelems {} in span {:#x}", idx,
+                 s->nelems, s->base());
+  out->span = s;
+  out->index = idx;
+  out->base = s->base() + std::uintptr_t{idx} * s->elemsize;
+  return true;
+}
+
+std::size_t MHeap::freePages() {
+  std::lock_guard<std::mutex> g(lock_);
+  return pages_.freePages();
+}
+
+std::size_t MHeap::mspansInUse() {
+  std::lock_guard<std::mutex> g(lock_);
+  return spanalloc_.inuse();
+}
+
+void MHeap::checkPageAlloc() {
+  std::lock_guard<std::mutex> g(lock_);
+  pages_.checkInvariants();
+}
+
+}  // namespace spindle::runtime

@@ -1,0 +1,147 @@
+// mheap.h: MHeap, the page heap (Go's mheap.go).
+//
+// The heap owns the arena address space (arena.h), the page allocator (pagealloc.h),
+// the MSpan FixAlloc, the MCentrals, and the page -> span map (in the HeapArenas).
+//
+// allocSpan(npages, kind, spanclass) is the single way to get a span:
+//   1. take an MSpan struct from the current P's cache without the lock
+//      (tryAllocMSpan), and, for spans under kPageCacheMaxPages pages, pages from the
+//      P's page cache (pagecache.h), also without the lock;
+//   2. only if either failed: lock; refill the P's page cache or find pages in the
+//      page allocator (growing the arena space if needed); take an MSpan struct
+//      (allocMSpanLocked refills half the P's cache); unlock;
+//      then decide needzero (HeapArena::zeroedBase, CAS) and account (atomics);
+//   3. initialise the span without the lock, point the page -> span map at it, and
+//      publish it with a release store of its state (MSpan::publish).
+// freeSpan reverses this: publish Dead, clear the map, then under the lock return the
+// pages (the page allocator coalesces them with free neighbours) and the MSpan struct
+// (to the current P's cache first: freeMSpanLocked).
+//
+// spanOf(addr) is lock-free and safe for any address: arena lookup (foreign -> null),
+// map slot (acquire), state (acquire), range check, then a re-read of the state word to
+// detect that the MSpan was freed and reused in between. It returns null or a span
+// whose initialisation happens-before the return.
+//
+// Invariants (debug-checked): a span's pages are in use in the page allocator for as
+// long as its state is InUse/Manual; map slots of its pages point at it; every heap span
+// with a size class has nelems objects of elemsize within [startAddr, limit).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+
+#include "runtime/arena.h"
+#include "runtime/fixalloc.h"
+#include "runtime/mcentral.h"
+#include "runtime/mspan.h"
+#include "runtime/pagealloc.h"
+#include "runtime/pagecache.h"
+
+namespace spindle::runtime {
+
+struct MCache;
+struct P;
+
+// The result of findObject.
+struct ObjectRef {
+  std::uintptr_t base = 0;  // first byte of the object
+  MSpan* span = nullptr;
+  std::uint32_t index = 0;  // object index within the span
+};
+
+// Heap statistics; every counter is atomic and read with relaxed loads (approximate
+// when read during concurrent allocation).
+struct HeapStats {
+  std::atomic<std::uint64_t> heapSys{0};       // bytes of committed arenas
+  std::atomic<std::uint64_t> heapInUse{0};     // bytes in heap spans
+  std::atomic<std::uint64_t> manualInUse{0};   // bytes in manual spans
+  std::atomic<std::uint64_t> heapLockAcquisitions{0};
+  std::atomic<std::uint64_t> mspanCacheHits{0};     // tryAllocMSpan successes
+  std::atomic<std::uint64_t> mspanCacheRefills{0};  // allocMSpanLocked refills
+  std::atomic<std::uint64_t> largeAllocs{0}, largeFrees{0};
+  std::atomic<std::uint64_t> largeBytesInUse{0};
+  // Per size class: objects handed out by MCaches (counted when a span leaves a cache)
+  // and objects freed by sweeping.
+  std::atomic<std::uint64_t> smallAllocCount[kNumSizeClasses] = {};
+  std::atomic<std::uint64_t> smallFreeCount[kNumSizeClasses] = {};
+
+  std::uint64_t heapIdle() const {
+    return heapSys.load(std::memory_order_relaxed) - heapInUse.load(std::memory_order_relaxed) -
+           manualInUse.load(std::memory_order_relaxed);
+  }
+  std::uint64_t objectsInUse(std::size_t sizeclass) const {
+    return smallAllocCount[sizeclass].load(std::memory_order_relaxed) -
+           smallFreeCount[sizeclass].load(std::memory_order_relaxed);
+  }
+};
+
+class MHeap {
+ public:
+  static constexpr std::size_t kDefaultMaxArenas = 256;  // 16 GiB of address space
+
+  explicit MHeap(std::size_t maxArenas = kDefaultMaxArenas);
+  MHeap(const MHeap&) = delete;
+  MHeap& operator=(const MHeap&) = delete;
+
+  // Returns a published span of npages pages, or null when out of address space.
+  MSpan* allocSpan(std::size_t npages, SpanKind kind, SpanClass spanclass);
+  // Returns a heap or manual span's pages and struct. The caller owns the span.
+  void freeSpan(MSpan* s);
+
+  MSpan* spanOf(const void* p) const { return spanOf(reinterpret_cast<std::uintptr_t>(p)); }
+  MSpan* spanOf(std::uintptr_t p) const;
+  // The heap object containing p (interior pointers included), or false.
+  bool findObject(const void* p, ObjectRef* out) const;
+
+  MCentral& central(SpanClass spc) { return central_[spc.value]; }
+
+  // MSpan structs (Go's names). tryAllocMSpan needs no lock; the others need lock_.
+  MSpan* tryAllocMSpan(P* p);
+  MSpan* allocMSpanLocked(P* p);
+  void freeMSpanLocked(MSpan* s, P* p);
+
+  // MCache structs, for P creation/destruction (pheap.h).
+  MCache* allocMCache();
+  void freeMCache(MCache* c);
+  // Returns a P's cached MSpan structs to the FixAlloc.
+  void releaseMSpanCache(P* p);
+  // Returns a P's cached pages to the page allocator.
+  void flushPageCache(P* p);
+
+  // The sweep generation (see mgcsweep.h). Acquire/release pairs with its updates.
+  std::uint32_t sweepgenLoad() const { return sweepgen.load(std::memory_order_acquire); }
+  std::atomic<std::uint32_t> sweepgen{0};
+  // Next (span class, partial/full) index sweepone() looks at.
+  std::atomic<std::uint32_t> sweepCentralIndex{0};
+
+  HeapStats stats;
+  // Test/diagnostic accessors (take the lock).
+  std::size_t freePages();
+  std::size_t mspansInUse();
+  void checkPageAlloc();
+  const ArenaSpace& arenas() const { return arenas_; }
+
+ private:
+  void lockHeap() {
+    lock_.lock();
+    // Under the lock: no RMW needed, but the counter is read without it.
+    stats.heapLockAcquisitions.store(
+        stats.heapLockAcquisitions.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+  bool allocNeedsZero(std::size_t page, std::size_t npages);
+  bool growLocked(std::size_t npages);
+
+  std::mutex lock_;
+  ArenaSpace arenas_;
+  PageAlloc pages_;             // under lock_
+  FixAlloc<MSpan> spanalloc_;   // under lock_
+  FixAlloc<MCache> cachealloc_; // under lock_
+  MCentral central_[kNumSpanClasses];
+};
+
+// The process-wide heap (created on first use, never destroyed).
+MHeap& mheap();
+
+}  // namespace spindle::runtime

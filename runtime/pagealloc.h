@@ -1,0 +1,115 @@
+// pagealloc.h: the page allocator (Go's mpagealloc.go, simplified).
+//
+// Works in page indices [0, maxPages). A bitmap holds one bit per page: 1 = free,
+// 0 = in use or not yet part of the heap (so zeroed memory means "nothing free").
+// Pages become free through grow() (new arena) or free().
+//
+// Finding a run of n free pages must not scan the heap linearly, so the bitmap is
+// summarised in a radix tree:
+//   - leaf level: one summary per chunk of 512 pages (8 bitmap words);
+//   - each level above merges 8 summaries of the level below; the top level has at
+//     most 8 entries and is scanned directly.
+// A summary is {start, max, end}: the free run at the start of the node, the longest
+// free run inside it, and the free run at its end (in pages). find(n) walks the top
+// level left to right, carrying the free run that ends at the current position; a run
+// that crosses nodes is detected from (carried run + node.start), a run inside a node
+// makes the search descend into that node. The search is first-fit (lowest address),
+// which keeps the heap compact. Cost: O(8 * depth) summaries plus one 512-bit chunk.
+//
+// Invariants (checked by checkInvariants(), used by tests and debug builds):
+//   - every leaf summary equals the summary recomputed from its 8 bitmap words;
+//   - every inner summary equals the merge of its 8 children;
+//   - freePages() equals the number of 1 bits.
+// Not thread-safe: the heap lock protects it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "runtime/throw.h"
+
+#define SPINDLE_PAGEALLOC_DCHECK_DISJOINT(bits, cache)                                     \
+  SPINDLE_DCHECK(((bits) & (cache)) == 0,                                                  \
+                 "PageAlloc::flushCache: cached pages {:#x} are already free ({:#x})", cache, \
+                 bits)
+
+namespace spindle::runtime {
+
+class PageAlloc {
+ public:
+  static constexpr std::size_t kPagesPerChunk = 512;
+  static constexpr std::size_t kFanout = 8;
+  static constexpr std::size_t kNotFound = SIZE_MAX;
+
+  explicit PageAlloc(std::size_t maxPages);
+  ~PageAlloc();
+  PageAlloc(const PageAlloc&) = delete;
+  PageAlloc& operator=(const PageAlloc&) = delete;
+
+  // Pages [first, first + n) join the heap as free pages.
+  void grow(std::size_t first, std::size_t n);
+  // Allocates the lowest run of n free pages; returns its first page or kNotFound.
+  std::size_t alloc(std::size_t n);
+  // Returns [first, first + n) (all in use) to the free pool; neighbours coalesce.
+  void free(std::size_t first, std::size_t n);
+
+  // Per-P page caches (pagecache.h): fills `c` with the free pages of the 64-page
+  // group holding the lowest free page, marking them in use; false if none is free.
+  template <typename Cache>
+  bool allocToCache(Cache& c) {
+    const std::size_t page = find(1);
+    if (page == kNotFound) return false;
+    const std::size_t w = page / 64;
+    c.base = w * 64;
+    c.cache = bits_[w];
+    freePages_ -= static_cast<std::size_t>(__builtin_popcountll(bits_[w]));
+    bits_[w] = 0;
+    update(c.base, 64);
+    return true;
+  }
+  // Returns a cache's remaining pages and empties it.
+  template <typename Cache>
+  void flushCache(Cache& c) {
+    if (c.cache == 0) return;
+    const std::size_t w = c.base / 64;
+    SPINDLE_PAGEALLOC_DCHECK_DISJOINT(bits_[w], c.cache);
+    bits_[w] |= c.cache;
+    freePages_ += static_cast<std::size_t>(__builtin_popcountll(c.cache));
+    update(c.base, 64);
+    c.cache = 0;
+  }
+
+  std::size_t freePages() const { return freePages_; }
+  std::size_t maxPages() const { return maxPages_; }
+  bool isFree(std::size_t page) const { return (bits_[page / 64] >> (page % 64)) & 1; }
+  // Longest free run anywhere (the root summary), in pages.
+  std::size_t longestFreeRun() const;
+  // Recomputes every summary and the free count; fatal error on any mismatch.
+  void checkInvariants() const;
+
+ private:
+  struct Sum {
+    std::uint32_t start = 0, max = 0, end = 0;
+    bool operator==(const Sum&) const = default;
+  };
+
+  std::size_t find(std::size_t n) const;
+  std::size_t scanChunk(std::size_t chunk, std::size_t n) const;
+  void setRange(std::size_t first, std::size_t n, bool free);
+  void update(std::size_t first, std::size_t n);
+  Sum chunkSummary(std::size_t chunk) const;
+  Sum mergeChildren(std::size_t level, std::size_t parent) const;
+  std::size_t pagesPerEntry(std::size_t level) const { return entryPages_[level]; }
+
+  std::size_t maxPages_;
+  std::size_t nchunks_;
+  std::uint64_t* bits_;  // maxPages_/64 words (whole chunks), zeroed
+  std::size_t bitsBytes_;
+  // levels_[0] is the top (<= kFanout entries), levels_.back() the chunk summaries.
+  std::vector<std::vector<Sum>> levels_;
+  std::vector<std::size_t> entryPages_;
+  std::size_t freePages_ = 0;
+};
+
+}  // namespace spindle::runtime

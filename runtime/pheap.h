@@ -1,0 +1,46 @@
+// pheap.h: the heap's part of a P: creation, destruction, and binding a P to the
+// current thread for allocation.
+//
+// initHeapP(p) gives p an MCache; destroyHeapP(p) flushes the MCache (releaseAll),
+// frees it, and returns p's cached MSpan structs to the heap (Go's p.destroy).
+// bindP(p)/unbindP() make p the current thread's P for allocation (a thread_local):
+// mallocgc and allocSpan use currentP(). This is the heap-level binding only; the
+// scheduler's acquireP/releaseP will call it. Debug builds check that a P is bound to
+// at most one thread (p->heapOwner).
+#pragma once
+
+#include "runtime/p.h"
+#include "runtime/throw.h"
+
+namespace spindle::runtime {
+
+namespace pheap_detail {
+inline thread_local P* tlsCurrentP = nullptr;
+// A per-thread token: the address of a thread_local.
+inline const void* threadToken() { return &tlsCurrentP; }
+}  // namespace pheap_detail
+
+inline P* currentP() { return pheap_detail::tlsCurrentP; }
+
+void initHeapP(P* p);
+void destroyHeapP(P* p);
+void bindP(P* p);
+void unbindP();
+
+// Binds p to this thread for the scope.
+class ScopedBindP {
+ public:
+  explicit ScopedBindP(P* p) { bindP(p); }
+  ~ScopedBindP() { unbindP(); }
+  ScopedBindP(const ScopedBindP&) = delete;
+  ScopedBindP& operator=(const ScopedBindP&) = delete;
+};
+
+// Debug check: the current thread holds p.
+inline void dcheckOwnsP([[maybe_unused]] P* p) {
+  SPINDLE_DCHECK(p != nullptr, "heap allocation without a P: bind one with bindP");
+  SPINDLE_DCHECK(p->heapOwner.load(std::memory_order_relaxed) == pheap_detail::threadToken(),
+                 "P {} used by a thread that does not hold it", p->id);
+}
+
+}  // namespace spindle::runtime
