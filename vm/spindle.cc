@@ -1,0 +1,291 @@
+// spindle.cc: the embedding API (spindle.h) over the internal VM (vm.h).
+#include "vm/spindle.h"
+
+#include <fstream>
+#include <sstream>
+#include <cerrno>
+#include <cstring>
+
+#include "lang/disassembler.h"
+#include "runtime/mheap.h"
+#include "runtime/throw.h"
+#include "vm/vm.h"
+
+namespace spindle {
+
+// --- Value ---------------------------------------------------------------------------------
+
+Value Value::boolean(bool b) {
+  Value v;
+  v.kind_ = Kind::Bool;
+  v.bool_ = b;
+  return v;
+}
+Value Value::number(double d) {
+  Value v;
+  v.kind_ = Kind::Number;
+  v.number_ = d;
+  return v;
+}
+Value Value::string(std::string_view s) {
+  Value v;
+  v.kind_ = Kind::String;
+  v.string_ = std::string(s);
+  return v;
+}
+
+Value::Value(const Value& o)
+    : kind_(o.kind_), bool_(o.bool_), number_(o.number_), string_(o.string_), vm_(o.vm_) {
+  if (kind_ == Kind::Object) handle_ = vm_->vm_->newHandle(o.vm_->vm_->handleValue(o.handle_));
+}
+Value::Value(Value&& o) noexcept
+    : kind_(o.kind_), bool_(o.bool_), number_(o.number_), string_(std::move(o.string_)),
+      vm_(o.vm_), handle_(o.handle_) {
+  o.kind_ = Kind::Nil;
+  o.vm_ = nullptr;
+}
+Value& Value::operator=(Value o) noexcept {
+  std::swap(kind_, o.kind_);
+  std::swap(bool_, o.bool_);
+  std::swap(number_, o.number_);
+  std::swap(string_, o.string_);
+  std::swap(vm_, o.vm_);
+  std::swap(handle_, o.handle_);
+  return *this;
+}
+Value::~Value() {
+  if (kind_ == Kind::Object && vm_ != nullptr) vm_->vm_->releaseHandle(handle_);
+}
+
+bool Value::asBool() const {
+  SPINDLE_CHECK(isBool(), "spindle::Value::asBool on a {}", typeName());
+  return bool_;
+}
+double Value::asNumber() const {
+  SPINDLE_CHECK(isNumber(), "spindle::Value::asNumber on a {}", typeName());
+  return number_;
+}
+const std::string& Value::asString() const {
+  SPINDLE_CHECK(isString(), "spindle::Value::asString on a {}", typeName());
+  return string_;
+}
+std::string Value::typeName() const {
+  switch (kind_) {
+    case Kind::Nil: return "nil";
+    case Kind::Bool: return "bool";
+    case Kind::Number: return "number";
+    case Kind::String: return "string";
+    case Kind::Object: return vm::VM::typeName(vm_->vm_->handleValue(handle_));
+  }
+  return "?";
+}
+std::string Value::toString() const {
+  switch (kind_) {
+    case Kind::Nil: return "nil";
+    case Kind::Bool: return bool_ ? "true" : "false";
+    case Kind::Number: return vm::VM::toStringNumber(number_);
+    case Kind::String: return string_;
+    case Kind::Object: return vm_->vm_->toString(vm_->vm_->handleValue(handle_));
+  }
+  return "?";
+}
+
+// --- Error and Result --------------------------------------------------------------------------
+
+std::string Error::format() const {
+  std::string out = message;
+  if (!out.empty() && out.back() != '\n') out += '\n';
+  for (const std::string& t : trace) {
+    out += t;
+    out += '\n';
+  }
+  return out;
+}
+
+Result Result::success(Value v) {
+  Result r;
+  r.value_ = std::move(v);
+  return r;
+}
+Result Result::failure(Error e) {
+  Result r;
+  r.ok_ = false;
+  r.error_ = std::move(e);
+  return r;
+}
+Result Result::failure(std::string message) {
+  return failure(Error{Error::Kind::Runtime, std::move(message), {}});
+}
+const Value& Result::value() const {
+  SPINDLE_CHECK(ok_, "spindle::Result::value on an error: {}", error_.message);
+  return value_;
+}
+const Error& Result::error() const {
+  SPINDLE_CHECK(!ok_, "spindle::Result::error on a success");
+  return error_;
+}
+
+// --- Vm --------------------------------------------------------------------------------------
+
+namespace {
+
+vm::VMOptions internalOptions(const Options& o) {
+  vm::VMOptions v;
+  v.procs = o.procs;
+  v.gcPercent = o.gc_percent;
+  v.gctrace = o.gctrace;
+  v.stats = o.stats;
+  v.gcstress = o.gcstress;
+  v.gccheckmark = o.gccheckmark;
+  v.output = o.output;
+  return v;
+}
+
+Error runtimeError(const vm::VM& v) {
+  return Error{Error::Kind::Runtime, v.lastError().message, v.lastError().trace};
+}
+
+}  // namespace
+
+Vm::Vm(Options options)
+    : options_(std::move(options)), vm_(std::make_unique<vm::VM>(internalOptions(options_))) {}
+Vm::~Vm() = default;
+
+// Internal <-> host conversions (need the VM's P bound: callers hold vm::VM::Enter).
+static vm::Value toInternal(vm::VM& v, const Value& x) {
+  switch (x.kind()) {
+    case Value::Kind::Nil: return vm::Value::nil();
+    case Value::Kind::Bool: return vm::Value::boolean(x.asBool());
+    case Value::Kind::Number: return vm::Value::number(x.asNumber());
+    case Value::Kind::String: return vm::Value::object(v.intern(x.asString()));
+    case Value::Kind::Object: break;
+  }
+  return vm::Value::nil();
+}
+
+Value Vm::fromInternal(vm::Value x) {
+  if (x.isNumber()) return Value::number(x.asNumber());
+  if (x.isBool()) return Value::boolean(x.asBool());
+  if (!x.isObj()) return Value();
+  if (vm::isKind(x, vm::ObjKind::String)) return Value::string(vm::as<vm::ObjString>(x)->view());
+  Value out;
+  out.kind_ = Value::Kind::Object;
+  out.vm_ = this;
+  out.handle_ = vm_->newHandle(x);
+  return out;
+}
+
+vm::Value Vm::toInternalValue(const Value& x) {
+  if (x.isObject()) {
+    SPINDLE_CHECK(x.vm_ == this, "spindle::Value used with a Vm it does not belong to");
+    return vm_->handleValue(x.handle_);
+  }
+  return toInternal(*vm_, x);
+}
+
+Result Vm::run(std::string_view source) {
+  vm::VM::Enter enter(*vm_);
+  lang::CompileResult compiled = vm_->compile(source);
+  if (!compiled.ok()) {
+    std::string msg = lang::formatDiagnostics(compiled.diagnostics);
+    if (!msg.empty() && msg.back() == '\n') msg.pop_back();
+    return Result::failure(Error{Error::Kind::Compile, std::move(msg), {}});
+  }
+  vm::ObjClosure* script = vm_->load(compiled.script);
+  vm::Value result;
+  if (!vm_->call(vm::Value::object(script), nullptr, 0, &result)) {
+    return Result::failure(runtimeError(*vm_));
+  }
+  return Result::success(Value());
+}
+
+Result Vm::runFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Result::failure(Error{Error::Kind::Io,
+                                 "cannot open '" + path + "': " + std::strerror(errno), {}});
+  }
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  if (in.bad()) {
+    return Result::failure(Error{Error::Kind::Io, "cannot read '" + path + "'", {}});
+  }
+  return run(buf.str());
+}
+
+Result Vm::call(const Value& callee, std::span<const Value> args) {
+  vm::VM::Enter enter(*vm_);
+  std::vector<vm::Value> internal;
+  internal.reserve(args.size());
+  for (const Value& a : args) internal.push_back(toInternalValue(a));
+  vm::Value result;
+  if (!vm_->call(toInternalValue(callee), internal.data(), static_cast<int>(internal.size()),
+                 &result)) {
+    return Result::failure(runtimeError(*vm_));
+  }
+  return Result::success(fromInternal(result));
+}
+
+std::optional<Value> Vm::global(std::string_view name) {
+  vm::VM::Enter enter(*vm_);
+  const std::int64_t slot = vm_->globalNames().find(name);
+  if (slot < 0) return std::nullopt;
+  vm::Value v = vm_->global(static_cast<std::uint32_t>(slot));
+  if (v.isUndefined()) return std::nullopt;
+  return fromInternal(v);
+}
+
+void Vm::setGlobal(std::string_view name, const Value& value) {
+  vm::VM::Enter enter(*vm_);
+  vm_->setGlobal(vm_->globalSlot(name), toInternalValue(value));
+}
+
+void Vm::defineNative(std::string_view name, int arity, Native fn) {
+  vm_->defineNative(name, arity,
+                    [this, fn = std::move(fn)](vm::VM& v, int argc, const vm::Value* args,
+                                               vm::Value* result) {
+                      std::vector<Value> hostArgs;
+                      hostArgs.reserve(static_cast<std::size_t>(argc));
+                      for (int i = 0; i < argc; ++i) hostArgs.push_back(fromInternal(args[i]));
+                      Result r = fn(*this, hostArgs);
+                      if (!r.ok()) return v.raise(r.error().message);
+                      *result = toInternalValue(r.value());
+                      return true;
+                    });
+}
+
+Value Vm::list(std::span<const Value> items) {
+  vm::VM::Enter enter(*vm_);
+  std::vector<vm::Value> internal;
+  for (const Value& a : items) internal.push_back(toInternalValue(a));
+  return fromInternal(vm::Value::object(
+      vm_->newList(static_cast<std::uint32_t>(internal.size()), internal.data())));
+}
+
+Result Vm::disassemble(std::string_view source) {
+  vm::VM::Enter enter(*vm_);
+  lang::CompileResult compiled = vm_->compile(source);
+  if (!compiled.ok()) {
+    std::string msg = lang::formatDiagnostics(compiled.diagnostics);
+    if (!msg.empty() && msg.back() == '\n') msg.pop_back();
+    return Result::failure(Error{Error::Kind::Compile, std::move(msg), {}});
+  }
+  return Result::success(
+      Value::string(lang::disassemble(*compiled.script, &vm_->globalNames())));
+}
+
+Stats Vm::stats() const {
+  Stats s;
+  for (int k = 0; k < static_cast<int>(vm::ObjKind::kCount); ++k) {
+    const std::uint64_t n = vm_->allocations(static_cast<vm::ObjKind>(k));
+    s.objects += n;
+    if (n > 0) s.by_kind.emplace_back(vm::kindName(static_cast<vm::ObjKind>(k)), n);
+  }
+  s.bytes = vm_->allocatedBytes();
+  const auto& hs = runtime::mheap().stats;
+  s.heap_in_use = hs.heapInUse.load(std::memory_order_relaxed);
+  s.heap_sys = hs.heapSys.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace spindle

@@ -1,0 +1,177 @@
+// spindle.h: Spindle's public embedding API.
+//
+//   spindle::Vm vm({.gc_percent = 100});
+//   vm.defineNative("twice", 1, [](spindle::Vm&, std::span<const spindle::Value> args) {
+//     return spindle::Result::success(spindle::Value::number(args[0].asNumber() * 2));
+//   });
+//   spindle::Result r = vm.run("fun add(a, b) { return a + b; } print twice(21);");
+//   if (!r.ok()) std::fputs(r.error().format().c_str(), stderr);
+//   spindle::Value add = *vm.global("add");
+//   spindle::Result sum = vm.call(add, {spindle::Value::number(1), spindle::Value::number(2)});
+//
+// Design (cppgc-style: the host never sees raw heap pointers):
+//   - Value is a host-side value: nil, bool, number, string (a copy of its bytes) or an
+//     object (function, class, instance, list, ...). An object Value owns a persistent
+//     handle, a root of the collector, so the object stays alive while the host holds
+//     the Value (copies take their own handle). Values must not outlive their Vm.
+//   - Errors are values: run/call return a Result holding a Value or an Error (kind,
+//     message, trace). Nothing in this API prints (except Lox `print`, which goes to
+//     Options::output or stdout), exits or aborts on a script error.
+//   - One thread drives a Vm at a time; each entry point binds the Vm's P (heap
+//     allocation context) to the calling thread for its duration. Natives may call back
+//     into the Vm (run, call, global).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace spindle {
+
+namespace vm {
+class VM;
+class Value;
+}
+
+struct Options {
+  int procs = 0;            // worker Ps (0: one per core); used once the scheduler lands
+  int gc_percent = 100;     // collector pacing; used once the collector lands
+  bool gctrace = false;     // one line per GC cycle; once the collector lands
+  bool stats = false;       // the host may print stats() at exit
+  int gcstress = 0;         // collect every N allocations (0: off); once the collector lands
+  bool gccheckmark = false; // verify marking; once the collector lands
+  // Where Lox `print` writes; empty: stdout.
+  std::function<void(std::string_view)> output;
+};
+
+class Vm;
+
+class Value {
+ public:
+  enum class Kind : std::uint8_t { Nil, Bool, Number, String, Object };
+
+  Value() = default;  // nil
+  static Value nil() { return Value(); }
+  static Value boolean(bool b);
+  static Value number(double d);
+  static Value string(std::string_view s);
+
+  Value(const Value& other);
+  Value(Value&& other) noexcept;
+  Value& operator=(Value other) noexcept;
+  ~Value();
+
+  Kind kind() const { return kind_; }
+  bool isNil() const { return kind_ == Kind::Nil; }
+  bool isBool() const { return kind_ == Kind::Bool; }
+  bool isNumber() const { return kind_ == Kind::Number; }
+  bool isString() const { return kind_ == Kind::String; }
+  bool isObject() const { return kind_ == Kind::Object; }
+  // Each accessor requires the matching kind (checked: a wrong kind is a fatal error).
+  bool asBool() const;
+  double asNumber() const;
+  const std::string& asString() const;
+  // "nil", "bool", "number", "string", or the object's kind ("closure", "instance", ...).
+  std::string typeName() const;
+  // As Lox `print` shows it.
+  std::string toString() const;
+
+ private:
+  friend class Vm;
+  Kind kind_ = Kind::Nil;
+  bool bool_ = false;
+  double number_ = 0;
+  std::string string_;
+  Vm* vm_ = nullptr;          // for objects
+  std::uint32_t handle_ = 0;  // persistent handle in vm_
+};
+
+struct Error {
+  enum class Kind : std::uint8_t { Compile, Runtime, Io };
+  Kind kind = Kind::Runtime;
+  // Compile: every diagnostic, one per line ("[line N] Error at 'x': ..."). Runtime: the
+  // message ("Undefined variable 'x'."). Io: what could not be read, and why.
+  std::string message;
+  // Runtime: "[line N] in fn()" ... "[line N] in script", innermost first.
+  std::vector<std::string> trace;
+  // message and trace, each line ending in '\n': exactly what clox prints on stderr.
+  std::string format() const;
+};
+
+class Result {
+ public:
+  static Result success(Value v);
+  static Result failure(Error e);
+  // A runtime error with this message (what natives return to raise one).
+  static Result failure(std::string message);
+
+  bool ok() const { return ok_; }
+  const Value& value() const;  // requires ok()
+  const Error& error() const;  // requires !ok()
+
+ private:
+  bool ok_ = true;
+  Value value_;
+  Error error_;
+};
+
+using Native = std::function<Result(Vm& vm, std::span<const Value> args)>;
+
+struct Stats {
+  std::uint64_t objects = 0;        // objects allocated by the VM
+  std::uint64_t bytes = 0;          // bytes requested for them
+  std::uint64_t heap_in_use = 0;    // bytes in heap spans
+  std::uint64_t heap_sys = 0;       // bytes of arena memory committed
+  std::vector<std::pair<std::string, std::uint64_t>> by_kind;  // allocations per kind
+  std::uint64_t gc_cycles = 0;      // 0 until the collector lands
+};
+
+class Vm {
+ public:
+  explicit Vm(Options options = {});
+  ~Vm();
+  Vm(const Vm&) = delete;
+  Vm& operator=(const Vm&) = delete;
+
+  // Compiles and runs a script (globals persist across calls, as in a REPL). The
+  // value of a successful run is nil.
+  Result run(std::string_view source);
+  // Reads and runs a file; an unreadable file is an Error of kind Io.
+  Result runFile(const std::string& path);
+  // Calls a callable Value (function, bound method, class, native) with arguments.
+  Result call(const Value& callee, std::span<const Value> args);
+  Result call(const Value& callee, std::initializer_list<Value> args) {
+    return call(callee, std::span<const Value>(args.begin(), args.size()));
+  }
+
+  // A global's value, or nullopt when it is not defined.
+  std::optional<Value> global(std::string_view name);
+  void setGlobal(std::string_view name, const Value& value);
+  // Defines a global native function; arity -1 accepts any number of arguments.
+  void defineNative(std::string_view name, int arity, Native fn);
+  // A new list holding `items`.
+  Value list(std::span<const Value> items);
+
+  // The bytecode listing of `source` (a string Value), or its compile errors.
+  Result disassemble(std::string_view source);
+
+  Stats stats() const;
+  const Options& options() const { return options_; }
+  // The VM's internals, for tests and the collector.
+  vm::VM& internal() { return *vm_; }
+
+ private:
+  friend class Value;
+  Value fromInternal(vm::Value x);
+  vm::Value toInternalValue(const Value& x);
+  Options options_;
+  std::unique_ptr<vm::VM> vm_;
+};
+
+}  // namespace spindle

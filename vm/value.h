@@ -1,0 +1,75 @@
+// value.h: Value, the VM's NaN-boxed 64-bit value.
+//
+// Design (clox's NaN boxing): a Value is a double unless its quiet-NaN bits are all set.
+//   - number:  any double whose bits are not a boxed pattern (real NaNs are canonical
+//              quiet NaNs 0x7ff8..., which lack bit 50 of kQnan, so they stay numbers)
+//   - object:  kSignBit | kQnan | pointer (48-bit address)
+//   - nil / false / true / undefined: kQnan | tag 1..4 (undefined marks an unset global
+//              slot and never reaches Lox code)
+// Invariants: isObj(v) implies asObj(v) is a live heap object allocated by mallocgc with
+// one of the TypeInfos in object.h. Values are trivially copyable; the collector finds
+// object values precisely through TypeInfo trace functions and the VM's roots.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+namespace spindle::vm {
+
+struct Obj;
+
+class Value {
+ public:
+  static constexpr std::uint64_t kSignBit = 0x8000000000000000ull;
+  static constexpr std::uint64_t kQnan = 0x7ffc000000000000ull;
+  static constexpr std::uint64_t kTagNil = 1, kTagFalse = 2, kTagTrue = 3, kTagUndef = 4;
+
+  constexpr Value() : bits_(kQnan | kTagNil) {}
+  static Value number(double d) {
+    Value v;
+    std::memcpy(&v.bits_, &d, sizeof d);
+    return v;
+  }
+  static constexpr Value nil() { return fromBits(kQnan | kTagNil); }
+  static constexpr Value boolean(bool b) { return fromBits(kQnan | (b ? kTagTrue : kTagFalse)); }
+  static constexpr Value undefined() { return fromBits(kQnan | kTagUndef); }
+  static Value object(Obj* o) {
+    return fromBits(kSignBit | kQnan | reinterpret_cast<std::uintptr_t>(o));
+  }
+  static constexpr Value fromBits(std::uint64_t b) {
+    Value v;
+    v.bits_ = b;
+    return v;
+  }
+
+  bool isNumber() const { return (bits_ & kQnan) != kQnan; }
+  bool isNil() const { return bits_ == (kQnan | kTagNil); }
+  bool isBool() const { return (bits_ | 1) == (kQnan | kTagTrue); }
+  bool isUndefined() const { return bits_ == (kQnan | kTagUndef); }
+  bool isObj() const { return (bits_ & (kQnan | kSignBit)) == (kQnan | kSignBit); }
+
+  double asNumber() const {
+    double d;
+    std::memcpy(&d, &bits_, sizeof d);
+    return d;
+  }
+  bool asBool() const { return bits_ == (kQnan | kTagTrue); }
+  Obj* asObj() const { return reinterpret_cast<Obj*>(bits_ & ~(kSignBit | kQnan)); }
+
+  bool isFalsey() const { return isNil() || bits_ == (kQnan | kTagFalse); }
+  std::uint64_t bits() const { return bits_; }
+
+  // Lox `==`: numbers by IEEE comparison (NaN != NaN), everything else by identity
+  // (strings are interned, so equal strings are the same object).
+  friend bool operator==(Value a, Value b) {
+    if (a.isNumber() && b.isNumber()) return a.asNumber() == b.asNumber();
+    return a.bits_ == b.bits_;
+  }
+
+ private:
+  std::uint64_t bits_;
+};
+
+static_assert(sizeof(Value) == 8);
+
+}  // namespace spindle::vm
