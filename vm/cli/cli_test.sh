@@ -3,6 +3,8 @@
 set -u
 bin="vm/cli/spindle"
 fails=0
+echo 'print "ok";' >"$TEST_TMPDIR/ok.lox"
+echo 'print args;' >"$TEST_TMPDIR/args.lox"
 expect() {  # expect NAME WANT_RC GREP_PATTERN -- ARGS...
   local name=$1 want=$2 pattern=$3; shift 4
   local out rc
@@ -17,4 +19,14 @@ expect unknown-flag 64 "unknown option '--bogus'" -- --bogus
 expect e-missing-arg 64 "-e needs an argument" -- -e
 expect run-missing-file 64 "'run' needs a FILE" -- run
 expect missing-file 66 "cannot open 'no/such/file.lox'" -- no/such/file.lox
+expect e-runs 0 "^3$" -- -e "print 1 + 2;"
+expect e-compile-error 65 "Error at end: Expect expression." -- -e "print"
+expect e-runtime-error 70 "in script" -- -e "nil();"
+expect run-file 0 "^ok$" -- run "$TEST_TMPDIR/ok.lox"
+expect script-args 0 "^\[a, b\]$" -- "$TEST_TMPDIR/args.lox" a b
+expect disasm 0 "OP_PRINT" -- --disasm -e "print 1;"
+expect procs-bad 64 "--procs needs an integer" -- --procs zero -e "print 1;"
+expect procs-ok 0 "^1$" -- --procs 4 --gc-percent 50 --gctrace --gcstress 1 --gccheckmark -e "print 1;"
+expect stats 0 "stats: .* objects" -- --stats -e "print 1;"
+out=$(echo "print 1 + 2;" | "$bin" 2>&1); if grep -q "3" <<<"$out"; then echo "ok repl"; else echo "FAIL repl: $out"; fails=$((fails+1)); fi
 exit $((fails > 0))

@@ -1,62 +1,87 @@
 // spindle: the command-line host of the Spindle VM.
 //
-// A thin host: it parses flags, reads the script, and hands both to the embedding
-// API (vm/spindle.h). Exit codes follow sysexits(3) and clox:
+// A thin host of the embedding API (vm/spindle.h): it parses flags, then runs a file,
+// a -e string or a REPL (libedit: line editing and history) through spindle::Vm.
+// Exit codes follow sysexits(3) and clox:
 //   0 ok, 64 usage error, 65 compile error, 66 missing or unreadable input,
-//   69 feature not available in this build, 70 runtime error.
+//   70 runtime error.
+#include <editline/readline.h>
 #include <fmt/format.h>
 
-#include <cerrno>
+#include <charconv>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "vm/spindle.h"
 
 namespace {
 
 constexpr std::string_view kVersion = "0.1.0";
 
 constexpr int kExitUsage = 64;
+constexpr int kExitCompile = 65;
 constexpr int kExitNoInput = 66;
-constexpr int kExitUnavailable = 69;
+constexpr int kExitRuntime = 70;
 
 void printUsage(std::FILE* out) {
   fmt::print(out,
              "usage: spindle [options] [FILE [ARGS...]]\n"
-             "       spindle run FILE [ARGS...]\n"
-             "       spindle -e CODE\n"
+             "       spindle [options] run FILE [ARGS...]\n"
+             "       spindle [options] -e CODE\n"
              "\n"
-             "Runs a Spindle (Lox) script. With no FILE, opens a REPL.\n"
+             "Runs a Spindle (Lox) script. With no FILE and no -e, opens a REPL.\n"
              "\n"
              "options:\n"
-             "  -e CODE           run CODE instead of a file\n"
-             "  --help            print this help and exit\n"
-             "  --version         print the version and exit\n");
+             "  -e CODE            run CODE instead of a file\n"
+             "  --disasm           print the bytecode listing instead of running\n"
+             "  --procs N          worker Ps (default: one per core)\n"
+             "  --gc-percent N     collector pacing: next goal = live * (1 + N/100)\n"
+             "  --gctrace          print one line per GC cycle\n"
+             "  --stats            print allocation statistics at exit (on stderr)\n"
+             "  --gcstress N       collect every N allocations\n"
+             "  --gccheckmark      verify each mark phase with a stop-the-world re-mark\n"
+             "  --help             print this help and exit\n"
+             "  --version          print the version and exit\n"
+             "\n"
+             "--procs, --gc-percent, --gctrace, --gcstress and --gccheckmark are accepted\n"
+             "and validated now; they take effect when the scheduler and the collector land\n"
+             "(until then, scripts run on one thread and memory is never freed).\n");
 }
 
-struct Options {
+struct CliOptions {
+  spindle::Options vm;
   std::string file;
   std::string code;
   bool haveCode = false;
+  bool disasm = false;
   std::vector<std::string> scriptArgs;
 };
 
+bool parseInt(std::string_view s, int min, int& out) {
+  int v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || v < min) return false;
+  out = v;
+  return true;
+}
+
 // Returns -1 to continue, or an exit code.
-int parseArgs(int argc, char** argv, Options& opts) {
+int parseArgs(int argc, char** argv, CliOptions& opts) {
   int i = 1;
-  if (i < argc && std::string_view(argv[i]) == "run") {
-    ++i;
-    if (i >= argc) {
-      fmt::print(stderr, "spindle: 'run' needs a FILE\n");
-      printUsage(stderr);
-      return kExitUsage;
-    }
-  }
+  bool runCommand = false;
   for (; i < argc; ++i) {
     std::string_view arg = argv[i];
+    if (arg == "run" && !runCommand && !opts.haveCode) {
+      runCommand = true;
+      if (i + 1 >= argc) {
+        fmt::print(stderr, "spindle: 'run' needs a FILE\n");
+        printUsage(stderr);
+        return kExitUsage;
+      }
+      continue;
+    }
     if (arg == "--help" || arg == "-h") {
       printUsage(stdout);
       return 0;
@@ -72,6 +97,39 @@ int parseArgs(int argc, char** argv, Options& opts) {
       }
       opts.code = argv[++i];
       opts.haveCode = true;
+      continue;
+    }
+    if (arg == "--disasm") {
+      opts.disasm = true;
+      continue;
+    }
+    if (arg == "--gctrace") {
+      opts.vm.gctrace = true;
+      continue;
+    }
+    if (arg == "--stats") {
+      opts.vm.stats = true;
+      continue;
+    }
+    if (arg == "--gccheckmark") {
+      opts.vm.gccheckmark = true;
+      continue;
+    }
+    if (arg == "--procs" || arg == "--gc-percent" || arg == "--gcstress") {
+      if (i + 1 >= argc) {
+        fmt::print(stderr, "spindle: {} needs a number\n", arg);
+        return kExitUsage;
+      }
+      std::string_view value = argv[++i];
+      // gc-percent may be -1 (off, as Go's GOGC=off); procs needs at least 1.
+      int* target = arg == "--procs" ? &opts.vm.procs
+                    : arg == "--gc-percent" ? &opts.vm.gc_percent
+                                            : &opts.vm.gcstress;
+      const int min = arg == "--procs" ? 1 : arg == "--gc-percent" ? -1 : 0;
+      if (!parseInt(value, min, *target)) {
+        fmt::print(stderr, "spindle: {} needs an integer >= {}, got '{}'\n", arg, min, value);
+        return kExitUsage;
+      }
       continue;
     }
     if (arg == "--") {
@@ -90,26 +148,83 @@ int parseArgs(int argc, char** argv, Options& opts) {
   return -1;
 }
 
+int exitCodeFor(const spindle::Result& r) {
+  if (r.ok()) return 0;
+  fmt::print(stderr, "{}", r.error().format());
+  switch (r.error().kind) {
+    case spindle::Error::Kind::Compile: return kExitCompile;
+    case spindle::Error::Kind::Io: return kExitNoInput;
+    case spindle::Error::Kind::Runtime: return kExitRuntime;
+  }
+  return kExitRuntime;
+}
+
+int repl(spindle::Vm& vm) {
+  fmt::print("spindle {} (Lox). Ctrl-D to exit.\n", kVersion);
+  for (;;) {
+    char* line = readline("> ");
+    if (line == nullptr) {
+      fmt::print("\n");
+      return 0;
+    }
+    std::string source = line;
+    std::free(line);
+    if (source.find_first_not_of(" \t") == std::string::npos) continue;
+    add_history(source.c_str());
+    std::fflush(stdout);
+    spindle::Result r = vm.run(source);
+    if (!r.ok()) fmt::print(stderr, "{}", r.error().format());
+    std::fflush(stderr);
+  }
+}
+
+void printStats(const spindle::Vm& vm) {
+  spindle::Stats s = vm.stats();
+  fmt::print(stderr, "stats: {} objects, {} bytes allocated; heap {} bytes in use, {} bytes mapped; {} GC cycles\n",
+             s.objects, s.bytes, s.heap_in_use, s.heap_sys, s.gc_cycles);
+  for (const auto& [kind, n] : s.by_kind) fmt::print(stderr, "stats:   {:<14} {}\n", kind, n);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  Options opts;
+  CliOptions opts;
   if (int rc = parseArgs(argc, argv, opts); rc >= 0) return rc;
 
   std::string source = opts.code;
   if (!opts.haveCode && !opts.file.empty()) {
-    std::ifstream in(opts.file, std::ios::binary);
-    if (!in) {
+    std::FILE* f = std::fopen(opts.file.c_str(), "rb");
+    if (f == nullptr) {
       fmt::print(stderr, "spindle: cannot open '{}': {}\n", opts.file, std::strerror(errno));
       return kExitNoInput;
     }
-    std::ostringstream buf;
-    buf << in.rdbuf();
-    source = buf.str();
+    char buf[65536];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) source.append(buf, n);
+    const bool failed = std::ferror(f) != 0;
+    std::fclose(f);
+    if (failed) {
+      fmt::print(stderr, "spindle: cannot read '{}'\n", opts.file);
+      return kExitNoInput;
+    }
   }
-  fmt::print(stderr,
-             "spindle: the VM is not built yet; read {} ({} bytes) but cannot run it\n",
-             opts.haveCode ? "-e CODE" : opts.file.empty() ? "the REPL" : opts.file,
-             source.size());
-  return kExitUnavailable;
+
+  spindle::Vm vm(opts.vm);
+  std::vector<spindle::Value> args;
+  for (const std::string& a : opts.scriptArgs) args.push_back(spindle::Value::string(a));
+  vm.setGlobal("args", vm.list(args));
+
+  int rc;
+  if (opts.disasm) {
+    spindle::Result r = vm.disassemble(source);
+    if (r.ok()) fmt::print("{}", r.value().asString());
+    rc = exitCodeFor(r);
+  } else if (!opts.haveCode && opts.file.empty()) {
+    rc = repl(vm);
+  } else {
+    rc = exitCodeFor(vm.run(source));
+  }
+  std::fflush(stdout);
+  if (opts.vm.stats) printStats(vm);
+  return rc;
 }

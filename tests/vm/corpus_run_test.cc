@@ -1,0 +1,100 @@
+// corpus_run_test.cc: runs every tests/lang/**/*.lox file (but spawn/ and select/, which
+// need channels) through the real `spindle` binary and checks stdout, stderr and the
+// exit code against the expectations written in the file (tests/lang/expectations.h):
+//   - compile errors: empty stdout, stderr exactly the error lines, exit 65;
+//   - a runtime error: stdout the expected output, stderr the message, then a stack
+//     trace whose first line is "[line N] in ..." for the expectation's line, exit 70;
+//   - otherwise: stdout exactly the expected output, empty stderr, exit 0.
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "tests/lang/expectations.h"
+
+namespace {
+
+struct Run {
+  std::string out, err;
+  int code = -1;
+};
+
+Run runSpindle(const std::string& path) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  std::string dir = tmp != nullptr ? tmp : "/tmp";
+  std::string outPath = dir + "/corpus.out", errPath = dir + "/corpus.err";
+  std::string cmd =
+      fmt::format("vm/cli/spindle '{}' >'{}' 2>'{}' </dev/null", path, outPath, errPath);
+  int status = std::system(cmd.c_str());
+  Run r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  spindle::corpus::readFile(outPath, r.out);
+  spindle::corpus::readFile(errPath, r.err);
+  return r;
+}
+
+std::vector<std::string> lines(const std::string& s) {
+  std::vector<std::string> v;
+  std::size_t start = 0;
+  while (start < s.size()) {
+    std::size_t nl = s.find('\n', start);
+    if (nl == std::string::npos) nl = s.size();
+    v.push_back(s.substr(start, nl - start));
+    start = nl + 1;
+  }
+  return v;
+}
+
+bool skipped(const std::string& path) {
+  return path.find("tests/lang/spawn/") != std::string::npos ||
+         path.find("tests/lang/select/") != std::string::npos;
+}
+
+TEST_CASE("every corpus file runs as its expectations say") {
+  std::vector<std::string> files = spindle::corpus::listCorpus("tests/lang");
+  REQUIRE(files.size() >= 150);
+  int passed = 0, failed = 0, skippedCount = 0;
+  for (const std::string& path : files) {
+    if (skipped(path)) {
+      ++skippedCount;
+      continue;
+    }
+    CAPTURE(path);
+    std::string source;
+    REQUIRE(spindle::corpus::readFile(path, source));
+    spindle::corpus::Expectations ex = spindle::corpus::parseExpectations(source);
+    Run r = runSpindle(path);
+    bool ok = r.code == ex.exitCode();
+    CHECK(r.code == ex.exitCode());
+    if (!ex.compileErrors.empty()) {
+      CHECK(r.out == "");
+      CHECK(r.err == ex.expectedCompileStderr());
+      ok = ok && r.out.empty() && r.err == ex.expectedCompileStderr();
+    } else {
+      std::vector<std::string> got = lines(r.out);
+      CHECK(got == ex.output);
+      ok = ok && got == ex.output;
+      if (ex.runtimeError) {
+        std::vector<std::string> err = lines(r.err);
+        REQUIRE(err.size() >= 2);
+        CHECK(err[0] == *ex.runtimeError);
+        const std::string where = fmt::format("[line {}] in ", ex.runtimeErrorLine);
+        CHECK(err[1].rfind(where, 0) == 0);
+        CHECK(err.back().find("in script") != std::string::npos);
+        ok = ok && err[0] == *ex.runtimeError && err[1].rfind(where, 0) == 0;
+      } else {
+        CHECK(r.err == "");
+        ok = ok && r.err.empty();
+      }
+    }
+    (ok ? passed : failed) += 1;
+  }
+  MESSAGE(fmt::format("corpus: {} passed, {} failed, {} skipped (spawn/, select/)", passed,
+                      failed, skippedCount));
+  CHECK(failed == 0);
+}
+
+}  // namespace
