@@ -6,7 +6,8 @@
 // observe it: calls, errors, yielding, returning. After a call or anything that may
 // grow the stack, the locals are reloaded from the fiber (LOAD).
 //
-// Safepoints: calls and OP_LOOP decrement `budget` and check the VM's preemption flag;
+// Safepoints: calls (once the callee's frame is pushed, so resuming enters it) and
+// OP_LOOP (after the jump) decrement `budget` and check the VM's preemption flag;
 // when either says so, the fiber's state is saved and run returns Yield, to resume
 // exactly there on the next run.
 //
@@ -382,18 +383,17 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
       }
       case OpCode::CALL: {
         const int argc = static_cast<int>(INDEX());
-        SAFEPOINT();
         Value callee = PEEK(argc);
         SAVE();
         FAIL_IF_NOT(callValue(fiber, callee, argc));
         LOAD();
+        SAFEPOINT();  // after the call is made: resuming starts in the callee
         break;
       }
       case OpCode::INVOKE: {
         ObjString* name = as<ObjString>(constants[INDEX()]);
         const int argc = static_cast<int>(INDEX());
         InlineCache& ic = fn->ics()[INDEX()];
-        SAFEPOINT();
         Value receiver = PEEK(argc);
         SAVE();
         if (isKind(receiver, ObjKind::Instance)) [[likely]] {
@@ -424,13 +424,13 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
           FAIL_IF_NOT(invokeBuiltin(fiber, receiver, name, argc));
         }
         LOAD();
+        SAFEPOINT();
         break;
       }
       case OpCode::SUPER_INVOKE: {
         ObjString* name = as<ObjString>(constants[INDEX()]);
         const int argc = static_cast<int>(INDEX());
         InlineCache& ic = fn->ics()[INDEX()];
-        SAFEPOINT();
         auto* superclass = as<ObjClass>(POP());
         Value method;
         if (ic.shape == superclass->rootShape) {
@@ -442,6 +442,7 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         SAVE();
         FAIL_IF_NOT(callClosure(fiber, as<ObjClosure>(method), argc));
         LOAD();
+        SAFEPOINT();
         break;
       }
       case OpCode::CLOSURE: {

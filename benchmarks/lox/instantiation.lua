@@ -14,4 +14,4 @@ for i = 0, 999999 do
   f = Foo.new(i, 2)
   sum = sum + f.b
 end
-print(sum)
+print(string.format("%g", sum))  -- Lox prints numbers with %g

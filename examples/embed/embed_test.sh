@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs the embedding example and checks what it prints.
+set -u
+out=$(examples/embed/embed 2>&1); rc=$?
+want=$'host: ada opened with funds\n75\nerror as a value: Undefined property \'withdraw\'.\n[line 1] in script'
+if [[ $rc -ne 0 || "$out" != "$want" ]]; then
+  echo "FAIL: exit $rc, output:"; echo "$out"; exit 1
+fi
+echo ok

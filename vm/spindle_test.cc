@@ -1,0 +1,231 @@
+// spindle_test.cc: the embedding API (vm/spindle.h): running code, errors as values,
+// natives, globals, calling script functions, handles keeping objects alive, and the
+// internals the collector will rely on (TypeInfos, roots, resumable run loop).
+#include "vm/spindle.h"
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "vm/vm.h"
+
+namespace {
+
+spindle::Options capture(std::string& out) {
+  spindle::Options o;
+  o.output = [&out](std::string_view s) { out.append(s); };
+  return o;
+}
+
+TEST_CASE("run prints through the output sink and keeps globals across runs") {
+  std::string out;
+  spindle::Vm vm(capture(out));
+  REQUIRE(vm.run("var x = 40;").ok());
+  REQUIRE(vm.run("x = x + 2; print x;").ok());
+  CHECK(out == "42\n");
+  auto x = vm.global("x");
+  REQUIRE(x.has_value());
+  CHECK(x->asNumber() == 42);
+  CHECK_FALSE(vm.global("nope").has_value());
+}
+
+TEST_CASE("compile and runtime errors are values with message and trace") {
+  std::string out;
+  spindle::Vm vm(capture(out));
+  spindle::Result c = vm.run("print ;");
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.error().kind == spindle::Error::Kind::Compile);
+  CHECK(c.error().message == "[line 1] Error at ';': Expect expression.");
+
+  spindle::Result r = vm.run("fun f() {\n  return nil + 1;\n}\nf();");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().kind == spindle::Error::Kind::Runtime);
+  CHECK(r.error().message == "Operands must be two numbers or two strings.");
+  REQUIRE(r.error().trace.size() == 2);
+  CHECK(r.error().trace[0] == "[line 2] in f()");
+  CHECK(r.error().trace[1] == "[line 4] in script");
+  // The VM is still usable after an error.
+  CHECK(vm.run("print 1;").ok());
+  CHECK(out == "1\n");
+
+  spindle::Result io = vm.runFile("/no/such/file.lox");
+  REQUIRE_FALSE(io.ok());
+  CHECK(io.error().kind == spindle::Error::Kind::Io);
+}
+
+TEST_CASE("natives receive values and raise errors") {
+  std::string out;
+  spindle::Vm vm(capture(out));
+  vm.defineNative("twice", 1, [](spindle::Vm&, std::span<const spindle::Value> args) {
+    if (!args[0].isNumber()) return spindle::Result::failure("twice needs a number.");
+    return spindle::Result::success(spindle::Value::number(args[0].asNumber() * 2));
+  });
+  vm.defineNative("greet", 1, [](spindle::Vm&, std::span<const spindle::Value> args) {
+    return spindle::Result::success(spindle::Value::string("hi " + args[0].asString()));
+  });
+  REQUIRE(vm.run("print twice(21); print greet(\"bob\"); print twice;").ok());
+  CHECK(out == "42\nhi bob\n<native fn>\n");
+  spindle::Result r = vm.run("twice(\"x\");");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message == "twice needs a number.");
+  CHECK(r.error().trace == std::vector<std::string>{"[line 1] in script"});
+  spindle::Result arity = vm.run("twice();");
+  REQUIRE_FALSE(arity.ok());
+  CHECK(arity.error().message == "Expected 1 arguments but got 0.");
+}
+
+TEST_CASE("call a script function, a class and a method from C++") {
+  std::string out;
+  spindle::Vm vm(capture(out));
+  REQUIRE(vm.run("fun add(a, b) { return a + b; }\n"
+                 "class Counter { init(n) { this.n = n; } inc() { this.n = this.n + 1; return this.n; } }")
+              .ok());
+  spindle::Result sum = vm.call(*vm.global("add"), {spindle::Value::number(1), spindle::Value::number(2)});
+  REQUIRE(sum.ok());
+  CHECK(sum.value().asNumber() == 3);
+  spindle::Result cat = vm.call(*vm.global("add"), {spindle::Value::string("a"), spindle::Value::string("b")});
+  REQUIRE(cat.ok());
+  CHECK(cat.value().asString() == "ab");
+
+  spindle::Result counter = vm.call(*vm.global("Counter"), {spindle::Value::number(10)});
+  REQUIRE(counter.ok());
+  CHECK(counter.value().isObject());
+  CHECK(counter.value().toString() == "Counter instance");
+  vm.setGlobal("c", counter.value());
+  REQUIRE(vm.run("print c.inc();").ok());
+  CHECK(out == "11\n");
+
+  spindle::Result bad = vm.call(*vm.global("add"), {spindle::Value::number(1)});
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().message == "Expected 2 arguments but got 1.");
+  spindle::Result notCallable = vm.call(spindle::Value::number(1), {});
+  REQUIRE_FALSE(notCallable.ok());
+  CHECK(notCallable.error().message == "Can only call functions and classes.");
+}
+
+TEST_CASE("a native can call back into the VM") {
+  std::string out;
+  spindle::Vm vm(capture(out));
+  vm.defineNative("apply", 2, [](spindle::Vm& v, std::span<const spindle::Value> args) {
+    return v.call(args[0], {args[1]});
+  });
+  REQUIRE(vm.run("fun sq(x) { return x * x; } print apply(sq, 7);").ok());
+  CHECK(out == "49\n");
+}
+
+TEST_CASE("object values are handles: copies and lists, roots") {
+  spindle::Vm vm;
+  spindle::Value l = vm.list(std::vector<spindle::Value>{spindle::Value::number(1),
+                                                          spindle::Value::string("two")});
+  CHECK(l.typeName() == "list");
+  CHECK(l.toString() == "[1, two]");
+  spindle::Value copy = l;
+  {
+    spindle::Value moved = std::move(copy);
+    CHECK(moved.toString() == "[1, two]");
+  }
+  // Every held object is reported as a strong root.
+  std::vector<void*> strong;
+  vm.internal().forEachRoot(
+      [](void* ctx, void** slot, spindle::vm::RootKind kind) {
+        if (kind == spindle::vm::RootKind::Strong) static_cast<std::vector<void*>*>(ctx)->push_back(*slot);
+      },
+      &strong);
+  spindle::vm::VM& in = vm.internal();
+  (void)in;
+  bool found = false;
+  for (void* p : strong) {
+    auto* o = static_cast<spindle::vm::Obj*>(p);
+    if (o->kind == spindle::vm::ObjKind::List) found = true;
+  }
+  CHECK(found);
+}
+
+bool typeIsNoscanCheck(spindle::vm::ObjString* s) { return spindle::runtime::typeIsNoscan(s->header.type); }
+
+// Counts the pointers an object's trace function reports.
+int traced(spindle::vm::Obj* o) {
+  int n = 0;
+  o->header.type->trace(o, [](void* ctx, void** slot) {
+    CHECK(*slot != nullptr);
+    ++*static_cast<int*>(ctx);
+  }, &n);
+  return n;
+}
+
+TEST_CASE("objects carry TypeInfos; strings are noscan; traces are precise") {
+  using namespace spindle::vm;
+  VM vm;
+  VM::Enter enter(vm);
+  ObjString* s = vm.intern("hello");
+  CHECK(s->header.type == &kTypes[static_cast<int>(ObjKind::String)]);
+  CHECK(typeIsNoscanCheck(s));
+  CHECK(vm.intern("hello") == s);  // interned
+  Value items[3] = {Value::object(s), Value::number(1), Value::nil()};
+  ObjList* l = vm.newList(3, items);
+  CHECK(traced(l) == 1);             // its storage
+  CHECK(traced(l->items) == 1);      // one object among the elements
+}
+
+TEST_CASE("run is resumable: a budget makes a loop yield and resume") {
+  using namespace spindle::vm;
+  std::string out;
+  VMOptions o;
+  o.output = [&out](std::string_view s) { out.append(s); };
+  VM vm(o);
+  VM::Enter enter(vm);
+  spindle::lang::CompileResult c = vm.compile("var s = 0; for (var i = 0; i < 100; i = i + 1) s = s + i; print s;");
+  REQUIRE(c.ok());
+  ObjFiber* f = vm.newFiber(Value::object(vm.load(c.script)), nullptr, 0);
+  int yields = 0;
+  RunStatus st;
+  while ((st = vm.run(f, 10)) == RunStatus::Yield) ++yields;
+  CHECK(st == RunStatus::Exit);
+  CHECK(f->state == FiberState::Done);
+  CHECK(yields >= 9);
+  CHECK(out == "4950\n");
+}
+
+TEST_CASE("yielding at calls resumes in the callee (calls, invokes, super invokes)") {
+  using namespace spindle::vm;
+  std::string out;
+  VMOptions o;
+  o.output = [&out](std::string_view s) { out.append(s); };
+  VM vm(o);
+  VM::Enter enter(vm);
+  spindle::lang::CompileResult c = vm.compile(
+      "fun fib(n) { if (n < 2) return n; return fib(n - 2) + fib(n - 1); }\n"
+      "class A { f(x) { return x + 1; } }\n"
+      "class B < A { f(x) { return super.f(x) * 2; } }\n"
+      "var b = B(); var s = 0;\n"
+      "for (var i = 0; i < 10; i = i + 1) s = s + b.f(i);\n"
+      "print fib(15); print s;");
+  REQUIRE(c.ok());
+  ObjFiber* f = vm.newFiber(Value::object(vm.load(c.script)), nullptr, 0);
+  int yields = 0;
+  while (vm.run(f, 1) == RunStatus::Yield) ++yields;
+  CHECK(f->state == FiberState::Done);
+  CHECK(yields > 1000);
+  CHECK(out == "610\n110\n");
+}
+
+TEST_CASE("deep recursion reports Stack overflow.") {
+  std::string out;
+  spindle::Vm vm(capture(out));
+  spindle::Result r = vm.run("fun f(n) { return f(n + 1); } f(0);");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message == "Stack overflow.");
+  // Recursion well below the limit works (the stack grows).
+  REQUIRE(vm.run("fun d(n) { if (n == 0) return 0; return 1 + d(n - 1); } print d(5000);").ok());
+  CHECK(out == "5000\n");
+}
+
+TEST_CASE("spawn is a clean runtime error for now") {
+  spindle::Vm vm;
+  spindle::Result r = vm.run("fun f() {} spawn f();");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message == "spawn is not supported yet.");
+}
+
+}  // namespace
