@@ -49,4 +49,4 @@ while d < stretchDepth do
   d = d + 2
 end
 total = total + longLived:check()
-print(total)
+print(string.format("%g", total))  -- Lox prints numbers with %g

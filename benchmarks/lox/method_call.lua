@@ -48,4 +48,4 @@ for _ = 1, n do
   val = ntoggle:activate():value(); if val then hits = hits + 1 end
   val = ntoggle:activate():value(); if val then hits = hits + 1 end
 end
-print(hits)
+print(string.format("%g", hits))  -- Lox prints numbers with %g

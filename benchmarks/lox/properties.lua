@@ -20,4 +20,4 @@ for _ = 0, 2499999 do
       + foo:method5() + foo:method6() + foo:method7() + foo:method8() + foo:method9()
   foo.field0 = foo.field1 + foo.field2 - foo.field3
 end
-print(sum)
+print(string.format("%g", sum))  -- Lox prints numbers with %g

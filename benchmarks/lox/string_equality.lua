@@ -11,4 +11,4 @@ for i = 0, 9999999 do
   if i == "x" then count = count + 1 end
   if a1 ~= b2 then count = count + 1 end
 end
-print(count)
+print(string.format("%g", count))  -- Lox prints numbers with %g
