@@ -535,7 +535,7 @@ void Sched::execute(M* m, G* g, bool inheritTime) {
     p->schedtick.store(p->schedtick.load(std::memory_order_relaxed) + 1,
                        std::memory_order_relaxed);
   }
-  p->curg.store(g, std::memory_order_relaxed);
+  p->curg.store(g, std::memory_order_release);  // sysmon and preemptall acquire it to touch g
 
   Step step = g->body->run(g, budget_);
 
@@ -734,7 +734,7 @@ void Sched::exitSyscallSlow(M* m, G* g) {
     SPINDLE_CHECK(p != nullptr, "exitSyscall: M {} woken without a P", m->id);
   }
   acquireP(m, p);
-  p->curg.store(g, std::memory_order_relaxed);
+  p->curg.store(g, std::memory_order_release);
   g->status.store(GStatus::Running, std::memory_order_relaxed);
 }
 

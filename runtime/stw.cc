@@ -34,7 +34,7 @@ void Sched::preemptall() {
     P* p = allp(i);
     if (p->status.load() != PStatus::Running) continue;
     // Gs are never freed while the Sched lives, so a stale pointer is harmless.
-    if (G* g = p->curg.load(std::memory_order_relaxed)) g->preempt.store(true, std::memory_order_relaxed);
+    if (G* g = p->curg.load(std::memory_order_acquire)) g->preempt.store(true, std::memory_order_relaxed);
   }
 }
 
@@ -189,7 +189,7 @@ void Sched::procresize(int n) {
     m->p = p0;
     p0->m = m;
     if (dead->curg.load(std::memory_order_relaxed) != nullptr) {
-      p0->curg.store(dead->curg.load(std::memory_order_relaxed), std::memory_order_relaxed);
+      p0->curg.store(dead->curg.load(std::memory_order_relaxed), std::memory_order_release);
       dead->curg.store(nullptr, std::memory_order_relaxed);
     }
   }

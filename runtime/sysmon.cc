@@ -50,7 +50,7 @@ void Sched::retake(std::int64_t now) {
         p->sysmonTick = t;
         p->sysmonWhen = now;
       } else if (now - p->sysmonWhen > kForcePreemptNs) {
-        if (G* g = p->curg.load(std::memory_order_relaxed)) g->preempt.store(true, std::memory_order_relaxed);
+        if (G* g = p->curg.load(std::memory_order_acquire)) g->preempt.store(true, std::memory_order_relaxed);
       }
     } else if (st == PStatus::Syscall) {
       std::uint32_t t = p->syscalltick.load(std::memory_order_relaxed);
