@@ -69,6 +69,9 @@ class GBody {
   virtual Step run(G* g, std::uint32_t budget) = 0;
   // Called once when run() returned Exit, after the G stopped running. Default: nothing.
   virtual void exited(G*) {}
+  // Called by ~Sched for a G that never exited (parked forever, or still runnable when
+  // the scheduler shut down), so the owner can free the body. Default: nothing.
+  virtual void abandoned(G*) {}
 
  protected:
   ~GBody() = default;

@@ -94,7 +94,10 @@ Sched::~Sched() {
     if (p->status.load() != PStatus::Dead) runPDestroyHooks(p);
     delete p;
   }
-  for (G* g : allgs_) delete g;
+  for (G* g : allgs_) {
+    if (g->body != nullptr && g->status.load() != GStatus::Dead) g->body->abandoned(g);
+    delete g;
+  }
   gLiveScheds.fetch_sub(1, std::memory_order_acq_rel);
 }
 

@@ -91,15 +91,16 @@ TEST_CASE("load spreads over Ps (work stealing)") {
   RunStatus st = s.runMain(fn([pc = 0, &s, &mu, &ps, &wg, &started](G* g) mutable -> Step {
     if (pc == 0) {
       for (int i = 0; i < kN; i++) {
-        // Each worker waits (yielding) until all were spawned and one started, so all of
-        // them sit in the spawning P's queue at once; the others must steal them.
-        s.newproc(fn([&mu, &ps, &wg, &started, n = 0](G* g) mutable -> Step {
-          started.fetch_add(1);
+        // Each keeps yielding until two Ps have run workers (bounded, so a broken steal
+        // fails instead of hanging): the idle Ps can only get work by stealing.
+        s.newproc(fn([&mu, &ps, &wg, &started](G* g) mutable -> Step {
+          bool spread;
           {
             std::lock_guard<std::mutex> lk(mu);
             ps.insert(g->m->p->id);
+            spread = ps.size() >= 2;
           }
-          if (++n < 200) return Step::yield();
+          if (!spread && started.fetch_add(1) < 20000000) return Step::yield();
           wg.done();
           return Step::exit();
         }));

@@ -14,6 +14,7 @@ class FnBody final : public GBody {
   explicit FnBody(F f) : f_(std::move(f)) {}
   Step run(G* g, std::uint32_t) override { return f_(g); }
   void exited(G*) override { delete this; }
+  void abandoned(G*) override { delete this; }
 
  private:
   F f_;
