@@ -12,7 +12,6 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
-#include <thread>
 
 #include "runtime/chan.h"
 #include "runtime/proc.h"
@@ -186,6 +185,7 @@ void BM_Buffered(benchmark::State& state) {
 }
 BENCHMARK(BM_Buffered)->UseRealTime();
 
+// As Go's ReadMemStats: the stopper is a G holding a P, every other P runs a spinner.
 void BM_STWPause(benchmark::State& state) {
   Sched& s = sched();
   std::atomic<bool> stop{false};
@@ -203,19 +203,21 @@ void BM_STWPause(benchmark::State& state) {
       }
     }));
   }
-  std::thread host([&] {
-    s.runMain(body([pc = 0, &wg](G* g) mutable -> Step {
-      if (pc++ == 0 && !wg.wait(g)) return wg.parkStep();
+  constexpr std::int64_t kBatch = 200;
+  while (state.KeepRunningBatch(kBatch)) {
+    s.runMain(body([&s](G*) -> Step {
+      for (int i = 0; i < kBatch; i++) {
+        s.stopTheWorld("bench");
+        s.startTheWorld();
+      }
       return Step::exit();
     }));
-  });
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  for (auto _ : state) {
-    s.stopTheWorld("bench");
-    s.startTheWorld();
   }
   stop.store(true);
-  host.join();
+  s.runMain(body([pc = 0, &wg](G* g) mutable -> Step {
+    if (pc++ == 0 && !wg.wait(g)) return wg.parkStep();
+    return Step::exit();
+  }));
 }
 BENCHMARK(BM_STWPause)->UseRealTime();
 

@@ -202,7 +202,10 @@ void Sched::ready(G* g) {
   SPINDLE_CHECK(ok, "ready: G {} status={} want Waiting", g->goid, static_cast<int>(want));
   M* m = tlsM;
   if (m != nullptr && m->sched == this && m->p != nullptr) {
-    runqput(this, m->p, g, true);
+    // Only runnext changed: this M runs g as soon as the current G stops, so waking a
+    // spinning M would only cost a futex round trip per hand-off (ping-pong). sysmon
+    // wakes one if g waits in runnext for a whole tick.
+    if (!runqput(this, m->p, g, true)) return;
   } else {
     std::lock_guard<std::mutex> lk(lock_);
     globrunqput(g);

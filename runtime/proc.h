@@ -164,7 +164,9 @@ class Sched {
   void handToSyscallWaiter(M* m);
 
   // Run queues (runq.cc).
-  static void runqput(Sched* s, P* p, G* g, bool next);
+  // Returns true if g (or the runnext it displaced) went to the ring or the global queue,
+  // false if it only went to runnext.
+  static bool runqput(Sched* s, P* p, G* g, bool next);
   static G* runqget(P* p, bool* inheritTime);
   static bool runqempty(P* p);
   static G* runqsteal(P* p, P* victim, bool stealRunNext);

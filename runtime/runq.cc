@@ -21,12 +21,12 @@ namespace {
 constexpr std::uint32_t kN = kLocalRunQueueSize;
 }
 
-void Sched::runqput(Sched* s, P* p, G* g, bool next) {
+bool Sched::runqput(Sched* s, P* p, G* g, bool next) {
   if (next) {
-    // Stealers may CAS runnext of a non-Running P only, and p is Running here; exchange
-    // keeps it correct regardless. acq_rel: the G's state travels with the pointer.
+    // Stealers may CAS runnext (see runqgrab); exchange keeps it correct. acq_rel: the
+    // G's state travels with the pointer.
     G* old = p->runnext.exchange(g, std::memory_order_acq_rel);
-    if (old == nullptr) return;
+    if (old == nullptr) return false;
     g = old;  // kick the old runnext to the tail
   }
   for (;;) {
@@ -36,9 +36,9 @@ void Sched::runqput(Sched* s, P* p, G* g, bool next) {
     if (t - h < kN) {
       p->runq[t % kN].store(g, std::memory_order_relaxed);
       p->runqtail.store(t + 1, std::memory_order_release);  // publish the slot
-      return;
+      return true;
     }
-    if (s->runqputslow(p, g, h, t)) return;
+    if (s->runqputslow(p, g, h, t)) return true;
     // The queue is no longer full (a stealer took some): retry.
   }
 }
@@ -94,7 +94,9 @@ std::uint32_t Sched::runqgrab(P* victim, std::array<std::atomic<G*>, kN>& batch,
     std::uint32_t n = t - h;
     n = n - n / 2;
     if (n == 0) {
-      if (stealRunNext && victim->status.load() != PStatus::Running) {
+      // A Running P is about to run its runnext; it is taken only on the last attempt
+      // (sysmon wakes a spinner when a runnext waits a whole tick, see retake).
+      if (stealRunNext) {
         G* next = victim->runnext.load(std::memory_order_acquire);
         if (next != nullptr &&
             victim->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel)) {

@@ -7,6 +7,7 @@
 //     (10 ms) to yield (g->preempt; the body polls it at safepoints);
 //   - retakes a P whose M has been in a foreign call for a whole tick while there is
 //     other work, or for more than 10 ms: CAS Syscall -> Idle and handoffp;
+//   - wakes a spinning M when a P's runnext waited a whole tick behind a running G;
 //   - when Ms wait in exitSyscall for a P, asks every running G to yield so a P frees up.
 //
 // Invariants. sysmon touches only atomics of Ps and Gs, and takes sched.lock through
@@ -49,7 +50,12 @@ void Sched::retake(std::int64_t now) {
       if (t != p->sysmonTick) {
         p->sysmonTick = t;
         p->sysmonWhen = now;
-      } else if (now - p->sysmonWhen > kForcePreemptNs) {
+        continue;
+      }
+      // A G readied into runnext waits for the running G: after a whole tick, let a
+      // spinning M steal it.
+      if (p->runnext.load(std::memory_order_relaxed) != nullptr) wakep();
+      if (now - p->sysmonWhen > kForcePreemptNs) {
         if (G* g = p->curg.load(std::memory_order_acquire)) g->preempt.store(true, std::memory_order_relaxed);
       }
     } else if (st == PStatus::Syscall) {
