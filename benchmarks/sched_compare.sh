@@ -10,25 +10,32 @@ trap 'rm -rf "$tmp"' EXIT
 
 bazel build -c opt //benchmarks:sched_bench >/dev/null 2>&1
 bin=bazel-bin/benchmarks/sched_bench
-"$bin" --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=false \
-  --benchmark_format=csv 2>/dev/null >"$tmp/ours.csv"
+"$bin" --benchmark_repetitions="$reps" --benchmark_filter='-ParkedMillion' \
+  --benchmark_format=json 2>/dev/null >"$tmp/ours.0.json"
+# RSS: a fresh process per repetition (a second run in one process reuses the Gs).
+for i in $(seq 1 "$reps"); do
+  "$bin" --benchmark_filter=ParkedMillion --benchmark_format=json 2>/dev/null >"$tmp/ours.$i.json"
+done
 
 export GOFLAGS=-mod=mod GOPROXY=off GOCACHE=/tmp/spindle-gocache GO111MODULE=on
-(cd benchmarks/go && go test -run '^$' -bench . -count "$reps" -benchtime 1s) >"$tmp/go.txt"
+(cd benchmarks/go && go test -run '^$' -bench 'PingPong|SpawnJoin|Buffered|STWPause' -count "$reps" -benchtime 1s) >"$tmp/go.txt"
+# RSS: a fresh process per repetition, one iteration each (as for Spindle).
+for i in $(seq 1 "$reps"); do
+  (cd benchmarks/go && go test -run '^$' -bench ParkedMillion -count 1 -benchtime 1x) >>"$tmp/go.txt"
+done
 
-python3 - "$tmp/ours.csv" "$tmp/go.txt" <<'PY'
-import csv, re, statistics, sys
+python3 - "$tmp/go.txt" "$tmp"/ours.*.json <<'PY'
+import glob, json, re, statistics, sys
 ours, go = {}, {}
-with open(sys.argv[1]) as f:
-    rows = [l for l in f if not l.startswith(('-', ' '))]
-for r in csv.DictReader(rows):
-    name = r['name']
-    if name.endswith(('_mean', '_median', '_stddev', '_cv')): continue
-    base = name.split('/')[0].replace('BM_', '')
-    ours.setdefault(base, {}).setdefault('ns/op', []).append(float(r['real_time']) * (1e6 if r['time_unit'] == 'ms' else 1))
-    for k in ('rss_MiB', 'bytes_per_G'):
-        if r.get(k): ours[base].setdefault(k, []).append(float(r[k]))
-for line in open(sys.argv[2]):
+for path in sys.argv[2:]:
+    for r in json.load(open(path))['benchmarks']:
+        if r.get('run_type') != 'iteration': continue
+        base = r['name'].split('/')[0].replace('BM_', '')
+        scale = {'ns': 1, 'us': 1e3, 'ms': 1e6}[r['time_unit']]
+        ours.setdefault(base, {}).setdefault('ns/op', []).append(r['real_time'] * scale)
+        for k in ('rss_MiB', 'bytes_per_G'):
+            if k in r: ours[base].setdefault(k, []).append(r[k])
+for line in open(sys.argv[1]):
     m = re.match(r'Benchmark(\w+?)(-\d+)?\s+\d+\s+(.*)', line)
     if not m: continue
     fields = m.group(3).split()
