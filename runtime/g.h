@@ -113,7 +113,9 @@ struct G {
   sudog* param = nullptr;
   std::atomic<std::uint32_t> selectDone{0};
   std::int64_t timerWhen = 0;        // sleep deadline (nanotime)
-  HostRun* hostRun = nullptr;        // a host thread waits for this G to exit
+  // A host thread waits in runMain for this G to exit. Exchanged to null under sched.lock
+  // by goexit or by runMain when it returns first (deadlock), never read after that.
+  std::atomic<HostRun*> hostRun{nullptr};
   Sched* sched = nullptr;           // the scheduler that created it
   std::uint64_t goid = 0;
   sudog sud;                         // the G's own sudog for plain send/recv

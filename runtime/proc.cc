@@ -182,7 +182,7 @@ G* Sched::newproc(GBody* body) {
   g->waitobj = nullptr;
   g->parkCommit = nullptr;
   g->param = nullptr;
-  g->hostRun = nullptr;
+  g->hostRun.store(nullptr, std::memory_order_relaxed);
   g->goid = goidgen_.fetch_add(1, std::memory_order_relaxed) + 1;
   g->sud = sudog{};
   g->status.store(GStatus::Runnable, std::memory_order_release);
@@ -582,13 +582,15 @@ void Sched::goexit(M* m, G* g) {
   GBody* body = g->body;
   g->body = nullptr;
   body->exited(g);
-  if (HostRun* hr = g->hostRun) {
-    g->hostRun = nullptr;
+  if (g->hostRun.load(std::memory_order_acquire) != nullptr) {
     std::lock_guard<std::mutex> lk(lock_);
-    hr->done.store(true, std::memory_order_release);
-    if (hr->m != m && hr->m->inIdleList) {
-      mremoveIdle(hr->m);
-      hr->m->park.wakeup();
+    // Null if runMain already returned (deadlock reported): hr is gone.
+    if (HostRun* hr = g->hostRun.exchange(nullptr, std::memory_order_acq_rel)) {
+      hr->done.store(true, std::memory_order_release);
+      if (hr->m != m && hr->m->inIdleList) {
+        mremoveIdle(hr->m);
+        hr->m->park.wakeup();
+      }
     }
   }
   gfput(m->p, g);
@@ -634,7 +636,7 @@ RunStatus Sched::runMain(GBody* body) {
   tlsM = &m;
   G* g = newG();
   g->body = body;
-  g->hostRun = &hr;
+  g->hostRun.store(&hr, std::memory_order_relaxed);
   g->goid = goidgen_.fetch_add(1, std::memory_order_relaxed) + 1;
   g->status.store(GStatus::Runnable, std::memory_order_release);
   hr.g = g;
@@ -666,6 +668,10 @@ RunStatus Sched::runMain(GBody* body) {
     std::lock_guard<std::mutex> lk(lock_);
     SPINDLE_CHECK(!m.inIdleList, "runMain: host M {} still idle-listed", m.id);
     mcount_--;
+    // Deadlock: g may still run and exit later; detach it from hr (only if it still
+    // points at hr: an exited g may already be recycled for another run).
+    HostRun* mine = &hr;
+    g->hostRun.compare_exchange_strong(mine, nullptr, std::memory_order_acq_rel);
     HostRun** pp = &hostRuns_;
     while (*pp != &hr) pp = &(*pp)->next;
     *pp = hr.next;

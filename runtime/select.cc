@@ -16,7 +16,15 @@ void Select::unlockAll() {
   for (auto it = lockorder_.rbegin(); it != lockorder_.rend(); ++it) (*it)->lock.unlock();
 }
 
-void Select::parkCommit(G*, void* arg) { static_cast<Select*>(arg)->unlockAll(); }
+void Select::parkCommit(G*, void* arg) {
+  // Once the first channel is unlocked a waker may ready the G, which may finish the
+  // select and free this Select: copy the channel list first (Go's selparkcommit has the
+  // same care). The G's resume() relocks every channel, so none is freed before we are
+  // done with it.
+  Select* sel = static_cast<Select*>(arg);
+  std::vector<hchan*> chans(sel->lockorder_.rbegin(), sel->lockorder_.rend());
+  for (hchan* c : chans) c->lock.unlock();
+}
 
 int Select::begin(G* g, const SelectCase* cases, int n, bool hasDefault) {
   SPINDLE_CHECK(n >= 0 && n < 65536, "select: n={} cases", n);

@@ -113,11 +113,16 @@ struct Load {
 
 // Runs `body` on a helper thread while the host runs main: main waits for the load's
 // wait group, and the helper calls load.finish() when done.
+// The helper is a plain thread that readies Gs (closechan): it is "the host" acting on
+// the fibers, so it holds a host wait while active; otherwise checkdead could rightly
+// report a deadlock between finish() setting stop and closing the channels.
 template <typename F>
 void runWithLoad(Sched& s, Load& load, F body) {
+  s.addHostWait(1);
   std::thread helper([&] {
     body();
     load.finish();
+    s.addHostWait(-1);
   });
   RunStatus st = s.runMain(fn([pc = 0, &load](G* g) mutable -> Step {
     if (pc++ == 0 && !load.wg.wait(g)) return load.wg.parkStep();
