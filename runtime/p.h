@@ -12,6 +12,7 @@
 // Sections below are filled by the heap and the scheduler; each owns its own.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 
@@ -19,6 +20,16 @@ namespace spindle::runtime {
 
 struct MCache;
 struct MSpan;
+struct G;
+struct M;
+
+// P status (Go's _Pidle..._Pdead). Transitions: Idle<->Running by acquireP/releaseP under
+// the owner; Running->Syscall by enterSyscall; Syscall->Running (exitSyscall fast path),
+// Syscall->Idle (sysmon retake, forEachP) and Syscall->GCStop (stopTheWorld) by CAS; any
+// -> GCStop at stopTheWorld; GCStop->Dead by procresize.
+enum class PStatus : std::uint32_t { Idle, Running, Syscall, GCStop, Dead };
+
+inline constexpr std::uint32_t kLocalRunQueueSize = 256;
 
 struct P {
   explicit P(std::int32_t id) : id(id) {}
@@ -47,6 +58,41 @@ struct P {
   std::atomic<const void*> heapOwner{nullptr};
 
   // --- scheduler (proc.h) -------------------------------------------------------
+  // status: seq_cst, it takes part in Dekker-style handshakes (enterSyscall vs
+  // stopTheWorld, sysmon retake vs exitSyscall).
+  std::atomic<PStatus> status{PStatus::GCStop};
+  M* m = nullptr;     // the M holding this P (owner only; null when idle)
+  P* link = nullptr;  // idle list link (under sched.lock)
+
+  // Local run queue (Go's runq): a ring of kLocalRunQueueSize written only by the owner
+  // at runqtail, consumed by the owner and stealers by CAS on runqhead. Slots are atomics
+  // (relaxed) because a stealer may read a slot the owner is overwriting after a wrap;
+  // the head CAS then fails and the stale value is dropped. tail is published with
+  // release; head and tail are read with acquire.
+  std::atomic<std::uint32_t> runqhead{0};
+  std::atomic<std::uint32_t> runqtail{0};
+  std::array<std::atomic<G*>, kLocalRunQueueSize> runq{};
+  // runnext: a G readied by the running G, run next and inheriting the time slice.
+  // Written by the owner; stealers take it only from a P that is not Running (CAS).
+  std::atomic<G*> runnext{nullptr};
+
+  // Counted by the owner (relaxed stores), read by sysmon to detect a G running too long
+  // or a syscall lasting too long (Go's schedtick/syscalltick + sysmontick).
+  std::atomic<std::uint32_t> schedtick{0};
+  std::atomic<std::uint32_t> syscalltick{0};
+  std::atomic<G*> curg{nullptr};  // the G running on this P (for preemption requests)
+  std::uint32_t sysmonTick = 0;   // sysmon's own copy (sysmon only)
+  std::int64_t sysmonWhen = 0;
+  std::uint32_t sysmonSyscallTick = 0;
+  std::int64_t sysmonSyscallWhen = 0;
+
+  // Dead Gs kept for reuse (Go's gFree), owner only.
+  G* gFree = nullptr;
+  std::int32_t gFreeCount = 0;
+
+  // forEachP: 1 when fn must run on this P at its next safepoint; whoever CASes it 1->0
+  // runs fn (exactly once).
+  std::atomic<std::uint32_t> runSafePointFn{0};
 };
 
 }  // namespace spindle::runtime

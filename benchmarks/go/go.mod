@@ -1,0 +1,3 @@
+module spindle/benchmarks/go
+
+go 1.19

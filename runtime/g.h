@@ -1,0 +1,126 @@
+// g.h: G, a stackless fiber (Go's g in runtime2.go), and sudog, a G waiting on a channel.
+//
+// Design. A G has no C++ stack of its own. Its whole state lives in its body (for the VM:
+// a value stack and call frames on the heap; for runtime tests: a small state machine).
+// The scheduler resumes a G by calling `body->run(g, budget)` on an M; the body runs until
+// it reaches a point where it must stop and returns one Step:
+//   - Yield: the budget is spent or g->preempt was seen at a safepoint; put me back on a
+//     run queue.
+//   - Park(reason, waitobj): I wait for something (a channel, a timer, a wait group); a
+//     runtime operation that returned "park" has recorded in g->parkCommit how to publish
+//     the wait (e.g. unlock the channel), and the scheduler calls it once the G is marked
+//     _Gwaiting, exactly like Go's gopark(unlockf).
+//   - Exit: the G is finished; the scheduler calls body->exited(g) (which may free the body)
+//     and recycles the G.
+// Switching between Gs is therefore a return and a call: no context switch, no stack.
+//
+// Invariants.
+//   - status transitions: Idle -> Runnable -> Running -> {Runnable, Waiting, Dead};
+//     Waiting -> Runnable only through ready(); Dead -> Runnable only by newproc reuse.
+//   - Only the M running a G (status Running) touches its body and its parking fields.
+//   - A G with status Waiting is referenced by exactly one waker (a sudog on a channel
+//     queue, a timer, a wait group); ready() checks the Waiting -> Runnable transition.
+//   - A G is small (about 200 bytes with its embedded sudog) so a million parked Gs fit in
+//     well under 1 GiB with their bodies.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace spindle::runtime {
+
+struct G;
+struct M;
+struct hchan;
+class Sched;
+struct HostRun;
+
+// Why a G is parked (Go's waitReason). Kept for tracebacks and deadlock reports.
+enum class WaitReason : std::uint8_t {
+  None,
+  ChanSend,
+  ChanRecv,
+  Select,
+  SelectNoCases,
+  Sleep,
+  WaitGroup,
+  Host,
+};
+
+const char* waitReasonString(WaitReason r);
+
+// What a G body returns to the scheduler.
+struct Step {
+  enum class Kind : std::uint8_t { Yield, Park, Exit };
+  Kind kind;
+  WaitReason reason = WaitReason::None;
+  void* waitobj = nullptr;
+
+  static Step yield() { return Step{Kind::Yield}; }
+  static Step park(WaitReason reason, void* waitobj) { return Step{Kind::Park, reason, waitobj}; }
+  static Step exit() { return Step{Kind::Exit}; }
+};
+
+// The pluggable body of a G: the VM implements it with its interpreter, tests with small
+// state machines. `run` is called on an M holding a P; it must return promptly once
+// `budget` units of work are done or g->preempt is set (a safepoint poll).
+class GBody {
+ public:
+  virtual Step run(G* g, std::uint32_t budget) = 0;
+  // Called once when run() returned Exit, after the G stopped running. Default: nothing.
+  virtual void exited(G*) {}
+  // Called by ~Sched for a G that never exited (parked forever, or still runnable when
+  // the scheduler shut down), so the owner can free the body. Default: nothing.
+  virtual void abandoned(G*) {}
+
+ protected:
+  ~GBody() = default;
+};
+
+// A G waiting on a channel (Go's sudog). Each G embeds one for plain send/recv; select
+// allocates one per case. Fields other than `next`/`prev` are written by the waiting G
+// before it parks and by the waker under the channel lock; the G reads them after it is
+// readied (the ready hand-off orders the accesses).
+struct sudog {
+  G* g = nullptr;
+  sudog* next = nullptr;
+  sudog* prev = nullptr;
+  hchan* c = nullptr;
+  std::uint64_t elem = 0;   // the element sent, or received into (opaque 64-bit word)
+  bool isSelect = false;
+  bool success = false;     // true: the op completed with a value; false: woken by close
+  std::uint16_t caseIndex = 0;
+  sudog* waitlink = nullptr;  // select: the G's list of sudogs
+};
+
+enum class GStatus : std::uint32_t { Idle, Runnable, Running, Waiting, Syscall, Dead };
+
+struct G {
+  GBody* body = nullptr;
+  M* m = nullptr;                    // the M running it (valid while Running/Syscall)
+  G* schedlink = nullptr;            // global run queue / free list link
+  std::atomic<GStatus> status{GStatus::Idle};
+  // Set by sysmon, stopTheWorld and forEachP; polled by the body at safepoints. A stale
+  // request only costs one extra yield. Relaxed: it carries no data.
+  std::atomic<bool> preempt{false};
+  WaitReason waitreason = WaitReason::None;
+  void* waitobj = nullptr;
+  // Park commit (Go's gopark unlockf): called by the scheduler after status = Waiting.
+  void (*parkCommit)(G*, void*) = nullptr;
+  void* parkArg = nullptr;
+  // Select: set by the waker to the winning sudog; selectDone is CASed 0->1 by the single
+  // waker that may complete a select (Go's g.selectDone).
+  sudog* param = nullptr;
+  std::atomic<std::uint32_t> selectDone{0};
+  std::int64_t timerWhen = 0;        // sleep deadline (nanotime)
+  // A host thread waits in runMain for this G to exit. Exchanged to null under sched.lock
+  // by goexit or by runMain when it returns first (deadlock), never read after that.
+  std::atomic<HostRun*> hostRun{nullptr};
+  Sched* sched = nullptr;           // the scheduler that created it
+  std::uint64_t goid = 0;
+  sudog sud;                         // the G's own sudog for plain send/recv
+
+  bool preemptRequested() const { return preempt.load(std::memory_order_relaxed); }
+};
+
+}  // namespace spindle::runtime

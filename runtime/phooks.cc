@@ -1,0 +1,54 @@
+// phooks.cc: the registry of P lifecycle hooks (see phooks.h).
+#include "runtime/phooks.h"
+
+#include <atomic>
+
+#include "runtime/throw.h"
+
+namespace spindle::runtime {
+
+// Number of live Scheds (proc.cc); registration requires none.
+extern std::atomic<int> gLiveScheds;
+
+namespace {
+PLifecycleHooks gHooks[kMaxPHooks];
+bool gUsed[kMaxPHooks];
+}  // namespace
+
+int registerPLifecycleHooks(const PLifecycleHooks& hooks) {
+  int live = gLiveScheds.load(std::memory_order_acquire);
+  SPINDLE_CHECK(live == 0, "registerPLifecycleHooks: {} Sched(s) alive, register before start", live);
+  for (int i = 0; i < kMaxPHooks; i++) {
+    if (!gUsed[i]) {
+      gUsed[i] = true;
+      gHooks[i] = hooks;
+      return i;
+    }
+  }
+  SPINDLE_FATAL("registerPLifecycleHooks: more than kMaxPHooks={} hook sets", kMaxPHooks);
+}
+
+void unregisterPLifecycleHooks(int slot) {
+  int live = gLiveScheds.load(std::memory_order_acquire);
+  SPINDLE_CHECK(live == 0, "unregisterPLifecycleHooks: {} Sched(s) alive", live);
+  SPINDLE_CHECK(slot >= 0 && slot < kMaxPHooks && gUsed[slot], "unregister: bad slot {}", slot);
+  gUsed[slot] = false;
+  gHooks[slot] = {};
+}
+
+void runPInitHooks(P* p) {
+  for (int i = 0; i < kMaxPHooks; i++)
+    if (gUsed[i] && gHooks[i].init) gHooks[i].init(p);
+}
+
+void runPDestroyHooks(P* p) {
+  for (int i = kMaxPHooks - 1; i >= 0; i--)
+    if (gUsed[i] && gHooks[i].destroy) gHooks[i].destroy(p);
+}
+
+void runPAcquireHooks(P* p) {
+  for (int i = 0; i < kMaxPHooks; i++)
+    if (gUsed[i] && gHooks[i].acquire) gHooks[i].acquire(p);
+}
+
+}  // namespace spindle::runtime

@@ -1,0 +1,41 @@
+// phooks.h: P lifecycle hooks, the seam between the scheduler and the per-P parts owned by
+// other subsystems (the heap's MCache and MSpan cache, later the pinner cache and the GC
+// work buffer).
+//
+// Design. A subsystem registers, once at start-up and before any Sched exists, a set of
+// plain function pointers:
+//   - init(P*):    a P is created (Sched construction, procresize growing). Set up the
+//                  per-P caches.
+//   - destroy(P*): a P is destroyed (procresize shrinking, Sched destruction). Hand every
+//                  cache back (MCache spans to their MCentral, cached MSpans to the heap).
+//                  Called with the world stopped (or no Ms left): nothing else touches P.
+//   - acquire(P*): an M takes the P (acquireP, the single place this happens). The
+//                  collector uses it for the lazy mcache flush (flushGen != sweepgen).
+// Hooks run in registration order for init/acquire and in reverse order for destroy.
+//
+// Invariants. Registration is not concurrent with any Sched (checked: registering while a
+// Sched is alive is fatal). At most kMaxPHooks sets.
+#pragma once
+
+namespace spindle::runtime {
+
+struct P;
+
+struct PLifecycleHooks {
+  void (*init)(P*) = nullptr;
+  void (*destroy)(P*) = nullptr;
+  void (*acquire)(P*) = nullptr;
+};
+
+inline constexpr int kMaxPHooks = 8;
+
+// Registers a set of hooks; returns its slot (for unregisterPLifecycleHooks, used by tests).
+int registerPLifecycleHooks(const PLifecycleHooks& hooks);
+void unregisterPLifecycleHooks(int slot);
+
+// Called by the scheduler.
+void runPInitHooks(P* p);
+void runPDestroyHooks(P* p);
+void runPAcquireHooks(P* p);
+
+}  // namespace spindle::runtime

@@ -1,0 +1,753 @@
+// proc.cc: the schedule loop, M and P hand-off, host entry, foreign calls, deadlock
+// detection (Go's proc.go). See proc.h for the design and invariants.
+#include "runtime/proc.h"
+
+#include <algorithm>
+#include <ctime>
+#include <thread>
+
+#include "runtime/phooks.h"
+#include "runtime/throw.h"
+
+namespace spindle::runtime {
+
+std::atomic<int> gLiveScheds{0};
+
+namespace {
+thread_local M* tlsM = nullptr;
+constexpr std::int32_t kGFreeLocalMax = 64;
+}  // namespace
+
+M* getm() { return tlsM; }
+
+std::int64_t nanotime() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+const char* waitReasonString(WaitReason r) {
+  switch (r) {
+    case WaitReason::None: return "";
+    case WaitReason::ChanSend: return "chan send";
+    case WaitReason::ChanRecv: return "chan receive";
+    case WaitReason::Select: return "select";
+    case WaitReason::SelectNoCases: return "select (no cases)";
+    case WaitReason::Sleep: return "sleep";
+    case WaitReason::WaitGroup: return "wait group";
+    case WaitReason::Host: return "host";
+  }
+  return "?";
+}
+
+void sysmonLoop(Sched* s);
+
+// --- construction -------------------------------------------------------------------
+
+Sched::Sched(int procs) {
+  gLiveScheds.fetch_add(1, std::memory_order_acq_rel);
+  if (procs <= 0) procs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  SPINDLE_CHECK(procs <= kMaxProcs, "Sched: procs={} > kMaxProcs={}", procs, kMaxProcs);
+  std::lock_guard<std::mutex> lk(lock_);
+  for (int i = 0; i < procs; i++) {
+    P* p = new P(i);
+    runPInitHooks(p);
+    allp_[i].store(p, std::memory_order_release);
+  }
+  allocatedPs_ = procs;
+  gomaxprocs_.store(procs, std::memory_order_release);
+  for (int i = procs - 1; i >= 0; i--) pidleput(allp(i));
+  sysmon_ = std::thread(sysmonLoop, this);
+}
+
+Sched::~Sched() {
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    SPINDLE_CHECK(hostRuns_ == nullptr, "~Sched: a host thread is still in runMain");
+    shutdown_.store(true);
+    preemptall();
+    for (M* m : midle_) {
+      m->inIdleList = false;
+      m->park.wakeup();
+    }
+    nmidle_ -= static_cast<std::int32_t>(midle_.size());
+    midle_.clear();
+  }
+  {
+    std::lock_guard<std::mutex> lk(sysmonLock_);
+    sysmonStop_ = true;
+    sysmonCv_.notify_all();
+  }
+  sysmon_.join();
+  // Worker Ms exit at their next safepoint; none can be created any more.
+  std::vector<M*> ms;
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    ms = allm_;
+  }
+  for (M* m : ms) {
+    m->thread.join();
+    delete m;
+  }
+  for (int i = 0; i < allocatedPs_; i++) {
+    P* p = allp(i);
+    if (p->status.load() != PStatus::Dead) runPDestroyHooks(p);
+    delete p;
+  }
+  for (G* g : allgs_) {
+    if (g->body != nullptr && g->status.load() != GStatus::Dead) g->body->abandoned(g);
+    delete g;
+  }
+  gLiveScheds.fetch_sub(1, std::memory_order_acq_rel);
+}
+
+SchedStats Sched::stats() {
+  std::lock_guard<std::mutex> lk(lock_);
+  return stats_;
+}
+
+void Sched::addHostWait(int delta) {
+  std::lock_guard<std::mutex> lk(lock_);
+  nhostwait_ += delta;
+  SPINDLE_CHECK(nhostwait_ >= 0, "addHostWait: nhostwait={} < 0", nhostwait_);
+  if (nhostwait_ == 0) checkdead();
+}
+
+// --- Gs -----------------------------------------------------------------------------
+
+G* Sched::newG() {
+  G* g = new G();
+  g->sched = this;
+  std::lock_guard<std::mutex> lk(allglock_);
+  allgs_.push_back(g);
+  return g;
+}
+
+G* Sched::gfget(P* p) {
+  if (p != nullptr && p->gFree == nullptr) {
+    std::lock_guard<std::mutex> lk(gFreeLock_);
+    while (gFree_ != nullptr && p->gFreeCount < kGFreeLocalMax / 2) {
+      G* g = gFree_;
+      gFree_ = g->schedlink;
+      gFreeCount_--;
+      g->schedlink = p->gFree;
+      p->gFree = g;
+      p->gFreeCount++;
+    }
+  }
+  if (p != nullptr && p->gFree != nullptr) {
+    G* g = p->gFree;
+    p->gFree = g->schedlink;
+    p->gFreeCount--;
+    return g;
+  }
+  if (p == nullptr) {
+    std::lock_guard<std::mutex> lk(gFreeLock_);
+    if (gFree_ != nullptr) {
+      G* g = gFree_;
+      gFree_ = g->schedlink;
+      gFreeCount_--;
+      return g;
+    }
+  }
+  return newG();
+}
+
+void Sched::gfput(P* p, G* g) {
+  g->schedlink = p->gFree;
+  p->gFree = g;
+  p->gFreeCount++;
+  if (p->gFreeCount >= kGFreeLocalMax) {
+    std::lock_guard<std::mutex> lk(gFreeLock_);
+    while (p->gFreeCount > kGFreeLocalMax / 2) {
+      G* g1 = p->gFree;
+      p->gFree = g1->schedlink;
+      p->gFreeCount--;
+      g1->schedlink = gFree_;
+      gFree_ = g1;
+      gFreeCount_++;
+    }
+  }
+}
+
+G* Sched::newproc(GBody* body) {
+  M* m = tlsM;
+  P* p = (m != nullptr && m->sched == this) ? m->p : nullptr;
+  G* g = gfget(p);
+  g->body = body;
+  g->m = nullptr;
+  g->schedlink = nullptr;
+  g->preempt.store(false, std::memory_order_relaxed);
+  g->waitreason = WaitReason::None;
+  g->waitobj = nullptr;
+  g->parkCommit = nullptr;
+  g->param = nullptr;
+  g->hostRun.store(nullptr, std::memory_order_relaxed);
+  g->goid = goidgen_.fetch_add(1, std::memory_order_relaxed) + 1;
+  g->sud = sudog{};
+  g->status.store(GStatus::Runnable, std::memory_order_release);
+  if (p != nullptr) {
+    runqput(this, p, g, true);
+  } else {
+    std::lock_guard<std::mutex> lk(lock_);
+    globrunqput(g);
+  }
+  wakep();
+  return g;
+}
+
+void Sched::ready(G* g) {
+  GStatus want = GStatus::Waiting;
+  bool ok = g->status.compare_exchange_strong(want, GStatus::Runnable, std::memory_order_acq_rel);
+  SPINDLE_CHECK(ok, "ready: G {} status={} want Waiting", g->goid, static_cast<int>(want));
+  M* m = tlsM;
+  if (m != nullptr && m->sched == this && m->p != nullptr) {
+    // Only runnext changed: this M runs g as soon as the current G stops, so waking a
+    // spinning M would only cost a futex round trip per hand-off (ping-pong). sysmon
+    // wakes one if g waits in runnext for a whole tick.
+    if (!runqput(this, m->p, g, true)) return;
+  } else {
+    std::lock_guard<std::mutex> lk(lock_);
+    globrunqput(g);
+  }
+  wakep();
+}
+
+// --- Ps and Ms ----------------------------------------------------------------------
+
+void Sched::acquireP(M* m, P* p) {
+  SPINDLE_CHECK(m->p == nullptr && p->m == nullptr,
+                "acquireP: M {} holds P {} or P {} held by another M", m->id,
+                m->p ? m->p->id : -1, p->id);
+  PStatus st = p->status.load();
+  SPINDLE_CHECK(st == PStatus::Idle, "acquireP: P {} status={} want Idle", p->id,
+                static_cast<int>(st));
+  m->p = p;
+  p->m = m;
+  p->status.store(PStatus::Running);
+  runPAcquireHooks(p);
+  if (p->runSafePointFn.load() != 0) runSafePointFn(p);
+}
+
+P* Sched::releaseP(M* m) {
+  P* p = m->p;
+  SPINDLE_CHECK(p != nullptr && p->m == m && p->status.load() == PStatus::Running,
+                "releaseP: M {} P {} not held and Running", m->id, p ? p->id : -1);
+  p->m = nullptr;
+  m->p = nullptr;
+  p->status.store(PStatus::Idle);
+  return p;
+}
+
+// Under lock_. Puts an Idle P (held by nobody) on the idle list, or wherever it is needed
+// first: a pending forEachP fn runs on it, a stopping world takes it, an M waiting in
+// exitSyscall gets it.
+void Sched::pidleput(P* p) {
+  std::uint32_t one = 1;
+  if (p->runSafePointFn.load() != 0 && p->runSafePointFn.compare_exchange_strong(one, 0)) {
+    safePointFn_(p);
+    if (--safePointWait_ == 0) safePointNote_.wakeup();
+  }
+  if (gcwaiting_.load()) {
+    p->status.store(PStatus::GCStop);
+    if (--stopwait_ == 0) stopNote_.wakeup();
+    return;
+  }
+  if (!syscallWaiters_.empty()) {
+    M* w = syscallWaiters_.back();
+    syscallWaiters_.pop_back();
+    nsyscallWaiters_.fetch_sub(1, std::memory_order_relaxed);
+    p->status.store(PStatus::Idle);
+    w->nextp = p;
+    w->park.wakeup();
+    return;
+  }
+  p->status.store(PStatus::Idle);
+  p->link = pidle_;
+  pidle_ = p;
+  npidle_.store(npidle_.load(std::memory_order_relaxed) + 1);
+}
+
+P* Sched::pidleget() {
+  P* p = pidle_;
+  if (p != nullptr) {
+    pidle_ = p->link;
+    p->link = nullptr;
+    npidle_.store(npidle_.load(std::memory_order_relaxed) - 1);
+  }
+  return p;
+}
+
+void Sched::mput(M* m) {
+  m->inIdleList = true;
+  midle_.push_back(m);
+  nmidle_++;
+  checkdead();
+}
+
+M* Sched::mget() {
+  if (midle_.empty()) return nullptr;
+  M* m = midle_.back();
+  midle_.pop_back();
+  m->inIdleList = false;
+  nmidle_--;
+  return m;
+}
+
+void Sched::mremoveIdle(M* m) {
+  auto it = std::find(midle_.begin(), midle_.end(), m);
+  SPINDLE_CHECK(it != midle_.end(), "mremoveIdle: M {} not in midle", m->id);
+  midle_.erase(it);
+  m->inIdleList = false;
+  nmidle_--;
+}
+
+// Parks the M (which holds no P) until it is handed a P or its host run ends.
+void Sched::stopm(M* m) {
+  SPINDLE_CHECK(m->p == nullptr, "stopm: M {} holds P {}", m->id, m->p ? m->p->id : -1);
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    if (shutdown_.load() || (m->isHost && m->hostRun->done.load(std::memory_order_acquire))) return;
+    mput(m);
+  }
+  m->park.sleep();
+  m->park.clear();
+  if (m->nextp != nullptr) {
+    P* p = m->nextp;
+    m->nextp = nullptr;
+    acquireP(m, p);
+  }
+}
+
+// Under lock_: hands P p (or an idle P) to an idle or new M.
+void Sched::startmLocked(P* p, bool spinning) {
+  if (p == nullptr) p = pidleget();
+  if (p == nullptr || shutdown_.load()) {
+    if (p != nullptr) pidleput(p);
+    if (spinning) nmspinning_.fetch_sub(1);
+    return;
+  }
+  M* nm = mget();
+  if (nm != nullptr) {
+    nm->nextp = p;
+    nm->spinning = spinning;
+    nm->park.wakeup();
+    return;
+  }
+  nm = new M();
+  nm->sched = this;
+  nm->id = mnext_++;
+  nm->fastrand ^= static_cast<std::uint64_t>(nm->id) * 0x9E3779B97F4A7C15ull;
+  nm->nextp = p;
+  nm->spinning = spinning;
+  mcount_++;
+  allm_.push_back(nm);
+  nm->thread = std::thread([this, nm] { mstart(nm); });
+}
+
+void Sched::startm(P* p, bool spinning) {
+  std::lock_guard<std::mutex> lk(lock_);
+  startmLocked(p, spinning);
+}
+
+void Sched::wakep() {
+  if (npidle_.load() == 0) return;
+  std::int32_t zero = 0;
+  if (nmspinning_.load() != 0 || !nmspinning_.compare_exchange_strong(zero, 1)) return;
+  startm(nullptr, true);
+}
+
+void Sched::resetspinning(M* m) {
+  m->spinning = false;
+  if (nmspinning_.fetch_sub(1) == 1) wakep();
+}
+
+// Hands off a P that nobody holds (from sysmon, forEachP, an exiting host M).
+void Sched::handoffp(P* p) {
+  std::lock_guard<std::mutex> lk(lock_);
+  if (!runqempty(p) || runqsize_.load(std::memory_order_relaxed) > 0) {
+    startmLocked(p, false);
+    return;
+  }
+  pidleput(p);
+}
+
+void Sched::mstart(M* m) {
+  tlsM = m;
+  if (m->nextp != nullptr) {
+    P* p = m->nextp;
+    m->nextp = nullptr;
+    acquireP(m, p);
+  }
+  schedule(m);
+  tlsM = nullptr;
+}
+
+// --- the schedule loop --------------------------------------------------------------
+
+void Sched::gcstopm(M* m) {
+  if (m->spinning) {
+    m->spinning = false;
+    nmspinning_.fetch_sub(1);
+  }
+  P* p = releaseP(m);
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    p->status.store(PStatus::GCStop);
+    if (--stopwait_ == 0) stopNote_.wakeup();
+  }
+  stopm(m);
+}
+
+void Sched::handToSyscallWaiter(M* m) {
+  if (m->spinning) {
+    m->spinning = false;
+    nmspinning_.fetch_sub(1);
+  }
+  P* p = releaseP(m);
+  std::lock_guard<std::mutex> lk(lock_);
+  pidleput(p);  // goes to a waiter if one is still there
+}
+
+void Sched::schedule(M* m) {
+  for (;;) {
+    if (m->isHost && m->hostRun->done.load(std::memory_order_acquire)) return;
+    if (shutdown_.load(std::memory_order_relaxed)) {
+      if (m->p != nullptr) {
+        if (m->spinning) {
+          m->spinning = false;
+          nmspinning_.fetch_sub(1);
+        }
+        P* p = releaseP(m);
+        std::lock_guard<std::mutex> lk(lock_);
+        pidleput(p);
+      }
+      return;
+    }
+    if (m->p == nullptr) {
+      stopm(m);
+      continue;
+    }
+    if (nsyscallWaiters_.load(std::memory_order_relaxed) > 0 && !m->isHost) {
+      // An M in exitSyscall cannot migrate its G (it is on that M's C++ stack): give it
+      // our P and become idle.
+      handToSyscallWaiter(m);
+      continue;
+    }
+    bool inherit = false;
+    G* g = findRunnable(m, &inherit);
+    if (g == nullptr) continue;
+    if (m->spinning) resetspinning(m);
+    execute(m, g, inherit);
+  }
+}
+
+G* Sched::findRunnable(M* m, bool* inheritTime) {
+  P* p = m->p;
+  if (gcwaiting_.load()) {
+    gcstopm(m);
+    return nullptr;
+  }
+  if (p->runSafePointFn.load() != 0) runSafePointFn(p);
+  if (shutdown_.load(std::memory_order_relaxed) ||
+      (m->isHost && m->hostRun->done.load(std::memory_order_acquire)))
+    return nullptr;
+  *inheritTime = false;
+  std::uint32_t tick = p->schedtick.load(std::memory_order_relaxed);
+  if (tick % 61 == 0 && runqsize_.load(std::memory_order_relaxed) > 0) {
+    std::lock_guard<std::mutex> lk(lock_);
+    if (G* g = globrunqget(p, 1)) return g;
+  }
+  if (G* g = runqget(p, inheritTime)) return g;
+  if (runqsize_.load(std::memory_order_relaxed) > 0) {
+    std::lock_guard<std::mutex> lk(lock_);
+    if (G* g = globrunqget(p, 0)) return g;
+  }
+  // Steal, with the number of spinning Ms bounded by half the busy Ps.
+  std::int32_t procs = gomaxprocs_.load(std::memory_order_relaxed);
+  if (m->spinning || 2 * nmspinning_.load() < procs - npidle_.load()) {
+    if (!m->spinning) {
+      m->spinning = true;
+      nmspinning_.fetch_add(1);
+    }
+    if (G* g = stealWork(m)) return g;
+  }
+  // Nothing to do: give up the P.
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    if (gcwaiting_.load() || p->runSafePointFn.load() != 0) return nullptr;  // retry at top
+    if (runqsize_.load(std::memory_order_relaxed) > 0) return globrunqget(p, 0);
+    if (!runqempty(p)) return nullptr;  // a stealer's leftovers or a kicked runnext
+    releaseP(m);
+    pidleput(p);
+  }
+  if (m->spinning) {
+    m->spinning = false;
+    nmspinning_.fetch_sub(1);
+    // Work may have been submitted between our steal attempt and the decrement, by a
+    // producer that saw nmspinning > 0 and did not wake anyone: look again.
+    bool work = runqsize_.load() > 0;
+    std::int32_t n = gomaxprocs_.load(std::memory_order_acquire);
+    for (int i = 0; i < n && !work; i++) work = !runqempty(allp(i));
+    if (work) {
+      std::lock_guard<std::mutex> lk(lock_);
+      if (P* p2 = pidleget()) {
+        m->spinning = true;
+        nmspinning_.fetch_add(1);
+        // acquireP may run a safepoint fn that takes lock_: do it after unlocking.
+        m->nextp = p2;
+      }
+    }
+    if (m->nextp != nullptr) {
+      P* p2 = m->nextp;
+      m->nextp = nullptr;
+      acquireP(m, p2);
+      return nullptr;
+    }
+  }
+  stopm(m);
+  return nullptr;
+}
+
+G* Sched::stealWork(M* m) {
+  P* p = m->p;
+  for (int attempt = 0; attempt < 4; attempt++) {
+    std::int32_t n = gomaxprocs_.load(std::memory_order_acquire);
+    std::uint32_t start = m->rand();
+    for (std::int32_t i = 0; i < n; i++) {
+      if (gcwaiting_.load(std::memory_order_relaxed)) return nullptr;
+      P* victim = allp(static_cast<int>((start + static_cast<std::uint32_t>(i)) % n));
+      if (victim == p) continue;
+      if (G* g = runqsteal(p, victim, attempt == 3)) return g;
+    }
+    if (runqsize_.load(std::memory_order_relaxed) > 0) {
+      std::lock_guard<std::mutex> lk(lock_);
+      if (G* g = globrunqget(p, 0)) return g;
+    }
+  }
+  return nullptr;
+}
+
+void Sched::execute(M* m, G* g, bool inheritTime) {
+  P* p = m->p;
+  GStatus st = g->status.load(std::memory_order_acquire);
+  SPINDLE_CHECK(st == GStatus::Runnable, "execute: G {} status={} want Runnable", g->goid,
+                static_cast<int>(st));
+  g->status.store(GStatus::Running, std::memory_order_relaxed);
+  g->m = m;
+  m->curg = g;
+  g->preempt.store(false, std::memory_order_relaxed);
+  if (!inheritTime) {
+    p->schedtick.store(p->schedtick.load(std::memory_order_relaxed) + 1,
+                       std::memory_order_relaxed);
+  }
+  p->curg.store(g, std::memory_order_release);  // sysmon and preemptall acquire it to touch g
+
+  Step step = g->body->run(g, budget_);
+
+  p = m->p;  // exitSyscall may have moved us to another P
+  SPINDLE_CHECK(p != nullptr, "execute: G {} returned while its M holds no P (in a syscall?)",
+                g->goid);
+  p->curg.store(nullptr, std::memory_order_relaxed);
+  m->curg = nullptr;
+  g->m = nullptr;
+  switch (step.kind) {
+    case Step::Kind::Yield:
+      SPINDLE_CHECK(g->parkCommit == nullptr, "G {} yielded with a pending park commit", g->goid);
+      g->status.store(GStatus::Runnable, std::memory_order_release);
+      runqput(this, p, g, false);
+      break;
+    case Step::Kind::Park: {
+      g->waitreason = step.reason;
+      g->waitobj = step.waitobj;
+      void (*commit)(G*, void*) = g->parkCommit;
+      void* arg = g->parkArg;
+      g->parkCommit = nullptr;
+      g->parkArg = nullptr;
+      // After this store a waker that can find g (only once commit released its lock)
+      // may ready it; g's fields must not be touched after commit.
+      g->status.store(GStatus::Waiting, std::memory_order_release);
+      if (commit != nullptr) commit(g, arg);
+      break;
+    }
+    case Step::Kind::Exit:
+      SPINDLE_CHECK(g->parkCommit == nullptr, "G {} exited with a pending park commit", g->goid);
+      goexit(m, g);
+      break;
+  }
+}
+
+void Sched::goexit(M* m, G* g) {
+  g->status.store(GStatus::Dead, std::memory_order_release);
+  GBody* body = g->body;
+  g->body = nullptr;
+  body->exited(g);
+  if (g->hostRun.load(std::memory_order_acquire) != nullptr) {
+    std::lock_guard<std::mutex> lk(lock_);
+    // Null if runMain already returned (deadlock reported): hr is gone.
+    if (HostRun* hr = g->hostRun.exchange(nullptr, std::memory_order_acq_rel)) {
+      hr->done.store(true, std::memory_order_release);
+      if (hr->m != m && hr->m->inIdleList) {
+        mremoveIdle(hr->m);
+        hr->m->park.wakeup();
+      }
+    }
+  }
+  gfput(m->p, g);
+}
+
+// --- deadlock detection ----------------------------------------------------------------
+
+// Under lock_. Called whenever an M goes idle (and after startTheWorld / a host leaving).
+void Sched::checkdead() {
+  if (hostRuns_ == nullptr || nmidle_ != mcount_) return;
+  if (gcwaiting_.load() || safePointWait_ > 0 || shutdown_.load()) return;
+  if (ntimers_.load() > 0 || nhostwait_ > 0) return;
+  if (runqsize_.load(std::memory_order_relaxed) > 0) return;
+  std::int32_t n = gomaxprocs_.load(std::memory_order_relaxed);
+  for (int i = 0; i < n; i++) {
+    P* p = allp(i);
+    PStatus st = p->status.load();
+    if (st != PStatus::Idle) return;  // held or in hand-off: someone will run
+    if (!runqempty(p)) return;
+  }
+  // Every M is parked, nothing can become runnable: report to every host run.
+  for (HostRun* hr = hostRuns_; hr != nullptr; hr = hr->next) {
+    if (hr->done.load(std::memory_order_relaxed)) continue;
+    hr->deadlock = true;
+    hr->done.store(true, std::memory_order_release);
+    if (hr->m->inIdleList) {
+      mremoveIdle(hr->m);
+      hr->m->park.wakeup();
+    }
+  }
+}
+
+// --- host entry ---------------------------------------------------------------------
+
+RunStatus Sched::runMain(GBody* body) {
+  SPINDLE_CHECK(tlsM == nullptr, "runMain: this thread is already an M");
+  M m;
+  HostRun hr;
+  m.sched = this;
+  m.isHost = true;
+  m.hostRun = &hr;
+  hr.m = &m;
+  tlsM = &m;
+  G* g = newG();
+  g->body = body;
+  g->hostRun.store(&hr, std::memory_order_relaxed);
+  g->goid = goidgen_.fetch_add(1, std::memory_order_relaxed) + 1;
+  g->status.store(GStatus::Runnable, std::memory_order_release);
+  hr.g = g;
+  P* p = nullptr;
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    m.id = mnext_++;
+    mcount_++;
+    hr.next = hostRuns_;
+    hostRuns_ = &hr;
+    if (!gcwaiting_.load()) p = pidleget();
+    if (p == nullptr) globrunqput(g);
+  }
+  if (p != nullptr) {
+    acquireP(&m, p);
+    runqput(this, p, g, true);
+  } else {
+    wakep();
+  }
+  schedule(&m);
+  if (m.p != nullptr) {
+    if (m.spinning) {
+      m.spinning = false;
+      nmspinning_.fetch_sub(1);
+    }
+    handoffp(releaseP(&m));
+  }
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    SPINDLE_CHECK(!m.inIdleList, "runMain: host M {} still idle-listed", m.id);
+    mcount_--;
+    // Deadlock: g may still run and exit later; detach it from hr (only if it still
+    // points at hr: an exited g may already be recycled for another run).
+    HostRun* mine = &hr;
+    g->hostRun.compare_exchange_strong(mine, nullptr, std::memory_order_acq_rel);
+    HostRun** pp = &hostRuns_;
+    while (*pp != &hr) pp = &(*pp)->next;
+    *pp = hr.next;
+    checkdead();
+  }
+  tlsM = nullptr;
+  return hr.deadlock ? RunStatus::Deadlock : RunStatus::Ok;
+}
+
+// --- foreign calls ------------------------------------------------------------------
+
+void Sched::enterSyscall() {
+  M* m = tlsM;
+  SPINDLE_CHECK(m != nullptr && m->p != nullptr && m->curg != nullptr,
+                "enterSyscall: not called from a running G");
+  Sched* s = m->sched;
+  P* p = m->p;
+  G* g = m->curg;
+  if (p->runSafePointFn.load() != 0) s->runSafePointFn(p);
+  g->status.store(GStatus::Syscall, std::memory_order_relaxed);
+  p->syscalltick.store(p->syscalltick.load(std::memory_order_relaxed) + 1,
+                       std::memory_order_relaxed);
+  p->m = nullptr;
+  m->oldp = p;
+  m->p = nullptr;
+  p->status.store(PStatus::Syscall);  // seq_cst: pairs with gcwaiting below
+  if (s->gcwaiting_.load()) {
+    std::lock_guard<std::mutex> lk(s->lock_);
+    PStatus want = PStatus::Syscall;
+    if (p->status.compare_exchange_strong(want, PStatus::GCStop)) {
+      if (--s->stopwait_ == 0) s->stopNote_.wakeup();
+    }
+  }
+}
+
+void Sched::exitSyscall() {
+  M* m = tlsM;
+  SPINDLE_CHECK(m != nullptr && m->oldp != nullptr && m->curg != nullptr,
+                "exitSyscall: no matching enterSyscall");
+  Sched* s = m->sched;
+  G* g = m->curg;
+  P* p = m->oldp;
+  m->oldp = nullptr;
+  PStatus want = PStatus::Syscall;
+  if (p->status.compare_exchange_strong(want, PStatus::Running)) {
+    // Fast path: nobody took our P.
+    m->p = p;
+    p->m = m;
+    p->syscalltick.store(p->syscalltick.load(std::memory_order_relaxed) + 1,
+                         std::memory_order_relaxed);
+    g->status.store(GStatus::Running, std::memory_order_relaxed);
+    return;
+  }
+  s->exitSyscallSlow(m, g);
+}
+
+void Sched::exitSyscallSlow(M* m, G* g) {
+  P* p = nullptr;
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    if (!gcwaiting_.load()) p = pidleget();
+    if (p == nullptr) {
+      syscallWaiters_.push_back(m);
+      nsyscallWaiters_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  if (p == nullptr) {
+    m->park.sleep();
+    m->park.clear();
+    p = m->nextp;
+    m->nextp = nullptr;
+    SPINDLE_CHECK(p != nullptr, "exitSyscall: M {} woken without a P", m->id);
+  }
+  acquireP(m, p);
+  p->curg.store(g, std::memory_order_release);
+  g->status.store(GStatus::Running, std::memory_order_relaxed);
+}
+
+}  // namespace spindle::runtime

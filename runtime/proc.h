@@ -1,0 +1,248 @@
+// proc.h: the M:N scheduler (Go's proc.go and schedt): Gs run on Ms through Ps.
+//
+// Design (as Go's runtime, adapted to stackless Gs).
+//   - A Sched owns `procs` Ps (allp), the Ms it started, every G it created (allgs), the
+//     global run queue, the idle lists of Ps and Ms, the timer heap and sysmon.
+//   - schedule(): each M loops: take a G from runnext, the local run queue, the global
+//     queue (every 61st tick first, for fairness), or steal half of another P's queue;
+//     call its body; act on the Step (Yield -> local run queue, Park -> Waiting + park
+//     commit, Exit -> recycle). A G made runnable by a running G goes to runnext and
+//     inherits the time slice (ping-pong stays on one P).
+//   - Idle Ms park in sched.midle; wakep() starts one *spinning* M when there is an idle P
+//     and no spinning M; a spinning M that finds work wakes a replacement. At most half
+//     the busy Ps have spinning Ms. An M that stops spinning rechecks every run queue
+//     after releasing its P (Go's "delicate dance"), so no work is left behind.
+//   - Every return from a G body to schedule() is a safepoint: there the M notices
+//     stopTheWorld (gcwaiting), forEachP (p->runSafePointFn) and shutdown. Long-running
+//     Gs are asked to come to a safepoint through g->preempt.
+//   - sysmon (sysmon.cc): fires timers, preempts Gs running > 10 ms, retakes Ps from Ms in
+//     foreign calls (enterSyscall/exitSyscall).
+//   - Deadlock (checkdead): when every M is idle, no G is runnable, no timer is pending,
+//     no G waits on the host, and a host thread waits in runMain, that run ends with
+//     RunStatus::Deadlock ("all fibers are asleep - deadlock!").
+//
+// Locks, in order: worldsema -> sched.lock -> (Note mutexes). Channel locks and timer
+// lock are never held while taking sched.lock except through ready() of a runnable G
+// (runqputslow); nothing takes a channel lock under sched.lock.
+//
+// Invariants (checked where cheap):
+//   - stopwait, safePointWait, the idle lists, mcount/nmidle and the global run queue are
+//     only touched under sched.lock.
+//   - nmidle == mcount implies no M holds a P (all Ps idle or stopped).
+//   - A P is in exactly one place: held by an M, in pidle, in a Note hand-off (nextp),
+//     Syscall (oldp of an M), or stopped (GCStop/Dead).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <vector>
+
+#include "runtime/g.h"
+#include "runtime/m.h"
+#include "runtime/p.h"
+
+namespace spindle::runtime {
+
+inline constexpr int kMaxProcs = 256;
+inline constexpr const char* kDeadlockMessage = "all fibers are asleep - deadlock!";
+
+// Monotonic clock in nanoseconds.
+std::int64_t nanotime();
+
+enum class RunStatus { Ok, Deadlock };
+
+// A host thread waiting in runMain for one G to exit.
+struct HostRun {
+  G* g = nullptr;
+  M* m = nullptr;
+  std::atomic<bool> done{false};  // release by the setter, acquire by the host M
+  bool deadlock = false;          // written before done (under sched.lock)
+  HostRun* next = nullptr;
+};
+
+struct SchedStats {
+  std::int64_t lastStopNs = 0;   // time to stop the world, last STW
+  std::int64_t lastPauseNs = 0;  // world stopped (stopTheWorld entry to startTheWorld exit)
+  std::uint64_t numSTW = 0;
+};
+
+class Sched {
+ public:
+  // procs <= 0: the number of online CPUs.
+  explicit Sched(int procs = 0);
+  ~Sched();
+  Sched(const Sched&) = delete;
+  Sched& operator=(const Sched&) = delete;
+
+  // Host entry: the calling thread becomes an M and runs Gs until the G running `body`
+  // exits (Ok) or no G can ever run again (Deadlock). Several host threads may run at once.
+  RunStatus runMain(GBody* body);
+
+  // Creates a runnable G (Go's newproc). From a G body it goes to the current P's runnext;
+  // from any other thread to the global queue.
+  G* newproc(GBody* body);
+
+  // Makes a Waiting G runnable (Go's goready).
+  void ready(G* g);
+
+  // The world: stops every P at a safepoint; returns the time it took to stop (ns). May be
+  // called from a G body (its own P counts as stopped) or from any other thread.
+  std::int64_t stopTheWorld(const char* reason);
+  // Restarts the world; returns the pause (ns since stopTheWorld began).
+  std::int64_t startTheWorld();
+  // Runs fn once on every P at its next safepoint (a ragged barrier); idle Ps and Ps in
+  // foreign calls are handled by the caller. Returns once fn ran on every P.
+  void forEachP(const std::function<void(P*)>& fn);
+  // Changes the number of Ps; must be called with the world stopped by this thread.
+  void procresize(int n);
+  // stopTheWorld + procresize + startTheWorld (Go's GOMAXPROCS).
+  void setProcs(int n);
+
+  int procs() const { return gomaxprocs_.load(std::memory_order_acquire); }
+  P* allp(int i) const { return allp_[i].load(std::memory_order_acquire); }
+  SchedStats stats();
+  std::uint32_t budget() const { return budget_; }
+  // Gs parked waiting for the host (Go: a goroutine blocked on a cgo callback); while
+  // positive, deadlock is not reported. Balanced calls from the embedding API.
+  void addHostWait(int delta);
+
+  // Foreign calls from a G body (Go's entersyscall/exitsyscall): between them the M has no
+  // P; sysmon may hand the P to another M. exitSyscall blocks until the M holds a P again.
+  static void enterSyscall();
+  static void exitSyscall();
+
+  // Timers (time.cc). sleep: the body returns the Step; the G wakes after `ns`.
+  Step sleep(G* g, std::int64_t ns);
+  std::int64_t pendingTimers() const { return ntimers_.load(std::memory_order_acquire); }
+
+  // Visits every G ever created (for the collector's root scan; world stopped).
+  template <typename F>
+  void forEachG(F&& f) {
+    std::lock_guard<std::mutex> lk(allglock_);
+    for (G* g : allgs_) f(g);
+  }
+
+ private:
+  friend void sysmonLoop(Sched* s);
+  friend struct SchedTestPeer;
+
+  // proc.cc
+  void mstart(M* m);
+  void schedule(M* m);
+  G* findRunnable(M* m, bool* inheritTime);
+  G* stealWork(M* m);
+  void execute(M* m, G* g, bool inheritTime);
+  void goexit(M* m, G* g);
+  void stopm(M* m);
+  struct StartM {
+    M* wake = nullptr;
+  };
+  void startm(P* p, bool spinning);
+  void startmLocked(P* p, bool spinning);
+  void wakep();
+  void resetspinning(M* m);
+  void handoffp(P* p);
+  void acquireP(M* m, P* p);
+  P* releaseP(M* m);
+  void pidleput(P* p);
+  P* pidleget();
+  void mput(M* m);
+  M* mget();
+  void mremoveIdle(M* m);
+  void checkdead();
+  void gcstopm(M* m);
+  void runSafePointFn(P* p);
+  void preemptall();
+  void lockWorld(M* m);
+  void finishSafePoint();
+  G* gfget(P* p);
+  void gfput(P* p, G* g);
+  G* newG();
+  void exitSyscallSlow(M* m, G* g);
+  void handToSyscallWaiter(M* m);
+
+  // Run queues (runq.cc).
+  // Returns true if g (or the runnext it displaced) went to the ring or the global queue,
+  // false if it only went to runnext.
+  static bool runqput(Sched* s, P* p, G* g, bool next);
+  static G* runqget(P* p, bool* inheritTime);
+  static bool runqempty(P* p);
+  static G* runqsteal(P* p, P* victim, bool stealRunNext);
+  static std::uint32_t runqgrab(P* victim, std::array<std::atomic<G*>, kLocalRunQueueSize>& batch,
+                                std::uint32_t batchHead, bool stealRunNext);
+  bool runqputslow(P* p, G* g, std::uint32_t h, std::uint32_t t);
+  void globrunqput(G* g);
+  void globrunqputbatch(G* head, G* tail, std::int32_t n);
+  G* globrunqget(P* p, std::int32_t max);
+
+  // time.cc
+  static void timerCommit(G* g, void* arg);
+  std::int64_t runTimers(std::int64_t now);  // returns the next deadline or 0
+
+  // sysmon.cc
+  void retake(std::int64_t now);
+
+  std::mutex lock_;  // sched.lock
+  std::mutex worldsema_;
+  std::atomic<int> gomaxprocs_{0};
+  std::atomic<P*> allp_[kMaxProcs] = {};
+  int allocatedPs_ = 0;  // Ps ever created (allp_ entries beyond gomaxprocs are Dead)
+
+  // Under lock_.
+  P* pidle_ = nullptr;
+  std::vector<M*> midle_;
+  std::vector<M*> allm_;         // worker Ms (joined at destruction)
+  std::vector<M*> syscallWaiters_;  // Ms in exitSyscall waiting for any P
+  std::int32_t mcount_ = 0;
+  std::int32_t nmidle_ = 0;
+  std::int64_t mnext_ = 1;
+  HostRun* hostRuns_ = nullptr;
+  G* runqhead_ = nullptr;
+  G* runqtail_ = nullptr;
+  std::int32_t stopwait_ = 0;
+  std::int32_t safePointWait_ = 0;
+  std::int64_t nhostwait_ = 0;
+  std::function<void(P*)> safePointFn_;
+  int newprocs_ = 0;
+  std::int64_t stwStart_ = 0;
+  SchedStats stats_;
+
+  std::atomic<std::int32_t> runqsize_{0};  // written under lock_, read racily as a hint
+  std::atomic<std::int32_t> npidle_{0};    // written under lock_
+  std::atomic<std::int32_t> nmspinning_{0};
+  std::atomic<std::int32_t> nsyscallWaiters_{0};
+  std::atomic<bool> gcwaiting_{false};
+  std::atomic<bool> shutdown_{false};
+  Note stopNote_;
+  Note safePointNote_;
+
+  // Dead Gs shared between Ps (Go's sched.gFree).
+  std::mutex gFreeLock_;
+  G* gFree_ = nullptr;
+  std::int32_t gFreeCount_ = 0;
+  std::mutex allglock_;
+  std::vector<G*> allgs_;
+  std::atomic<std::uint64_t> goidgen_{0};
+  std::uint32_t budget_ = 4096;
+
+  // Timers: a min-heap on (when, seq) under timerLock_.
+  struct Timer {
+    std::int64_t when;
+    std::uint64_t seq;
+    G* g;
+  };
+  std::mutex timerLock_;
+  std::vector<Timer> timers_;
+  std::uint64_t timerSeq_ = 0;
+  std::atomic<std::int64_t> ntimers_{0};
+
+  // sysmon
+  std::mutex sysmonLock_;
+  std::condition_variable sysmonCv_;
+  bool sysmonStop_ = false;
+  std::thread sysmon_;
+};
+
+}  // namespace spindle::runtime

@@ -1,0 +1,83 @@
+// sysmon.cc: the monitor thread (Go's sysmon and retake).
+//
+// Design. One thread per Sched, without a P. It wakes at the next timer deadline or every
+// kSysmonTick (1 ms), whichever is first, and:
+//   - fires expired timers (time.cc), making their Gs runnable;
+//   - asks the G of a P that has run the same schedtick for more than kForcePreemptNs
+//     (10 ms) to yield (g->preempt; the body polls it at safepoints);
+//   - retakes a P whose M has been in a foreign call for a whole tick while there is
+//     other work, or for more than 10 ms: CAS Syscall -> Idle and handoffp;
+//   - wakes a spinning M when a P's runnext waited a whole tick behind a running G;
+//   - when Ms wait in exitSyscall for a P, asks every running G to yield so a P frees up.
+//
+// Invariants. sysmon touches only atomics of Ps and Gs, and takes sched.lock through
+// handoffp; its per-P bookkeeping (sysmonTick/When) is its own.
+#include "runtime/proc.h"
+
+namespace spindle::runtime {
+
+namespace {
+constexpr std::int64_t kSysmonTick = 1000000;       // 1 ms
+constexpr std::int64_t kForcePreemptNs = 10000000;  // 10 ms
+}  // namespace
+
+void sysmonLoop(Sched* s) {
+  for (;;) {
+    std::int64_t now = nanotime();
+    std::int64_t next = s->runTimers(now);
+    std::int64_t deadline = now + kSysmonTick;
+    if (next != 0 && next < deadline) deadline = next;
+    {
+      std::unique_lock<std::mutex> lk(s->sysmonLock_);
+      if (s->sysmonStop_) return;
+      std::int64_t wait = deadline - nanotime();
+      if (wait > 0) s->sysmonCv_.wait_for(lk, std::chrono::nanoseconds(wait));
+      if (s->sysmonStop_) return;
+    }
+    now = nanotime();
+    s->runTimers(now);
+    s->retake(now);
+  }
+}
+
+void Sched::retake(std::int64_t now) {
+  std::int32_t n = gomaxprocs_.load(std::memory_order_acquire);
+  for (int i = 0; i < n; i++) {
+    P* p = allp(i);
+    PStatus st = p->status.load();
+    if (st == PStatus::Running) {
+      std::uint32_t t = p->schedtick.load(std::memory_order_relaxed);
+      if (t != p->sysmonTick) {
+        p->sysmonTick = t;
+        p->sysmonWhen = now;
+        continue;
+      }
+      // A G readied into runnext waits for the running G: after a whole tick, let a
+      // spinning M steal it.
+      if (p->runnext.load(std::memory_order_relaxed) != nullptr) wakep();
+      if (now - p->sysmonWhen > kForcePreemptNs) {
+        if (G* g = p->curg.load(std::memory_order_acquire)) g->preempt.store(true, std::memory_order_relaxed);
+      }
+    } else if (st == PStatus::Syscall) {
+      std::uint32_t t = p->syscalltick.load(std::memory_order_relaxed);
+      if (t != p->sysmonSyscallTick) {
+        p->sysmonSyscallTick = t;
+        p->sysmonSyscallWhen = now;
+        continue;
+      }
+      bool work = !runqempty(p) || runqsize_.load(std::memory_order_relaxed) > 0;
+      if (!work && now - p->sysmonSyscallWhen <= kForcePreemptNs) continue;
+      PStatus want = PStatus::Syscall;
+      if (p->status.compare_exchange_strong(want, PStatus::Idle)) {
+        p->syscalltick.store(t + 1, std::memory_order_relaxed);
+        handoffp(p);
+      }
+    }
+  }
+  if (nsyscallWaiters_.load(std::memory_order_relaxed) > 0) {
+    std::lock_guard<std::mutex> lk(lock_);
+    preemptall();
+  }
+}
+
+}  // namespace spindle::runtime

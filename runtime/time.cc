@@ -1,0 +1,75 @@
+// time.cc: timers and sleep (Go's time.go, simplified to one heap per Sched).
+//
+// Design. A min-heap of (when, seq, G) under timerLock_. sleep(g, ns) records the deadline
+// in the G and returns Park(Sleep); the timer is inserted by the park commit, i.e. only
+// after the G is Waiting, so the timer can never ready a G that is still running. sysmon
+// sleeps until the earliest deadline (or its 1 ms tick) and fires every expired timer in
+// (when, seq) order: Gs with equal deadlines wake in the order they slept.
+//
+// Invariants. ntimers_ counts timers not yet fired; a fired timer's G is put on the global
+// run queue and ntimers_ decremented in one sched.lock section, so checkdead never sees
+// "no timer and nothing runnable" in between.
+#include <algorithm>
+
+#include "runtime/proc.h"
+#include "runtime/throw.h"
+
+namespace spindle::runtime {
+
+namespace {
+struct Later {
+  template <typename T>
+  bool operator()(const T& a, const T& b) const {
+    return a.when != b.when ? a.when > b.when : a.seq > b.seq;
+  }
+};
+}  // namespace
+
+Step Sched::sleep(G* g, std::int64_t ns) {
+  SPINDLE_CHECK(g->parkCommit == nullptr, "sleep: G {} already has a park commit", g->goid);
+  g->timerWhen = nanotime() + (ns > 0 ? ns : 0);
+  g->parkCommit = &Sched::timerCommit;
+  g->parkArg = this;
+  return Step::park(WaitReason::Sleep, nullptr);
+}
+
+void Sched::timerCommit(G* g, void* arg) {
+  Sched* s = static_cast<Sched*>(arg);
+  bool earliest;
+  {
+    std::lock_guard<std::mutex> lk(s->timerLock_);
+    s->timers_.push_back(Timer{g->timerWhen, s->timerSeq_++, g});
+    std::push_heap(s->timers_.begin(), s->timers_.end(), Later{});
+    earliest = s->timers_.front().g == g;
+    s->ntimers_.fetch_add(1);
+  }
+  if (earliest) {
+    std::lock_guard<std::mutex> lk(s->sysmonLock_);
+    s->sysmonCv_.notify_one();
+  }
+}
+
+std::int64_t Sched::runTimers(std::int64_t now) {
+  for (;;) {
+    G* g = nullptr;
+    {
+      std::lock_guard<std::mutex> lk(timerLock_);
+      if (timers_.empty()) return 0;
+      if (timers_.front().when > now) return timers_.front().when;
+      std::pop_heap(timers_.begin(), timers_.end(), Later{});
+      g = timers_.back().g;
+      timers_.pop_back();
+    }
+    GStatus want = GStatus::Waiting;
+    bool ok = g->status.compare_exchange_strong(want, GStatus::Runnable, std::memory_order_acq_rel);
+    SPINDLE_CHECK(ok, "timer: G {} status={} want Waiting", g->goid, static_cast<int>(want));
+    {
+      std::lock_guard<std::mutex> lk(lock_);
+      globrunqput(g);
+      ntimers_.fetch_sub(1);
+    }
+    wakep();
+  }
+}
+
+}  // namespace spindle::runtime
