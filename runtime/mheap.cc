@@ -160,8 +160,7 @@ MSpan* MHeap::allocSpan(std::size_t npages, SpanKind kind, SpanClass spanclass) 
       s->divMagic = info.divMagic;
     }
     s->limit.store(base + std::size_t{s->elemsize} * s->nelems, std::memory_order_release);
-    s->allocBits = gcBitsArenas().newAllocBits(s->nelems);
-    s->gcmarkBits = gcBitsArenas().newMarkBits(s->nelems);
+    gcBitsArenas().newSpanBits(s->nelems, &s->allocBits, &s->gcmarkBits);
     s->refillAllocCache(0);
     s->sweepgen.store(sweepgenLoad(), std::memory_order_relaxed);
   } else {
