@@ -4,7 +4,8 @@
 //   Spindle   mallocgc; release = the sweeper's bulk path: flush the MCache
 //             (releaseAll), start a sweep cycle, sweep every span with no marks.
 //             With several threads the cycle is shared: the threads meet at a barrier
-//             whose completion starts the cycle, all sweep (sweepone), and meet again.
+//             whose completion starts the cycle, all sweep (sweepone), and meet again
+//             (finishSweep). The barriers are part of the measured time.
 //   Boehm     GC_MALLOC, GC_FREE of each object.
 //   Malloc    glibc (__libc_malloc / __libc_free, so mimalloc's override cannot
 //             interpose), free of each.
@@ -17,7 +18,7 @@
 #include <gc/gc.h>
 #include <mimalloc.h>
 
-#include <barrier>
+#include <atomic>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -48,18 +49,35 @@ void setCounters(benchmark::State& state) {
 
 // --- Spindle ----------------------------------------------------------------------
 
-struct StartCycle {
-  void operator()() noexcept { rt::startSweepCycle(rt::mheap()); }
+// A spinning barrier (a futex-based std::barrier costs more than a round of 4096
+// allocations here): the last thread to arrive runs `completion`, then releases the
+// others by bumping the generation.
+class SpinBarrier {
+ public:
+  explicit SpinBarrier(int n) : n_(n) {}
+  template <typename F>
+  void arriveAndWait(F completion) {
+    const unsigned gen = gen_.load(std::memory_order_acquire);
+    if (count_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_) {
+      completion();
+      count_.store(0, std::memory_order_relaxed);
+      gen_.store(gen + 1, std::memory_order_release);  // publishes completion's effects
+      return;
+    }
+    for (int spins = 0; gen_.load(std::memory_order_acquire) == gen; ++spins) {
+      if (spins > 200) std::this_thread::yield();
+    }
+  }
+
+ private:
+  const int n_;
+  std::atomic<int> count_{0};
+  std::atomic<unsigned> gen_{0};
 };
-struct FinishCycle {
-  void operator()() noexcept { rt::finishSweep(rt::mheap()); }
-};
-std::unique_ptr<std::barrier<StartCycle>> gStart;
-std::unique_ptr<std::barrier<FinishCycle>> gFinish;
+std::unique_ptr<SpinBarrier> gBarrier;
 
 void spindleSetup(const benchmark::State& state) {
-  gStart = std::make_unique<std::barrier<StartCycle>>(state.threads());
-  gFinish = std::make_unique<std::barrier<FinishCycle>>(state.threads());
+  gBarrier = std::make_unique<SpinBarrier>(state.threads());
 }
 
 void BM_Spindle(benchmark::State& state, std::size_t size) {
@@ -78,10 +96,11 @@ void BM_Spindle(benchmark::State& state, std::size_t size) {
       rt::startSweepCycle(h);
       rt::finishSweep(h);
     } else {
-      gStart->arrive_and_wait();
+      // The world "stops": every P has flushed; one thread starts the sweep cycle.
+      gBarrier->arriveAndWait([&] { rt::startSweepCycle(h); });
       while (rt::sweepone(h)) {
       }
-      gFinish->arrive_and_wait();
+      gBarrier->arriveAndWait([&] { rt::finishSweep(h); });
     }
   }
   const auto locks = h.stats.heapLockAcquisitions.load(std::memory_order_relaxed) - locks0;
