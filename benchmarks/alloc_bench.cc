@@ -86,9 +86,8 @@ void BM_Spindle(benchmark::State& state, std::size_t size) {
   rt::initHeapP(&p);
   rt::bindP(&p);
   std::vector<void*> objs(kBatch);
-  const auto locks0 = h.stats.heapLockAcquisitions.load(std::memory_order_relaxed);
   const bool shared = state.threads() > 1;
-  for (auto _ : state) {
+  auto round = [&] {
     for (int i = 0; i < kBatch; ++i) objs[i] = rt::mallocgc(size, nullptr);
     benchmark::DoNotOptimize(objs.data());
     p.mcache->releaseAll();
@@ -102,12 +101,17 @@ void BM_Spindle(benchmark::State& state, std::size_t size) {
       }
       gBarrier->arriveAndWait([&] { rt::finishSweep(h); });
     }
-  }
+  };
+  round();  // warm-up: first-touch page faults are not what we measure
+  const auto locks0 = h.stats.heapLockAcquisitions.load(std::memory_order_relaxed);
+  for (auto _ : state) round();
   const auto locks = h.stats.heapLockAcquisitions.load(std::memory_order_relaxed) - locks0;
   setCounters(state);
   if (state.thread_index() == 0) {
     const double objects = static_cast<double>(state.iterations()) * kBatch * state.threads();
     state.counters["heapLocks/Mobj"] = static_cast<double>(locks) / objects * 1e6;
+    state.counters["heapSysMiB"] =
+        static_cast<double>(h.stats.heapSys.load(std::memory_order_relaxed)) / (1 << 20);
   }
   rt::unbindP();
   rt::destroyHeapP(&p);
@@ -119,11 +123,13 @@ void BM_Spindle(benchmark::State& state, std::size_t size) {
 template <typename Alloc, typename Free>
 void runFreeEach(benchmark::State& state, std::size_t size, void** objs, Alloc alloc,
                  Free release) {
-  for (auto _ : state) {
+  auto round = [&] {
     for (int i = 0; i < kBatch; ++i) objs[i] = alloc(size);
     benchmark::DoNotOptimize(objs);
     for (int i = 0; i < kBatch; ++i) release(objs[i]);
-  }
+  };
+  round();  // warm-up, as for Spindle
+  for (auto _ : state) round();
   setCounters(state);
 }
 
