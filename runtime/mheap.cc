@@ -182,6 +182,7 @@ void MHeap::freeSpan(MSpan* s) {
   const std::uintptr_t base = s->base();
   const std::size_t npages = s->npages;
   const bool heap = s->kind == SpanKind::Heap;
+  SPINDLE_DCHECK(s->specials == nullptr, "freeSpan: span {:#x} still has specials", base);
   s->publish(SpanState::Dead);
   for (std::size_t i = 0; i < npages; ++i) {
     auto& slot = arenas_.spanSlot(base + i * kPageSize);
