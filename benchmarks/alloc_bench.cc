@@ -4,7 +4,8 @@
 //   Spindle   mallocgc; release = the sweeper's bulk path: flush the MCache
 //             (releaseAll), start a sweep cycle, sweep every span with no marks.
 //             With several threads the cycle is shared: the threads meet at a barrier
-//             whose completion starts the cycle, all sweep (sweepone), and meet again.
+//             whose completion starts the cycle, all sweep (sweepone), and meet again
+//             (finishSweep). The barriers are part of the measured time.
 //   Boehm     GC_MALLOC, GC_FREE of each object.
 //   Malloc    glibc (__libc_malloc / __libc_free, so mimalloc's override cannot
 //             interpose), free of each.
@@ -17,7 +18,7 @@
 #include <gc/gc.h>
 #include <mimalloc.h>
 
-#include <barrier>
+#include <atomic>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -48,18 +49,35 @@ void setCounters(benchmark::State& state) {
 
 // --- Spindle ----------------------------------------------------------------------
 
-struct StartCycle {
-  void operator()() noexcept { rt::startSweepCycle(rt::mheap()); }
+// A spinning barrier (a futex-based std::barrier costs more than a round of 4096
+// allocations here): the last thread to arrive runs `completion`, then releases the
+// others by bumping the generation.
+class SpinBarrier {
+ public:
+  explicit SpinBarrier(int n) : n_(n) {}
+  template <typename F>
+  void arriveAndWait(F completion) {
+    const unsigned gen = gen_.load(std::memory_order_acquire);
+    if (count_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_) {
+      completion();
+      count_.store(0, std::memory_order_relaxed);
+      gen_.store(gen + 1, std::memory_order_release);  // publishes completion's effects
+      return;
+    }
+    for (int spins = 0; gen_.load(std::memory_order_acquire) == gen; ++spins) {
+      if (spins > 200) std::this_thread::yield();
+    }
+  }
+
+ private:
+  const int n_;
+  std::atomic<int> count_{0};
+  std::atomic<unsigned> gen_{0};
 };
-struct FinishCycle {
-  void operator()() noexcept { rt::finishSweep(rt::mheap()); }
-};
-std::unique_ptr<std::barrier<StartCycle>> gStart;
-std::unique_ptr<std::barrier<FinishCycle>> gFinish;
+std::unique_ptr<SpinBarrier> gBarrier;
 
 void spindleSetup(const benchmark::State& state) {
-  gStart = std::make_unique<std::barrier<StartCycle>>(state.threads());
-  gFinish = std::make_unique<std::barrier<FinishCycle>>(state.threads());
+  gBarrier = std::make_unique<SpinBarrier>(state.threads());
 }
 
 void BM_Spindle(benchmark::State& state, std::size_t size) {
@@ -68,9 +86,8 @@ void BM_Spindle(benchmark::State& state, std::size_t size) {
   rt::initHeapP(&p);
   rt::bindP(&p);
   std::vector<void*> objs(kBatch);
-  const auto locks0 = h.stats.heapLockAcquisitions.load(std::memory_order_relaxed);
   const bool shared = state.threads() > 1;
-  for (auto _ : state) {
+  auto round = [&] {
     for (int i = 0; i < kBatch; ++i) objs[i] = rt::mallocgc(size, nullptr);
     benchmark::DoNotOptimize(objs.data());
     p.mcache->releaseAll();
@@ -78,17 +95,23 @@ void BM_Spindle(benchmark::State& state, std::size_t size) {
       rt::startSweepCycle(h);
       rt::finishSweep(h);
     } else {
-      gStart->arrive_and_wait();
+      // The world "stops": every P has flushed; one thread starts the sweep cycle.
+      gBarrier->arriveAndWait([&] { rt::startSweepCycle(h); });
       while (rt::sweepone(h)) {
       }
-      gFinish->arrive_and_wait();
+      gBarrier->arriveAndWait([&] { rt::finishSweep(h); });
     }
-  }
+  };
+  round();  // warm-up: first-touch page faults are not what we measure
+  const auto locks0 = h.stats.heapLockAcquisitions.load(std::memory_order_relaxed);
+  for (auto _ : state) round();
   const auto locks = h.stats.heapLockAcquisitions.load(std::memory_order_relaxed) - locks0;
   setCounters(state);
   if (state.thread_index() == 0) {
     const double objects = static_cast<double>(state.iterations()) * kBatch * state.threads();
     state.counters["heapLocks/Mobj"] = static_cast<double>(locks) / objects * 1e6;
+    state.counters["heapSysMiB"] =
+        static_cast<double>(h.stats.heapSys.load(std::memory_order_relaxed)) / (1 << 20);
   }
   rt::unbindP();
   rt::destroyHeapP(&p);
@@ -100,11 +123,13 @@ void BM_Spindle(benchmark::State& state, std::size_t size) {
 template <typename Alloc, typename Free>
 void runFreeEach(benchmark::State& state, std::size_t size, void** objs, Alloc alloc,
                  Free release) {
-  for (auto _ : state) {
+  auto round = [&] {
     for (int i = 0; i < kBatch; ++i) objs[i] = alloc(size);
     benchmark::DoNotOptimize(objs);
     for (int i = 0; i < kBatch; ++i) release(objs[i]);
-  }
+  };
+  round();  // warm-up, as for Spindle
+  for (auto _ : state) round();
   setCounters(state);
 }
 

@@ -34,6 +34,12 @@ class GCBitsArenas {
   // Zeroed bits for a span of nelems objects, from the `next` arenas.
   std::uint8_t* newMarkBits(std::size_t nelems);
   std::uint8_t* newAllocBits(std::size_t nelems) { return newMarkBits(nelems); }
+  // Both bitmaps of a new span in one bump: *alloc then *mark, each zeroed.
+  void newSpanBits(std::size_t nelems, std::uint8_t** alloc, std::uint8_t** mark) {
+    std::uint8_t* both = newMarkBits(2 * ((nelems + 63) / 64 * 64));
+    *alloc = both;
+    *mark = both + gcBitsBytes(nelems);
+  }
   // Precondition: every in-use span has been swept since the previous epoch.
   void nextEpoch();
 

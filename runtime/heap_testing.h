@@ -11,7 +11,7 @@ namespace spindle::runtime::testing {
 
 // Sanitizers make everything 5-20x slower: scale iteration counts down under them.
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-inline constexpr int kScale = 1;
+inline constexpr int kScale = 2;
 #else
 inline constexpr int kScale = 8;
 #endif

@@ -5,7 +5,7 @@
 
 namespace spindle::runtime {
 
-void* nextFreeSlow(MCache* c, SpanClass spc, MSpan** span) {
+void* nextFreeSlow(MCache* c, SpanClass spc) {
   MSpan* s = c->alloc[spc.value];
   std::uint32_t idx = s->nextFreeIndex();
   if (idx == s->nelems) {
@@ -17,7 +17,6 @@ void* nextFreeSlow(MCache* c, SpanClass spc, MSpan** span) {
   ++s->allocCount;
   SPINDLE_DCHECK(s->allocCount <= s->nelems, "span {:#x}: allocCount {} > nelems {}", s->base(),
                  s->allocCount, s->nelems);
-  *span = s;
   return reinterpret_cast<void*>(s->base() + std::uintptr_t{idx} * s->elemsize);
 }
 

@@ -28,9 +28,30 @@
 
 namespace spindle::runtime {
 
-// Slow paths (malloc.cc).
-void* nextFreeSlow(MCache* c, SpanClass spc, MSpan** span);
+// Slow paths (malloc.cc). nextFreeSlow may replace c->alloc[spc] (refill).
+void* nextFreeSlow(MCache* c, SpanClass spc);
 void* largeAlloc(std::size_t size, bool noscan);
+
+// Zeroes an object of n bytes (n a multiple of 8). Small sizes use a few overlapping
+// fixed-size stores instead of a call to memset.
+inline void memclrObject(void* v, std::size_t n) {
+  char* p = static_cast<char*>(v);
+  if (n <= 16) {
+    std::memset(p, 0, 8);
+    std::memset(p + n - 8, 0, 8);
+  } else if (n <= 32) {
+    std::memset(p, 0, 16);
+    std::memset(p + n - 16, 0, 16);
+  } else if (n <= 64) {
+    std::memset(p, 0, 32);
+    std::memset(p + n - 32, 0, 32);
+  } else if (n <= 128) {
+    std::memset(p, 0, 64);
+    std::memset(p + n - 64, 0, 64);
+  } else {
+    std::memset(p, 0, n);
+  }
+}
 
 inline void* mallocgc(std::size_t size, const TypeInfo* type) {
   P* p = currentP();
@@ -58,9 +79,10 @@ inline void* mallocgc(std::size_t size, const TypeInfo* type) {
     ++s->allocCount;
     v = reinterpret_cast<void*>(s->base() + std::uintptr_t{result} * s->elemsize);
   } else {
-    v = nextFreeSlow(c, spc, &s);
+    v = nextFreeSlow(c, spc);
+    s = c->alloc[spc.value];
   }
-  if (s->needzero) std::memset(v, 0, s->elemsize);
+  if (s->needzero) memclrObject(v, s->elemsize);
   if (type != nullptr) static_cast<ObjectHeader*>(v)->type = type;
   return v;
 }

@@ -18,28 +18,31 @@ bool sweepSpan(MHeap& h, MSpan* s, bool preserve) {
                 "sweepSpan: span {:#x} has {} marked objects but allocCount={}", s->base(),
                 nalloc, s->allocCount);
   const std::uint32_t nfreed = s->allocCount - nalloc;
-  s->allocCount = nalloc;
-  s->freeindex = 0;
-  s->allocBits = s->gcmarkBits;
-  s->gcmarkBits = gcBitsArenas().newMarkBits(s->nelems);
-  s->refillAllocCache(0);
-  if (nfreed > 0) s->needzero = true;
   if (sc != 0) {
     h.stats.smallFreeCount[sc].fetch_add(nfreed, std::memory_order_relaxed);
   } else if (nfreed > 0) {
     h.stats.largeFrees.fetch_add(1, std::memory_order_relaxed);
     h.stats.largeBytesInUse.fetch_sub(s->elemsize, std::memory_order_relaxed);
   }
+  if (nalloc == 0 && !preserve) {
+    // Empty: straight back to the heap. Its bits die with it (no fresh mark bits).
+    s->allocCount = 0;
+    s->sweepgen.store(sg, std::memory_order_release);
+    h.freeSpan(s);
+    return true;
+  }
+  s->allocCount = nalloc;
+  s->freeindex = 0;
+  s->allocBits = s->gcmarkBits;
+  s->gcmarkBits = gcBitsArenas().newMarkBits(s->nelems);
+  s->refillAllocCache(0);
+  if (nfreed > 0) s->needzero = true;
   if (preserve) {
     // Release: the span is swept; its new bits are visible to the next owner.
     s->sweepgen.store(sg, std::memory_order_release);
     return false;
   }
   s->sweepgen.store(sg, std::memory_order_release);
-  if (nalloc == 0) {
-    h.freeSpan(s);
-    return true;
-  }
   MCentral& c = h.central(s->spanclass);
   if (nalloc == s->nelems) {
     c.fullSwept(sg).push(s);

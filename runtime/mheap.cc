@@ -160,8 +160,7 @@ MSpan* MHeap::allocSpan(std::size_t npages, SpanKind kind, SpanClass spanclass) 
       s->divMagic = info.divMagic;
     }
     s->limit.store(base + std::size_t{s->elemsize} * s->nelems, std::memory_order_release);
-    s->allocBits = gcBitsArenas().newAllocBits(s->nelems);
-    s->gcmarkBits = gcBitsArenas().newMarkBits(s->nelems);
+    gcBitsArenas().newSpanBits(s->nelems, &s->allocBits, &s->gcmarkBits);
     s->refillAllocCache(0);
     s->sweepgen.store(sweepgenLoad(), std::memory_order_relaxed);
   } else {
@@ -183,6 +182,7 @@ void MHeap::freeSpan(MSpan* s) {
   const std::uintptr_t base = s->base();
   const std::size_t npages = s->npages;
   const bool heap = s->kind == SpanKind::Heap;
+  SPINDLE_DCHECK(s->specials == nullptr, "freeSpan: span {:#x} still has specials", base);
   s->publish(SpanState::Dead);
   for (std::size_t i = 0; i < npages; ++i) {
     auto& slot = arenas_.spanSlot(base + i * kPageSize);

@@ -75,6 +75,9 @@ struct HeapStats {
     return smallAllocCount[sizeclass].load(std::memory_order_relaxed) -
            smallFreeCount[sizeclass].load(std::memory_order_relaxed);
   }
+  std::uint64_t bytesInUse(std::size_t sizeclass) const {
+    return objectsInUse(sizeclass) * kSizeClasses[sizeclass].size;
+  }
 };
 
 class MHeap {

@@ -23,10 +23,9 @@ void MSpan::init(std::uintptr_t base, std::size_t np) {
   allocBits = nullptr;
   gcmarkBits = nullptr;
   pinnerBits = nullptr;
-  {
-    std::lock_guard<std::mutex> g(specialLock);
-    specials = nullptr;
-  }
+  // No lock: the span is not published yet, and whoever freed it last handed it over
+  // through the heap lock or this P's MSpan cache (happens-before).
+  specials = nullptr;
 }
 
 std::uint32_t MSpan::nextFreeIndex() {

@@ -26,7 +26,7 @@ SpanSetBlock* SpanSetBlockPool::alloc() {
     }
   }
   allocated_.fetch_add(1, std::memory_order_relaxed);
-  // Blocks come in batches from OS memory that is never returned.
+  // From OS memory that is never returned: a stale pointer to a block stays readable.
   void* mem = sysAllocZeroed(sizeof(SpanSetBlock));
   return new (mem) SpanSetBlock();
 }
@@ -50,7 +50,13 @@ void SpanSetBlockPool::free(SpanSetBlock* b) {
 SpanSet::~SpanSet() {
   Spine* spine = spine_.load(std::memory_order_relaxed);
   const std::size_t len = spineLen_.load(std::memory_order_relaxed);
-  for (std::size_t i = 0; spine != nullptr && i < len; ++i) {
+  // Only blocks at or after the head's block can still be live. Entries below it are
+  // fully popped blocks, already back in the pool; a grown spine may still hold stale
+  // pointers to them (the last popper cleared the entry in the spine it had loaded).
+  const std::size_t first =
+      static_cast<std::uint32_t>(index_.load(std::memory_order_relaxed) >> 32) /
+      kSpanSetBlockEntries;
+  for (std::size_t i = first; spine != nullptr && i < len; ++i) {
     SpanSetBlock* b = spine[i].load(std::memory_order_relaxed);
     if (b != nullptr) {
       for (auto& slot : b->spans) slot.store(nullptr, std::memory_order_relaxed);

@@ -13,6 +13,10 @@
 //     word packs a pointer and a modification counter). A block goes back to the pool
 //     as soon as its last slot is popped (its `popped` count reaches 512); reset()
 //     returns a partly popped last block when the set is empty.
+//   - When the spine grows while a block's last slot is being popped, the popper may
+//     clear the block's entry in the old spine only, leaving a stale pointer in the new
+//     one. Nothing reads spine entries below the head's block (reset() and the
+//     destructor start at head / 512), so stale entries are harmless.
 // Invariants: every pushed span is popped exactly once; a block's slots are all null
 // when it returns to the pool; spineLen_ only grows until reset().
 #pragma once

@@ -12,14 +12,14 @@ namespace {
 constexpr std::size_t kWordsPerChunk = PageAlloc::kPagesPerChunk / 64;
 }
 
-PageAlloc::PageAlloc(std::size_t maxPages) {
+PageAlloc::PageAlloc(std::size_t maxPages, std::size_t maxTop) {
   nchunks_ = (maxPages + kPagesPerChunk - 1) / kPagesPerChunk;
   maxPages_ = maxPages;
   bitsBytes_ = nchunks_ * kWordsPerChunk * sizeof(std::uint64_t);
   bits_ = static_cast<std::uint64_t*>(sysAllocZeroed(bitsBytes_));
   // Build levels bottom-up, then reverse so levels_[0] is the top.
   std::vector<std::size_t> sizes{nchunks_};
-  while (sizes.back() > kFanout) sizes.push_back((sizes.back() + kFanout - 1) / kFanout);
+  while (sizes.back() > std::max(maxTop, kFanout)) sizes.push_back((sizes.back() + kFanout - 1) / kFanout);
   std::reverse(sizes.begin(), sizes.end());
   std::size_t pages = kPagesPerChunk;
   entryPages_.assign(sizes.size(), 0);

@@ -8,13 +8,15 @@
 // summarised in a radix tree:
 //   - leaf level: one summary per chunk of 512 pages (8 bitmap words);
 //   - each level above merges 8 summaries of the level below; the top level has at
-//     most 8 entries and is scanned directly.
+//     most 64 entries and is scanned directly (fewer levels to update per change).
 // A summary is {start, max, end}: the free run at the start of the node, the longest
 // free run inside it, and the free run at its end (in pages). find(n) walks the top
 // level left to right, carrying the free run that ends at the current position; a run
 // that crosses nodes is detected from (carried run + node.start), a run inside a node
 // makes the search descend into that node. The search is first-fit (lowest address),
-// which keeps the heap compact. Cost: O(8 * depth) summaries plus one 512-bit chunk.
+// which keeps the heap compact. Cost: at most 64 + 8 * depth summaries plus one
+// 512-bit chunk. An update stops propagating at the first level whose summary is
+// unchanged.
 //
 // Invariants (checked by checkInvariants(), used by tests and debug builds):
 //   - every leaf summary equals the summary recomputed from its 8 bitmap words;
@@ -40,9 +42,11 @@ class PageAlloc {
  public:
   static constexpr std::size_t kPagesPerChunk = 512;
   static constexpr std::size_t kFanout = 8;
+  static constexpr std::size_t kMaxTop = 64;  // top-level entries, scanned linearly
   static constexpr std::size_t kNotFound = SIZE_MAX;
 
-  explicit PageAlloc(std::size_t maxPages);
+  // maxTop: most entries in the top level (tests pass a small one for a deeper tree).
+  explicit PageAlloc(std::size_t maxPages, std::size_t maxTop = kMaxTop);
   ~PageAlloc();
   PageAlloc(const PageAlloc&) = delete;
   PageAlloc& operator=(const PageAlloc&) = delete;
@@ -106,7 +110,7 @@ class PageAlloc {
   std::size_t nchunks_;
   std::uint64_t* bits_;  // maxPages_/64 words (whole chunks), zeroed
   std::size_t bitsBytes_;
-  // levels_[0] is the top (<= kFanout entries), levels_.back() the chunk summaries.
+  // levels_[0] is the top (<= maxTop entries), levels_.back() the chunk summaries.
   std::vector<std::vector<Sum>> levels_;
   std::vector<std::size_t> entryPages_;
   std::size_t freePages_ = 0;

@@ -13,8 +13,8 @@ using namespace spindle::runtime;
 namespace {
 
 struct Model {
-  std::vector<bool> free;
-  explicit Model(std::size_t n) : free(n, false) {}
+  std::vector<char> free;
+  explicit Model(std::size_t n) : free(n, 0) {}
   std::size_t alloc(std::size_t n) {
     std::size_t run = 0;
     for (std::size_t i = 0; i < free.size(); ++i) {
@@ -31,7 +31,7 @@ struct Model {
   }
   std::size_t longest() const {
     std::size_t best = 0, run = 0;
-    for (bool f : free) {
+    for (char f : free) {
       run = f ? run + 1 : 0;
       best = std::max(best, run);
     }
@@ -53,8 +53,8 @@ TEST_CASE("pagealloc: empty allocator finds nothing, grown pages are found") {
 }
 
 TEST_CASE("pagealloc: runs cross chunk and summary-level boundaries and coalesce on free") {
-  // 100 chunks: three summary levels.
-  PageAlloc pa(100 * PageAlloc::kPagesPerChunk);
+  // 100 chunks with a top level of at most 8: three summary levels.
+  PageAlloc pa(100 * PageAlloc::kPagesPerChunk, 8);
   pa.grow(0, 100 * PageAlloc::kPagesPerChunk);
   const std::size_t a = pa.alloc(500);
   const std::size_t b = pa.alloc(500);  // crosses the first chunk boundary
@@ -74,11 +74,12 @@ TEST_CASE("pagealloc: runs cross chunk and summary-level boundaries and coalesce
   pa.checkInvariants();
 }
 
-TEST_CASE("pagealloc: randomized against a first-fit model") {
+namespace {
+void randomizedAgainstModel(std::size_t maxTop) {
   using testing::kScale;
   // Not a multiple of the chunk size, to cover the ragged end.
   const std::size_t maxPages = 70 * PageAlloc::kPagesPerChunk + 77;
-  PageAlloc pa(maxPages);
+  PageAlloc pa(maxPages, maxTop);
   Model model(maxPages);
   std::mt19937_64 rng(12345);
   struct Run {
@@ -86,7 +87,7 @@ TEST_CASE("pagealloc: randomized against a first-fit model") {
   };
   std::vector<Run> live;
   std::size_t grown = 0;
-  const int steps = 3000 * kScale;
+  const int steps = 2000 * kScale;
   for (int step = 0; step < steps; ++step) {
     const int op = static_cast<int>(rng() % 100);
     if (op < 2 && grown < maxPages) {
@@ -114,7 +115,16 @@ TEST_CASE("pagealloc: randomized against a first-fit model") {
     }
   }
   std::size_t free = 0;
-  for (bool f : model.free) free += f;
+  for (char f : model.free) free += f != 0;
   CHECK(pa.freePages() == free);
   pa.checkInvariants();
+}
+}  // namespace
+
+TEST_CASE("pagealloc: randomized against a first-fit model, deep summary tree") {
+  randomizedAgainstModel(8);  // 70 chunks -> 9 -> 2: three levels
+}
+
+TEST_CASE("pagealloc: randomized against a first-fit model, wide top level") {
+  randomizedAgainstModel(PageAlloc::kMaxTop);  // 70 chunks -> 9: two levels
 }
