@@ -12,14 +12,20 @@ namespace {
 constexpr std::size_t kWordsPerChunk = PageAlloc::kPagesPerChunk / 64;
 }
 
-PageAlloc::PageAlloc(std::size_t maxPages, std::size_t maxTop) {
+PageAlloc::PageAlloc(std::size_t maxPages, std::size_t maxTop)
+    : maxTop_(std::max(maxTop, kFanout)) {
   nchunks_ = (maxPages + kPagesPerChunk - 1) / kPagesPerChunk;
   maxPages_ = maxPages;
   bitsBytes_ = nchunks_ * kWordsPerChunk * sizeof(std::uint64_t);
   bits_ = static_cast<std::uint64_t*>(sysAllocZeroed(bitsBytes_));
-  // Build levels bottom-up, then reverse so levels_[0] is the top.
-  std::vector<std::size_t> sizes{nchunks_};
-  while (sizes.back() > std::max(maxTop, kFanout)) sizes.push_back((sizes.back() + kFanout - 1) / kFanout);
+  rebuild(0);
+}
+
+void PageAlloc::rebuild(std::size_t activeChunks) {
+  activeChunks_ = activeChunks;
+  // Level sizes bottom-up, then reversed so levels_[0] is the top.
+  std::vector<std::size_t> sizes{std::max<std::size_t>(activeChunks, 1)};
+  while (sizes.back() > maxTop_) sizes.push_back((sizes.back() + kFanout - 1) / kFanout);
   std::reverse(sizes.begin(), sizes.end());
   std::size_t pages = kPagesPerChunk;
   entryPages_.assign(sizes.size(), 0);
@@ -27,7 +33,13 @@ PageAlloc::PageAlloc(std::size_t maxPages, std::size_t maxTop) {
     entryPages_[l] = pages;
     pages *= kFanout;
   }
+  levels_.clear();
   for (std::size_t s : sizes) levels_.emplace_back(s);
+  std::vector<Sum>& leaves = levels_.back();
+  for (std::size_t c = 0; c < leaves.size(); ++c) leaves[c] = chunkSummary(c);
+  for (std::size_t l = levels_.size() - 1; l-- > 0;) {
+    for (std::size_t i = 0; i < levels_[l].size(); ++i) levels_[l][i] = mergeChildren(l, i);
+  }
 }
 
 PageAlloc::~PageAlloc() { sysFree(bits_, bitsBytes_); }
@@ -50,7 +62,14 @@ void PageAlloc::grow(std::size_t first, std::size_t n) {
   }
   setRange(first, n, true);
   freePages_ += n;
-  update(first, n);
+  // The summary tree covers only the chunks in use so far (fewer levels to update in a
+  // small heap); growing past it rebuilds the tree for the new size.
+  const std::size_t active = (first + n + kPagesPerChunk - 1) / kPagesPerChunk;
+  if (active > activeChunks_) {
+    rebuild(active);
+  } else {
+    update(first, n);
+  }
 }
 
 std::size_t PageAlloc::alloc(std::size_t n) {
@@ -64,8 +83,9 @@ std::size_t PageAlloc::alloc(std::size_t n) {
 }
 
 void PageAlloc::free(std::size_t first, std::size_t n) {
-  SPINDLE_CHECK(first + n <= maxPages_ && n > 0, "PageAlloc::free out of range: first={} n={}",
-                first, n);
+  SPINDLE_CHECK(first + n <= activeChunks_ * kPagesPerChunk && n > 0,
+                "PageAlloc::free out of range: first={} n={} (heap has {} chunks)", first, n,
+                activeChunks_);
 #ifdef SPINDLE_DEBUG
   for (std::size_t i = first; i < first + n; ++i) {
     SPINDLE_CHECK(!isFree(i), "PageAlloc::free: page {} of run [{}, +{}) is already free", i,
@@ -263,7 +283,10 @@ void PageAlloc::checkInvariants() const {
   for (std::size_t i = 0; i < nchunks_ * kWordsPerChunk; ++i) free += std::popcount(bits_[i]);
   SPINDLE_CHECK(free == freePages_, "PageAlloc: freePages={} but bitmap has {} free bits",
                 freePages_, free);
-  for (std::size_t c = 0; c < nchunks_; ++c) {
+  for (std::size_t i = activeChunks_ * kWordsPerChunk; i < nchunks_ * kWordsPerChunk; ++i) {
+    SPINDLE_CHECK(bits_[i] == 0, "PageAlloc: free pages in word {} beyond the active chunks", i);
+  }
+  for (std::size_t c = 0; c < levels_.back().size(); ++c) {
     const Sum want = chunkSummary(c);
     const Sum& got = levels_.back()[c];
     SPINDLE_CHECK(want == got, "PageAlloc: chunk {} summary {}/{}/{} != bitmap {}/{}/{}", c,

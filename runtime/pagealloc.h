@@ -18,6 +18,8 @@
 // 512-bit chunk. An update stops propagating at the first level whose summary is
 // unchanged.
 //
+// The tree covers only the chunks grown so far (a 64 MiB heap has 16 chunks: one level,
+// nothing to merge); grow() past them rebuilds it, O(chunks), once per new arena.
 // Invariants (checked by checkInvariants(), used by tests and debug builds):
 //   - every leaf summary equals the summary recomputed from its 8 bitmap words;
 //   - every inner summary equals the merge of its 8 children;
@@ -105,9 +107,12 @@ class PageAlloc {
   Sum chunkSummary(std::size_t chunk) const;
   Sum mergeChildren(std::size_t level, std::size_t parent) const;
   std::size_t pagesPerEntry(std::size_t level) const { return entryPages_[level]; }
+  void rebuild(std::size_t activeChunks);
 
   std::size_t maxPages_;
+  std::size_t maxTop_;
   std::size_t nchunks_;
+  std::size_t activeChunks_ = 0;  // chunks covered by the summary tree (grown so far)
   std::uint64_t* bits_;  // maxPages_/64 words (whole chunks), zeroed
   std::size_t bitsBytes_;
   // levels_[0] is the top (<= maxTop entries), levels_.back() the chunk summaries.
