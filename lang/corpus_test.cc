@@ -6,19 +6,9 @@
 #include <string>
 
 #include "lang/compiler.h"
+#include "lang/test_util.h"
 #include "lang/verifier.h"
 #include "tests/lang/expectations.h"
-
-namespace doctest {
-template <>
-struct StringMaker<std::vector<std::string>> {
-  static String convert(const std::vector<std::string>& v) {
-    std::string s = "{";
-    for (const auto& e : v) s += "\n  " + e;
-    return String((s + "}").c_str());
-  }
-};
-}  // namespace doctest
 
 namespace spindle::lang {
 namespace {

@@ -5,8 +5,21 @@
 #include <string_view>
 #include <vector>
 
+#include <doctest/doctest.h>
+
 #include "lang/compiler.h"
 #include "lang/opcodes.h"
+
+namespace doctest {
+template <>
+struct StringMaker<std::vector<std::string>> {
+  static String convert(const std::vector<std::string>& v) {
+    std::string s = "{";
+    for (const auto& e : v) s += "\n  " + e;
+    return String((s + "}").c_str());
+  }
+};
+}  // namespace doctest
 
 namespace spindle::lang::testing {
 

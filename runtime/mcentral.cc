@@ -6,39 +6,35 @@
 
 namespace spindle::runtime {
 
+// Pops unswept spans from `set`, sweeping each one we claim (sg-2 -> sg-1) until one
+// has a free slot, which is returned; full ones go to the full swept set. A span we
+// fail to claim is being swept by someone else and will land in a swept set. Spends
+// one unit of `budget` per span popped.
+MSpan* MCentral::sweepUnsweptFrom(SpanSet& set, std::uint32_t sg, int& budget) {
+  for (; budget > 0; --budget) {
+    MSpan* u = set.pop();
+    if (u == nullptr) return nullptr;
+    std::uint32_t want = sg - 2;
+    if (u->sweepgen.compare_exchange_strong(want, sg - 1, std::memory_order_acq_rel)) {
+      sweepSpan(*heap_, u, /*preserve=*/true);
+      if (u->allocCount < u->nelems) {
+        --budget;
+        return u;
+      }
+      fullSwept(sg).push(u);
+    }
+  }
+  return nullptr;
+}
+
 MSpan* MCentral::cacheSpan() {
   const std::uint32_t sg = heap_->sweepgenLoad();
   MSpan* s = partialSwept(sg).pop();
   if (s == nullptr) {
     // Sweep unswept spans ourselves, a bounded number of them, before growing.
     int budget = 100;
-    for (; budget > 0 && s == nullptr; --budget) {
-      MSpan* u = partialUnswept(sg).pop();
-      if (u == nullptr) break;
-      std::uint32_t want = sg - 2;
-      if (u->sweepgen.compare_exchange_strong(want, sg - 1, std::memory_order_acq_rel)) {
-        sweepSpan(*heap_, u, /*preserve=*/true);
-        if (u->allocCount == u->nelems) {
-          fullSwept(sg).push(u);
-        } else {
-          s = u;
-        }
-      }
-      // Otherwise someone else is sweeping it; it will land in a swept set.
-    }
-    for (; budget > 0 && s == nullptr; --budget) {
-      MSpan* u = fullUnswept(sg).pop();
-      if (u == nullptr) break;
-      std::uint32_t want = sg - 2;
-      if (u->sweepgen.compare_exchange_strong(want, sg - 1, std::memory_order_acq_rel)) {
-        sweepSpan(*heap_, u, /*preserve=*/true);
-        if (u->allocCount == u->nelems) {
-          fullSwept(sg).push(u);
-        } else {
-          s = u;
-        }
-      }
-    }
+    s = sweepUnsweptFrom(partialUnswept(sg), sg, budget);
+    if (s == nullptr) s = sweepUnsweptFrom(fullUnswept(sg), sg, budget);
   }
   if (s == nullptr) {
     s = grow();

@@ -42,6 +42,8 @@ class alignas(64) MCentral {
   SpanSet& fullUnswept(std::uint32_t sg) { return full_[1 - sg / 2 % 2]; }
 
  private:
+  MSpan* sweepUnsweptFrom(SpanSet& set, std::uint32_t sg, int& budget);
+
   SpanClass spanclass_{};
   MHeap* heap_ = nullptr;
   SpanSet partial_[2];
