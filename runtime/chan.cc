@@ -123,6 +123,21 @@ bool chanrecvLocked(hchan* c, std::uint64_t* elem, G** wake) {
 
 namespace {
 
+// Queues g's sudog (carrying elem, for a sender) on one of c's wait queues and asks the
+// scheduler to park g. c->lock is held; chanparkcommit unlocks it once g is Waiting.
+ChanResult parkOn(hchan* c, G* g, waitq& q, std::uint64_t elem) {
+  sudog* sg = &g->sud;
+  *sg = sudog{};
+  sg->g = g;
+  sg->c = c;
+  sg->elem = elem;
+  g->param = nullptr;
+  q.enqueue(sg);
+  g->parkCommit = chanparkcommit;
+  g->parkArg = c;
+  return ChanResult::Park;
+}
+
 ChanResult send(hchan* c, std::uint64_t elem, G* g, bool block) {
   c->lock.lock();
   if (c->closed) {
@@ -139,16 +154,7 @@ ChanResult send(hchan* c, std::uint64_t elem, G* g, bool block) {
     c->lock.unlock();
     return ChanResult::WouldBlock;
   }
-  sudog* sg = &g->sud;
-  *sg = sudog{};
-  sg->g = g;
-  sg->c = c;
-  sg->elem = elem;
-  g->param = nullptr;
-  c->sendq.enqueue(sg);
-  g->parkCommit = chanparkcommit;  // unlocks c once g is Waiting
-  g->parkArg = c;
-  return ChanResult::Park;
+  return parkOn(c, g, c->sendq, elem);
 }
 
 ChanResult recv(hchan* c, G* g, std::uint64_t* elem, bool* ok, bool block) {
@@ -170,15 +176,7 @@ ChanResult recv(hchan* c, G* g, std::uint64_t* elem, bool* ok, bool block) {
     c->lock.unlock();
     return ChanResult::WouldBlock;
   }
-  sudog* sg = &g->sud;
-  *sg = sudog{};
-  sg->g = g;
-  sg->c = c;
-  g->param = nullptr;
-  c->recvq.enqueue(sg);
-  g->parkCommit = chanparkcommit;
-  g->parkArg = c;
-  return ChanResult::Park;
+  return parkOn(c, g, c->recvq, 0);
 }
 
 }  // namespace
