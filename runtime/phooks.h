@@ -1,6 +1,11 @@
 // phooks.h: P lifecycle hooks, the seam between the scheduler and the per-P parts owned by
-// other subsystems (the heap's MCache and MSpan cache, later the pinner cache and the GC
-// work buffer).
+// subsystems above the heap (the collector's work buffer, the pinner cache).
+//
+// The heap's own part of a P is wired directly by the scheduler (pheap.h): initHeapP when
+// a P is created, destroyHeapP when it is destroyed, bindP whenever an M starts holding a
+// P (acquireP, exitSyscall's fast path, procresize moving the caller to P0) and unbindP
+// whenever it stops (releaseP, enterSyscall). So a thread allocates exactly while it holds
+// a P, and a P in a foreign call can be handed to another M.
 //
 // Design. A subsystem registers, once at start-up and before any Sched exists, a set of
 // plain function pointers:

@@ -6,6 +6,7 @@
 #include <ctime>
 #include <thread>
 
+#include "runtime/pheap.h"
 #include "runtime/phooks.h"
 #include "runtime/throw.h"
 
@@ -51,6 +52,7 @@ Sched::Sched(int procs) {
   std::lock_guard<std::mutex> lk(lock_);
   for (int i = 0; i < procs; i++) {
     P* p = new P(i);
+    initHeapP(p);
     runPInitHooks(p);
     allp_[i].store(p, std::memory_order_release);
   }
@@ -91,7 +93,10 @@ Sched::~Sched() {
   }
   for (int i = 0; i < allocatedPs_; i++) {
     P* p = allp(i);
-    if (p->status.load() != PStatus::Dead) runPDestroyHooks(p);
+    if (p->status.load() != PStatus::Dead) {
+      runPDestroyHooks(p);
+      destroyHeapP(p);
+    }
     delete p;
   }
   for (G* g : allgs_) {
@@ -225,6 +230,7 @@ void Sched::acquireP(M* m, P* p) {
   m->p = p;
   p->m = m;
   p->status.store(PStatus::Running);
+  bindP(p);  // this thread allocates from p's MCache from now on
   runPAcquireHooks(p);
   if (p->runSafePointFn.load() != 0) runSafePointFn(p);
 }
@@ -233,6 +239,7 @@ P* Sched::releaseP(M* m) {
   P* p = m->p;
   SPINDLE_CHECK(p != nullptr && p->m == m && p->status.load() == PStatus::Running,
                 "releaseP: M {} P {} not held and Running", m->id, p ? p->id : -1);
+  unbindP();
   p->m = nullptr;
   m->p = nullptr;
   p->status.store(PStatus::Idle);
@@ -694,6 +701,8 @@ void Sched::enterSyscall() {
   g->status.store(GStatus::Syscall, std::memory_order_relaxed);
   p->syscalltick.store(p->syscalltick.load(std::memory_order_relaxed) + 1,
                        std::memory_order_relaxed);
+  // Unbind before publishing Syscall: once it is visible another M may take p.
+  unbindP();
   p->m = nullptr;
   m->oldp = p;
   m->p = nullptr;
@@ -720,6 +729,7 @@ void Sched::exitSyscall() {
     // Fast path: nobody took our P.
     m->p = p;
     p->m = m;
+    bindP(p);
     p->syscalltick.store(p->syscalltick.load(std::memory_order_relaxed) + 1,
                          std::memory_order_relaxed);
     g->status.store(GStatus::Running, std::memory_order_relaxed);

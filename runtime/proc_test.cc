@@ -15,6 +15,8 @@
 #include "runtime/chan.h"
 #include "runtime/proc.h"
 #include "runtime/testing/fnbody.h"
+#include "runtime/malloc.h"
+#include "runtime/pheap.h"
 #include "runtime/waitgroup.h"
 
 using namespace spindle::runtime;
@@ -318,4 +320,46 @@ TEST_CASE("several host threads enter the scheduler at once") {
   }
   for (auto& t : hosts) t.join();
   CHECK(ok.load() == kHosts);
+}
+
+TEST_CASE("Gs allocate from the P they run on: across foreign calls and procresize") {
+  // acquireP binds the P's heap part to the M's thread, releaseP and enterSyscall unbind
+  // it; without that wiring mallocgc would find no P (or another thread's P) and fail a
+  // P-ownership check.
+  Sched s(2);
+  constexpr int kG = 64;
+  std::atomic<int> done{0};
+  std::atomic<int> wrongP{0};
+  WaitGroup wg;
+  RunStatus st = s.runMain(fn([pc = 0, &s, &done, &wrongP, &wg](G* g) mutable -> Step {
+    if (pc == 0) {
+      wg.add(kG);
+      for (int i = 0; i < kG; i++) {
+        s.newproc(fn([round = 0, &done, &wrongP, &wg](G* g) mutable -> Step {
+          for (int k = 0; k < 100; k++) {
+            auto* v = static_cast<std::uint64_t*>(mallocgc(32, nullptr));
+            if (v[0] != 0 || v[3] != 0) wrongP.fetch_add(1);  // zeroed, never shared
+            v[0] = v[3] = 1;
+          }
+          if (g->m->p != currentP()) wrongP.fetch_add(1);
+          Sched::enterSyscall();
+          if (currentP() != nullptr) wrongP.fetch_add(1);  // no P inside a foreign call
+          Sched::exitSyscall();
+          if (g->m->p != currentP()) wrongP.fetch_add(1);
+          if (++round < 20) return Step::yield();
+          done.fetch_add(1);
+          wg.done();
+          return Step::exit();
+        }));
+      }
+      s.setProcs(1);
+      s.setProcs(3);
+      pc = 1;
+      if (!wg.wait(g)) return wg.parkStep();
+    }
+    return Step::exit();
+  }));
+  CHECK(st == RunStatus::Ok);
+  CHECK(done.load() == kG);
+  CHECK(wrongP.load() == 0);
 }

@@ -22,6 +22,7 @@
 //     freed before the Sched: an M in a foreign call may still CAS its oldp.
 #include <algorithm>
 
+#include "runtime/pheap.h"
 #include "runtime/phooks.h"
 #include "runtime/proc.h"
 #include "runtime/throw.h"
@@ -159,6 +160,7 @@ void Sched::procresize(int n) {
       allp_[i].store(p, std::memory_order_release);
       allocatedPs_ = i + 1;
     }
+    initHeapP(p);
     runPInitHooks(p);
     p->status.store(PStatus::GCStop);
   }
@@ -179,15 +181,18 @@ void Sched::procresize(int n) {
     }
     p->runSafePointFn.store(0);
     runPDestroyHooks(p);
+    destroyHeapP(p);
     p->status.store(PStatus::Dead);
   }
   if (m != nullptr && m->sched == this && m->p != nullptr && m->p->id >= n) {
     // The caller's P is gone: continue on P0.
     P* dead = m->p;
     dead->m = nullptr;
+    unbindP();
     P* p0 = allp(0);
     m->p = p0;
     p0->m = m;
+    bindP(p0);
     if (dead->curg.load(std::memory_order_relaxed) != nullptr) {
       p0->curg.store(dead->curg.load(std::memory_order_relaxed), std::memory_order_release);
       dead->curg.store(nullptr, std::memory_order_relaxed);
