@@ -72,6 +72,13 @@ class GBody {
   // Called by ~Sched for a G that never exited (parked forever, or still runnable when
   // the scheduler shut down), so the owner can free the body. Default: nothing.
   virtual void abandoned(G*) {}
+  // Reports every heap pointer the G holds (its value stack, frames, pending channel
+  // element) to visit(ctx, slot). Called by the collector while the G is not running
+  // (between two run() calls), never concurrently with run(). Default: holds nothing.
+  virtual void traceStack(G*, void (*visit)(void* ctx, void** slot), void* ctx) {
+    (void)visit;
+    (void)ctx;
+  }
 
  protected:
   ~GBody() = default;

@@ -51,4 +51,9 @@ void runPAcquireHooks(P* p) {
     if (gUsed[i] && gHooks[i].acquire) gHooks[i].acquire(p);
 }
 
+void runPGCMarkDoneHooks(P* p) {
+  for (int i = 0; i < kMaxPHooks; i++)
+    if (gUsed[i] && gHooks[i].gcMarkDone) gHooks[i].gcMarkDone(p);
+}
+
 }  // namespace spindle::runtime

@@ -16,6 +16,9 @@
 //                  Called with the world stopped (or no Ms left): nothing else touches P.
 //   - acquire(P*): an M takes the P (acquireP, the single place this happens). The
 //                  collector uses it for the lazy mcache flush (flushGen != sweepgen).
+//   - gcMarkDone(P*): the collector's forEachP after mark termination reached this P
+//                  (running on it at a safepoint, or on an idle P by the caller). The
+//                  pinner drops its per-P cache here.
 // Hooks run in registration order for init/acquire and in reverse order for destroy.
 //
 // Invariants. Registration is not concurrent with any Sched (checked: registering while a
@@ -30,6 +33,7 @@ struct PLifecycleHooks {
   void (*init)(P*) = nullptr;
   void (*destroy)(P*) = nullptr;
   void (*acquire)(P*) = nullptr;
+  void (*gcMarkDone)(P*) = nullptr;
 };
 
 inline constexpr int kMaxPHooks = 8;
@@ -42,5 +46,7 @@ void unregisterPLifecycleHooks(int slot);
 void runPInitHooks(P* p);
 void runPDestroyHooks(P* p);
 void runPAcquireHooks(P* p);
+// Called by the collector.
+void runPGCMarkDoneHooks(P* p);
 
 }  // namespace spindle::runtime

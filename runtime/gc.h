@@ -1,0 +1,106 @@
+// gc.h: the collector's public contract: what the heap's users (the VM, the pinner, C++
+// hosts, tests and benchmarks) see of the concurrent mark-sweep collector (mgc*.cc).
+//
+// This header is the seam between the collector and everything above it; the
+// implementation lives in mgc.cc (cycle, pacer, stats), mgcmark.cc (roots, marking,
+// assists, workers), mbarrier.cc (write barrier slow path), mfinal.cc (finalizers),
+// mgcscavenge.cc (scavenger). Until a World is attached no cycle ever runs.
+//
+// The world. The collector stops and restarts the world and runs per-P work through one
+// attached scheduler (gcAttach). Every P that allocates must belong to it. One world at
+// a time; detach before destroying the Sched.
+//
+// Roots. Nothing scans C++ stacks. The collector finds live objects from:
+//   - registered root scanners (registerRoots): global tables, handle stacks, persistent
+//     handles, the pinner's refs; called during concurrent mark (and again with the
+//     world stopped by checkmark), each reporting every root slot to `visit`;
+//   - every G's stack: GBody::traceStack (g.h), called while that G alone is paused
+//     (not running: Runnable or Waiting), never during the STW phases;
+//   - the finalizer queue and objects with finalizers (kept alive until their finalizer
+//     has run once).
+// A slot passed to `visit` holds an object pointer (the start of a heap object), null, or
+// a non-heap address (ignored). Interior pointers are resolved with findObject.
+//
+// Safepoints. A cycle starts, and a G's stack is scanned, only when the G is at a
+// safepoint: between two calls of GBody::run. Inside run(), C++ locals may hold objects
+// that are in no root: allocation is black while marking, and the hybrid barrier keeps
+// anything loaded from the heap alive until the G's next scan, so this is safe.
+//
+// Write barrier (Go's hybrid barrier). Every store of a heap pointer into a heap object,
+// or into a root that is not rescanned (a global, a handle), or into ANOTHER G's stack
+// (e.g. a value handed to a parked receiver), goes through writePointer (or shade() of
+// both the overwritten and the new pointer, then the store). When marking is off this is
+// one relaxed load and one branch. Stores into the running G's own stack need no barrier.
+//
+// Weak references. registerWeak callbacks run at mark termination with the world stopped;
+// there isMarked(obj) says whether obj survives this cycle; a weak table drops entries
+// whose referent is not marked (the VM's string table).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "runtime/typeinfo.h"
+
+namespace spindle::runtime {
+
+class Sched;
+
+// --- write barrier -------------------------------------------------------------------
+namespace gc_detail {
+// True from sweep termination to mark termination. Written only with the world stopped,
+// so a relaxed load is enough: the STW hand-off orders it against every mutator.
+extern std::atomic<bool> writeBarrierEnabled;
+}  // namespace gc_detail
+
+inline bool writeBarrierEnabled() {
+  return gc_detail::writeBarrierEnabled.load(std::memory_order_relaxed);
+}
+
+// Greys obj if it is a heap object not yet marked; no-op for null or non-heap addresses.
+// Callable from any thread holding a P (or from the collector's own threads).
+void shade(void* obj);
+
+// Stores value into *slot (a pointer field of a heap object or a root) through the
+// barrier. Relaxed atomic store: racing fibers may read a stale pointer, never a torn one.
+inline void writePointer(void** slot, void* value) {
+  if (writeBarrierEnabled()) [[unlikely]] {
+    shade(std::atomic_ref<void*>(*slot).load(std::memory_order_relaxed));
+    shade(value);
+  }
+  std::atomic_ref<void*>(*slot).store(value, std::memory_order_relaxed);
+}
+
+// --- roots ---------------------------------------------------------------------------
+// Reports root slots: call visit(visitCtx, slot) for each.
+using RootScanFn = void (*)(void* ctx, VisitFn visit, void* visitCtx);
+// Returns an id for unregisterRoots. Callable at any time (the collector takes a lock).
+int registerRoots(RootScanFn fn, void* ctx);
+void unregisterRoots(int id);
+
+// Called at mark termination, world stopped: drop entries whose referent !isMarked.
+using WeakClearFn = void (*)(void* ctx);
+int registerWeak(WeakClearFn fn, void* ctx);
+void unregisterWeak(int id);
+// During a WeakClearFn (or with the world stopped after mark): does obj survive?
+// Non-heap addresses count as live.
+bool isMarked(void* obj);
+
+// --- control -------------------------------------------------------------------------
+void gcAttach(Sched* sched);
+void gcDetach(Sched* sched);
+// Runs a full cycle (mark and sweep) and returns when it is done. From a G body only at a
+// safepoint (the G's traceStack must describe all it holds); or from a thread without a P.
+void gcCollect();
+// GOGC: 100 by default, -1 turns pacing off (explicit gcCollect still works).
+void setGCPercent(int percent);
+int gcPercent();
+
+// --- finalizers ----------------------------------------------------------------------
+// fn(obj, arg) runs once, on a finalizer G, after obj became unreachable; obj and
+// everything it reaches stay alive until then. obj must be the start of a heap object.
+// fn == nullptr removes a finalizer. Returns false if obj is not a heap object.
+using FinalizerFn = void (*)(void* obj, void* arg);
+bool setFinalizer(void* obj, FinalizerFn fn, void* arg);
+
+}  // namespace spindle::runtime
