@@ -45,6 +45,7 @@ enum class WaitReason : std::uint8_t {
   Sleep,
   WaitGroup,
   Host,
+  FinalizerWait,
 };
 
 const char* waitReasonString(WaitReason r);

@@ -68,6 +68,6 @@ int gcPercent() {
   std::lock_guard<std::mutex> lk(registry().lock);
   return registry().percent;
 }
-bool setFinalizer(void* obj, FinalizerFn, void*) { return mheap().spanOf(reinterpret_cast<std::uintptr_t>(obj)) != nullptr; }
+// setFinalizer: fing.cc.
 
 }  // namespace spindle::runtime

@@ -1,6 +1,7 @@
 #include "runtime/mgcsweep.h"
 
 #include "runtime/gcbits.h"
+#include "runtime/mfinal.h"
 #include "runtime/throw.h"
 
 namespace spindle::runtime {
@@ -12,6 +13,7 @@ bool sweepSpan(MHeap& h, MSpan* s, bool preserve) {
                 s->base(), s->sweepgen.load(std::memory_order_relaxed), sg);
   SPINDLE_CHECK(s->state() == SpanState::InUse, "sweepSpan: span {:#x} state={} (want InUse)",
                 s->base(), static_cast<int>(s->state()));
+  sweepSpecials(h, s);  // resurrects unmarked finalizable objects (mfinal.h)
   const std::uint8_t sc = s->spanclass.sizeclass();
   const std::uint32_t nalloc = s->countMarked();
   SPINDLE_CHECK(nalloc <= s->allocCount,

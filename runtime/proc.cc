@@ -6,6 +6,7 @@
 #include <ctime>
 #include <thread>
 
+#include "runtime/mfinal.h"
 #include "runtime/pheap.h"
 #include "runtime/phooks.h"
 #include "runtime/throw.h"
@@ -37,6 +38,7 @@ const char* waitReasonString(WaitReason r) {
     case WaitReason::Sleep: return "sleep";
     case WaitReason::WaitGroup: return "wait group";
     case WaitReason::Host: return "host";
+    case WaitReason::FinalizerWait: return "finalizer wait";
   }
   return "?";
 }
@@ -456,6 +458,7 @@ G* Sched::findRunnable(M* m, bool* inheritTime) {
     return nullptr;
   }
   if (p->runSafePointFn.load() != 0) runSafePointFn(p);
+  if (G* fing = wakefing(this)) ready(fing);  // sweeping queued finalizers (mfinal.h)
   if (shutdown_.load(std::memory_order_relaxed) ||
       (m->isHost && m->hostRun->done.load(std::memory_order_acquire)))
     return nullptr;

@@ -1,0 +1,286 @@
+// mfinal.cc: see mfinal.h.
+#include "runtime/mfinal.h"
+
+#include <sched.h>
+
+#include <deque>
+#include <mutex>
+#include <unordered_set>
+#include <vector>
+
+#include "runtime/mgcsweep.h"
+#include "runtime/throw.h"
+
+namespace spindle::runtime {
+
+namespace {
+
+struct FinState {
+  std::mutex indexLock;                  // finIndexLock
+  std::unordered_set<MSpan*> spans;      // spans with finalizer specials (indexLock)
+  std::atomic<std::uint64_t> nspans{0};  // spans.size(), read without the lock
+  std::atomic<std::uint64_t> nset{0};    // finalizer specials recorded
+
+  std::mutex finqLock;
+  std::deque<FinalizerEntry> finq;  // finqLock
+  const void* fingOwner = nullptr;  // finqLock: the finalizer G's body
+  G* fing = nullptr;                // finqLock: its G, once it ran
+  Sched* fingSched = nullptr;       // finqLock
+  bool fingParked = false;          // finqLock: fing is (about to be) Waiting
+  // True when entries were queued since the fing last parked; checked without the lock
+  // by wakefing (relaxed: only a hint, the decision is taken under finqLock).
+  std::atomic<bool> wake{false};
+  std::atomic<std::uint64_t> queued{0}, run{0};
+};
+
+FinState& fin() {
+  static FinState* s = new FinState;
+  return *s;
+}
+
+// Finds obj's span and index; false unless obj is the start of an allocated object.
+bool objectStart(MHeap& h, void* obj, ObjectRef* ref) {
+  if (obj == nullptr || !h.findObject(obj, ref)) return false;
+  if (ref->base != reinterpret_cast<std::uintptr_t>(obj)) return false;
+  return ref->span->state() == SpanState::InUse && ref->span->kind == SpanKind::Heap;
+}
+
+// The link that points at the first special with (offset, kind) >= the given one.
+Special** findSpecialLink(MSpan* s, std::uint32_t offset, std::uint8_t kind) {
+  Special** link = &s->specials;
+  while (*link != nullptr &&
+         ((*link)->offset < offset || ((*link)->offset == offset && (*link)->kind < kind))) {
+    link = &(*link)->next;
+  }
+  return link;
+}
+
+bool hasFinalizerSpecial(const MSpan* s) {
+  for (const Special* sp = s->specials; sp != nullptr; sp = sp->next) {
+    if (sp->kind == kSpecialFinalizer) return true;
+  }
+  return false;
+}
+
+// Go's mspan.ensureSwept: specials change only on swept spans. Sweeps s ourselves if
+// nobody claimed it; otherwise waits for the sweeper (or, for a span cached before the
+// sweep began, for its MCache to be flushed: right after mark termination).
+void ensureSwept(MHeap& h, MSpan* s) {
+  for (;;) {
+    const std::uint32_t sg = h.sweepgenLoad();
+    std::uint32_t state = s->sweepgen.load(std::memory_order_acquire);
+    if (state == sg || state == sg + 3) return;
+    if (state == sg - 2 && s->sweepgen.compare_exchange_strong(state, sg - 1,
+                                                                 std::memory_order_acq_rel)) {
+      // We claimed it: sweep it as sweepone would (to a swept set, or back to the heap
+      // if nothing in it is live); an unswept set may still list it, and whoever pops it
+      // there fails the claim and skips it.
+      sweepSpan(h, s, /*preserve=*/false);
+      return;
+    }
+    sched_yield();
+  }
+}
+
+// ensureSwept(obj's span), then checks that obj survived that sweep: a caller holds it,
+// so it must have been marked (or allocated black).
+MSpan* swept(MHeap& h, void* obj, ObjectRef* ref) {
+  ensureSwept(h, ref->span);
+  ObjectRef again;
+  SPINDLE_CHECK(objectStart(h, obj, &again) && again.span == ref->span,
+                "setFinalizer: object {} was freed by the sweep of its span: it was unreachable "
+                "(not marked) while the caller held it",
+                obj);
+  return ref->span;
+}
+
+}  // namespace
+
+bool addFinalizer(MHeap& h, void* obj, FinalizerFn fn, void* arg) {
+  if (fn == nullptr) return removeFinalizer(h, obj);
+  ObjectRef ref;
+  if (!objectStart(h, obj, &ref)) return false;
+  MSpan* s = swept(h, obj, &ref);
+  const auto offset = static_cast<std::uint32_t>(ref.base - s->base());
+  FinState& f = fin();
+  std::lock_guard<std::mutex> ilk(f.indexLock);
+  std::lock_guard<std::mutex> slk(s->specialLock);
+  Special** link = findSpecialLink(s, offset, kSpecialFinalizer);
+  if (*link != nullptr && (*link)->offset == offset && (*link)->kind == kSpecialFinalizer) {
+    auto* sf = static_cast<SpecialFinalizer*>(*link);
+    sf->fn = fn;
+    std::atomic_ref<void*>(sf->arg).store(arg, std::memory_order_relaxed);
+    return true;
+  }
+  auto* sf = new SpecialFinalizer;
+  sf->offset = offset;
+  sf->kind = kSpecialFinalizer;
+  sf->fn = fn;
+  sf->arg = arg;
+  sf->next = *link;
+  *link = sf;
+  f.nset.fetch_add(1, std::memory_order_relaxed);
+  if (f.spans.insert(s).second) f.nspans.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+bool removeFinalizer(MHeap& h, void* obj) {
+  ObjectRef ref;
+  if (!objectStart(h, obj, &ref)) return false;
+  MSpan* s = swept(h, obj, &ref);
+  const auto offset = static_cast<std::uint32_t>(ref.base - s->base());
+  FinState& f = fin();
+  std::lock_guard<std::mutex> ilk(f.indexLock);
+  std::lock_guard<std::mutex> slk(s->specialLock);
+  Special** link = findSpecialLink(s, offset, kSpecialFinalizer);
+  if (*link == nullptr || (*link)->offset != offset || (*link)->kind != kSpecialFinalizer) {
+    return true;  // no finalizer: nothing to remove
+  }
+  Special* sp = *link;
+  *link = sp->next;
+  delete static_cast<SpecialFinalizer*>(sp);
+  f.nset.fetch_sub(1, std::memory_order_relaxed);
+  if (!hasFinalizerSpecial(s) && f.spans.erase(s) == 1) {
+    f.nspans.fetch_sub(1, std::memory_order_relaxed);
+  }
+  return true;
+}
+
+bool hasFinalizer(MHeap& h, void* obj) {
+  ObjectRef ref;
+  if (!objectStart(h, obj, &ref)) return false;
+  const auto offset = static_cast<std::uint32_t>(ref.base - ref.span->base());
+  std::lock_guard<std::mutex> slk(ref.span->specialLock);
+  Special* sp = *findSpecialLink(ref.span, offset, kSpecialFinalizer);
+  return sp != nullptr && sp->offset == offset && sp->kind == kSpecialFinalizer;
+}
+
+void sweepSpecials(MHeap& h, MSpan* s) {
+  FinState& f = fin();
+  // Relaxed: a span gains specials only while swept (ensureSwept), and the sweep cycle
+  // that sweeps it again began with the world stopped, which ordered that insertion.
+  if (f.nspans.load(std::memory_order_relaxed) == 0) return;
+  SPINDLE_DCHECK(s->sweepgen.load(std::memory_order_relaxed) == h.sweepgenLoad() - 1,
+                 "sweepSpecials: span {:#x} sweepgen={} heap sg={} (want sg-1)", s->base(),
+                 s->sweepgen.load(std::memory_order_relaxed), h.sweepgenLoad());
+  std::vector<FinalizerEntry> dead;
+  {
+    std::lock_guard<std::mutex> ilk(f.indexLock);
+    if (f.spans.count(s) == 0) return;
+    std::lock_guard<std::mutex> slk(s->specialLock);
+    bool left = false;
+    for (Special** link = &s->specials; *link != nullptr;) {
+      Special* sp = *link;
+      if (sp->kind != kSpecialFinalizer) {  // the pinner's: not ours
+        link = &sp->next;
+        continue;
+      }
+      const std::uint32_t idx = s->objIndex(s->base() + sp->offset);
+      if (s->isMarked(idx)) {
+        left = true;
+        link = &sp->next;
+        continue;
+      }
+      // Unreachable: resurrect it for its finalizer (this sweep keeps it).
+      s->setMarked(idx);
+      auto* sf = static_cast<SpecialFinalizer*>(sp);
+      dead.push_back(FinalizerEntry{reinterpret_cast<void*>(s->base() + sp->offset), sf->fn,
+                                    sf->arg});
+      *link = sp->next;
+      delete sf;
+    }
+    f.nset.fetch_sub(dead.size(), std::memory_order_relaxed);
+    if (!left) {
+      f.spans.erase(s);
+      f.nspans.fetch_sub(1, std::memory_order_relaxed);
+    }
+  }
+  if (dead.empty()) return;
+  std::lock_guard<std::mutex> qlk(f.finqLock);
+  for (const FinalizerEntry& e : dead) f.finq.push_back(e);
+  f.queued.fetch_add(dead.size(), std::memory_order_relaxed);
+  f.wake.store(true, std::memory_order_relaxed);
+}
+
+void scanFinalizerRoots(VisitFn visit, void* ctx) {
+  FinState& f = fin();
+  {
+    std::lock_guard<std::mutex> ilk(f.indexLock);
+    for (MSpan* s : f.spans) {
+      std::lock_guard<std::mutex> slk(s->specialLock);
+      const bool noscan = s->spanclass.noscan();
+      for (Special* sp = s->specials; sp != nullptr; sp = sp->next) {
+        if (sp->kind != kSpecialFinalizer) continue;
+        auto* sf = static_cast<SpecialFinalizer*>(sp);
+        void* obj = reinterpret_cast<void*>(s->base() + sp->offset);
+        if (!noscan) {
+          const TypeInfo* t = static_cast<ObjectHeader*>(obj)->type;
+          if (t != nullptr && t->trace != nullptr) t->trace(obj, visit, ctx);
+        }
+        visit(ctx, &sf->arg);
+      }
+    }
+  }
+  std::lock_guard<std::mutex> qlk(f.finqLock);
+  for (FinalizerEntry& e : f.finq) {
+    visit(ctx, &e.obj);
+    visit(ctx, &e.arg);
+  }
+}
+
+FinalizerStats finalizerStats() {
+  FinState& f = fin();
+  FinalizerStats st;
+  st.set = f.nset.load(std::memory_order_relaxed);
+  st.queued = f.queued.load(std::memory_order_relaxed);
+  st.run = f.run.load(std::memory_order_relaxed);
+  std::lock_guard<std::mutex> qlk(f.finqLock);
+  st.pending = f.finq.size();
+  return st;
+}
+
+void setFinalizerG(const void* owner, Sched* sched) {
+  FinState& f = fin();
+  std::lock_guard<std::mutex> qlk(f.finqLock);
+  f.fingOwner = owner;
+  f.fing = nullptr;
+  f.fingSched = sched;
+  f.fingParked = false;
+}
+
+FinqTake finqTakeOrPark(const void* owner, G* g, FinalizerEntry* out) {
+  FinState& f = fin();
+  f.finqLock.lock();
+  if (f.fingOwner != owner) {
+    f.finqLock.unlock();
+    return FinqTake::Exit;
+  }
+  f.fing = g;
+  if (f.finq.empty()) {
+    f.fingParked = true;
+    f.wake.store(false, std::memory_order_relaxed);
+    return FinqTake::Park;  // finqParkCommit unlocks
+  }
+  *out = f.finq.front();
+  f.finq.pop_front();
+  f.finqLock.unlock();
+  return FinqTake::Entry;
+}
+
+void finqParkCommit(G*, void*) { fin().finqLock.unlock(); }
+
+void noteFinalizerRan() { fin().run.fetch_add(1, std::memory_order_relaxed); }
+
+G* wakefing(const Sched* sched) {
+  FinState& f = fin();
+  if (!f.wake.load(std::memory_order_relaxed)) return nullptr;
+  std::lock_guard<std::mutex> qlk(f.finqLock);
+  if (f.fing == nullptr || !f.fingParked || f.finq.empty()) return nullptr;
+  if (sched != nullptr && f.fingSched != sched) return nullptr;
+  // The park commit released finqLock after the G became Waiting: ready() may run now.
+  f.fingParked = false;
+  f.wake.store(false, std::memory_order_relaxed);
+  return f.fing;
+}
+
+}  // namespace spindle::runtime

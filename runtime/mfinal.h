@@ -1,0 +1,110 @@
+// mfinal.h: finalizers as span specials and the finalizer queue (Go's mfinal.go and the
+// finalizer half of mheap.go's specials).
+//
+// Design.
+//   - setFinalizer(obj, fn, arg) (gc.h, implemented in fing.cc) records a
+//     SpecialFinalizer (kind kSpecialFinalizer) in the `specials` list of obj's span,
+//     under span->specialLock. The list is shared with the pinner's pin counters
+//     (kind 2) and kept sorted by (offset, kind). An object has at most one finalizer:
+//     setting another replaces it; fn == nullptr removes it.
+//   - The spans that hold at least one finalizer special are kept in an index (a set
+//     under finIndexLock) so that marking need not walk every span.
+//   - Liveness, as in Go: while marking, everything reachable FROM a finalizable object
+//     stays alive but not the object itself. scanFinalizerRoots reports, for each
+//     finalizer special, the object's fields (its TypeInfo::trace; nothing for noscan
+//     objects) and the `arg` slot; then every queued entry's obj and arg slots. fing.cc
+//     registers it with registerRoots.
+//   - Sweeping: sweepSpan calls sweepSpecials(h, s) before it counts marks. An object
+//     with a finalizer special whose mark bit is clear is resurrected (mark bit set, so
+//     this sweep keeps it), its special is removed and (obj, fn, arg) is queued. The
+//     queue is a root, so obj and what it reaches survive until the finalizer G ran fn;
+//     the first cycle after that frees obj (unless fn stored it somewhere).
+//   - The finalizer G (fing.cc) pops entries one at a time (finqTakeOrPark) and parks
+//     when the queue is empty. Sweeping never readies it directly (a sweep may run under
+//     the scheduler's lock, e.g. procresize flushing a stale cache): it only raises the
+//     wake flag; the scheduler's findRunnable calls wakefing() (Go's wakefing) and
+//     readies the G it returns; wakeFinalizerG() (fing.h) does the same from any thread
+//     that holds no scheduler lock.
+//
+// Invariants.
+//   - A span is in the index iff its list holds at least one finalizer special; a span
+//     in the index is never freed (its finalizable objects are live or resurrected), so
+//     the index never points at a freed MSpan (checked when sweeping frees a span:
+//     sweepSpecials leaves no finalizer special on a span whose objects all died).
+//   - Specials are added and removed only on swept spans (ensureSwept) and by the
+//     sweeper that owns the span (sweepgen == sg-1); so the sweeper never races an adder.
+//   - Lock order: finIndexLock -> span->specialLock -> finqLock (never the reverse).
+//   - Each queued entry is handed to exactly one fing run (popped under finqLock).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "runtime/mheap.h"
+#include "runtime/mspan.h"
+#include "runtime/typeinfo.h"
+
+namespace spindle::runtime {
+
+class Sched;
+struct G;
+
+// Same type as gc.h's FinalizerFn (an alias may be declared twice).
+using FinalizerFn = void (*)(void* obj, void* arg);
+
+inline constexpr std::uint8_t kSpecialFinalizer = 1;
+
+struct SpecialFinalizer : Special {
+  FinalizerFn fn = nullptr;
+  void* arg = nullptr;
+};
+
+// What the finalizer G runs.
+struct FinalizerEntry {
+  void* obj = nullptr;
+  FinalizerFn fn = nullptr;
+  void* arg = nullptr;
+};
+
+struct FinalizerStats {
+  std::uint64_t set = 0;      // finalizer specials currently recorded
+  std::uint64_t queued = 0;   // entries ever queued by sweeping
+  std::uint64_t run = 0;      // finalizers ever run by the finalizer G
+  std::uint64_t pending = 0;  // queued, not yet taken by the finalizer G
+};
+
+// Records (or replaces) obj's finalizer; fn == nullptr removes it. Returns false if obj
+// is not the start of an allocated heap object of h. The caller holds a P (like
+// allocation): this keeps it from racing a sweep cycle's start.
+bool addFinalizer(MHeap& h, void* obj, FinalizerFn fn, void* arg);
+bool removeFinalizer(MHeap& h, void* obj);
+// Does obj have a finalizer special? (Tests.)
+bool hasFinalizer(MHeap& h, void* obj);
+
+// Called by sweepSpan with s claimed (sweepgen == sg-1), before the marks are counted.
+void sweepSpecials(MHeap& h, MSpan* s);
+
+// The finalizer roots (see above). Callable concurrently with mutators.
+void scanFinalizerRoots(VisitFn visit, void* ctx);
+
+FinalizerStats finalizerStats();
+
+// --- the finalizer G's side of the queue ---------------------------------------------
+// Registers the finalizer G's body `owner` (running on sched); null unregisters. Keyed
+// by the body, not the G, so it can be registered before the G first runs. Entries
+// queued before stay queued for the next one.
+void setFinalizerG(const void* owner, Sched* sched);
+enum class FinqTake { Entry, Park, Exit };
+// Called by the finalizer G g whose body is owner. Entry: *out is the next entry (no
+// lock held). Park: the queue is empty and finqLock is held: the caller must set
+// finqParkCommit as its park commit and park at once. Exit: owner is no longer the
+// registered finalizer body.
+FinqTake finqTakeOrPark(const void* owner, G* g, FinalizerEntry* out);
+void finqParkCommit(G* g, void* arg);
+void noteFinalizerRan();
+// If the finalizer G of `sched` (any sched if null) is parked and the queue is not
+// empty: marks it awake and returns it; the caller must ready() it. Cheap when there is
+// nothing to do (one relaxed load).
+G* wakefing(const Sched* sched);
+
+}  // namespace spindle::runtime

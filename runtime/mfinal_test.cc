@@ -1,0 +1,287 @@
+// Finalizers: recorded as span specials, kept (with what they reach) until their
+// finalizer ran once on the finalizer G, removed by setFinalizer(nullptr), rejected for
+// non-heap objects. Cycles are driven by hand (testing/handmark.h) so these tests do not
+// depend on the collector core; the last test goes through gcCollect() and runs once the
+// real collector is linked.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "runtime/fing.h"
+#include "runtime/gc.h"
+#include "runtime/malloc.h"
+#include "runtime/mfinal.h"
+#include "runtime/proc.h"
+#include "runtime/testing/handmark.h"
+
+using namespace spindle::runtime;
+using testing::handCollect;
+using testing::isLive;
+using testing::TestP;
+
+namespace {
+
+struct Node {
+  ObjectHeader header;
+  Node* child;
+  std::uint64_t id;
+};
+void traceNode(void* obj, VisitFn visit, void* ctx) {
+  visit(ctx, reinterpret_cast<void**>(&static_cast<Node*>(obj)->child));
+}
+const TypeInfo kNode{"Node", sizeof(Node), &traceNode};
+
+Node* newNode(std::uint64_t id, Node* child = nullptr) {
+  auto* n = static_cast<Node*>(mallocgc(sizeof(Node), &kNode));
+  n->child = child;
+  n->id = id;
+  return n;
+}
+
+// What a finalizer saw.
+struct Record {
+  std::atomic<int> runs{0};
+  std::atomic<G*> g{nullptr};
+  std::atomic<std::uint64_t> id{0};
+  std::atomic<std::uint64_t> childId{0};
+};
+void recordFinalizer(void* obj, void* arg) {
+  auto* r = static_cast<Record*>(arg);
+  auto* n = static_cast<Node*>(obj);
+  r->g.store(runningFinalizerG());
+  r->id.store(n->id);
+  r->childId.store(n->child != nullptr ? n->child->id : 0);
+  r->runs.fetch_add(1);
+}
+
+// Roots: the finalizer roots plus the given objects.
+testing::RootsFn rootsWith(std::vector<void*>* keep) {
+  return [keep](VisitFn visit, void* ctx) {
+    scanFinalizerRoots(visit, ctx);
+    for (void*& v : *keep) visit(ctx, &v);
+  };
+}
+
+// Waits (bounded) for cond; wakes the finalizer G as the collector would after a sweep.
+template <typename F>
+bool eventually(F cond) {
+  for (int i = 0; i < 20000; i++) {
+    if (cond()) return true;
+    wakeFinalizerG();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return cond();
+}
+
+}  // namespace
+
+TEST_CASE("finalizer: runs once, on the finalizer G, only after its object is unreachable") {
+  Sched sched(2);
+  G* fing = startFinalizerG(&sched);
+  REQUIRE(fing != nullptr);
+  TestP p(100);
+  Record rec;
+  const FinalizerStats before = finalizerStats();
+
+  Node* child = newNode(7);
+  Node* obj = newNode(42, child);
+  REQUIRE(setFinalizer(obj, &recordFinalizer, &rec));
+  CHECK(hasFinalizer(mheap(), obj));
+  CHECK(finalizerStats().set == before.set + 1);
+
+  // Reachable: two cycles keep it and queue nothing.
+  std::vector<void*> keep{obj};
+  handCollect(p.get(), rootsWith(&keep));
+  handCollect(p.get(), rootsWith(&keep));
+  CHECK(isLive(obj));
+  CHECK(isLive(child));
+  CHECK(hasFinalizer(mheap(), obj));
+  CHECK(finalizerStats().queued == before.queued);
+
+  // Unreachable: resurrected and queued; what it reaches survives too.
+  keep.clear();
+  handCollect(p.get(), rootsWith(&keep));
+  CHECK(isLive(obj));
+  CHECK(isLive(child));
+  CHECK_FALSE(hasFinalizer(mheap(), obj));
+  CHECK(finalizerStats().queued == before.queued + 1);
+  CHECK(finalizerStats().set == before.set);
+
+  // The queue is a root: a cycle before the finalizer ran keeps both.
+  if (rec.runs.load() == 0) {
+    handCollect(p.get(), rootsWith(&keep));
+    if (rec.runs.load() == 0) {
+      CHECK(isLive(obj));
+      CHECK(isLive(child));
+    }
+  }
+
+  REQUIRE(eventually([&] { return rec.runs.load() == 1; }));
+  CHECK(rec.g.load() == fing);
+  CHECK(rec.id.load() == 42);
+  CHECK(rec.childId.load() == 7);
+  CHECK(finalizerStats().run >= before.run + 1);
+  CHECK(finalizerStats().pending == 0);
+
+  // Now nothing keeps it: the next cycle frees both, and the finalizer never runs again.
+  handCollect(p.get(), rootsWith(&keep));
+  CHECK_FALSE(isLive(obj));
+  CHECK_FALSE(isLive(child));
+  handCollect(p.get(), rootsWith(&keep));
+  wakeFinalizerG();
+  std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(rec.runs.load() == 1);
+  stopFinalizerG(&sched);
+}
+
+TEST_CASE("finalizer: objects reachable from a finalizable object survive until it ran") {
+  Sched sched(1);
+  startFinalizerG(&sched);
+  TestP p(101);
+  Record rec;
+  // obj -> a -> b; only obj has a finalizer. Before the finalizer G is woken, run
+  // several cycles: the chain must survive all of them (finalizer roots, then the queue).
+  Node* b = newNode(3);
+  Node* a = newNode(2, b);
+  Node* obj = newNode(1, a);
+  REQUIRE(setFinalizer(obj, &recordFinalizer, &rec));
+  std::vector<void*> keep;
+  stopFinalizerG(&sched);  // no finalizer G: entries stay queued
+  for (int i = 0; i < 3; i++) {
+    handCollect(p.get(), rootsWith(&keep));
+    CHECK(isLive(obj));
+    CHECK(isLive(a));
+    CHECK(isLive(b));
+    CHECK(b->id == 3);
+  }
+  CHECK(rec.runs.load() == 0);
+  CHECK(finalizerStats().pending >= 1);
+  startFinalizerG(&sched);  // a new finalizer G takes the queued entries
+  REQUIRE(eventually([&] { return rec.runs.load() == 1; }));
+  CHECK(rec.childId.load() == 2);
+  handCollect(p.get(), rootsWith(&keep));
+  CHECK_FALSE(isLive(obj));
+  CHECK_FALSE(isLive(a));
+  CHECK_FALSE(isLive(b));
+  stopFinalizerG(&sched);
+}
+
+TEST_CASE("finalizer: setFinalizer(nullptr) removes it; replacing keeps one") {
+  Sched sched(1);
+  startFinalizerG(&sched);
+  TestP p(102);
+  Record rec1, rec2;
+  Node* obj = newNode(9);
+  Node* other = newNode(10);
+  REQUIRE(setFinalizer(obj, &recordFinalizer, &rec1));
+  REQUIRE(setFinalizer(other, &recordFinalizer, &rec1));
+  REQUIRE(setFinalizer(other, &recordFinalizer, &rec2));  // replaces
+  const std::uint64_t set = finalizerStats().set;
+  REQUIRE(setFinalizer(obj, nullptr, nullptr));
+  CHECK_FALSE(hasFinalizer(mheap(), obj));
+  CHECK(hasFinalizer(mheap(), other));
+  CHECK(finalizerStats().set == set - 1);
+  std::vector<void*> keep;
+  handCollect(p.get(), rootsWith(&keep));
+  CHECK_FALSE(isLive(obj));  // no finalizer: freed at once
+  REQUIRE(eventually([&] { return rec2.runs.load() == 1; }));
+  CHECK(rec1.runs.load() == 0);
+  stopFinalizerG(&sched);
+}
+
+TEST_CASE("finalizer: specials stay sorted by offset then kind next to other kinds") {
+  TestP p(103);
+  std::vector<Node*> nodes;
+  for (int i = 0; i < 8; i++) nodes.push_back(newNode(static_cast<std::uint64_t>(i)));
+  ObjectRef ref;
+  REQUIRE(mheap().findObject(nodes[3], &ref));
+  MSpan* s = ref.span;
+  // A foreign special (the pinner's kind 2) on nodes[3], then finalizers out of order.
+  Special pin;
+  pin.kind = 2;
+  pin.offset = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(nodes[3]) - s->base());
+  {
+    std::lock_guard<std::mutex> lk(s->specialLock);
+    pin.next = s->specials;
+    s->specials = &pin;
+  }
+  Record rec;
+  for (int i : {5, 3, 1, 7}) REQUIRE(setFinalizer(nodes[i], &recordFinalizer, &rec));
+  {
+    std::lock_guard<std::mutex> lk(s->specialLock);
+    std::vector<std::pair<std::uint32_t, int>> seen;
+    for (Special* sp = s->specials; sp != nullptr; sp = sp->next) seen.push_back({sp->offset, sp->kind});
+    REQUIRE(seen.size() == 5);
+    for (std::size_t i = 1; i < seen.size(); i++) CHECK(seen[i - 1] < seen[i]);
+  }
+  for (int i : {5, 3, 1, 7}) REQUIRE(setFinalizer(nodes[i], nullptr, nullptr));
+  {
+    std::lock_guard<std::mutex> lk(s->specialLock);
+    CHECK(s->specials == &pin);
+    CHECK(pin.next == nullptr);
+    s->specials = nullptr;
+  }
+  std::vector<void*> keep;
+  handCollect(p.get(), rootsWith(&keep));
+}
+
+TEST_CASE("finalizer: non-heap objects and interior pointers are rejected") {
+  TestP p(104);
+  Record rec;
+  Node onStack{};
+  static Node global{};
+  CHECK_FALSE(setFinalizer(&onStack, &recordFinalizer, &rec));
+  CHECK_FALSE(setFinalizer(&global, &recordFinalizer, &rec));
+  CHECK_FALSE(setFinalizer(nullptr, &recordFinalizer, &rec));
+  Node* obj = newNode(1);
+  CHECK_FALSE(setFinalizer(reinterpret_cast<char*>(obj) + 8, &recordFinalizer, &rec));
+  CHECK_FALSE(hasFinalizer(mheap(), obj));
+  std::vector<void*> keep;
+  handCollect(p.get(), rootsWith(&keep));
+}
+
+// Through the collector's own entry points: needs the real collector (the placeholder
+// never frees anything; the test detects that and only checks what it can).
+TEST_CASE("finalizer: through gcAttach/gcCollect") {
+  Sched sched(2);
+  gcAttach(&sched);
+  startFinalizerG(&sched);  // idempotent once gcAttach starts it
+  static Record rec;
+  rec.runs = 0;
+  static std::atomic<bool> collectorFrees{false};
+  struct Body final : GBody {
+    int phase = 0;
+    Step run(G*, std::uint32_t) override {
+      if (phase == 0) {
+        // Garbage with a finalizer, and a probe without one.
+        Node* obj = newNode(5, newNode(6));
+        REQUIRE(setFinalizer(obj, &recordFinalizer, &rec));
+        void* probe = newNode(99);
+        gcCollect();
+        collectorFrees = !isLive(probe);
+        phase = 1;
+        return Step::yield();
+      }
+      if (!collectorFrees.load()) return Step::exit();
+      if (rec.runs.load() == 0) {
+        wakeFinalizerG();
+        return Step::yield();
+      }
+      gcCollect();
+      return Step::exit();
+    }
+  } body;
+  REQUIRE(sched.runMain(&body) == RunStatus::Ok);
+  if (collectorFrees.load()) {
+    CHECK(rec.runs.load() == 1);
+    CHECK(rec.g.load() == finalizerG());
+    CHECK(rec.childId.load() == 6);
+  } else {
+    MESSAGE("placeholder collector: gcCollect frees nothing; finalizer path checked by hand above");
+  }
+  stopFinalizerG(&sched);
+  gcDetach(&sched);
+}
