@@ -120,11 +120,20 @@ class MHeap {
   std::atomic<std::uint32_t> sweepCentralIndex{0};
 
   HeapStats stats;
+
+  // The scavenger's part (mgcscavenge.cc): returns up to maxPages free pages that are
+  // not yet released to the OS (madvise DONTNEED), without holding the heap lock during
+  // the system call; returns the number of pages released.
+  std::size_t scavenge(std::size_t maxPages);
+  // Free pages currently released to the OS (takes the lock).
+  std::size_t scavengedPages();
+
   // Test/diagnostic accessors (take the lock).
   std::size_t freePages();
   std::size_t mspansInUse();
   void checkPageAlloc();
   const ArenaSpace& arenas() const { return arenas_; }
+  bool isScavenged(std::size_t page);
 
  private:
   void lockHeap() {

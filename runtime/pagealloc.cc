@@ -18,6 +18,7 @@ PageAlloc::PageAlloc(std::size_t maxPages, std::size_t maxTop)
   maxPages_ = maxPages;
   bitsBytes_ = nchunks_ * kWordsPerChunk * sizeof(std::uint64_t);
   bits_ = static_cast<std::uint64_t*>(sysAllocZeroed(bitsBytes_));
+  scav_ = static_cast<std::uint64_t*>(sysAllocZeroed(bitsBytes_));
   rebuild(0);
 }
 
@@ -42,7 +43,10 @@ void PageAlloc::rebuild(std::size_t activeChunks) {
   }
 }
 
-PageAlloc::~PageAlloc() { sysFree(bits_, bitsBytes_); }
+PageAlloc::~PageAlloc() {
+  sysFree(bits_, bitsBytes_);
+  sysFree(scav_, bitsBytes_);
+}
 
 std::size_t PageAlloc::longestFreeRun() const {
   std::size_t best = 0, run = 0;
@@ -97,6 +101,36 @@ void PageAlloc::free(std::size_t first, std::size_t n) {
   update(first, n);
 }
 
+std::size_t PageAlloc::findScavengeCandidate(std::size_t maxPages, std::size_t* n) {
+  const std::size_t words = activeChunks_ * kWordsPerChunk;
+  if (words == 0 || maxPages == 0) return kNotFound;
+  if (scavCursor_ >= words) scavCursor_ = words - 1;
+  for (std::size_t k = 0; k < words; ++k) {
+    const std::size_t w = scavCursor_;
+    const std::uint64_t cand = bits_[w] & ~scav_[w];
+    if (cand != 0) {
+      const unsigned first = static_cast<unsigned>(std::countr_zero(cand));
+      const std::size_t run = static_cast<std::size_t>(std::countr_one(cand >> first));
+      *n = std::min(run, maxPages);
+      return w * 64 + first;
+    }
+    scavCursor_ = w == 0 ? words - 1 : w - 1;
+  }
+  return kNotFound;
+}
+
+void PageAlloc::allocRange(std::size_t first, std::size_t n) {
+  setRange(first, n, false);
+  freePages_ -= n;
+  update(first, n);
+}
+
+void PageAlloc::freeScavenged(std::size_t first, std::size_t n) {
+  free(first, n);
+  for (std::size_t i = first; i < first + n; ++i) scav_[i / 64] |= std::uint64_t{1} << (i % 64);
+  scavengedPages_ += n;
+}
+
 void PageAlloc::setRange(std::size_t first, std::size_t n, bool free) {
   std::size_t i = first;
   const std::size_t end = first + n;
@@ -110,6 +144,9 @@ void PageAlloc::setRange(std::size_t first, std::size_t n, bool free) {
       SPINDLE_DCHECK((bits_[i / 64] & mask) == mask,
                      "PageAlloc: allocating pages that are not free near page {}", i);
       bits_[i / 64] &= ~mask;
+      // Pages in use are not "released": whoever uses them will touch them.
+      scavengedPages_ -= static_cast<std::size_t>(std::popcount(scav_[i / 64] & mask));
+      scav_[i / 64] &= ~mask;
     }
     i += take;
   }
@@ -283,6 +320,15 @@ void PageAlloc::checkInvariants() const {
   for (std::size_t i = 0; i < nchunks_ * kWordsPerChunk; ++i) free += std::popcount(bits_[i]);
   SPINDLE_CHECK(free == freePages_, "PageAlloc: freePages={} but bitmap has {} free bits",
                 freePages_, free);
+  std::size_t scav = 0;
+  for (std::size_t i = 0; i < nchunks_ * kWordsPerChunk; ++i) {
+    SPINDLE_CHECK((scav_[i] & ~bits_[i]) == 0,
+                  "PageAlloc: scavenged pages {:#x} of word {} are not free (free bits {:#x})",
+                  scav_[i], i, bits_[i]);
+    scav += static_cast<std::size_t>(std::popcount(scav_[i]));
+  }
+  SPINDLE_CHECK(scav == scavengedPages_, "PageAlloc: scavengedPages={} but bitmap has {}",
+                scavengedPages_, scav);
   for (std::size_t i = activeChunks_ * kWordsPerChunk; i < nchunks_ * kWordsPerChunk; ++i) {
     SPINDLE_CHECK(bits_[i] == 0, "PageAlloc: free pages in word {} beyond the active chunks", i);
   }

@@ -20,7 +20,12 @@
 //
 // The tree covers only the chunks grown so far (a 64 MiB heap has 16 chunks: one level,
 // nothing to merge); grow() past them rebuilds it, O(chunks), once per new arena.
+// Scavenging (mgcscavenge.h): a second bitmap marks free pages whose memory was returned
+// to the OS (1 = scavenged). Allocation clears the bits of the pages it takes; the
+// scavenger takes a run of free unscavenged pages (findScavengeCandidate + allocRange),
+// releases it without the heap lock, then returns it with freeScavenged.
 // Invariants (checked by checkInvariants(), used by tests and debug builds):
+//   - scavenged pages are free; scavengedPages() equals the number of scavenged bits;
 //   - every leaf summary equals the summary recomputed from its 8 bitmap words;
 //   - every inner summary equals the merge of its 8 children;
 //   - freePages() equals the number of 1 bits.
@@ -60,6 +65,17 @@ class PageAlloc {
   // Returns [first, first + n) (all in use) to the free pool; neighbours coalesce.
   void free(std::size_t first, std::size_t n);
 
+  // Scavenging. The lowest run (at most maxPages, within one 64-page word) of free,
+  // unscavenged pages at or below the scavenger's cursor, which walks the heap from the
+  // top down and wraps; kNotFound when every free page is scavenged.
+  std::size_t findScavengeCandidate(std::size_t maxPages, std::size_t* n);
+  // Takes [first, first + n) (all free) out of the free pool.
+  void allocRange(std::size_t first, std::size_t n);
+  // Returns [first, first + n) (in use) as free, scavenged pages.
+  void freeScavenged(std::size_t first, std::size_t n);
+  std::size_t scavengedPages() const { return scavengedPages_; }
+  bool isScavenged(std::size_t page) const { return (scav_[page / 64] >> (page % 64)) & 1; }
+
   // Per-P page caches (pagecache.h): fills `c` with the free pages of the 64-page
   // group holding the lowest free page, marking them in use; false if none is free.
   template <typename Cache>
@@ -71,6 +87,8 @@ class PageAlloc {
     c.cache = bits_[w];
     freePages_ -= static_cast<std::size_t>(__builtin_popcountll(bits_[w]));
     bits_[w] = 0;
+    scavengedPages_ -= static_cast<std::size_t>(__builtin_popcountll(scav_[w]));
+    scav_[w] = 0;
     update(c.base, 64);
     return true;
   }
@@ -114,6 +132,9 @@ class PageAlloc {
   std::size_t nchunks_;
   std::size_t activeChunks_ = 0;  // chunks covered by the summary tree (grown so far)
   std::uint64_t* bits_;  // maxPages_/64 words (whole chunks), zeroed
+  std::uint64_t* scav_;  // same shape: 1 = free and returned to the OS
+  std::size_t scavengedPages_ = 0;
+  std::size_t scavCursor_ = 0;  // next word the scavenger looks at (downwards)
   std::size_t bitsBytes_;
   // levels_[0] is the top (<= maxTop entries), levels_.back() the chunk summaries.
   std::vector<std::vector<Sum>> levels_;
