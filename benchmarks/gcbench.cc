@@ -6,14 +6,14 @@
 // NumIters(depth) trees built top-down (Populate) and as many bottom-up (MakeTree).
 // Reported per heap: total time, GC cycles, max and p99 stop-the-world pause, peak RSS.
 //
-// Each heap is a policy with: init(), Node* newNode(l, r), double* newArray(n), cycles(),
-// pauses() (nanoseconds of each stop-the-world pause). Spindle's policy joins when the
-// collector lands; until then only Boehm runs.
+// Boehm runs the classic recursive C++ version. Spindle runs the same shape on its typed
+// C++ API (runtime/handles.h) inside a G of a 1-P scheduler attached to the collector:
+// trees are built within one run() call each (C++ locals are safe between two safepoints,
+// gc.h), the long-lived tree and the array are held by Persistent handles, and the G
+// yields between trees when preemption is requested (a stop-the-world or a stack scan)
+// or every 64 trees. How pauses and cycles are read: gc_bench_util.h.
 #include <fmt/format.h>
 #include <gc.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -22,7 +22,15 @@
 #include <cstring>
 #include <vector>
 
+#include "benchmarks/gc_bench_util.h"
+#include "runtime/handles.h"
+#include "runtime/proc.h"
+
 namespace {
+
+using gcbench::Clock;
+using gcbench::inChild;
+namespace rt = spindle::runtime;
 
 constexpr int kStretchTreeDepth = 18;
 constexpr int kLongLivedTreeDepth = 16;
@@ -44,21 +52,8 @@ using Clock = std::chrono::steady_clock;
 // --- Boehm GC ----------------------------------------------------------------------
 
 struct BoehmHeap {
-  static inline std::vector<double> pausesNs;
-  static inline Clock::time_point pauseStart;
-
-  static void onEvent(GC_EventType event) {
-    if (event == GC_EVENT_START) pauseStart = Clock::now();
-    if (event == GC_EVENT_END) {
-      pausesNs.push_back(
-          std::chrono::duration<double, std::nano>(Clock::now() - pauseStart).count());
-    }
-  }
   static const char* name() { return "Boehm"; }
-  static void init() {
-    GC_INIT();
-    GC_set_on_collection_event(onEvent);
-  }
+  static void init() { gcbench::BoehmRecorder::init(); }
   static Node* newNode(Node* l, Node* r) {
     auto* n = static_cast<Node*>(GC_MALLOC(sizeof(Node)));
     n->left = l;
@@ -69,8 +64,16 @@ struct BoehmHeap {
     return static_cast<double*>(GC_MALLOC_ATOMIC(sizeof(double) * static_cast<size_t>(n)));
   }
   static unsigned long cycles() { return GC_get_gc_no(); }
-  static std::vector<double> pauses() { return pausesNs; }
+  static std::vector<double> pauses() { return gcbench::BoehmRecorder::pauses(); }
 };
+
+void printRow(const char* name, double seconds, std::uint64_t cycles, const std::vector<double>& pausesNs,
+              const char* note = "") {
+  const gcbench::PauseSummary p = gcbench::summarize(pausesNs);
+  fmt::print("{:<8} {:>8.3f} s {:>6} cycles  max pause {:>8.3f} ms  p99 {:>8.3f} ms  peak RSS {:>7.1f} MiB{}\n",
+             name, seconds, cycles, p.maxMs, p.p99Ms, gcbench::peakRssMiB(), note);
+  std::fflush(stdout);
+}
 
 // --- the benchmark, generic over the heap --------------------------------------------
 
@@ -117,31 +120,126 @@ int runOne() {
     fmt::print(stderr, "{}: the long-lived data did not survive\n", Heap::name());
     return 1;
   }
-  std::vector<double> p = Heap::pauses();
-  std::sort(p.begin(), p.end());
-  const double maxMs = p.empty() ? 0 : p.back() / 1e6;
-  const double p99Ms = p.empty() ? 0 : p[std::min(p.size() - 1, p.size() * 99 / 100)] / 1e6;
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  fmt::print("{:<8} {:>8.3f} s {:>6} cycles  max pause {:>8.3f} ms  p99 {:>8.3f} ms  peak RSS {:>6.1f} MiB\n",
-             Heap::name(), seconds, Heap::cycles(), maxMs, p99Ms, usage.ru_maxrss / 1024.0);
-  std::fflush(stdout);
+  printRow(Heap::name(), seconds, Heap::cycles(), Heap::pauses());
   return 0;
 }
 
-// Runs fn in a child process so each heap's peak RSS is its own.
-template <class Fn>
-int inChild(Fn fn) {
-  std::fflush(stdout);
-  pid_t pid = fork();
-  if (pid < 0) {
-    std::perror("fork");
-    return 1;
+// --- Spindle: the same shape on the typed C++ API, in a G ----------------------------
+
+class SNode : public rt::GarbageCollected<SNode> {
+ public:
+  SNode() = default;
+  SNode(SNode* l, SNode* r) : left(l), right(r) {}
+  rt::Member<SNode> left, right;
+  int i = 0, j = 0;
+  void trace(rt::Visitor& v) const {
+    v.trace(left);
+    v.trace(right);
   }
-  if (pid == 0) _exit(fn());
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+};
+
+class DoubleArray : public rt::GarbageCollected<DoubleArray> {  // noscan
+ public:
+  double* data() { return reinterpret_cast<double*>(this + 1); }
+};
+
+void spopulate(int depth, SNode* node) {
+  if (depth <= 0) return;
+  --depth;
+  node->left = rt::make<SNode>();
+  node->right = rt::make<SNode>();
+  spopulate(depth, node->left.get());
+  spopulate(depth, node->right.get());
+}
+
+SNode* smakeTree(int depth) {
+  if (depth <= 0) return rt::make<SNode>();
+  SNode* l = smakeTree(depth - 1);
+  SNode* r = smakeTree(depth - 1);
+  return rt::make<SNode>(l, r);
+}
+
+// The benchmark as a state machine: one tree per step.
+class GCBenchBody final : public rt::GBody {
+ public:
+  explicit GCBenchBody(gcbench::SpindleRecorder* rec) : rec_(rec) {}
+  rt::Step run(rt::G* g, std::uint32_t) override {
+    for (int trees = 0;; ++trees) {
+      if (trees > 0 && (g->preemptRequested() || trees >= 64)) {
+        rec_->poll();
+        return rt::Step::yield();
+      }
+      switch (phase_) {
+        case Phase::Stretch:
+          smakeTree(kStretchTreeDepth);
+          phase_ = Phase::LongLived;
+          break;
+        case Phase::LongLived: {
+          longLived_ = rt::make<SNode>();
+          spopulate(kLongLivedTreeDepth, longLived_.get());
+          auto* a = rt::makeSized<DoubleArray>(sizeof(DoubleArray) + sizeof(double) * kArraySize);
+          for (int i = 0; i < kArraySize / 2; ++i) a->data()[i] = 1.0 / i;
+          array_ = a;
+          depth_ = kMinTreeDepth;
+          iter_ = 0;
+          phase_ = Phase::TopDown;
+          break;
+        }
+        case Phase::TopDown:
+          spopulate(depth_, rt::make<SNode>());
+          if (++iter_ == numIters(depth_)) {
+            iter_ = 0;
+            phase_ = Phase::BottomUp;
+          }
+          break;
+        case Phase::BottomUp:
+          smakeTree(depth_);
+          if (++iter_ == numIters(depth_)) {
+            iter_ = 0;
+            depth_ += 2;
+            phase_ = depth_ > kMaxTreeDepth ? Phase::Done : Phase::TopDown;
+          }
+          break;
+        case Phase::Done:
+          rec_->poll();
+          ok = longLived_.get() != nullptr && array_->data()[1000] == 1.0 / 1000;
+          longLived_.reset();
+          array_.reset();
+          return rt::Step::exit();
+      }
+    }
+  }
+  bool ok = false;
+
+ private:
+  enum class Phase { Stretch, LongLived, TopDown, BottomUp, Done };
+  gcbench::SpindleRecorder* rec_;
+  Phase phase_ = Phase::Stretch;
+  int depth_ = 0, iter_ = 0;
+  rt::Persistent<SNode> longLived_;
+  rt::Persistent<DoubleArray> array_;
+};
+
+int runSpindle() {
+  rt::Sched sched(1);
+  rt::gcAttach(&sched);
+  int rc = 0;
+  {
+    gcbench::SpindleRecorder rec(&sched);
+    GCBenchBody body(&rec);
+    const auto start = Clock::now();
+    sched.runMain(&body);
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    if (!body.ok) {
+      fmt::print(stderr, "Spindle: the long-lived data did not survive\n");
+      rc = 1;
+    }
+    printRow("Spindle", seconds, rec.cycles(), rec.pauses(),
+             rec.cycles() == 0 ? "  (no cycle ran: placeholder collector)" : "");
+    if (rec.missed() > 0) fmt::print("  ({} STW pauses not sampled)\n", rec.missed());
+  }
+  rt::gcDetach(&sched);
+  return rc;
 }
 
 }  // namespace
@@ -150,6 +248,7 @@ int main() {
   fmt::print("GCBench: stretch tree {}, long-lived tree {}, array {} doubles, trees {}..{}\n",
              kStretchTreeDepth, kLongLivedTreeDepth, kArraySize, kMinTreeDepth, kMaxTreeDepth);
   int rc = 0;
+  rc |= inChild(runSpindle);
   rc |= inChild(runOne<BoehmHeap>);
   return rc;
 }
