@@ -137,6 +137,41 @@ TEST_CASE("finalizer: runs once, on the finalizer G, only after its object is un
   stopFinalizerG(&sched);
 }
 
+TEST_CASE("finalizer: the scheduler wakes the finalizer G (findRunnable -> wakefing)") {
+  Sched sched(1);
+  G* fing = startFinalizerG(&sched);
+  // Wait until the finalizer G has run and parked on the empty queue: from then on only
+  // a wake-up can run it.
+  for (int i = 0; i < 10000 && fing->status.load() != GStatus::Waiting; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  REQUIRE(fing->status.load() == GStatus::Waiting);
+  Record rec;
+  const std::uint64_t runsBefore = finalizerStats().run;
+  {
+    TestP p(105);
+    REQUIRE(setFinalizer(newNode(11), &recordFinalizer, &rec));
+    std::vector<void*> keep;
+    handCollect(p.get(), rootsWith(&keep));  // queues it; nobody calls wakeFinalizerG
+    REQUIRE(finalizerStats().pending >= 1);
+  }  // runMain below binds a P of sched to this thread
+  // A G that only yields: each return to schedule() passes findRunnable, which must
+  // ready the parked finalizer G.
+  struct Spin final : GBody {
+    Record* rec;
+    int yields = 0;
+    explicit Spin(Record* r) : rec(r) {}
+    Step run(G*, std::uint32_t) override {
+      if (rec->runs.load() == 1 || ++yields > 2000000) return Step::exit();
+      return Step::yield();
+    }
+  } spin(&rec);
+  REQUIRE(sched.runMain(&spin) == RunStatus::Ok);
+  CHECK(rec.runs.load() == 1);
+  CHECK(finalizerStats().run >= runsBefore + 1);
+  stopFinalizerG(&sched);
+}
+
 TEST_CASE("finalizer: objects reachable from a finalizable object survive until it ran") {
   Sched sched(1);
   startFinalizerG(&sched);
