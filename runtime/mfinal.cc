@@ -13,6 +13,10 @@
 
 namespace spindle::runtime {
 
+namespace mfinal_detail {
+std::atomic<bool> finWake{false};
+}  // namespace mfinal_detail
+
 namespace {
 
 struct FinState {
@@ -27,9 +31,6 @@ struct FinState {
   G* fing = nullptr;                // finqLock: its G, once it ran
   Sched* fingSched = nullptr;       // finqLock
   bool fingParked = false;          // finqLock: fing is (about to be) Waiting
-  // True when entries were queued since the fing last parked; checked without the lock
-  // by wakefing (relaxed: only a hint, the decision is taken under finqLock).
-  std::atomic<bool> wake{false};
   std::atomic<std::uint64_t> queued{0}, run{0};
 };
 
@@ -199,7 +200,7 @@ void sweepSpecials(MHeap& h, MSpan* s) {
   std::lock_guard<std::mutex> qlk(f.finqLock);
   for (const FinalizerEntry& e : dead) f.finq.push_back(e);
   f.queued.fetch_add(dead.size(), std::memory_order_relaxed);
-  f.wake.store(true, std::memory_order_relaxed);
+  mfinal_detail::finWake.store(true, std::memory_order_relaxed);
 }
 
 void scanFinalizerRoots(VisitFn visit, void* ctx) {
@@ -258,7 +259,7 @@ FinqTake finqTakeOrPark(const void* owner, G* g, FinalizerEntry* out) {
   f.fing = g;
   if (f.finq.empty()) {
     f.fingParked = true;
-    f.wake.store(false, std::memory_order_relaxed);
+    mfinal_detail::finWake.store(false, std::memory_order_relaxed);
     return FinqTake::Park;  // finqParkCommit unlocks
   }
   *out = f.finq.front();
@@ -273,13 +274,18 @@ void noteFinalizerRan() { fin().run.fetch_add(1, std::memory_order_relaxed); }
 
 G* wakefing(const Sched* sched) {
   FinState& f = fin();
-  if (!f.wake.load(std::memory_order_relaxed)) return nullptr;
+  if (!mfinal_detail::finWake.load(std::memory_order_relaxed)) return nullptr;
   std::lock_guard<std::mutex> qlk(f.finqLock);
-  if (f.fing == nullptr || !f.fingParked || f.finq.empty()) return nullptr;
+  if (f.fing == nullptr || !f.fingParked || f.finq.empty()) {
+    // Nothing to wake: a finalizer G that is not parked looks at the queue before it
+    // parks (under finqLock), so the hint can go.
+    mfinal_detail::finWake.store(false, std::memory_order_relaxed);
+    return nullptr;
+  }
   if (sched != nullptr && f.fingSched != sched) return nullptr;
   // The park commit released finqLock after the G became Waiting: ready() may run now.
   f.fingParked = false;
-  f.wake.store(false, std::memory_order_relaxed);
+  mfinal_detail::finWake.store(false, std::memory_order_relaxed);
   return f.fing;
 }
 

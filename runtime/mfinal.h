@@ -103,8 +103,16 @@ FinqTake finqTakeOrPark(const void* owner, G* g, FinalizerEntry* out);
 void finqParkCommit(G* g, void* arg);
 void noteFinalizerRan();
 // If the finalizer G of `sched` (any sched if null) is parked and the queue is not
-// empty: marks it awake and returns it; the caller must ready() it. Cheap when there is
-// nothing to do (one relaxed load).
+// empty: marks it awake and returns it; the caller must ready() it.
 G* wakefing(const Sched* sched);
+namespace mfinal_detail {
+// Raised (under finqLock) when entries are queued, cleared when the finalizer G parks or
+// is woken. Relaxed: only a hint; wakefing decides under finqLock.
+extern std::atomic<bool> finWake;
+}  // namespace mfinal_detail
+// The scheduler's fast check before wakefing: one relaxed load, inline.
+inline bool finalizerWakePending() {
+  return mfinal_detail::finWake.load(std::memory_order_relaxed);
+}
 
 }  // namespace spindle::runtime

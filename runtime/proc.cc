@@ -458,7 +458,9 @@ G* Sched::findRunnable(M* m, bool* inheritTime) {
     return nullptr;
   }
   if (p->runSafePointFn.load() != 0) runSafePointFn(p);
-  if (G* fing = wakefing(this)) ready(fing);  // sweeping queued finalizers (mfinal.h)
+  if (finalizerWakePending()) {  // sweeping queued finalizers (mfinal.h)
+    if (G* fing = wakefing(this)) ready(fing);
+  }
   if (shutdown_.load(std::memory_order_relaxed) ||
       (m->isHost && m->hostRun->done.load(std::memory_order_acquire)))
     return nullptr;
