@@ -7,8 +7,9 @@
 //   ...Parallel         the same on every thread, each with its own P and objects
 //   IsPinnedOnPinned / IsPinnedOnUnpinned
 //   Batch100            Pin 100 objects (the ref store), Unpin
-// Counters: ns/op is the time per iteration; allocs/op the heap allocations the pinner
-// made per iteration (inner pinners, ref stores, counter specials).
+// Counters: ns/op is the time per iteration; heapallocs/op the heap allocations the
+// pinner made per iteration (inner pinners, ref stores); specials/op the pin-counter
+// records taken from the runtime's FixAlloc (pinning one object twice needs one).
 //
 // Reference (same run): PinTable, what a runtime without per-object pin bits does: a
 // global table (std::mutex + unordered_map object -> count) plus the Pinner's list.
@@ -51,13 +52,34 @@ void must(rt::PinError e) {
   if (e != rt::PinError::Ok) std::abort();
 }
 
-void setCounters(benchmark::State& state, std::uint64_t allocs0) {
+// Pinner allocations: heap objects, and pin-counter specials (FixAlloc, not heap).
+struct Allocs {
+  std::uint64_t heap, specials;
+  static Allocs now() {
+    const rt::PinnerStats s = rt::pinnerStats();
+    return {s.heapAllocs(), s.counterAllocs};
+  }
+};
+
+// Allocation counts are global: each thread's baseline is taken on its first iteration,
+// after the start barrier every thread passes once its warm-up is done.
+#define TIMED_LOOP(state, a0)                 \
+  Allocs a0{};                                \
+  bool first_##a0 = true;                     \
+  for (auto _ : state)                        \
+    if (first_##a0 ? (a0 = Allocs::now(), first_##a0 = false, true) : true)
+
+void setCounters(benchmark::State& state, Allocs a0) {
   state.counters["ns/op"] = benchmark::Counter(
       1, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert |
              benchmark::Counter::kAvgThreads);
-  state.counters["allocs/op"] = benchmark::Counter(
-      static_cast<double>(rt::pinnerStats().total() - allocs0) / static_cast<double>(state.iterations()),
-      benchmark::Counter::kAvgThreads);
+  const Allocs a1 = Allocs::now();
+  const double n = static_cast<double>(state.iterations()) * state.threads();
+  // Every thread sees the global delta: average, do not sum.
+  state.counters["heapallocs/op"] =
+      benchmark::Counter(static_cast<double>(a1.heap - a0.heap) / n, benchmark::Counter::kAvgThreads);
+  state.counters["specials/op"] = benchmark::Counter(static_cast<double>(a1.specials - a0.specials) / n,
+                                                     benchmark::Counter::kAvgThreads);
 }
 
 // Reference: a global pin table.
@@ -105,8 +127,7 @@ void BM_Spindle_PinUnpin(benchmark::State& state) {
   rt::Pinner pinner;
   must(pinner.pin(obj));  // warm: the inner pinner exists and is cached after unpin
   pinner.unpin();
-  const std::uint64_t a0 = rt::pinnerStats().total();
-  for (auto _ : state) {
+  TIMED_LOOP(state, a0) {
     must(pinner.pin(obj));
     pinner.unpin();
   }
@@ -120,9 +141,8 @@ void BM_Spindle_PinUnpinTiny(benchmark::State& state) {
   rt::Pinner pinner;
   must(pinner.pin(objs[0]));
   pinner.unpin();
-  const std::uint64_t a0 = rt::pinnerStats().total();
   std::size_t i = 0;
-  for (auto _ : state) {
+  TIMED_LOOP(state, a0) {
     must(pinner.pin(objs[i++ & 4095]));
     pinner.unpin();
   }
@@ -136,8 +156,7 @@ void BM_Spindle_PinUnpinDouble(benchmark::State& state) {
   must(pinner.pin(obj));
   must(pinner.pin(obj));
   pinner.unpin();
-  const std::uint64_t a0 = rt::pinnerStats().total();
-  for (auto _ : state) {
+  TIMED_LOOP(state, a0) {
     must(pinner.pin(obj));
     must(pinner.pin(obj));
     pinner.unpin();
@@ -152,8 +171,7 @@ void BM_Spindle_PinUnpinTwo(benchmark::State& state) {
   rt::Pinner pinner;
   must(pinner.pin(a));
   pinner.unpin();
-  const std::uint64_t a0 = rt::pinnerStats().total();
-  for (auto _ : state) {
+  TIMED_LOOP(state, a0) {
     must(pinner.pin(a));
     must(pinner.pin(b));
     pinner.unpin();
@@ -166,8 +184,7 @@ void BM_Spindle_IsPinnedOnPinned(benchmark::State& state) {
   void* obj = rt::mallocgc(16, nullptr);
   rt::Pinner pinner;
   must(pinner.pin(obj));
-  const std::uint64_t a0 = rt::pinnerStats().total();
-  for (auto _ : state) benchmark::DoNotOptimize(rt::Pinner::isPinned(obj));
+  TIMED_LOOP(state, a0) benchmark::DoNotOptimize(rt::Pinner::isPinned(obj));
   setCounters(state, a0);
   pinner.unpin();
 }
@@ -175,8 +192,7 @@ void BM_Spindle_IsPinnedOnPinned(benchmark::State& state) {
 void BM_Spindle_IsPinnedOnUnpinned(benchmark::State& state) {
   BenchP p(state.thread_index());
   void* obj = rt::mallocgc(16, nullptr);
-  const std::uint64_t a0 = rt::pinnerStats().total();
-  for (auto _ : state) benchmark::DoNotOptimize(rt::Pinner::isPinned(obj));
+  TIMED_LOOP(state, a0) benchmark::DoNotOptimize(rt::Pinner::isPinned(obj));
   setCounters(state, a0);
 }
 
@@ -187,8 +203,7 @@ void BM_Spindle_Batch100(benchmark::State& state) {
   rt::Pinner pinner;
   for (void* o : objs) must(pinner.pin(o));
   pinner.unpin();
-  const std::uint64_t a0 = rt::pinnerStats().total();
-  for (auto _ : state) {
+  TIMED_LOOP(state, a0) {
     for (void* o : objs) must(pinner.pin(o));
     pinner.unpin();
   }
@@ -201,11 +216,11 @@ void BM_PinTable_PinUnpin(benchmark::State& state) {
   BenchP p(state.thread_index());
   void* obj = rt::mallocgc(16, nullptr);
   TablePinner pinner;
-  for (auto _ : state) {
+  TIMED_LOOP(state, a0) {
     pinner.pin(obj);
     pinner.unpin();
   }
-  setCounters(state, rt::pinnerStats().total());
+  setCounters(state, a0);
 }
 
 void BM_PinTable_PinUnpinTwo(benchmark::State& state) {
@@ -213,12 +228,12 @@ void BM_PinTable_PinUnpinTwo(benchmark::State& state) {
   void* a = rt::mallocgc(16, nullptr);
   void* b = rt::mallocgc(16, nullptr);
   TablePinner pinner;
-  for (auto _ : state) {
+  TIMED_LOOP(state, a0) {
     pinner.pin(a);
     pinner.pin(b);
     pinner.unpin();
   }
-  setCounters(state, rt::pinnerStats().total());
+  setCounters(state, a0);
 }
 
 void BM_PinTable_IsPinnedOnPinned(benchmark::State& state) {
@@ -226,8 +241,8 @@ void BM_PinTable_IsPinnedOnPinned(benchmark::State& state) {
   void* obj = rt::mallocgc(16, nullptr);
   TablePinner pinner;
   pinner.pin(obj);
-  for (auto _ : state) benchmark::DoNotOptimize(TablePinner::isPinned(obj));
-  setCounters(state, rt::pinnerStats().total());
+  TIMED_LOOP(state, a0) benchmark::DoNotOptimize(TablePinner::isPinned(obj));
+  setCounters(state, a0);
   pinner.unpin();
 }
 
@@ -236,11 +251,11 @@ void BM_PinTable_Batch100(benchmark::State& state) {
   std::vector<void*> objs;
   for (int i = 0; i < 100; ++i) objs.push_back(rt::mallocgc(16, nullptr));
   TablePinner pinner;
-  for (auto _ : state) {
+  TIMED_LOOP(state, a0) {
     for (void* o : objs) pinner.pin(o);
     pinner.unpin();
   }
-  setCounters(state, rt::pinnerStats().total());
+  setCounters(state, a0);
 }
 
 }  // namespace
