@@ -17,6 +17,7 @@
 // 0 allocs after "cache inner pinner on P".
 #include <benchmark/benchmark.h>
 
+#include <atomic>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -258,8 +259,24 @@ void BM_PinTable_Batch100(benchmark::State& state) {
   setCounters(state, a0);
 }
 
+// --- hardware floor ----------------------------------------------------------------------
+// Pin+Unpin of an object that nobody else pins needs two atomic read-modify-writes (set
+// the pin bit, clear it): their cost on this machine, for scale.
+void BM_Floor_TwoCAS(benchmark::State& state) {
+  std::atomic<std::uint8_t> byte{0};
+  const Allocs a0 = Allocs::now();
+  for (auto _ : state) {
+    std::uint8_t old = byte.load(std::memory_order_relaxed);
+    byte.compare_exchange_strong(old, static_cast<std::uint8_t>(old | 1), std::memory_order_relaxed);
+    old = byte.load(std::memory_order_relaxed);
+    byte.compare_exchange_strong(old, static_cast<std::uint8_t>(old & ~1), std::memory_order_relaxed);
+  }
+  setCounters(state, a0);
+}
+
 }  // namespace
 
+BENCHMARK(BM_Floor_TwoCAS);
 BENCHMARK(BM_Spindle_PinUnpin);
 BENCHMARK(BM_PinTable_PinUnpin);
 BENCHMARK(BM_Spindle_PinUnpinTiny);

@@ -84,6 +84,10 @@ std::uint64_t pinCountersAllocated() {
 }
 
 void sweepPinnerBits(MSpan* s) {
+  // No bits: nothing of s was ever pinned since its last sweep, so no counter either (a
+  // counter needs state 11). Bits a pinner creates concurrently come from the current
+  // epoch and hold only live objects, so skipping is safe, and most spans take no lock.
+  if (loadPinnerBits(s) == nullptr) return;
   std::lock_guard<std::mutex> g(s->specialLock);
   for (Special** pp = &s->specials; *pp != nullptr;) {
     Special* sp = *pp;
