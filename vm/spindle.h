@@ -194,7 +194,7 @@ class Vm {
 // stays alive and at its address until unpin(), even with no other reference, so its
 // address (e.g. Vm::bytes) may be kept by C code between calls. Destroying a Pinner
 // that still holds pins is a leak: it is reported on stderr and the pins are released.
-// Use a Pinner on the thread that drives its Vm.
+// Use a Pinner on the thread that drives its Vm; it must not outlive the Vm.
 class Pinner {
  public:
   explicit Pinner(Vm& vm);
