@@ -2,6 +2,7 @@
 
 #include "runtime/gcbits.h"
 #include "runtime/mfinal.h"
+#include "runtime/pinnerbits.h"
 #include "runtime/throw.h"
 
 namespace spindle::runtime {
@@ -20,6 +21,7 @@ bool sweepSpan(MHeap& h, MSpan* s, bool preserve) {
                 "sweepSpan: span {:#x} has {} marked objects but allocCount={}", s->base(),
                 nalloc, s->allocCount);
   const std::uint32_t nfreed = s->allocCount - nalloc;
+  sweepPinnerBits(s);  // pin bits of live objects into this epoch, dead ones dropped
   if (sc != 0) {
     h.stats.smallFreeCount[sc].fetch_add(nfreed, std::memory_order_relaxed);
   } else if (nfreed > 0) {

@@ -3,8 +3,8 @@
 // A P is the right to run Go-style work: an M (OS thread) must hold a P to allocate
 // on the heap or run fibers (Gs). There are `procs` Ps. Each P owns per-P caches so
 // that its fast paths take no lock: its MCache (one span per span class), a cache of
-// MSpan structs, and (from the scheduler) a local run queue; later a pinner cache
-// and a GC work buffer.
+// MSpan structs, (from the scheduler) a local run queue, (from the pinner) one cached
+// inner pinner; later a GC work buffer.
 //
 // Ownership: at most one M holds a P at a time. P-local state is touched only by the
 // M holding the P, or by a stopper while the world is stopped.
@@ -20,6 +20,7 @@ namespace spindle::runtime {
 
 struct MCache;
 struct MSpan;
+struct PinnerObject;
 struct G;
 struct M;
 
@@ -93,6 +94,11 @@ struct P {
   // forEachP: 1 when fn must run on this P at its next safepoint; whoever CASes it 1->0
   // runs fn (exactly once).
   std::atomic<std::uint32_t> runSafePointFn{0};
+
+  // --- pinner (pinner.h) ------------------------------------------------------------
+  // One empty inner pinner kept for the next Pinner on this P (Go's pinnerCache).
+  // Owner only; dropped by the pinner's gcMarkDone and destroy hooks.
+  PinnerObject* pinnerCache = nullptr;
 };
 
 }  // namespace spindle::runtime

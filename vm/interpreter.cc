@@ -20,6 +20,7 @@
 #include <cmath>
 
 #include "lang/opcodes.h"
+#include "vm/ffi.h"
 #include "vm/vm.h"
 
 namespace spindle::vm {
@@ -84,6 +85,17 @@ bool VM::callValue(ObjFiber* fiber, Value callee, int argc) {
         fiber->stackTop -= static_cast<std::uint32_t>(argc);
         return true;
       }
+      case ObjKind::ForeignFn: {
+        Value result = Value::nil();
+        if (!ffi::call(*this, as<ObjForeignFn>(callee), argc, calleeSlot + 1, &result)) {
+          recordError(fiber, std::move(pendingError_));
+          hasPendingError_ = false;
+          return false;
+        }
+        fiber->stack->data()[fiber->stackTop - argc - 1] = result;
+        fiber->stackTop -= static_cast<std::uint32_t>(argc);
+        return true;
+      }
       default: break;
     }
   }
@@ -126,6 +138,12 @@ bool VM::invokeBuiltin(ObjFiber* fiber, Value receiver, ObjString* name, int arg
     }
     if (!arity(0)) return false;
     result = Value::number(as<ObjString>(receiver)->length);
+  } else if (ffi::isFfiObject(receiver)) {
+    if (!ffi::invoke(*this, receiver, name, argc, calleeSlot + 1, &result)) {
+      recordError(fiber, std::move(pendingError_));
+      hasPendingError_ = false;
+      return false;
+    }
   } else {
     recordError(fiber, "Only instances have methods.");
     return false;

@@ -1,6 +1,8 @@
 // object.cc: the TypeInfos and trace functions of every object kind (see object.h).
 #include "vm/object.h"
 
+#include "vm/ffi.h"
+
 namespace spindle::vm {
 namespace {
 
@@ -97,6 +99,10 @@ const runtime::TypeInfo kTypes[static_cast<int>(ObjKind::kCount)] = {
     {"value array", sizeof(ValueArray), traceValueArray},
     {"frame array", sizeof(FrameArray), traceFrameArray},
     {"method table", sizeof(MethodTable), traceMethodTable},
+    {"bytes", sizeof(ObjBytes), nullptr},
+    {"pinner", sizeof(ObjPinner), tracePinner},
+    {"foreign library", sizeof(ObjForeignLib), traceForeignLib},
+    {"foreign function", sizeof(ObjForeignFn), traceForeignFn},
 };
 
 const char* kindName(ObjKind k) { return kTypes[static_cast<int>(k)].name; }

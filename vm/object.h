@@ -44,6 +44,10 @@ enum class ObjKind : std::uint8_t {
   ValueArray,  // internal: a growable array's storage
   FrameArray,  // internal: a fiber's call frames
   MethodTable, // internal: a class's method hash table storage
+  Bytes,       // FFI (ffi.h): a noscan byte buffer
+  Pinner,      // FFI: a script-level Pinner
+  ForeignLib,  // FFI: a shared library
+  ForeignFn,   // FFI: a foreign function
   kCount,
 };
 

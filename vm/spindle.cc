@@ -8,7 +8,9 @@
 
 #include "lang/disassembler.h"
 #include "runtime/mheap.h"
+#include "runtime/pinner.h"
 #include "runtime/throw.h"
+#include "vm/ffi.h"
 #include "vm/vm.h"
 
 namespace spindle {
@@ -137,6 +139,7 @@ vm::VMOptions internalOptions(const Options& o) {
   v.stats = o.stats;
   v.gcstress = o.gcstress;
   v.gccheckmark = o.gccheckmark;
+  if (o.ffi_check.has_value()) v.ffiCheck = *o.ffi_check;
   v.output = o.output;
   return v;
 }
@@ -286,6 +289,46 @@ Stats Vm::stats() const {
   s.heap_in_use = hs.heapInUse.load(std::memory_order_relaxed);
   s.heap_sys = hs.heapSys.load(std::memory_order_relaxed);
   return s;
+}
+
+// --- FFI: Bytes and Pinner ---------------------------------------------------------------
+
+Value Vm::newBytes(std::size_t n) {
+  vm::VM::Enter enter(*vm_);
+  return fromInternal(vm::Value::object(vm::ffi::newBytes(*vm_, n)));
+}
+
+std::span<std::uint8_t> Vm::bytes(const Value& v) {
+  if (!v.isObject()) return {};
+  vm::Value x = toInternalValue(v);
+  if (!vm::isKind(x, vm::ObjKind::Bytes)) return {};
+  auto* b = vm::as<vm::ObjBytes>(x);
+  return {b->data(), static_cast<std::size_t>(b->length)};
+}
+
+Pinner::Pinner(Vm& vm) : vm_(&vm), pinner_(std::make_unique<runtime::Pinner>()) {}
+
+Pinner::~Pinner() {
+  vm::VM::Enter enter(*vm_->vm_);
+  pinner_.reset();
+}
+
+Result Pinner::pin(const Value& v) {
+  if (!v.isObject()) return Result::failure("Can only pin objects.");
+  vm::VM::Enter enter(*vm_->vm_);
+  const runtime::PinError e = pinner_->pin(vm_->toInternalValue(v).asObj());
+  if (e != runtime::PinError::Ok) return Result::failure(std::string("Cannot pin: ") + runtime::pinErrorMessage(e));
+  return Result::success(Value());
+}
+
+void Pinner::unpin() {
+  vm::VM::Enter enter(*vm_->vm_);
+  pinner_->unpin();
+}
+
+bool Pinner::isPinned(const Value& v) const {
+  if (!v.isObject()) return false;
+  return runtime::Pinner::isPinned(vm_->toInternalValue(v).asObj());
 }
 
 }  // namespace spindle

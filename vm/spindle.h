@@ -38,6 +38,9 @@ namespace vm {
 class VM;
 class Value;
 }
+namespace runtime {
+class Pinner;
+}
 
 struct Options {
   int procs = 0;            // worker Ps (0: one per core); used once the scheduler lands
@@ -46,11 +49,15 @@ struct Options {
   bool stats = false;       // the host may print stats() at exit
   int gcstress = 0;         // collect every N allocations (0: off); once the collector lands
   bool gccheckmark = false; // verify marking; once the collector lands
+  // FFI checking mode (reject unpinned heap pointers inside memory passed to foreign
+  // code); unset: on in builds with invariant checks, off in -c opt.
+  std::optional<bool> ffi_check;
   // Where Lox `print` writes; empty: stdout.
   std::function<void(std::string_view)> output;
 };
 
 class Vm;
+class Pinner;
 
 class Value {
  public:
@@ -84,6 +91,7 @@ class Value {
 
  private:
   friend class Vm;
+  friend class Pinner;
   Kind kind_ = Kind::Nil;
   bool bool_ = false;
   double number_ = 0;
@@ -158,6 +166,13 @@ class Vm {
   // A new list holding `items`.
   Value list(std::span<const Value> items);
 
+  // A new zeroed Bytes buffer of n bytes (the FFI's buffers, see docs/LANGUAGE.md).
+  Value newBytes(std::size_t n);
+  // The memory of a Bytes Value (empty for any other Value). The address is stable for
+  // the object's life (the collector does not move); foreign code may keep it past a
+  // call only while the Bytes is pinned (spindle::Pinner).
+  std::span<std::uint8_t> bytes(const Value& v);
+
   // The bytecode listing of `source` (a string Value), or its compile errors.
   Result disassemble(std::string_view source);
 
@@ -168,10 +183,35 @@ class Vm {
 
  private:
   friend class Value;
+  friend class Pinner;
   Value fromInternal(vm::Value x);
   vm::Value toInternalValue(const Value& x);
   Options options_;
   std::unique_ptr<vm::VM> vm_;
+};
+
+// Pins objects for foreign code (runtime::Pinner, Go's runtime.Pinner): a pinned object
+// stays alive and at its address until unpin(), even with no other reference, so its
+// address (e.g. Vm::bytes) may be kept by C code between calls. Destroying a Pinner
+// that still holds pins is a leak: it is reported on stderr and the pins are released.
+// Use a Pinner on the thread that drives its Vm; it must not outlive the Vm.
+class Pinner {
+ public:
+  explicit Pinner(Vm& vm);
+  ~Pinner();
+  Pinner(const Pinner&) = delete;
+  Pinner& operator=(const Pinner&) = delete;
+
+  // Pins an object Value (an error Result for nil, bools, numbers and strings, which
+  // the host holds by copy).
+  Result pin(const Value& v);
+  // Releases every pin of this Pinner.
+  void unpin();
+  bool isPinned(const Value& v) const;
+
+ private:
+  Vm* vm_;
+  std::unique_ptr<runtime::Pinner> pinner_;
 };
 
 }  // namespace spindle

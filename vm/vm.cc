@@ -8,6 +8,7 @@
 
 #include "lang/number_format.h"
 #include "lang/opcodes.h"
+#include "vm/ffi.h"
 
 namespace spindle::vm {
 
@@ -33,6 +34,7 @@ VM::VM(VMOptions options) : options_(std::move(options)), p_(0) {
   lenString_ = intern("len");
   std::uint32_t clock = globalSlot("clock");
   setGlobal(clock, Value::object(newNative("clock", 0, nativeClock, 0)));
+  ffi::install(*this);  // FFI, Bytes, Pinner (vm/ffi.h)
 }
 
 VM::~VM() {

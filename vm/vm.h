@@ -51,6 +51,13 @@ struct VMOptions {
   bool stats = false;
   int gcstress = 0;       // collect every N allocations (once the collector lands)
   bool gccheckmark = false;
+  // FFI checking mode (ffi.h): reject passing unpinned heap pointers inside memory.
+  // On by default where invariant checks are (every build but -c opt).
+#if !defined(NDEBUG) || defined(SPINDLE_DEBUG)
+  bool ffiCheck = true;
+#else
+  bool ffiCheck = false;
+#endif
   // Where `print` writes; null: stdout.
   std::function<void(std::string_view)> output;
 };
@@ -124,6 +131,10 @@ class VM {
   ObjList* newList(std::uint32_t count, const Value* items);
   void listPush(ObjList* list, Value v);
   ObjNative* newNative(std::string_view name, int arity, NativeFn fn, std::uint32_t hostIndex);
+  // A new object of `kind` (size bytes, zeroed, header and kind set), for object kinds
+  // defined outside vm.cc (ffi.h).
+  template <typename T>
+  T* newObject(ObjKind kind, std::size_t size) { return allocate<T>(kind, size); }
   std::string toString(Value v) const;
   static const char* typeName(Value v);
   static std::string toStringNumber(double d);

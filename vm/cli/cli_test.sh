@@ -27,6 +27,9 @@ expect script-args 0 "^\[a, b\]$" -- "$TEST_TMPDIR/args.lox" a b
 expect disasm 0 "OP_PRINT" -- --disasm -e "print 1;"
 expect procs-bad 64 "--procs needs an integer" -- --procs zero -e "print 1;"
 expect procs-ok 0 "^1$" -- --procs 4 --gc-percent 50 --gctrace --gcstress 1 --gccheckmark -e "print 1;"
+ffi='var i = Bytes(8); var o = Bytes(8); o.write("pointer", 0, i); FFI.fn("memcpy", "pointer", ["pointer", "pointer", "size_t"])(Bytes(8), o, 8); print "passed";'
+expect ffi-check 70 "unpinned heap pointer at offset 0" -- --ffi-check -e "$ffi"
+expect no-ffi-check 0 "^passed$" -- --no-ffi-check -e "$ffi"
 expect stats 0 "stats: .* objects" -- --stats -e "print 1;"
 out=$(echo "print 1 + 2;" | "$bin" 2>&1); if grep -q "3" <<<"$out"; then echo "ok repl"; else echo "FAIL repl: $out"; fails=$((fails+1)); fi
 exit $((fails > 0))

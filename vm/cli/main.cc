@@ -42,6 +42,8 @@ void printUsage(std::FILE* out) {
              "  --stats            print allocation statistics at exit (on stderr)\n"
              "  --gcstress N       collect every N allocations\n"
              "  --gccheckmark      verify each mark phase with a stop-the-world re-mark\n"
+             "  --ffi-check        reject unpinned heap pointers passed to foreign code\n"
+             "  --no-ffi-check     turn that check off (it is on in debug builds)\n"
              "  --help             print this help and exit\n"
              "  --version          print the version and exit\n"
              "\n"
@@ -113,6 +115,10 @@ int parseArgs(int argc, char** argv, CliOptions& opts) {
     }
     if (arg == "--gccheckmark") {
       opts.vm.gccheckmark = true;
+      continue;
+    }
+    if (arg == "--ffi-check" || arg == "--no-ffi-check") {
+      opts.vm.ffi_check = arg == "--ffi-check";
       continue;
     }
     if (arg == "--procs" || arg == "--gc-percent" || arg == "--gcstress") {
