@@ -192,6 +192,10 @@ bool VM::call(Value callee, const Value* args, int argc, Value* result) {
       ok = fiber->state == FiberState::Done;
       if (ok) {
         *result = fiber->result;
+      } else if (aborted(fiber)) {
+        // A spawned fiber's error stopped this one before it could end our wait.
+        std::lock_guard<std::mutex> lk(errorLock_);
+        lastError_ = fiberError_;
       } else {
         lastError_ = body->error;
       }

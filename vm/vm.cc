@@ -33,6 +33,8 @@ bool nativeHost(VM& vm, std::uint32_t index, int argc, Value* args, Value* resul
 VM::VM(VMOptions options)
     : options_(std::move(options)), sched_(std::make_unique<runtime::Sched>(options_.procs)) {
   runtime::gcAttach(sched_.get());
+  runtime::setGCPercent(options_.gcPercent);
+  // gctrace, gcstress and gccheckmark stay in options_ until gc.h has setters for them.
   rootsId_ = runtime::registerRoots(scanRoots, this);
   weakId_ = runtime::registerWeak(clearWeak, this);
   withP([this] {
