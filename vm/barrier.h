@@ -20,11 +20,10 @@
 #include <atomic>
 
 #include "runtime/gc.h"
+#include "vm/object.h"
 #include "vm/value.h"
 
 namespace spindle::vm {
-
-struct Obj;
 
 inline Value loadValue(const Value* slot) {
   return std::atomic_ref<Value>(*const_cast<Value*>(slot)).load(std::memory_order_acquire);
@@ -36,6 +35,18 @@ inline T* loadPtr(T* const* slot) {
 template <typename T>
 inline void storePtr(T** slot, T* value) {
   std::atomic_ref<T*>(*slot).store(value, std::memory_order_release);
+}
+
+// A fiber's own value-stack slots. The running fiber writes them with release stores and
+// reads the locals (GET_LOCAL) atomically: another fiber may hold a closure whose upvalue
+// is still open on this stack (it reads and writes the slot through the upvalue, see
+// ObjUpvalue), and a reader holding a stale location validates it after its load. Reads
+// of temporaries stay plain (no other fiber ever writes them).
+inline void stackStore(Value* slot, Value v) {
+  std::atomic_ref<Value>(*slot).store(v, std::memory_order_release);
+}
+inline Value stackLoad(const Value* slot) {
+  return std::atomic_ref<Value>(*const_cast<Value*>(slot)).load(std::memory_order_relaxed);
 }
 
 inline void shadeValue(Value v) {
@@ -59,6 +70,45 @@ inline void writeBarrierPtr([[maybe_unused]] Obj* holder, T** slot, T* value) {
     runtime::shade(value);
   }
   storePtr(slot, value);
+}
+
+// --- upvalues (any fiber) -----------------------------------------------------------------
+class UpvalueLock {
+ public:
+  explicit UpvalueLock(ObjUpvalue* u) : word_(u->lock) {
+    while (word_.exchange(1, std::memory_order_acquire) != 0) {
+      while (word_.load(std::memory_order_relaxed) != 0) {
+      }
+    }
+  }
+  ~UpvalueLock() { word_.store(0, std::memory_order_release); }
+  UpvalueLock(const UpvalueLock&) = delete;
+  UpvalueLock& operator=(const UpvalueLock&) = delete;
+
+ private:
+  std::atomic_ref<std::uint32_t> word_;
+};
+
+// Reads through an upvalue. An open location may go stale while we read it (the owner
+// closes the upvalue and reuses the slot, or moves its stack): the read is retried until
+// the location it came from is still current afterwards.
+inline Value upvalueGet(ObjUpvalue* u) {
+  for (;;) {
+    Value* at = loadPtr(&u->location);
+    const Value v = loadValue(at);
+    if (at == &u->closed || loadPtr(&u->location) == at) return v;
+  }
+}
+
+// Writes through an upvalue (a barriered store: the location may be another fiber's stack).
+inline void upvalueSet(ObjUpvalue* u, Value v) {
+  Value* at = loadPtr(&u->location);
+  if (at == &u->closed) {
+    writeBarrier(u, at, v);
+    return;
+  }
+  UpvalueLock lock(u);
+  writeBarrier(u, loadPtr(&u->location), v);
 }
 
 }  // namespace spindle::vm

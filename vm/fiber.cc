@@ -63,7 +63,7 @@ void FiberBody::traceStack(runtime::G* g, void (*visit)(void* ctx, void** slot),
   ptr(f->stack);
   ptr(f->frames);
   const Value* s = f->stack->data();
-  for (std::uint32_t i = 0; i < f->stackTop; ++i) value(s[i]);
+  for (std::uint32_t i = 0; i < f->stackTop; ++i) value(loadValue(&s[i]));  // see stackStore
   const CallFrame* frames = f->frames->frames();
   for (std::uint32_t i = 0; i < f->frameCount; ++i) ptr(frames[i].closure);
   for (ObjUpvalue* u = f->openUpvalues; u != nullptr; u = u->next) ptr(u);
@@ -72,6 +72,9 @@ void FiberBody::traceStack(runtime::G* g, void (*visit)(void* ctx, void** slot),
     // A sender may have handed its element over already (under the channel's lock).
     std::lock_guard<std::mutex> lk(waitChannel->chan->lock);
     if (g->sud.success) value(Value::fromBits(g->sud.elem));
+  }
+  if (pending == Pending::Select && g != nullptr) {
+    sel.forEachReceived(g, [&](std::uint64_t w) { value(Value::fromBits(w)); });
   }
 }
 
@@ -87,7 +90,7 @@ bool FiberBody::resume() {
         vm_->recordError(f, "send on closed channel");
         return false;
       }
-      top[-2] = Value::nil();  // receiver slot <- result; pop the argument
+      stackStore(top - 2, Value::nil());  // receiver slot <- result; pop the argument
       f->stackTop -= 1;
       return true;
     case Pending::Recv: {
@@ -95,7 +98,7 @@ bool FiberBody::resume() {
       bool ok = false;
       runtime::chanrecvResume(g_, &elem, &ok);
       waitChannel = nullptr;
-      top[-1] = ok ? Value::fromBits(elem) : Value::nil();
+      stackStore(top - 1, ok ? Value::fromBits(elem) : Value::nil());
       return true;
     }
     case Pending::Select: return vm_->finishSelect(f, sel.resume(g_));
@@ -342,7 +345,7 @@ VM::OpResult VM::invokeChannel(ObjFiber* fiber, ObjChannel* ch, ObjString* name,
     recordError(fiber, fmt::format("Undefined property '{}'.", name->view()));
     return OpResult::Error;
   }
-  *calleeSlot = result;
+  stackStore(calleeSlot, result);
   fiber->stackTop -= static_cast<std::uint32_t>(argc);
   return OpResult::Ok;
 }
@@ -401,8 +404,8 @@ bool VM::finishSelect(ObjFiber* fiber, int r) {
   }
   fiber->stackTop -= body->selectOperands;
   Value* top = fiber->stack->data() + fiber->stackTop;
-  top[0] = received;
-  top[1] = Value::number(index);
+  stackStore(top, received);
+  stackStore(top + 1, Value::number(index));
   fiber->stackTop += 2;
   return true;
 }

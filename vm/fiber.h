@@ -15,8 +15,10 @@
 //
 // traceStack (called only while the G is paused) reports the fiber object, every live
 // stack slot (below stackTop), each frame's closure, the open upvalues, and a received
-// element not yet pushed (g->sud.elem once a sender handed it over: read under the
-// channel's lock).
+// element not yet pushed (g->sud.elem once a sender handed it over, or the winning
+// select case's element: read under the channels' locks). Values this fiber sends are
+// shaded before they leave (the hybrid barrier's rule for writing into another G's
+// stack), and so are a spawned call's callee and arguments.
 //
 // Ownership. A spawned fiber's body is owned by its G and deleted in exited/abandoned.
 // A host call's body is shared by the host and the G (refs = 2): whichever lets go last

@@ -60,12 +60,12 @@ bool VM::callValue(ObjFiber* fiber, Value callee, int argc) {
       case ObjKind::Closure: return callClosure(fiber, as<ObjClosure>(callee), argc);
       case ObjKind::BoundMethod: {
         auto* b = as<ObjBoundMethod>(callee);
-        *calleeSlot = b->receiver;
+        stackStore(calleeSlot, b->receiver);
         return callClosure(fiber, b->method, argc);
       }
       case ObjKind::Class: {
         auto* k = as<ObjClass>(callee);
-        *calleeSlot = Value::object(newInstance(k));
+        stackStore(calleeSlot, Value::object(newInstance(k)));
         const Value init = loadValue(&k->initializer);
         if (isKind(init, ObjKind::Closure)) return callClosure(fiber, as<ObjClosure>(init), argc);
         if (argc != 0) {
@@ -90,7 +90,7 @@ bool VM::callValue(ObjFiber* fiber, Value callee, int argc) {
           return false;
         }
         // The native may have grown nothing of this fiber, but re-derive the slot anyway.
-        fiber->stack->data()[fiber->stackTop - argc - 1] = result;
+        stackStore(fiber->stack->data() + fiber->stackTop - argc - 1, result);
         fiber->stackTop -= static_cast<std::uint32_t>(argc);
         return true;
       }
@@ -146,7 +146,7 @@ bool VM::invokeBuiltin(ObjFiber* fiber, Value receiver, ObjString* name, int arg
     recordError(fiber, "Only instances have methods.");
     return false;
   }
-  *calleeSlot = result;
+  stackStore(calleeSlot, result);
   fiber->stackTop -= static_cast<std::uint32_t>(argc);
   return true;
 }
@@ -202,7 +202,7 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
   } while (0)
 #define INDEX() (wide ? (ip += 4, lang::readU32(ip - 4)) : std::uint32_t{*ip++})
 #define JUMP_OPERAND() (ip += 4, lang::readU32(ip - 4))
-#define PUSH(v) (*sp++ = (v))
+#define PUSH(v) (stackStore(sp, (v)), ++sp)
 #define POP() (*--sp)
 #define PEEK(n) (sp[-1 - (n)])
 #define ERROR(...)                                        \
@@ -228,7 +228,7 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
     if (!PEEK(0).isNumber() || !PEEK(1).isNumber()) [[unlikely]]             \
       ERROR("Operands must be numbers.");                                    \
     double b = POP().asNumber();                                             \
-    sp[-1] = op;                                                             \
+    stackStore(sp - 1, op);                                                  \
   } while (0)
 
   LOAD();
@@ -246,8 +246,9 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
       case OpCode::TRUE: PUSH(Value::boolean(true)); break;
       case OpCode::FALSE: PUSH(Value::boolean(false)); break;
       case OpCode::POP: --sp; break;
-      case OpCode::GET_LOCAL: PUSH(slots[INDEX()]); break;
-      case OpCode::SET_LOCAL: slots[INDEX()] = PEEK(0); break;
+      // A local may be an open upvalue written by another fiber: atomic accesses.
+      case OpCode::GET_LOCAL: PUSH(stackLoad(&slots[INDEX()])); break;
+      case OpCode::SET_LOCAL: stackStore(&slots[INDEX()], PEEK(0)); break;
       case OpCode::GET_GLOBAL: {
         const std::uint32_t g = INDEX();
         Value v = loadValue(&globalsData()[g]);
@@ -266,12 +267,10 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         break;
       }
       case OpCode::GET_UPVALUE:
-        PUSH(loadValue(loadPtr(&closure->upvalues()[INDEX()]->location)));
+        PUSH(upvalueGet(closure->upvalues()[INDEX()]));
         break;
       case OpCode::SET_UPVALUE: {
-        // An open upvalue may point into another fiber's stack: a barriered store.
-        ObjUpvalue* u = closure->upvalues()[INDEX()];
-        writeBarrier(u, loadPtr(&u->location), PEEK(0));
+        upvalueSet(closure->upvalues()[INDEX()], PEEK(0));
         break;
       }
       case OpCode::GET_PROPERTY: {
@@ -287,11 +286,11 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         Value* fields = in->fields(&cap);
         if (ic != nullptr && ic->shape == shape) [[likely]] {
           if (ic->slot < cap) [[likely]] {
-            sp[-1] = loadValue(&fields[ic->slot]);
+            stackStore(sp + (-1), loadValue(&fields[ic->slot]));
             break;
           }
           if (ic->slot == InlineCache::kNoField) {
-            sp[-1] = Value::object(newBoundMethod(receiver, as<ObjClosure>(ic->method)));
+            stackStore(sp + (-1), Value::object(newBoundMethod(receiver, as<ObjClosure>(ic->method))));
             break;
           }
         }
@@ -299,13 +298,13 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         if (slot >= 0) {
           updateIC(fn, icIndex, {shape, static_cast<std::uint32_t>(slot), 0, Value::nil(), nullptr});
           // A racing add may have published the shape before this reader saw its storage.
-          sp[-1] = static_cast<std::uint32_t>(slot) < cap ? loadValue(&fields[slot]) : Value::nil();
+          stackStore(sp + (-1), static_cast<std::uint32_t>(slot) < cap ? loadValue(&fields[slot]) : Value::nil());
           break;
         }
         Value method;
         if (!findMethod(in->klass, name, &method)) ERROR("Undefined property '{}'.", name->view());
         updateIC(fn, icIndex, {shape, InlineCache::kNoField, 0, method, nullptr});
-        sp[-1] = Value::object(newBoundMethod(receiver, as<ObjClosure>(method)));
+        stackStore(sp + (-1), Value::object(newBoundMethod(receiver, as<ObjClosure>(method))));
         break;
       }
       case OpCode::SET_PROPERTY: {
@@ -323,7 +322,7 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         if (ic != nullptr && ic->shape == before && ic->slot < cap) [[likely]] {
           writeBarrier(in, &fields[ic->slot], v);
           if (ic->transition != nullptr) storePtr(&in->shape, ic->transition);
-          sp[-2] = v;
+          stackStore(sp + (-2), v);
           --sp;
           break;
         }
@@ -335,7 +334,7 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
           const Shape* after = addField(in, name, v);
           updateIC(fn, icIndex, {before, before->count, 0, Value::nil(), after});
         }
-        sp[-2] = v;
+        stackStore(sp + (-2), v);
         --sp;
         break;
       }
@@ -351,45 +350,45 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
           if (!findMethod(superclass, name, &method)) ERROR("Undefined property '{}'.", name->view());
           updateIC(fn, icIndex, {superclass->rootShape, InlineCache::kNoField, 0, method, nullptr});
         }
-        sp[-1] = Value::object(newBoundMethod(sp[-1], as<ObjClosure>(method)));
+        stackStore(sp + (-1), Value::object(newBoundMethod(PEEK(0), as<ObjClosure>(method))));
         break;
       }
       case OpCode::EQUAL: {
         Value b = POP();
-        sp[-1] = Value::boolean(sp[-1] == b);
+        stackStore(sp + (-1), Value::boolean(PEEK(0) == b));
         break;
       }
       case OpCode::NOT_EQUAL: {
         Value b = POP();
-        sp[-1] = Value::boolean(!(sp[-1] == b));
+        stackStore(sp + (-1), Value::boolean(!(PEEK(0) == b)));
         break;
       }
-      case OpCode::GREATER: NUMBER_OP(Value::boolean(sp[-1].asNumber() > b)); break;
-      case OpCode::GREATER_EQUAL: NUMBER_OP(Value::boolean(!(sp[-1].asNumber() < b))); break;
-      case OpCode::LESS: NUMBER_OP(Value::boolean(sp[-1].asNumber() < b)); break;
-      case OpCode::LESS_EQUAL: NUMBER_OP(Value::boolean(!(sp[-1].asNumber() > b))); break;
+      case OpCode::GREATER: NUMBER_OP(Value::boolean(PEEK(0).asNumber() > b)); break;
+      case OpCode::GREATER_EQUAL: NUMBER_OP(Value::boolean(!(PEEK(0).asNumber() < b))); break;
+      case OpCode::LESS: NUMBER_OP(Value::boolean(PEEK(0).asNumber() < b)); break;
+      case OpCode::LESS_EQUAL: NUMBER_OP(Value::boolean(!(PEEK(0).asNumber() > b))); break;
       case OpCode::ADD: {
         Value b = PEEK(0), a = PEEK(1);
         if (a.isNumber() && b.isNumber()) {
           --sp;
-          sp[-1] = Value::number(a.asNumber() + b.asNumber());
+          stackStore(sp + (-1), Value::number(a.asNumber() + b.asNumber()));
         } else if (isKind(a, ObjKind::String) && isKind(b, ObjKind::String)) {
           ObjString* s = concat(as<ObjString>(a), as<ObjString>(b));
           --sp;
-          sp[-1] = Value::object(s);
+          stackStore(sp + (-1), Value::object(s));
         } else {
           ERROR("Operands must be two numbers or two strings.");
         }
         break;
       }
-      case OpCode::SUBTRACT: NUMBER_OP(Value::number(sp[-1].asNumber() - b)); break;
-      case OpCode::MULTIPLY: NUMBER_OP(Value::number(sp[-1].asNumber() * b)); break;
-      case OpCode::DIVIDE: NUMBER_OP(Value::number(sp[-1].asNumber() / b)); break;
-      case OpCode::MODULO: NUMBER_OP(Value::number(std::fmod(sp[-1].asNumber(), b))); break;
-      case OpCode::NOT: sp[-1] = Value::boolean(sp[-1].isFalsey()); break;
+      case OpCode::SUBTRACT: NUMBER_OP(Value::number(PEEK(0).asNumber() - b)); break;
+      case OpCode::MULTIPLY: NUMBER_OP(Value::number(PEEK(0).asNumber() * b)); break;
+      case OpCode::DIVIDE: NUMBER_OP(Value::number(PEEK(0).asNumber() / b)); break;
+      case OpCode::MODULO: NUMBER_OP(Value::number(std::fmod(PEEK(0).asNumber(), b))); break;
+      case OpCode::NOT: stackStore(sp - 1, Value::boolean(PEEK(0).isFalsey())); break;
       case OpCode::NEGATE:
         if (!PEEK(0).isNumber()) ERROR("Operand must be a number.");
-        sp[-1] = Value::number(-sp[-1].asNumber());
+        stackStore(sp + (-1), Value::number(-PEEK(0).asNumber()));
         break;
       case OpCode::PRINT: {
         std::string line;
@@ -446,7 +445,7 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
             if (slot >= 0) {
               updateIC(fn, icIndex, {shape, static_cast<std::uint32_t>(slot), 0, Value::nil(), nullptr});
               Value field = static_cast<std::uint32_t>(slot) < cap ? loadValue(&fields[slot]) : Value::nil();
-              sp[-1 - argc] = field;
+              stackStore(sp + (-1 - argc), field);
               FAIL_IF_NOT(callValue(fiber, field, argc));
             } else {
               Value method;
@@ -558,7 +557,7 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         ValueArray* items = loadPtr(&l->items);
         const auto k = static_cast<std::uint32_t>(i);
         --sp;
-        sp[-1] = k < items->capacity ? loadValue(&items->data()[k]) : Value::nil();  // racing push
+        stackStore(sp + (-1), k < items->capacity ? loadValue(&items->data()[k]) : Value::nil());  // racing push
         break;
       }
       case OpCode::SET_INDEX: {
@@ -574,7 +573,7 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         const auto k = static_cast<std::uint32_t>(i);
         if (k < items->capacity) writeBarrier(items, &items->data()[k], v);
         sp -= 2;
-        sp[-1] = v;
+        stackStore(sp + (-1), v);
         break;
       }
       case OpCode::SPAWN: {
@@ -582,7 +581,7 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         SAVE();
         FAIL_IF_NOT(spawn(fiber, PEEK(argc), sp - argc, argc));
         sp -= argc;
-        sp[-1] = Value::nil();
+        stackStore(sp + (-1), Value::nil());
         break;
       }
       case OpCode::SELECT: {

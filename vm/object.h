@@ -103,13 +103,17 @@ struct ObjFunction : Obj {
 };
 
 struct ObjUpvalue : Obj {
-  // Into the owning fiber's stack while open, &closed once closed. Shared with other
-  // fibers (closures may be spawned): loadPtr/storePtr; `closed` is written before
-  // `location` is switched to it (release), so a reader never sees an unset `closed`.
+  // Into the owning fiber's stack while open, &closed once closed (then never again
+  // changed). Shared with other fibers (closures may be spawned): loadPtr/storePtr;
+  // `closed` is written before `location` is switched to it (release).
   Value* location;
   Value closed;
   ObjUpvalue* next;  // next open upvalue of the fiber (by decreasing slot)
   std::uint32_t slot;  // stack slot while open (to rebase after the stack grows)
+  // Spin lock (atomic_ref) held by the owner while it closes or rebases the upvalue and by
+  // another fiber while it stores through an open location, so no store ever lands in a
+  // stale location (a stack slot the owner reuses). See barrier.h upvalueGet/Set.
+  std::uint32_t lock;
 };
 
 struct ObjClosure : Obj {

@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 
 #include <string>
@@ -289,6 +290,66 @@ TEST_CASE("host natives run on every P; nested calls from fibers work") {
                  "if (total != 8 * 9900) print nil + 1;")
               .ok());
   CHECK(calls.load() == 800);
+}
+
+TEST_CASE("a parked fiber's G reports its stack, frames and the fiber to the collector") {
+  using namespace spindle::vm;
+  spindle::Options o;
+  o.procs = 1;
+  spindle::Vm vm(o);
+  REQUIRE(vm.run("var c = Channel();\n"
+                 "var marker = [1, 2, 3];\n"
+                 "fun holder(m) { var local = [m]; c.recv(); }\n"
+                 "spawn holder(marker);\n"
+                 "yield();\n")
+              .ok());
+  VM& in = vm.internal();
+  const Value marker = in.global(static_cast<std::uint32_t>(in.globalNames().find("marker")));
+  const Value holder = in.global(static_cast<std::uint32_t>(in.globalNames().find("holder")));
+  std::vector<void*> seen;
+  int parked = 0;
+  in.sched().forEachG([&](spindle::runtime::G* g) {
+    if (g->status.load() != spindle::runtime::GStatus::Waiting || g->body == nullptr) return;
+    auto* body = dynamic_cast<FiberBody*>(g->body);
+    if (body == nullptr) return;
+    ++parked;
+    body->traceStack(g, [](void* ctx, void** slot) { static_cast<std::vector<void*>*>(ctx)->push_back(*slot); },
+                     &seen);
+    CHECK(std::find(seen.begin(), seen.end(), body->fiber()) != seen.end());
+  });
+  REQUIRE(parked == 1);
+  auto has = [&](void* p) { return std::find(seen.begin(), seen.end(), p) != seen.end(); };
+  CHECK(has(marker.asObj()));  // an argument on the stack
+  CHECK(has(holder.asObj()));  // the frame's closure (also slot 0)
+  // The local list [m] is on the stack too: some traced list other than marker.
+  int lists = 0;
+  for (void* p : seen) {
+    if (static_cast<Obj*>(p)->kind == ObjKind::List) ++lists;
+  }
+  CHECK(lists == 2);
+}
+
+TEST_CASE("the VM's registered roots cover globals and handles; interned strings are weak") {
+  using namespace spindle::vm;
+  spindle::Vm vm;
+  REQUIRE(vm.run("var g = [\"kept\"];").ok());
+  spindle::Value held = vm.list(std::vector<spindle::Value>{spindle::Value::number(1)});
+  std::vector<void*> strong;
+  std::vector<void*> weak;
+  std::pair<std::vector<void*>*, std::vector<void*>*> both(&strong, &weak);
+  vm.internal().forEachRoot(
+      [](void* ctx, void** slot, RootKind kind) {
+        auto* v = static_cast<std::pair<std::vector<void*>*, std::vector<void*>*>*>(ctx);
+        (kind == RootKind::Strong ? v->first : v->second)->push_back(*slot);
+      },
+      &both);
+  VM& in = vm.internal();
+  const Value g = in.global(static_cast<std::uint32_t>(in.globalNames().find("g")));
+  CHECK(std::find(strong.begin(), strong.end(), g.asObj()) != strong.end());
+  bool keptIsWeak = false;
+  for (void* p : weak) keptIsWeak |= static_cast<ObjString*>(p)->view() == "kept";
+  CHECK(keptIsWeak);
+  CHECK(held.typeName() == "list");
 }
 
 }  // namespace

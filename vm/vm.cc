@@ -616,11 +616,13 @@ void VM::ensureStack(ObjFiber* fiber, std::uint32_t needed) {
   std::uint32_t cap = old->capacity * 2;
   while (cap < fiber->stackTop + needed) cap *= 2;
   ValueArray* bigger = newStackArray(cap);
-  std::memcpy(bigger->data(), old->data(), fiber->stackTop * sizeof(Value));
+  for (std::uint32_t i = 0; i < fiber->stackTop; ++i) bigger->data()[i] = loadValue(&old->data()[i]);
   writeBarrierPtr<ValueArray>(fiber, &fiber->stack, bigger);
-  // Another fiber may read an open upvalue concurrently (a stale location still points
-  // into the old stack, which stays allocated until no one can hold it).
+  // Another fiber may store through an open upvalue meanwhile: under its lock, take the
+  // slot's latest value and move the location (readers of the old one retry).
   for (ObjUpvalue* u = fiber->openUpvalues; u != nullptr; u = u->next) {
+    UpvalueLock lock(u);
+    stackStore(bigger->data() + u->slot, loadValue(&old->data()[u->slot]));
     storePtr(&u->location, bigger->data() + u->slot);
   }
 }
@@ -663,10 +665,13 @@ ObjUpvalue* VM::captureUpvalue(ObjFiber* fiber, std::uint32_t slot) {
 void VM::closeUpvalues(ObjFiber* fiber, std::uint32_t fromSlot) {
   while (fiber->openUpvalues != nullptr && fiber->openUpvalues->slot >= fromSlot) {
     ObjUpvalue* u = fiber->openUpvalues;
-    writeBarrier(u, &u->closed, loadValue(u->location));
-    storePtr(&u->location, &u->closed);  // release: `closed` is set first
+    {
+      UpvalueLock lock(u);  // no store through the old location after this
+      writeBarrier(u, &u->closed, loadValue(u->location));
+      storePtr(&u->location, &u->closed);  // release: `closed` is set first
+    }
     writeBarrierPtr<ObjUpvalue>(fiber, &fiber->openUpvalues, u->next);
-    u->next = nullptr;
+    writeBarrierPtr<ObjUpvalue>(u, &u->next, nullptr);
   }
 }
 
