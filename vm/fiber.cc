@@ -279,10 +279,36 @@ bool VM::spawn(ObjFiber* parent, Value callee, const Value* args, int argc) {
 ObjChannel* VM::newChannel(std::uint32_t capacity) {
   auto* c = allocate<ObjChannel>(ObjKind::Channel, sizeof(ObjChannel));
   c->chan = runtime::makechan(capacity);
-  // The hchan is C++ memory: freed when the channel object dies.
+  // The hchan is C++ memory: freed by a finalizer when the channel object dies, or by
+  // ~VM for the channels still alive then (freeChannels).
+  {
+    std::lock_guard<std::mutex> lk(chansLock_);
+    chans_.insert(c);
+  }
   runtime::setFinalizer(
-      c, [](void* obj, void*) { runtime::freechan(static_cast<ObjChannel*>(obj)->chan); }, nullptr);
+      c,
+      [](void* obj, void* vm) {
+        auto* ch = static_cast<ObjChannel*>(obj);
+        {
+          std::lock_guard<std::mutex> lk(static_cast<VM*>(vm)->chansLock_);
+          static_cast<VM*>(vm)->chans_.erase(ch);
+        }
+        runtime::freechan(ch->chan);
+      },
+      this);
   return c;
+}
+
+// ~VM, after the scheduler is gone: a channel may still list sudogs of abandoned Gs, so
+// its memory is released directly (not through freechan's no-waiters check).
+void VM::freeChannels() {
+  std::lock_guard<std::mutex> lk(chansLock_);
+  for (ObjChannel* c : chans_) {
+    runtime::setFinalizer(c, nullptr, nullptr);
+    delete[] c->chan->buf;
+    delete c->chan;
+  }
+  chans_.clear();
 }
 
 VM::OpResult VM::invokeChannel(ObjFiber* fiber, ObjChannel* ch, ObjString* name, int argc) {

@@ -60,6 +60,7 @@ VM::~VM() {
   runtime::unregisterRoots(rootsId_);
   runtime::unregisterWeak(weakId_);
   sched_.reset();
+  freeChannels();
 }
 
 void VM::write(std::string_view text) {

@@ -35,6 +35,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "lang/compiler.h"
@@ -192,6 +193,7 @@ class VM {
   bool finishSelect(ObjFiber* fiber, int chosen);
   void setHostG(runtime::G* g, std::uint32_t gen);
   void registerConcurrencyNatives();
+  void freeChannels();
   static void scanRoots(void* self, runtime::VisitFn visit, void* ctx);
   static void clearWeak(void* self);
   // Methods.
@@ -251,6 +253,8 @@ class VM {
   std::atomic<std::uint64_t> allocCount_[static_cast<int>(ObjKind::kCount)] = {};
   std::atomic<std::uint64_t> allocBytes_{0};
   int rootsId_ = -1, weakId_ = -1;
+  std::mutex chansLock_;
+  std::unordered_set<ObjChannel*> chans_;  // live channels (their hchans are C++ memory)
   // Last: destroyed first (~VM stops it explicitly before anything else goes).
   std::unique_ptr<runtime::Sched> sched_;
 };
