@@ -163,9 +163,11 @@ class VM {
 
   template <typename T>
   T* allocate(ObjKind kind, std::size_t size) {
-    // Statistics only: relaxed counters.
-    allocCount_[static_cast<int>(kind)].fetch_add(1, std::memory_order_relaxed);
-    allocBytes_.fetch_add(size, std::memory_order_relaxed);
+    // Statistics only: a relaxed load and store, not a locked read-modify-write (fibers
+    // allocating in parallel may lose counts; the numbers are approximate then).
+    auto& count = allocCount_[static_cast<int>(kind)];
+    count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    allocBytes_.store(allocBytes_.load(std::memory_order_relaxed) + size, std::memory_order_relaxed);
     auto* o = static_cast<T*>(runtime::mallocgc(size, &kTypes[static_cast<int>(kind)]));
     o->kind = kind;
     return o;
