@@ -25,8 +25,13 @@
 
 namespace spindle::vm {
 
+// Atomic accesses go through the Value's representation word (an integer atomic: plain
+// moves, where atomic_ref<Value> of a class type may go through memory).
+inline std::atomic_ref<std::uint64_t> valueWord(const Value* slot) {
+  return std::atomic_ref<std::uint64_t>(const_cast<Value*>(slot)->rawBits());
+}
 inline Value loadValue(const Value* slot) {
-  return std::atomic_ref<Value>(*const_cast<Value*>(slot)).load(std::memory_order_acquire);
+  return Value::fromBits(valueWord(slot).load(std::memory_order_acquire));
 }
 template <typename T>
 inline T* loadPtr(T* const* slot) {
@@ -43,10 +48,10 @@ inline void storePtr(T** slot, T* value) {
 // ObjUpvalue), and a reader holding a stale location validates it after its load. Reads
 // of temporaries stay plain (no other fiber ever writes them).
 inline void stackStore(Value* slot, Value v) {
-  std::atomic_ref<Value>(*slot).store(v, std::memory_order_release);
+  valueWord(slot).store(v.bits(), std::memory_order_release);
 }
 inline Value stackLoad(const Value* slot) {
-  return std::atomic_ref<Value>(*const_cast<Value*>(slot)).load(std::memory_order_relaxed);
+  return Value::fromBits(valueWord(slot).load(std::memory_order_relaxed));
 }
 
 inline void shadeValue(Value v) {
@@ -59,7 +64,7 @@ inline void writeBarrier([[maybe_unused]] Obj* holder, Value* slot, Value value)
     shadeValue(loadValue(slot));
     shadeValue(value);
   }
-  std::atomic_ref<Value>(*slot).store(value, std::memory_order_release);
+  valueWord(slot).store(value.bits(), std::memory_order_release);
 }
 
 // Same, for a raw object pointer field.

@@ -25,6 +25,7 @@ void setCurrentFiber(ObjFiber* f) { tlsFiber = f; }
 
 Step FiberBody::run(runtime::G* g, std::uint32_t budget) {
   g_ = g;
+  fiber_->preempt = &g->preempt;
   if (hostMain_) vm_->setHostG(g, fiber_->gen);
   ObjFiber* prev = tlsFiber;
   tlsFiber = fiber_;
@@ -38,8 +39,11 @@ Step FiberBody::run(runtime::G* g, std::uint32_t budget) {
         runtime::gcCollect();
       }
       pending = Pending::None;
+      fiber_->request = false;
       return Step::yield();
-    case RunStatus::Park: return parkStep;
+    case RunStatus::Park:
+      fiber_->request = false;
+      return parkStep;
     case RunStatus::Exit:
       if (fiber_->state == FiberState::Failed && spawned && !vm_->aborted(fiber_)) {
         vm_->fiberFailed(fiber_);
@@ -151,6 +155,7 @@ bool VM::call(Value callee, const Value* args, int argc, Value* result) {
     do {
       st = run(fiber, 1 << 20);
       body->pending = FiberBody::Pending::None;  // yield()/gc() in a nested call: no-ops
+      fiber->request = false;
     } while (st == RunStatus::Yield);
     tlsFiber = parent;
     SPINDLE_CHECK(st == RunStatus::Exit, "VM::call: a nested fiber parked");
@@ -464,17 +469,17 @@ bool nativeSleep(VM& vm, std::uint32_t, int, Value* args, Value*) {
     return true;
   }
   if (ns <= 0) {
-    body->pending = FiberBody::Pending::Yield;
+    body->request(FiberBody::Pending::Yield);
     return true;
   }
   body->parkStep = vm.sched().sleep(body->g(), ns);
-  body->pending = FiberBody::Pending::Sleep;
+  body->request(FiberBody::Pending::Sleep);
   return true;
 }
 
 bool nativeYield(VM&, std::uint32_t, int, Value*, Value*) {
   FiberBody* body = currentFiber()->body;
-  if (body->g() != nullptr) body->pending = FiberBody::Pending::Yield;
+  if (body->g() != nullptr) body->request(FiberBody::Pending::Yield);
   return true;
 }
 
@@ -486,7 +491,7 @@ bool nativeProcs(VM& vm, std::uint32_t, int, Value*, Value* result) {
 bool nativeGc(VM&, std::uint32_t, int, Value*, Value*) {
   // The collection runs in FiberBody::run once the interpreter has saved everything.
   FiberBody* body = currentFiber()->body;
-  if (body->g() != nullptr) body->pending = FiberBody::Pending::Gc;
+  if (body->g() != nullptr) body->request(FiberBody::Pending::Gc);
   return true;
 }
 

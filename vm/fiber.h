@@ -52,6 +52,12 @@ class FiberBody final : public runtime::GBody {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
+  // For natives: the interpreter returns (Park for Sleep, else Yield) right after the call.
+  void request(Pending p) {
+    pending = p;
+    fiber_->request = true;
+  }
+
   // Completes a pending operation when the G runs again; false after recording an error.
   bool resume();
 

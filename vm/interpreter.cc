@@ -152,16 +152,15 @@ bool VM::invokeBuiltin(ObjFiber* fiber, Value receiver, ObjString* name, int arg
 }
 
 RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
-  FiberBody* body = fiber->body;
   if (aborted(fiber)) [[unlikely]] {  // another fiber of this host call failed
     closeUpvalues(fiber, 0);
     fiber->state = FiberState::Failed;
     return RunStatus::Exit;
   }
-  std::atomic<bool>& preempt = body->g() != nullptr ? body->g()->preempt : preempt_;
-  if (body->pending != FiberBody::Pending::None) {
-    if (!body->resume()) return RunStatus::Exit;
+  if (fiber->body->pending != FiberBody::Pending::None) {
+    if (!fiber->body->resume()) return RunStatus::Exit;
   }
+
   if (fiber->state == FiberState::Ready) {
     fiber->state = FiberState::Running;
     const int argc = static_cast<int>(fiber->stackTop) - 1;
@@ -217,8 +216,8 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
   } while (0)
 #define SAFEPOINT()                                                             \
   do {                                                                          \
-    if (--budget <= 0 || preempt.load(std::memory_order_relaxed)) [[unlikely]] { \
-      preempt.store(false, std::memory_order_relaxed);                          \
+    if (--budget <= 0 || fiber->preempt->load(std::memory_order_relaxed)) [[unlikely]] { \
+      fiber->preempt->store(false, std::memory_order_relaxed);                          \
       SAVE();                                                                   \
       return RunStatus::Yield;                                                  \
     }                                                                           \
@@ -419,9 +418,9 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         SAVE();
         FAIL_IF_NOT(callValue(fiber, callee, argc));
         LOAD();
-        if (body->pending != FiberBody::Pending::None) [[unlikely]] {
+        if (fiber->request) [[unlikely]] {
           // A native asked to park (sleep) or to yield (yield(), gc()): state is saved.
-          return body->pending == FiberBody::Pending::Sleep ? RunStatus::Park : RunStatus::Yield;
+          return fiber->body->pending == FiberBody::Pending::Sleep ? RunStatus::Park : RunStatus::Yield;
         }
         SAFEPOINT();  // after the call is made: resuming starts in the callee
         break;

@@ -225,6 +225,8 @@ struct ObjFiber : Obj {
   FiberState state;
   Value result;  // the value returned by the fiber's function once Done
   FiberBody* body;  // C++ side: G body, pending operation, error (not traced)
+  std::atomic<bool>* preempt;  // polled at safepoints: the G's flag (set by FiberBody::run)
+  bool request;  // a native asked to park or yield (FiberBody::request)
   std::uint32_t gen;  // the host call's generation (VM::aborted)
 };
 

@@ -694,6 +694,8 @@ ObjFiber* VM::newFiber(Value callee, const Value* args, int argc) {
   fiber->state = FiberState::Ready;
   fiber->gen = generation_.load(std::memory_order_relaxed);
   fiber->body = new FiberBody(this, fiber, 1);
+  fiber->preempt = &preempt_;  // until it runs as a G
+  fiber->request = false;
   ensureStack(fiber, static_cast<std::uint32_t>(argc) + 1);
   Value* s = fiber->stack->data();
   s[0] = callee;
