@@ -14,11 +14,14 @@ namespace spindle::vm {
 
 namespace {
 thread_local ObjFiber* tlsFiber = nullptr;
+thread_local RuntimeErrorInfo lastError_;  // VM::lastError
 
 using runtime::Step;
 }  // namespace
 
 ObjFiber* currentFiber() { return tlsFiber; }
+
+const RuntimeErrorInfo& VM::lastError() const { return lastError_; }
 void setCurrentFiber(ObjFiber* f) { tlsFiber = f; }
 
 // --- the G body ---------------------------------------------------------------------------

@@ -108,8 +108,9 @@ class VM {
   // Spawns `callee(args)` as a new G (checks callability first; false + error otherwise).
   bool spawn(ObjFiber* parent, Value callee, const Value* args, int argc);
 
-  // The last host call's error (host thread only).
-  const RuntimeErrorInfo& lastError() const { return lastError_; }
+  // The error of the last failed call() made by this thread (per thread: natives on
+  // several Ms may call back into the VM at once).
+  const RuntimeErrorInfo& lastError() const;
   // For natives: records the error message; the interpreter adds the trace.
   bool raise(std::string message);
 
@@ -241,7 +242,6 @@ class VM {
   ObjString* recvString_ = nullptr;
   ObjString* closeString_ = nullptr;
   ObjString* capString_ = nullptr;
-  RuntimeErrorInfo lastError_;
   std::atomic<bool> preempt_{false};
   // Generations: each host call is one; spawned fibers inherit their parent's. A failing
   // spawned fiber aborts its generation.
