@@ -690,7 +690,22 @@ RunStatus Sched::runMain(GBody* body) {
     checkdead();
   }
   tlsM = nullptr;
-  return hr.deadlock ? RunStatus::Deadlock : RunStatus::Ok;
+  if (hr.deadlock) return RunStatus::Deadlock;
+  return hr.ended ? RunStatus::Ended : RunStatus::Ok;
+}
+
+void Sched::endHostRun(G* g) {
+  std::lock_guard<std::mutex> lk(lock_);
+  // As goexit: the exchange under sched.lock makes exactly one of goexit, checkdead-return
+  // and endHostRun finish the HostRun.
+  HostRun* hr = g->hostRun.exchange(nullptr, std::memory_order_acq_rel);
+  if (hr == nullptr || hr->done.load(std::memory_order_relaxed)) return;
+  hr->ended = true;
+  hr->done.store(true, std::memory_order_release);
+  if (hr->m != tlsM && hr->m->inIdleList) {
+    mremoveIdle(hr->m);
+    hr->m->park.wakeup();
+  }
 }
 
 // --- foreign calls ------------------------------------------------------------------

@@ -51,7 +51,8 @@ inline constexpr const char* kDeadlockMessage = "all fibers are asleep - deadloc
 // Monotonic clock in nanoseconds.
 std::int64_t nanotime();
 
-enum class RunStatus { Ok, Deadlock };
+// Ok: the G exited. Deadlock: no G can ever run again. Ended: endHostRun ended the wait.
+enum class RunStatus { Ok, Deadlock, Ended };
 
 // A host thread waiting in runMain for one G to exit.
 struct HostRun {
@@ -59,6 +60,7 @@ struct HostRun {
   M* m = nullptr;
   std::atomic<bool> done{false};  // release by the setter, acquire by the host M
   bool deadlock = false;          // written before done (under sched.lock)
+  bool ended = false;             // endHostRun: written before done (under sched.lock)
   HostRun* next = nullptr;
 };
 
@@ -79,6 +81,12 @@ class Sched {
   // Host entry: the calling thread becomes an M and runs Gs until the G running `body`
   // exits (Ok) or no G can ever run again (Deadlock). Several host threads may run at once.
   RunStatus runMain(GBody* body);
+
+  // Ends the runMain waiting for g early, which returns RunStatus::Ended; g itself keeps
+  // its state (still runnable, running or parked). Go's equivalent is a goroutine's
+  // fatal panic ending the program while main is blocked. No-op if g has no host waiting
+  // (it exited, or that runMain already returned). Callable from a G body or any thread.
+  void endHostRun(G* g);
 
   // Creates a runnable G (Go's newproc). From a G body it goes to the current P's runnext;
   // from any other thread to the global queue.

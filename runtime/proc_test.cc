@@ -193,6 +193,41 @@ TEST_CASE("deadlock is reported to the host") {
   freechan(d);
 }
 
+TEST_CASE("endHostRun ends a host's wait while its G stays parked") {
+  Sched s(2);
+  hchan* c = makechan(0);
+  std::atomic<G*> mainG{nullptr};
+  std::atomic<bool> mainExited{false};
+  // Another G ends the host's run while main is blocked on c (a fiber's fatal error).
+  RunStatus st = s.runMain(fn([pc = 0, c, &s, &mainG, &mainExited](G* g) mutable -> Step {
+    std::uint64_t v;
+    bool ok;
+    if (pc++ > 0) {  // woken by the close below
+      mainExited.store(true);
+      return Step::exit();
+    }
+    mainG.store(g);
+    s.newproc(fn([&s, &mainG](G*) -> Step {
+      s.endHostRun(mainG.load());
+      s.endHostRun(mainG.load());  // a second end is a no-op
+      return Step::exit();
+    }));
+    REQUIRE(chanrecv(c, g, &v, &ok) == ChanResult::Park);
+    return chanRecvParkStep(c);
+  }));
+  CHECK(st == RunStatus::Ended);
+  CHECK_FALSE(mainExited.load());
+  // The G is still parked: closing c lets it exit (it has no host waiting any more).
+  CHECK(closechan(c));
+  RunStatus st2 = s.runMain(fn([&s, &mainExited](G* g) -> Step {
+    if (!mainExited.load()) return s.sleep(g, 1000000);
+    return Step::exit();
+  }));
+  CHECK(st2 == RunStatus::Ok);
+  CHECK(mainExited.load());
+  freechan(c);
+}
+
 TEST_CASE("no deadlock while a timer is pending") {
   Sched s(2);
   hchan* c = makechan(0);

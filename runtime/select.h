@@ -39,6 +39,19 @@ class Select {
 
   int begin(G* g, const SelectCase* cases, int n, bool hasDefault);
   int resume(G* g);
+  // Collector hook for a parked select (the G is paused): calls fn(word) with the element
+  // a sender already handed to a winning receive case, if any. Locks the case channels.
+  template <typename F>
+  void forEachReceived(G* g, F&& fn) {
+    lockAll();
+    sudog* w = g->param;  // written by the waker under the winning channel's lock
+    if (w != nullptr && !sudogs_.empty() && w >= sudogs_.data() &&
+        w < sudogs_.data() + sudogs_.size() && w->success && !cases_[w->caseIndex].isSend) {
+      fn(w->elem);
+    }
+    unlockAll();
+  }
+
   Step parkStep() const {
     return Step::park(n_ == 0 ? WaitReason::SelectNoCases : WaitReason::Select, nullptr);
   }

@@ -1,31 +1,119 @@
-// barrier.h: the one path for storing a heap reference into a heap object.
+// barrier.h: the one path for storing a heap reference into a heap object, and the
+// atomic accessors for words that racing fibers may share.
 //
-// Every store of a Value or object pointer into a field of a heap object (instance
-// fields, list elements, closure upvalues, class method tables, fiber stacks when they
-// are written from outside the running fiber's own frame...) goes through writeBarrier.
-// Today it is a plain store: there is no collector yet. The concurrent collector will
-// hook Go's hybrid barrier here (shade the old and the new referent while marking),
-// with a fast path of one load and one branch when marking is off.
+// Write barrier (Go's hybrid barrier, runtime/gc.h). Every store of a Value or object
+// pointer into a field of a heap object (instance fields, list elements, closure
+// upvalues, class method tables, globals, another fiber's stack through an open
+// upvalue...) goes through writeBarrier / writeBarrierPtr: while the collector is marking
+// (runtime::writeBarrierEnabled()), the overwritten and the new referent are shaded, then
+// the word is stored. Stores into the running fiber's own value stack are stack writes and
+// take none: a fiber's stack is scanned (GBody::traceStack) while the fiber is paused.
 //
-// Stores into the running fiber's own value stack are stack writes: as in Go, stacks
-// are scanned when their fiber is paused and need no barrier.
+// Race safety. Fibers run in parallel, so any word reachable by two fibers may be read
+// while another fiber writes it. Such words are only accessed atomically: loads with
+// acquire, stores with release (both plain moves on x86-64). Release/acquire (not relaxed)
+// because a store may publish a freshly initialised object whose plain fields the reader
+// then reads: the acquire load orders those reads after the initialisation. A racing Lox
+// program may lose updates or read stale values; it never reads a torn word.
 #pragma once
 
+#include <atomic>
+
+#include "runtime/gc.h"
+#include "vm/object.h"
 #include "vm/value.h"
 
 namespace spindle::vm {
 
-struct Obj;
+// Atomic accesses go through the Value's representation word (an integer atomic: plain
+// moves, where atomic_ref<Value> of a class type may go through memory).
+inline std::atomic_ref<std::uint64_t> valueWord(const Value* slot) {
+  return std::atomic_ref<std::uint64_t>(const_cast<Value*>(slot)->rawBits());
+}
+inline Value loadValue(const Value* slot) {
+  return Value::fromBits(valueWord(slot).load(std::memory_order_acquire));
+}
+template <typename T>
+inline T* loadPtr(T* const* slot) {
+  return std::atomic_ref<T*>(*const_cast<T**>(slot)).load(std::memory_order_acquire);
+}
+template <typename T>
+inline void storePtr(T** slot, T* value) {
+  std::atomic_ref<T*>(*slot).store(value, std::memory_order_release);
+}
 
-// Stores `value` into `*slot`, a field of heap object `holder`.
+// A fiber's own value-stack slots. The running fiber writes them with release stores and
+// reads the locals (GET_LOCAL) atomically: another fiber may hold a closure whose upvalue
+// is still open on this stack (it reads and writes the slot through the upvalue, see
+// ObjUpvalue), and a reader holding a stale location validates it after its load. Reads
+// of temporaries stay plain (no other fiber ever writes them).
+inline void stackStore(Value* slot, Value v) {
+  valueWord(slot).store(v.bits(), std::memory_order_release);
+}
+inline Value stackLoad(const Value* slot) {
+  return Value::fromBits(valueWord(slot).load(std::memory_order_relaxed));
+}
+
+inline void shadeValue(Value v) {
+  if (v.isObj()) runtime::shade(v.asObj());
+}
+
+// Stores `value` into `*slot`, a field of heap object `holder` (or a root).
 inline void writeBarrier([[maybe_unused]] Obj* holder, Value* slot, Value value) {
-  *slot = value;
+  if (runtime::writeBarrierEnabled()) [[unlikely]] {
+    shadeValue(loadValue(slot));
+    shadeValue(value);
+  }
+  valueWord(slot).store(value.bits(), std::memory_order_release);
 }
 
 // Same, for a raw object pointer field.
 template <typename T>
 inline void writeBarrierPtr([[maybe_unused]] Obj* holder, T** slot, T* value) {
-  *slot = value;
+  if (runtime::writeBarrierEnabled()) [[unlikely]] {
+    runtime::shade(loadPtr(slot));
+    runtime::shade(value);
+  }
+  storePtr(slot, value);
+}
+
+// --- upvalues (any fiber) -----------------------------------------------------------------
+class UpvalueLock {
+ public:
+  explicit UpvalueLock(ObjUpvalue* u) : word_(u->lock) {
+    while (word_.exchange(1, std::memory_order_acquire) != 0) {
+      while (word_.load(std::memory_order_relaxed) != 0) {
+      }
+    }
+  }
+  ~UpvalueLock() { word_.store(0, std::memory_order_release); }
+  UpvalueLock(const UpvalueLock&) = delete;
+  UpvalueLock& operator=(const UpvalueLock&) = delete;
+
+ private:
+  std::atomic_ref<std::uint32_t> word_;
+};
+
+// Reads through an upvalue. An open location may go stale while we read it (the owner
+// closes the upvalue and reuses the slot, or moves its stack): the read is retried until
+// the location it came from is still current afterwards.
+inline Value upvalueGet(ObjUpvalue* u) {
+  for (;;) {
+    Value* at = loadPtr(&u->location);
+    const Value v = loadValue(at);
+    if (at == &u->closed || loadPtr(&u->location) == at) return v;
+  }
+}
+
+// Writes through an upvalue (a barriered store: the location may be another fiber's stack).
+inline void upvalueSet(ObjUpvalue* u, Value v) {
+  Value* at = loadPtr(&u->location);
+  if (at == &u->closed) {
+    writeBarrier(u, at, v);
+    return;
+  }
+  UpvalueLock lock(u);
+  writeBarrier(u, loadPtr(&u->location), v);
 }
 
 }  // namespace spindle::vm

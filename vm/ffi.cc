@@ -413,7 +413,7 @@ ObjBytes* newBytes(VM& vm, std::uint64_t length) {
 }
 
 void install(VM& vm) {
-  VM::Enter enter(vm);
+  // Called from the VM constructor inside withP.
   vm.setGlobal(vm.globalSlot("FFI"), Value::object(newLib(vm, dlopen(nullptr, RTLD_NOW), nullptr)));
   vm.setGlobal(vm.globalSlot("Bytes"), Value::object(vm.newNative("Bytes", 1, nativeBytes, 0)));
   vm.setGlobal(vm.globalSlot("Pinner"), Value::object(vm.newNative("Pinner", 0, nativePinner, 0)));

@@ -7,11 +7,19 @@
 // grow the stack, the locals are reloaded from the fiber (LOAD).
 //
 // Safepoints: calls (once the callee's frame is pushed, so resuming enters it) and
-// OP_LOOP (after the jump) decrement `budget` and check the VM's preemption flag;
-// when either says so, the fiber's state is saved and run returns Yield, to resume
-// exactly there on the next run.
+// OP_LOOP (after the jump) decrement `budget` and check the G's preemption flag
+// (g->preempt; the VM's own flag for a fiber run outside a G); when either says so, the
+// fiber's state is saved and run returns Yield, to resume exactly there on the next run.
+// Blocking (a channel op, a select, sleep()) saves the state with the operands still on
+// the stack and returns Park; FiberBody::resume completes the operation on the next run.
 //
-// Inline caches (object.h InlineCache, one per property instruction): GET_PROPERTY and
+// Shared words (globals, instance fields and shapes, list counts, storage and elements,
+// upvalue locations and closed values, inline-cache records) are read with loadValue /
+// loadPtr and written through the barrier (barrier.h): fibers run in parallel. Every
+// index is bounded by the capacity of the storage actually loaded.
+//
+// Inline caches (object.h InlineCache, one immutable record per property instruction,
+// replaced whole on a miss by updateIC): GET_PROPERTY and
 // INVOKE cache (shape, field slot) or (shape, method); SET_PROPERTY caches (shape, slot)
 // for stores to existing fields and (shape, slot, next shape) for adding a field. Since
 // a shape belongs to exactly one class and methods are fixed once a class is built, a
@@ -21,6 +29,7 @@
 
 #include "lang/opcodes.h"
 #include "vm/ffi.h"
+#include "vm/fiber.h"
 #include "vm/vm.h"
 
 namespace spindle::vm {
@@ -52,15 +61,14 @@ bool VM::callValue(ObjFiber* fiber, Value callee, int argc) {
       case ObjKind::Closure: return callClosure(fiber, as<ObjClosure>(callee), argc);
       case ObjKind::BoundMethod: {
         auto* b = as<ObjBoundMethod>(callee);
-        *calleeSlot = b->receiver;
+        stackStore(calleeSlot, b->receiver);
         return callClosure(fiber, b->method, argc);
       }
       case ObjKind::Class: {
         auto* k = as<ObjClass>(callee);
-        *calleeSlot = Value::object(newInstance(k));
-        if (isKind(k->initializer, ObjKind::Closure)) {
-          return callClosure(fiber, as<ObjClosure>(k->initializer), argc);
-        }
+        stackStore(calleeSlot, Value::object(newInstance(k)));
+        const Value init = loadValue(&k->initializer);
+        if (isKind(init, ObjKind::Closure)) return callClosure(fiber, as<ObjClosure>(init), argc);
         if (argc != 0) {
           recordError(fiber, fmt::format("Expected 0 arguments but got {}.", argc));
           return false;
@@ -76,12 +84,14 @@ bool VM::callValue(ObjFiber* fiber, Value callee, int argc) {
         Value result = Value::nil();
         // The arguments stay on the stack (rooted) during the call.
         if (!n->fn(*this, n->hostIndex, argc, calleeSlot + 1, &result)) {
-          recordError(fiber, hasPendingError_ ? std::move(pendingError_) : "Native function failed.");
-          hasPendingError_ = false;
+          FiberBody* body = fiber->body;
+          recordError(fiber, body->hasPendingError ? std::move(body->pendingError)
+                                                   : std::string("Native function failed."));
+          body->hasPendingError = false;
           return false;
         }
         // The native may have grown nothing of this fiber, but re-derive the slot anyway.
-        fiber->stack->data()[fiber->stackTop - argc - 1] = result;
+        stackStore(fiber->stack->data() + fiber->stackTop - argc - 1, result);
         fiber->stackTop -= static_cast<std::uint32_t>(argc);
         return true;
       }
@@ -118,15 +128,21 @@ bool VM::invokeBuiltin(ObjFiber* fiber, Value receiver, ObjString* name, int arg
       listPush(l, calleeSlot[1]);
     } else if (name == popString_) {
       if (!arity(0)) return false;
-      if (l->count == 0) {
+      std::atomic_ref<std::uint32_t> countRef(l->count);
+      const std::uint32_t count = countRef.load(std::memory_order_acquire);
+      if (count == 0) {
         recordError(fiber, "Can't pop from an empty list.");
         return false;
       }
-      result = l->items->data()[--l->count];
-      writeBarrier(l->items, &l->items->data()[l->count], Value::nil());
+      ValueArray* items = loadPtr(&l->items);
+      if (count <= items->capacity) {  // else a racing push replaced the storage: nil
+        result = loadValue(&items->data()[count - 1]);
+        writeBarrier(items, &items->data()[count - 1], Value::nil());
+      }
+      countRef.store(count - 1, std::memory_order_release);
     } else if (name == lenString_) {
       if (!arity(0)) return false;
-      result = Value::number(l->count);
+      result = Value::number(std::atomic_ref<std::uint32_t>(l->count).load(std::memory_order_acquire));
     } else {
       recordError(fiber, fmt::format("Undefined property '{}'.", name->view()));
       return false;
@@ -148,12 +164,21 @@ bool VM::invokeBuiltin(ObjFiber* fiber, Value receiver, ObjString* name, int arg
     recordError(fiber, "Only instances have methods.");
     return false;
   }
-  *calleeSlot = result;
+  stackStore(calleeSlot, result);
   fiber->stackTop -= static_cast<std::uint32_t>(argc);
   return true;
 }
 
 RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
+  if (aborted(fiber)) [[unlikely]] {  // another fiber of this host call failed
+    closeUpvalues(fiber, 0);
+    fiber->state = FiberState::Failed;
+    return RunStatus::Exit;
+  }
+  if (fiber->body->pending != FiberBody::Pending::None) {
+    if (!fiber->body->resume()) return RunStatus::Exit;
+  }
+
   if (fiber->state == FiberState::Ready) {
     fiber->state = FiberState::Running;
     const int argc = static_cast<int>(fiber->stackTop) - 1;
@@ -194,7 +219,7 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
   } while (0)
 #define INDEX() (wide ? (ip += 4, lang::readU32(ip - 4)) : std::uint32_t{*ip++})
 #define JUMP_OPERAND() (ip += 4, lang::readU32(ip - 4))
-#define PUSH(v) (*sp++ = (v))
+#define PUSH(v) (stackStore(sp, (v)), ++sp)
 #define POP() (*--sp)
 #define PEEK(n) (sp[-1 - (n)])
 #define ERROR(...)                                        \
@@ -207,20 +232,20 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
   do {                    \
     if (!(call)) return RunStatus::Exit; \
   } while (0)
-#define SAFEPOINT()                                                              \
-  do {                                                                           \
-    if (--budget <= 0 || preempt_.load(std::memory_order_relaxed)) [[unlikely]] { \
-      preempt_.store(false, std::memory_order_relaxed);                          \
-      SAVE();                                                                    \
-      return RunStatus::Yield;                                                   \
-    }                                                                            \
+#define SAFEPOINT()                                                             \
+  do {                                                                          \
+    if (--budget <= 0 || fiber->preempt->load(std::memory_order_relaxed)) [[unlikely]] { \
+      fiber->preempt->store(false, std::memory_order_relaxed);                          \
+      SAVE();                                                                   \
+      return RunStatus::Yield;                                                  \
+    }                                                                           \
   } while (0)
 #define NUMBER_OP(op)                                                        \
   do {                                                                       \
     if (!PEEK(0).isNumber() || !PEEK(1).isNumber()) [[unlikely]]             \
       ERROR("Operands must be numbers.");                                    \
     double b = POP().asNumber();                                             \
-    sp[-1] = op;                                                             \
+    stackStore(sp - 1, op);                                                  \
   } while (0)
 
   LOAD();
@@ -238,149 +263,155 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
       case OpCode::TRUE: PUSH(Value::boolean(true)); break;
       case OpCode::FALSE: PUSH(Value::boolean(false)); break;
       case OpCode::POP: --sp; break;
-      case OpCode::GET_LOCAL: PUSH(slots[INDEX()]); break;
-      case OpCode::SET_LOCAL: slots[INDEX()] = PEEK(0); break;
+      // A local may be an open upvalue written by another fiber: atomic accesses.
+      case OpCode::GET_LOCAL: PUSH(stackLoad(&slots[INDEX()])); break;
+      case OpCode::SET_LOCAL: stackStore(&slots[INDEX()], PEEK(0)); break;
       case OpCode::GET_GLOBAL: {
         const std::uint32_t g = INDEX();
-        Value v = globals_[g];
+        Value v = loadValue(&globalsData()[g]);
         if (v.isUndefined()) [[unlikely]]
           ERROR("Undefined variable '{}'.", globalNames_.name(g));
         PUSH(v);
         break;
       }
-      case OpCode::DEFINE_GLOBAL: globals_[INDEX()] = POP(); break;
+      case OpCode::DEFINE_GLOBAL: writeBarrier(nullptr, &globalsData()[INDEX()], POP()); break;
       case OpCode::SET_GLOBAL: {
         const std::uint32_t g = INDEX();
-        if (globals_[g].isUndefined()) [[unlikely]]
+        Value* slot = &globalsData()[g];
+        if (loadValue(slot).isUndefined()) [[unlikely]]
           ERROR("Undefined variable '{}'.", globalNames_.name(g));
-        globals_[g] = PEEK(0);
+        writeBarrier(nullptr, slot, PEEK(0));
         break;
       }
-      case OpCode::GET_UPVALUE: PUSH(*closure->upvalues()[INDEX()]->location); break;
+      case OpCode::GET_UPVALUE:
+        PUSH(upvalueGet(closure->upvalues()[INDEX()]));
+        break;
       case OpCode::SET_UPVALUE: {
-        ObjUpvalue* u = closure->upvalues()[INDEX()];
-        writeBarrier(u, u->location, PEEK(0));
+        upvalueSet(closure->upvalues()[INDEX()], PEEK(0));
         break;
       }
       case OpCode::GET_PROPERTY: {
         ObjString* name = as<ObjString>(constants[INDEX()]);
-        InlineCache& ic = fn->ics()[INDEX()];
+        const std::uint32_t icIndex = INDEX();
+        const InlineCache* ic = loadPtr(&fn->ics()[icIndex]);
         Value receiver = PEEK(0);
         if (!isKind(receiver, ObjKind::Instance)) [[unlikely]]
           ERROR("Only instances have properties.");
         auto* in = as<ObjInstance>(receiver);
-        if (ic.shape == in->shape && ic.slot != InlineCache::kNoField) [[likely]] {
-          sp[-1] = in->fields[ic.slot];
+        const Shape* shape = loadPtr(&in->shape);
+        std::uint32_t cap;
+        Value* fields = in->fields(&cap);
+        if (ic != nullptr && ic->shape == shape) [[likely]] {
+          if (ic->slot < cap) [[likely]] {
+            stackStore(sp + (-1), loadValue(&fields[ic->slot]));
+            break;
+          }
+          if (ic->slot == InlineCache::kNoField) {
+            stackStore(sp + (-1), Value::object(newBoundMethod(receiver, as<ObjClosure>(ic->method))));
+            break;
+          }
+        }
+        const std::int64_t slot = shape->find(name);
+        if (slot >= 0) {
+          updateIC(fn, icIndex, {shape, static_cast<std::uint32_t>(slot), 0, Value::nil(), nullptr});
+          // A racing add may have published the shape before this reader saw its storage.
+          stackStore(sp + (-1), static_cast<std::uint32_t>(slot) < cap ? loadValue(&fields[slot]) : Value::nil());
           break;
         }
         Value method;
-        if (ic.shape != in->shape) {
-          const std::int64_t slot = in->shape->find(name);
-          if (slot >= 0) {
-            ic = {in->shape, static_cast<std::uint32_t>(slot), Value::nil(), nullptr};
-            sp[-1] = in->fields[slot];
-            break;
-          }
-          if (!findMethod(in->klass, name, &method)) ERROR("Undefined property '{}'.", name->view());
-          ic = {in->shape, InlineCache::kNoField, method, nullptr};
-        } else {
-          method = ic.method;
-        }
-        sp[-1] = Value::object(newBoundMethod(receiver, as<ObjClosure>(method)));
+        if (!findMethod(in->klass, name, &method)) ERROR("Undefined property '{}'.", name->view());
+        updateIC(fn, icIndex, {shape, InlineCache::kNoField, 0, method, nullptr});
+        stackStore(sp + (-1), Value::object(newBoundMethod(receiver, as<ObjClosure>(method))));
         break;
       }
       case OpCode::SET_PROPERTY: {
         ObjString* name = as<ObjString>(constants[INDEX()]);
-        InlineCache& ic = fn->ics()[INDEX()];
+        const std::uint32_t icIndex = INDEX();
+        const InlineCache* ic = loadPtr(&fn->ics()[icIndex]);
         Value receiver = PEEK(1);
         if (!isKind(receiver, ObjKind::Instance)) [[unlikely]]
           ERROR("Only instances have fields.");
         auto* in = as<ObjInstance>(receiver);
         Value v = PEEK(0);
-        if (ic.shape == in->shape) [[likely]] {
-          if (ic.transition == nullptr) {
-            writeBarrier(in, &in->fields[ic.slot], v);
-            sp[-2] = v;
-            --sp;
-            break;
-          }
-          if (ic.slot < in->capacity) {
-            writeBarrier(in, &in->fields[ic.slot], v);
-            in->shape = ic.transition;
-            sp[-2] = v;
-            --sp;
-            break;
-          }
+        const Shape* before = loadPtr(&in->shape);
+        std::uint32_t cap;
+        Value* fields = in->fields(&cap);
+        if (ic != nullptr && ic->shape == before && ic->slot < cap) [[likely]] {
+          writeBarrier(in, &fields[ic->slot], v);
+          if (ic->transition != nullptr) storePtr(&in->shape, ic->transition);
+          stackStore(sp + (-2), v);
+          --sp;
+          break;
         }
-        const Shape* before = in->shape;
         const std::int64_t slot = before->find(name);
         if (slot >= 0) {
-          ic = {before, static_cast<std::uint32_t>(slot), Value::nil(), nullptr};
-          writeBarrier(in, &in->fields[slot], v);
+          updateIC(fn, icIndex, {before, static_cast<std::uint32_t>(slot), 0, Value::nil(), nullptr});
+          if (static_cast<std::uint32_t>(slot) < cap) writeBarrier(in, &fields[slot], v);
         } else {
           const Shape* after = addField(in, name, v);
-          ic = {before, before->count, Value::nil(), after};
+          updateIC(fn, icIndex, {before, before->count, 0, Value::nil(), after});
         }
-        sp[-2] = v;
+        stackStore(sp + (-2), v);
         --sp;
         break;
       }
       case OpCode::GET_SUPER: {
         ObjString* name = as<ObjString>(constants[INDEX()]);
-        InlineCache& ic = fn->ics()[INDEX()];
+        const std::uint32_t icIndex = INDEX();
+        const InlineCache* ic = loadPtr(&fn->ics()[icIndex]);
         auto* superclass = as<ObjClass>(POP());
         Value method;
-        if (ic.shape == superclass->rootShape) {
-          method = ic.method;
+        if (ic != nullptr && ic->shape == superclass->rootShape) {
+          method = ic->method;
         } else {
           if (!findMethod(superclass, name, &method)) ERROR("Undefined property '{}'.", name->view());
-          ic = {superclass->rootShape, InlineCache::kNoField, method, nullptr};
+          updateIC(fn, icIndex, {superclass->rootShape, InlineCache::kNoField, 0, method, nullptr});
         }
-        sp[-1] = Value::object(newBoundMethod(sp[-1], as<ObjClosure>(method)));
+        stackStore(sp + (-1), Value::object(newBoundMethod(PEEK(0), as<ObjClosure>(method))));
         break;
       }
       case OpCode::EQUAL: {
         Value b = POP();
-        sp[-1] = Value::boolean(sp[-1] == b);
+        stackStore(sp + (-1), Value::boolean(PEEK(0) == b));
         break;
       }
       case OpCode::NOT_EQUAL: {
         Value b = POP();
-        sp[-1] = Value::boolean(!(sp[-1] == b));
+        stackStore(sp + (-1), Value::boolean(!(PEEK(0) == b)));
         break;
       }
-      case OpCode::GREATER: NUMBER_OP(Value::boolean(sp[-1].asNumber() > b)); break;
-      case OpCode::GREATER_EQUAL: NUMBER_OP(Value::boolean(!(sp[-1].asNumber() < b))); break;
-      case OpCode::LESS: NUMBER_OP(Value::boolean(sp[-1].asNumber() < b)); break;
-      case OpCode::LESS_EQUAL: NUMBER_OP(Value::boolean(!(sp[-1].asNumber() > b))); break;
+      case OpCode::GREATER: NUMBER_OP(Value::boolean(PEEK(0).asNumber() > b)); break;
+      case OpCode::GREATER_EQUAL: NUMBER_OP(Value::boolean(!(PEEK(0).asNumber() < b))); break;
+      case OpCode::LESS: NUMBER_OP(Value::boolean(PEEK(0).asNumber() < b)); break;
+      case OpCode::LESS_EQUAL: NUMBER_OP(Value::boolean(!(PEEK(0).asNumber() > b))); break;
       case OpCode::ADD: {
         Value b = PEEK(0), a = PEEK(1);
         if (a.isNumber() && b.isNumber()) {
           --sp;
-          sp[-1] = Value::number(a.asNumber() + b.asNumber());
+          stackStore(sp + (-1), Value::number(a.asNumber() + b.asNumber()));
         } else if (isKind(a, ObjKind::String) && isKind(b, ObjKind::String)) {
           ObjString* s = concat(as<ObjString>(a), as<ObjString>(b));
           --sp;
-          sp[-1] = Value::object(s);
+          stackStore(sp + (-1), Value::object(s));
         } else {
           ERROR("Operands must be two numbers or two strings.");
         }
         break;
       }
-      case OpCode::SUBTRACT: NUMBER_OP(Value::number(sp[-1].asNumber() - b)); break;
-      case OpCode::MULTIPLY: NUMBER_OP(Value::number(sp[-1].asNumber() * b)); break;
-      case OpCode::DIVIDE: NUMBER_OP(Value::number(sp[-1].asNumber() / b)); break;
-      case OpCode::MODULO: NUMBER_OP(Value::number(std::fmod(sp[-1].asNumber(), b))); break;
-      case OpCode::NOT: sp[-1] = Value::boolean(sp[-1].isFalsey()); break;
+      case OpCode::SUBTRACT: NUMBER_OP(Value::number(PEEK(0).asNumber() - b)); break;
+      case OpCode::MULTIPLY: NUMBER_OP(Value::number(PEEK(0).asNumber() * b)); break;
+      case OpCode::DIVIDE: NUMBER_OP(Value::number(PEEK(0).asNumber() / b)); break;
+      case OpCode::MODULO: NUMBER_OP(Value::number(std::fmod(PEEK(0).asNumber(), b))); break;
+      case OpCode::NOT: stackStore(sp - 1, Value::boolean(PEEK(0).isFalsey())); break;
       case OpCode::NEGATE:
         if (!PEEK(0).isNumber()) ERROR("Operand must be a number.");
-        sp[-1] = Value::number(-sp[-1].asNumber());
+        stackStore(sp + (-1), Value::number(-PEEK(0).asNumber()));
         break;
       case OpCode::PRINT: {
-        printBuffer_.clear();
-        toString(POP(), printBuffer_, 0);
-        printBuffer_ += '\n';
-        write(printBuffer_);
+        std::string line;
+        toString(POP(), line, 0);
+        line += '\n';
+        write(line);
         break;
       }
       case OpCode::JUMP: {
@@ -405,38 +436,46 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         SAVE();
         FAIL_IF_NOT(callValue(fiber, callee, argc));
         LOAD();
+        if (fiber->request) [[unlikely]] {
+          // A native asked to park (sleep) or to yield (yield(), gc()): state is saved.
+          return fiber->body->pending == FiberBody::Pending::Sleep ? RunStatus::Park : RunStatus::Yield;
+        }
         SAFEPOINT();  // after the call is made: resuming starts in the callee
         break;
       }
       case OpCode::INVOKE: {
         ObjString* name = as<ObjString>(constants[INDEX()]);
         const int argc = static_cast<int>(INDEX());
-        InlineCache& ic = fn->ics()[INDEX()];
+        const std::uint32_t icIndex = INDEX();
+        const InlineCache* ic = loadPtr(&fn->ics()[icIndex]);
         Value receiver = PEEK(argc);
         SAVE();
         if (isKind(receiver, ObjKind::Instance)) [[likely]] {
           auto* in = as<ObjInstance>(receiver);
-          if (ic.shape == in->shape) [[likely]] {
-            if (ic.slot == InlineCache::kNoField) {
-              FAIL_IF_NOT(callClosure(fiber, as<ObjClosure>(ic.method), argc));
-            } else {
-              Value field = in->fields[ic.slot];
-              sp[-1 - argc] = field;
-              FAIL_IF_NOT(callValue(fiber, field, argc));
-            }
+          const Shape* shape = loadPtr(&in->shape);
+          std::uint32_t cap;
+          Value* fields = in->fields(&cap);
+          if (ic != nullptr && ic->shape == shape && ic->slot == InlineCache::kNoField) [[likely]] {
+            FAIL_IF_NOT(callClosure(fiber, as<ObjClosure>(ic->method), argc));
           } else {
-            const std::int64_t slot = in->shape->find(name);
+            const std::int64_t slot = shape->find(name);
             if (slot >= 0) {
-              ic = {in->shape, static_cast<std::uint32_t>(slot), Value::nil(), nullptr};
-              Value field = in->fields[slot];
-              sp[-1 - argc] = field;
+              updateIC(fn, icIndex, {shape, static_cast<std::uint32_t>(slot), 0, Value::nil(), nullptr});
+              Value field = static_cast<std::uint32_t>(slot) < cap ? loadValue(&fields[slot]) : Value::nil();
+              stackStore(sp + (-1 - argc), field);
               FAIL_IF_NOT(callValue(fiber, field, argc));
             } else {
               Value method;
               if (!findMethod(in->klass, name, &method)) ERROR("Undefined property '{}'.", name->view());
-              ic = {in->shape, InlineCache::kNoField, method, nullptr};
+              updateIC(fn, icIndex, {shape, InlineCache::kNoField, 0, method, nullptr});
               FAIL_IF_NOT(callClosure(fiber, as<ObjClosure>(method), argc));
             }
+          }
+        } else if (isKind(receiver, ObjKind::Channel)) {
+          switch (invokeChannel(fiber, as<ObjChannel>(receiver), name, argc)) {
+            case OpResult::Ok: break;
+            case OpResult::Error: return RunStatus::Exit;
+            case OpResult::Park: return RunStatus::Park;  // state saved, operands on the stack
           }
         } else {
           FAIL_IF_NOT(invokeBuiltin(fiber, receiver, name, argc));
@@ -448,14 +487,15 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
       case OpCode::SUPER_INVOKE: {
         ObjString* name = as<ObjString>(constants[INDEX()]);
         const int argc = static_cast<int>(INDEX());
-        InlineCache& ic = fn->ics()[INDEX()];
+        const std::uint32_t icIndex = INDEX();
+        const InlineCache* ic = loadPtr(&fn->ics()[icIndex]);
         auto* superclass = as<ObjClass>(POP());
         Value method;
-        if (ic.shape == superclass->rootShape) {
-          method = ic.method;
+        if (ic != nullptr && ic->shape == superclass->rootShape) {
+          method = ic->method;
         } else {
           if (!findMethod(superclass, name, &method)) ERROR("Undefined property '{}'.", name->view());
-          ic = {superclass->rootShape, InlineCache::kNoField, method, nullptr};
+          updateIC(fn, icIndex, {superclass->rootShape, InlineCache::kNoField, 0, method, nullptr});
         }
         SAVE();
         FAIL_IF_NOT(callClosure(fiber, as<ObjClosure>(method), argc));
@@ -505,7 +545,7 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
           MethodEntry& e = from->methods->entries()[i];
           if (e.key != nullptr) setMethod(to, e.key, e.value);
         }
-        to->fieldHint = from->fieldHint;
+        to->fieldHint = std::atomic_ref<std::uint32_t>(from->fieldHint).load(std::memory_order_relaxed);
         --sp;
         break;
       }
@@ -529,9 +569,12 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         if (!index.isNumber() || std::trunc(index.asNumber()) != index.asNumber())
           ERROR("List index must be an integer.");
         const double i = index.asNumber();
-        if (i < 0 || i >= l->count) ERROR("List index out of range.");
+        const std::uint32_t count = std::atomic_ref<std::uint32_t>(l->count).load(std::memory_order_acquire);
+        if (i < 0 || i >= count) ERROR("List index out of range.");
+        ValueArray* items = loadPtr(&l->items);
+        const auto k = static_cast<std::uint32_t>(i);
         --sp;
-        sp[-1] = l->items->data()[static_cast<std::uint32_t>(i)];
+        stackStore(sp + (-1), k < items->capacity ? loadValue(&items->data()[k]) : Value::nil());  // racing push
         break;
       }
       case OpCode::SET_INDEX: {
@@ -541,15 +584,47 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         if (!index.isNumber() || std::trunc(index.asNumber()) != index.asNumber())
           ERROR("List index must be an integer.");
         const double i = index.asNumber();
-        if (i < 0 || i >= l->count) ERROR("List index out of range.");
-        writeBarrier(l->items, &l->items->data()[static_cast<std::uint32_t>(i)], v);
+        const std::uint32_t count = std::atomic_ref<std::uint32_t>(l->count).load(std::memory_order_acquire);
+        if (i < 0 || i >= count) ERROR("List index out of range.");
+        ValueArray* items = loadPtr(&l->items);
+        const auto k = static_cast<std::uint32_t>(i);
+        if (k < items->capacity) writeBarrier(items, &items->data()[k], v);
         sp -= 2;
-        sp[-1] = v;
+        stackStore(sp + (-1), v);
         break;
       }
-      case OpCode::SPAWN: ERROR("spawn is not supported yet.");
-      case OpCode::SELECT:
-      case OpCode::JUMP_TABLE: ERROR("select is not supported yet.");
+      case OpCode::SPAWN: {
+        const int argc = static_cast<int>(INDEX());
+        SAVE();
+        FAIL_IF_NOT(spawn(fiber, PEEK(argc), sp - argc, argc));
+        sp -= argc;
+        stackStore(sp + (-1), Value::nil());
+        break;
+      }
+      case OpCode::SELECT: {
+        const std::uint32_t n = INDEX();
+        const std::uint8_t flags = *ip++;
+        const std::uint8_t* kinds = ip;
+        ip += n;
+        SAVE();
+        switch (select(fiber, n, flags, kinds)) {
+          case OpResult::Ok: break;
+          case OpResult::Error: return RunStatus::Exit;
+          case OpResult::Park: return RunStatus::Park;  // FiberBody::resume pushes the results
+        }
+        LOAD();
+        break;
+      }
+      case OpCode::JUMP_TABLE: {
+        const std::uint32_t m = INDEX();
+        const std::uint8_t* table = ip;
+        const std::uint8_t* end = ip + std::size_t{m} * lang::kJumpBytes;
+        const Value v = POP();
+        const auto i = static_cast<std::uint32_t>(v.asNumber());
+        if (!v.isNumber() || i >= m) ERROR("Malformed bytecode: jump table index out of range.");
+        ip = end - lang::readU32(table + std::size_t{i} * lang::kJumpBytes);
+        break;
+      }
       case OpCode::WIDE: ERROR("Malformed bytecode: WIDE after WIDE.");
     }
   }

@@ -1,7 +1,13 @@
 // object.cc: the TypeInfos and trace functions of every object kind (see object.h).
+//
+// Trace functions may run on a collector thread while fibers mutate the object, so every
+// word that a fiber may store after publication is read atomically (loadValue/loadPtr).
+// A fiber's stack and frames (StackArray, FrameArray) are noscan: FiberBody::traceStack
+// reports their contents while the fiber is paused.
 #include "vm/object.h"
 
 #include "vm/ffi.h"
+#include "vm/barrier.h"
 
 namespace spindle::vm {
 namespace {
@@ -19,18 +25,20 @@ inline void visitValue(VisitFn visit, void* ctx, Value v) {
 
 void traceValueArray(void* o, VisitFn visit, void* ctx) {
   auto* a = static_cast<ValueArray*>(o);
-  for (std::uint32_t i = 0; i < a->capacity; ++i) visitValue(visit, ctx, a->data()[i]);
+  for (std::uint32_t i = 0; i < a->capacity; ++i) visitValue(visit, ctx, loadValue(&a->data()[i]));
 }
 void traceFunction(void* o, VisitFn visit, void* ctx) {
   auto* f = static_cast<ObjFunction*>(o);
   visitPtr(visit, ctx, f->constants);
   visitPtr(visit, ctx, f->name);
-  for (std::uint32_t i = 0; i < f->icCount; ++i) visitValue(visit, ctx, f->ics()[i].method);
+  for (std::uint32_t i = 0; i < f->icCount; ++i) {
+    if (const InlineCache* ic = loadPtr(&f->ics()[i])) visitValue(visit, ctx, ic->method);
+  }
 }
 void traceUpvalue(void* o, VisitFn visit, void* ctx) {
   auto* u = static_cast<ObjUpvalue*>(o);
-  visitValue(visit, ctx, u->closed);
-  visitPtr(visit, ctx, u->next);
+  visitValue(visit, ctx, loadValue(&u->closed));
+  visitPtr(visit, ctx, loadPtr(&u->next));
 }
 void traceClosure(void* o, VisitFn visit, void* ctx) {
   auto* c = static_cast<ObjClosure*>(o);
@@ -40,24 +48,24 @@ void traceClosure(void* o, VisitFn visit, void* ctx) {
 void traceMethodTable(void* o, VisitFn visit, void* ctx) {
   auto* t = static_cast<MethodTable*>(o);
   for (std::uint32_t i = 0; i < t->capacity; ++i) {
-    visitPtr(visit, ctx, t->entries()[i].key);
-    visitValue(visit, ctx, t->entries()[i].value);
+    visitPtr(visit, ctx, loadPtr(&t->entries()[i].key));
+    visitValue(visit, ctx, loadValue(&t->entries()[i].value));
   }
 }
 void traceClass(void* o, VisitFn visit, void* ctx) {
   auto* c = static_cast<ObjClass*>(o);
   visitPtr(visit, ctx, c->name);
-  visitPtr(visit, ctx, c->methods);
-  visitValue(visit, ctx, c->initializer);
+  visitPtr(visit, ctx, loadPtr(&c->methods));
+  visitValue(visit, ctx, loadValue(&c->initializer));
 }
 void traceInstance(void* o, VisitFn visit, void* ctx) {
   auto* in = static_cast<ObjInstance*>(o);
   visitPtr(visit, ctx, in->klass);
-  visitPtr(visit, ctx, in->overflow);
-  if (in->overflow == nullptr) {
-    for (std::uint32_t i = 0; i < in->inlineCapacity; ++i) {
-      visitValue(visit, ctx, in->inlineFields()[i]);
-    }
+  // Inline slots are traced even after an overflow exists (a racing reader may still
+  // load them; they hold valid Values).
+  visitPtr(visit, ctx, loadPtr(&in->overflow));
+  for (std::uint32_t i = 0; i < in->inlineCapacity; ++i) {
+    visitValue(visit, ctx, loadValue(&in->inlineFields()[i]));
   }
 }
 void traceBoundMethod(void* o, VisitFn visit, void* ctx) {
@@ -69,18 +77,18 @@ void traceNative(void* o, VisitFn visit, void* ctx) {
   visitPtr(visit, ctx, static_cast<ObjNative*>(o)->name);
 }
 void traceList(void* o, VisitFn visit, void* ctx) {
-  visitPtr(visit, ctx, static_cast<ObjList*>(o)->items);
-}
-void traceFrameArray(void* o, VisitFn visit, void* ctx) {
-  auto* f = static_cast<FrameArray*>(o);
-  for (std::uint32_t i = 0; i < f->capacity; ++i) visitPtr(visit, ctx, f->frames()[i].closure);
+  visitPtr(visit, ctx, loadPtr(&static_cast<ObjList*>(o)->items));
 }
 void traceFiber(void* o, VisitFn visit, void* ctx) {
   auto* f = static_cast<ObjFiber*>(o);
-  visitPtr(visit, ctx, f->stack);
-  visitPtr(visit, ctx, f->frames);
-  visitPtr(visit, ctx, f->openUpvalues);
-  visitValue(visit, ctx, f->result);
+  visitPtr(visit, ctx, loadPtr(&f->stack));
+  visitPtr(visit, ctx, loadPtr(&f->frames));
+  visitPtr(visit, ctx, loadPtr(&f->openUpvalues));
+  visitValue(visit, ctx, loadValue(&f->result));
+}
+void traceChannel(void* o, VisitFn visit, void* ctx) {
+  static_cast<ObjChannel*>(o)->chan->forEachWord(
+      [&](std::uint64_t& w) { visitValue(visit, ctx, Value::fromBits(w)); });
 }
 
 }  // namespace
@@ -97,12 +105,14 @@ const runtime::TypeInfo kTypes[static_cast<int>(ObjKind::kCount)] = {
     {"list", sizeof(ObjList), traceList},
     {"fiber", sizeof(ObjFiber), traceFiber},
     {"value array", sizeof(ValueArray), traceValueArray},
-    {"frame array", sizeof(FrameArray), traceFrameArray},
+    {"frame array", sizeof(FrameArray), nullptr},  // noscan: traceStack reports frames
     {"method table", sizeof(MethodTable), traceMethodTable},
     {"bytes", sizeof(ObjBytes), nullptr},
     {"pinner", sizeof(ObjPinner), tracePinner},
     {"foreign library", sizeof(ObjForeignLib), traceForeignLib},
     {"foreign function", sizeof(ObjForeignFn), traceForeignFn},
+    {"channel", sizeof(ObjChannel), traceChannel},
+    {"stack", sizeof(ValueArray), nullptr},  // noscan: traceStack reports the live slots
 };
 
 const char* kindName(ObjKind k) { return kTypes[static_cast<int>(k)].name; }

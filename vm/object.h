@@ -18,10 +18,12 @@
 // objects are allocated black by the collector's design, so these stores need none).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string_view>
 
 #include "lang/proto.h"
+#include "runtime/chan.h"
 #include "runtime/typeinfo.h"
 #include "vm/value.h"
 
@@ -48,6 +50,8 @@ enum class ObjKind : std::uint8_t {
   Pinner,      // FFI: a script-level Pinner
   ForeignLib,  // FFI: a shared library
   ForeignFn,   // FFI: a foreign function
+  Channel,
+  StackArray,  // internal: a fiber's value stack (noscan: reported by traceStack)
   kCount,
 };
 
@@ -74,12 +78,19 @@ struct ValueArray : Obj {
   Value* data() { return reinterpret_cast<Value*>(this + 1); }
 };
 
+// One inline-cache state. Records are immutable once published: an instruction's cache
+// slot is an atomic pointer to the current record (ObjFunction::ics()), replaced as a
+// whole on a miss, so racing fibers never see a torn (shape, slot) pair. Records are
+// owned by the VM (freed with it); after kMaxICUpdates replacements a site stops caching
+// (megamorphic), which bounds their number.
 struct InlineCache {
-  const Shape* shape;      // null: empty
+  const Shape* shape;      // null: empty (never matches)
   std::uint32_t slot;      // field slot, or kNoField when the name is a method
+  std::uint32_t updates;   // records this site has had (megamorphic at kMaxICUpdates)
   Value method;            // the method (a closure) when slot == kNoField
   const Shape* transition; // SET_PROPERTY adding a field: the shape after the add
   static constexpr std::uint32_t kNoField = 0xffffffffu;
+  static constexpr std::uint32_t kMaxICUpdates = 8;
 };
 
 struct ObjFunction : Obj {
@@ -91,14 +102,22 @@ struct ObjFunction : Obj {
   std::uint32_t upvalueCount;
   std::uint32_t icCount;
   std::uint32_t maxStack;  // bound on the stack slots one frame of it uses
-  InlineCache* ics() { return reinterpret_cast<InlineCache*>(this + 1); }
+  // Atomic pointers (accessed through loadPtr/storePtr) to immutable records.
+  const InlineCache** ics() { return reinterpret_cast<const InlineCache**>(this + 1); }
 };
 
 struct ObjUpvalue : Obj {
-  Value* location;  // into a fiber's stack while open, &closed once closed
+  // Into the owning fiber's stack while open, &closed once closed (then never again
+  // changed). Shared with other fibers (closures may be spawned): loadPtr/storePtr;
+  // `closed` is written before `location` is switched to it (release).
+  Value* location;
   Value closed;
   ObjUpvalue* next;  // next open upvalue of the fiber (by decreasing slot)
   std::uint32_t slot;  // stack slot while open (to rebase after the stack grows)
+  // Spin lock (atomic_ref) held by the owner while it closes or rebases the upvalue and by
+  // another fiber while it stores through an open location, so no store ever lands in a
+  // stale location (a stack slot the owner reuses). See barrier.h upvalueGet/Set.
+  std::uint32_t lock;
 };
 
 struct ObjClosure : Obj {
@@ -117,6 +136,9 @@ struct MethodTable : Obj {
   MethodEntry* entries() { return reinterpret_cast<MethodEntry*>(this + 1); }
 };
 
+// A class is built by one fiber (CLASS, INHERIT, METHODs) before any other can see it;
+// afterwards its methods never change, so readers need no lock. fieldHint is a racy
+// heuristic (atomic).
 struct ObjClass : Obj {
   ObjString* name;
   MethodTable* methods;
@@ -126,14 +148,27 @@ struct ObjClass : Obj {
   std::uint32_t fieldHint;  // inline field slots given to new instances
 };
 
+// Fields live inline (inlineCapacity slots) until they outgrow them, then in `overflow`
+// (a value array, replaced by a bigger one as fields are added; old ones are left to the
+// collector). `shape` and `overflow` are shared words (loadPtr/storePtr): a reader takes
+// the storage it loaded together with its own capacity (fields()), and checks every slot
+// against that capacity, so a racing add can never make it read out of bounds.
 struct ObjInstance : Obj {
   ObjClass* klass;
   const Shape* shape;
-  Value* fields;          // inline() or overflow->data()
   ValueArray* overflow;   // null while the fields fit inline
-  std::uint32_t capacity; // slots available at `fields`
   std::uint32_t inlineCapacity;
   Value* inlineFields() { return reinterpret_cast<Value*>(this + 1); }
+  // The current field storage and its capacity.
+  Value* fields(std::uint32_t* capacity) {
+    ValueArray* ov = std::atomic_ref<ValueArray*>(overflow).load(std::memory_order_acquire);
+    if (ov == nullptr) {
+      *capacity = inlineCapacity;
+      return inlineFields();
+    }
+    *capacity = ov->capacity;
+    return ov->data();
+  }
 };
 
 struct ObjBoundMethod : Obj {
@@ -151,9 +186,18 @@ struct ObjNative : Obj {
   std::uint32_t hostIndex;
 };
 
+// `count` and `items` are shared words (atomic): a reader bounds every index by both the
+// count and the capacity of the storage it loaded, so racing pushes/pops may lose
+// elements but never make anyone read or write out of bounds.
 struct ObjList : Obj {
   std::uint32_t count;
   ValueArray* items;
+};
+
+// A channel: the runtime's hchan of NaN-boxed words (runtime/chan.h). Its trace reports
+// the buffered elements and those carried by blocked senders.
+struct ObjChannel : Obj {
+  runtime::hchan* chan;
 };
 
 struct CallFrame {
@@ -169,16 +213,25 @@ struct FrameArray : Obj {
 
 enum class FiberState : std::uint8_t { Ready, Running, Done, Failed };
 
+class FiberBody;
+
 // A fiber's whole execution state: value stack, call frames and open upvalues. The
-// scheduler runs it as a G: run(fiber, budget) resumes it where it stopped.
+// scheduler runs it as a G (FiberBody, vm/fiber.h): run(fiber, budget) resumes it where
+// it stopped. Its stack and frames are noscan storage: their contents are reported by
+// FiberBody::traceStack while the fiber is paused (Go's stack scan), so the running
+// fiber writes them without barriers or atomics.
 struct ObjFiber : Obj {
-  ValueArray* stack;
+  ValueArray* stack;  // kind StackArray
   std::uint32_t stackTop;  // index of the first free slot
   FrameArray* frames;
   std::uint32_t frameCount;
   ObjUpvalue* openUpvalues;
   FiberState state;
   Value result;  // the value returned by the fiber's function once Done
+  FiberBody* body;  // C++ side: G body, pending operation, error (not traced)
+  std::atomic<bool>* preempt;  // polled at safepoints: the G's flag (set by FiberBody::run)
+  bool request;  // a native asked to park or yield (FiberBody::request)
+  std::uint32_t gen;  // the host call's generation (VM::aborted)
 };
 
 inline bool isKind(Value v, ObjKind k) { return v.isObj() && v.asObj()->kind == k; }

@@ -154,7 +154,7 @@ Vm::Vm(Options options)
     : options_(std::move(options)), vm_(std::make_unique<vm::VM>(internalOptions(options_))) {}
 Vm::~Vm() = default;
 
-// Internal <-> host conversions (need the VM's P bound: callers hold vm::VM::Enter).
+// Internal <-> host conversions (toInternal may allocate: callers hold a P, VM::withP).
 static vm::Value toInternal(vm::VM& v, const Value& x) {
   switch (x.kind()) {
     case Value::Kind::Nil: return vm::Value::nil();
@@ -186,19 +186,21 @@ vm::Value Vm::toInternalValue(const Value& x) {
   return toInternal(*vm_, x);
 }
 
+// The script runs as the main G of the VM's scheduler (vm::VM::call); until then its
+// closure is held through a handle (a root).
 Result Vm::run(std::string_view source) {
-  vm::VM::Enter enter(*vm_);
   lang::CompileResult compiled = vm_->compile(source);
   if (!compiled.ok()) {
     std::string msg = lang::formatDiagnostics(compiled.diagnostics);
     if (!msg.empty() && msg.back() == '\n') msg.pop_back();
     return Result::failure(Error{Error::Kind::Compile, std::move(msg), {}});
   }
-  vm::ObjClosure* script = vm_->load(compiled.script);
+  std::uint32_t handle = 0;
+  vm_->withP([&] { handle = vm_->newHandle(vm::Value::object(vm_->load(compiled.script))); });
   vm::Value result;
-  if (!vm_->call(vm::Value::object(script), nullptr, 0, &result)) {
-    return Result::failure(runtimeError(*vm_));
-  }
+  const bool ok = vm_->call(vm_->handleValue(handle), nullptr, 0, &result);
+  vm_->releaseHandle(handle);
+  if (!ok) return Result::failure(runtimeError(*vm_));
   return Result::success(Value());
 }
 
@@ -217,20 +219,24 @@ Result Vm::runFile(const std::string& path) {
 }
 
 Result Vm::call(const Value& callee, std::span<const Value> args) {
-  vm::VM::Enter enter(*vm_);
+  // Arguments are converted with a P (strings are interned) and held by handles until
+  // the call's fiber has them on its stack.
+  std::vector<std::uint32_t> handles;
+  vm_->withP([&] {
+    handles.push_back(vm_->newHandle(toInternalValue(callee)));
+    for (const Value& a : args) handles.push_back(vm_->newHandle(toInternalValue(a)));
+  });
   std::vector<vm::Value> internal;
-  internal.reserve(args.size());
-  for (const Value& a : args) internal.push_back(toInternalValue(a));
+  for (std::size_t i = 1; i < handles.size(); ++i) internal.push_back(vm_->handleValue(handles[i]));
   vm::Value result;
-  if (!vm_->call(toInternalValue(callee), internal.data(), static_cast<int>(internal.size()),
-                 &result)) {
-    return Result::failure(runtimeError(*vm_));
-  }
+  const bool ok = vm_->call(vm_->handleValue(handles[0]), internal.data(),
+                            static_cast<int>(internal.size()), &result);
+  for (std::uint32_t h : handles) vm_->releaseHandle(h);
+  if (!ok) return Result::failure(runtimeError(*vm_));
   return Result::success(fromInternal(result));
 }
 
 std::optional<Value> Vm::global(std::string_view name) {
-  vm::VM::Enter enter(*vm_);
   const std::int64_t slot = vm_->globalNames().find(name);
   if (slot < 0) return std::nullopt;
   vm::Value v = vm_->global(static_cast<std::uint32_t>(slot));
@@ -239,8 +245,7 @@ std::optional<Value> Vm::global(std::string_view name) {
 }
 
 void Vm::setGlobal(std::string_view name, const Value& value) {
-  vm::VM::Enter enter(*vm_);
-  vm_->setGlobal(vm_->globalSlot(name), toInternalValue(value));
+  vm_->withP([&] { vm_->setGlobal(vm_->globalSlot(name), toInternalValue(value)); });
 }
 
 void Vm::defineNative(std::string_view name, int arity, Native fn) {
@@ -258,15 +263,17 @@ void Vm::defineNative(std::string_view name, int arity, Native fn) {
 }
 
 Value Vm::list(std::span<const Value> items) {
-  vm::VM::Enter enter(*vm_);
-  std::vector<vm::Value> internal;
-  for (const Value& a : items) internal.push_back(toInternalValue(a));
-  return fromInternal(vm::Value::object(
-      vm_->newList(static_cast<std::uint32_t>(internal.size()), internal.data())));
+  Value out;
+  vm_->withP([&] {
+    std::vector<vm::Value> internal;
+    for (const Value& a : items) internal.push_back(toInternalValue(a));
+    out = fromInternal(vm::Value::object(
+        vm_->newList(static_cast<std::uint32_t>(internal.size()), internal.data())));
+  });
+  return out;
 }
 
 Result Vm::disassemble(std::string_view source) {
-  vm::VM::Enter enter(*vm_);
   lang::CompileResult compiled = vm_->compile(source);
   if (!compiled.ok()) {
     std::string msg = lang::formatDiagnostics(compiled.diagnostics);
@@ -294,8 +301,9 @@ Stats Vm::stats() const {
 // --- FFI: Bytes and Pinner ---------------------------------------------------------------
 
 Value Vm::newBytes(std::size_t n) {
-  vm::VM::Enter enter(*vm_);
-  return fromInternal(vm::Value::object(vm::ffi::newBytes(*vm_, n)));
+  Value out;
+  vm_->withP([&] { out = fromInternal(vm::Value::object(vm::ffi::newBytes(*vm_, n))); });
+  return out;
 }
 
 std::span<std::uint8_t> Vm::bytes(const Value& v) {
@@ -309,21 +317,19 @@ std::span<std::uint8_t> Vm::bytes(const Value& v) {
 Pinner::Pinner(Vm& vm) : vm_(&vm), pinner_(std::make_unique<runtime::Pinner>()) {}
 
 Pinner::~Pinner() {
-  vm::VM::Enter enter(*vm_->vm_);
-  pinner_.reset();
+  vm_->vm_->withP([&] { pinner_.reset(); });
 }
 
 Result Pinner::pin(const Value& v) {
   if (!v.isObject()) return Result::failure("Can only pin objects.");
-  vm::VM::Enter enter(*vm_->vm_);
-  const runtime::PinError e = pinner_->pin(vm_->toInternalValue(v).asObj());
+  runtime::PinError e = runtime::PinError::Ok;
+  vm_->vm_->withP([&] { e = pinner_->pin(vm_->toInternalValue(v).asObj()); });
   if (e != runtime::PinError::Ok) return Result::failure(std::string("Cannot pin: ") + runtime::pinErrorMessage(e));
   return Result::success(Value());
 }
 
 void Pinner::unpin() {
-  vm::VM::Enter enter(*vm_->vm_);
-  pinner_->unpin();
+  vm_->vm_->withP([&] { pinner_->unpin(); });
 }
 
 bool Pinner::isPinned(const Value& v) const {

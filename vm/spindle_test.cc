@@ -5,9 +5,13 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <atomic>
+
 #include <string>
 #include <vector>
 
+#include "vm/fiber.h"
 #include "vm/vm.h"
 
 namespace {
@@ -157,7 +161,7 @@ int traced(spindle::vm::Obj* o) {
 TEST_CASE("objects carry TypeInfos; strings are noscan; traces are precise") {
   using namespace spindle::vm;
   VM vm;
-  VM::Enter enter(vm);
+  vm.withP([&] {
   ObjString* s = vm.intern("hello");
   CHECK(s->header.type == &kTypes[static_cast<int>(ObjKind::String)]);
   CHECK(typeIsNoscanCheck(s));
@@ -166,6 +170,7 @@ TEST_CASE("objects carry TypeInfos; strings are noscan; traces are precise") {
   ObjList* l = vm.newList(3, items);
   CHECK(traced(l) == 1);             // its storage
   CHECK(traced(l->items) == 1);      // one object among the elements
+  });
 }
 
 TEST_CASE("run is resumable: a budget makes a loop yield and resume") {
@@ -174,7 +179,7 @@ TEST_CASE("run is resumable: a budget makes a loop yield and resume") {
   VMOptions o;
   o.output = [&out](std::string_view s) { out.append(s); };
   VM vm(o);
-  VM::Enter enter(vm);
+  vm.withP([&] {
   spindle::lang::CompileResult c = vm.compile("var s = 0; for (var i = 0; i < 100; i = i + 1) s = s + i; print s;");
   REQUIRE(c.ok());
   ObjFiber* f = vm.newFiber(Value::object(vm.load(c.script)), nullptr, 0);
@@ -185,6 +190,8 @@ TEST_CASE("run is resumable: a budget makes a loop yield and resume") {
   CHECK(f->state == FiberState::Done);
   CHECK(yields >= 9);
   CHECK(out == "4950\n");
+  f->body->release();
+  });
 }
 
 TEST_CASE("yielding at calls resumes in the callee (calls, invokes, super invokes)") {
@@ -193,7 +200,7 @@ TEST_CASE("yielding at calls resumes in the callee (calls, invokes, super invoke
   VMOptions o;
   o.output = [&out](std::string_view s) { out.append(s); };
   VM vm(o);
-  VM::Enter enter(vm);
+  vm.withP([&] {
   spindle::lang::CompileResult c = vm.compile(
       "fun fib(n) { if (n < 2) return n; return fib(n - 2) + fib(n - 1); }\n"
       "class A { f(x) { return x + 1; } }\n"
@@ -208,6 +215,8 @@ TEST_CASE("yielding at calls resumes in the callee (calls, invokes, super invoke
   CHECK(f->state == FiberState::Done);
   CHECK(yields > 1000);
   CHECK(out == "610\n110\n");
+  f->body->release();
+  });
 }
 
 TEST_CASE("deep recursion reports Stack overflow.") {
@@ -221,11 +230,126 @@ TEST_CASE("deep recursion reports Stack overflow.") {
   CHECK(out == "5000\n");
 }
 
-TEST_CASE("spawn is a clean runtime error for now") {
+TEST_CASE("spawned fibers and channels through the API") {
+  std::string out;
+  spindle::Options o = capture(out);
+  o.procs = 2;
+  spindle::Vm vm(o);
+  REQUIRE(vm.run("var ch = Channel();\n"
+                 "fun worker(i) { ch.send(i * i); }\n"
+                 "for (var i = 0; i < 10; i = i + 1) spawn worker(i);\n"
+                 "var sum = 0;\n"
+                 "for (var i = 0; i < 10; i = i + 1) sum = sum + ch.recv();\n"
+                 "print sum; print procs();")
+              .ok());
+  CHECK(out == "285\n2\n");
+  // A function that blocks on a channel can be called from the host.
+  REQUIRE(vm.run("fun put(c, v) { c.send(v); }\nfun relay(x) { var c = Channel(); spawn put(c, x + 1); return c.recv(); }").ok());
+  spindle::Result r = vm.call(*vm.global("relay"), std::vector<spindle::Value>{spindle::Value::number(41)});
+  REQUIRE(r.ok());
+  CHECK(r.value().asNumber() == 42);
+}
+
+TEST_CASE("deadlock and errors in spawned fibers are error values; the VM stays usable") {
+  std::string out;
+  spindle::Vm vm(capture(out));
+  spindle::Result d = vm.run("var c = Channel();\nc.recv();");
+  REQUIRE_FALSE(d.ok());
+  CHECK(d.error().message == "all fibers are asleep - deadlock!");
+  REQUIRE(d.error().trace.size() == 1);
+  CHECK(d.error().trace[0] == "[line 2] in script");
+  spindle::Result e = vm.run("fun bad() {\n  return nil + 1;\n}\nspawn bad();\nChannel().recv();");
+  REQUIRE_FALSE(e.ok());
+  CHECK(e.error().message == "Operands must be two numbers or two strings.");
+  REQUIRE(e.error().trace.size() == 1);
+  CHECK(e.error().trace[0] == "[line 2] in bad()");
+  // An error in a fiber while main is busy (not blocked) also ends the call.
+  spindle::Result busy = vm.run("fun bad2() { return nil + 1; }\nspawn bad2();\nwhile (true) {}");
+  REQUIRE_FALSE(busy.ok());
+  CHECK(busy.error().message == "Operands must be two numbers or two strings.");
+  REQUIRE(vm.run("print \"still ok\";").ok());
+  CHECK(out == "still ok\n");
+}
+
+TEST_CASE("host natives run on every P; nested calls from fibers work") {
+  spindle::Options o;
+  o.procs = 2;
+  o.output = [](std::string_view) {};
+  spindle::Vm vm(o);
+  std::atomic<int> calls{0};
+  vm.defineNative("hostInc", 1, [&calls](spindle::Vm& v, std::span<const spindle::Value> args) {
+    calls.fetch_add(1);
+    // Calls back into the VM from a fiber's M (a nested fiber).
+    return v.call(*v.global("twice"), std::vector<spindle::Value>{args[0]});
+  });
+  REQUIRE(vm.run("fun twice(x) { return x * 2; }\n"
+                 "var done = Channel();\n"
+                 "fun w(n) { var s = 0; for (var i = 0; i < n; i = i + 1) s = s + hostInc(i); done.send(s); }\n"
+                 "for (var i = 0; i < 8; i = i + 1) spawn w(100);\n"
+                 "var total = 0; for (var i = 0; i < 8; i = i + 1) total = total + done.recv();\n"
+                 "if (total != 8 * 9900) print nil + 1;")
+              .ok());
+  CHECK(calls.load() == 800);
+}
+
+TEST_CASE("a parked fiber's G reports its stack, frames and the fiber to the collector") {
+  using namespace spindle::vm;
+  spindle::Options o;
+  o.procs = 1;
+  spindle::Vm vm(o);
+  REQUIRE(vm.run("var c = Channel();\n"
+                 "var marker = [1, 2, 3];\n"
+                 "fun holder(m) { var local = [m]; c.recv(); }\n"
+                 "spawn holder(marker);\n"
+                 "yield();\n")
+              .ok());
+  VM& in = vm.internal();
+  const Value marker = in.global(static_cast<std::uint32_t>(in.globalNames().find("marker")));
+  const Value holder = in.global(static_cast<std::uint32_t>(in.globalNames().find("holder")));
+  std::vector<void*> seen;
+  int parked = 0;
+  in.sched().forEachG([&](spindle::runtime::G* g) {
+    if (g->status.load() != spindle::runtime::GStatus::Waiting || g->body == nullptr) return;
+    auto* body = dynamic_cast<FiberBody*>(g->body);
+    if (body == nullptr) return;
+    ++parked;
+    body->traceStack(g, [](void* ctx, void** slot) { static_cast<std::vector<void*>*>(ctx)->push_back(*slot); },
+                     &seen);
+    CHECK(std::find(seen.begin(), seen.end(), body->fiber()) != seen.end());
+  });
+  REQUIRE(parked == 1);
+  auto has = [&](void* p) { return std::find(seen.begin(), seen.end(), p) != seen.end(); };
+  CHECK(has(marker.asObj()));  // an argument on the stack
+  CHECK(has(holder.asObj()));  // the frame's closure (also slot 0)
+  // The local list [m] is on the stack too: some traced list other than marker.
+  int lists = 0;
+  for (void* p : seen) {
+    if (static_cast<Obj*>(p)->kind == ObjKind::List) ++lists;
+  }
+  CHECK(lists == 2);
+}
+
+TEST_CASE("the VM's registered roots cover globals and handles; interned strings are weak") {
+  using namespace spindle::vm;
   spindle::Vm vm;
-  spindle::Result r = vm.run("fun f() {} spawn f();");
-  REQUIRE_FALSE(r.ok());
-  CHECK(r.error().message == "spawn is not supported yet.");
+  REQUIRE(vm.run("var g = [\"kept\"];").ok());
+  spindle::Value held = vm.list(std::vector<spindle::Value>{spindle::Value::number(1)});
+  std::vector<void*> strong;
+  std::vector<void*> weak;
+  std::pair<std::vector<void*>*, std::vector<void*>*> both(&strong, &weak);
+  vm.internal().forEachRoot(
+      [](void* ctx, void** slot, RootKind kind) {
+        auto* v = static_cast<std::pair<std::vector<void*>*, std::vector<void*>*>*>(ctx);
+        (kind == RootKind::Strong ? v->first : v->second)->push_back(*slot);
+      },
+      &both);
+  VM& in = vm.internal();
+  const Value g = in.global(static_cast<std::uint32_t>(in.globalNames().find("g")));
+  CHECK(std::find(strong.begin(), strong.end(), g.asObj()) != strong.end());
+  bool keptIsWeak = false;
+  for (void* p : weak) keptIsWeak |= static_cast<ObjString*>(p)->view() == "kept";
+  CHECK(keptIsWeak);
+  CHECK(held.typeName() == "list");
 }
 
 }  // namespace

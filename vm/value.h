@@ -58,6 +58,8 @@ class Value {
 
   bool isFalsey() const { return isNil() || bits_ == (kQnan | kTagFalse); }
   std::uint64_t bits() const { return bits_; }
+  // The representation word, for atomic access to shared slots (barrier.h).
+  std::uint64_t& rawBits() { return bits_; }
 
   // Lox `==`: numbers by IEEE comparison (NaN != NaN), everything else by identity
   // (strings are interned, so equal strings are the same object).

@@ -1,6 +1,12 @@
 // vm.cc: the VM's objects, strings, globals, handles, roots and fiber plumbing.
-// The interpreter loop itself is in interpreter.cc.
+// The interpreter loop itself is in interpreter.cc; fibers as Gs, spawn, channels and
+// select in fiber.cc.
 #include "vm/vm.h"
+
+#include <algorithm>
+
+#include "runtime/gc.h"
+#include "vm/fiber.h"
 
 #include <chrono>
 #include <cstdio>
@@ -25,21 +31,38 @@ bool nativeHost(VM& vm, std::uint32_t index, int argc, Value* args, Value* resul
 
 }  // namespace
 
-VM::VM(VMOptions options) : options_(std::move(options)), p_(0) {
-  runtime::initHeapP(&p_);
-  Enter enter(*this);
-  initString_ = intern("init");
-  pushString_ = intern("push");
-  popString_ = intern("pop");
-  lenString_ = intern("len");
-  std::uint32_t clock = globalSlot("clock");
-  setGlobal(clock, Value::object(newNative("clock", 0, nativeClock, 0)));
-  ffi::install(*this);  // FFI, Bytes, Pinner (vm/ffi.h)
+VM::VM(VMOptions options)
+    : options_(std::move(options)), sched_(std::make_unique<runtime::Sched>(options_.procs)) {
+  runtime::gcAttach(sched_.get());
+  runtime::setGCPercent(options_.gcPercent);
+  // gctrace, gcstress and gccheckmark stay in options_ until gc.h has setters for them.
+  rootsId_ = runtime::registerRoots(scanRoots, this);
+  weakId_ = runtime::registerWeak(clearWeak, this);
+  withP([this] {
+    initString_ = intern("init");
+    pushString_ = intern("push");
+    popString_ = intern("pop");
+    lenString_ = intern("len");
+    sendString_ = intern("send");
+    recvString_ = intern("recv");
+    closeString_ = intern("close");
+    capString_ = intern("cap");
+    std::uint32_t clock = globalSlot("clock");
+    setGlobal(clock, Value::object(newNative("clock", 0, nativeClock, 0)));
+    registerConcurrencyNatives();
+    ffi::install(*this);  // FFI, Bytes, Pinner (vm/ffi.h)
+  });
 }
 
 VM::~VM() {
-  // Until the collector exists the heap's memory is never freed; the P goes back.
-  runtime::destroyHeapP(&p_);
+  // Detach first: no cycle may start while the world goes away. Then stop every M (fibers
+  // still running or parked are abandoned: their bodies are freed) before anything they
+  // could touch is destroyed.
+  runtime::gcDetach(sched_.get());
+  runtime::unregisterRoots(rootsId_);
+  runtime::unregisterWeak(weakId_);
+  sched_.reset();
+  freeChannels();
 }
 
 void VM::write(std::string_view text) {
@@ -52,16 +75,28 @@ void VM::write(std::string_view text) {
 
 // --- objects ---------------------------------------------------------------------------
 
+// The table is weak: an entry found while the collector marks is shaded before it is
+// handed out, or clearWeak could drop (and the sweep free) a string a fiber now holds.
+// Allocation happens outside stringsLock_ (it may assist the collector or stop for
+// it); a racing intern of the same text keeps whichever entry got in first.
 ObjString* VM::intern(std::string_view s) {
-  auto it = strings_.find(s);
-  if (it != strings_.end()) return it->second;
+  {
+    std::lock_guard<std::mutex> lk(stringsLock_);
+    auto it = strings_.find(s);
+    if (it != strings_.end()) {
+      if (runtime::writeBarrierEnabled()) runtime::shade(it->second);
+      return it->second;
+    }
+  }
   auto* str = allocate<ObjString>(ObjKind::String, sizeof(ObjString) + s.size() + 1);
   str->length = static_cast<std::uint32_t>(s.size());
   str->hash = hashString(s);
   if (!s.empty()) std::memcpy(str->mutableChars(), s.data(), s.size());
   str->mutableChars()[s.size()] = '\0';
-  strings_.emplace(str->view(), str);
-  return str;
+  std::lock_guard<std::mutex> lk(stringsLock_);
+  auto [it, inserted] = strings_.emplace(str->view(), str);
+  if (!inserted && runtime::writeBarrierEnabled()) runtime::shade(it->second);
+  return it->second;
 }
 
 ObjString* VM::concat(ObjString* a, ObjString* b) {
@@ -89,13 +124,21 @@ ObjList* VM::newList(std::uint32_t count, const Value* items) {
   return l;
 }
 
+// Race-safe: works on the count and storage it loaded; racing pushes may lose elements.
 void VM::listPush(ObjList* list, Value v) {
-  if (list->count == list->items->capacity) {
-    ValueArray* bigger = newValueArray(list->items->capacity * 2);
-    std::memcpy(bigger->data(), list->items->data(), list->count * sizeof(Value));
+  std::atomic_ref<std::uint32_t> countRef(list->count);
+  const std::uint32_t count = countRef.load(std::memory_order_acquire);
+  ValueArray* items = loadPtr(&list->items);
+  if (count >= items->capacity) {
+    ValueArray* bigger = newValueArray(std::max(count + 1, items->capacity * 2));
+    for (std::uint32_t i = 0; i < items->capacity; ++i) {
+      bigger->data()[i] = loadValue(&items->data()[i]);  // initialising: no barrier
+    }
     writeBarrierPtr<ValueArray>(list, &list->items, bigger);
+    items = bigger;
   }
-  writeBarrier(list, &list->items->data()[list->count++], v);
+  writeBarrier(items, &items->data()[count], v);
+  countRef.store(count + 1, std::memory_order_release);
 }
 
 ObjNative* VM::newNative(std::string_view name, int arity, NativeFn fn, std::uint32_t hostIndex) {
@@ -127,19 +170,21 @@ ObjClass* VM::newClass(ObjString* name) {
   auto shape = std::make_unique<Shape>();
   shape->klass = k;
   k->rootShape = shape.get();
-  shapes_.push_back(std::move(shape));
+  {
+    std::lock_guard<std::mutex> lk(shapesLock_);
+    shapes_.push_back(std::move(shape));
+  }
   k->fieldHint = 4;
   return k;
 }
 
 ObjInstance* VM::newInstance(ObjClass* klass) {
-  const std::uint32_t cap = klass->fieldHint;
+  const std::uint32_t cap =
+      std::atomic_ref<std::uint32_t>(klass->fieldHint).load(std::memory_order_relaxed);
   auto* in = allocate<ObjInstance>(ObjKind::Instance,
                                    sizeof(ObjInstance) + std::size_t{cap} * sizeof(Value));
   in->klass = klass;
   in->shape = klass->rootShape;
-  in->fields = in->inlineFields();
-  in->capacity = cap;
   in->inlineCapacity = cap;
   return in;
 }
@@ -152,7 +197,7 @@ ObjBoundMethod* VM::newBoundMethod(Value receiver, ObjClosure* method) {
 }
 
 bool VM::findMethod(ObjClass* klass, ObjString* name, Value* out) const {
-  MethodTable* t = klass->methods;
+  MethodTable* t = loadPtr(&klass->methods);
   const std::uint32_t mask = t->capacity - 1;
   for (std::uint32_t i = name->hash & mask;; i = (i + 1) & mask) {
     MethodEntry& e = t->entries()[i];
@@ -197,38 +242,61 @@ void VM::setMethod(ObjClass* klass, ObjString* name, Value method) {
   if (name == initString_) writeBarrier(klass, &klass->initializer, method);
 }
 
+// Adds field `name` (not in the instance's shape) with value v. Racing adds to one
+// instance may lose a field; the storage a reader loads always covers the slots it
+// checks (ObjInstance::fields), and a shape is published (release) only after its slot
+// was written into storage big enough for it.
 const Shape* VM::addField(ObjInstance* in, ObjString* name, Value v) {
-  Shape* from = const_cast<Shape*>(in->shape);
+  Shape* from = const_cast<Shape*>(loadPtr(&in->shape));
   Shape* to = nullptr;
-  for (auto& [key, child] : from->transitions) {
-    if (key == name) {
-      to = child;
-      break;
+  {
+    std::lock_guard<std::mutex> lk(shapesLock_);
+    for (auto& [key, child] : from->transitions) {
+      if (key == name) {
+        to = child;
+        break;
+      }
+    }
+    if (to == nullptr) {
+      auto s = std::make_unique<Shape>();
+      s->parent = from;
+      s->key = name;
+      s->count = from->count + 1;
+      s->klass = from->klass;
+      to = s.get();
+      from->transitions.emplace_back(name, to);
+      shapes_.push_back(std::move(s));
+      std::atomic_ref<std::uint32_t> hint(in->klass->fieldHint);
+      if (to->count > hint.load(std::memory_order_relaxed) && to->count <= 16) {
+        hint.store(to->count, std::memory_order_relaxed);
+      }
     }
   }
-  if (to == nullptr) {
-    auto s = std::make_unique<Shape>();
-    s->parent = from;
-    s->key = name;
-    s->count = from->count + 1;
-    s->klass = from->klass;
-    to = s.get();
-    from->transitions.emplace_back(name, to);
-    shapes_.push_back(std::move(s));
-    if (to->count > in->klass->fieldHint && to->count <= 16) in->klass->fieldHint = to->count;
-  }
   const std::uint32_t slot = from->count;
-  if (slot >= in->capacity) {
-    const std::uint32_t cap = in->capacity < 4 ? 8 : in->capacity * 2;
+  std::uint32_t capacity;
+  Value* fields = in->fields(&capacity);
+  if (slot >= capacity) {
+    const std::uint32_t cap = std::max(slot + 1, capacity < 4 ? 8 : capacity * 2);
     ValueArray* a = newValueArray(cap);
-    std::memcpy(a->data(), in->fields, slot * sizeof(Value));
+    for (std::uint32_t i = 0; i < capacity; ++i) a->data()[i] = loadValue(&fields[i]);
     writeBarrierPtr<ValueArray>(in, &in->overflow, a);
-    in->fields = a->data();
-    in->capacity = cap;
+    fields = a->data();
   }
-  writeBarrier(in, &in->fields[slot], v);
-  in->shape = to;
+  writeBarrier(in, &fields[slot], v);
+  storePtr<const Shape>(&in->shape, to);
   return to;
+}
+
+void VM::updateIC(ObjFunction* fn, std::uint32_t index, const InlineCache& next) {
+  const InlineCache* cur = loadPtr(&fn->ics()[index]);
+  const std::uint32_t updates = cur == nullptr ? 0 : cur->updates;
+  if (updates >= InlineCache::kMaxICUpdates) return;  // megamorphic: stop caching
+  auto rec = std::make_unique<InlineCache>(next);
+  rec->updates = updates + 1;
+  if (runtime::writeBarrierEnabled()) shadeValue(rec->method);
+  storePtr<const InlineCache>(&fn->ics()[index], rec.get());
+  std::lock_guard<std::mutex> lk(icLock_);
+  icRecords_.push_back(std::move(rec));
 }
 
 ObjFunction* VM::convert(const lang::FunctionProto& proto) {
@@ -243,7 +311,7 @@ ObjFunction* VM::convert(const lang::FunctionProto& proto) {
   fn->arity = proto.arity;
   fn->upvalueCount = static_cast<std::uint32_t>(proto.upvalues.size());
   fn->icCount = proto.icSlots;
-  for (std::uint32_t i = 0; i < fn->icCount; ++i) fn->ics()[i] = {nullptr, 0, Value::nil(), nullptr};
+  for (std::uint32_t i = 0; i < fn->icCount; ++i) fn->ics()[i] = nullptr;  // empty
   // Every instruction pushes at most one value (SELECT two, with a 3+ byte encoding),
   // so the instruction count bounds the slots a frame uses beyond its arguments.
   std::uint32_t instructions = 0;
@@ -273,8 +341,29 @@ ObjFunction* VM::convert(const lang::FunctionProto& proto) {
 
 lang::CompileResult VM::compile(std::string_view source) {
   lang::CompileResult r = lang::compile(source, globalNames_);
-  globals_.resize(globalNames_.size(), Value::undefined());
+  growGlobals(globalNames_.size());
   return r;
+}
+
+void VM::growGlobals(std::size_t n) {
+  std::lock_guard<std::mutex> lk(globalsLock_);
+  if (n <= globalsCapacity_) return;
+  std::size_t cap = std::max<std::size_t>(64, globalsCapacity_ * 2);
+  while (cap < n) cap *= 2;
+  auto bigger = std::make_unique<Value[]>(cap);
+  Value* old = globals_.load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < cap; ++i) {
+    bigger[i] = i < globalsCapacity_ ? loadValue(&old[i]) : Value::undefined();
+  }
+  globals_.store(bigger.get(), std::memory_order_release);
+  globalArrays_.push_back(std::move(bigger));  // the old one stays: a reader may hold it
+  globalsCapacity_ = cap;
+}
+
+Value VM::global(std::uint32_t slot) const { return loadValue(&globalsData()[slot]); }
+
+void VM::setGlobal(std::uint32_t slot, Value v) {
+  writeBarrier(nullptr, &globalsData()[slot], v);
 }
 
 ObjClosure* VM::load(std::shared_ptr<const lang::FunctionProto> script) {
@@ -284,7 +373,7 @@ ObjClosure* VM::load(std::shared_ptr<const lang::FunctionProto> script) {
 
 std::uint32_t VM::globalSlot(std::string_view name) {
   std::uint32_t slot = globalNames_.slotFor(name);
-  globals_.resize(globalNames_.size(), Value::undefined());
+  growGlobals(globalNames_.size());
   return slot;
 }
 
@@ -293,11 +382,16 @@ bool nativeHost(VM& vm, std::uint32_t, int, Value*, Value*);
 }
 
 void VM::defineNative(std::string_view name, int arity, HostNative fn) {
-  Enter enter(*this);
-  hostNatives_.push_back(std::move(fn));
-  const auto index = static_cast<std::uint32_t>(hostNatives_.size() - 1);
-  ObjNative* n = newNative(name, arity, nativeHost, index);
-  setGlobal(globalSlot(name), Value::object(n));
+  std::uint32_t index;
+  {
+    std::lock_guard<std::mutex> lk(nativesLock_);
+    hostNatives_.push_back(std::move(fn));
+    index = static_cast<std::uint32_t>(hostNatives_.size() - 1);
+  }
+  withP([&] {
+    ObjNative* n = newNative(name, arity, nativeHost, index);
+    setGlobal(globalSlot(name), Value::object(n));
+  });
 }
 
 namespace {
@@ -308,13 +402,18 @@ bool nativeHost(VM& vm, std::uint32_t index, int argc, Value* args, Value* resul
 
 bool VM::callHostNative(std::uint32_t index, int argc, Value* args, Value* result) {
   // Copy the function: a native may define more natives (reallocating the vector).
-  HostNative fn = hostNatives_[index];
+  HostNative fn;
+  {
+    std::lock_guard<std::mutex> lk(nativesLock_);
+    fn = hostNatives_[index];
+  }
   return fn(*this, argc, args, result);
 }
 
 // --- handles and roots -----------------------------------------------------------------------
 
 std::uint32_t VM::newHandle(Value v) {
+  std::lock_guard<std::mutex> lk(handlesLock_);
   if (!freeHandles_.empty()) {
     std::uint32_t h = freeHandles_.back();
     freeHandles_.pop_back();
@@ -325,37 +424,82 @@ std::uint32_t VM::newHandle(Value v) {
   return static_cast<std::uint32_t>(handles_.size() - 1);
 }
 
+Value VM::handleValue(std::uint32_t h) const {
+  std::lock_guard<std::mutex> lk(handlesLock_);
+  return handles_[h];
+}
+
 void VM::releaseHandle(std::uint32_t h) {
+  std::lock_guard<std::mutex> lk(handlesLock_);
   handles_[h] = Value::nil();
   freeHandles_.push_back(h);
 }
 
+// Strong roots: host-held fibers, globals, handles, shape keys, the VM's name strings
+// and inline-cache methods. Weak: the interned strings.
 void VM::forEachRoot(RootVisitor visit, void* ctx) {
   auto visitValue = [&](Value v, RootKind kind) {
     if (!v.isObj()) return;
     void* p = v.asObj();
     visit(ctx, &p, kind);
   };
-  for (ObjFiber* f : fibers_) {
-    void* p = f;
-    visit(ctx, &p, RootKind::Strong);
-  }
-  for (Value v : globals_) visitValue(v, RootKind::Strong);
-  for (Value v : handles_) visitValue(v, RootKind::Strong);
-  for (const auto& s : shapes_) {
-    if (s->key != nullptr) {
-      void* p = s->key;
+  {
+    std::lock_guard<std::mutex> lk(handlesLock_);
+    for (ObjFiber* f : hostFibers_) {
+      void* p = f;
       visit(ctx, &p, RootKind::Strong);
     }
+    for (Value v : handles_) visitValue(v, RootKind::Strong);
   }
-  for (ObjString* s : {initString_, pushString_, popString_, lenString_}) {
+  {
+    std::lock_guard<std::mutex> lk(globalsLock_);
+    Value* g = globals_.load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < globalsCapacity_; ++i) visitValue(loadValue(&g[i]), RootKind::Strong);
+  }
+  {
+    std::lock_guard<std::mutex> lk(shapesLock_);
+    for (const auto& s : shapes_) {
+      if (s->key != nullptr) {
+        void* p = s->key;
+        visit(ctx, &p, RootKind::Strong);
+      }
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lk(icLock_);
+    for (const auto& ic : icRecords_) visitValue(ic->method, RootKind::Strong);
+  }
+  for (ObjString* s : {initString_, pushString_, popString_, lenString_, sendString_,
+                       recvString_, closeString_, capString_}) {
+    if (s == nullptr) continue;
     void* p = s;
     visit(ctx, &p, RootKind::Strong);
   }
+  std::lock_guard<std::mutex> lk(stringsLock_);
   for (auto& [view, s] : strings_) {
     void* p = s;
     visit(ctx, &p, RootKind::Weak);
   }
+}
+
+void VM::scanRoots(void* self, runtime::VisitFn visit, void* ctx) {
+  struct Ctx {
+    runtime::VisitFn visit;
+    void* ctx;
+  } c{visit, ctx};
+  static_cast<VM*>(self)->forEachRoot(
+      [](void* cx, void** slot, RootKind kind) {
+        auto* c = static_cast<Ctx*>(cx);
+        if (kind == RootKind::Strong) c->visit(c->ctx, slot);
+      },
+      &c);
+}
+
+// World stopped, at mark termination: drop strings that did not survive.
+void VM::clearWeak(void* self) {
+  auto* vm = static_cast<VM*>(self);
+  std::lock_guard<std::mutex> lk(vm->stringsLock_);
+  std::erase_if(vm->strings_, [](const auto& e) { return !runtime::isMarked(e.second); });
 }
 
 // --- printing ----------------------------------------------------------------------------------
@@ -421,9 +565,12 @@ void VM::toString(Value v, std::string& out, int depth) const {
       }
       auto* l = static_cast<ObjList*>(o);
       out += '[';
-      for (std::uint32_t i = 0; i < l->count; ++i) {
+      ValueArray* items = loadPtr(&l->items);
+      const std::uint32_t count = std::min(
+          std::atomic_ref<std::uint32_t>(l->count).load(std::memory_order_acquire), items->capacity);
+      for (std::uint32_t i = 0; i < count; ++i) {
         if (i > 0) out += ", ";
-        toString(l->items->data()[i], out, depth + 1);
+        toString(loadValue(&items->data()[i]), out, depth + 1);
       }
       out += ']';
       return;
@@ -435,24 +582,34 @@ void VM::toString(Value v, std::string& out, int depth) const {
 // --- fibers ---------------------------------------------------------------------------------------
 
 bool VM::raise(std::string message) {
-  pendingError_ = std::move(message);
-  hasPendingError_ = true;
+  FiberBody* body = currentFiber()->body;
+  body->pendingError = std::move(message);
+  body->hasPendingError = true;
   return false;
 }
 
-void VM::recordError(ObjFiber* fiber, std::string message) {
-  lastError_.message = std::move(message);
-  lastError_.trace.clear();
+std::vector<std::string> VM::traceOf(ObjFiber* fiber) const {
+  std::vector<std::string> trace;
   for (std::uint32_t i = fiber->frameCount; i-- > 0;) {
     const CallFrame& f = fiber->frames->frames()[i];
     const lang::FunctionProto* proto = f.closure->function->proto;
     const int line = proto->chunk.lines.lineAt(f.ip == 0 ? 0 : f.ip - 1);
     if (proto->name.empty()) {
-      lastError_.trace.push_back(fmt::format("[line {}] in script", line));
+      trace.push_back(fmt::format("[line {}] in script", line));
     } else {
-      lastError_.trace.push_back(fmt::format("[line {}] in {}()", line, proto->name));
+      trace.push_back(fmt::format("[line {}] in {}()", line, proto->name));
     }
   }
+  return trace;
+}
+
+// The fiber is finished: close its upvalues so that closures other fibers hold never
+// point into its (soon dead) stack.
+void VM::recordError(ObjFiber* fiber, std::string message) {
+  RuntimeErrorInfo& e = fiber->body->error;
+  e.message = std::move(message);
+  e.trace = traceOf(fiber);
+  closeUpvalues(fiber, 0);
   fiber->state = FiberState::Failed;
 }
 
@@ -461,11 +618,15 @@ void VM::ensureStack(ObjFiber* fiber, std::uint32_t needed) {
   if (std::uint64_t{fiber->stackTop} + needed <= old->capacity) return;
   std::uint32_t cap = old->capacity * 2;
   while (cap < fiber->stackTop + needed) cap *= 2;
-  ValueArray* bigger = newValueArray(cap);
-  std::memcpy(bigger->data(), old->data(), fiber->stackTop * sizeof(Value));
+  ValueArray* bigger = newStackArray(cap);
+  for (std::uint32_t i = 0; i < fiber->stackTop; ++i) bigger->data()[i] = loadValue(&old->data()[i]);
   writeBarrierPtr<ValueArray>(fiber, &fiber->stack, bigger);
+  // Another fiber may store through an open upvalue meanwhile: under its lock, take the
+  // slot's latest value and move the location (readers of the old one retry).
   for (ObjUpvalue* u = fiber->openUpvalues; u != nullptr; u = u->next) {
-    u->location = bigger->data() + u->slot;
+    UpvalueLock lock(u);
+    stackStore(bigger->data() + u->slot, loadValue(&old->data()[u->slot]));
+    storePtr(&u->location, bigger->data() + u->slot);
   }
 }
 
@@ -492,6 +653,7 @@ ObjUpvalue* VM::captureUpvalue(ObjFiber* fiber, std::uint32_t slot) {
   }
   if (u != nullptr && u->slot == slot) return u;
   auto* created = allocate<ObjUpvalue>(ObjKind::Upvalue, sizeof(ObjUpvalue));
+  created->closed = Value::nil();
   created->location = fiber->stack->data() + slot;
   created->slot = slot;
   created->next = u;
@@ -506,15 +668,25 @@ ObjUpvalue* VM::captureUpvalue(ObjFiber* fiber, std::uint32_t slot) {
 void VM::closeUpvalues(ObjFiber* fiber, std::uint32_t fromSlot) {
   while (fiber->openUpvalues != nullptr && fiber->openUpvalues->slot >= fromSlot) {
     ObjUpvalue* u = fiber->openUpvalues;
-    writeBarrier(u, &u->closed, *u->location);
-    u->location = &u->closed;
+    {
+      UpvalueLock lock(u);  // no store through the old location after this
+      writeBarrier(u, &u->closed, loadValue(u->location));
+      storePtr(&u->location, &u->closed);  // release: `closed` is set first
+    }
     writeBarrierPtr<ObjUpvalue>(fiber, &fiber->openUpvalues, u->next);
-    u->next = nullptr;
+    writeBarrierPtr<ObjUpvalue>(u, &u->next, nullptr);
   }
 }
 
+ValueArray* VM::newStackArray(std::uint32_t capacity) {
+  auto* a = allocate<ValueArray>(ObjKind::StackArray,
+                                 sizeof(ValueArray) + std::size_t{capacity} * sizeof(Value));
+  a->capacity = capacity;
+  return a;
+}
+
 ObjFiber* VM::newFiber(Value callee, const Value* args, int argc) {
-  ValueArray* stack = newValueArray(256);
+  ValueArray* stack = newStackArray(256);
   auto* frames = allocate<FrameArray>(ObjKind::FrameArray, sizeof(FrameArray) + 8 * sizeof(CallFrame));
   frames->capacity = 8;
   auto* fiber = allocate<ObjFiber>(ObjKind::Fiber, sizeof(ObjFiber));
@@ -522,30 +694,17 @@ ObjFiber* VM::newFiber(Value callee, const Value* args, int argc) {
   fiber->frames = frames;
   fiber->result = Value::nil();
   fiber->state = FiberState::Ready;
+  fiber->gen = generation_.load(std::memory_order_relaxed);
+  fiber->body = new FiberBody(this, fiber, 1);
+  fiber->preempt = &preempt_;  // until it runs as a G
+  fiber->request = false;
   ensureStack(fiber, static_cast<std::uint32_t>(argc) + 1);
   Value* s = fiber->stack->data();
   s[0] = callee;
   for (int i = 0; i < argc; ++i) s[1 + i] = args[i];
   fiber->stackTop = static_cast<std::uint32_t>(argc) + 1;
-  // The interpreter performs the call as its first step (see Interp::start).
+  // The interpreter performs the call as its first step (see VM::run).
   return fiber;
-}
-
-bool VM::runToCompletion(ObjFiber* fiber) {
-  fibers_.push_back(fiber);
-  RunStatus st;
-  do {
-    st = run(fiber, 1 << 20);
-  } while (st == RunStatus::Yield);
-  fibers_.pop_back();
-  return fiber->state == FiberState::Done;
-}
-
-bool VM::call(Value callee, const Value* args, int argc, Value* result) {
-  ObjFiber* fiber = newFiber(callee, args, argc);
-  if (!runToCompletion(fiber)) return false;
-  *result = fiber->result;
-  return true;
 }
 
 }  // namespace spindle::vm

@@ -1,24 +1,29 @@
 // vm.h: VM, the internal state of one Spindle session (the public face is spindle.h).
 //
-// A VM owns: a P bound to the thread that runs it (heap allocation needs one), the
-// session's GlobalTable and the global values by slot, the interned-string table,
-// class shapes, the loaded protos, host natives, persistent handles, and the fibers
-// currently running. Everything a Lox program creates lives on the GC'd heap
-// (object.h). Not thread-safe: one thread drives a VM at a time (it binds the VM's P
-// for the duration of each entry point, see Enter).
+// A VM owns: a scheduler (runtime::Sched, `procs` Ps) on which every fiber runs as a G
+// (vm/fiber.h), the session's GlobalTable and the global values by slot, the
+// interned-string table, class shapes, the loaded protos, host natives, persistent
+// handles and the inline-cache records. Everything a Lox program creates lives on the
+// GC'd heap (object.h).
 //
-// Roots (forEachRoot): every live fiber (its stack, frames and open upvalues are
-// reached through it), the global values, persistent handles, shape keys and the
-// "init" string (strong), and the interned-string table (weak: the collector clears
-// entries whose string died instead of keeping them alive). A collection cycle may
-// only begin at a safepoint (a call or a backward jump in the interpreter, or between
-// API calls), and objects are allocated black while marking, so a new object held
-// only in a C++ local between two safepoints is safe.
+// Threads. The host drives the VM from one thread at a time (the embedding API's entry
+// points are not re-entrant across threads); fibers run in parallel on all Ps. A host
+// thread has no P: withP(fn) runs fn as a G through runMain (Go's cgo-callback entry);
+// a native called from a fiber already holds its M's P and runs fn inline. A script
+// runs as the main fiber's G through runMain; when it ends the host call returns (other
+// fibers keep running until the VM is destroyed; the CLI exits, as a Go program ends
+// with main). Shared state is race-safe (see barrier.h and the locks below): racing
+// fibers may lose updates, never corrupt the VM.
+//
+// Roots (registered with the collector, runtime/gc.h): global values, persistent
+// handles, shape keys, the VM's own name strings, inline-cache methods and host-held
+// fibers (scanRoots); the interned-string table is weak (clearWeak drops dead entries);
+// each fiber's stack, frames and open upvalues are reported by its G (traceStack).
 //
 // Execution: run(fiber, budget) resumes a fiber and returns Yield (budget spent or
-// preemption requested: the safepoint flag is polled at calls and OP_LOOP), Park
-// (blocked; nothing parks until channels exist) or Exit (returned, or failed with a
-// runtime error recorded in lastError()).
+// preemption requested: polled at calls and OP_LOOP), Park (blocked on a channel, a
+// select or a timer: the fiber's body holds the park step) or Exit (returned, or failed
+// with a runtime error recorded in the fiber's body).
 #pragma once
 
 #include <fmt/format.h>
@@ -30,13 +35,16 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "lang/compiler.h"
 #include "lang/global_table.h"
+#include <mutex>
+
 #include "runtime/malloc.h"
-#include "runtime/p.h"
 #include "runtime/pheap.h"
+#include "runtime/proc.h"
 #include "vm/barrier.h"
 #include "vm/object.h"
 #include "vm/shape.h"
@@ -45,7 +53,7 @@
 namespace spindle::vm {
 
 struct VMOptions {
-  int procs = 0;          // 0: the number of cores (used once the scheduler lands)
+  int procs = 0;          // Ps of the VM's scheduler; 0: the number of cores
   int gcPercent = 100;    // collector pacing (once the collector lands)
   bool gctrace = false;
   bool stats = false;
@@ -86,45 +94,40 @@ class VM {
   VM& operator=(const VM&) = delete;
 
   const VMOptions& options() const { return options_; }
-  runtime::P* p() { return &p_; }
+  runtime::Sched& sched() { return *sched_; }
 
-  // Binds the VM's P to this thread for a scope (re-entrant: a native that calls back
-  // into the VM is already bound).
-  class Enter {
-   public:
-    explicit Enter(VM& vm) : bound_(runtime::currentP() != vm.p()) {
-      if (bound_) runtime::bindP(vm.p());
-    }
-    ~Enter() {
-      if (bound_) runtime::unbindP();
-    }
-    Enter(const Enter&) = delete;
-    Enter& operator=(const Enter&) = delete;
+  // Runs fn with a P bound to this thread: inline when the thread already holds one (a
+  // native called from a fiber), else as a G through runMain.
+  void withP(const std::function<void()>& fn);
 
-   private:
-    bool bound_;
-  };
-
-  // --- loading and running (callers hold Enter) --------------------------------------
+  // --- loading and running (callers hold a P: withP) -----------------------------------
   lang::CompileResult compile(std::string_view source);
   // Turns a compiled script into a closure (converting its protos once).
   ObjClosure* load(std::shared_ptr<const lang::FunctionProto> script);
-  // A new fiber that will call `callee` with `args`; null (and lastError set) when
-  // callee is not callable or the arity is wrong.
+  // A new fiber (with its FiberBody) that will call `callee` with `args`.
   ObjFiber* newFiber(Value callee, const Value* args, int argc);
   RunStatus run(ObjFiber* fiber, std::int64_t budget);
-  // Runs a fiber until it exits (the host loop until the scheduler runs Gs). Returns
-  // true when it returned normally (result in fiber->result).
-  bool runToCompletion(ObjFiber* fiber);
-  // Calls `callee(args)` on a new fiber to completion.
+  // Calls `callee(args)` on a new fiber to completion: from a host thread as the main G
+  // of a runMain (ending with a deadlock or a spawned fiber's error is a failure); from
+  // a native, inline on the caller's M (such a nested fiber cannot block). Returns true
+  // when it returned normally.
   bool call(Value callee, const Value* args, int argc, Value* result);
+  // Spawns `callee(args)` as a new G (checks callability first; false + error otherwise).
+  bool spawn(ObjFiber* parent, Value callee, const Value* args, int argc);
 
-  const RuntimeErrorInfo& lastError() const { return lastError_; }
+  // The error of the last failed call() made by this thread (per thread: natives on
+  // several Ms may call back into the VM at once).
+  const RuntimeErrorInfo& lastError() const;
   // For natives: records the error message; the interpreter adds the trace.
   bool raise(std::string message);
 
-  // Requests that the running fiber yield at its next safepoint.
+  // Requests that fibers run outside a G (tests) yield at their next safepoint.
   void requestPreempt() { preempt_.store(true, std::memory_order_release); }
+
+  // A spawned fiber failed: report its error to the host run of its generation (first
+  // error wins), stop that generation's fibers, end the host's runMain.
+  void fiberFailed(ObjFiber* fiber);
+  bool aborted(const ObjFiber* fiber) const;
 
   // --- objects -------------------------------------------------------------------------
   ObjString* intern(std::string_view s);
@@ -135,49 +138,78 @@ class VM {
   // defined outside vm.cc (ffi.h).
   template <typename T>
   T* newObject(ObjKind kind, std::size_t size) { return allocate<T>(kind, size); }
+  ObjChannel* newChannel(std::uint32_t capacity);
   std::string toString(Value v) const;
   static const char* typeName(Value v);
   static std::string toStringNumber(double d);
 
   // --- globals ---------------------------------------------------------------------------
   std::uint32_t globalSlot(std::string_view name);
-  Value global(std::uint32_t slot) const { return globals_[slot]; }
-  void setGlobal(std::uint32_t slot, Value v) { globals_[slot] = v; }
+  Value global(std::uint32_t slot) const;
+  void setGlobal(std::uint32_t slot, Value v);
   const lang::GlobalTable& globalNames() const { return globalNames_; }
   void defineNative(std::string_view name, int arity, HostNative fn);
 
   // --- handles (strong roots held by the host) ---------------------------------------
   std::uint32_t newHandle(Value v);
   void releaseHandle(std::uint32_t h);
-  Value handleValue(std::uint32_t h) const { return handles_[h]; }
+  Value handleValue(std::uint32_t h) const;
 
   // --- roots and statistics ---------------------------------------------------------------
   void forEachRoot(RootVisitor visit, void* ctx);
-  std::uint64_t allocations(ObjKind k) const { return allocCount_[static_cast<int>(k)]; }
-  std::uint64_t allocatedBytes() const { return allocBytes_; }
+  std::uint64_t allocations(ObjKind k) const {
+    return allocCount_[static_cast<int>(k)].load(std::memory_order_relaxed);
+  }
+  std::uint64_t allocatedBytes() const { return allocBytes_.load(std::memory_order_relaxed); }
 
   void write(std::string_view text);
   bool callHostNative(std::uint32_t index, int argc, Value* args, Value* result);
 
+  // Shared with fiber.cc (the G bodies) and the natives.
+  void recordError(ObjFiber* fiber, std::string message);
+  std::vector<std::string> traceOf(ObjFiber* fiber) const;
+  void closeUpvalues(ObjFiber* fiber, std::uint32_t fromSlot);
+
  private:
+  friend class FiberBody;
 
   template <typename T>
   T* allocate(ObjKind kind, std::size_t size) {
-    ++allocCount_[static_cast<int>(kind)];
-    allocBytes_ += size;
+    // Statistics only: a relaxed load and store, not a locked read-modify-write (fibers
+    // allocating in parallel may lose counts; the numbers are approximate then).
+    auto& count = allocCount_[static_cast<int>(kind)];
+    count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    allocBytes_.store(allocBytes_.load(std::memory_order_relaxed) + size, std::memory_order_relaxed);
     auto* o = static_cast<T*>(runtime::mallocgc(size, &kTypes[static_cast<int>(kind)]));
     o->kind = kind;
     return o;
   }
   ValueArray* newValueArray(std::uint32_t capacity);
+  ValueArray* newStackArray(std::uint32_t capacity);
   ObjFunction* convert(const lang::FunctionProto& proto);
   ObjClosure* newClosure(ObjFunction* fn);
   ObjClass* newClass(ObjString* name);
   ObjInstance* newInstance(ObjClass* klass);
   ObjBoundMethod* newBoundMethod(Value receiver, ObjClosure* method);
   ObjUpvalue* captureUpvalue(ObjFiber* fiber, std::uint32_t slot);
-  void closeUpvalues(ObjFiber* fiber, std::uint32_t fromSlot);
   ObjString* concat(ObjString* a, ObjString* b);
+  // Inline caches: replaces the record of one site (no-op once megamorphic).
+  void updateIC(ObjFunction* fn, std::uint32_t index, const InlineCache& next);
+  // Globals storage: grows by replacement (old arrays kept until ~VM: a racing reader may
+  // still hold one).
+  void growGlobals(std::size_t n);
+  Value* globalsData() const { return globals_.load(std::memory_order_acquire); }
+  // Channel methods (fiber.cc): Ok, Error (recorded) or Park (the fiber's body holds the
+  // step; the operation completes in FiberBody::resume).
+  enum class OpResult : std::uint8_t { Ok, Error, Park };
+  OpResult invokeChannel(ObjFiber* fiber, ObjChannel* ch, ObjString* name, int argc);
+  OpResult select(ObjFiber* fiber, std::uint32_t n, std::uint8_t flags, const std::uint8_t* kinds);
+  bool finishSelect(ObjFiber* fiber, int chosen);
+  void setHostG(runtime::G* g, std::uint32_t gen);
+  void registerConcurrencyNatives();
+  void freeChannels();
+  static void scanRoots(void* self, runtime::VisitFn visit, void* ctx);
+  static void clearWeak(void* self);
   // Methods.
   bool findMethod(ObjClass* klass, ObjString* name, Value* out) const;
   void setMethod(ObjClass* klass, ObjString* name, Value method);
@@ -186,7 +218,6 @@ class VM {
   // Fiber stack management.
   void ensureStack(ObjFiber* fiber, std::uint32_t needed);
   bool ensureFrames(ObjFiber* fiber);
-  void recordError(ObjFiber* fiber, std::string message);
   // Interpreter helpers (interpreter.cc). They work on the fiber's saved state
   // (frame ip and stackTop stored) and return false after recording an error.
   bool callValue(ObjFiber* fiber, Value callee, int argc);
@@ -195,27 +226,50 @@ class VM {
   void toString(Value v, std::string& out, int depth) const;
 
   VMOptions options_;
-  runtime::P p_;
-  lang::GlobalTable globalNames_;
-  std::vector<Value> globals_;
-  std::unordered_map<std::string_view, ObjString*> strings_;  // weak
+  lang::GlobalTable globalNames_;  // compile-time only (host thread)
+  std::atomic<Value*> globals_{nullptr};
+  std::size_t globalsCapacity_ = 0;  // under globalsLock_
+  std::vector<std::unique_ptr<Value[]>> globalArrays_;  // current and retired
+  mutable std::mutex globalsLock_;
+  // Interned strings (weak). Never allocates under the lock (see intern).
+  std::mutex stringsLock_;
+  std::unordered_map<std::string_view, ObjString*> strings_;
+  std::mutex shapesLock_;  // shapes_ and every Shape::transitions
   std::vector<std::unique_ptr<Shape>> shapes_;
+  std::mutex icLock_;
+  std::vector<std::unique_ptr<InlineCache>> icRecords_;
   std::vector<std::shared_ptr<const lang::FunctionProto>> scripts_;
+  mutable std::mutex nativesLock_;
   std::vector<HostNative> hostNatives_;
+  mutable std::mutex handlesLock_;
   std::vector<Value> handles_;
   std::vector<std::uint32_t> freeHandles_;
-  std::vector<ObjFiber*> fibers_;  // fibers being run (a stack: host calls nest)
+  std::vector<ObjFiber*> hostFibers_;  // under handlesLock_: host fibers not yet a G (roots)
   ObjString* initString_ = nullptr;
   ObjString* pushString_ = nullptr;
   ObjString* popString_ = nullptr;
   ObjString* lenString_ = nullptr;
-  std::string pendingError_;
-  bool hasPendingError_ = false;
-  RuntimeErrorInfo lastError_;
+  ObjString* sendString_ = nullptr;
+  ObjString* recvString_ = nullptr;
+  ObjString* closeString_ = nullptr;
+  ObjString* capString_ = nullptr;
   std::atomic<bool> preempt_{false};
-  std::uint64_t allocCount_[static_cast<int>(ObjKind::kCount)] = {};
-  std::uint64_t allocBytes_ = 0;
-  std::string printBuffer_;
+  // Generations: each host call is one; spawned fibers inherit their parent's. A failing
+  // spawned fiber aborts its generation.
+  std::atomic<std::uint32_t> generation_{1};
+  std::atomic<std::uint32_t> abortGen_{0};
+  std::mutex errorLock_;
+  runtime::G* hostG_ = nullptr;       // under errorLock_: the main G of the host call
+  std::uint32_t hostGen_ = 0;         // under errorLock_: its generation
+  std::uint32_t failedGen_ = 0;       // under errorLock_
+  RuntimeErrorInfo fiberError_;       // under errorLock_
+  std::atomic<std::uint64_t> allocCount_[static_cast<int>(ObjKind::kCount)] = {};
+  std::atomic<std::uint64_t> allocBytes_{0};
+  int rootsId_ = -1, weakId_ = -1;
+  std::mutex chansLock_;
+  std::unordered_set<ObjChannel*> chans_;  // live channels (their hchans are C++ memory)
+  // Last: destroyed first (~VM stops it explicitly before anything else goes).
+  std::unique_ptr<runtime::Sched> sched_;
 };
 
 }  // namespace spindle::vm

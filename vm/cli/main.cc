@@ -47,9 +47,8 @@ void printUsage(std::FILE* out) {
              "  --help             print this help and exit\n"
              "  --version          print the version and exit\n"
              "\n"
-             "--procs, --gc-percent, --gctrace, --gcstress and --gccheckmark are accepted\n"
-             "and validated now; they take effect when the scheduler and the collector land\n"
-             "(until then, scripts run on one thread and memory is never freed).\n");
+             "Fibers (spawn) run in parallel on --procs Ps. --gc-percent sets the collector's\n"
+             "pacing; --gctrace, --gcstress and --gccheckmark are passed to the collector.\n");
 }
 
 struct CliOptions {

@@ -1,0 +1,516 @@
+// fiber.cc: fibers as Gs (FiberBody, see fiber.h), host entry (withP, call), spawn,
+// channels, select and the concurrency natives (Channel, sleep, yield, procs, gc).
+#include "vm/fiber.h"
+
+#include <chrono>
+#include <cmath>
+#include <thread>
+
+#include "lang/opcodes.h"
+#include "runtime/gc.h"
+#include "runtime/throw.h"
+
+namespace spindle::vm {
+
+namespace {
+thread_local ObjFiber* tlsFiber = nullptr;
+thread_local RuntimeErrorInfo lastError_;  // VM::lastError
+
+using runtime::Step;
+}  // namespace
+
+ObjFiber* currentFiber() { return tlsFiber; }
+
+const RuntimeErrorInfo& VM::lastError() const { return lastError_; }
+void setCurrentFiber(ObjFiber* f) { tlsFiber = f; }
+
+// --- the G body ---------------------------------------------------------------------------
+
+Step FiberBody::run(runtime::G* g, std::uint32_t budget) {
+  g_ = g;
+  fiber_->preempt = &g->preempt;
+  if (hostMain_) vm_->setHostG(g, fiber_->gen);
+  ObjFiber* prev = tlsFiber;
+  tlsFiber = fiber_;
+  RunStatus st = vm_->run(fiber_, budget);
+  tlsFiber = prev;
+  switch (st) {
+    case RunStatus::Yield:
+      if (pending == Pending::Gc) {
+        // A true safepoint: the interpreter returned, everything is in the fiber.
+        pending = Pending::None;
+        runtime::gcCollect();
+      }
+      pending = Pending::None;
+      fiber_->request = false;
+      return Step::yield();
+    case RunStatus::Park:
+      fiber_->request = false;
+      return parkStep;
+    case RunStatus::Exit:
+      if (fiber_->state == FiberState::Failed && spawned && !vm_->aborted(fiber_)) {
+        vm_->fiberFailed(fiber_);
+      }
+      return Step::exit();
+  }
+  return Step::exit();
+}
+
+void FiberBody::traceStack(runtime::G* g, void (*visit)(void* ctx, void** slot), void* ctx) {
+  auto ptr = [&](void* p) {
+    if (p == nullptr) return;
+    void* local = p;  // non-moving collector
+    visit(ctx, &local);
+  };
+  auto value = [&](Value v) {
+    if (v.isObj()) ptr(v.asObj());
+  };
+  ObjFiber* f = fiber_;
+  ptr(f);
+  ptr(f->stack);
+  ptr(f->frames);
+  const Value* s = f->stack->data();
+  for (std::uint32_t i = 0; i < f->stackTop; ++i) value(loadValue(&s[i]));  // see stackStore
+  const CallFrame* frames = f->frames->frames();
+  for (std::uint32_t i = 0; i < f->frameCount; ++i) ptr(frames[i].closure);
+  for (ObjUpvalue* u = f->openUpvalues; u != nullptr; u = u->next) ptr(u);
+  value(f->result);
+  if (pending == Pending::Recv && waitChannel != nullptr && g != nullptr) {
+    // A sender may have handed its element over already (under the channel's lock).
+    std::lock_guard<std::mutex> lk(waitChannel->chan->lock);
+    if (g->sud.success) value(Value::fromBits(g->sud.elem));
+  }
+  if (pending == Pending::Select && g != nullptr) {
+    sel.forEachReceived(g, [&](std::uint64_t w) { value(Value::fromBits(w)); });
+  }
+}
+
+bool FiberBody::resume() {
+  ObjFiber* f = fiber_;
+  Value* top = f->stack->data() + f->stackTop;
+  const Pending p = pending;
+  pending = Pending::None;
+  switch (p) {
+    case Pending::Send:
+      waitChannel = nullptr;
+      if (runtime::chansendResume(g_) == runtime::ChanResult::Closed) {
+        vm_->recordError(f, "send on closed channel");
+        return false;
+      }
+      stackStore(top - 2, Value::nil());  // receiver slot <- result; pop the argument
+      f->stackTop -= 1;
+      return true;
+    case Pending::Recv: {
+      std::uint64_t elem = 0;
+      bool ok = false;
+      runtime::chanrecvResume(g_, &elem, &ok);
+      waitChannel = nullptr;
+      stackStore(top - 1, ok ? Value::fromBits(elem) : Value::nil());
+      return true;
+    }
+    case Pending::Select: return vm_->finishSelect(f, sel.resume(g_));
+    default: return true;
+  }
+}
+
+// --- host entry -----------------------------------------------------------------------------
+
+namespace {
+class FnG final : public runtime::GBody {
+ public:
+  explicit FnG(const std::function<void()>& fn) : fn_(fn) {}
+  Step run(runtime::G*, std::uint32_t) override {
+    fn_();
+    return Step::exit();
+  }
+
+ private:
+  const std::function<void()>& fn_;
+};
+}  // namespace
+
+void VM::withP(const std::function<void()>& fn) {
+  if (runtime::currentP() != nullptr) {
+    fn();
+    return;
+  }
+  FnG body(fn);
+  const runtime::RunStatus st = sched_->runMain(&body);
+  SPINDLE_CHECK(st == runtime::RunStatus::Ok, "VM::withP: a host G that never parks ended with {}",
+                static_cast<int>(st));
+}
+
+void VM::setHostG(runtime::G* g, std::uint32_t gen) {
+  std::lock_guard<std::mutex> lk(errorLock_);
+  hostG_ = g;
+  hostGen_ = gen;
+}
+
+bool VM::call(Value callee, const Value* args, int argc, Value* result) {
+  if (runtime::currentP() != nullptr) {
+    // A native calling back: run a nested fiber inline on this M (it cannot block).
+    ObjFiber* parent = tlsFiber;
+    ObjFiber* fiber = newFiber(callee, args, argc);
+    fiber->gen = parent != nullptr ? parent->gen : generation_.load(std::memory_order_relaxed);
+    FiberBody* body = fiber->body;
+    tlsFiber = fiber;
+    RunStatus st;
+    do {
+      st = run(fiber, 1 << 20);
+      body->pending = FiberBody::Pending::None;  // yield()/gc() in a nested call: no-ops
+      fiber->request = false;
+    } while (st == RunStatus::Yield);
+    tlsFiber = parent;
+    SPINDLE_CHECK(st == RunStatus::Exit, "VM::call: a nested fiber parked");
+    const bool ok = fiber->state == FiberState::Done;
+    if (ok) {
+      *result = fiber->result;
+    } else {
+      lastError_ = body->error;
+    }
+    body->release();
+    return ok;
+  }
+
+  const std::uint32_t gen = generation_.fetch_add(1, std::memory_order_relaxed) + 1;
+  ObjFiber* fiber = nullptr;
+  withP([&] {
+    fiber = newFiber(callee, args, argc);
+    fiber->gen = gen;
+    std::lock_guard<std::mutex> lk(handlesLock_);
+    hostFibers_.push_back(fiber);  // a root until the host call ends
+  });
+  FiberBody* body = fiber->body;
+  body->makeHostMain();  // shared by this thread and the G
+  const runtime::RunStatus st = sched_->runMain(body);
+  {
+    std::lock_guard<std::mutex> lk(errorLock_);
+    hostG_ = nullptr;
+    hostGen_ = 0;
+  }
+  bool ok = false;
+  switch (st) {
+    case runtime::RunStatus::Deadlock:
+      // The main G is parked forever: its state is saved and nothing else touches it.
+      lastError_ = {runtime::kDeadlockMessage, traceOf(fiber)};
+      break;
+    case runtime::RunStatus::Ended: {
+      std::lock_guard<std::mutex> lk(errorLock_);
+      lastError_ = fiberError_;
+      break;
+    }
+    case runtime::RunStatus::Ok:
+      ok = fiber->state == FiberState::Done;
+      if (ok) {
+        *result = fiber->result;
+      } else if (aborted(fiber)) {
+        // A spawned fiber's error stopped this one before it could end our wait.
+        std::lock_guard<std::mutex> lk(errorLock_);
+        lastError_ = fiberError_;
+      } else {
+        lastError_ = body->error;
+      }
+      break;
+  }
+  {
+    std::lock_guard<std::mutex> lk(handlesLock_);
+    std::erase(hostFibers_, fiber);
+  }
+  body->release();
+  return ok;
+}
+
+void VM::fiberFailed(ObjFiber* fiber) {
+  runtime::G* host = nullptr;
+  {
+    std::lock_guard<std::mutex> lk(errorLock_);
+    if (failedGen_ >= fiber->gen) return;  // the first error of a generation wins
+    failedGen_ = fiber->gen;
+    fiberError_ = fiber->body->error;
+    if (hostGen_ == fiber->gen) host = hostG_;
+  }
+  std::uint32_t cur = abortGen_.load(std::memory_order_relaxed);
+  while (cur < fiber->gen &&
+         !abortGen_.compare_exchange_weak(cur, fiber->gen, std::memory_order_relaxed)) {
+  }
+  // Every fiber of the generation stops at its next safepoint.
+  sched_->forEachG([](runtime::G* g) { g->preempt.store(true, std::memory_order_relaxed); });
+  if (host != nullptr) sched_->endHostRun(host);
+}
+
+bool VM::aborted(const ObjFiber* fiber) const {
+  return fiber->gen <= abortGen_.load(std::memory_order_relaxed);
+}
+
+// --- spawn ------------------------------------------------------------------------------------
+
+bool VM::spawn(ObjFiber* parent, Value callee, const Value* args, int argc) {
+  // Check the call in the spawner, so its errors carry the spawner's trace.
+  int arity = -1;
+  if (callee.isObj()) {
+    switch (callee.asObj()->kind) {
+      case ObjKind::Closure: arity = static_cast<int>(as<ObjClosure>(callee)->function->arity); break;
+      case ObjKind::BoundMethod:
+        arity = static_cast<int>(as<ObjBoundMethod>(callee)->method->function->arity);
+        break;
+      case ObjKind::Class: {
+        Value init = loadValue(&as<ObjClass>(callee)->initializer);
+        arity = isKind(init, ObjKind::Closure) ? static_cast<int>(as<ObjClosure>(init)->function->arity) : 0;
+        break;
+      }
+      case ObjKind::Native: arity = as<ObjNative>(callee)->arity < 0 ? argc : as<ObjNative>(callee)->arity; break;
+      default: break;
+    }
+  }
+  if (arity < 0) {
+    recordError(parent, "Can only call functions and classes.");
+    return false;
+  }
+  if (arity != argc) {
+    recordError(parent, fmt::format("Expected {} arguments but got {}.", arity, argc));
+    return false;
+  }
+  if (runtime::writeBarrierEnabled()) {
+    // The callee and arguments move into another G's stack (hybrid barrier rule).
+    shadeValue(callee);
+    for (int i = 0; i < argc; ++i) shadeValue(args[i]);
+  }
+  ObjFiber* f = newFiber(callee, args, argc);
+  f->gen = parent->gen;
+  f->body->spawned = true;
+  sched_->newproc(f->body);
+  return true;
+}
+
+// --- channels -----------------------------------------------------------------------------------
+
+ObjChannel* VM::newChannel(std::uint32_t capacity) {
+  auto* c = allocate<ObjChannel>(ObjKind::Channel, sizeof(ObjChannel));
+  c->chan = runtime::makechan(capacity);
+  // The hchan is C++ memory: freed by a finalizer when the channel object dies, or by
+  // ~VM for the channels still alive then (freeChannels).
+  {
+    std::lock_guard<std::mutex> lk(chansLock_);
+    chans_.insert(c);
+  }
+  runtime::setFinalizer(
+      c,
+      [](void* obj, void* vm) {
+        auto* ch = static_cast<ObjChannel*>(obj);
+        {
+          std::lock_guard<std::mutex> lk(static_cast<VM*>(vm)->chansLock_);
+          static_cast<VM*>(vm)->chans_.erase(ch);
+        }
+        runtime::freechan(ch->chan);
+      },
+      this);
+  return c;
+}
+
+// ~VM, after the scheduler is gone: a channel may still list sudogs of abandoned Gs, so
+// its memory is released directly (not through freechan's no-waiters check).
+void VM::freeChannels() {
+  std::lock_guard<std::mutex> lk(chansLock_);
+  for (ObjChannel* c : chans_) {
+    runtime::setFinalizer(c, nullptr, nullptr);
+    delete[] c->chan->buf;
+    delete c->chan;
+  }
+  chans_.clear();
+}
+
+VM::OpResult VM::invokeChannel(ObjFiber* fiber, ObjChannel* ch, ObjString* name, int argc) {
+  FiberBody* body = fiber->body;
+  runtime::G* g = body->g();
+  runtime::hchan* c = ch->chan;
+  Value* calleeSlot = fiber->stack->data() + fiber->stackTop - argc - 1;
+  auto arity = [&](int want) {
+    if (argc == want) return true;
+    recordError(fiber, fmt::format("Expected {} arguments but got {}.", want, argc));
+    return false;
+  };
+  Value result = Value::nil();
+  if (name == sendString_) {
+    if (!arity(1)) return OpResult::Error;
+    const Value v = calleeSlot[1];
+    shadeValue(v);  // it goes to another G's stack or a buffer (hybrid barrier rule)
+    runtime::ChanResult r = g != nullptr ? runtime::chansend(c, v.bits(), g) : runtime::trysend(c, v.bits());
+    if (r == runtime::ChanResult::Park) {
+      body->pending = FiberBody::Pending::Send;
+      body->waitChannel = ch;
+      body->parkStep = runtime::chanSendParkStep(c);
+      return OpResult::Park;
+    }
+    if (r == runtime::ChanResult::Closed) {
+      recordError(fiber, "send on closed channel");
+      return OpResult::Error;
+    }
+    if (r == runtime::ChanResult::WouldBlock) {
+      recordError(fiber, "A channel operation would block in a native callback.");
+      return OpResult::Error;
+    }
+  } else if (name == recvString_) {
+    if (!arity(0)) return OpResult::Error;
+    std::uint64_t elem = 0;
+    bool ok = false;
+    runtime::ChanResult r = g != nullptr ? runtime::chanrecv(c, g, &elem, &ok) : runtime::tryrecv(c, &elem, &ok);
+    if (r == runtime::ChanResult::Park) {
+      body->pending = FiberBody::Pending::Recv;
+      body->waitChannel = ch;
+      body->parkStep = runtime::chanRecvParkStep(c);
+      return OpResult::Park;
+    }
+    if (r == runtime::ChanResult::WouldBlock) {
+      recordError(fiber, "A channel operation would block in a native callback.");
+      return OpResult::Error;
+    }
+    result = ok ? Value::fromBits(elem) : Value::nil();
+  } else if (name == closeString_) {
+    if (!arity(0)) return OpResult::Error;
+    if (!runtime::closechan(c)) {
+      recordError(fiber, "close of closed channel");
+      return OpResult::Error;
+    }
+  } else if (name == lenString_ || name == capString_) {
+    if (!arity(0)) return OpResult::Error;
+    std::lock_guard<std::mutex> lk(c->lock);
+    result = Value::number(name == lenString_ ? c->qcount : c->dataqsiz);
+  } else {
+    recordError(fiber, fmt::format("Undefined property '{}'.", name->view()));
+    return OpResult::Error;
+  }
+  stackStore(calleeSlot, result);
+  fiber->stackTop -= static_cast<std::uint32_t>(argc);
+  return OpResult::Ok;
+}
+
+VM::OpResult VM::select(ObjFiber* fiber, std::uint32_t n, std::uint8_t flags, const std::uint8_t* kinds) {
+  FiberBody* body = fiber->body;
+  std::uint32_t operands = 0;
+  for (std::uint32_t i = 0; i < n; ++i) operands += kinds[i] == lang::kSelectSend ? 2 : 1;
+  const Value* ops = fiber->stack->data() + fiber->stackTop - operands;
+  body->cases.assign(n, runtime::SelectCase{});
+  for (std::uint32_t i = 0, k = 0; i < n; ++i) {
+    Value ch = ops[k++];
+    if (!isKind(ch, ObjKind::Channel)) {
+      recordError(fiber, "Only channels can be selected.");
+      return OpResult::Error;
+    }
+    runtime::SelectCase& sc = body->cases[i];
+    sc.c = as<ObjChannel>(ch)->chan;
+    if (kinds[i] == lang::kSelectSend) {
+      sc.isSend = true;
+      const Value v = ops[k++];
+      shadeValue(v);
+      sc.elem = v.bits();
+    }
+  }
+  const bool hasDefault = (flags & lang::kSelectHasDefault) != 0;
+  body->selectOperands = operands;
+  if (body->g() == nullptr && !hasDefault) {
+    recordError(fiber, "A select without default cannot block in a native callback.");
+    return OpResult::Error;
+  }
+  const int r = body->sel.begin(body->g(), body->cases.data(), static_cast<int>(n), hasDefault);
+  if (r == runtime::Select::kPark) {
+    body->pending = FiberBody::Pending::Select;
+    body->parkStep = body->sel.parkStep();
+    return OpResult::Park;
+  }
+  return finishSelect(fiber, r) ? OpResult::Ok : OpResult::Error;
+}
+
+bool VM::finishSelect(ObjFiber* fiber, int r) {
+  FiberBody* body = fiber->body;
+  const auto n = static_cast<int>(body->cases.size());
+  Value received = Value::nil();
+  int index = n;  // default
+  if (r != runtime::Select::kDefault) {
+    index = r;
+    if (body->cases[static_cast<std::size_t>(r)].isSend) {
+      if (body->sel.sendClosed) {
+        recordError(fiber, "send on closed channel");
+        return false;
+      }
+    } else if (body->sel.recvOk) {
+      received = Value::fromBits(body->sel.recvValue);
+    }
+  }
+  fiber->stackTop -= body->selectOperands;
+  Value* top = fiber->stack->data() + fiber->stackTop;
+  stackStore(top, received);
+  stackStore(top + 1, Value::number(index));
+  fiber->stackTop += 2;
+  return true;
+}
+
+// --- natives ----------------------------------------------------------------------------------------
+
+namespace {
+
+bool nativeChannel(VM& vm, std::uint32_t, int argc, Value* args, Value* result) {
+  if (argc > 1) return vm.raise(fmt::format("Expected 0 or 1 arguments but got {}.", argc));
+  double n = 0;
+  if (argc == 1) {
+    if (!args[0].isNumber() || args[0].asNumber() < 0 || std::trunc(args[0].asNumber()) != args[0].asNumber() ||
+        args[0].asNumber() > 1e9) {
+      return vm.raise("Channel capacity must be a non-negative integer.");
+    }
+    n = args[0].asNumber();
+  }
+  *result = Value::object(vm.newChannel(static_cast<std::uint32_t>(n)));
+  return true;
+}
+
+bool nativeSleep(VM& vm, std::uint32_t, int, Value* args, Value*) {
+  if (!args[0].isNumber()) return vm.raise("sleep() takes a number of seconds.");
+  const double secs = args[0].asNumber();
+  FiberBody* body = currentFiber()->body;
+  const auto ns = static_cast<std::int64_t>(secs > 0 ? secs * 1e9 : 0);
+  if (body->g() == nullptr) {  // nested in a native: block this M
+    std::this_thread::sleep_for(std::chrono::nanoseconds(ns));
+    return true;
+  }
+  if (ns <= 0) {
+    body->request(FiberBody::Pending::Yield);
+    return true;
+  }
+  body->parkStep = vm.sched().sleep(body->g(), ns);
+  body->request(FiberBody::Pending::Sleep);
+  return true;
+}
+
+bool nativeYield(VM&, std::uint32_t, int, Value*, Value*) {
+  FiberBody* body = currentFiber()->body;
+  if (body->g() != nullptr) body->request(FiberBody::Pending::Yield);
+  return true;
+}
+
+bool nativeProcs(VM& vm, std::uint32_t, int, Value*, Value* result) {
+  *result = Value::number(vm.sched().procs());
+  return true;
+}
+
+bool nativeGc(VM&, std::uint32_t, int, Value*, Value*) {
+  // The collection runs in FiberBody::run once the interpreter has saved everything.
+  FiberBody* body = currentFiber()->body;
+  if (body->g() != nullptr) body->request(FiberBody::Pending::Gc);
+  return true;
+}
+
+}  // namespace
+
+void VM::registerConcurrencyNatives() {
+  struct Def {
+    const char* name;
+    int arity;
+    NativeFn fn;
+  };
+  for (const Def& d : {Def{"Channel", -1, nativeChannel}, Def{"sleep", 1, nativeSleep},
+                       Def{"yield", 0, nativeYield}, Def{"procs", 0, nativeProcs},
+                       Def{"gc", 0, nativeGc}}) {
+    setGlobal(globalSlot(d.name), Value::object(newNative(d.name, d.arity, d.fn, 0)));
+  }
+}
+
+}  // namespace spindle::vm

@@ -1,0 +1,100 @@
+// fiber.h: FiberBody, a Lox fiber as a G of the VM's scheduler (runtime/g.h).
+//
+// Design. Every ObjFiber has one FiberBody (C++ memory: the runtime's G, Select and
+// sudog live outside the GC'd heap). The scheduler calls run(g, budget), which resumes
+// the interpreter (VM::run) and turns its answer into a Step:
+//   - Yield: budget spent or g->preempt seen at a safepoint (calls, OP_LOOP);
+//   - Park: a channel operation, a select or sleep() must wait; the runtime recorded the
+//     park commit in g and the body holds the step; when the G runs again, resume()
+//     completes the operation (pushes the received value, or raises `send on closed
+//     channel`) before the interpreter continues;
+//   - Exit: the fiber returned or failed. A failed spawned fiber reports its error to
+//     the VM (VM::fiberFailed), which ends the program's host call.
+// gc(): the native only records the request; run() calls runtime::gcCollect() after the
+// interpreter returned, with the fiber's state fully saved (a true safepoint).
+//
+// traceStack (called only while the G is paused) reports the fiber object, every live
+// stack slot (below stackTop), each frame's closure, the open upvalues, and a received
+// element not yet pushed (g->sud.elem once a sender handed it over, or the winning
+// select case's element: read under the channels' locks). Values this fiber sends are
+// shaded before they leave (the hybrid barrier's rule for writing into another G's
+// stack), and so are a spawned call's callee and arguments.
+//
+// Ownership. A spawned fiber's body is owned by its G and deleted in exited/abandoned.
+// A host call's body is shared by the host and the G (refs = 2): whichever lets go last
+// deletes it (a deadlocked main G stays parked until ~Sched abandons it). A nested
+// fiber (a native calling back into the VM) has a body with no G, deleted by its caller.
+#pragma once
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "runtime/g.h"
+#include "runtime/select.h"
+#include "vm/vm.h"
+
+namespace spindle::vm {
+
+class FiberBody final : public runtime::GBody {
+ public:
+  enum class Pending : std::uint8_t { None, Send, Recv, Select, Sleep, Yield, Gc };
+
+  FiberBody(VM* vm, ObjFiber* fiber, int refs) : vm_(vm), fiber_(fiber), refs_(refs) {}
+
+  runtime::Step run(runtime::G* g, std::uint32_t budget) override;
+  void exited(runtime::G*) override { release(); }
+  void abandoned(runtime::G*) override { release(); }
+  void traceStack(runtime::G* g, void (*visit)(void* ctx, void** slot), void* ctx) override;
+
+  // Drops one reference; deletes the body at zero.
+  void release() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  // For natives: the interpreter returns (Park for Sleep, else Yield) right after the call.
+  void request(Pending p) {
+    pending = p;
+    fiber_->request = true;
+  }
+
+  // Completes a pending operation when the G runs again; false after recording an error.
+  bool resume();
+
+  ObjFiber* fiber() const { return fiber_; }
+  runtime::G* g() const { return g_; }
+  void setG(runtime::G* g) { g_ = g; }
+  bool spawned = false;
+  // The main fiber of a host call: shared by the host thread and the G (two refs).
+  void makeHostMain() {
+    hostMain_ = true;
+    refs_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // The fiber's error (written by the fiber's M; read by the host after the G exited).
+  RuntimeErrorInfo error;
+  std::string pendingError;  // VM::raise from a native
+  bool hasPendingError = false;
+
+  // The pending operation (only the M running the G touches these).
+  Pending pending = Pending::None;
+  runtime::Step parkStep = runtime::Step::yield();
+  ObjChannel* waitChannel = nullptr;  // Send/Recv: the channel (also on the stack)
+  runtime::Select sel;
+  std::vector<runtime::SelectCase> cases;
+  std::uint32_t selectOperands = 0;  // stack slots the SELECT operands take
+
+ private:
+  ~FiberBody() = default;
+  VM* vm_;
+  ObjFiber* fiber_;
+  runtime::G* g_ = nullptr;
+  bool hostMain_ = false;
+  std::atomic<int> refs_;
+};
+
+// The fiber running on this thread (natives find their caller here).
+ObjFiber* currentFiber();
+void setCurrentFiber(ObjFiber* f);
+
+}  // namespace spindle::vm
