@@ -84,10 +84,7 @@ bool VM::callValue(ObjFiber* fiber, Value callee, int argc) {
         Value result = Value::nil();
         // The arguments stay on the stack (rooted) during the call.
         if (!n->fn(*this, n->hostIndex, argc, calleeSlot + 1, &result)) {
-          FiberBody* body = fiber->body;
-          recordError(fiber, body->hasPendingError ? std::move(body->pendingError)
-                                                   : std::string("Native function failed."));
-          body->hasPendingError = false;
+          recordNativeError(fiber);
           return false;
         }
         // The native may have grown nothing of this fiber, but re-derive the slot anyway.
@@ -98,11 +95,10 @@ bool VM::callValue(ObjFiber* fiber, Value callee, int argc) {
       case ObjKind::ForeignFn: {
         Value result = Value::nil();
         if (!ffi::call(*this, as<ObjForeignFn>(callee), argc, calleeSlot + 1, &result)) {
-          recordError(fiber, std::move(pendingError_));
-          hasPendingError_ = false;
+          recordNativeError(fiber);
           return false;
         }
-        fiber->stack->data()[fiber->stackTop - argc - 1] = result;
+        stackStore(fiber->stack->data() + fiber->stackTop - argc - 1, result);
         fiber->stackTop -= static_cast<std::uint32_t>(argc);
         return true;
       }
@@ -156,8 +152,7 @@ bool VM::invokeBuiltin(ObjFiber* fiber, Value receiver, ObjString* name, int arg
     result = Value::number(as<ObjString>(receiver)->length);
   } else if (ffi::isFfiObject(receiver)) {
     if (!ffi::invoke(*this, receiver, name, argc, calleeSlot + 1, &result)) {
-      recordError(fiber, std::move(pendingError_));
-      hasPendingError_ = false;
+      recordNativeError(fiber);
       return false;
     }
   } else {

@@ -581,6 +581,13 @@ void VM::toString(Value v, std::string& out, int depth) const {
 
 // --- fibers ---------------------------------------------------------------------------------------
 
+void VM::recordNativeError(ObjFiber* fiber) {
+  FiberBody* body = fiber->body;
+  recordError(fiber, body->hasPendingError ? std::move(body->pendingError)
+                                           : std::string("Native function failed."));
+  body->hasPendingError = false;
+}
+
 bool VM::raise(std::string message) {
   FiberBody* body = currentFiber()->body;
   body->pendingError = std::move(message);

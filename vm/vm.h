@@ -167,6 +167,8 @@ class VM {
 
   // Shared with fiber.cc (the G bodies) and the natives.
   void recordError(ObjFiber* fiber, std::string message);
+  // Records the error a native (or foreign call) raised with raise(), or a generic one.
+  void recordNativeError(ObjFiber* fiber);
   std::vector<std::string> traceOf(ObjFiber* fiber) const;
   void closeUpvalues(ObjFiber* fiber, std::uint32_t fromSlot);
 
