@@ -127,6 +127,16 @@ struct G {
   std::uint64_t goid = 0;
   sudog sud;                         // the G's own sudog for plain send/recv
 
+  // Stack scanning (Go's _Gscan bit, mgcmark.cc). gcscangen == the collector's mark
+  // generation: this G's stack was scanned in the current mark phase. gcscanlock (0/1,
+  // acquire/release) is held by whoever scans the stack and by execute() while it checks
+  // the scan state before resuming the G, so a G is never scanned while it runs.
+  // gcAtSafepoint: the G is blocked inside run() at a safepoint (in gcCollect) and its
+  // traceStack describes all it holds, so it may be scanned although in Syscall status.
+  std::atomic<std::uint32_t> gcscangen{0};
+  std::atomic<std::uint32_t> gcscanlock{0};
+  std::atomic<bool> gcAtSafepoint{false};
+
   bool preemptRequested() const { return preempt.load(std::memory_order_relaxed); }
 };
 

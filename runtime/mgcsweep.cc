@@ -1,9 +1,30 @@
 #include "runtime/mgcsweep.h"
 
+#include <algorithm>
+#include <thread>
+
 #include "runtime/gcbits.h"
 #include "runtime/throw.h"
 
 namespace spindle::runtime {
+
+#ifdef SPINDLE_DEBUG
+namespace {
+// Debug builds: fill every object this sweep frees (allocated, not marked) with a
+// pattern, so a use after free reads garbage loudly (a header word that is no TypeInfo,
+// pointers into nowhere). Allocation zeroes them again (needzero).
+void poisonFreed(MSpan* s) {
+  constexpr std::uint64_t kPoison = 0xdeadbeefdeadbeefull;
+  const std::size_t n = std::min<std::size_t>(s->elemsize, 64 << 10);
+  for (std::uint32_t i = 0; i < s->nelems; ++i) {
+    const bool allocated = i < s->freeindex || s->isAllocatedBit(i);
+    if (!allocated || s->isMarked(i)) continue;
+    auto* w = reinterpret_cast<std::uint64_t*>(s->base() + std::uintptr_t{i} * s->elemsize);
+    for (std::size_t k = 0; k < n / 8; ++k) w[k] = kPoison;
+  }
+}
+}  // namespace
+#endif
 
 bool sweepSpan(MHeap& h, MSpan* s, bool preserve) {
   const std::uint32_t sg = h.sweepgenLoad();
@@ -18,6 +39,9 @@ bool sweepSpan(MHeap& h, MSpan* s, bool preserve) {
                 "sweepSpan: span {:#x} has {} marked objects but allocCount={}", s->base(),
                 nalloc, s->allocCount);
   const std::uint32_t nfreed = s->allocCount - nalloc;
+#ifdef SPINDLE_DEBUG
+  if (nfreed > 0) poisonFreed(s);
+#endif
   if (sc != 0) {
     h.stats.smallFreeCount[sc].fetch_add(nfreed, std::memory_order_relaxed);
   } else if (nfreed > 0) {
@@ -80,8 +104,25 @@ bool sweepone(MHeap& h) {
   return false;
 }
 
+void ensureSwept(MHeap& h, MSpan* s) {
+  const std::uint32_t sg = h.sweepgenLoad();
+  std::uint32_t want = sg - 2;
+  if (s->sweepgen.compare_exchange_strong(want, sg - 1, std::memory_order_acq_rel)) {
+    // Still in an unswept set: sweepone will find it swept (CAS fails) and skip it.
+    sweepSpan(h, s, /*preserve=*/false);
+    return;
+  }
+  // Swept, cached, or being swept by someone else: wait for the latter to finish.
+  while (s->sweepgen.load(std::memory_order_acquire) == sg - 1) std::this_thread::yield();
+  const std::uint32_t have = s->sweepgen.load(std::memory_order_acquire);
+  SPINDLE_CHECK(have == sg || have == sg + 1 || have == sg + 3,
+                "ensureSwept: span {:#x} sweepgen={} heap sg={} (want sg, sg+1 or sg+3)",
+                s->base(), have, sg);
+}
+
 void startSweepCycle(MHeap& h) {
   const std::uint32_t sg = h.sweepgen.load(std::memory_order_relaxed);
+  SPINDLE_DCHECK(sg % 2 == 0, "startSweepCycle: sweepgen {} is odd", sg);
   h.sweepCentralIndex.store(0, std::memory_order_relaxed);
   // Release: sweepers that see the new sg see the reset index.
   h.sweepgen.store(sg + 2, std::memory_order_release);

@@ -16,6 +16,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "runtime/mgcwork.h"
+
 namespace spindle::runtime {
 
 struct MCache;
@@ -93,6 +95,11 @@ struct P {
   // forEachP: 1 when fn must run on this P at its next safepoint; whoever CASes it 1->0
   // runs fn (exactly once).
   std::atomic<std::uint32_t> runSafePointFn{0};
+
+  // --- gc (mgc.h, mgcwork.h) ----------------------------------------------------
+  // Grey objects this P produced (write barrier, assists, stack scans before a G
+  // runs). Owner only; the collector flushes it in forEachP or with the world stopped.
+  GCWork gcw;
 };
 
 }  // namespace spindle::runtime

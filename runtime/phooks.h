@@ -49,4 +49,11 @@ void runPAcquireHooks(P* p);
 // Called by the collector.
 void runPGCMarkDoneHooks(P* p);
 
+// The collector's stack-scan hook: while it is set (from sweep termination to mark
+// termination, changed only with the world stopped), the scheduler calls it with a
+// Runnable G right before resuming it, so the G's stack is scanned before it runs.
+struct G;
+void setGBeforeRunHook(void (*hook)(G*));
+void runGBeforeRunHook(G* g);
+
 }  // namespace spindle::runtime

@@ -540,6 +540,7 @@ void Sched::execute(M* m, G* g, bool inheritTime) {
   GStatus st = g->status.load(std::memory_order_acquire);
   SPINDLE_CHECK(st == GStatus::Runnable, "execute: G {} status={} want Runnable", g->goid,
                 static_cast<int>(st));
+  runGBeforeRunHook(g);  // the collector scans g's stack first if it must
   g->status.store(GStatus::Running, std::memory_order_relaxed);
   g->m = m;
   m->curg = g;
