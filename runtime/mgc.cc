@@ -195,6 +195,10 @@ void runCycle() {
   const std::int64_t tStart = nanotime();
   const std::uint64_t heap0 = static_cast<std::uint64_t>(std::max<std::int64_t>(h.heapLive.load(), 0));
 
+  // Finish the previous sweep concurrently first, so the STW below has (almost)
+  // nothing left to sweep.
+  while (sweepone(h)) counters().sweptBackground.fetch_add(1, std::memory_order_relaxed);
+
   // --- 1. sweep termination ---------------------------------------------------------
   s->stopTheWorld("gc sweep termination");
   finishSweep(h);
@@ -433,6 +437,7 @@ void gcAttach(Sched* sched) {
   c.stopping = false;
   c.requested = std::max(c.requested, c.started);
   c.attachTime = nanotime();
+  c.gcTimeNs = 0;
   if (const char* e = std::getenv("SPINDLE_GCTRACE"); e != nullptr && e[0] == '1')
     c.trace.store(true, std::memory_order_relaxed);
   mheap().allocSlowHook.store(gc_detail::allocSlowHook, std::memory_order_release);
