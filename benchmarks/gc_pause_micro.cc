@@ -111,8 +111,10 @@ Result runSpindle(std::size_t liveMB, std::size_t garbageMB) {
   const auto t0 = std::chrono::steady_clock::now();
   const int liveTrees = static_cast<int>((liveMB << 20) / (((1 << 13) - 1) * 32));
   gLive.assign(static_cast<std::size_t>(liveTrees), nullptr);
-  s.runMain(testingFn([&]() {
-    for (auto& p : gLive) writePointer(&p, tree(12));
+  // One tree per run(): a safepoint between trees (an interpreter has one per call).
+  s.runMain(testingFn([&, i = std::size_t{0}]() mutable -> bool {
+    writePointer(&gLive[i], tree(12));
+    return ++i == gLive.size();
   }));
   const std::uint64_t c0 = gcStats().cycles;
   const std::size_t pauses0 = gcStats().pausesNs.size();
