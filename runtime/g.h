@@ -45,6 +45,7 @@ enum class WaitReason : std::uint8_t {
   Sleep,
   WaitGroup,
   Host,
+  GCAssistWait,  // parked by the collector: the heap reached its goal while marking
 };
 
 const char* waitReasonString(WaitReason r);
@@ -136,6 +137,10 @@ struct G {
   std::atomic<std::uint32_t> gcscangen{0};
   std::atomic<std::uint32_t> gcscanlock{0};
   std::atomic<bool> gcAtSafepoint{false};
+  // Set by the collector (on the G's own M, in the allocation slow path) when the heap
+  // passed its goal while marking: at its next yield the G parks until mark termination
+  // (Go's assist queue) instead of allocating further. Owner M only (relaxed).
+  std::atomic<bool> gcAssistPark{false};
 
   bool preemptRequested() const { return preempt.load(std::memory_order_relaxed); }
 };

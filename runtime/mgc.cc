@@ -24,6 +24,8 @@
 //      forEachP(prepareForSweep) after the world restarts reaches the rest (idle Ps by
 //      the controller, running Ps at their next safepoint), then runs the gcMarkDone
 //      P hooks.
+//   Assists that cannot keep up: a G allocating past the goal while marking is parked
+//   at its next yield (GCAssistWait, Go's assist queue) and readied after step 3.
 //   4. Concurrent sweep: the controller sweeps span by span (sweepone) while no new
 //      cycle is requested; allocating Ps sweep proportionally (mgcpacer.cc), cacheSpan
 //      sweeps what it takes, uncacheSpan sweeps stale cached spans.
@@ -82,6 +84,8 @@ struct Collector {
   std::uint64_t pauseHist[24] = {};
   std::int64_t maxPause = 0, totalPause = 0;
 
+  std::vector<G*> assistQueue;  // Gs parked in GCAssistWait until mark termination
+
   std::atomic<bool> requestPending{false};
   std::atomic<bool> sweepDone{true};
   std::atomic<bool> trace{false};
@@ -129,6 +133,30 @@ void onDestroyP(P* p) {
 }
 
 const int gHooksRegistered = registerPLifecycleHooks({nullptr, onDestroyP, onAcquireP, nullptr});
+
+// The scheduler's assist-park commit (g is Waiting): queue g until mark termination,
+// or ready it at once if this cycle's marking already ended.
+void assistPark(Sched* s, G* g) {
+  Collector& c = C();
+  s->addHostWait(1);  // a parked assist is not a deadlock: the controller will ready it
+  {
+    std::lock_guard<std::mutex> lk(c.lock);
+    // A mark termination is still to come (it readies the queue under this lock).
+    if (c.sched == s && c.requested > c.marked && !c.stopping) {
+      c.assistQueue.push_back(g);
+      return;
+    }
+  }
+  s->ready(g);
+  s->addHostWait(-1);
+}
+
+void readyAssists(Sched* s, std::vector<G*>& q) {
+  for (G* g : q) {
+    s->ready(g);
+    s->addHostWait(-1);
+  }
+}
 
 std::vector<G*> allGs(Sched* s) {
   std::vector<G*> gs;
@@ -277,7 +305,10 @@ void runCycle() {
   writeBarrierEnabled.store(false, std::memory_order_relaxed);
   h.gcAllocBlack.store(false, std::memory_order_relaxed);
   gcMarking.store(false, std::memory_order_relaxed);
-  marked += c.gcw.bytesMarked + h.allocBlackBytes.load(std::memory_order_relaxed);
+  marked += c.gcw.bytesMarked;
+  // Found by tracing (the pacer's live heap) vs. including objects allocated black.
+  const std::uint64_t traced = marked;
+  marked += h.allocBlackBytes.load(std::memory_order_relaxed);
   c.gcw.bytesMarked = 0;
   if (counters().checkmark.load(std::memory_order_relaxed)) {
     counters().checkmarkObjects.fetch_add(checkmark(gs), std::memory_order_relaxed);
@@ -292,7 +323,7 @@ void runCycle() {
       if (fn != nullptr) fn(ctx);
   }
   const std::uint64_t heap1 = static_cast<std::uint64_t>(std::max<std::int64_t>(h.heapLive.load(), 0));
-  pacerEndCycle(marked, heap1);
+  pacerEndCycle(traced, heap1);
   h.heapLive.store(static_cast<std::int64_t>(marked), std::memory_order_relaxed);
   c.sweepDone.store(false, std::memory_order_relaxed);
   startSweepCycle(h);
@@ -302,12 +333,15 @@ void runCycle() {
     prepareForSweep(p, counters().flushesForEachP);
     runPGCMarkDoneHooks(p);
   });
+  std::vector<G*> parked;
   {
     std::lock_guard<std::mutex> lk(c.lock);
     c.marked++;
+    parked.swap(c.assistQueue);
     c.gcTimeNs += workNs;
     c.cv.notify_all();
   }
+  readyAssists(s, parked);
   if (c.trace.load(std::memory_order_relaxed)) {
     const std::int64_t now = nanotime();
     std::int64_t gcTime, since;
@@ -441,6 +475,7 @@ void gcAttach(Sched* sched) {
   if (const char* e = std::getenv("SPINDLE_GCTRACE"); e != nullptr && e[0] == '1')
     c.trace.store(true, std::memory_order_relaxed);
   mheap().allocSlowHook.store(gc_detail::allocSlowHook, std::memory_order_release);
+  setGCAssistParkHook(gc_detail::assistPark);
   c.controller = std::thread(gc_detail::controllerLoop);
 }
 
@@ -455,11 +490,16 @@ void gcDetach(Sched* sched) {
     t = std::move(c.controller);
   }
   t.join();  // finishes the cycle in progress
-  std::lock_guard<std::mutex> lk(c.lock);
-  c.sched = nullptr;
-  c.requested = c.started;
-  c.requestPending.store(false, std::memory_order_relaxed);
-  c.cv.notify_all();
+  std::vector<G*> parked;
+  {
+    std::lock_guard<std::mutex> lk(c.lock);
+    c.sched = nullptr;
+    c.requested = c.started;
+    c.requestPending.store(false, std::memory_order_relaxed);
+    parked.swap(c.assistQueue);
+    c.cv.notify_all();
+  }
+  gc_detail::readyAssists(sched, parked);
 }
 
 void gcCollect() {
@@ -512,6 +552,7 @@ GCStats gcStats() {
   st.workerTimeNs = k.workerTimeNs.load(std::memory_order_relaxed);
   st.assistWork = k.assistWork.load(std::memory_order_relaxed);
   st.workerWork = k.workerWork.load(std::memory_order_relaxed);
+  st.assistParks = k.assistParks.load(std::memory_order_relaxed);
   st.sweptBackground = k.sweptBackground.load(std::memory_order_relaxed);
   st.sweptProportional = k.sweptProportional.load(std::memory_order_relaxed);
   st.sweptByUncache = h.stats.sweptByUncache.load(std::memory_order_relaxed);

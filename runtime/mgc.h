@@ -85,6 +85,7 @@ struct Counters {
   std::atomic<std::uint64_t> flushesAcquireP{0}, flushesForEachP{0};
   std::atomic<std::uint64_t> stacksByCollector{0}, stacksBeforeRun{0};
   std::atomic<std::uint64_t> checkmarkObjects{0};
+  std::atomic<std::uint64_t> assistParks{0};
   std::atomic<int> gcstress{0};
   std::atomic<std::uint64_t> slowPaths{0};
   std::atomic<bool> checkmark{false};

@@ -313,9 +313,10 @@ TEST_CASE("the heap follows gc_percent") {
     // The pacer's goal is exactly live * (1 + p/100) after a cycle that found only L.
     const GCStats gs = gcStats();
     CHECK(gs.heapGoal == std::max<std::uint64_t>(4 << 20, gs.heapMarked + gs.heapMarked * static_cast<std::uint64_t>(percents[k]) / 100));
-    // The peak is reported, not asserted: assists never block the allocating G (Go
-    // parks it), so how far the heap overshoots the goal depends on how fast the mark
-    // runs on this (loaded) machine, i.e. on timing.
+    // A G allocating past the goal is parked at its next safepoint until mark
+    // termination, so the heap overshoots only by what is allocated while a cycle
+    // starts and marks; the slack allows for a slow (loaded, sanitized) mark.
+    CHECK(static_cast<double>(peak) <= bound * 1.25 + (4 << 20));
     CHECK(static_cast<double>(peak) >= static_cast<double>(kLive));
     for (auto& p : live) p = nullptr;
   }

@@ -2,6 +2,9 @@
 // hook.
 //
 // Goal: heapGoal = heapMarked * (1 + gc_percent/100), at least kMinHeap (4 MiB);
+// heapMarked here is what tracing found live, not counting the objects allocated black
+// during the mark (Go counts those too, which lifts the goal after a long mark; the
+// ones still live are found by the next cycle's tracing).
 // gc_percent < 0 turns pacing off. heapLive (mheap.h) counts whole spans as they are
 // cached (Go's accounting at refill) and large objects; it is reset to the marked bytes
 // at mark termination.
@@ -12,13 +15,17 @@
 // Assists: while marking, every allocation slow path owes scan work proportional to the
 // bytes it just reserved, assistWorkPerByte = expected scan work (last cycle's marked
 // bytes) / heap left before the goal; it pays by draining grey objects into its P's
-// work buffer (bounded by the debt; when there is no work it simply continues).
+// work buffer (bounded by the debt). If it could not pay and the heap is past the goal,
+// the G is flagged to park at its next yield until mark termination (Go parks it on the
+// assist queue; here the G cannot block inside mallocgc, holding its P mid-step).
 // The hook also starts cycles: heapLive >= trigger, or every N slow paths with gcstress;
 // requestCycle never blocks (the caller may be in the middle of an interpreter step).
 // When no cycle marks and the last sweep is not finished, the slow path sweeps a couple
 // of spans (proportional sweep), so allocation helps the background sweeper.
 #include <algorithm>
 
+#include "runtime/g.h"
+#include "runtime/m.h"
 #include "runtime/mgc.h"
 #include "runtime/mgcsweep.h"
 #include "runtime/mheap.h"
@@ -72,6 +79,20 @@ void pacerEndCycle(std::uint64_t marked, std::uint64_t heapAtTermination) {
   pc.trigger.store(trigger, std::memory_order_relaxed);
 }
 
+namespace {
+void parkIfPastGoal() {
+  const Pacer& pc = pacer();
+  if (pc.percent.load(std::memory_order_relaxed) < 0 ||
+      mheap().heapLive.load(std::memory_order_relaxed) <= static_cast<std::int64_t>(pc.goal.load(std::memory_order_relaxed)))
+    return;
+  M* m = getm();
+  if (m == nullptr || m->curg == nullptr) return;
+  m->curg->gcAssistPark.store(true, std::memory_order_relaxed);
+  m->curg->preempt.store(true, std::memory_order_relaxed);
+  counters().assistParks.fetch_add(1, std::memory_order_relaxed);
+}
+}  // namespace
+
 void allocSlowHook(std::size_t bytes) {
   Counters& c = counters();
   MHeap& h = mheap();
@@ -89,6 +110,9 @@ void allocSlowHook(std::size_t bytes) {
     const std::int64_t done = drain(&p->gcw, debt);
     c.assistTimeNs.fetch_add(nanotime() - t0, std::memory_order_relaxed);
     c.assistWork.fetch_add(static_cast<std::uint64_t>(done), std::memory_order_relaxed);
+    // Past the goal and the debt could not be paid: stop this G at its next yield until
+    // the mark ends (it cannot block here: it holds its P and is not at a safepoint).
+    if (done < debt) parkIfPastGoal();
     return;
   }
   if (!sweepingDone()) {
@@ -102,6 +126,9 @@ void allocSlowHook(std::size_t bytes) {
       static_cast<std::uint64_t>(std::max<std::int64_t>(h.heapLive.load(std::memory_order_relaxed), 0)) >=
           pc.trigger.load(std::memory_order_relaxed)) {
     requestCycle();
+    // Past the goal before the requested cycle even started (the sweep it must finish
+    // first is still running): wait for that cycle's mark termination too.
+    parkIfPastGoal();
   }
 }
 

@@ -56,6 +56,12 @@ namespace {
 std::atomic<void (*)(G*)> gBeforeRun{nullptr};
 }  // namespace
 
+namespace {
+std::atomic<GCAssistParkFn> gAssistPark{nullptr};
+}  // namespace
+void setGCAssistParkHook(void (*hook)(Sched*, G*)) { gAssistPark.store(hook, std::memory_order_release); }
+GCAssistParkFn gcAssistParkHook() { return gAssistPark.load(std::memory_order_acquire); }
+
 void setGBeforeRunHook(void (*hook)(G*)) { gBeforeRun.store(hook, std::memory_order_relaxed); }
 
 void runGBeforeRunHook(G* g) {

@@ -56,4 +56,12 @@ struct G;
 void setGBeforeRunHook(void (*hook)(G*));
 void runGBeforeRunHook(G* g);
 
+// The collector's assist-park hook: when a G that yields has g->gcAssistPark set, the
+// scheduler marks it Waiting (GCAssistWait) and calls the hook, which queues the G and
+// readies it at mark termination (or at once if marking already ended). Set once.
+class Sched;
+void setGCAssistParkHook(void (*hook)(Sched*, G*));
+using GCAssistParkFn = void (*)(Sched*, G*);
+GCAssistParkFn gcAssistParkHook();
+
 }  // namespace spindle::runtime
