@@ -126,7 +126,7 @@ void onAcquireP(P* p) { prepareForSweep(p, counters().flushesAcquireP); }
 
 void onDestroyP(P* p) {
   // World stopped: hand the P's grey objects to the global list.
-  p->gcw.flush();
+  p->gcw.dispose();
   C().orphanBytesMarked.fetch_add(p->gcw.bytesMarked, std::memory_order_relaxed);
   p->gcw.bytesMarked = 0;
   p->gcw.scanWork = 0;

@@ -47,7 +47,10 @@ WorkBuf* getEmpty() {
     return b;
   }
   q.nbufs.fetch_add(1, std::memory_order_relaxed);
-  return new WorkBuf;
+  auto* b = new WorkBuf;
+  std::lock_guard<std::mutex> lk(q.allLock);
+  q.all.push_back(b);
+  return b;
 }
 void putFull(WorkBuf* b) {
   WorkQueues& q = workQueues();
@@ -73,6 +76,12 @@ std::uintptr_t GCWork::tryGetSlow() {
   if (wbuf != nullptr) q.empty.push(wbuf);
   wbuf = b;
   return wbuf->obj[--wbuf->nobj];
+}
+
+void GCWork::dispose() {
+  flush();
+  if (wbuf != nullptr) workQueues().empty.push(wbuf);
+  wbuf = nullptr;
 }
 
 void GCWork::flush() {

@@ -20,6 +20,8 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
+#include <vector>
 
 namespace spindle::runtime {
 
@@ -49,6 +51,10 @@ struct WorkQueues {
   WorkBufList empty;
   std::atomic<std::int64_t> nfull{0};   // approximate count of full buffers
   std::atomic<std::uint64_t> nbufs{0};  // buffers ever allocated
+  // Every buffer ever allocated (under allLock), so leak checkers see them reachable:
+  // the list heads hold tagged pointers.
+  std::mutex allLock;
+  std::vector<WorkBuf*> all;
 };
 WorkQueues& workQueues();
 
@@ -73,6 +79,8 @@ struct GCWork {
   bool empty() const { return wbuf == nullptr || wbuf->nobj == 0; }
   // Hands a non-empty buffer to the global full list (keeps an empty one).
   void flush();
+  // flush, and return an empty buffer to the empty list (the GCWork goes away).
+  void dispose();
 
  private:
   void putSlow();
