@@ -199,11 +199,15 @@ void markLoop(Sched* s, std::int64_t& workNs) {
     flushNoPWork();
     if (!workQueues().full.empty()) continue;
     std::atomic<bool> flushed{false};
+    // Go's gcMarkDone: a P that pushed work to the global list since its last visit
+    // (flushedWork) may have handed it to a P already visited (an assist pops it), so
+    // only a round where no P had work or pushed any proves that marking is done.
     s->forEachP([&flushed](P* p) {
-      if (!p->gcw.empty()) {
+      if (!p->gcw.empty() || p->gcw.flushedWork) {
         p->gcw.flush();
         flushed.store(true, std::memory_order_relaxed);
       }
+      p->gcw.flushedWork = false;
     });
     if (flushed.load(std::memory_order_relaxed) || !workQueues().full.empty()) continue;
     return;
