@@ -82,11 +82,14 @@ struct World {
 // through same-G edges.
 class Mutator final : public GBody {
  public:
-  Mutator(std::uint32_t seed, int steps, std::atomic<int>* done) : rng_(seed), steps_(steps), done_(done) {}
+  // Runs `steps` steps, and on until the collector completed cycle `untilCycle`, so
+  // several cycles overlap the mutation however fast or slow this machine is.
+  Mutator(std::uint32_t seed, int steps, std::uint64_t untilCycle, std::atomic<int>* done)
+      : rng_(seed), steps_(steps), untilCycle_(untilCycle), done_(done) {}
   Step run(G*, std::uint32_t) override {
     for (int op = 0; op < 64; op++) step();
     walk();
-    return --steps_ > 0 ? Step::yield() : Step::exit();
+    return (--steps_ > 0 || gcStats().cycles < untilCycle_) ? Step::yield() : Step::exit();
   }
   void traceStack(G*, VisitFn visit, void* ctx) override {
     for (auto& n : S_) visit(ctx, reinterpret_cast<void**>(&n));
@@ -151,15 +154,19 @@ class Mutator final : public GBody {
   void* foreign_[kF] = {};
   std::minstd_rand rng_;
   int steps_;
+  std::uint64_t untilCycle_;
   std::atomic<int>* done_;
 };
 
-// Runs `n` mutators to completion from a main G that waits by yielding.
+// Runs `n` mutators to completion from a main G that waits by yielding; at least three
+// cycles complete while they run (callers set gcstress).
 void runMutators(Sched& s, int n, int steps) {
   std::atomic<int> done{0};
-  RunStatus st = s.runMain(fn([pc = 0, &s, &done, n, steps](G*) mutable -> Step {
+  const std::uint64_t untilCycle = gcStats().cycles + 3;
+  RunStatus st = s.runMain(fn([pc = 0, &s, &done, n, steps, untilCycle](G*) mutable -> Step {
     if (pc++ == 0) {
-      for (int i = 0; i < n; i++) s.newproc(new Mutator(1234u + static_cast<std::uint32_t>(i), steps, &done));
+      for (int i = 0; i < n; i++)
+        s.newproc(new Mutator(1234u + static_cast<std::uint32_t>(i), steps, untilCycle, &done));
     }
     return done.load() == n ? Step::exit() : Step::yield();
   }));
@@ -238,7 +245,7 @@ TEST_CASE("mutators racing the barrier under gcstress with checkmark: nothing re
   const GCStats after = gcStats();
   MESSAGE("cycles: " << after.cycles - before.cycles << ", checkmarked objects: "
                      << after.checkmarkObjects - before.checkmarkObjects);
-  CHECK(after.cycles - before.cycles >= 2);
+  CHECK(after.cycles - before.cycles >= 3);
   CHECK(after.checkmarkObjects > before.checkmarkObjects);
   CHECK(after.stacksScannedByCollector + after.stacksScannedBeforeRun >
         before.stacksScannedByCollector + before.stacksScannedBeforeRun);

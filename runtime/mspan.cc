@@ -55,7 +55,7 @@ std::uint32_t MSpan::nextFreeIndex() {
     freeindex = snelems;
     return snelems;
   }
-  allocCache >>= bit + 1;
+  allocCache = (allocCache >> bit) >> 1;  // two shifts: bit + 1 may be 64
   sfreeindex = result + 1;
   if (sfreeindex % 64 == 0 && sfreeindex != snelems) refillAllocCache(sfreeindex / 8);
   freeindex = sfreeindex;
