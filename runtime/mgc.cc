@@ -15,7 +15,8 @@
 //      slow path), scan every G's stack it can (Runnable, Waiting, blocked in gcCollect;
 //      a running G is asked to yield and scanned when it stops, or by the scheduler
 //      before it resumes), and when no work is left anywhere, a ragged barrier
-//      (forEachP) flushes each P's work buffer; if it found none, marking is complete.
+//      (forEachP) flushes each P's work buffer; marking is complete after a round in
+//      which no P had work nor had pushed any to the global list since its last visit.
 //   3. Mark termination, world stopped: flush the Ps' buffers, scan Gs created since,
 //      drain what the barrier produced after the ragged barrier; end allocate-black on
 //      the cached spans; turn off the barrier; checkmark (optional); weak callbacks;
@@ -24,8 +25,9 @@
 //      forEachP(prepareForSweep) after the world restarts reaches the rest (idle Ps by
 //      the controller, running Ps at their next safepoint), then runs the gcMarkDone
 //      P hooks.
-//   Assists that cannot keep up: a G allocating past the goal while marking is parked
-//   at its next yield (GCAssistWait, Go's assist queue) and readied after step 3.
+//   Assists that cannot keep up: a G allocating past the goal (while marking, or while
+//   its requested cycle has not started) is parked at its next yield (GCAssistWait,
+//   Go's assist queue) and readied after the next step 3.
 //   4. Concurrent sweep: the controller sweeps span by span (sweepone) while no new
 //      cycle is requested; allocating Ps sweep proportionally (mgcpacer.cc), cacheSpan
 //      sweeps what it takes, uncacheSpan sweeps stale cached spans.
