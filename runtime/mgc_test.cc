@@ -1,8 +1,15 @@
 // mgc_test.cc: the concurrent collector (mgc*.cc) with a Sched attached.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <random>
+#include <regex>
+#include <string>
 #include <unordered_set>
 #include <vector>
 
@@ -329,4 +336,34 @@ TEST_CASE("the heap follows gc_percent") {
   }
   CHECK(cycles[0] > cycles[2]);  // a lower gc_percent collects more often
   unregisterRoots(id);
+}
+
+TEST_CASE("gctrace prints one line per cycle in Go's format") {
+  World w(2);
+  std::fflush(stderr);
+  char path[] = "/tmp/gctraceXXXXXX";
+  const int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  const int saved = dup(2);
+  dup2(fd, 2);
+  setGCTrace(true);
+  gcCollect();
+  gcCollect();
+  setGCTrace(false);
+  std::fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  std::ifstream in(path);
+  std::string line;
+  const std::regex re(
+      R"(gc \d+ @\d+\.\d{3}s \d+%: \d+\.\d{3}\+\d+\.\d{3}\+\d+\.\d{3} ms clock, \d+->\d+->\d+ MB, \d+ MB goal, 2 P)");
+  int lines = 0;
+  while (std::getline(in, line)) {
+    INFO(line);
+    CHECK(std::regex_match(line, re));
+    lines++;
+  }
+  close(fd);
+  std::remove(path);
+  CHECK(lines >= 2);
 }
