@@ -113,7 +113,8 @@ struct GCStats {
   std::int64_t assistTimeNs = 0;          // mutators assisting marking
   std::int64_t workerTimeNs = 0;          // background mark work (roots + drain)
   std::uint64_t assistWork = 0, workerWork = 0;  // scan work (bytes scanned)
-  std::uint64_t assistParks = 0;          // Gs parked past the goal until mark termination
+  std::uint64_t assistParks = 0;
+  std::uint64_t extraWorkerWork = 0;      // scan work by the extra mark worker threads          // Gs parked past the goal until mark termination
   std::uint64_t sweptBackground = 0;      // spans swept by the background sweeper
   std::uint64_t sweptProportional = 0;    // spans swept by allocating Ps (refill)
   std::uint64_t sweptByUncache = 0;       // stale (sg+1) spans swept by uncacheSpan

@@ -200,6 +200,10 @@ void markLoop(Sched* s, std::int64_t& workNs) {
     }
     flushNoPWork();
     if (!workQueues().full.empty()) continue;
+    if (!markWorkersIdle()) {
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+      continue;
+    }
     std::atomic<bool> flushed{false};
     // Go's gcMarkDone: a P that pushed work to the global list since its last visit
     // (flushedWork) may have handed it to a P already visited (an assist pops it), so
@@ -211,7 +215,10 @@ void markLoop(Sched* s, std::int64_t& workNs) {
       }
       p->gcw.flushedWork = false;
     });
-    if (flushed.load(std::memory_order_relaxed) || !workQueues().full.empty()) continue;
+    // Global list first, then the workers (seq_cst): a worker announces itself busy
+    // before it pops.
+    if (flushed.load(std::memory_order_relaxed) || !workQueues().full.empty() || !markWorkersIdle())
+      continue;
     return;
   }
 }
@@ -270,6 +277,7 @@ void runCycle() {
   }
   const std::int64_t pause1 = s->startTheWorld();
   recordPause(pause1);
+  markWorkersBegin();
 
   // --- 2. concurrent mark -------------------------------------------------------------
   const std::int64_t tMark = nanotime();
@@ -295,6 +303,7 @@ void runCycle() {
     p->gcw.scanWork = 0;
   }
   flushNoPWork();
+  marked += markWorkersEnd();
   std::vector<G*> gs = allGs(s);
   for (G* g : gs) {
     SPINDLE_CHECK(tryScanG(g, &c.gcw, /*byCollector=*/true),
@@ -483,6 +492,7 @@ void gcAttach(Sched* sched) {
   mheap().allocSlowHook.store(gc_detail::allocSlowHook, std::memory_order_release);
   setGCAssistParkHook(gc_detail::assistPark);
   c.controller = std::thread(gc_detail::controllerLoop);
+  gc_detail::startMarkWorkers(gc_detail::markWorkersFor(sched->procs()));
 }
 
 void gcDetach(Sched* sched) {
@@ -496,6 +506,7 @@ void gcDetach(Sched* sched) {
     t = std::move(c.controller);
   }
   t.join();  // finishes the cycle in progress
+  gc_detail::stopMarkWorkers();
   std::vector<G*> parked;
   {
     std::lock_guard<std::mutex> lk(c.lock);
@@ -559,6 +570,7 @@ GCStats gcStats() {
   st.assistWork = k.assistWork.load(std::memory_order_relaxed);
   st.workerWork = k.workerWork.load(std::memory_order_relaxed);
   st.assistParks = k.assistParks.load(std::memory_order_relaxed);
+  st.extraWorkerWork = k.extraWorkerWork.load(std::memory_order_relaxed);
   st.sweptBackground = k.sweptBackground.load(std::memory_order_relaxed);
   st.sweptProportional = k.sweptProportional.load(std::memory_order_relaxed);
   st.sweptByUncache = h.stats.sweptByUncache.load(std::memory_order_relaxed);

@@ -86,6 +86,7 @@ struct Counters {
   std::atomic<std::uint64_t> stacksByCollector{0}, stacksBeforeRun{0};
   std::atomic<std::uint64_t> checkmarkObjects{0};
   std::atomic<std::uint64_t> assistParks{0};
+  std::atomic<std::uint64_t> extraWorkerWork{0};
   std::atomic<int> gcstress{0};
   std::atomic<std::uint64_t> slowPaths{0};
   std::atomic<bool> checkmark{false};
@@ -107,4 +108,16 @@ void setAtSafepoint(G* g, bool on);
 // mgc.cc: verifyHeap holds the cycle lock (no cycle, no background sweep step).
 Sched* lockForVerify();
 void unlockForVerify();
+}  // namespace spindle::runtime::gc_detail
+
+namespace spindle::runtime::gc_detail {
+// mgcworker.cc: extra background mark workers (the controller is always one).
+int markWorkersFor(int procs);
+void startMarkWorkers(int n);
+void stopMarkWorkers();
+void markWorkersBegin();
+bool markWorkersIdle();
+// Stops the workers taking work and waits until none holds any; returns their bytes
+// marked this cycle.
+std::uint64_t markWorkersEnd();
 }  // namespace spindle::runtime::gc_detail

@@ -375,3 +375,41 @@ TEST_CASE("gctrace prints one line per cycle in Go's format") {
   std::remove(path);
   CHECK(lines >= 2);
 }
+
+TEST_CASE("8 Ps: extra background mark workers share the marking, checkmark stays clean") {
+  World w(8);
+  setCheckmark(true);
+  setGCStress(2);
+  // A live graph big enough that the workers find buffers to take.
+  std::vector<void*> live(4096);
+  auto scanLive = [](void* ctx, VisitFn visit, void* vctx) {
+    for (auto& p : *static_cast<std::vector<void*>*>(ctx)) visit(vctx, &p);
+  };
+  const int id = registerRoots(scanLive, &live);
+  RunStatus st = w.s.runMain(fn([&, i = std::size_t{0}](G*) mutable -> Step {
+    // Chains of 64 nodes per root slot.
+    Node* head = nullptr;
+    for (int k = 0; k < 64; k++) {
+      Node* n = newNode();
+      writePointer(&n->kids[0], head);
+      head = n;
+    }
+    writePointer(&live[i], head);
+    return ++i == live.size() ? Step::exit() : Step::yield();
+  }));
+  REQUIRE(st == RunStatus::Ok);
+  const GCStats before = gcStats();
+  runMutators(w.s, 8, 10 * kScale);
+  setGCStress(0);
+  gcCollect();
+  const GCStats after = gcStats();
+  MESSAGE("extra worker scan work: " << after.extraWorkerWork - before.extraWorkerWork
+                                     << " of " << after.workerWork - before.workerWork);
+  CHECK(after.extraWorkerWork > before.extraWorkerWork);
+  for (void* p : live) {
+    for (auto* n = static_cast<Node*>(p); n != nullptr; n = static_cast<Node*>(n->kids[0])) checkNode(n);
+  }
+  for (auto& p : live) writePointer(&p, nullptr);
+  unregisterRoots(id);
+  verifyHeap();
+}
