@@ -46,6 +46,7 @@ enum class WaitReason : std::uint8_t {
   WaitGroup,
   Host,
   FinalizerWait,
+  GCAssistWait,  // parked by the collector: the heap reached its goal while marking
 };
 
 const char* waitReasonString(WaitReason r);
@@ -127,6 +128,20 @@ struct G {
   Sched* sched = nullptr;           // the scheduler that created it
   std::uint64_t goid = 0;
   sudog sud;                         // the G's own sudog for plain send/recv
+
+  // Stack scanning (Go's _Gscan bit, mgcmark.cc). gcscangen == the collector's mark
+  // generation: this G's stack was scanned in the current mark phase. gcscanlock (0/1,
+  // acquire/release) is held by whoever scans the stack and by execute() while it checks
+  // the scan state before resuming the G, so a G is never scanned while it runs.
+  // gcAtSafepoint: the G is blocked inside run() at a safepoint (in gcCollect) and its
+  // traceStack describes all it holds, so it may be scanned although in Syscall status.
+  std::atomic<std::uint32_t> gcscangen{0};
+  std::atomic<std::uint32_t> gcscanlock{0};
+  std::atomic<bool> gcAtSafepoint{false};
+  // Set by the collector (on the G's own M, in the allocation slow path) when the heap
+  // passed its goal while marking: at its next yield the G parks until mark termination
+  // (Go's assist queue) instead of allocating further. Owner M only (relaxed).
+  std::atomic<bool> gcAssistPark{false};
 
   bool preemptRequested() const { return preempt.load(std::memory_order_relaxed); }
 };

@@ -39,6 +39,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <vector>
 
 #include "runtime/typeinfo.h"
 
@@ -57,7 +58,8 @@ inline bool writeBarrierEnabled() {
   return gc_detail::writeBarrierEnabled.load(std::memory_order_relaxed);
 }
 
-// Greys obj if it is a heap object not yet marked; no-op for null or non-heap addresses.
+// While marking, greys obj if it is a heap object not yet marked; a no-op outside a mark
+// phase and for null or non-heap addresses.
 // Callable from any thread holding a P (or from the collector's own threads).
 void shade(void* obj);
 
@@ -95,6 +97,51 @@ void gcCollect();
 // GOGC: 100 by default, -1 turns pacing off (explicit gcCollect still works).
 void setGCPercent(int percent);
 int gcPercent();
+
+// --- observability -------------------------------------------------------------------
+struct GCStats {
+  std::uint64_t cycles = 0;               // completed mark terminations
+  std::uint64_t forcedCycles = 0;         // started by gcCollect
+  std::vector<std::int64_t> pausesNs;     // every STW pause (two per cycle), last 1024
+  // pauseHist[i]: pauses in [2^i, 2^(i+1)) microseconds (i = 0 also holds < 1 us).
+  std::uint64_t pauseHist[24] = {};
+  std::int64_t maxPauseNs = 0;
+  std::int64_t totalPauseNs = 0;
+  std::uint64_t heapLive = 0;             // current heapLive (bytes)
+  std::uint64_t heapMarked = 0;           // live bytes found by the last mark
+  std::uint64_t heapGoal = 0;
+  std::uint64_t heapTrigger = 0;
+  std::int64_t assistTimeNs = 0;          // mutators assisting marking
+  std::int64_t workerTimeNs = 0;          // background mark work (roots + drain)
+  std::uint64_t assistWork = 0, workerWork = 0;  // scan work (bytes scanned)
+  std::uint64_t assistParks = 0;
+  std::uint64_t extraWorkerWork = 0;      // scan work by the extra mark worker threads          // Gs parked past the goal until mark termination
+  std::uint64_t sweptBackground = 0;      // spans swept by the background sweeper
+  std::uint64_t sweptProportional = 0;    // spans swept by allocating Ps (refill)
+  std::uint64_t sweptByUncache = 0;       // stale (sg+1) spans swept by uncacheSpan
+  std::uint64_t flushesAcquireP = 0;      // lazy mcache flushes done in acquireP
+  std::uint64_t flushesForEachP = 0;      // ... done by forEachP after mark termination
+  std::uint64_t stacksScannedByCollector = 0;
+  std::uint64_t stacksScannedBeforeRun = 0;  // by the scheduler before resuming a G
+  std::uint64_t checkmarkObjects = 0;     // objects verified by checkmark (all cycles)
+};
+GCStats gcStats();
+// gctrace: one line per cycle on stderr in Go's format
+//   gc N @T s P%: A+B+C ms clock, X->Y->Z MB, G MB goal, K P
+// Also on when SPINDLE_GCTRACE=1 is in the environment at gcAttach.
+void setGCTrace(bool on);
+
+// --- verification ----------------------------------------------------------------------
+// gcstress: start a cycle every n allocation slow paths (span refills and large
+// allocations); 0 turns it off. Cycles only start; nothing blocks.
+void setGCStress(int n);
+// checkmark: after every concurrent mark, re-mark from the roots with the world stopped
+// into a separate bitmap; a reachable object the concurrent mark missed is fatal.
+void setCheckmark(bool on);
+// Checks every span's state, sweepgen, counts and bits, with the world stopped (stops
+// the attached world itself; call it from a thread without a P or a G at a safepoint).
+// Fatal on a broken invariant.
+void verifyHeap();
 
 // --- finalizers ----------------------------------------------------------------------
 // fn(obj, arg) runs once, on a finalizer G, after obj became unreachable; obj and

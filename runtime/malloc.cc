@@ -35,8 +35,16 @@ void* largeAlloc(std::size_t size, bool noscan) {
   if (s->needzero) std::memset(v, 0, npages * kPageSize);
   h.stats.largeAllocs.fetch_add(1, std::memory_order_relaxed);
   h.stats.largeBytesInUse.fetch_add(s->elemsize, std::memory_order_relaxed);
+  const std::size_t bytes = npages * kPageSize;
+  h.heapLive.fetch_add(static_cast<std::int64_t>(bytes), std::memory_order_relaxed);
+  // Allocate-black: born marked while the collector marks (never scanned: it is fresh).
+  if (h.gcAllocBlack.load(std::memory_order_relaxed)) {
+    s->setMarked(0);
+    h.allocBlackBytes.fetch_add(s->elemsize, std::memory_order_relaxed);
+  }
   // The sweeper finds large spans in the class-0 MCentral's full swept set.
   h.central(spc).fullSwept(h.sweepgenLoad()).push(s);
+  if (auto hook = h.allocSlowHook.load(std::memory_order_acquire)) hook(bytes);
   return v;
 }
 

@@ -14,10 +14,21 @@ void MCache::init(MHeap* heap) {
 }
 
 namespace {
+// Accounting for a span leaving the cache: allocation counts, the end of
+// allocate-black, and the unused part of the span (reserved in heapLive when it was
+// cached this cycle; a stale sg+1 span was cached before heapLive was reset).
 void countUncached(MHeap* heap, MSpan* s) {
   const std::uint8_t sc = s->spanclass.sizeclass();
   heap->stats.smallAllocCount[sc].fetch_add(s->allocCount - s->allocCountBeforeCache,
                                             std::memory_order_relaxed);
+  if (s->allocBlackStart != MSpan::kNoAllocBlack) {
+    heap->allocBlackBytes.fetch_add(std::uint64_t{s->allocBlackEnd()} * s->elemsize,
+                                    std::memory_order_relaxed);
+  }
+  if (s->sweepgen.load(std::memory_order_relaxed) == heap->sweepgenLoad() + 3) {
+    heap->heapLive.fetch_sub(std::int64_t{s->nelems - s->allocCount} * s->elemsize,
+                             std::memory_order_relaxed);
+  }
 }
 }  // namespace
 
@@ -40,13 +51,21 @@ MSpan* MCache::refill(SpanClass spc) {
   s->sweepgen.store(heap_->sweepgenLoad() + 3, std::memory_order_relaxed);
   s->allocCountBeforeCache = s->allocCount;
   alloc[spc.value] = s;
-  return s;
+  const std::size_t reserved = std::size_t{s->nelems - s->allocCount} * s->elemsize;
+  heap_->heapLive.fetch_add(static_cast<std::int64_t>(reserved), std::memory_order_relaxed);
+  if (heap_->gcAllocBlack.load(std::memory_order_relaxed)) s->allocBlackBegin();
+  if (auto hook = heap_->allocSlowHook.load(std::memory_order_acquire)) hook(reserved);
+  return alloc[spc.value];
 }
 
 void MCache::releaseAll() {
   for (std::size_t i = 0; i < kNumSpanClasses; ++i) {
     MSpan* s = alloc[i];
     if (s == &emptymspan) continue;
+    SPINDLE_DCHECK(s->sweepgen.load(std::memory_order_relaxed) == heap_->sweepgenLoad() + 1 ||
+                       s->sweepgen.load(std::memory_order_relaxed) == heap_->sweepgenLoad() + 3,
+                   "releaseAll: cached span {:#x} sweepgen={} heap sg={} (want sg+1 or sg+3)",
+                   s->base(), s->sweepgen.load(std::memory_order_relaxed), heap_->sweepgenLoad());
     countUncached(heap_, s);
     heap_->central(SpanClass{static_cast<std::uint8_t>(i)}).uncacheSpan(s);
     alloc[i] = &emptymspan;

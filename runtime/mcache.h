@@ -8,7 +8,7 @@
 //                one with free slots (cacheSpan), marking it cached: sweepgen = sg + 3.
 //   releaseAll() hands every cached span back (P destruction, and before a sweep
 //                cycle: Go's flush) and records flushGen = sweepgen.
-// flushGen: the sweepgen at the last flush. The collector will flush lazily in acquireP
+// flushGen: the sweepgen at the last flush. The collector (mgc.cc) flushes lazily in acquireP
 // when flushGen != sweepgen (DESIGN.md, "lazy mcache flushing").
 // Stats: objects allocated from a span are counted when the span leaves the cache.
 #pragma once

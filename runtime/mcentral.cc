@@ -30,6 +30,9 @@ MSpan* MCentral::sweepUnsweptFrom(SpanSet& set, std::uint32_t sg, int& budget) {
 MSpan* MCentral::cacheSpan() {
   const std::uint32_t sg = heap_->sweepgenLoad();
   MSpan* s = partialSwept(sg).pop();
+  SPINDLE_DCHECK(s == nullptr || s->sweepgen.load(std::memory_order_acquire) == sg,
+                 "cacheSpan: span {:#x} in a swept set has sweepgen={} heap sg={} (want sg)",
+                 s->base(), s->sweepgen.load(std::memory_order_relaxed), sg);
   if (s == nullptr) {
     // Sweep unswept spans ourselves, a bounded number of them, before growing.
     int budget = 100;
@@ -58,6 +61,7 @@ void MCentral::uncacheSpan(MSpan* s) {
   if (have == sg + 1) {
     // Cached before this sweep began: it still needs sweeping, and we own it.
     s->sweepgen.store(sg - 1, std::memory_order_relaxed);
+    heap_->stats.sweptByUncache.fetch_add(1, std::memory_order_relaxed);
     sweepSpan(*heap_, s, /*preserve=*/false);
     return;
   }

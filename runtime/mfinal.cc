@@ -1,7 +1,6 @@
 // mfinal.cc: see mfinal.h.
 #include "runtime/mfinal.h"
 
-#include <sched.h>
 
 #include <deque>
 #include <mutex>
@@ -61,26 +60,6 @@ bool hasFinalizerSpecial(const MSpan* s) {
     if (sp->kind == kSpecialFinalizer) return true;
   }
   return false;
-}
-
-// Go's mspan.ensureSwept: specials change only on swept spans. Sweeps s ourselves if
-// nobody claimed it; otherwise waits for the sweeper (or, for a span cached before the
-// sweep began, for its MCache to be flushed: right after mark termination).
-void ensureSwept(MHeap& h, MSpan* s) {
-  for (;;) {
-    const std::uint32_t sg = h.sweepgenLoad();
-    std::uint32_t state = s->sweepgen.load(std::memory_order_acquire);
-    if (state == sg || state == sg + 3) return;
-    if (state == sg - 2 && s->sweepgen.compare_exchange_strong(state, sg - 1,
-                                                                 std::memory_order_acq_rel)) {
-      // We claimed it: sweep it as sweepone would (to a swept set, or back to the heap
-      // if nothing in it is live); an unswept set may still list it, and whoever pops it
-      // there fails the claim and skips it.
-      sweepSpan(h, s, /*preserve=*/false);
-      return;
-    }
-    sched_yield();
-  }
 }
 
 // ensureSwept(obj's span), then checks that obj survived that sweep: a caller holds it,

@@ -1,11 +1,34 @@
 #include "runtime/mgcsweep.h"
 
+#include <algorithm>
+#include <thread>
+
 #include "runtime/gcbits.h"
+#include "runtime/mcache.h"
 #include "runtime/mfinal.h"
+#include "runtime/pheap.h"
 #include "runtime/pinnerbits.h"
 #include "runtime/throw.h"
 
 namespace spindle::runtime {
+
+#ifdef SPINDLE_DEBUG
+namespace {
+// Debug builds: fill every object this sweep frees (allocated, not marked) with a
+// pattern, so a use after free reads garbage loudly (a header word that is no TypeInfo,
+// pointers into nowhere). Allocation zeroes them again (needzero).
+void poisonFreed(MSpan* s) {
+  constexpr std::uint64_t kPoison = 0xdeadbeefdeadbeefull;
+  const std::size_t n = std::min<std::size_t>(s->elemsize, 64 << 10);
+  for (std::uint32_t i = 0; i < s->nelems; ++i) {
+    const bool allocated = i < s->freeindex || s->isAllocatedBit(i);
+    if (!allocated || s->isMarked(i)) continue;
+    auto* w = reinterpret_cast<std::uint64_t*>(s->base() + std::uintptr_t{i} * s->elemsize);
+    for (std::size_t k = 0; k < n / 8; ++k) w[k] = kPoison;
+  }
+}
+}  // namespace
+#endif
 
 bool sweepSpan(MHeap& h, MSpan* s, bool preserve) {
   const std::uint32_t sg = h.sweepgenLoad();
@@ -22,6 +45,9 @@ bool sweepSpan(MHeap& h, MSpan* s, bool preserve) {
                 nalloc, s->allocCount);
   const std::uint32_t nfreed = s->allocCount - nalloc;
   sweepPinnerBits(s);  // pin bits of live objects into this epoch, dead ones dropped
+#ifdef SPINDLE_DEBUG
+  if (nfreed > 0) poisonFreed(s);
+#endif
   if (sc != 0) {
     h.stats.smallFreeCount[sc].fetch_add(nfreed, std::memory_order_relaxed);
   } else if (nfreed > 0) {
@@ -84,8 +110,36 @@ bool sweepone(MHeap& h) {
   return false;
 }
 
+void ensureSwept(MHeap& h, MSpan* s) {
+  for (;;) {
+    const std::uint32_t sg = h.sweepgenLoad();
+    std::uint32_t state = s->sweepgen.load(std::memory_order_acquire);
+    if (state == sg || state == sg + 3) return;
+    if (state == sg - 2 &&
+        s->sweepgen.compare_exchange_strong(state, sg - 1, std::memory_order_acq_rel)) {
+      // Still in an unswept set: sweepone will find it swept (CAS fails) and skip it.
+      sweepSpan(h, s, /*preserve=*/false);
+      return;
+    }
+    if (state == sg + 1) {
+      // Cached before this sweep began. If our own MCache holds it, nobody else will
+      // flush it before we return: flush now (prepareForSweep), uncacheSpan sweeps it.
+      P* p = currentP();
+      if (p != nullptr && p->mcache->alloc[s->spanclass.value] == s) {
+        p->mcache->releaseAll();
+        continue;
+      }
+    }
+    SPINDLE_CHECK(state == sg - 1 || state == sg + 1 || state == sg - 2,
+                  "ensureSwept: span {:#x} sweepgen={} heap sg={}", s->base(), state, sg);
+    // Being swept by someone else, or cached by another P until its flush: wait.
+    std::this_thread::yield();
+  }
+}
+
 void startSweepCycle(MHeap& h) {
   const std::uint32_t sg = h.sweepgen.load(std::memory_order_relaxed);
+  SPINDLE_DCHECK(sg % 2 == 0, "startSweepCycle: sweepgen {} is odd", sg);
   h.sweepCentralIndex.store(0, std::memory_order_relaxed);
   // Release: sweepers that see the new sg see the reset index.
   h.sweepgen.store(sg + 2, std::memory_order_release);

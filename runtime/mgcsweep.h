@@ -30,6 +30,10 @@ namespace spindle::runtime {
 bool sweepSpan(MHeap& h, MSpan* s, bool preserve);
 // Sweeps one span; false when no unswept span is left.
 bool sweepone(MHeap& h);
+// Makes sure s (a span the caller knows is in use) is swept in this cycle (Go's
+// ensureSwept): sweeps it if nobody has, waits if someone is sweeping it or another P
+// still caches it from before the sweep began (flushes our own MCache if we do).
+void ensureSwept(MHeap& h, MSpan* s);
 void startSweepCycle(MHeap& h);
 void finishSweep(MHeap& h);
 

@@ -62,6 +62,7 @@ struct HeapStats {
   std::atomic<std::uint64_t> mspanCacheRefills{0};  // allocMSpanLocked refills
   std::atomic<std::uint64_t> largeAllocs{0}, largeFrees{0};
   std::atomic<std::uint64_t> largeBytesInUse{0};
+  std::atomic<std::uint64_t> sweptByUncache{0};  // stale (sg+1) spans swept by uncacheSpan
   // Per size class: objects handed out by MCaches (counted when a span leaves a cache)
   // and objects freed by sweeping.
   std::atomic<std::uint64_t> smallAllocCount[kNumSizeClasses] = {};
@@ -127,6 +128,20 @@ class MHeap {
   std::size_t scavenge(std::size_t maxPages);
   // Free pages currently released to the OS (takes the lock).
   std::size_t scavengedPages();
+  // --- the collector's view of allocation (mgc.h) ----------------------------------
+  // True while the collector marks (set and cleared with the world stopped): spans an
+  // MCache takes are pre-marked (MSpan::allocBlackBegin), large objects born marked.
+  std::atomic<bool> gcAllocBlack{false};
+  // Go's heapLive: bytes of objects allocated or reserved. + a span's free bytes when an
+  // MCache takes it, - its unused bytes when it leaves the cache in the same cycle, +
+  // large objects; reset to the marked bytes at mark termination. Relaxed: a pacing hint.
+  std::atomic<std::int64_t> heapLive{0};
+  // Bytes of objects allocated black (while marking); part of the marked total.
+  std::atomic<std::uint64_t> allocBlackBytes{0};
+  // Called at the end of every allocation slow path (MCache::refill, largeAlloc) with
+  // the bytes just reserved, on the allocating thread (holding its P): the pacer's
+  // trigger, mark assists, proportional sweeping and gcstress live behind it.
+  std::atomic<void (*)(std::size_t)> allocSlowHook{nullptr};
 
   // Test/diagnostic accessors (take the lock).
   std::size_t freePages();

@@ -1,5 +1,7 @@
 #include "runtime/mspan.h"
 
+#include <algorithm>
+
 #include "runtime/throw.h"
 
 namespace spindle::runtime {
@@ -23,6 +25,7 @@ void MSpan::init(std::uintptr_t base, std::size_t np) {
   allocBits = nullptr;
   gcmarkBits = nullptr;
   pinnerBits = nullptr;
+  allocBlackStart = kNoAllocBlack;
   // No lock: the span is not published yet, and whoever freed it last handed it over
   // through the heap lock or this P's MSpan cache (happens-before).
   specials = nullptr;
@@ -52,7 +55,7 @@ std::uint32_t MSpan::nextFreeIndex() {
     freeindex = snelems;
     return snelems;
   }
-  allocCache >>= bit + 1;
+  allocCache = (allocCache >> bit) >> 1;  // two shifts: bit + 1 may be 64
   sfreeindex = result + 1;
   if (sfreeindex % 64 == 0 && sfreeindex != snelems) refillAllocCache(sfreeindex / 8);
   freeindex = sfreeindex;
@@ -68,6 +71,64 @@ std::uint32_t MSpan::countMarked() const {
     if (w == words - 1 && nelems % 64 != 0) x &= (std::uint64_t{1} << (nelems % 64)) - 1;
     n += static_cast<std::uint32_t>(std::popcount(x));
   }
+  return n;
+}
+
+namespace {
+// Bits [lo, hi) of 64-bit word w (slot indices), as a mask.
+std::uint64_t rangeMask(std::uint32_t w, std::uint32_t lo, std::uint32_t hi) {
+  const std::uint32_t wlo = w * 64, whi = wlo + 64;
+  const std::uint32_t a = std::max(lo, wlo), b = std::min(hi, whi);
+  if (a >= b) return 0;
+  const std::uint64_t upper = (b - wlo == 64) ? ~std::uint64_t{0} : (std::uint64_t{1} << (b - wlo)) - 1;
+  return upper & ~((std::uint64_t{1} << (a - wlo)) - 1);
+}
+std::uint64_t loadWord(const std::uint8_t* bits, std::uint32_t w) {
+  std::uint64_t x;
+  std::memcpy(&x, bits + w * 8, 8);
+  return x;
+}
+// Atomic OR / AND-NOT of a 64-bit mask into mark bits, byte by byte (markers use byte
+// atomics on the same bits).
+void orMarks(std::uint8_t* bits, std::uint32_t w, std::uint64_t m) {
+  for (int i = 0; i < 8 && m != 0; i++, m >>= 8) {
+    if (m & 0xff)
+      std::atomic_ref<std::uint8_t>(bits[w * 8 + i]).fetch_or(static_cast<std::uint8_t>(m & 0xff), std::memory_order_relaxed);
+  }
+}
+void clearMarks(std::uint8_t* bits, std::uint32_t w, std::uint64_t m) {
+  for (int i = 0; i < 8 && m != 0; i++, m >>= 8) {
+    if (m & 0xff)
+      std::atomic_ref<std::uint8_t>(bits[w * 8 + i]).fetch_and(static_cast<std::uint8_t>(~m & 0xff), std::memory_order_relaxed);
+  }
+}
+}  // namespace
+
+void MSpan::allocBlackBegin() {
+  SPINDLE_DCHECK(allocBlackStart == kNoAllocBlack, "allocBlackBegin: span {:#x} already pre-marked", base());
+  allocBlackStart = freeindex;
+  for (std::uint32_t w = freeindex / 64; w < (nelems + 63) / 64; ++w) {
+    const std::uint64_t freeSlots = ~loadWord(allocBits, w) & rangeMask(w, freeindex, nelems);
+    orMarks(gcmarkBits, w, freeSlots);
+  }
+}
+
+std::uint32_t MSpan::allocBlackEnd() {
+  SPINDLE_DCHECK(allocBlackStart != kNoAllocBlack, "allocBlackEnd: span {:#x} not pre-marked", base());
+  std::uint32_t n = 0;
+  for (std::uint32_t w = allocBlackStart / 64; w < (nelems + 63) / 64; ++w) {
+    const std::uint64_t notAlloc = ~loadWord(allocBits, w);
+    n += static_cast<std::uint32_t>(std::popcount(notAlloc & rangeMask(w, allocBlackStart, freeindex)));
+    clearMarks(gcmarkBits, w, notAlloc & rangeMask(w, freeindex, nelems));
+  }
+  allocBlackStart = kNoAllocBlack;
+  return n;
+}
+
+std::uint32_t MSpan::countAllocated() const {
+  std::uint32_t n = freeindex;
+  for (std::uint32_t w = freeindex / 64; w < (nelems + 63) / 64; ++w)
+    n += static_cast<std::uint32_t>(std::popcount(loadWord(allocBits, w) & rangeMask(w, freeindex, nelems)));
   return n;
 }
 

@@ -76,6 +76,10 @@ struct MSpan {
   std::uint32_t freeindex = 0;
   std::uint32_t allocCount = 0;
   std::uint32_t allocCountBeforeCache = 0;  // allocCount when an MCache took the span
+  // Allocate-black (mgc.h): while the collector marks, a cached span has every free slot
+  // at or after allocBlackStart pre-marked; kNoAllocBlack otherwise. Owner only.
+  static constexpr std::uint32_t kNoAllocBlack = ~std::uint32_t{0};
+  std::uint32_t allocBlackStart = kNoAllocBlack;
   std::uint64_t allocCache = 0;
   std::uint8_t* allocBits = nullptr;
   std::uint8_t* gcmarkBits = nullptr;
@@ -128,6 +132,15 @@ struct MSpan {
   std::uint32_t nextFreeIndex();
   // Number of marked objects (popcount of gcmarkBits over nelems).
   std::uint32_t countMarked() const;
+  // Allocate-black, for the span's owner while the collector marks. begin: pre-mark
+  // every free slot at or after freeindex (atomic ORs: markers set bits concurrently),
+  // so objects handed out later are born marked and never scanned. end: un-mark the
+  // slots that are still free; returns the number of objects allocated in between
+  // (they stay marked).
+  void allocBlackBegin();
+  std::uint32_t allocBlackEnd();
+  // Objects currently allocated: every slot below freeindex plus alloc bits above it.
+  std::uint32_t countAllocated() const;
 
   // Sets up a span for [base, base + npages pages) with no objects yet (allocSpan).
   void init(std::uintptr_t base, std::size_t npages);

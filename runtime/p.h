@@ -16,6 +16,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "runtime/mgcwork.h"
+
 namespace spindle::runtime {
 
 struct MCache;
@@ -99,6 +101,10 @@ struct P {
   // One empty inner pinner kept for the next Pinner on this P (Go's pinnerCache).
   // Owner only; dropped by the pinner's gcMarkDone and destroy hooks.
   PinnerObject* pinnerCache = nullptr;
+  // --- gc (mgc.h, mgcwork.h) ----------------------------------------------------
+  // Grey objects this P produced (write barrier, assists, stack scans before a G
+  // runs). Owner only; the collector flushes it in forEachP or with the world stopped.
+  GCWork gcw;
 };
 
 }  // namespace spindle::runtime

@@ -51,6 +51,23 @@ void runPAcquireHooks(P* p) {
     if (gUsed[i] && gHooks[i].acquire) gHooks[i].acquire(p);
 }
 
+namespace {
+// Relaxed: written only with the world stopped; the start-the-world hand-off orders it.
+std::atomic<void (*)(G*)> gBeforeRun{nullptr};
+}  // namespace
+
+namespace {
+std::atomic<GCAssistParkFn> gAssistPark{nullptr};
+}  // namespace
+void setGCAssistParkHook(void (*hook)(Sched*, G*)) { gAssistPark.store(hook, std::memory_order_release); }
+GCAssistParkFn gcAssistParkHook() { return gAssistPark.load(std::memory_order_acquire); }
+
+void setGBeforeRunHook(void (*hook)(G*)) { gBeforeRun.store(hook, std::memory_order_relaxed); }
+
+void runGBeforeRunHook(G* g) {
+  if (auto hook = gBeforeRun.load(std::memory_order_relaxed)) [[unlikely]] hook(g);
+}
+
 void runPGCMarkDoneHooks(P* p) {
   for (int i = 0; i < kMaxPHooks; i++)
     if (gUsed[i] && gHooks[i].gcMarkDone) gHooks[i].gcMarkDone(p);

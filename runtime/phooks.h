@@ -49,4 +49,19 @@ void runPAcquireHooks(P* p);
 // Called by the collector.
 void runPGCMarkDoneHooks(P* p);
 
+// The collector's stack-scan hook: while it is set (from sweep termination to mark
+// termination, changed only with the world stopped), the scheduler calls it with a
+// Runnable G right before resuming it, so the G's stack is scanned before it runs.
+struct G;
+void setGBeforeRunHook(void (*hook)(G*));
+void runGBeforeRunHook(G* g);
+
+// The collector's assist-park hook: when a G that yields has g->gcAssistPark set, the
+// scheduler marks it Waiting (GCAssistWait) and calls the hook, which queues the G and
+// readies it at mark termination (or at once if marking already ended). Set once.
+class Sched;
+void setGCAssistParkHook(void (*hook)(Sched*, G*));
+using GCAssistParkFn = void (*)(Sched*, G*);
+GCAssistParkFn gcAssistParkHook();
+
 }  // namespace spindle::runtime

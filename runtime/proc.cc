@@ -39,6 +39,7 @@ const char* waitReasonString(WaitReason r) {
     case WaitReason::WaitGroup: return "wait group";
     case WaitReason::Host: return "host";
     case WaitReason::FinalizerWait: return "finalizer wait";
+    case WaitReason::GCAssistWait: return "GC assist wait";
   }
   return "?";
 }
@@ -545,6 +546,7 @@ void Sched::execute(M* m, G* g, bool inheritTime) {
   GStatus st = g->status.load(std::memory_order_acquire);
   SPINDLE_CHECK(st == GStatus::Runnable, "execute: G {} status={} want Runnable", g->goid,
                 static_cast<int>(st));
+  runGBeforeRunHook(g);  // the collector scans g's stack first if it must
   g->status.store(GStatus::Running, std::memory_order_relaxed);
   g->m = m;
   m->curg = g;
@@ -563,9 +565,20 @@ void Sched::execute(M* m, G* g, bool inheritTime) {
   p->curg.store(nullptr, std::memory_order_relaxed);
   m->curg = nullptr;
   g->m = nullptr;
+  const bool assistPark = g->gcAssistPark.exchange(false, std::memory_order_relaxed);
   switch (step.kind) {
     case Step::Kind::Yield:
       SPINDLE_CHECK(g->parkCommit == nullptr, "G {} yielded with a pending park commit", g->goid);
+      if (assistPark) {
+        if (auto commit = gcAssistParkHook()) {
+          // The collector owns g until it readies it (at mark termination at the latest).
+          g->waitreason = WaitReason::GCAssistWait;
+          g->waitobj = nullptr;
+          g->status.store(GStatus::Waiting, std::memory_order_release);
+          commit(this, g);
+          break;
+        }
+      }
       g->status.store(GStatus::Runnable, std::memory_order_release);
       runqput(this, p, g, false);
       break;

@@ -1,0 +1,661 @@
+// mgc.cc: the collector's cycle driver (Go's mgc.go): phases, the controller thread,
+// gcCollect, lazy mcache flushing, stats and gctrace.
+//
+// One world is attached at a time (gcAttach). A controller thread (not an M: it holds
+// no P) runs every cycle and the background sweep; cycles are requested by the pacer
+// trigger and gcstress in the allocation slow path (requestCycle, never blocking) or by
+// gcCollect (which waits). A cycle:
+//   1. Sweep termination, world stopped: finish the previous sweep (finishSweep);
+//      check that every P's MCache was flushed since the last sg += 2 (flushGen ==
+//      sweepgen, else fatal naming the P); pre-mark every cached span (allocate-black);
+//      markGen++ (every G's stack becomes unscanned); turn on the barrier,
+//      allocate-black and the scheduler's before-run stack-scan hook. Start the world.
+//   2. Concurrent mark: the controller scans the registered roots, then loops: drain
+//      grey objects (it is the dedicated mark worker; mutators assist in the allocation
+//      slow path), scan every G's stack it can (Runnable, Waiting, blocked in gcCollect;
+//      a running G is asked to yield and scanned when it stops, or by the scheduler
+//      before it resumes), and when no work is left anywhere, a ragged barrier
+//      (forEachP) flushes each P's work buffer; marking is complete after a round in
+//      which no P had work nor had pushed any to the global list since its last visit.
+//   3. Mark termination, world stopped: flush the Ps' buffers, scan Gs created since,
+//      drain what the barrier produced after the ragged barrier; end allocate-black on
+//      the cached spans; turn off the barrier; checkmark (optional); weak callbacks;
+//      the pacer's next goal; sg += 2 (startSweepCycle). Start the world. MCaches are
+//      NOT flushed here: a P flushes its own in acquireP when flushGen != sweepgen, and
+//      forEachP(prepareForSweep) after the world restarts reaches the rest (idle Ps by
+//      the controller, running Ps at their next safepoint), then runs the gcMarkDone
+//      P hooks.
+//   Assists that cannot keep up: a G allocating past the goal (while marking, or while
+//   its requested cycle has not started) is parked at its next yield (GCAssistWait,
+//   Go's assist queue) and readied after the next step 3.
+//   4. Concurrent sweep: the controller sweeps span by span (sweepone) while no new
+//      cycle is requested; allocating Ps sweep proportionally (mgcpacer.cc), cacheSpan
+//      sweeps what it takes, uncacheSpan sweeps stale cached spans.
+// Counters: started (past step 1), marked (past step 3), swept (sweep finished).
+// gcCollect waits until swept >= started+1 at the time of the call.
+// Locks: cycleLock (one cycle or one background sweep step at a time; verifyHeap) ->
+// Collector::lock (counters, requests, stats). Never held across a wait for the world
+// except cycleLock, which no M holding a P ever takes.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdlib>
+#include <thread>
+
+#include "runtime/fing.h"
+#include "runtime/g.h"
+#include "runtime/m.h"
+#include "runtime/mcache.h"
+#include "runtime/mgc.h"
+#include "runtime/mgcscavenge.h"
+#include "runtime/mgcsweep.h"
+#include "runtime/mheap.h"
+#include "runtime/phooks.h"
+#include "runtime/proc.h"
+#include "runtime/throw.h"
+
+namespace spindle::runtime {
+
+namespace gc_detail {
+
+std::atomic<bool> gcMarking{false};
+std::atomic<std::uint32_t> markGen{0};
+
+Registry& registry() {
+  static Registry* r = new Registry;
+  return *r;
+}
+Counters& counters() {
+  static Counters* c = new Counters;
+  return *c;
+}
+
+namespace {
+
+// A sweep finished (world running): wake the finalizer G for what the sweep queued (the
+// scheduler also notices finalizerWakePending in findRunnable; this covers an idle world)
+// and let the scavenger aim just above the next goal.
+void afterSweep() {
+  wakeFinalizerG();
+  setScavengeGoal(pacer().goal.load(std::memory_order_relaxed) * 11 / 10);
+  scavengerWake();
+}
+
+struct Collector {
+  std::mutex cycleLock;
+  std::mutex lock;  // guards the fields below (not cycleLock's)
+  std::condition_variable cv;
+  Sched* sched = nullptr;
+  std::thread controller;
+  bool stopping = false;
+  std::uint64_t requested = 0, started = 0, marked = 0, swept = 0;
+  std::uint64_t forced = 0;
+  std::int64_t attachTime = 0;
+  std::int64_t gcTimeNs = 0;  // STW pauses + mark work, for gctrace's P%
+  std::vector<std::int64_t> pauses;
+  std::uint64_t pauseHist[24] = {};
+  std::int64_t maxPause = 0, totalPause = 0;
+
+  std::vector<G*> assistQueue;  // Gs parked in GCAssistWait until mark termination
+
+  std::atomic<bool> requestPending{false};
+  std::atomic<bool> sweepDone{true};
+  std::atomic<bool> trace{false};
+  std::atomic<std::uint64_t> orphanBytesMarked{0};  // from Ps destroyed while marking
+  GCWork gcw;  // the controller's (controller thread only)
+};
+
+Collector& C() {
+  static Collector* c = new Collector;
+  return *c;
+}
+
+void recordPause(std::int64_t ns) {
+  Collector& c = C();
+  std::lock_guard<std::mutex> lk(c.lock);
+  if (c.pauses.size() == 1024) c.pauses.erase(c.pauses.begin());
+  c.pauses.push_back(ns);
+  const std::int64_t us = ns / 1000;
+  int b = 0;
+  while (b < 23 && (std::int64_t{2} << b) <= us) b++;
+  c.pauseHist[b]++;
+  c.maxPause = std::max(c.maxPause, ns);
+  c.totalPause += ns;
+  c.gcTimeNs += ns;
+}
+
+// Flushes p's MCache if the sweep generation moved since its last flush (Go's
+// mcache.prepareForSweep).
+void prepareForSweep(P* p, std::atomic<std::uint64_t>& counter) {
+  MCache* mc = p->mcache;
+  if (mc == nullptr) return;
+  if (mc->flushGen.load(std::memory_order_acquire) == mheap().sweepgenLoad()) return;
+  mc->releaseAll();
+  counter.fetch_add(1, std::memory_order_relaxed);
+}
+
+void onAcquireP(P* p) { prepareForSweep(p, counters().flushesAcquireP); }
+
+void onDestroyP(P* p) {
+  // World stopped: hand the P's grey objects to the global list.
+  p->gcw.dispose();
+  C().orphanBytesMarked.fetch_add(p->gcw.bytesMarked, std::memory_order_relaxed);
+  p->gcw.bytesMarked = 0;
+  p->gcw.scanWork = 0;
+}
+
+const int gHooksRegistered = registerPLifecycleHooks({nullptr, onDestroyP, onAcquireP, nullptr});
+
+// The scheduler's assist-park commit (g is Waiting): queue g until mark termination,
+// or ready it at once if this cycle's marking already ended.
+void assistPark(Sched* s, G* g) {
+  Collector& c = C();
+  s->addHostWait(1);  // a parked assist is not a deadlock: the controller will ready it
+  {
+    std::lock_guard<std::mutex> lk(c.lock);
+    // A mark termination is still to come (it readies the queue under this lock).
+    if (c.sched == s && c.requested > c.marked && !c.stopping) {
+      c.assistQueue.push_back(g);
+      return;
+    }
+  }
+  s->ready(g);
+  s->addHostWait(-1);
+}
+
+void readyAssists(Sched* s, std::vector<G*>& q) {
+  for (G* g : q) {
+    s->ready(g);
+    s->addHostWait(-1);
+  }
+}
+
+std::vector<G*> allGs(Sched* s) {
+  std::vector<G*> gs;
+  s->forEachG([&](G* g) { gs.push_back(g); });
+  return gs;
+}
+
+template <typename F>
+void forEachCachedSpan(Sched* s, F&& f) {
+  const int n = s->procs();
+  for (int i = 0; i < n; i++) {
+    MCache* mc = s->allp(i)->mcache;
+    for (MSpan* sp : mc->alloc)
+      if (sp != &emptymspan) f(sp);
+  }
+}
+
+// Concurrent mark until no grey object is left anywhere and every G is scanned.
+void markLoop(Sched* s, std::int64_t& workNs) {
+  Collector& c = C();
+  std::int64_t sleepUs = 10;
+  for (;;) {
+    std::int64_t t0 = nanotime();
+    std::int64_t w = drain(&c.gcw, -1);
+    bool allScanned = true;
+    for (G* g : allGs(s)) {
+      if (!tryScanG(g, &c.gcw, /*byCollector=*/true)) {
+        allScanned = false;
+        g->preempt.store(true, std::memory_order_relaxed);
+      }
+    }
+    w += drain(&c.gcw, -1);
+    workNs += nanotime() - t0;
+    counters().workerWork.fetch_add(static_cast<std::uint64_t>(w), std::memory_order_relaxed);
+    if (!allScanned) {
+      std::this_thread::sleep_for(std::chrono::microseconds(sleepUs));
+      sleepUs = std::min<std::int64_t>(sleepUs * 2, 1000);
+      continue;
+    }
+    flushNoPWork();
+    if (!workQueues().full.empty()) continue;
+    if (!markWorkersIdle()) {
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+      continue;
+    }
+    std::atomic<bool> flushed{false};
+    // Go's gcMarkDone: a P that pushed work to the global list since its last visit
+    // (flushedWork) may have handed it to a P already visited (an assist pops it), so
+    // only a round where no P had work or pushed any proves that marking is done.
+    s->forEachP([&flushed](P* p) {
+      if (!p->gcw.empty() || p->gcw.flushedWork) {
+        p->gcw.flush();
+        flushed.store(true, std::memory_order_relaxed);
+      }
+      p->gcw.flushedWork = false;
+    });
+    // Global list first, then the workers (seq_cst): a worker announces itself busy
+    // before it pops.
+    if (flushed.load(std::memory_order_relaxed) || !workQueues().full.empty() || !markWorkersIdle())
+      continue;
+    return;
+  }
+}
+
+void runCycle() {
+  Collector& c = C();
+  std::unique_lock<std::mutex> cl(c.cycleLock);
+  Sched* s;
+  {
+    std::lock_guard<std::mutex> lk(c.lock);
+    s = c.sched;
+  }
+  MHeap& h = mheap();
+  if (s == nullptr) return;
+  const std::int64_t tStart = nanotime();
+  const std::uint64_t heap0 = static_cast<std::uint64_t>(std::max<std::int64_t>(h.heapLive.load(), 0));
+
+  // Finish the previous sweep concurrently first, so the STW below has (almost)
+  // nothing left to sweep.
+  while (sweepone(h)) counters().sweptBackground.fetch_add(1, std::memory_order_relaxed);
+
+  // --- 1. sweep termination ---------------------------------------------------------
+  s->stopTheWorld("gc sweep termination");
+  finishSweep(h);
+  {
+    std::lock_guard<std::mutex> lk(c.lock);
+    c.swept = std::max(c.swept, c.marked);
+    c.sweepDone.store(true, std::memory_order_relaxed);
+    c.cv.notify_all();
+  }
+  const std::uint32_t sg = h.sweepgenLoad();
+  const int procs = s->procs();
+  for (int i = 0; i < procs; i++) {
+    P* p = s->allp(i);
+    const std::uint32_t fg = p->mcache->flushGen.load(std::memory_order_acquire);
+    SPINDLE_CHECK(fg == sg, "gcStart: P {} MCache not flushed since the last sweep: flushGen={} sweepgen={}",
+                  p->id, fg, sg);
+    SPINDLE_CHECK(p->gcw.empty(), "gcStart: P {} has grey objects outside a mark phase", p->id);
+  }
+  SPINDLE_CHECK(workQueues().full.empty(), "gcStart: global work list not empty");
+  forEachCachedSpan(s, [](MSpan* sp) { sp->allocBlackBegin(); });
+  markGen.fetch_add(1, std::memory_order_relaxed);
+  pacerStartCycle();
+  h.allocBlackBytes.store(0, std::memory_order_relaxed);
+  c.orphanBytesMarked.store(0, std::memory_order_relaxed);
+  c.gcw.bytesMarked = 0;
+  gcMarking.store(true, std::memory_order_relaxed);
+  h.gcAllocBlack.store(true, std::memory_order_relaxed);
+  writeBarrierEnabled.store(true, std::memory_order_relaxed);
+  setGBeforeRunHook(gBeforeRun);
+  c.requestPending.store(false, std::memory_order_relaxed);
+  std::uint64_t cycle;
+  {
+    std::lock_guard<std::mutex> lk(c.lock);
+    cycle = ++c.started;
+  }
+  const std::int64_t pause1 = s->startTheWorld();
+  recordPause(pause1);
+  afterSweep();  // the previous cycle's sweep finished at sweep termination
+  markWorkersBegin();
+
+  // --- 2. concurrent mark -------------------------------------------------------------
+  const std::int64_t tMark = nanotime();
+  std::int64_t workNs = 0;
+  {
+    const std::int64_t t0 = nanotime();
+    scanRoots(&c.gcw);
+    workNs += nanotime() - t0;
+  }
+  markLoop(s, workNs);
+  const std::int64_t markNs = nanotime() - tMark;
+  counters().workerTimeNs.fetch_add(workNs, std::memory_order_relaxed);
+
+  // --- 3. mark termination ------------------------------------------------------------
+  s->stopTheWorld("gc mark termination");
+  std::uint64_t marked = c.orphanBytesMarked.load(std::memory_order_relaxed);
+  const int procs2 = s->procs();
+  for (int i = 0; i < procs2; i++) {
+    P* p = s->allp(i);
+    p->gcw.flush();
+    marked += p->gcw.bytesMarked;
+    p->gcw.bytesMarked = 0;
+    p->gcw.scanWork = 0;
+  }
+  flushNoPWork();
+  marked += markWorkersEnd();
+  std::vector<G*> gs = allGs(s);
+  for (G* g : gs) {
+    SPINDLE_CHECK(tryScanG(g, &c.gcw, /*byCollector=*/true),
+                  "mark termination: G {} (status {}) still unscanned and not stopped", g->goid,
+                  static_cast<int>(g->status.load()));
+  }
+  drain(&c.gcw, -1);
+  SPINDLE_CHECK(workQueues().full.empty() && c.gcw.empty(), "mark termination: grey objects left");
+  forEachCachedSpan(s, [&h](MSpan* sp) {
+    if (sp->allocBlackStart != MSpan::kNoAllocBlack)
+      h.allocBlackBytes.fetch_add(std::uint64_t{sp->allocBlackEnd()} * sp->elemsize, std::memory_order_relaxed);
+  });
+  setGBeforeRunHook(nullptr);
+  writeBarrierEnabled.store(false, std::memory_order_relaxed);
+  h.gcAllocBlack.store(false, std::memory_order_relaxed);
+  gcMarking.store(false, std::memory_order_relaxed);
+  marked += c.gcw.bytesMarked;
+  // Found by tracing (the pacer's live heap) vs. including objects allocated black.
+  const std::uint64_t traced = marked;
+  marked += h.allocBlackBytes.load(std::memory_order_relaxed);
+  c.gcw.bytesMarked = 0;
+  if (counters().checkmark.load(std::memory_order_relaxed)) {
+    counters().checkmarkObjects.fetch_add(checkmark(gs), std::memory_order_relaxed);
+  }
+  {
+    std::vector<std::pair<WeakClearFn, void*>> weak;
+    {
+      std::lock_guard<std::mutex> lk(registry().lock);
+      weak = registry().weak;
+    }
+    for (auto& [fn, ctx] : weak)
+      if (fn != nullptr) fn(ctx);
+  }
+  const std::uint64_t heap1 = static_cast<std::uint64_t>(std::max<std::int64_t>(h.heapLive.load(), 0));
+  pacerEndCycle(traced, heap1);
+  h.heapLive.store(static_cast<std::int64_t>(marked), std::memory_order_relaxed);
+  c.sweepDone.store(false, std::memory_order_relaxed);
+  startSweepCycle(h);
+  const std::int64_t pause2 = s->startTheWorld();
+  recordPause(pause2);
+  s->forEachP([](P* p) {
+    prepareForSweep(p, counters().flushesForEachP);
+    runPGCMarkDoneHooks(p);
+  });
+  std::vector<G*> parked;
+  {
+    std::lock_guard<std::mutex> lk(c.lock);
+    c.marked++;
+    parked.swap(c.assistQueue);
+    c.gcTimeNs += workNs;
+    c.cv.notify_all();
+  }
+  readyAssists(s, parked);
+  if (c.trace.load(std::memory_order_relaxed)) {
+    const std::int64_t now = nanotime();
+    std::int64_t gcTime, since;
+    {
+      std::lock_guard<std::mutex> lk(c.lock);
+      gcTime = c.gcTimeNs;
+      since = std::max<std::int64_t>(now - c.attachTime, 1);
+    }
+    constexpr double kMB = 1 << 20;
+    fmt::print(stderr, "gc {} @{:.3f}s {}%: {:.3f}+{:.3f}+{:.3f} ms clock, {}->{}->{} MB, {} MB goal, {} P\n",
+               cycle, static_cast<double>(tStart - c.attachTime) / 1e9,
+               static_cast<int>(100 * gcTime / since), static_cast<double>(pause1) / 1e6,
+               static_cast<double>(markNs) / 1e6, static_cast<double>(pause2) / 1e6,
+               static_cast<std::uint64_t>(static_cast<double>(heap0) / kMB),
+               static_cast<std::uint64_t>(static_cast<double>(heap1) / kMB),
+               static_cast<std::uint64_t>(static_cast<double>(marked) / kMB),
+               static_cast<std::uint64_t>(static_cast<double>(pacer().goal.load()) / kMB), procs2);
+  }
+}
+
+// One step of background sweeping; false when the sweep is finished.
+bool sweepStep() {
+  Collector& c = C();
+  std::lock_guard<std::mutex> cl(c.cycleLock);
+  for (int i = 0; i < 16; i++) {
+    if (!sweepone(mheap())) {
+      {
+        std::lock_guard<std::mutex> lk(c.lock);
+        c.swept = std::max(c.swept, c.marked);
+        c.sweepDone.store(true, std::memory_order_relaxed);
+        c.cv.notify_all();
+      }
+      afterSweep();
+      return false;
+    }
+    counters().sweptBackground.fetch_add(1, std::memory_order_relaxed);
+  }
+  return true;
+}
+
+void controllerLoop() {
+  Collector& c = C();
+  std::unique_lock<std::mutex> lk(c.lock);
+  for (;;) {
+    if (c.stopping) return;
+    if (c.requested > c.started) {
+      lk.unlock();
+      runCycle();
+      lk.lock();
+      continue;
+    }
+    if (c.swept < c.marked) {
+      lk.unlock();
+      sweepStep();
+      lk.lock();
+      continue;
+    }
+    c.cv.wait(lk);
+  }
+}
+
+}  // namespace
+
+void requestCycle() {
+  Collector& c = C();
+  if (c.requestPending.exchange(true, std::memory_order_relaxed)) return;
+  std::lock_guard<std::mutex> lk(c.lock);
+  if (c.sched == nullptr) {
+    c.requestPending.store(false, std::memory_order_relaxed);
+    return;
+  }
+  c.requested = std::max(c.requested, c.started + 1);
+  c.cv.notify_all();
+}
+
+bool sweepingDone() { return C().sweepDone.load(std::memory_order_relaxed); }
+
+}  // namespace gc_detail
+
+using gc_detail::C;
+
+namespace {
+template <typename Vec, typename Fn>
+int addSlot(Vec& v, Fn fn, void* ctx) {
+  for (std::size_t i = 0; i < v.size(); i++) {
+    if (v[i].first == nullptr) {
+      v[i] = {fn, ctx};
+      return static_cast<int>(i);
+    }
+  }
+  v.push_back({fn, ctx});
+  return static_cast<int>(v.size() - 1);
+}
+}  // namespace
+
+int registerRoots(RootScanFn fn, void* ctx) {
+  auto& r = gc_detail::registry();
+  std::lock_guard<std::mutex> lk(r.lock);
+  return addSlot(r.roots, fn, ctx);
+}
+void unregisterRoots(int id) {
+  auto& r = gc_detail::registry();
+  std::lock_guard<std::mutex> lk(r.lock);
+  r.roots.at(static_cast<std::size_t>(id)) = {nullptr, nullptr};
+}
+int registerWeak(WeakClearFn fn, void* ctx) {
+  auto& r = gc_detail::registry();
+  std::lock_guard<std::mutex> lk(r.lock);
+  return addSlot(r.weak, fn, ctx);
+}
+void unregisterWeak(int id) {
+  auto& r = gc_detail::registry();
+  std::lock_guard<std::mutex> lk(r.lock);
+  r.weak.at(static_cast<std::size_t>(id)) = {nullptr, nullptr};
+}
+
+bool isMarked(void* obj) {
+  ObjectRef r;
+  if (!mheap().findObject(obj, &r)) return true;
+  return r.span->isMarked(r.index);
+}
+
+namespace {
+
+// The collector runs for one world. Several VMs alive at once in a process each attach
+// their own Sched; while more than one is attached, collection pauses (no cycle starts,
+// gcCollect returns at once) and resumes for the last one left: the collector can only
+// stop, scan and flush the Ps and Gs of the world it runs for, and a world it does not
+// stop must not have its objects swept away.
+std::mutex gWorldsLock;  // serialises gcAttach/gcDetach; taken before Collector::lock
+std::vector<Sched*> gWorlds;
+
+void attachOne(Sched* sched) {
+  auto& c = C();
+  // A P created while the collector ran for another world (or for none) may hold a
+  // flushGen from before the last sg += 2; flush it now, as acquireP would.
+  sched->stopTheWorld("gc attach");
+  for (int i = 0; i < sched->procs(); i++)
+    gc_detail::prepareForSweep(sched->allp(i), gc_detail::counters().flushesForEachP);
+  sched->startTheWorld();
+  std::lock_guard<std::mutex> lk(c.lock);
+  SPINDLE_CHECK(c.sched == nullptr, "gcAttach: another Sched is attached");
+  c.sched = sched;
+  c.stopping = false;
+  c.requested = std::max(c.requested, c.started);
+  c.attachTime = nanotime();
+  c.gcTimeNs = 0;
+  if (const char* e = std::getenv("SPINDLE_GCTRACE"); e != nullptr && e[0] == '1')
+    c.trace.store(true, std::memory_order_relaxed);
+  mheap().allocSlowHook.store(gc_detail::allocSlowHook, std::memory_order_release);
+  setGCAssistParkHook(gc_detail::assistPark);
+  c.controller = std::thread(gc_detail::controllerLoop);
+  gc_detail::startMarkWorkers(gc_detail::markWorkersFor(sched->procs()));
+  startFinalizerG(sched);
+  startBackgroundScavenger(mheap());
+}
+
+void detachOne(Sched* sched) {
+  auto& c = C();
+  std::thread t;
+  {
+    std::lock_guard<std::mutex> lk(c.lock);
+    if (c.sched != sched || sched == nullptr) return;
+    c.stopping = true;
+    c.cv.notify_all();
+    t = std::move(c.controller);
+  }
+  t.join();  // finishes the cycle in progress
+  gc_detail::stopMarkWorkers();
+  stopFinalizerG(sched);
+  stopBackgroundScavenger();
+  std::vector<G*> parked;
+  {
+    std::lock_guard<std::mutex> lk(c.lock);
+    c.sched = nullptr;
+    c.requested = c.started;
+    c.requestPending.store(false, std::memory_order_relaxed);
+    parked.swap(c.assistQueue);
+    c.cv.notify_all();
+  }
+  gc_detail::readyAssists(sched, parked);
+}
+
+}  // namespace
+
+void gcAttach(Sched* sched) {
+  (void)gc_detail::gHooksRegistered;
+  SPINDLE_CHECK(sched != nullptr, "gcAttach: null Sched");
+  std::lock_guard<std::mutex> lk(gWorldsLock);
+  if (std::find(gWorlds.begin(), gWorlds.end(), sched) != gWorlds.end()) return;
+  gWorlds.push_back(sched);
+  if (gWorlds.size() == 1) {
+    attachOne(sched);
+  } else if (gWorlds.size() == 2) {
+    detachOne(gWorlds[0]);  // finishes the cycle in progress, then pauses collection
+  }
+}
+
+void gcDetach(Sched* sched) {
+  std::lock_guard<std::mutex> lk(gWorldsLock);
+  auto it = std::find(gWorlds.begin(), gWorlds.end(), sched);
+  if (it == gWorlds.end()) return;
+  const bool wasActive = gWorlds.size() == 1;
+  gWorlds.erase(it);
+  if (wasActive) {
+    detachOne(sched);
+  } else if (gWorlds.size() == 1) {
+    attachOne(gWorlds[0]);
+  }
+}
+
+void gcCollect() {
+  auto& c = C();
+  M* m = getm();
+  G* g = nullptr;
+  std::unique_lock<std::mutex> lk(c.lock);
+  if (c.sched == nullptr) return;
+  if (m != nullptr && m->sched == c.sched && m->curg != nullptr && m->p != nullptr) g = m->curg;
+  const std::uint64_t want = c.started + 1;
+  c.requested = std::max(c.requested, want);
+  c.forced++;
+  c.cv.notify_all();
+  if (g == nullptr) {
+    c.cv.wait(lk, [&] { return c.swept >= want || c.stopping || c.sched == nullptr; });
+    return;
+  }
+  // A G at a safepoint: let its P go (the world can stop without us) and let the
+  // collector scan our stack while we wait.
+  lk.unlock();
+  gc_detail::setAtSafepoint(g, true);
+  Sched::enterSyscall();
+  lk.lock();
+  c.cv.wait(lk, [&] { return c.swept >= want || c.stopping || c.sched == nullptr; });
+  lk.unlock();
+  gc_detail::setAtSafepoint(g, false);
+  Sched::exitSyscall();
+}
+
+GCStats gcStats() {
+  auto& c = C();
+  auto& k = gc_detail::counters();
+  GCStats st;
+  {
+    std::lock_guard<std::mutex> lk(c.lock);
+    st.cycles = c.marked;
+    st.forcedCycles = c.forced;
+    st.pausesNs = c.pauses;
+    std::copy(std::begin(c.pauseHist), std::end(c.pauseHist), st.pauseHist);
+    st.maxPauseNs = c.maxPause;
+    st.totalPauseNs = c.totalPause;
+  }
+  MHeap& h = mheap();
+  st.heapLive = static_cast<std::uint64_t>(std::max<std::int64_t>(h.heapLive.load(std::memory_order_relaxed), 0));
+  auto& pc = gc_detail::pacer();
+  st.heapMarked = pc.heapMarked.load(std::memory_order_relaxed);
+  st.heapGoal = pc.goal.load(std::memory_order_relaxed);
+  st.heapTrigger = pc.trigger.load(std::memory_order_relaxed);
+  st.assistTimeNs = k.assistTimeNs.load(std::memory_order_relaxed);
+  st.workerTimeNs = k.workerTimeNs.load(std::memory_order_relaxed);
+  st.assistWork = k.assistWork.load(std::memory_order_relaxed);
+  st.workerWork = k.workerWork.load(std::memory_order_relaxed);
+  st.assistParks = k.assistParks.load(std::memory_order_relaxed);
+  st.extraWorkerWork = k.extraWorkerWork.load(std::memory_order_relaxed);
+  st.sweptBackground = k.sweptBackground.load(std::memory_order_relaxed);
+  st.sweptProportional = k.sweptProportional.load(std::memory_order_relaxed);
+  st.sweptByUncache = h.stats.sweptByUncache.load(std::memory_order_relaxed);
+  st.flushesAcquireP = k.flushesAcquireP.load(std::memory_order_relaxed);
+  st.flushesForEachP = k.flushesForEachP.load(std::memory_order_relaxed);
+  st.stacksScannedByCollector = k.stacksByCollector.load(std::memory_order_relaxed);
+  st.stacksScannedBeforeRun = k.stacksBeforeRun.load(std::memory_order_relaxed);
+  st.checkmarkObjects = k.checkmarkObjects.load(std::memory_order_relaxed);
+  return st;
+}
+
+void setGCTrace(bool on) { C().trace.store(on, std::memory_order_relaxed); }
+void setGCStress(int n) { gc_detail::counters().gcstress.store(n, std::memory_order_relaxed); }
+void setCheckmark(bool on) { gc_detail::counters().checkmark.store(on, std::memory_order_relaxed); }
+
+namespace gc_detail {
+// verifyHeap's access to the attached world and the cycle lock (mgcverify.cc).
+Sched* lockForVerify() {
+  Collector& c = C();
+  c.cycleLock.lock();
+  std::lock_guard<std::mutex> lk(c.lock);
+  return c.sched;
+}
+void unlockForVerify() { C().cycleLock.unlock(); }
+}  // namespace gc_detail
+
+}  // namespace spindle::runtime

@@ -1,0 +1,123 @@
+// mgc.h: the collector's internals shared by mgc.cc (cycle driver, stats),
+// mgcmark.cc (roots, marking, stacks, checkmark), mbarrier.cc (write barrier),
+// mgcpacer.cc (pacer, assists) and mgcverify.cc (heap verifier). Not a public header:
+// users see gc.h.
+//
+// Phases (Go's gcphase): Off (sweeping may be in progress) -> Mark (barrier on,
+// allocate-black, stacks scanned as Gs stop) -> Off. Each change happens with the world
+// stopped, so mutators read the phase with relaxed loads.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include "runtime/gc.h"
+#include "runtime/mgcwork.h"
+
+namespace spindle::runtime {
+
+struct G;
+struct P;
+
+namespace gc_detail {
+
+// True from sweep termination to mark termination (world stopped at both ends).
+extern std::atomic<bool> gcMarking;
+// Incremented at each sweep termination; a G whose gcscangen equals it was scanned.
+extern std::atomic<std::uint32_t> markGen;
+
+// Registered roots and weak callbacks (mgc.cc).
+struct Registry {
+  std::mutex lock;
+  std::vector<std::pair<RootScanFn, void*>> roots;
+  std::vector<std::pair<WeakClearFn, void*>> weak;
+};
+Registry& registry();
+
+// --- mgcmark.cc ---
+// Marks the object containing p (interior pointers resolved, non-heap ignored) and
+// queues it on gcw if it may hold pointers.
+void greyObject(std::uintptr_t p, GCWork* gcw);
+// Drains gcw (and the global full list) until no work is left or `budget` bytes of scan
+// work are done (budget < 0: unbounded). Returns the scan work done.
+std::int64_t drain(GCWork* gcw, std::int64_t budget);
+// Calls every registered root scanner.
+void scanRoots(GCWork* gcw);
+// Tries to scan g's stack for the current mark generation: true if it is scanned (now
+// or before) or holds nothing; false if g is running (ask it to stop and retry).
+bool tryScanG(G* g, GCWork* gcw, bool byCollector);
+// The scheduler's before-run hook while marking (phooks.h).
+void gBeforeRun(G* g);
+// The checkmark pass (world stopped, after mark): fatal on a reachable unmarked object.
+// Returns the number of objects it reached.
+std::uint64_t checkmark(const std::vector<G*>& gs);
+
+// --- mgcpacer.cc ---
+struct Pacer {
+  std::atomic<int> percent{100};
+  std::atomic<std::uint64_t> heapMarked{0};  // live bytes found by the last mark
+  std::atomic<std::uint64_t> goal{0};
+  std::atomic<std::uint64_t> trigger{0};
+  double triggerRatio = 0.7;                 // controller only
+  // Assist ratio: scan work owed per byte allocated while marking (bits of a double).
+  std::atomic<double> assistWorkPerByte{0.0};
+  std::atomic<std::int64_t> scanWorkDone{0};  // this cycle, by everyone
+};
+Pacer& pacer();
+inline constexpr std::uint64_t kMinHeap = 4u << 20;
+// At mark termination: new goal and trigger from the marked bytes.
+void pacerEndCycle(std::uint64_t marked, std::uint64_t heapAtTermination);
+// At sweep termination: the assist ratio for this cycle.
+void pacerStartCycle();
+// MHeap::allocSlowHook.
+void allocSlowHook(std::size_t bytes);
+
+// --- mgc.cc ---
+// Asks the controller for a new cycle without waiting (the pacer trigger, gcstress).
+void requestCycle();
+bool sweepingDone();
+struct Counters {
+  std::atomic<std::int64_t> assistTimeNs{0}, workerTimeNs{0};
+  std::atomic<std::uint64_t> assistWork{0}, workerWork{0};
+  std::atomic<std::uint64_t> sweptBackground{0}, sweptProportional{0};
+  std::atomic<std::uint64_t> flushesAcquireP{0}, flushesForEachP{0};
+  std::atomic<std::uint64_t> stacksByCollector{0}, stacksBeforeRun{0};
+  std::atomic<std::uint64_t> checkmarkObjects{0};
+  std::atomic<std::uint64_t> assistParks{0};
+  std::atomic<std::uint64_t> extraWorkerWork{0};
+  std::atomic<int> gcstress{0};
+  std::atomic<std::uint64_t> slowPaths{0};
+  std::atomic<bool> checkmark{false};
+};
+Counters& counters();
+
+}  // namespace gc_detail
+}  // namespace spindle::runtime
+
+namespace spindle::runtime::gc_detail {
+// mbarrier.cc: hands the barrier's no-P buffer to the global full list.
+void flushNoPWork();
+}  // namespace spindle::runtime::gc_detail
+
+namespace spindle::runtime::gc_detail {
+// mgcmark.cc: marks g as blocked at a safepoint (scannable while in Syscall status);
+// clearing it waits for a scan in progress.
+void setAtSafepoint(G* g, bool on);
+// mgc.cc: verifyHeap holds the cycle lock (no cycle, no background sweep step).
+Sched* lockForVerify();
+void unlockForVerify();
+}  // namespace spindle::runtime::gc_detail
+
+namespace spindle::runtime::gc_detail {
+// mgcworker.cc: extra background mark workers (the controller is always one).
+int markWorkersFor(int procs);
+void startMarkWorkers(int n);
+void stopMarkWorkers();
+void markWorkersBegin();
+bool markWorkersIdle();
+// Stops the workers taking work and waits until none holds any; returns their bytes
+// marked this cycle.
+std::uint64_t markWorkersEnd();
+}  // namespace spindle::runtime::gc_detail

@@ -1,0 +1,422 @@
+// mgc_test.cc: the concurrent collector (mgc*.cc) with a Sched attached.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "runtime/gc.h"
+#include "runtime/heap_testing.h"
+#include "runtime/malloc.h"
+#include "runtime/proc.h"
+#include "runtime/testing/fnbody.h"
+
+using namespace spindle::runtime;
+using spindle::runtime::testing::fn;
+using spindle::runtime::testing::kScale;
+
+namespace {
+
+// A scan object: kids[0..1] point at nodes of the same G (walked and checked by it),
+// kids[2..3] at any node (only held).
+struct Node {
+  ObjectHeader h;
+  void* kids[4];
+  std::uint64_t id;
+  std::uint64_t check;
+};
+std::uint64_t hashId(std::uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  return x | 1;
+}
+void traceNode(void* obj, VisitFn visit, void* ctx) {
+  auto* n = static_cast<Node*>(obj);
+  for (auto& k : n->kids) visit(ctx, &k);
+}
+const TypeInfo kNode{"Node", sizeof(Node), traceNode};
+
+std::atomic<std::uint64_t> gNextId{1};
+
+Node* newNode() {
+  auto* n = static_cast<Node*>(mallocgc(sizeof(Node), &kNode));
+  n->id = gNextId.fetch_add(1, std::memory_order_relaxed);
+  n->check = hashId(n->id);
+  return n;
+}
+
+void checkNode(const Node* n) {
+  REQUIRE(n->h.type == &kNode);
+  REQUIRE(n->check == hashId(n->id));
+}
+
+// Global roots: slots written through writePointer, scanned by a registered scanner.
+constexpr int kShared = 64;
+void* gShared[kShared];
+void scanShared(void*, VisitFn visit, void* ctx) {
+  for (auto& s : gShared) visit(ctx, &s);
+}
+
+// Attaches a Sched for a test and resets the verification modes after it.
+struct World {
+  explicit World(int procs) : s(procs) {
+    for (auto& x : gShared) x = nullptr;
+    rootId = registerRoots(scanShared, nullptr);
+    gcAttach(&s);
+  }
+  ~World() {
+    gcDetach(&s);
+    unregisterRoots(rootId);
+    setGCStress(0);
+    setCheckmark(false);
+    setGCPercent(100);
+  }
+  Sched s;
+  int rootId;
+};
+
+// A mutator G: S and foreign are its stack (reported by traceStack); it links, unlinks,
+// loads and publishes nodes through the barrier, and checks every node it can reach
+// through same-G edges.
+class Mutator final : public GBody {
+ public:
+  // Runs `steps` steps, and on until the collector completed cycle `untilCycle`, so
+  // several cycles overlap the mutation however fast or slow this machine is.
+  Mutator(std::uint32_t seed, int steps, std::uint64_t untilCycle, std::atomic<int>* done)
+      : rng_(seed), steps_(steps), untilCycle_(untilCycle), done_(done) {}
+  Step run(G*, std::uint32_t) override {
+    for (int op = 0; op < 64; op++) step();
+    walk();
+    return (--steps_ > 0 || gcStats().cycles < untilCycle_) ? Step::yield() : Step::exit();
+  }
+  void traceStack(G*, VisitFn visit, void* ctx) override {
+    for (auto& n : S_) visit(ctx, reinterpret_cast<void**>(&n));
+    for (auto& n : foreign_) visit(ctx, &n);
+  }
+  void exited(G*) override {
+    done_->fetch_add(1);
+    delete this;
+  }
+  void abandoned(G*) override { delete this; }
+
+ private:
+  int pick(int n) { return static_cast<int>(rng_() % static_cast<std::uint32_t>(n)); }
+  void step() {
+    const int i = pick(kS), j = pick(kS);
+    switch (pick(8)) {
+      case 0:
+      case 1:
+        S_[i] = newNode();
+        break;
+      case 2:  // link same-G nodes (heap write: barrier)
+        if (S_[i] && S_[j]) writePointer(&S_[i]->kids[pick(2)], S_[j]);
+        break;
+      case 3:  // unlink
+        if (S_[i]) writePointer(&S_[i]->kids[pick(2)], nullptr);
+        break;
+      case 4:  // load from the heap onto the stack (no barrier), then drop the edge
+        if (S_[j]) {
+          void** slot = &S_[j]->kids[pick(2)];
+          S_[i] = static_cast<Node*>(std::atomic_ref<void*>(*slot).load(std::memory_order_relaxed));
+          writePointer(slot, nullptr);
+        }
+        break;
+      case 5:  // publish to a global root
+        writePointer(&gShared[pick(kShared)], S_[i]);
+        break;
+      case 6: {  // take any node from a global root and hold it / store it (never read)
+        void* f = std::atomic_ref<void*>(gShared[pick(kShared)]).load(std::memory_order_relaxed);
+        foreign_[pick(kF)] = f;
+        if (S_[i]) writePointer(&S_[i]->kids[2 + pick(2)], foreign_[pick(kF)]);
+        break;
+      }
+      case 7:
+        S_[i] = nullptr;
+        break;
+    }
+  }
+  void walk() {
+    std::vector<Node*> stack(S_, S_ + kS);
+    int budget = 256;
+    while (!stack.empty() && budget-- > 0) {
+      Node* n = stack.back();
+      stack.pop_back();
+      if (n == nullptr) continue;
+      checkNode(n);
+      for (int k = 0; k < 2; k++)
+        stack.push_back(static_cast<Node*>(std::atomic_ref<void*>(n->kids[k]).load(std::memory_order_relaxed)));
+    }
+  }
+  static constexpr int kS = 16, kF = 8;
+  Node* S_[kS] = {};
+  void* foreign_[kF] = {};
+  std::minstd_rand rng_;
+  int steps_;
+  std::uint64_t untilCycle_;
+  std::atomic<int>* done_;
+};
+
+// Runs `n` mutators to completion from a main G that waits by yielding; at least three
+// cycles complete while they run (callers set gcstress).
+void runMutators(Sched& s, int n, int steps) {
+  std::atomic<int> done{0};
+  const std::uint64_t untilCycle = gcStats().cycles + 3;
+  RunStatus st = s.runMain(fn([pc = 0, &s, &done, n, steps, untilCycle](G*) mutable -> Step {
+    if (pc++ == 0) {
+      for (int i = 0; i < n; i++)
+        s.newproc(new Mutator(1234u + static_cast<std::uint32_t>(i), steps, untilCycle, &done));
+    }
+    return done.load() == n ? Step::exit() : Step::yield();
+  }));
+  REQUIRE(st == RunStatus::Ok);
+}
+
+}  // namespace
+
+TEST_CASE("unreachable objects are freed and their memory reused") {
+  World w(2);
+  const int kKeep = 100, kGarbage = 20000 * kScale;
+  std::unordered_set<std::uintptr_t> garbage;
+  // Cycles may already run (pacer) while the garbage is made: count from before.
+  const std::uint64_t freedBefore = mheap().stats.smallFreeCount[sizeToClass(sizeof(Node))].load();
+  RunStatus st = w.s.runMain(fn([&](G*) -> Step {
+    for (int i = 0; i < kKeep; i++) writePointer(&gShared[i % kShared], newNode());
+    for (int i = 0; i < kGarbage; i++) garbage.insert(reinterpret_cast<std::uintptr_t>(newNode()));
+    return Step::exit();
+  }));
+  REQUIRE(st == RunStatus::Ok);
+  const std::uint64_t inUse = mheap().stats.heapInUse.load();  // with all the garbage
+  gcCollect();  // from the host thread (no P)
+  gcCollect();
+  const std::uint64_t freed = mheap().stats.smallFreeCount[sizeToClass(sizeof(Node))].load() - freedBefore;
+  CHECK(freed >= static_cast<std::uint64_t>(kGarbage) * 9 / 10);
+  for (void* p : gShared) checkNode(static_cast<Node*>(p));
+  // As much garbage again: it lands in the freed memory (freed slots, or the pages of
+  // freed spans), so the heap ends no bigger than it was with the first garbage.
+  int reused = 0;
+  st = w.s.runMain(fn([&](G*) -> Step {
+    for (int i = 0; i < kGarbage; i++) reused += garbage.count(reinterpret_cast<std::uintptr_t>(newNode()));
+    return Step::exit();
+  }));
+  CHECK(reused > 0);
+  const std::uint64_t grown = mheap().stats.heapInUse.load() - std::min(inUse, mheap().stats.heapInUse.load());
+  MESSAGE("reused addresses " << reused << "/" << kGarbage << ", heap grew " << grown
+                              << " bytes beyond its size with the first garbage, for "
+                              << std::uint64_t{kGarbage} * sizeof(Node) << " bytes of new objects");
+  CHECK(grown < std::uint64_t{kGarbage} * sizeof(Node) / 4);
+  verifyHeap();
+  GCStats gs = gcStats();
+  CHECK(gs.cycles >= 2);
+  CHECK(gs.pausesNs.size() >= 4);
+}
+
+TEST_CASE("gcCollect from a G at a safepoint keeps what its stack holds") {
+  World w(2);
+  struct Holder final : GBody {
+    Node* held[32] = {};
+    int pc = 0;
+    Step run(G*, std::uint32_t) override {
+      if (pc == 0) {
+        for (auto& h : held) h = newNode();
+        for (int i = 0; i < 5000; i++) newNode();  // garbage
+      } else if (pc <= 3) {
+        gcCollect();  // scanned while it waits (gcAtSafepoint)
+        for (auto* h : held) checkNode(h);
+        for (int i = 0; i < 5000; i++) newNode();
+      } else {
+        return Step::exit();
+      }
+      pc++;
+      return Step::yield();
+    }
+    void traceStack(G*, VisitFn visit, void* ctx) override {
+      for (auto& h : held) visit(ctx, reinterpret_cast<void**>(&h));
+    }
+  } holder;
+  REQUIRE(w.s.runMain(&holder) == RunStatus::Ok);
+  for (auto* h : holder.held) checkNode(h);
+  CHECK(gcStats().stacksScannedByCollector > 0);
+  verifyHeap();
+}
+
+TEST_CASE("mutators racing the barrier under gcstress with checkmark: nothing reachable is freed") {
+  World w(3);
+  setCheckmark(true);
+  setGCStress(3);
+  const GCStats before = gcStats();
+  runMutators(w.s, 4, 40 * kScale);
+  setGCStress(0);
+  gcCollect();
+  const GCStats after = gcStats();
+  MESSAGE("cycles: " << after.cycles - before.cycles << ", checkmarked objects: "
+                     << after.checkmarkObjects - before.checkmarkObjects);
+  CHECK(after.cycles - before.cycles >= 3);
+  CHECK(after.checkmarkObjects > before.checkmarkObjects);
+  CHECK(after.stacksScannedByCollector + after.stacksScannedBeforeRun >
+        before.stacksScannedByCollector + before.stacksScannedBeforeRun);
+  // Everything still reachable from the global roots is intact (single-threaded walk).
+  std::vector<void*> stack(gShared, gShared + kShared);
+  std::unordered_set<void*> seen;
+  while (!stack.empty()) {
+    void* p = stack.back();
+    stack.pop_back();
+    if (p == nullptr || !seen.insert(p).second) continue;
+    checkNode(static_cast<Node*>(p));
+    for (void* k : static_cast<Node*>(p)->kids) stack.push_back(k);
+  }
+  verifyHeap();
+}
+
+TEST_CASE("lazy mcache flushing: both acquireP and forEachP flush, stale spans swept by uncacheSpan") {
+  World w(4);
+  setGCStress(4);
+  const GCStats before = gcStats();
+  runMutators(w.s, 2, 30 * kScale);
+  setGCStress(0);
+  gcCollect();
+  const GCStats after = gcStats();
+  MESSAGE("flushes: acquireP " << after.flushesAcquireP - before.flushesAcquireP << ", forEachP "
+                               << after.flushesForEachP - before.flushesForEachP << ", uncache sweeps "
+                               << after.sweptByUncache - before.sweptByUncache);
+  CHECK(after.flushesAcquireP > before.flushesAcquireP);
+  CHECK(after.flushesForEachP > before.flushesForEachP);
+  CHECK(after.sweptByUncache > before.sweptByUncache);
+  CHECK(after.sweptBackground + after.sweptProportional > before.sweptBackground + before.sweptProportional);
+  verifyHeap();
+}
+
+TEST_CASE("the heap follows gc_percent") {
+  // Live: kLive bytes of 8 KiB noscan objects held by a root; then garbage of the same size.
+  const std::size_t kObj = 8 << 10;
+  const std::size_t kLive = std::size_t{16} << 20;
+  const int nLive = static_cast<int>(kLive / kObj);
+  std::vector<void*> live(static_cast<std::size_t>(nLive));
+  auto scanLive = [](void* ctx, VisitFn visit, void* vctx) {
+    for (auto& p : *static_cast<std::vector<void*>*>(ctx)) visit(vctx, &p);
+  };
+  const int id = registerRoots(scanLive, &live);
+  std::uint64_t cycles[3] = {};
+  const int percents[3] = {50, 100, 200};
+  for (int k = 0; k < 3; k++) {
+    World w(2);
+    setGCPercent(percents[k]);
+    std::uint64_t peak = 0;
+    RunStatus st = w.s.runMain(fn([&](G*) -> Step {
+      for (auto& p : live) writePointer(&p, mallocgc(kObj, nullptr));
+      return Step::exit();
+    }));
+    REQUIRE(st == RunStatus::Ok);
+    gcCollect();  // the goal now reflects the live heap
+    const std::uint64_t cycles0 = gcStats().cycles;
+    st = w.s.runMain(fn([&, n = 0](G*) mutable -> Step {
+      // A safepoint every 32 allocations (256 KiB), as an interpreter would have.
+      for (int i = 0; i < 32; i++) {
+        mallocgc(kObj, nullptr);
+        peak = std::max<std::uint64_t>(peak, mheap().heapLive.load(std::memory_order_relaxed));
+      }
+      return ++n < 100 * kScale ? Step::yield() : Step::exit();
+    }));
+    REQUIRE(st == RunStatus::Ok);
+
+    cycles[k] = gcStats().cycles - cycles0;
+    const double bound = static_cast<double>(kLive) * (1 + percents[k] / 100.0);
+    MESSAGE("gc_percent " << percents[k] << ": peak heapLive " << (peak >> 20) << " MiB, L*(1+p/100) "
+                          << bound / (1 << 20) << " MiB, cycles " << cycles[k]);
+    // The pacer's goal is exactly live * (1 + p/100) after a cycle that found only L.
+    const GCStats gs = gcStats();
+    CHECK(gs.heapGoal == std::max<std::uint64_t>(4 << 20, gs.heapMarked + gs.heapMarked * static_cast<std::uint64_t>(percents[k]) / 100));
+    // A G allocating past the goal is parked at its next safepoint until mark
+    // termination, so the heap overshoots only by what is allocated while a cycle
+    // starts and marks; the slack allows for a slow (loaded, sanitized) mark.
+    CHECK(static_cast<double>(peak) <= bound * 1.25 + (4 << 20));
+    CHECK(static_cast<double>(peak) >= static_cast<double>(kLive));
+    for (auto& p : live) writePointer(&p, nullptr);  // the collector may be scanning it
+  }
+  CHECK(cycles[0] > cycles[2]);  // a lower gc_percent collects more often
+  unregisterRoots(id);
+}
+
+TEST_CASE("gctrace prints one line per cycle in Go's format") {
+  World w(2);
+  std::fflush(stderr);
+  char path[] = "/tmp/gctraceXXXXXX";
+  const int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  const int saved = dup(2);
+  dup2(fd, 2);
+  setGCTrace(true);
+  gcCollect();
+  gcCollect();
+  setGCTrace(false);
+  std::fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  std::ifstream in(path);
+  std::string line;
+  // gc N @T s P%: A+B+C ms clock, X->Y->Z MB, G MB goal, K P
+  int lines = 0;
+  while (std::getline(in, line)) {
+    INFO(line);
+    unsigned n, pct, x, y, z, goal, procs;
+    double t, a, b, c;
+    char sec = 0;
+    int used = 0;
+    const int fields = std::sscanf(line.c_str(), "gc %u @%lf%c %u%%: %lf+%lf+%lf ms clock, %u->%u->%u MB, %u MB goal, %u P%n",
+                                   &n, &t, &sec, &pct, &a, &b, &c, &x, &y, &z, &goal, &procs, &used);
+    CHECK(fields == 12);
+    CHECK(sec == 's');
+    CHECK(static_cast<std::size_t>(used) == line.size());
+    CHECK(procs == 2);
+    CHECK(goal >= 4);
+    lines++;
+  }
+  close(fd);
+  std::remove(path);
+  CHECK(lines >= 2);
+}
+
+TEST_CASE("8 Ps: extra background mark workers share the marking, checkmark stays clean") {
+  World w(8);
+  setCheckmark(true);
+  setGCStress(2);
+  // A live graph big enough that the workers find buffers to take.
+  std::vector<void*> live(4096);
+  auto scanLive = [](void* ctx, VisitFn visit, void* vctx) {
+    for (auto& p : *static_cast<std::vector<void*>*>(ctx)) visit(vctx, &p);
+  };
+  const int id = registerRoots(scanLive, &live);
+  RunStatus st = w.s.runMain(fn([&, i = std::size_t{0}](G*) mutable -> Step {
+    // Chains of 64 nodes per root slot.
+    Node* head = nullptr;
+    for (int k = 0; k < 64; k++) {
+      Node* n = newNode();
+      writePointer(&n->kids[0], head);
+      head = n;
+    }
+    writePointer(&live[i], head);
+    return ++i == live.size() ? Step::exit() : Step::yield();
+  }));
+  REQUIRE(st == RunStatus::Ok);
+  const GCStats before = gcStats();
+  runMutators(w.s, 8, 10 * kScale);
+  setGCStress(0);
+  gcCollect();
+  const GCStats after = gcStats();
+  MESSAGE("extra worker scan work: " << after.extraWorkerWork - before.extraWorkerWork
+                                     << " of " << after.workerWork - before.workerWork);
+  CHECK(after.extraWorkerWork > before.extraWorkerWork);
+  for (void* p : live) {
+    for (auto* n = static_cast<Node*>(p); n != nullptr; n = static_cast<Node*>(n->kids[0])) checkNode(n);
+  }
+  for (auto& p : live) writePointer(&p, nullptr);
+  unregisterRoots(id);
+  verifyHeap();
+}

@@ -1,0 +1,152 @@
+// mgcpacer.cc: the pacer (Go's mgcpacer.go, simplified) and the allocation slow-path
+// hook.
+//
+// Goal: heapGoal = heapMarked * (1 + gc_percent/100), at least kMinHeap (4 MiB);
+// heapMarked here is what tracing found live, not counting the objects allocated black
+// during the mark (Go counts those too, which lifts the goal after a long mark; the
+// ones still live are found by the next cycle's tracing).
+// gc_percent < 0 turns pacing off. heapLive (mheap.h) counts whole spans as they are
+// cached (Go's accounting at refill) and large objects; it is reset to the marked bytes
+// at mark termination.
+// Trigger: heapMarked + (goal - heapMarked) * triggerRatio. A proportional controller
+// adjusts triggerRatio after each cycle: the heap overshot the goal by the end of mark
+// -> start earlier (ratio -0.05); finished well under it (< 90%) -> start later
+// (+0.02); clamped to [0.5, 0.95].
+// Assists: while marking, every allocation slow path owes scan work proportional to the
+// bytes it just reserved, assistWorkPerByte = expected scan work (last cycle's marked
+// bytes) / heap left before the goal; it pays by draining grey objects into its P's
+// work buffer (bounded by the debt). If it could not pay and the heap is past the goal,
+// the G is flagged to park at its next yield until mark termination (Go parks it on the
+// assist queue; here the G cannot block inside mallocgc, holding its P mid-step).
+// The hook also starts cycles: heapLive >= trigger, or every N slow paths with gcstress;
+// requestCycle never blocks (the caller may be in the middle of an interpreter step).
+// When no cycle marks and the last sweep is not finished, the slow path sweeps a couple
+// of spans (proportional sweep), so allocation helps the background sweeper.
+#include <algorithm>
+
+#include "runtime/g.h"
+#include "runtime/m.h"
+#include "runtime/mgc.h"
+#include "runtime/mgcsweep.h"
+#include "runtime/mheap.h"
+#include "runtime/p.h"
+#include "runtime/pheap.h"
+#include "runtime/proc.h"
+
+namespace spindle::runtime::gc_detail {
+
+Pacer& pacer() {
+  static Pacer* p = [] {
+    auto* q = new Pacer;
+    q->goal.store(kMinHeap, std::memory_order_relaxed);
+    q->trigger.store(static_cast<std::uint64_t>(kMinHeap * q->triggerRatio),
+                     std::memory_order_relaxed);
+    return q;
+  }();
+  return *p;
+}
+
+void pacerStartCycle() {
+  Pacer& pc = pacer();
+  const double expected =
+      static_cast<double>(std::max<std::uint64_t>(pc.heapMarked.load(std::memory_order_relaxed), 1 << 20));
+  const std::int64_t live = mheap().heapLive.load(std::memory_order_relaxed);
+  const double runway = std::max<double>(
+      static_cast<double>(pc.goal.load(std::memory_order_relaxed)) - static_cast<double>(live),
+      1 << 20);
+  pc.assistWorkPerByte.store(std::clamp(expected / runway, 0.05, 16.0), std::memory_order_relaxed);
+  pc.scanWorkDone.store(0, std::memory_order_relaxed);
+}
+
+void pacerEndCycle(std::uint64_t marked, std::uint64_t heapAtTermination) {
+  Pacer& pc = pacer();
+  const std::uint64_t oldGoal = pc.goal.load(std::memory_order_relaxed);
+  if (heapAtTermination > oldGoal) {
+    pc.triggerRatio -= 0.05;
+  } else if (static_cast<double>(heapAtTermination) < 0.9 * static_cast<double>(oldGoal)) {
+    pc.triggerRatio += 0.02;
+  }
+  pc.triggerRatio = std::clamp(pc.triggerRatio, 0.5, 0.95);
+  const int percent = pc.percent.load(std::memory_order_relaxed);
+  pc.heapMarked.store(marked, std::memory_order_relaxed);
+  const std::uint64_t goal =
+      percent < 0 ? ~std::uint64_t{0}
+                  : std::max<std::uint64_t>(kMinHeap, marked + marked * static_cast<std::uint64_t>(percent) / 100);
+  pc.goal.store(goal, std::memory_order_relaxed);
+  const std::uint64_t trigger =
+      percent < 0 ? ~std::uint64_t{0}
+                  : marked + static_cast<std::uint64_t>(static_cast<double>(goal - marked) * pc.triggerRatio);
+  pc.trigger.store(trigger, std::memory_order_relaxed);
+}
+
+namespace {
+void parkIfPastGoal() {
+  const Pacer& pc = pacer();
+  if (pc.percent.load(std::memory_order_relaxed) < 0 ||
+      mheap().heapLive.load(std::memory_order_relaxed) <= static_cast<std::int64_t>(pc.goal.load(std::memory_order_relaxed)))
+    return;
+  M* m = getm();
+  if (m == nullptr || m->curg == nullptr) return;
+  m->curg->gcAssistPark.store(true, std::memory_order_relaxed);
+  m->curg->preempt.store(true, std::memory_order_relaxed);
+  counters().assistParks.fetch_add(1, std::memory_order_relaxed);
+}
+}  // namespace
+
+void allocSlowHook(std::size_t bytes) {
+  Counters& c = counters();
+  MHeap& h = mheap();
+  if (const int n = c.gcstress.load(std::memory_order_relaxed); n > 0) {
+    if ((c.slowPaths.fetch_add(1, std::memory_order_relaxed) + 1) % static_cast<std::uint64_t>(n) == 0)
+      requestCycle();
+  }
+  if (gcMarking.load(std::memory_order_relaxed)) {
+    P* p = currentP();
+    if (p == nullptr) return;
+    const auto debt = static_cast<std::int64_t>(
+        static_cast<double>(bytes) * pacer().assistWorkPerByte.load(std::memory_order_relaxed));
+    if (debt <= 0) return;
+    const std::int64_t t0 = nanotime();
+    const std::int64_t done = drain(&p->gcw, debt);
+    c.assistTimeNs.fetch_add(nanotime() - t0, std::memory_order_relaxed);
+    c.assistWork.fetch_add(static_cast<std::uint64_t>(done), std::memory_order_relaxed);
+    // Past the goal and the debt could not be paid: stop this G at its next yield until
+    // the mark ends (it cannot block here: it holds its P and is not at a safepoint).
+    if (done < debt) parkIfPastGoal();
+    return;
+  }
+  if (!sweepingDone()) {
+    for (int i = 0; i < 2; i++) {
+      if (!sweepone(h)) break;
+      c.sweptProportional.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  const Pacer& pc = pacer();
+  if (pc.percent.load(std::memory_order_relaxed) >= 0 &&
+      static_cast<std::uint64_t>(std::max<std::int64_t>(h.heapLive.load(std::memory_order_relaxed), 0)) >=
+          pc.trigger.load(std::memory_order_relaxed)) {
+    requestCycle();
+    // Past the goal before the requested cycle even started (the sweep it must finish
+    // first is still running): wait for that cycle's mark termination too.
+    parkIfPastGoal();
+  }
+}
+
+}  // namespace spindle::runtime::gc_detail
+
+namespace spindle::runtime {
+void setGCPercent(int percent) {
+  gc_detail::Pacer& pc = gc_detail::pacer();
+  pc.percent.store(percent, std::memory_order_relaxed);
+  // Recompute the goal and trigger from the last mark right away.
+  const std::uint64_t marked = pc.heapMarked.load(std::memory_order_relaxed);
+  const std::uint64_t goal =
+      percent < 0 ? ~std::uint64_t{0}
+                  : std::max<std::uint64_t>(gc_detail::kMinHeap, marked + marked * static_cast<std::uint64_t>(percent) / 100);
+  pc.goal.store(goal, std::memory_order_relaxed);
+  pc.trigger.store(percent < 0 ? ~std::uint64_t{0}
+                               : marked + static_cast<std::uint64_t>(static_cast<double>(goal - marked) * 0.7),
+                   std::memory_order_relaxed);
+}
+int gcPercent() { return gc_detail::pacer().percent.load(std::memory_order_relaxed); }
+}  // namespace spindle::runtime

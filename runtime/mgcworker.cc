@@ -1,0 +1,107 @@
+// mgcworker.cc: background mark workers (Go's gcBgMarkWorker), dedicated threads that
+// hold no P.
+//
+// The controller thread is always one dedicated worker (mgc.cc). With more Ps, about
+// 25% of them: (procs + 2) / 4 - 1 extra threads (none below 6 Ps) drain the global
+// full list while a mark phase is active.
+// Protocol (Go's work.nwait): a worker increments `busy` before it may pop a buffer and
+// decrements it once its own GCWork is empty again, so "global list empty, then busy ==
+// 0" (seq_cst) proves no worker holds grey objects. markWorkersEnd (mark termination,
+// world stopped) clears `active` and waits for busy == 0; a worker re-checks `active`
+// after incrementing busy, so none pops afterwards.
+#include <algorithm>
+#include <condition_variable>
+#include <thread>
+
+#include "runtime/mgc.h"
+#include "runtime/proc.h"
+
+namespace spindle::runtime::gc_detail {
+
+namespace {
+struct MarkWorkers {
+  std::mutex lock;
+  std::condition_variable cv;
+  std::vector<std::thread> threads;  // under lock
+  bool exit = false;                 // under lock
+  std::atomic<bool> active{false};
+  std::atomic<int> busy{0};
+  std::atomic<std::uint64_t> bytesMarked{0};
+};
+MarkWorkers& W() {
+  static MarkWorkers* w = new MarkWorkers;
+  return *w;
+}
+
+void workerLoop() {
+  MarkWorkers& w = W();
+  GCWork gcw;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lk(w.lock);
+      w.cv.wait(lk, [&] { return w.exit || w.active.load(); });
+      if (w.exit) break;
+    }
+    while (w.active.load()) {
+      w.busy.fetch_add(1);
+      if (!w.active.load()) {
+        w.busy.fetch_sub(1);
+        break;
+      }
+      const std::int64_t t0 = nanotime();
+      const std::int64_t work = drain(&gcw, -1);
+      gcw.flush();  // empty after drain; keeps the invariant explicit
+      w.bytesMarked.fetch_add(gcw.bytesMarked, std::memory_order_relaxed);
+      gcw.bytesMarked = 0;
+      if (work > 0) {
+        counters().workerTimeNs.fetch_add(nanotime() - t0, std::memory_order_relaxed);
+        counters().workerWork.fetch_add(static_cast<std::uint64_t>(work), std::memory_order_relaxed);
+        counters().extraWorkerWork.fetch_add(static_cast<std::uint64_t>(work), std::memory_order_relaxed);
+      }
+      w.busy.fetch_sub(1);
+      if (work == 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  }
+  gcw.dispose();
+}
+}  // namespace
+
+int markWorkersFor(int procs) { return std::max(0, (procs + 2) / 4 - 1); }
+
+void startMarkWorkers(int n) {
+  MarkWorkers& w = W();
+  std::lock_guard<std::mutex> lk(w.lock);
+  w.exit = false;
+  for (int i = 0; i < n; i++) w.threads.emplace_back(workerLoop);
+}
+
+void stopMarkWorkers() {
+  MarkWorkers& w = W();
+  std::vector<std::thread> ts;
+  {
+    std::lock_guard<std::mutex> lk(w.lock);
+    w.exit = true;
+    ts.swap(w.threads);
+    w.cv.notify_all();
+  }
+  for (auto& t : ts) t.join();
+}
+
+void markWorkersBegin() {
+  MarkWorkers& w = W();
+  w.bytesMarked.store(0, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lk(w.lock);
+  w.active.store(true);
+  w.cv.notify_all();
+}
+
+bool markWorkersIdle() { return W().busy.load() == 0; }
+
+std::uint64_t markWorkersEnd() {
+  MarkWorkers& w = W();
+  w.active.store(false);
+  while (w.busy.load() != 0) std::this_thread::yield();
+  return w.bytesMarked.exchange(0, std::memory_order_relaxed);
+}
+
+}  // namespace spindle::runtime::gc_detail
