@@ -10,6 +10,7 @@
 #include "runtime/mheap.h"
 #include "runtime/pinner.h"
 #include "runtime/throw.h"
+#include "runtime/gc.h"
 #include "vm/ffi.h"
 #include "vm/vm.h"
 
@@ -295,6 +296,10 @@ Stats Vm::stats() const {
   const auto& hs = runtime::mheap().stats;
   s.heap_in_use = hs.heapInUse.load(std::memory_order_relaxed);
   s.heap_sys = hs.heapSys.load(std::memory_order_relaxed);
+  const runtime::GCStats gs = runtime::gcStats();
+  s.gc_cycles = gs.cycles;
+  s.gc_max_pause_ns = gs.maxPauseNs;
+  s.gc_total_pause_ns = gs.totalPauseNs;
   return s;
 }
 

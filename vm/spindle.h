@@ -137,7 +137,9 @@ struct Stats {
   std::uint64_t heap_in_use = 0;    // bytes in heap spans
   std::uint64_t heap_sys = 0;       // bytes of arena memory committed
   std::vector<std::pair<std::string, std::uint64_t>> by_kind;  // allocations per kind
-  std::uint64_t gc_cycles = 0;      // 0 until the collector lands
+  std::uint64_t gc_cycles = 0;      // completed collector cycles (process-wide)
+  std::int64_t gc_max_pause_ns = 0; // longest stop-the-world pause
+  std::int64_t gc_total_pause_ns = 0;
 };
 
 class Vm {

@@ -34,8 +34,11 @@ bool nativeHost(VM& vm, std::uint32_t index, int argc, Value* args, Value* resul
 VM::VM(VMOptions options)
     : options_(std::move(options)), sched_(std::make_unique<runtime::Sched>(options_.procs)) {
   runtime::gcAttach(sched_.get());
+  // Collector settings are process-wide (one heap): the last VM created sets them.
   runtime::setGCPercent(options_.gcPercent);
-  // gctrace, gcstress and gccheckmark stay in options_ until gc.h has setters for them.
+  if (options_.gctrace) runtime::setGCTrace(true);
+  runtime::setGCStress(options_.gcstress);
+  runtime::setCheckmark(options_.gccheckmark);
   rootsId_ = runtime::registerRoots(scanRoots, this);
   weakId_ = runtime::registerWeak(clearWeak, this);
   withP([this] {

@@ -54,10 +54,10 @@ namespace spindle::vm {
 
 struct VMOptions {
   int procs = 0;          // Ps of the VM's scheduler; 0: the number of cores
-  int gcPercent = 100;    // collector pacing (once the collector lands)
+  int gcPercent = 100;    // collector pacing (gc.h setGCPercent; -1 off)
   bool gctrace = false;
   bool stats = false;
-  int gcstress = 0;       // collect every N allocations (once the collector lands)
+  int gcstress = 0;       // start a cycle every N allocation slow paths (gc.h setGCStress)
   bool gccheckmark = false;
   // FFI checking mode (ffi.h): reject passing unpinned heap pointers inside memory.
   // On by default where invariant checks are (every build but -c opt).

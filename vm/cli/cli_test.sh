@@ -10,7 +10,7 @@ expect() {  # expect NAME WANT_RC GREP_PATTERN -- ARGS...
   local out rc
   out=$("$bin" "$@" 2>&1); rc=$?
   if [[ $rc -ne $want ]]; then echo "FAIL $name: exit $rc, want $want; output: $out"; fails=$((fails+1)); return; fi
-  if ! grep -q -- "$pattern" <<<"$out"; then echo "FAIL $name: output lacks '$pattern': $out"; fails=$((fails+1)); return; fi
+  if ! grep -qE -- "$pattern" <<<"$out"; then echo "FAIL $name: output lacks '$pattern': $out"; fails=$((fails+1)); return; fi
   echo "ok $name"
 }
 expect help 0 "usage: spindle" -- --help
@@ -31,5 +31,10 @@ ffi='var i = Bytes(8); var o = Bytes(8); o.write("pointer", 0, i); FFI.fn("memcp
 expect ffi-check 70 "unpinned heap pointer at offset 0" -- --ffi-check -e "$ffi"
 expect no-ffi-check 0 "^passed$" -- --no-ffi-check -e "$ffi"
 expect stats 0 "stats: .* objects" -- --stats -e "print 1;"
+# Garbage enough for several cycles: gctrace prints Go's line format, --stats counts them.
+garbage='var t = 0; for (var i = 0; i < 300000; i = i + 1) { var l = [i, i, i]; t = t + l[1]; } print t;'
+expect gctrace 0 "^gc [0-9]+ @[0-9.]+s [0-9]+%: [0-9.]+\+[0-9.]+\+[0-9.]+ ms clock, [0-9]+->[0-9]+->[0-9]+ MB, [0-9]+ MB goal, [0-9]+ P$" -- --gctrace -e "$garbage"
+expect stats-cycles 0 "stats: .* [1-9][0-9]* GC cycles, max pause" -- --stats -e "$garbage"
+expect gcstress-checkmark 0 "^4.49998e\+10$" -- --gcstress 1 --gccheckmark -e "$garbage"
 out=$(echo "print 1 + 2;" | "$bin" 2>&1); if grep -q "3" <<<"$out"; then echo "ok repl"; else echo "FAIL repl: $out"; fails=$((fails+1)); fi
 exit $((fails > 0))

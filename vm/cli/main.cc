@@ -40,7 +40,7 @@ void printUsage(std::FILE* out) {
              "  --gc-percent N     collector pacing: next goal = live * (1 + N/100)\n"
              "  --gctrace          print one line per GC cycle\n"
              "  --stats            print allocation statistics at exit (on stderr)\n"
-             "  --gcstress N       collect every N allocations\n"
+             "  --gcstress N       start a GC cycle every N allocation slow paths\n"
              "  --gccheckmark      verify each mark phase with a stop-the-world re-mark\n"
              "  --ffi-check        reject unpinned heap pointers passed to foreign code\n"
              "  --no-ffi-check     turn that check off (it is on in debug builds)\n"
@@ -185,8 +185,11 @@ int repl(spindle::Vm& vm) {
 
 void printStats(const spindle::Vm& vm) {
   spindle::Stats s = vm.stats();
-  fmt::print(stderr, "stats: {} objects, {} bytes allocated; heap {} bytes in use, {} bytes mapped; {} GC cycles\n",
-             s.objects, s.bytes, s.heap_in_use, s.heap_sys, s.gc_cycles);
+  fmt::print(stderr,
+             "stats: {} objects, {} bytes allocated; heap {} bytes in use, {} bytes mapped; {} GC "
+             "cycles, max pause {:.3f} ms, total pause {:.3f} ms\n",
+             s.objects, s.bytes, s.heap_in_use, s.heap_sys, s.gc_cycles, s.gc_max_pause_ns / 1e6,
+             s.gc_total_pause_ns / 1e6);
   for (const auto& [kind, n] : s.by_kind) fmt::print(stderr, "stats:   {:<14} {}\n", kind, n);
 }
 
