@@ -212,6 +212,29 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
     frame->ip = static_cast<std::uint32_t>(ip - fn->code);            \
     fiber->stackTop = static_cast<std::uint32_t>(sp - stackBase);     \
   } while (0)
+// The call fast path: a closure called with its arity, whose frame and stack needs fit
+// the fiber's current arrays (nothing to allocate, no error possible), is entered right
+// here. The caller's ip and the stack top are saved (as SAVE), the callee's frame is
+// pushed and the locals are pointed at it, without the round trip through callClosure
+// and LOAD. Anything else takes the general path (SAVE, callValue / callClosure, LOAD).
+#define CAN_ENTER(c, argc)                                                           \
+  (static_cast<std::uint32_t>(argc) == (c)->function->arity &&                       \
+   fiber->frameCount < fiber->frames->capacity &&                                    \
+   static_cast<std::uint64_t>(sp - stackBase) + (c)->function->maxStack <=           \
+       fiber->stack->capacity)
+#define ENTER(c, argc)                                                  \
+  do {                                                                  \
+    SAVE();                                                             \
+    frame = &fiber->frames->frames()[fiber->frameCount++];              \
+    closure = (c);                                                      \
+    fn = closure->function;                                             \
+    slots = sp - (argc) - 1;                                            \
+    frame->closure = closure;                                           \
+    frame->ip = 0;                                                      \
+    frame->base = static_cast<std::uint32_t>(slots - stackBase);        \
+    ip = fn->code;                                                      \
+    constants = fn->constants->data();                                  \
+  } while (0)
 #define INDEX() (wide ? (ip += 4, lang::readU32(ip - 4)) : std::uint32_t{*ip++})
 #define JUMP_OPERAND() (ip += 4, lang::readU32(ip - 4))
 #define PUSH(v) (stackStore(sp, (v)), ++sp)
@@ -428,6 +451,14 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
       case OpCode::CALL: {
         const int argc = static_cast<int>(INDEX());
         Value callee = PEEK(argc);
+        if (isKind(callee, ObjKind::Closure)) [[likely]] {
+          auto* c = as<ObjClosure>(callee);
+          if (CAN_ENTER(c, argc)) [[likely]] {
+            ENTER(c, argc);
+            SAFEPOINT();
+            break;
+          }
+        }
         SAVE();
         FAIL_IF_NOT(callValue(fiber, callee, argc));
         LOAD();
@@ -444,6 +475,15 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         const std::uint32_t icIndex = INDEX();
         const InlineCache* ic = loadPtr(&fn->ics()[icIndex]);
         Value receiver = PEEK(argc);
+        if (isKind(receiver, ObjKind::Instance) && ic != nullptr && ic->slot == InlineCache::kNoField &&
+            ic->shape == loadPtr(&as<ObjInstance>(receiver)->shape)) [[likely]] {
+          auto* m = as<ObjClosure>(ic->method);
+          if (CAN_ENTER(m, argc)) [[likely]] {
+            ENTER(m, argc);
+            SAFEPOINT();
+            break;
+          }
+        }
         SAVE();
         if (isKind(receiver, ObjKind::Instance)) [[likely]] {
           auto* in = as<ObjInstance>(receiver);
@@ -492,6 +532,11 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
           if (!findMethod(superclass, name, &method)) ERROR("Undefined property '{}'.", name->view());
           updateIC(fn, icIndex, {superclass->rootShape, InlineCache::kNoField, 0, method, nullptr});
         }
+        if (CAN_ENTER(as<ObjClosure>(method), argc)) [[likely]] {
+          ENTER(as<ObjClosure>(method), argc);
+          SAFEPOINT();
+          break;
+        }
         SAVE();
         FAIL_IF_NOT(callClosure(fiber, as<ObjClosure>(method), argc));
         LOAD();
@@ -517,7 +562,9 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         break;
       case OpCode::RETURN: {
         Value result = POP();
-        closeUpvalues(fiber, frame->base);
+        // Open upvalues are sorted by slot, highest first: only the head needs a look.
+        const ObjUpvalue* open = fiber->openUpvalues;
+        if (open != nullptr && open->slot >= frame->base) closeUpvalues(fiber, frame->base);
         if (--fiber->frameCount == 0) {
           fiber->result = result;
           fiber->stackTop = 0;
@@ -527,7 +574,14 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         sp = slots;
         PUSH(result);
         fiber->stackTop = static_cast<std::uint32_t>(sp - stackBase);
-        LOAD();
+        // The caller's frame sits just below (returning allocates nothing and never
+        // replaces the frame array or the stack).
+        --frame;
+        closure = frame->closure;
+        fn = closure->function;
+        ip = fn->code + frame->ip;
+        slots = stackBase + frame->base;
+        constants = fn->constants->data();
         break;
       }
       case OpCode::CLASS: PUSH(Value::object(newClass(as<ObjString>(constants[INDEX()])))); break;
@@ -625,6 +679,8 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
   }
 #undef LOAD
 #undef SAVE
+#undef CAN_ENTER
+#undef ENTER
 #undef INDEX
 #undef JUMP_OPERAND
 #undef PUSH
