@@ -4,10 +4,9 @@
 // Spindle's side reads only public contracts:
 //   - cycles: a weak-table callback (gc.h registerWeak) runs once per cycle at mark
 //     termination, so counting its calls counts cycles;
-//   - STW pauses: Sched::stats() (lastPauseNs, numSTW) polled by the benchmark's G at
-//     every yield; a pause is lost if two STWs happen between two polls (counted in
-//     `missed`, printed). TODO(coordinator, at merge): read the core's pause list from
-//     its stats API instead of polling.
+//   - STW pauses: the collector's pause list (gc.h gcStats: the last 1024 pauses and the
+//     total count), harvested by the benchmark's G at every yield, so none is lost unless
+//     more than 1024 happen between two polls (counted in `missed`, printed).
 // Boehm's side: GC_set_on_collection_event; a pause is PRE_STOP_WORLD -> POST_START_WORLD
 // (the world is stopped for the whole mark: Boehm here is not incremental), or START ->
 // END when the library reports no stop-world events.
@@ -74,32 +73,37 @@ int inChild(Fn fn) {
 // --- Spindle ---------------------------------------------------------------------------
 class SpindleRecorder {
  public:
-  explicit SpindleRecorder(spindle::runtime::Sched* s) : sched_(s) {
-    lastSTW_ = s->stats().numSTW;
-    weakId_ = spindle::runtime::registerWeak(
-        [](void* ctx) { static_cast<SpindleRecorder*>(ctx)->cycles_.fetch_add(1); }, this);
+  explicit SpindleRecorder(spindle::runtime::Sched*) {
+    const spindle::runtime::GCStats st = spindle::runtime::gcStats();
+    baseCycles_ = st.cycles;
+    seen_ = st.numPauses;
   }
-  ~SpindleRecorder() { spindle::runtime::unregisterWeak(weakId_); }
-  // Called by the benchmark's G at each yield.
+  // Called by the benchmark's G at each yield (and once at the end).
   void poll() {
-    const spindle::runtime::SchedStats st = sched_->stats();
-    if (st.numSTW != lastSTW_) {
-      pauses_.push_back(static_cast<double>(st.lastPauseNs));
-      missed_ += st.numSTW - lastSTW_ - 1;
-      lastSTW_ = st.numSTW;
-    }
+    const spindle::runtime::GCStats st = spindle::runtime::gcStats();
+    cycles_ = st.cycles - baseCycles_;
+    const std::uint64_t fresh = st.numPauses - seen_;
+    const std::uint64_t have = std::min<std::uint64_t>(fresh, st.pausesNs.size());
+    missed_ += fresh - have;
+    for (std::size_t i = st.pausesNs.size() - have; i < st.pausesNs.size(); i++)
+      pauses_.push_back(static_cast<double>(st.pausesNs[i]));
+    seen_ = st.numPauses;
   }
-  std::uint64_t cycles() const { return cycles_.load(); }
-  const std::vector<double>& pauses() const { return pauses_; }
+  std::uint64_t cycles() {
+    poll();
+    return cycles_;
+  }
+  const std::vector<double>& pauses() {
+    poll();
+    return pauses_;
+  }
   std::uint64_t missed() const { return missed_; }
 
  private:
-  spindle::runtime::Sched* sched_;
-  std::uint64_t lastSTW_ = 0;
+  std::uint64_t baseCycles_ = 0, cycles_ = 0;
+  std::uint64_t seen_ = 0;
   std::uint64_t missed_ = 0;
   std::vector<double> pauses_;
-  std::atomic<std::uint64_t> cycles_{0};
-  int weakId_ = -1;
 };
 
 // --- Boehm -----------------------------------------------------------------------------

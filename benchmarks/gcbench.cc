@@ -235,7 +235,7 @@ int runSpindle() {
       rc = 1;
     }
     printRow("Spindle", seconds, rec.cycles(), rec.pauses(),
-             rec.cycles() == 0 ? "  (no cycle ran: placeholder collector)" : "");
+             rec.cycles() == 0 ? "  (no cycle ran)" : "");
     if (rec.missed() > 0) fmt::print("  ({} STW pauses not sampled)\n", rec.missed());
   }
   rt::gcDetach(&sched);

@@ -126,7 +126,7 @@ int spindlePauses(std::size_t liveMiB) {
     const gcbench::PauseSummary p = gcbench::summarize(rec.pauses());
     fmt::print("{:>6} MiB  {:<8} {:>7.2f} s {:>5} pauses  max {:>9.3f} ms  p99 {:>9.3f} ms  peak RSS {:>7.1f} MiB{}\n",
                liveMiB, "Spindle", s, p.count, p.maxMs, p.p99Ms, gcbench::peakRssMiB(),
-               rec.cycles() == 0 ? "  (no cycle ran: placeholder collector)" : "");
+               rec.cycles() == 0 ? "  (no cycle ran)" : "");
     if (rec.missed() > 0) fmt::print("  ({} STW pauses not sampled)\n", rec.missed());
     rc = body.ok ? 0 : 1;
   }

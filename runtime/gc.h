@@ -103,6 +103,7 @@ struct GCStats {
   std::uint64_t cycles = 0;               // completed mark terminations
   std::uint64_t forcedCycles = 0;         // started by gcCollect
   std::vector<std::int64_t> pausesNs;     // every STW pause (two per cycle), last 1024
+  std::uint64_t numPauses = 0;            // STW pauses recorded since start (all of them)
   // pauseHist[i]: pauses in [2^i, 2^(i+1)) microseconds (i = 0 also holds < 1 us).
   std::uint64_t pauseHist[24] = {};
   std::int64_t maxPauseNs = 0;

@@ -94,6 +94,7 @@ struct Collector {
   std::int64_t attachTime = 0;
   std::int64_t gcTimeNs = 0;  // STW pauses + mark work, for gctrace's P%
   std::vector<std::int64_t> pauses;
+  std::uint64_t numPauses = 0;
   std::uint64_t pauseHist[24] = {};
   std::int64_t maxPause = 0, totalPause = 0;
 
@@ -116,6 +117,7 @@ void recordPause(std::int64_t ns) {
   std::lock_guard<std::mutex> lk(c.lock);
   if (c.pauses.size() == 1024) c.pauses.erase(c.pauses.begin());
   c.pauses.push_back(ns);
+  c.numPauses++;
   const std::int64_t us = ns / 1000;
   int b = 0;
   while (b < 23 && (std::int64_t{2} << b) <= us) b++;
@@ -616,6 +618,7 @@ GCStats gcStats() {
     st.cycles = c.marked;
     st.forcedCycles = c.forced;
     st.pausesNs = c.pauses;
+    st.numPauses = c.numPauses;
     std::copy(std::begin(c.pauseHist), std::end(c.pauseHist), st.pauseHist);
     st.maxPauseNs = c.maxPause;
     st.totalPauseNs = c.totalPause;

@@ -179,7 +179,7 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
     const int argc = static_cast<int>(fiber->stackTop) - 1;
     if (!callValue(fiber, fiber->stack->data()[0], argc)) return RunStatus::Exit;
     if (fiber->frameCount == 0) {  // a native or a class without init: already done
-      fiber->result = fiber->stack->data()[0];
+      writeBarrier(fiber, &fiber->result, fiber->stack->data()[0]);
       fiber->stackTop = 0;
       fiber->state = FiberState::Done;
       return RunStatus::Exit;
@@ -566,7 +566,7 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         const ObjUpvalue* open = fiber->openUpvalues;
         if (open != nullptr && open->slot >= frame->base) closeUpvalues(fiber, frame->base);
         if (--fiber->frameCount == 0) {
-          fiber->result = result;
+          writeBarrier(fiber, &fiber->result, result);
           fiber->stackTop = 0;
           fiber->state = FiberState::Done;
           return RunStatus::Exit;
