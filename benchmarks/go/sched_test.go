@@ -6,6 +6,7 @@ package schedbench
 import (
 	"os"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,13 +72,24 @@ func BenchmarkSTWPause(b *testing.B) {
 	}
 	time.Sleep(20 * time.Millisecond)
 	var ms runtime.MemStats
+	pauses := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
 		runtime.ReadMemStats(&ms)
+		pauses = append(pauses, time.Since(t0))
 	}
 	b.StopTimer()
 	atomic.StoreInt32(&stop, 1)
 	wg.Wait()
+	// The pause as the caller sees it, as sched_bench's counters (microseconds).
+	sort.Slice(pauses, func(i, j int) bool { return pauses[i] < pauses[j] })
+	pct := func(q float64) float64 {
+		return float64(pauses[int(q*float64(len(pauses)-1))].Nanoseconds()) / 1e3
+	}
+	b.ReportMetric(pct(0.5), "pause_p50_us")
+	b.ReportMetric(pct(0.99), "pause_p99_us")
+	b.ReportMetric(pct(1.0), "pause_max_us")
 }
 
 func rssKiB() float64 {
