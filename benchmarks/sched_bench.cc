@@ -189,34 +189,52 @@ BENCHMARK(BM_Buffered)->UseRealTime();
 
 // As Go's ReadMemStats: the stopper is a G holding a P, every other P runs a spinner.
 // Spinners are ordinary budgeted Gs: they poll g->preempt every 64 steps and yield when
-// their budget is spent. The time of one op is the pause as the stopper sees it (entry of
-// stopTheWorld to return of startTheWorld), summed with manual timing, so the harness's
-// own cost (getting the stopper G onto a P for each batch) is not counted. Counters: the
-// distribution of that pause, and of the time to stop, in microseconds.
+// their budget is spent. Between two pauses (untimed) the stopper waits until the world
+// really runs again, i.e. procs-1 spinners made progress, so every pause has every other P
+// busy (back to back, the second stop would only find Ps still being handed to Ms). The
+// time of one op is the pause as the stopper sees it (entry of stopTheWorld to return of
+// startTheWorld), summed with manual timing; the harness's own cost (getting the stopper
+// G onto a P for each batch) is not counted. Counters: the distribution of that pause and
+// of the time to stop, in microseconds.
 void BM_STWPause(benchmark::State& state) {
   Sched& s = sched();
   std::atomic<bool> stop{false};
   WaitGroup wg;
   int n = s.procs();
+  std::vector<std::atomic<std::uint64_t>> progress(static_cast<std::size_t>(n));
   wg.add(n);
   for (int i = 0; i < n; i++) {
-    s.newproc(body([&stop, &wg](G* g) -> Step {
+    s.newproc(body([&stop, &wg, &mine = progress[static_cast<std::size_t>(i)]](G* g) -> Step {
       for (std::uint64_t k = 1;; k++) {
         if (stop.load(std::memory_order_relaxed)) {
           wg.done();
           return Step::exit();
         }
-        if ((k & 63) == 0 && g->preemptRequested()) return Step::yield();
+        if ((k & 63) == 0) {
+          mine.fetch_add(1, std::memory_order_relaxed);
+          if (g->preemptRequested()) return Step::yield();
+        }
         if (k == 4096) return Step::yield();  // budget spent
       }
     }));
   }
+  // Waits (at most 20 ms) until procs-1 spinners ran since the call.
+  auto worldRuns = [&progress, n] {
+    std::vector<std::uint64_t> before;
+    for (auto& c : progress) before.push_back(c.load(std::memory_order_relaxed));
+    for (std::int64_t t0 = nanotime(); nanotime() - t0 < 20000000;) {
+      int moved = 0;
+      for (int i = 0; i < n; i++) moved += progress[static_cast<std::size_t>(i)].load(std::memory_order_relaxed) != before[static_cast<std::size_t>(i)];
+      if (moved >= n - 1) return;
+    }
+  };
   constexpr std::int64_t kBatch = 200;
   std::vector<std::int64_t> stops, pauses;  // per STW (ns)
   while (state.KeepRunningBatch(kBatch)) {
     std::int64_t total = 0;
-    s.runMain(body([&s, &stops, &pauses, &total](G*) -> Step {
+    s.runMain(body([&s, &stops, &pauses, &total, &worldRuns](G*) -> Step {
       for (int i = 0; i < kBatch; i++) {
+        worldRuns();
         std::int64_t t0 = nanotime();
         stops.push_back(s.stopTheWorld("bench"));
         s.startTheWorld();

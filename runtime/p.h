@@ -63,6 +63,10 @@ struct P {
   std::atomic<PStatus> status{PStatus::GCStop};
   M* m = nullptr;     // the M holding this P (owner only; null when idle)
   P* link = nullptr;  // idle list link (under sched.lock)
+  // The M this Idle P was handed to by startm (its nextp) while that M has not yet
+  // claimed it. Set under sched.lock; cleared by one CAS, either by the M (it then
+  // acquires the P) or by stopTheWorld (the P stops without waiting for the M to run).
+  std::atomic<M*> handoff{nullptr};
 
   // Local run queue (Go's runq): a ring of kLocalRunQueueSize written only by the owner
   // at runqtail, consumed by the owner and stealers by CAS on runqhead. Slots are atomics

@@ -319,10 +319,20 @@ void Sched::stopm(M* m) {
   }
   m->park.sleep();
   m->park.clear();
-  if (m->nextp != nullptr) {
-    P* p = m->nextp;
-    m->nextp = nullptr;
+  claimNextp(m);
+}
+
+// Acquires the P that startm handed to m, unless stopTheWorld took it back first (then m
+// only drops its spinning state and returns to schedule() without a P).
+void Sched::claimNextp(M* m) {
+  P* p = m->nextp;
+  if (p == nullptr) return;
+  m->nextp = nullptr;
+  M* me = m;
+  if (p->handoff.compare_exchange_strong(me, nullptr, std::memory_order_acq_rel)) {
     acquireP(m, p);
+  } else if (m->spinning) {
+    resetspinning(m);
   }
 }
 
@@ -338,6 +348,7 @@ void Sched::startmLocked(P* p, bool spinning) {
   if (nm != nullptr) {
     nm->nextp = p;
     nm->spinning = spinning;
+    p->handoff.store(nm, std::memory_order_release);
     nm->park.wakeup();
     return;
   }
@@ -346,6 +357,7 @@ void Sched::startmLocked(P* p, bool spinning) {
   nm->id = mnext_++;
   nm->fastrand ^= static_cast<std::uint64_t>(nm->id) * 0x9E3779B97F4A7C15ull;
   nm->nextp = p;
+  p->handoff.store(nm, std::memory_order_release);
   nm->spinning = spinning;
   mcount_++;
   allm_.push_back(nm);
@@ -381,11 +393,7 @@ void Sched::handoffp(P* p) {
 
 void Sched::mstart(M* m) {
   tlsM = m;
-  if (m->nextp != nullptr) {
-    P* p = m->nextp;
-    m->nextp = nullptr;
-    acquireP(m, p);
-  }
+  claimNextp(m);
   schedule(m);
   tlsM = nullptr;
 }

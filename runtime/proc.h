@@ -21,7 +21,7 @@
 //     no G waits on the host, and a host thread waits in runMain, that run ends with
 //     RunStatus::Deadlock ("all fibers are asleep - deadlock!").
 //
-// Locks, in order: worldsema -> sched.lock -> (Note mutexes). Channel locks and timer
+// Locks, in order: worldsema -> sched.lock. (Notes take no lock.) Channel locks and timer
 // lock are never held while taking sched.lock except through ready() of a runnable G
 // (runqputslow); nothing takes a channel lock under sched.lock.
 //
@@ -29,11 +29,13 @@
 //   - stopwait, safePointWait, the idle lists, mcount/nmidle and the global run queue are
 //     only touched under sched.lock.
 //   - nmidle == mcount implies no M holds a P (all Ps idle or stopped).
-//   - A P is in exactly one place: held by an M, in pidle, in a Note hand-off (nextp),
-//     Syscall (oldp of an M), or stopped (GCStop/Dead).
+//   - A P is in exactly one place: held by an M, in pidle, in a Note hand-off (nextp;
+//     p->handoff names the M until it claims the P), Syscall (oldp of an M), or stopped
+//     (GCStop/Dead).
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -136,6 +138,7 @@ class Sched {
   void execute(M* m, G* g, bool inheritTime);
   void goexit(M* m, G* g);
   void stopm(M* m);
+  void claimNextp(M* m);
   struct StartM {
     M* wake = nullptr;
   };

@@ -9,7 +9,9 @@
 //     the caller's own P, CAS every Syscall P to GCStop, take every idle P; stopwait
 //     counts the rest. Each M notices gcwaiting at its next safepoint (gcstopm) and
 //     decrements stopwait; enterSyscall and pidleput do the same for Ps that change state
-//     during the stop. The stopper sleeps on stopNote, re-preempting every 100 us.
+//     during the stop. A P handed to an M by startm that the M has not claimed yet
+//     (p->handoff) is taken back at once. The stopper spins (then yields) for up to
+//     kStopSpinNs on stopNote, then sleeps on it, re-preempting every 100 us.
 //   - startTheWorld: applies a pending procresize, gives Ps with work to Ms, puts the rest
 //     idle (which also feeds Ms waiting in exitSyscall), and reports the pause.
 //   - forEachP: sets p->runSafePointFn on every P under sched.lock; fn runs on the caller's
@@ -28,6 +30,11 @@
 #include "runtime/throw.h"
 
 namespace spindle::runtime {
+
+namespace {
+// How long stopTheWorld spins (then yields) before it sleeps on stopNote.
+constexpr std::int64_t kStopSpinNs = 50000;
+}  // namespace
 
 void Sched::preemptall() {
   std::int32_t n = gomaxprocs_.load(std::memory_order_acquire);
@@ -90,8 +97,21 @@ std::int64_t Sched::stopTheWorld(const char* reason) {
       p->status.store(PStatus::GCStop);
       stopwait_--;
     }
+    // Ps handed to an M that has not claimed them yet: nothing runs on them, take them
+    // back rather than wait for the OS to schedule that M (it finds its nextp gone).
+    for (int i = 0; i < n; i++) {
+      P* p = allp(i);
+      M* w = p->handoff.load(std::memory_order_acquire);
+      if (w != nullptr && p->handoff.compare_exchange_strong(w, nullptr, std::memory_order_acq_rel)) {
+        p->status.store(PStatus::GCStop);
+        stopwait_--;
+      }
+    }
     wait = stopwait_ > 0;
   }
+  // The rest stop at their next safepoint, usually within microseconds: spin first, as
+  // an OS wake-up of the stopper costs more than that on a busy machine.
+  if (wait && stopNote_.spinFor(kStopSpinNs)) wait = false;
   while (wait) {
     if (stopNote_.sleepFor(100000)) break;
     std::lock_guard<std::mutex> lk(lock_);
