@@ -131,27 +131,33 @@ G* Sched::newG() {
 G* Sched::gfget(P* p) {
   if (p != nullptr && p->gFree == nullptr) {
     std::lock_guard<std::mutex> lk(gFreeLock_);
-    while (gFree_ != nullptr && p->gFreeCount < kGFreeLocalMax / 2) {
-      G* g = gFree_;
-      gFree_ = g->schedlink;
-      gFreeCount_--;
-      g->schedlink = p->gFree;
-      p->gFree = g;
-      p->gFreeCount++;
+    if (!gFree_.empty()) {
+      GChain c = gFree_.back();
+      gFree_.pop_back();
+      gFreeCount_ -= c.n;
+      p->gFree = c.head;
+      p->gFreeCount = c.n;
     }
   }
   if (p != nullptr && p->gFree != nullptr) {
     G* g = p->gFree;
     p->gFree = g->schedlink;
     p->gFreeCount--;
+    // The next spawn on this P reuses it: start loading it now (a dead G is usually cold).
+    if (p->gFree != nullptr) __builtin_prefetch(p->gFree, 1);
     return g;
   }
   if (p == nullptr) {
     std::lock_guard<std::mutex> lk(gFreeLock_);
-    if (gFree_ != nullptr) {
-      G* g = gFree_;
-      gFree_ = g->schedlink;
+    if (!gFree_.empty()) {
+      GChain& c = gFree_.back();
+      G* g = c.head;
       gFreeCount_--;
+      if (--c.n == 0) {
+        gFree_.pop_back();
+      } else {
+        c.head = g->schedlink;
+      }
       return g;
     }
   }
@@ -163,15 +169,15 @@ void Sched::gfput(P* p, G* g) {
   p->gFree = g;
   p->gFreeCount++;
   if (p->gFreeCount >= kGFreeLocalMax) {
+    // Keep the half that exited last (warm), hand the rest over as one chain.
+    G* last = p->gFree;
+    for (std::int32_t i = 1; i < kGFreeLocalMax / 2; i++) last = last->schedlink;
+    GChain c{last->schedlink, p->gFreeCount - kGFreeLocalMax / 2};
+    last->schedlink = nullptr;
+    p->gFreeCount = kGFreeLocalMax / 2;
     std::lock_guard<std::mutex> lk(gFreeLock_);
-    while (p->gFreeCount > kGFreeLocalMax / 2) {
-      G* g1 = p->gFree;
-      p->gFree = g1->schedlink;
-      p->gFreeCount--;
-      g1->schedlink = gFree_;
-      gFree_ = g1;
-      gFreeCount_++;
-    }
+    gFree_.push_back(c);
+    gFreeCount_ += c.n;
   }
 }
 

@@ -177,7 +177,7 @@ class Sched {
                                 std::uint32_t batchHead, bool stealRunNext);
   bool runqputslow(P* p, G* g, std::uint32_t h, std::uint32_t t);
   void globrunqput(G* g);
-  void globrunqputbatch(G* head, G* tail, std::int32_t n);
+  void globrunqputbatch(G* const* gs, std::int32_t n);
   G* globrunqget(P* p, std::int32_t max);
 
   // time.cc
@@ -202,8 +202,11 @@ class Sched {
   std::int32_t nmidle_ = 0;
   std::int64_t mnext_ = 1;
   HostRun* hostRuns_ = nullptr;
-  G* runqhead_ = nullptr;
-  G* runqtail_ = nullptr;
+  // Global run queue (Go's sched.runq): a growable ring of G pointers (capacity a power of
+  // two, runqsize_ of them from runqHead_), so moving a batch in or out never touches the
+  // Gs themselves: a G that has not run for a while costs a cache miss.
+  std::vector<G*> runq_;
+  std::uint64_t runqHead_ = 0;
   std::int32_t stopwait_ = 0;
   std::int32_t safePointWait_ = 0;
   std::int64_t nhostwait_ = 0;
@@ -221,9 +224,15 @@ class Sched {
   Note stopNote_;
   Note safePointNote_;
 
-  // Dead Gs shared between Ps (Go's sched.gFree).
+  // Dead Gs shared between Ps (Go's sched.gFree): chains of up to kGFreeLocalMax/2 Gs
+  // linked through schedlink, moved to and from a P's list whole, so the lock is never
+  // held across a walk of cold Gs.
+  struct GChain {
+    G* head;
+    std::int32_t n;
+  };
   std::mutex gFreeLock_;
-  G* gFree_ = nullptr;
+  std::vector<GChain> gFree_;
   std::int32_t gFreeCount_ = 0;
   std::mutex allglock_;
   std::vector<G*> allgs_;

@@ -191,12 +191,9 @@ void Sched::procresize(int n) {
     while (G* g = runqget(p, &inherit)) globrunqput(g);
     if (p->gFree != nullptr) {
       std::lock_guard<std::mutex> glk(gFreeLock_);
-      while (G* g = p->gFree) {
-        p->gFree = g->schedlink;
-        g->schedlink = gFree_;
-        gFree_ = g;
-        gFreeCount_++;
-      }
+      gFree_.push_back(GChain{p->gFree, p->gFreeCount});
+      gFreeCount_ += p->gFreeCount;
+      p->gFree = nullptr;
       p->gFreeCount = 0;
     }
     p->runSafePointFn.store(0);
