@@ -90,6 +90,11 @@ struct P {
   std::uint32_t sysmonSyscallTick = 0;
   std::int64_t sysmonSyscallWhen = 0;
 
+  // G ids handed out by this P: [goidcache, goidcacheEnd) reserved from the global
+  // counter a batch at a time (Go's goidcache), owner only.
+  std::uint64_t goidcache = 0;
+  std::uint64_t goidcacheEnd = 0;
+
   // Dead Gs kept for reuse (Go's gFree), owner only.
   G* gFree = nullptr;
   std::int32_t gFreeCount = 0;

@@ -17,6 +17,7 @@ std::atomic<int> gLiveScheds{0};
 namespace {
 thread_local M* tlsM = nullptr;
 constexpr std::int32_t kGFreeLocalMax = 64;
+constexpr std::uint64_t kGoidCacheBatch = 16;
 }  // namespace
 
 M* getm() { return tlsM; }
@@ -194,7 +195,15 @@ G* Sched::newproc(GBody* body) {
   g->parkCommit = nullptr;
   g->param = nullptr;
   g->hostRun.store(nullptr, std::memory_order_relaxed);
-  g->goid = goidgen_.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (p != nullptr) {
+    if (p->goidcache == p->goidcacheEnd) {
+      p->goidcache = goidgen_.fetch_add(kGoidCacheBatch, std::memory_order_relaxed) + 1;
+      p->goidcacheEnd = p->goidcache + kGoidCacheBatch;
+    }
+    g->goid = p->goidcache++;
+  } else {
+    g->goid = goidgen_.fetch_add(1, std::memory_order_relaxed) + 1;
+  }
   g->sud = sudog{};
   g->status.store(GStatus::Runnable, std::memory_order_release);
   if (p != nullptr) {
