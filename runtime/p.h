@@ -52,6 +52,18 @@ struct P {
   struct PageCache {
     std::uint64_t base = 0;   // first page index of the group (a multiple of 64)
     std::uint64_t cache = 0;  // bit i set: page base + i is free and owned by this P
+    // Runs of pages of small spans this P freed (freeSpan), kept for reuse by its next
+    // allocSpan of the same size and returned to the page allocator in batches, so a
+    // sweep that frees many small spans does not take the heap lock per span.
+    static constexpr std::uint32_t kMaxFreedRuns = 32;
+    static constexpr std::uint32_t kMaxFreedPages = 64;
+    struct Run {
+      std::uint64_t page;
+      std::uint64_t npages;
+    };
+    std::uint32_t nfreed = 0;       // runs in freed[0, nfreed), most recent last
+    std::uint32_t freedPages = 0;   // pages in those runs
+    Run freed[kMaxFreedRuns] = {};
   } pcache;
   // The thread bound to this P for allocation (bindP in pheap.h), for ownership checks.
   // Relaxed: only compared against the caller's own token.
