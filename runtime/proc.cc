@@ -421,12 +421,23 @@ void Sched::gcstopm(M* m) {
     nmspinning_.fetch_sub(1);
   }
   P* p = releaseP(m);
+  bool last, park;
   {
     std::lock_guard<std::mutex> lk(lock_);
     p->status.store(PStatus::GCStop);
-    if (--stopwait_ == 0) stopNote_.wakeup();
+    last = --stopwait_ == 0;
+    // Join the idle list in the same critical section (stopm's part), and wake the
+    // stopper only after unlocking: the stopper is usually spinning and goes straight for
+    // sched.lock; finding it held would put it to sleep in the kernel for an OS wake-up.
+    park = !(shutdown_.load() || (m->isHost && m->hostRun->done.load(std::memory_order_acquire)));
+    if (park) mput(m);
   }
-  stopm(m);
+  if (last) stopNote_.wakeup();
+  if (park) {
+    m->park.sleep();
+    m->park.clear();
+    claimNextp(m);
+  }
 }
 
 void Sched::handToSyscallWaiter(M* m) {
@@ -731,11 +742,13 @@ void Sched::enterSyscall() {
   m->p = nullptr;
   p->status.store(PStatus::Syscall);  // seq_cst: pairs with gcwaiting below
   if (s->gcwaiting_.load()) {
-    std::lock_guard<std::mutex> lk(s->lock_);
-    PStatus want = PStatus::Syscall;
-    if (p->status.compare_exchange_strong(want, PStatus::GCStop)) {
-      if (--s->stopwait_ == 0) s->stopNote_.wakeup();
+    bool last = false;
+    {
+      std::lock_guard<std::mutex> lk(s->lock_);
+      PStatus want = PStatus::Syscall;
+      if (p->status.compare_exchange_strong(want, PStatus::GCStop)) last = --s->stopwait_ == 0;
     }
+    if (last) s->stopNote_.wakeup();  // after unlocking, as in gcstopm
   }
 }
 
