@@ -352,20 +352,21 @@ void Sched::claimNextp(M* m) {
 }
 
 // Under lock_: hands P p (or an idle P) to an idle or new M.
-void Sched::startmLocked(P* p, bool spinning) {
+M* Sched::startmLocked(P* p, bool spinning, bool deferWake) {
   if (p == nullptr) p = pidleget();
   if (p == nullptr || shutdown_.load()) {
     if (p != nullptr) pidleput(p);
     if (spinning) nmspinning_.fetch_sub(1);
-    return;
+    return nullptr;
   }
   M* nm = mget();
   if (nm != nullptr) {
     nm->nextp = p;
     nm->spinning = spinning;
     p->handoff.store(nm, std::memory_order_release);
+    if (deferWake) return nm;
     nm->park.wakeup();
-    return;
+    return nullptr;
   }
   nm = new M();
   nm->sched = this;
@@ -377,6 +378,7 @@ void Sched::startmLocked(P* p, bool spinning) {
   mcount_++;
   allm_.push_back(nm);
   nm->thread = std::thread([this, nm] { mstart(nm); });
+  return nullptr;
 }
 
 void Sched::startm(P* p, bool spinning) {

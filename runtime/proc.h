@@ -139,11 +139,11 @@ class Sched {
   void goexit(M* m, G* g);
   void stopm(M* m);
   void claimNextp(M* m);
-  struct StartM {
-    M* wake = nullptr;
-  };
   void startm(P* p, bool spinning);
-  void startmLocked(P* p, bool spinning);
+  // Under lock_. With deferWake, an idle M handed p is returned instead of woken: the
+  // caller wakes it after unlocking (startTheWorld), so the woken M never finds
+  // sched.lock held by its waker.
+  M* startmLocked(P* p, bool spinning, bool deferWake = false);
   void wakep();
   void resetspinning(M* m);
   void handoffp(P* p);

@@ -12,8 +12,9 @@
 //     during the stop. A P handed to an M by startm that the M has not claimed yet
 //     (p->handoff) is taken back at once. The stopper spins (then yields) for up to
 //     kStopSpinNs on stopNote, then sleeps on it, re-preempting every 100 us.
-//   - startTheWorld: applies a pending procresize, gives Ps with work to Ms, puts the rest
-//     idle (which also feeds Ms waiting in exitSyscall), and reports the pause.
+//   - startTheWorld: applies a pending procresize, gives Ps with work to Ms (woken after
+//     sched.lock is released), puts the rest idle (which also feeds Ms waiting in
+//     exitSyscall), and reports the pause.
 //   - forEachP: sets p->runSafePointFn on every P under sched.lock; fn runs on the caller's
 //     own P and on idle Ps immediately (by the caller), on Syscall Ps after the caller
 //     retakes them, and on running Ps at their next safepoint. Exactly-once is guaranteed
@@ -23,6 +24,7 @@
 //     and runs the destroy hooks (the heap hands back the P's caches). P objects are never
 //     freed before the Sched: an M in a foreign call may still CAS its oldp.
 #include <algorithm>
+#include <vector>
 
 #include "runtime/pheap.h"
 #include "runtime/phooks.h"
@@ -138,6 +140,7 @@ std::int64_t Sched::startTheWorld() {
   M* m = getm();
   P* mine = (m != nullptr && m->sched == this) ? m->p : nullptr;
   std::int64_t pause;
+  std::vector<M*> wake;
   {
     std::lock_guard<std::mutex> lk(lock_);
     SPINDLE_CHECK(gcwaiting_.load(), "startTheWorld: world not stopped");
@@ -152,7 +155,7 @@ std::int64_t Sched::startTheWorld() {
       }
       p->status.store(PStatus::Idle);
       if (!runqempty(p)) {
-        startmLocked(p, false);
+        if (M* w = startmLocked(p, false, /*deferWake=*/true)) wake.push_back(w);
       } else {
         pidleput(p);
       }
@@ -162,6 +165,7 @@ std::int64_t Sched::startTheWorld() {
     stats_.numSTW++;
     checkdead();
   }
+  for (M* w : wake) w->park.wakeup();
   wakep();
   worldsema_.unlock();
   return pause;
