@@ -18,6 +18,8 @@ namespace {
 thread_local M* tlsM = nullptr;
 constexpr std::int32_t kGFreeLocalMax = 64;
 constexpr std::uint64_t kGoidCacheBatch = 16;
+// How long an M stopped by stopTheWorld spins for the restart before it sleeps.
+constexpr std::int64_t kGCStopSpinNs = 50000;
 }  // namespace
 
 M* getm() { return tlsM; }
@@ -436,7 +438,11 @@ void Sched::gcstopm(M* m) {
   }
   if (last) stopNote_.wakeup();
   if (park) {
-    m->park.sleep();
+    // A stop-the-world is usually over within microseconds: spin (then yield) on the
+    // note for a while before sleeping, so startTheWorld's wakeup is one atomic store
+    // rather than a futex wake (whose wakee tends to preempt the waker on a busy
+    // machine, stretching the pause by an OS time slice).
+    if (!m->park.spinFor(kGCStopSpinNs)) m->park.sleep();
     m->park.clear();
     claimNextp(m);
   }
