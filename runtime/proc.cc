@@ -331,10 +331,23 @@ void Sched::stopm(M* m) {
   SPINDLE_CHECK(m->p == nullptr, "stopm: M {} holds P {}", m->id, m->p ? m->p->id : -1);
   {
     std::lock_guard<std::mutex> lk(lock_);
-    if (shutdown_.load() || (m->isHost && m->hostRun->done.load(std::memory_order_acquire))) return;
-    mput(m);
+    if (!mputUnlessDone(m)) return;
   }
-  m->park.sleep();
+  parkm(m, 0);
+}
+
+// Under lock_: puts m on the idle list unless the Sched shuts down or m's host run ended
+// (then m must not sleep). Returns whether m was listed.
+bool Sched::mputUnlessDone(M* m) {
+  if (shutdown_.load() || (m->isHost && m->hostRun->done.load(std::memory_order_acquire))) return false;
+  mput(m);
+  return true;
+}
+
+// Sleeps on m's note (spinning up to spinNs first) until whoever took m off the idle list
+// wakes it, then claims the P it was handed, if any.
+void Sched::parkm(M* m, std::int64_t spinNs) {
+  if (spinNs == 0 || !m->park.spinFor(spinNs)) m->park.sleep();
   m->park.clear();
   claimNextp(m);
 }
@@ -433,19 +446,14 @@ void Sched::gcstopm(M* m) {
     // Join the idle list in the same critical section (stopm's part), and wake the
     // stopper only after unlocking: the stopper is usually spinning and goes straight for
     // sched.lock; finding it held would put it to sleep in the kernel for an OS wake-up.
-    park = !(shutdown_.load() || (m->isHost && m->hostRun->done.load(std::memory_order_acquire)));
-    if (park) mput(m);
+    park = mputUnlessDone(m);
   }
   if (last) stopNote_.wakeup();
-  if (park) {
-    // A stop-the-world is usually over within microseconds: spin (then yield) on the
-    // note for a while before sleeping, so startTheWorld's wakeup is one atomic store
-    // rather than a futex wake (whose wakee tends to preempt the waker on a busy
-    // machine, stretching the pause by an OS time slice).
-    if (!m->park.spinFor(kGCStopSpinNs)) m->park.sleep();
-    m->park.clear();
-    claimNextp(m);
-  }
+  // A stop-the-world is usually over within microseconds: spin (then yield) on the note
+  // for a while before sleeping, so startTheWorld's wakeup is one atomic store rather
+  // than a futex wake (whose wakee tends to preempt the waker on a busy machine,
+  // stretching the pause by an OS time slice).
+  if (park) parkm(m, kGCStopSpinNs);
 }
 
 void Sched::handToSyscallWaiter(M* m) {

@@ -138,6 +138,8 @@ class Sched {
   void execute(M* m, G* g, bool inheritTime);
   void goexit(M* m, G* g);
   void stopm(M* m);
+  bool mputUnlessDone(M* m);
+  void parkm(M* m, std::int64_t spinNs);
   void claimNextp(M* m);
   void startm(P* p, bool spinning);
   // Under lock_. With deferWake, an idle M handed p is returned instead of woken: the
