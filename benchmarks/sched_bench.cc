@@ -9,9 +9,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <vector>
 
 #include "runtime/chan.h"
 #include "runtime/proc.h"
@@ -186,40 +188,80 @@ void BM_Buffered(benchmark::State& state) {
 BENCHMARK(BM_Buffered)->UseRealTime();
 
 // As Go's ReadMemStats: the stopper is a G holding a P, every other P runs a spinner.
+// Spinners are ordinary budgeted Gs: they poll g->preempt every 64 steps and yield when
+// their budget is spent. Between two pauses (untimed) the stopper waits until the world
+// really runs again, i.e. procs-1 spinners made progress, so every pause has every other P
+// busy (back to back, the second stop would only find Ps still being handed to Ms). The
+// time of one op is the pause as the stopper sees it (entry of stopTheWorld to return of
+// startTheWorld), summed with manual timing; the harness's own cost (getting the stopper
+// G onto a P for each batch) is not counted. Counters: the distribution of that pause and
+// of the time to stop, in microseconds.
 void BM_STWPause(benchmark::State& state) {
   Sched& s = sched();
   std::atomic<bool> stop{false};
   WaitGroup wg;
   int n = s.procs();
+  std::vector<std::atomic<std::uint64_t>> progress(static_cast<std::size_t>(n));
   wg.add(n);
   for (int i = 0; i < n; i++) {
-    s.newproc(body([&stop, &wg](G* g) -> Step {
-      for (std::uint64_t k = 0;; k++) {
+    s.newproc(body([&stop, &wg, &mine = progress[static_cast<std::size_t>(i)]](G* g) -> Step {
+      for (std::uint64_t k = 1;; k++) {
         if (stop.load(std::memory_order_relaxed)) {
           wg.done();
           return Step::exit();
         }
-        if ((k & 63) == 0 && g->preemptRequested()) return Step::yield();
+        if ((k & 63) == 0) {
+          mine.fetch_add(1, std::memory_order_relaxed);
+          if (g->preemptRequested()) return Step::yield();
+        }
+        if (k == 4096) return Step::yield();  // budget spent
       }
     }));
   }
+  // Waits (at most 20 ms) until procs-1 spinners ran since the call.
+  auto worldRuns = [&progress, n] {
+    std::vector<std::uint64_t> before;
+    for (auto& c : progress) before.push_back(c.load(std::memory_order_relaxed));
+    for (std::int64_t t0 = nanotime(); nanotime() - t0 < 20000000;) {
+      int moved = 0;
+      for (int i = 0; i < n; i++) moved += progress[static_cast<std::size_t>(i)].load(std::memory_order_relaxed) != before[static_cast<std::size_t>(i)];
+      if (moved >= n - 1) return;
+    }
+  };
   constexpr std::int64_t kBatch = 200;
+  std::vector<std::int64_t> stops, pauses;  // per STW (ns)
   while (state.KeepRunningBatch(kBatch)) {
-    s.runMain(body([&s](G*) -> Step {
+    std::int64_t total = 0;
+    s.runMain(body([&s, &stops, &pauses, &total, &worldRuns](G*) -> Step {
       for (int i = 0; i < kBatch; i++) {
-        s.stopTheWorld("bench");
+        worldRuns();
+        std::int64_t t0 = nanotime();
+        stops.push_back(s.stopTheWorld("bench"));
         s.startTheWorld();
+        std::int64_t d = nanotime() - t0;
+        pauses.push_back(d);
+        total += d;
       }
       return Step::exit();
     }));
+    state.SetIterationTime(static_cast<double>(total) / 1e9);
   }
   stop.store(true);
   s.runMain(body([pc = 0, &wg](G* g) mutable -> Step {
     if (pc++ == 0 && !wg.wait(g)) return wg.parkStep();
     return Step::exit();
   }));
+  auto pct = [](std::vector<std::int64_t>& v, double q) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : static_cast<double>(v[static_cast<std::size_t>(q * static_cast<double>(v.size() - 1))]) / 1e3;
+  };
+  state.counters["stop_p50_us"] = pct(stops, 0.5);
+  state.counters["stop_p99_us"] = pct(stops, 0.99);
+  state.counters["pause_p50_us"] = pct(pauses, 0.5);
+  state.counters["pause_p99_us"] = pct(pauses, 0.99);
+  state.counters["pause_max_us"] = pct(pauses, 1.0);
 }
-BENCHMARK(BM_STWPause)->UseRealTime();
+BENCHMARK(BM_STWPause)->UseManualTime();
 
 long rssKiB() {
   long pages = 0, resident = 0;

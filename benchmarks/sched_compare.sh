@@ -33,7 +33,7 @@ for path in sys.argv[2:]:
         base = r['name'].split('/')[0].replace('BM_', '')
         scale = {'ns': 1, 'us': 1e3, 'ms': 1e6}[r['time_unit']]
         ours.setdefault(base, {}).setdefault('ns/op', []).append(r['real_time'] * scale)
-        for k in ('rss_MiB', 'bytes_per_G'):
+        for k in ('rss_MiB', 'bytes_per_G', 'pause_p50_us', 'pause_p99_us', 'pause_max_us'):
             if k in r: ours[base].setdefault(k, []).append(r[k])
 for line in open(sys.argv[1]):
     m = re.match(r'Benchmark(\w+?)(-\d+)?\s+\d+\s+(.*)', line)
@@ -42,12 +42,12 @@ for line in open(sys.argv[1]):
     d = go.setdefault(m.group(1), {})
     for v, unit in zip(fields[::2], fields[1::2]):
         d.setdefault(unit, []).append(float(v))
-print(f"{'benchmark':<16}{'metric':<12}{'spindle':>14}{'go 1.19':>14}{'ratio':>8}")
+print(f"{'benchmark':<16}{'metric':<14}{'spindle':>14}{'go 1.19':>14}{'ratio':>8}")
 for name in ['PingPong', 'SpawnJoin', 'Buffered', 'STWPause', 'ParkedMillion']:
-    for metric in ['ns/op', 'rss_MiB', 'bytes_per_G']:
+    for metric in ['ns/op', 'rss_MiB', 'bytes_per_G', 'pause_p50_us', 'pause_p99_us', 'pause_max_us']:
         a = ours.get(name, {}).get(metric); b = go.get(name, {}).get(metric)
         if not a and not b: continue
         if name == 'ParkedMillion' and metric == 'ns/op': continue
         ma = statistics.median(a) if a else float('nan'); mb = statistics.median(b) if b else float('nan')
-        print(f"{name:<16}{metric:<12}{ma:>14.1f}{mb:>14.1f}{ma/mb if b else float('nan'):>8.2f}")
+        print(f"{name:<16}{metric:<14}{ma:>14.1f}{mb:>14.1f}{ma/mb if b else float('nan'):>8.2f}")
 PY

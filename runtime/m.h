@@ -4,20 +4,27 @@
 // Design. Worker Ms are std::threads started on demand by startm; a host thread becomes
 // an M for the duration of Sched::runMain. An M without work parks on its Note in the idle
 // list (sched.midle); whoever takes it off the list (under sched.lock) hands it a P in
-// `nextp` and wakes it. An M in a foreign call (enterSyscall) keeps its P in `oldp` with the
-// P marked Syscall, so sysmon or stopTheWorld may take the P away.
+// `nextp` and wakes it. A P handed over by startm is marked with `P::handoff` until the
+// woken M claims it (CAS), so stopTheWorld can take back a P whose M has not run yet
+// instead of waiting for the OS to schedule that M. An M in a foreign call (enterSyscall)
+// keeps its P in `oldp` with the P marked Syscall, so sysmon or stopTheWorld may take the
+// P away.
 //
 // Invariants.
 //   - m->p != nullptr iff this M holds a P (p->m == this and p->status == Running).
 //   - An M is in sched.midle iff inIdleList; only under sched.lock.
-//   - A Note is woken at most once between clears; its mutex is a leaf lock (nothing is
-//     acquired while holding it), so waking under sched.lock is fine.
+//   - A Note is woken at most once between clears; it takes no lock, so waking under
+//     sched.lock is fine.
 #pragma once
 
-#include <chrono>
-#include <condition_variable>
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdint>
-#include <mutex>
 #include <thread>
 
 namespace spindle::runtime {
@@ -27,31 +34,84 @@ struct P;
 class Sched;
 struct HostRun;
 
+// Note (Go's note in lock_futex.go): one word, futex-backed. key is Clear, Set, or
+// Sleeping (clear with the sleeper in futex wait). wakeup() exchanges in Set and issues
+// FUTEX_WAKE only when it replaced Sleeping, so waking a note nobody sleeps on is one
+// atomic; sleep() CASes Clear -> Sleeping and waits while the word is Sleeping. The
+// exchange (release) / load (acquire) pair orders everything written before wakeup()
+// before everything the sleeper does after it returns (ThreadSanitizer sees the atomics;
+// the futex calls carry no ordering of their own). One sleeper at a time.
 class Note {
  public:
   void sleep() {
-    std::unique_lock<std::mutex> lk(mu_);
-    cv_.wait(lk, [this] { return set_; });
+    while (!trySleep(-1)) {
+    }
   }
   // Returns true if woken, false on timeout.
   bool sleepFor(std::int64_t ns) {
-    std::unique_lock<std::mutex> lk(mu_);
-    return cv_.wait_for(lk, std::chrono::nanoseconds(ns), [this] { return set_; });
+    std::int64_t deadline = monotonicNs() + ns;
+    for (;;) {
+      std::int64_t left = deadline - monotonicNs();
+      if (left <= 0) return isSet();
+      if (trySleep(left)) return true;
+    }
+  }
+  // Spins (pause, then yielding the CPU) for up to ns waiting for wakeup(); no futex.
+  // For waits that are usually short, where an OS wake-up would dominate (the stopper
+  // waiting for Ps to reach a safepoint). Returns true if woken.
+  bool spinFor(std::int64_t ns) {
+    std::int64_t deadline = monotonicNs() + ns;
+    for (std::uint32_t i = 0;; i++) {
+      if (isSet()) return true;
+      if (i < 64) {
+        cpuRelax();
+      } else {
+        if ((i & 7) == 0 && monotonicNs() >= deadline) return isSet();
+        sched_yield();
+      }
+    }
   }
   void wakeup() {
-    std::lock_guard<std::mutex> lk(mu_);
-    set_ = true;
-    cv_.notify_one();
+    if (key_.exchange(kSet, std::memory_order_acq_rel) == kSleeping) futex(FUTEX_WAKE_PRIVATE, 1, nullptr);
   }
-  void clear() {
-    std::lock_guard<std::mutex> lk(mu_);
-    set_ = false;
-  }
+  // Only while nobody sleeps on the note.
+  void clear() { key_.store(kClear, std::memory_order_release); }
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool set_ = false;
+  static constexpr std::uint32_t kClear = 0, kSet = 1, kSleeping = 2;
+
+  bool isSet() const { return key_.load(std::memory_order_acquire) == kSet; }
+  // One futex wait (ns < 0: no timeout). Returns true once the note is set.
+  bool trySleep(std::int64_t ns) {
+    std::uint32_t v = key_.load(std::memory_order_acquire);
+    if (v == kSet) return true;
+    if (v == kClear && !key_.compare_exchange_strong(v, kSleeping, std::memory_order_acquire)) {
+      return v == kSet;  // only wakeup() changes it under us
+    }
+    timespec ts;
+    if (ns >= 0) {
+      ts.tv_sec = static_cast<time_t>(ns / 1000000000);
+      ts.tv_nsec = static_cast<long>(ns % 1000000000);
+    }
+    futex(FUTEX_WAIT_PRIVATE, kSleeping, ns >= 0 ? &ts : nullptr);  // EAGAIN/EINTR/timeout: recheck
+    return isSet();
+  }
+  long futex(int op, std::uint32_t val, const timespec* ts) {
+    static_assert(sizeof(key_) == sizeof(std::uint32_t), "futex word");
+    return syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&key_), op, val, ts, nullptr, 0);
+  }
+  static void cpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  static std::int64_t monotonicNs() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+  }
+
+  std::atomic<std::uint32_t> key_{kClear};
 };
 
 struct M {

@@ -42,11 +42,16 @@ MSpan* MHeap::allocMSpanLocked(P* p) {
 }
 
 void MHeap::freeMSpanLocked(MSpan* s, P* p) {
-  if (p != nullptr && p->mspancache.len < P::kMSpanCacheSize) {
-    p->mspancache.buf[p->mspancache.len++] = s;
+  if (p == nullptr) {
+    spanalloc_.free(s);
     return;
   }
-  spanalloc_.free(s);
+  if (p->mspancache.len == P::kMSpanCacheSize) {
+    // Full: hand half back while we hold the lock anyway (the mirror of the refill), so
+    // freeing many spans takes the lock once per kMSpanCacheSize/2 of them.
+    while (p->mspancache.len > P::kMSpanCacheSize / 2) spanalloc_.free(p->mspancache.buf[--p->mspancache.len]);
+  }
+  p->mspancache.buf[p->mspancache.len++] = s;
 }
 
 void MHeap::releaseMSpanCache(P* p) {
@@ -102,6 +107,7 @@ bool MHeap::growLocked(std::size_t npages) {
 void MHeap::flushPageCache(P* p) {
   lockHeap();
   pages_.flushCache(p->pcache);
+  pages_.flushFreed(p->pcache);
   lock_.unlock();
 }
 
@@ -112,11 +118,16 @@ MSpan* MHeap::allocSpan(std::size_t npages, SpanKind kind, SpanClass spanclass) 
   std::size_t page = PageAlloc::kNotFound;
   // Small spans: pages from the P's page cache, without the lock.
   const bool useCache = p != nullptr && npages < kPageCacheMaxPages;
-  if (useCache) page = pageCacheAlloc(p->pcache, npages);
+  if (useCache) {
+    page = pageCacheAllocFreed(p->pcache, npages);
+    if (page == PageAlloc::kNotFound) page = pageCacheAlloc(p->pcache, npages);
+  }
   if (page == PageAlloc::kNotFound || s == nullptr) {
     lockHeap();
     if (page == PageAlloc::kNotFound && useCache) {
-      // Refill the P's page cache (returning what is left of the old one), then retry.
+      // Refill the P's page cache (returning what is left of the old one and of its
+      // freed runs, which did not fit), then retry.
+      pages_.flushFreed(p->pcache);
       pages_.flushCache(p->pcache);
       if (!pages_.allocToCache(p->pcache)) growLocked(1);
       if (p->pcache.cache == 0) pages_.allocToCache(p->pcache);
@@ -191,11 +202,27 @@ void MHeap::freeSpan(MSpan* s) {
                    base + i * kPageSize, base);
     slot.store(nullptr, std::memory_order_release);
   }
-  P* p = currentP();
-  lockHeap();
-  pages_.free(arenas_.pageIndex(base), npages);
   (heap ? stats.heapInUse : stats.manualInUse)
       .fetch_sub(npages * kPageSize, std::memory_order_relaxed);
+  P* p = currentP();
+  const std::size_t page = arenas_.pageIndex(base);
+  // Small spans: pages to the P's freed runs and the MSpan to the P's cache, both
+  // without the lock while they have room (pagecache.h).
+  const bool small = p != nullptr && npages < kPageCacheMaxPages;
+  bool pagesDone = small && pageCacheFree(p->pcache, page, npages);
+  if (pagesDone && p->mspancache.len < P::kMSpanCacheSize) {
+    p->mspancache.buf[p->mspancache.len++] = s;
+    return;
+  }
+  lockHeap();
+  if (!pagesDone) {
+    if (small) {
+      // The freed list is full: return it in one batch and start a new one with this run.
+      pages_.flushFreed(p->pcache);
+      pagesDone = pageCacheFree(p->pcache, page, npages);
+    }
+    if (!pagesDone) pages_.free(page, npages);
+  }
   freeMSpanLocked(s, p);
   lock_.unlock();
 }

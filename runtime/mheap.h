@@ -6,16 +6,18 @@
 // allocSpan(npages, kind, spanclass) is the single way to get a span:
 //   1. take an MSpan struct from the current P's cache without the lock
 //      (tryAllocMSpan), and, for spans under kPageCacheMaxPages pages, pages from the
-//      P's page cache (pagecache.h), also without the lock;
+//      P's freed runs or its page cache (pagecache.h), also without the lock;
 //   2. only if either failed: lock; refill the P's page cache or find pages in the
 //      page allocator (growing the arena space if needed); take an MSpan struct
 //      (allocMSpanLocked refills half the P's cache); unlock;
 //      then decide needzero (HeapArena::zeroedBase, CAS) and account (atomics);
 //   3. initialise the span without the lock, point the page -> span map at it, and
 //      publish it with a release store of its state (MSpan::publish).
-// freeSpan reverses this: publish Dead, clear the map, then under the lock return the
-// pages (the page allocator coalesces them with free neighbours) and the MSpan struct
-// (to the current P's cache first: freeMSpanLocked).
+// freeSpan reverses this: publish Dead, clear the map, then return the pages (the page
+// allocator coalesces them with free neighbours) and the MSpan struct (to the current
+// P's cache first: freeMSpanLocked). A small span's pages go to the current P's freed
+// runs without the lock (pagecache.h), where step 1 reuses them; they reach the page
+// allocator in batches, under one lock acquisition per batch.
 //
 // spanOf(addr) is lock-free and safe for any address: arena lookup (foreign -> null),
 // map slot (acquire), state (acquire), range check, then a re-read of the state word to

@@ -135,13 +135,24 @@ TEST_CASE("mheap: the P's MSpan cache refills half under the lock and empties on
     h.freeSpan(s2);
     // Freed structs go to the P's cache first.
     CHECK(p.mspancache.len == P::kMSpanCacheSize / 2);
-    // ... up to its capacity; beyond it, to the FixAlloc.
+    // ... up to its capacity; beyond it, half of the cache goes back to the FixAlloc at
+    // once (one lock acquisition per kMSpanCacheSize/2 frees).
     std::vector<MSpan*> many;
-    for (std::uint32_t i = 0; i < P::kMSpanCacheSize + 40; ++i) {
+    for (std::uint32_t i = 0; i < 2 * P::kMSpanCacheSize + 40; ++i) {
       many.push_back(h.allocSpan(1, SpanKind::Manual, SpanClass{}));
     }
-    for (MSpan* s : many) h.freeSpan(s);
-    CHECK(p.mspancache.len == P::kMSpanCacheSize);
+    int halvings = 0;
+    for (MSpan* s : many) {
+      const std::uint32_t before = p.mspancache.len;
+      h.freeSpan(s);
+      if (before == P::kMSpanCacheSize) {
+        CHECK(p.mspancache.len == P::kMSpanCacheSize / 2 + 1);
+        ++halvings;
+      } else {
+        CHECK(p.mspancache.len == before + 1);
+      }
+    }
+    CHECK(halvings >= 1);
     unbindP();
     destroyHeapP(&p);
     CHECK(p.mspancache.len == 0);
@@ -259,5 +270,46 @@ TEST_CASE("mheap: small spans take pages from the P's page cache without the loc
   CHECK(h.freePages() == freeBefore + left);
   for (MSpan* s : spans) h.freeSpan(s);
   h.freeSpan(first);
+  h.checkPageAlloc();
+}
+
+TEST_CASE("mheap: freed small spans stay with the P: reused LIFO without the lock, returned in batches") {
+  TestP p(0);
+  MHeap& h = mheap();
+  P::PageCache& c = p.get()->pcache;
+  std::vector<MSpan*> spans;
+  for (int i = 0; i < 200; ++i) spans.push_back(h.allocSpan(1 + i % 3, SpanKind::Manual, SpanClass{}));
+  MSpan* two = h.allocSpan(2, SpanKind::Manual, SpanClass{});
+  const std::uintptr_t twoBase = two->base();
+  const auto locks0 = h.stats.heapLockAcquisitions.load();
+  h.freeSpan(two);
+  CHECK(c.nfreed == 1);
+  CHECK(c.freedPages == 2);
+  // The next span of that size gets the same pages, without the lock.
+  MSpan* again = h.allocSpan(2, SpanKind::Manual, SpanClass{});
+  CHECK(again->base() == twoBase);
+  CHECK(c.nfreed == 0);
+  CHECK(h.stats.heapLockAcquisitions.load() == locks0);
+  spans.push_back(again);
+  // Freeing many: the lock is taken once per full batch, and the batches reach the page
+  // allocator (its invariants hold throughout).
+  const std::size_t freeBefore = h.freePages();
+  std::size_t pagesFreed = 0;
+  for (MSpan* s : spans) {
+    pagesFreed += s->npages;
+    h.freeSpan(s);
+    CHECK(c.freedPages <= P::PageCache::kMaxFreedPages);
+    CHECK(c.nfreed <= P::PageCache::kMaxFreedRuns);
+  }
+  const auto locks = h.stats.heapLockAcquisitions.load() - locks0;
+  CHECK(locks > 0);
+  CHECK(locks <= pagesFreed / (P::PageCache::kMaxFreedPages - kPageCacheMaxPages) + 2);
+  h.checkPageAlloc();
+  CHECK(h.freePages() + c.freedPages == freeBefore + pagesFreed);
+  // Flushing (as P destruction does) returns the rest, with the cache's unused pages.
+  const std::size_t cached = static_cast<std::size_t>(std::popcount(c.cache));
+  h.flushPageCache(p.get());
+  CHECK(c.nfreed == 0);
+  CHECK(h.freePages() == freeBefore + pagesFreed + cached);
   h.checkPageAlloc();
 }

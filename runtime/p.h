@@ -55,6 +55,18 @@ struct P {
   struct PageCache {
     std::uint64_t base = 0;   // first page index of the group (a multiple of 64)
     std::uint64_t cache = 0;  // bit i set: page base + i is free and owned by this P
+    // Runs of pages of small spans this P freed (freeSpan), kept for reuse by its next
+    // allocSpan of the same size and returned to the page allocator in batches, so a
+    // sweep that frees many small spans does not take the heap lock per span.
+    static constexpr std::uint32_t kMaxFreedRuns = 32;
+    static constexpr std::uint32_t kMaxFreedPages = 64;
+    struct Run {
+      std::uint64_t page;
+      std::uint64_t npages;
+    };
+    std::uint32_t nfreed = 0;       // runs in freed[0, nfreed), most recent last
+    std::uint32_t freedPages = 0;   // pages in those runs
+    Run freed[kMaxFreedRuns] = {};
   } pcache;
   // The thread bound to this P for allocation (bindP in pheap.h), for ownership checks.
   // Relaxed: only compared against the caller's own token.
@@ -66,6 +78,10 @@ struct P {
   std::atomic<PStatus> status{PStatus::GCStop};
   M* m = nullptr;     // the M holding this P (owner only; null when idle)
   P* link = nullptr;  // idle list link (under sched.lock)
+  // The M this Idle P was handed to by startm (its nextp) while that M has not yet
+  // claimed it. Set under sched.lock; cleared by one CAS, either by the M (it then
+  // acquires the P) or by stopTheWorld (the P stops without waiting for the M to run).
+  std::atomic<M*> handoff{nullptr};
 
   // Local run queue (Go's runq): a ring of kLocalRunQueueSize written only by the owner
   // at runqtail, consumed by the owner and stealers by CAS on runqhead. Slots are atomics
@@ -88,6 +104,11 @@ struct P {
   std::int64_t sysmonWhen = 0;
   std::uint32_t sysmonSyscallTick = 0;
   std::int64_t sysmonSyscallWhen = 0;
+
+  // G ids handed out by this P: [goidcache, goidcacheEnd) reserved from the global
+  // counter a batch at a time (Go's goidcache), owner only.
+  std::uint64_t goidcache = 0;
+  std::uint64_t goidcacheEnd = 0;
 
   // Dead Gs kept for reuse (Go's gFree), owner only.
   G* gFree = nullptr;

@@ -86,7 +86,7 @@ std::size_t PageAlloc::alloc(std::size_t n) {
   return first;
 }
 
-void PageAlloc::free(std::size_t first, std::size_t n) {
+void PageAlloc::checkFreeRun(std::size_t first, std::size_t n) const {
   SPINDLE_CHECK(first + n <= activeChunks_ * kPagesPerChunk && n > 0,
                 "PageAlloc::free out of range: first={} n={} (heap has {} chunks)", first, n,
                 activeChunks_);
@@ -96,6 +96,10 @@ void PageAlloc::free(std::size_t first, std::size_t n) {
                   first, n);
   }
 #endif
+}
+
+void PageAlloc::free(std::size_t first, std::size_t n) {
+  checkFreeRun(first, n);
   setRange(first, n, true);
   freePages_ += n;
   update(first, n);

@@ -104,6 +104,30 @@ class PageAlloc {
     c.cache = 0;
   }
 
+  // Returns every run in a cache's freed list (pagecache.h) to the free pool, updating
+  // each touched chunk's summary once.
+  template <typename Cache>
+  void flushFreed(Cache& c) {
+    if (c.nfreed == 0) return;
+    std::size_t lo = SIZE_MAX, hi = 0;
+    for (std::uint32_t i = 0; i < c.nfreed; ++i) {
+      const std::size_t first = c.freed[i].page, n = c.freed[i].npages;
+      checkFreeRun(first, n);
+      setRange(first, n, true);
+      freePages_ += n;
+      lo = first < lo ? first : lo;
+      hi = first + n > hi ? first + n : hi;
+    }
+    // One update over [lo, hi) recomputes each chunk in between once; runs freed in one
+    // batch are usually in one or two chunks. A wide spread updates chunk by chunk.
+    if ((hi - lo) / kPagesPerChunk <= 4) {
+      update(lo, hi - lo);
+    } else {
+      for (std::uint32_t i = 0; i < c.nfreed; ++i) update(c.freed[i].page, c.freed[i].npages);
+    }
+    c.nfreed = 0;
+    c.freedPages = 0;
+  }
   std::size_t freePages() const { return freePages_; }
   std::size_t maxPages() const { return maxPages_; }
   bool isFree(std::size_t page) const { return (bits_[page / 64] >> (page % 64)) & 1; }
@@ -119,6 +143,8 @@ class PageAlloc {
   };
 
   std::size_t find(std::size_t n) const;
+  // free()'s range and (debug builds) in-use checks.
+  void checkFreeRun(std::size_t first, std::size_t n) const;
   std::size_t scanChunk(std::size_t chunk, std::size_t n) const;
   void setRange(std::size_t first, std::size_t n, bool free);
   void update(std::size_t first, std::size_t n);

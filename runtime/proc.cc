@@ -18,6 +18,9 @@ std::atomic<int> gLiveScheds{0};
 namespace {
 thread_local M* tlsM = nullptr;
 constexpr std::int32_t kGFreeLocalMax = 64;
+constexpr std::uint64_t kGoidCacheBatch = 16;
+// How long an M stopped by stopTheWorld spins for the restart before it sleeps.
+constexpr std::int64_t kGCStopSpinNs = 50000;
 }  // namespace
 
 M* getm() { return tlsM; }
@@ -134,27 +137,33 @@ G* Sched::newG() {
 G* Sched::gfget(P* p) {
   if (p != nullptr && p->gFree == nullptr) {
     std::lock_guard<std::mutex> lk(gFreeLock_);
-    while (gFree_ != nullptr && p->gFreeCount < kGFreeLocalMax / 2) {
-      G* g = gFree_;
-      gFree_ = g->schedlink;
-      gFreeCount_--;
-      g->schedlink = p->gFree;
-      p->gFree = g;
-      p->gFreeCount++;
+    if (!gFree_.empty()) {
+      GChain c = gFree_.back();
+      gFree_.pop_back();
+      gFreeCount_ -= c.n;
+      p->gFree = c.head;
+      p->gFreeCount = c.n;
     }
   }
   if (p != nullptr && p->gFree != nullptr) {
     G* g = p->gFree;
     p->gFree = g->schedlink;
     p->gFreeCount--;
+    // The next spawn on this P reuses it: start loading it now (a dead G is usually cold).
+    if (p->gFree != nullptr) __builtin_prefetch(p->gFree, 1);
     return g;
   }
   if (p == nullptr) {
     std::lock_guard<std::mutex> lk(gFreeLock_);
-    if (gFree_ != nullptr) {
-      G* g = gFree_;
-      gFree_ = g->schedlink;
+    if (!gFree_.empty()) {
+      GChain& c = gFree_.back();
+      G* g = c.head;
       gFreeCount_--;
+      if (--c.n == 0) {
+        gFree_.pop_back();
+      } else {
+        c.head = g->schedlink;
+      }
       return g;
     }
   }
@@ -166,15 +175,15 @@ void Sched::gfput(P* p, G* g) {
   p->gFree = g;
   p->gFreeCount++;
   if (p->gFreeCount >= kGFreeLocalMax) {
+    // Keep the half that exited last (warm), hand the rest over as one chain.
+    G* last = p->gFree;
+    for (std::int32_t i = 1; i < kGFreeLocalMax / 2; i++) last = last->schedlink;
+    GChain c{last->schedlink, p->gFreeCount - kGFreeLocalMax / 2};
+    last->schedlink = nullptr;
+    p->gFreeCount = kGFreeLocalMax / 2;
     std::lock_guard<std::mutex> lk(gFreeLock_);
-    while (p->gFreeCount > kGFreeLocalMax / 2) {
-      G* g1 = p->gFree;
-      p->gFree = g1->schedlink;
-      p->gFreeCount--;
-      g1->schedlink = gFree_;
-      gFree_ = g1;
-      gFreeCount_++;
-    }
+    gFree_.push_back(c);
+    gFreeCount_ += c.n;
   }
 }
 
@@ -191,7 +200,15 @@ G* Sched::newproc(GBody* body) {
   g->parkCommit = nullptr;
   g->param = nullptr;
   g->hostRun.store(nullptr, std::memory_order_relaxed);
-  g->goid = goidgen_.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (p != nullptr) {
+    if (p->goidcache == p->goidcacheEnd) {
+      p->goidcache = goidgen_.fetch_add(kGoidCacheBatch, std::memory_order_relaxed) + 1;
+      p->goidcacheEnd = p->goidcache + kGoidCacheBatch;
+    }
+    g->goid = p->goidcache++;
+  } else {
+    g->goid = goidgen_.fetch_add(1, std::memory_order_relaxed) + 1;
+  }
   g->sud = sudog{};
   g->status.store(GStatus::Runnable, std::memory_order_release);
   if (p != nullptr) {
@@ -317,42 +334,69 @@ void Sched::stopm(M* m) {
   SPINDLE_CHECK(m->p == nullptr, "stopm: M {} holds P {}", m->id, m->p ? m->p->id : -1);
   {
     std::lock_guard<std::mutex> lk(lock_);
-    if (shutdown_.load() || (m->isHost && m->hostRun->done.load(std::memory_order_acquire))) return;
-    mput(m);
+    if (!mputUnlessDone(m)) return;
   }
-  m->park.sleep();
+  parkm(m, 0);
+}
+
+// Under lock_: puts m on the idle list unless the Sched shuts down or m's host run ended
+// (then m must not sleep). Returns whether m was listed.
+bool Sched::mputUnlessDone(M* m) {
+  if (shutdown_.load() || (m->isHost && m->hostRun->done.load(std::memory_order_acquire))) return false;
+  mput(m);
+  return true;
+}
+
+// Sleeps on m's note (spinning up to spinNs first) until whoever took m off the idle list
+// wakes it, then claims the P it was handed, if any.
+void Sched::parkm(M* m, std::int64_t spinNs) {
+  if (spinNs == 0 || !m->park.spinFor(spinNs)) m->park.sleep();
   m->park.clear();
-  if (m->nextp != nullptr) {
-    P* p = m->nextp;
-    m->nextp = nullptr;
+  claimNextp(m);
+}
+
+// Acquires the P that startm handed to m, unless stopTheWorld took it back first (then m
+// only drops its spinning state and returns to schedule() without a P).
+void Sched::claimNextp(M* m) {
+  P* p = m->nextp;
+  if (p == nullptr) return;
+  m->nextp = nullptr;
+  M* me = m;
+  if (p->handoff.compare_exchange_strong(me, nullptr, std::memory_order_acq_rel)) {
     acquireP(m, p);
+  } else if (m->spinning) {
+    resetspinning(m);
   }
 }
 
 // Under lock_: hands P p (or an idle P) to an idle or new M.
-void Sched::startmLocked(P* p, bool spinning) {
+M* Sched::startmLocked(P* p, bool spinning, bool deferWake) {
   if (p == nullptr) p = pidleget();
   if (p == nullptr || shutdown_.load()) {
     if (p != nullptr) pidleput(p);
     if (spinning) nmspinning_.fetch_sub(1);
-    return;
+    return nullptr;
   }
   M* nm = mget();
   if (nm != nullptr) {
     nm->nextp = p;
     nm->spinning = spinning;
+    p->handoff.store(nm, std::memory_order_release);
+    if (deferWake) return nm;
     nm->park.wakeup();
-    return;
+    return nullptr;
   }
   nm = new M();
   nm->sched = this;
   nm->id = mnext_++;
   nm->fastrand ^= static_cast<std::uint64_t>(nm->id) * 0x9E3779B97F4A7C15ull;
   nm->nextp = p;
+  p->handoff.store(nm, std::memory_order_release);
   nm->spinning = spinning;
   mcount_++;
   allm_.push_back(nm);
   nm->thread = std::thread([this, nm] { mstart(nm); });
+  return nullptr;
 }
 
 void Sched::startm(P* p, bool spinning) {
@@ -384,11 +428,7 @@ void Sched::handoffp(P* p) {
 
 void Sched::mstart(M* m) {
   tlsM = m;
-  if (m->nextp != nullptr) {
-    P* p = m->nextp;
-    m->nextp = nullptr;
-    acquireP(m, p);
-  }
+  claimNextp(m);
   schedule(m);
   tlsM = nullptr;
 }
@@ -401,12 +441,22 @@ void Sched::gcstopm(M* m) {
     nmspinning_.fetch_sub(1);
   }
   P* p = releaseP(m);
+  bool last, park;
   {
     std::lock_guard<std::mutex> lk(lock_);
     p->status.store(PStatus::GCStop);
-    if (--stopwait_ == 0) stopNote_.wakeup();
+    last = --stopwait_ == 0;
+    // Join the idle list in the same critical section (stopm's part), and wake the
+    // stopper only after unlocking: the stopper is usually spinning and goes straight for
+    // sched.lock; finding it held would put it to sleep in the kernel for an OS wake-up.
+    park = mputUnlessDone(m);
   }
-  stopm(m);
+  if (last) stopNote_.wakeup();
+  // A stop-the-world is usually over within microseconds: spin (then yield) on the note
+  // for a while before sleeping, so startTheWorld's wakeup is one atomic store rather
+  // than a futex wake (whose wakee tends to preempt the waker on a busy machine,
+  // stretching the pause by an OS time slice).
+  if (park) parkm(m, kGCStopSpinNs);
 }
 
 void Sched::handToSyscallWaiter(M* m) {
@@ -741,11 +791,13 @@ void Sched::enterSyscall() {
   m->p = nullptr;
   p->status.store(PStatus::Syscall);  // seq_cst: pairs with gcwaiting below
   if (s->gcwaiting_.load()) {
-    std::lock_guard<std::mutex> lk(s->lock_);
-    PStatus want = PStatus::Syscall;
-    if (p->status.compare_exchange_strong(want, PStatus::GCStop)) {
-      if (--s->stopwait_ == 0) s->stopNote_.wakeup();
+    bool last = false;
+    {
+      std::lock_guard<std::mutex> lk(s->lock_);
+      PStatus want = PStatus::Syscall;
+      if (p->status.compare_exchange_strong(want, PStatus::GCStop)) last = --s->stopwait_ == 0;
     }
+    if (last) s->stopNote_.wakeup();  // after unlocking, as in gcstopm
   }
 }
 

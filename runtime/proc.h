@@ -21,7 +21,7 @@
 //     no G waits on the host, and a host thread waits in runMain, that run ends with
 //     RunStatus::Deadlock ("all fibers are asleep - deadlock!").
 //
-// Locks, in order: worldsema -> sched.lock -> (Note mutexes). Channel locks and timer
+// Locks, in order: worldsema -> sched.lock. (Notes take no lock.) Channel locks and timer
 // lock are never held while taking sched.lock except through ready() of a runnable G
 // (runqputslow); nothing takes a channel lock under sched.lock.
 //
@@ -29,11 +29,13 @@
 //   - stopwait, safePointWait, the idle lists, mcount/nmidle and the global run queue are
 //     only touched under sched.lock.
 //   - nmidle == mcount implies no M holds a P (all Ps idle or stopped).
-//   - A P is in exactly one place: held by an M, in pidle, in a Note hand-off (nextp),
-//     Syscall (oldp of an M), or stopped (GCStop/Dead).
+//   - A P is in exactly one place: held by an M, in pidle, in a Note hand-off (nextp;
+//     p->handoff names the M until it claims the P), Syscall (oldp of an M), or stopped
+//     (GCStop/Dead).
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -144,11 +146,14 @@ class Sched {
   void execute(M* m, G* g, bool inheritTime);
   void goexit(M* m, G* g);
   void stopm(M* m);
-  struct StartM {
-    M* wake = nullptr;
-  };
+  bool mputUnlessDone(M* m);
+  void parkm(M* m, std::int64_t spinNs);
+  void claimNextp(M* m);
   void startm(P* p, bool spinning);
-  void startmLocked(P* p, bool spinning);
+  // Under lock_. With deferWake, an idle M handed p is returned instead of woken: the
+  // caller wakes it after unlocking (startTheWorld), so the woken M never finds
+  // sched.lock held by its waker.
+  M* startmLocked(P* p, bool spinning, bool deferWake = false);
   void wakep();
   void resetspinning(M* m);
   void handoffp(P* p);
@@ -182,7 +187,7 @@ class Sched {
                                 std::uint32_t batchHead, bool stealRunNext);
   bool runqputslow(P* p, G* g, std::uint32_t h, std::uint32_t t);
   void globrunqput(G* g);
-  void globrunqputbatch(G* head, G* tail, std::int32_t n);
+  void globrunqputbatch(G* const* gs, std::int32_t n);
   G* globrunqget(P* p, std::int32_t max);
 
   // time.cc
@@ -207,8 +212,11 @@ class Sched {
   std::int32_t nmidle_ = 0;
   std::int64_t mnext_ = 1;
   HostRun* hostRuns_ = nullptr;
-  G* runqhead_ = nullptr;
-  G* runqtail_ = nullptr;
+  // Global run queue (Go's sched.runq): a growable ring of G pointers (capacity a power of
+  // two, runqsize_ of them from runqHead_), so moving a batch in or out never touches the
+  // Gs themselves: a G that has not run for a while costs a cache miss.
+  std::vector<G*> runq_;
+  std::uint64_t runqHead_ = 0;
   std::int32_t stopwait_ = 0;
   std::int32_t safePointWait_ = 0;
   std::int64_t nhostwait_ = 0;
@@ -226,9 +234,15 @@ class Sched {
   Note stopNote_;
   Note safePointNote_;
 
-  // Dead Gs shared between Ps (Go's sched.gFree).
+  // Dead Gs shared between Ps (Go's sched.gFree): chains of up to kGFreeLocalMax/2 Gs
+  // linked through schedlink, moved to and from a P's list whole, so the lock is never
+  // held across a walk of cold Gs.
+  struct GChain {
+    G* head;
+    std::int32_t n;
+  };
   std::mutex gFreeLock_;
-  G* gFree_ = nullptr;
+  std::vector<GChain> gFree_;
   std::int32_t gFreeCount_ = 0;
   std::mutex allglock_;
   std::vector<G*> allgs_;

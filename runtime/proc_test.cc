@@ -119,22 +119,25 @@ TEST_CASE("load spreads over Ps (work stealing)") {
 
 TEST_CASE("timers fire in deadline order") {
   Sched s(1);
-  std::vector<int> order;
+  // Each G's deadline is set when it first runs (sleep is relative), so under load the
+  // deadlines need not follow the delays: check the firing order against the deadlines
+  // the timers actually had.
+  std::vector<std::int64_t> fired;  // g->timerWhen, in firing order
   std::mutex mu;
   const int delays[] = {9, 3, 15, 1, 6, 12};  // ms
   WaitGroup wg;
   wg.add(6);
-  RunStatus st = s.runMain(fn([pc = 0, &s, &order, &mu, &delays, &wg](G* g) mutable -> Step {
+  RunStatus st = s.runMain(fn([pc = 0, &s, &fired, &mu, &delays, &wg](G* g) mutable -> Step {
     if (pc == 0) {
       for (int d : delays) {
-        s.newproc(fn([pc = 0, d, &s, &order, &mu, &wg](G* g) mutable -> Step {
+        s.newproc(fn([pc = 0, d, &s, &fired, &mu, &wg](G* g) mutable -> Step {
           if (pc == 0) {
             pc = 1;
             return s.sleep(g, std::int64_t{d} * 1000000);
           }
           {
             std::lock_guard<std::mutex> lk(mu);
-            order.push_back(d);
+            fired.push_back(g->timerWhen);
           }
           wg.done();
           return Step::exit();
@@ -146,7 +149,8 @@ TEST_CASE("timers fire in deadline order") {
     return Step::exit();
   }));
   CHECK(st == RunStatus::Ok);
-  CHECK(order == std::vector<int>{1, 3, 6, 9, 12, 15});
+  CHECK(fired.size() == 6);
+  CHECK(std::is_sorted(fired.begin(), fired.end()));
   CHECK(s.pendingTimers() == 0);
 }
 

@@ -8,10 +8,12 @@
 // (runqgrab), and takes the victim's runnext only when the victim is not Running (a
 // Running P is about to run it; taking it would break ping-pong locality).
 //
-// Global run queue: a FIFO linked through g->schedlink under sched.lock; runqsize_ mirrors
-// its length for lock-free emptiness hints.
+// Global run queue: a FIFO ring of G pointers under sched.lock (never touching the Gs, which
+// may be cold); runqsize_ is its length, also read without the lock as an emptiness hint.
 //
 // Invariants: 0 <= tail - head <= kLocalRunQueueSize (checked); a G is in at most one queue.
+#include <algorithm>
+
 #include "runtime/proc.h"
 #include "runtime/throw.h"
 
@@ -51,10 +53,8 @@ bool Sched::runqputslow(P* p, G* g, std::uint32_t h, std::uint32_t t) {
   // release: the slots we read must not be overwritten before our claim is visible.
   if (!p->runqhead.compare_exchange_strong(h, h + n, std::memory_order_acq_rel)) return false;
   batch[n] = g;
-  for (std::uint32_t i = 0; i < n; i++) batch[i]->schedlink = batch[i + 1];
-  batch[n]->schedlink = nullptr;
   std::lock_guard<std::mutex> lk(lock_);
-  globrunqputbatch(batch[0], batch[n], n + 1);
+  globrunqputbatch(batch, n + 1);
   return true;
 }
 
@@ -71,7 +71,12 @@ G* Sched::runqget(P* p, bool* inheritTime) {
     std::uint32_t t = p->runqtail.load(std::memory_order_relaxed);
     if (t == h) return nullptr;
     G* g = p->runq[h % kN].load(std::memory_order_relaxed);
-    if (p->runqhead.compare_exchange_weak(h, h + 1, std::memory_order_acq_rel)) return g;
+    if (p->runqhead.compare_exchange_weak(h, h + 1, std::memory_order_acq_rel)) {
+      // The next G in the ring runs soon: start loading it (a queued G is often cold). A
+      // stale slot only costs a useless prefetch.
+      if (h + 1 != t) __builtin_prefetch(p->runq[(h + 1) % kN].load(std::memory_order_relaxed));
+      return g;
+    }
   }
 }
 
@@ -128,20 +133,21 @@ G* Sched::runqsteal(P* p, P* victim, bool stealRunNext) {
   return g;
 }
 
-void Sched::globrunqput(G* g) {
-  g->schedlink = nullptr;
-  globrunqputbatch(g, g, 1);
-}
+void Sched::globrunqput(G* g) { globrunqputbatch(&g, 1); }
 
-void Sched::globrunqputbatch(G* head, G* tail, std::int32_t n) {
-  tail->schedlink = nullptr;
-  if (runqtail_ != nullptr) {
-    runqtail_->schedlink = head;
-  } else {
-    runqhead_ = head;
+void Sched::globrunqputbatch(G* const* gs, std::int32_t n) {
+  std::uint64_t size = static_cast<std::uint64_t>(runqsize_.load(std::memory_order_relaxed));
+  if (size + static_cast<std::uint64_t>(n) > runq_.size()) {
+    std::uint64_t cap = std::max<std::uint64_t>(256, runq_.size());
+    while (cap < size + static_cast<std::uint64_t>(n)) cap *= 2;
+    std::vector<G*> grown(cap);
+    for (std::uint64_t i = 0; i < size; i++) grown[i] = runq_[(runqHead_ + i) & (runq_.size() - 1)];
+    runq_.swap(grown);
+    runqHead_ = 0;
   }
-  runqtail_ = tail;
-  runqsize_.store(runqsize_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  std::uint64_t mask = runq_.size() - 1;
+  for (std::int32_t i = 0; i < n; i++) runq_[(runqHead_ + size + static_cast<std::uint64_t>(i)) & mask] = gs[i];
+  runqsize_.store(static_cast<std::int32_t>(size) + n, std::memory_order_relaxed);
 }
 
 G* Sched::globrunqget(P* p, std::int32_t max) {
@@ -152,17 +158,11 @@ G* Sched::globrunqget(P* p, std::int32_t max) {
   if (max > 0 && n > max) n = max;
   if (n > static_cast<std::int32_t>(kN / 2)) n = kN / 2;
   runqsize_.store(size - n, std::memory_order_relaxed);
-  G* g = runqhead_;
-  runqhead_ = g->schedlink;
-  if (runqhead_ == nullptr) runqtail_ = nullptr;
-  n--;
+  std::uint64_t mask = runq_.size() - 1;
+  G* g = runq_[runqHead_ & mask];
   // The local queue is empty here (or max == 1), so these puts never take runqputslow.
-  for (; n > 0; n--) {
-    G* g1 = runqhead_;
-    runqhead_ = g1->schedlink;
-    if (runqhead_ == nullptr) runqtail_ = nullptr;
-    runqput(this, p, g1, false);
-  }
+  for (std::int32_t i = 1; i < n; i++) runqput(this, p, runq_[(runqHead_ + static_cast<std::uint64_t>(i)) & mask], false);
+  runqHead_ += static_cast<std::uint64_t>(n);
   return g;
 }
 

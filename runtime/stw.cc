@@ -9,9 +9,12 @@
 //     the caller's own P, CAS every Syscall P to GCStop, take every idle P; stopwait
 //     counts the rest. Each M notices gcwaiting at its next safepoint (gcstopm) and
 //     decrements stopwait; enterSyscall and pidleput do the same for Ps that change state
-//     during the stop. The stopper sleeps on stopNote, re-preempting every 100 us.
-//   - startTheWorld: applies a pending procresize, gives Ps with work to Ms, puts the rest
-//     idle (which also feeds Ms waiting in exitSyscall), and reports the pause.
+//     during the stop. A P handed to an M by startm that the M has not claimed yet
+//     (p->handoff) is taken back at once. The stopper spins (then yields) for up to
+//     kStopSpinNs on stopNote, then sleeps on it, re-preempting every 100 us.
+//   - startTheWorld: applies a pending procresize, gives Ps with work to Ms (woken after
+//     sched.lock is released), puts the rest idle (which also feeds Ms waiting in
+//     exitSyscall), and reports the pause.
 //   - forEachP: sets p->runSafePointFn on every P under sched.lock; fn runs on the caller's
 //     own P and on idle Ps immediately (by the caller), on Syscall Ps after the caller
 //     retakes them, and on running Ps at their next safepoint. Exactly-once is guaranteed
@@ -21,6 +24,7 @@
 //     and runs the destroy hooks (the heap hands back the P's caches). P objects are never
 //     freed before the Sched: an M in a foreign call may still CAS its oldp.
 #include <algorithm>
+#include <vector>
 
 #include "runtime/pheap.h"
 #include "runtime/phooks.h"
@@ -28,6 +32,11 @@
 #include "runtime/throw.h"
 
 namespace spindle::runtime {
+
+namespace {
+// How long stopTheWorld spins (then yields) before it sleeps on stopNote.
+constexpr std::int64_t kStopSpinNs = 50000;
+}  // namespace
 
 void Sched::preemptall() {
   std::int32_t n = gomaxprocs_.load(std::memory_order_acquire);
@@ -90,8 +99,21 @@ std::int64_t Sched::stopTheWorld(const char* reason) {
       p->status.store(PStatus::GCStop);
       stopwait_--;
     }
+    // Ps handed to an M that has not claimed them yet: nothing runs on them, take them
+    // back rather than wait for the OS to schedule that M (it finds its nextp gone).
+    for (int i = 0; i < n; i++) {
+      P* p = allp(i);
+      M* w = p->handoff.load(std::memory_order_acquire);
+      if (w != nullptr && p->handoff.compare_exchange_strong(w, nullptr, std::memory_order_acq_rel)) {
+        p->status.store(PStatus::GCStop);
+        stopwait_--;
+      }
+    }
     wait = stopwait_ > 0;
   }
+  // The rest stop at their next safepoint, usually within microseconds: spin first, as
+  // an OS wake-up of the stopper costs more than that on a busy machine.
+  if (wait && stopNote_.spinFor(kStopSpinNs)) wait = false;
   while (wait) {
     if (stopNote_.sleepFor(100000)) break;
     std::lock_guard<std::mutex> lk(lock_);
@@ -118,6 +140,7 @@ std::int64_t Sched::startTheWorld() {
   M* m = getm();
   P* mine = (m != nullptr && m->sched == this) ? m->p : nullptr;
   std::int64_t pause;
+  std::vector<M*> wake;
   {
     std::lock_guard<std::mutex> lk(lock_);
     SPINDLE_CHECK(gcwaiting_.load(), "startTheWorld: world not stopped");
@@ -132,7 +155,7 @@ std::int64_t Sched::startTheWorld() {
       }
       p->status.store(PStatus::Idle);
       if (!runqempty(p)) {
-        startmLocked(p, false);
+        if (M* w = startmLocked(p, false, /*deferWake=*/true)) wake.push_back(w);
       } else {
         pidleput(p);
       }
@@ -142,6 +165,7 @@ std::int64_t Sched::startTheWorld() {
     stats_.numSTW++;
     checkdead();
   }
+  for (M* w : wake) w->park.wakeup();
   wakep();
   worldsema_.unlock();
   return pause;
@@ -171,12 +195,9 @@ void Sched::procresize(int n) {
     while (G* g = runqget(p, &inherit)) globrunqput(g);
     if (p->gFree != nullptr) {
       std::lock_guard<std::mutex> glk(gFreeLock_);
-      while (G* g = p->gFree) {
-        p->gFree = g->schedlink;
-        g->schedlink = gFree_;
-        gFree_ = g;
-        gFreeCount_++;
-      }
+      gFree_.push_back(GChain{p->gFree, p->gFreeCount});
+      gFreeCount_ += p->gFreeCount;
+      p->gFree = nullptr;
       p->gFreeCount = 0;
     }
     p->runSafePointFn.store(0);

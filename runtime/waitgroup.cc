@@ -7,15 +7,16 @@
 namespace spindle::runtime {
 
 void WaitGroup::add(std::int64_t delta) {
-  G* wake = nullptr;
+  std::int64_t v = count_.fetch_add(delta, std::memory_order_acq_rel) + delta;
+  SPINDLE_CHECK(v >= 0, "WaitGroup: negative counter {}", v);
+  if (v != 0) return;
+  // Zero: wake every waiter. A waiter that checked the counter before our decrement has
+  // enqueued itself under mu_ by the time we get mu_; one that checks after sees zero.
+  G* wake;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    count_ += delta;
-    SPINDLE_CHECK(count_ >= 0, "WaitGroup: negative counter {}", count_);
-    if (count_ == 0) {
-      wake = waiters_;
-      waiters_ = nullptr;
-    }
+    wake = waiters_;
+    waiters_ = nullptr;
   }
   while (wake != nullptr) {
     G* g = wake;
@@ -29,7 +30,7 @@ void WaitGroup::parkCommit(G*, void* arg) { static_cast<WaitGroup*>(arg)->mu_.un
 
 bool WaitGroup::wait(G* g) {
   mu_.lock();
-  if (count_ == 0) {
+  if (count_.load(std::memory_order_acquire) == 0) {
     mu_.unlock();
     return true;
   }

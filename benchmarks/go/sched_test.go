@@ -6,6 +6,7 @@ package schedbench
 import (
 	"os"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,27 +58,65 @@ func BenchmarkBuffered(b *testing.B) {
 }
 
 // A stop-the-world with every P busy: runtime.ReadMemStats stops and starts the world.
+// As sched_bench: between two calls (untimed) wait until GOMAXPROCS-1 spinners ran again.
 func BenchmarkSTWPause(b *testing.B) {
 	var stop int32
 	var wg sync.WaitGroup
 	n := runtime.GOMAXPROCS(0)
+	progress := make([]uint64, n)
 	wg.Add(n)
 	for i := 0; i < n; i++ {
-		go func() {
-			for atomic.LoadInt32(&stop) == 0 {
+		go func(mine *uint64) {
+			for k := 1; atomic.LoadInt32(&stop) == 0; k++ {
+				if k&63 == 0 {
+					atomic.AddUint64(mine, 1)
+				}
 			}
 			wg.Done()
-		}()
+		}(&progress[i])
 	}
 	time.Sleep(20 * time.Millisecond)
+	before := make([]uint64, n)
+	worldRuns := func() {
+		for i := range progress {
+			before[i] = atomic.LoadUint64(&progress[i])
+		}
+		for t0 := time.Now(); time.Since(t0) < 20*time.Millisecond; {
+			moved := 0
+			for i := range progress {
+				if atomic.LoadUint64(&progress[i]) != before[i] {
+					moved++
+				}
+			}
+			if moved >= n-1 {
+				return
+			}
+		}
+	}
 	var ms runtime.MemStats
+	pauses := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
+	var total time.Duration
 	for i := 0; i < b.N; i++ {
+		worldRuns() // untimed: ns/op is reported from the pauses below
+		t0 := time.Now()
 		runtime.ReadMemStats(&ms)
+		d := time.Since(t0)
+		pauses = append(pauses, d)
+		total += d
 	}
 	b.StopTimer()
 	atomic.StoreInt32(&stop, 1)
 	wg.Wait()
+	// The pause as the caller sees it, as sched_bench's counters (microseconds).
+	sort.Slice(pauses, func(i, j int) bool { return pauses[i] < pauses[j] })
+	pct := func(q float64) float64 {
+		return float64(pauses[int(q*float64(len(pauses)-1))].Nanoseconds()) / 1e3
+	}
+	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/op")
+	b.ReportMetric(pct(0.5), "pause_p50_us")
+	b.ReportMetric(pct(0.99), "pause_p99_us")
+	b.ReportMetric(pct(1.0), "pause_max_us")
 }
 
 func rssKiB() float64 {
