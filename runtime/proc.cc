@@ -801,6 +801,17 @@ void Sched::enterSyscall() {
   }
 }
 
+void Sched::checkpoint() {
+  M* m = tlsM;
+  if (m == nullptr || m->p == nullptr || m->curg == nullptr) return;
+  // Relaxed: a stale "no" only delays the stop to the next checkpoint or return.
+  if (!m->sched->gcwaiting_.load(std::memory_order_relaxed) &&
+      m->p->runSafePointFn.load(std::memory_order_relaxed) == 0)
+    return;
+  enterSyscall();  // runs a pending forEachP fn; hands the P to a stopper
+  exitSyscall();
+}
+
 void Sched::exitSyscall() {
   M* m = tlsM;
   SPINDLE_CHECK(m != nullptr && m->oldp != nullptr && m->curg != nullptr,

@@ -122,6 +122,13 @@ class Sched {
   // P; sysmon may hand the P to another M. exitSyscall blocks until the M holds a P again.
   static void enterSyscall();
   static void exitSyscall();
+  // For C++ G bodies that run long between returns to the scheduler (benchmarks, host
+  // code): if a stopTheWorld or forEachP is waiting for this P, pass through the syscall
+  // state in place so it proceeds without waiting for run() to return (the G blocks until
+  // it holds a P again). The G's stack is not scanned there (it is not at a safepoint):
+  // as with a foreign call, that only delays mark completion until the body returns.
+  // Cheap when nothing waits (two relaxed loads). No-op outside a running G.
+  static void checkpoint();
 
   // Timers (time.cc). sleep: the body returns the Step; the G wakes after `ns`.
   Step sleep(G* g, std::int64_t ns);

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <set>
@@ -243,4 +244,38 @@ TEST_CASE("procresize up and down under load hands caches back") {
   CHECK(gCaches.empty());
   CHECK(gInits.load() == gDestroys.load());
   unregisterPLifecycleHooks(slot);
+}
+
+TEST_CASE("Sched::checkpoint lets the world stop while a G body keeps running") {
+  // The body never returns to the scheduler until `stop`; it only passes checkpoints.
+  // Without checkpoint, stopTheWorld (and forEachP) would wait for it forever.
+  Sched s(2);
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> spins{0};
+  std::atomic<int> stops{0};
+  std::atomic<int> fnRuns{0};
+  std::thread stopper([&] {
+    while (spins.load() == 0) std::this_thread::yield();
+    for (int i = 0; i < 20; i++) {
+      s.stopTheWorld("test");
+      const std::uint64_t frozen = spins.load();
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      CHECK(spins.load() == frozen);  // the body is blocked in its checkpoint
+      s.startTheWorld();
+      stops.fetch_add(1);
+    }
+    s.forEachP([&](P*) { fnRuns.fetch_add(1); });
+    stop.store(true);
+  });
+  RunStatus st = s.runMain(fn([&](G*) -> Step {
+    while (!stop.load()) {
+      spins.fetch_add(1);
+      Sched::checkpoint();
+    }
+    return Step::exit();
+  }));
+  stopper.join();
+  CHECK(st == RunStatus::Ok);
+  CHECK(stops.load() == 20);
+  CHECK(fnRuns.load() == 2);
 }
