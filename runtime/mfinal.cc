@@ -77,7 +77,6 @@ MSpan* swept(MHeap& h, void* obj, ObjectRef* ref) {
 }  // namespace
 
 bool addFinalizer(MHeap& h, void* obj, FinalizerFn fn, void* arg) {
-  if (fn == nullptr) return removeFinalizer(h, obj);
   ObjectRef ref;
   if (!objectStart(h, obj, &ref)) return false;
   MSpan* s = swept(h, obj, &ref);
@@ -86,7 +85,20 @@ bool addFinalizer(MHeap& h, void* obj, FinalizerFn fn, void* arg) {
   std::lock_guard<std::mutex> ilk(f.indexLock);
   std::lock_guard<std::mutex> slk(s->specialLock);
   Special** link = findSpecialLink(s, offset, kSpecialFinalizer);
-  if (*link != nullptr && (*link)->offset == offset && (*link)->kind == kSpecialFinalizer) {
+  const bool present =
+      *link != nullptr && (*link)->offset == offset && (*link)->kind == kSpecialFinalizer;
+  if (fn == nullptr) {  // remove
+    if (!present) return true;  // no finalizer: nothing to remove
+    Special* sp = *link;
+    *link = sp->next;
+    delete static_cast<SpecialFinalizer*>(sp);
+    f.nset.fetch_sub(1, std::memory_order_relaxed);
+    if (!hasFinalizerSpecial(s) && f.spans.erase(s) == 1) {
+      f.nspans.fetch_sub(1, std::memory_order_relaxed);
+    }
+    return true;
+  }
+  if (present) {
     auto* sf = static_cast<SpecialFinalizer*>(*link);
     sf->fn = fn;
     std::atomic_ref<void*>(sf->arg).store(arg, std::memory_order_relaxed);
@@ -104,27 +116,7 @@ bool addFinalizer(MHeap& h, void* obj, FinalizerFn fn, void* arg) {
   return true;
 }
 
-bool removeFinalizer(MHeap& h, void* obj) {
-  ObjectRef ref;
-  if (!objectStart(h, obj, &ref)) return false;
-  MSpan* s = swept(h, obj, &ref);
-  const auto offset = static_cast<std::uint32_t>(ref.base - s->base());
-  FinState& f = fin();
-  std::lock_guard<std::mutex> ilk(f.indexLock);
-  std::lock_guard<std::mutex> slk(s->specialLock);
-  Special** link = findSpecialLink(s, offset, kSpecialFinalizer);
-  if (*link == nullptr || (*link)->offset != offset || (*link)->kind != kSpecialFinalizer) {
-    return true;  // no finalizer: nothing to remove
-  }
-  Special* sp = *link;
-  *link = sp->next;
-  delete static_cast<SpecialFinalizer*>(sp);
-  f.nset.fetch_sub(1, std::memory_order_relaxed);
-  if (!hasFinalizerSpecial(s) && f.spans.erase(s) == 1) {
-    f.nspans.fetch_sub(1, std::memory_order_relaxed);
-  }
-  return true;
-}
+bool removeFinalizer(MHeap& h, void* obj) { return addFinalizer(h, obj, nullptr, nullptr); }
 
 bool hasFinalizer(MHeap& h, void* obj) {
   ObjectRef ref;

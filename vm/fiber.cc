@@ -324,11 +324,7 @@ VM::OpResult VM::invokeChannel(ObjFiber* fiber, ObjChannel* ch, ObjString* name,
   runtime::G* g = body->g();
   runtime::hchan* c = ch->chan;
   Value* calleeSlot = fiber->stack->data() + fiber->stackTop - argc - 1;
-  auto arity = [&](int want) {
-    if (argc == want) return true;
-    recordError(fiber, fmt::format("Expected {} arguments but got {}.", want, argc));
-    return false;
-  };
+  auto arity = [&](int want) { return expectArgs(fiber, argc, want); };
   Value result = Value::nil();
   if (name == sendString_) {
     if (!arity(1)) return OpResult::Error;

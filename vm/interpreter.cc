@@ -111,11 +111,7 @@ bool VM::callValue(ObjFiber* fiber, Value callee, int argc) {
 
 bool VM::invokeBuiltin(ObjFiber* fiber, Value receiver, ObjString* name, int argc) {
   Value* calleeSlot = fiber->stack->data() + fiber->stackTop - argc - 1;
-  auto arity = [&](int want) {
-    if (argc == want) return true;
-    recordError(fiber, fmt::format("Expected {} arguments but got {}.", want, argc));
-    return false;
-  };
+  auto arity = [&](int want) { return expectArgs(fiber, argc, want); };
   Value result = Value::nil();
   if (isKind(receiver, ObjKind::List)) {
     auto* l = as<ObjList>(receiver);

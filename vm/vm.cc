@@ -584,6 +584,12 @@ void VM::toString(Value v, std::string& out, int depth) const {
 
 // --- fibers ---------------------------------------------------------------------------------------
 
+bool VM::expectArgs(ObjFiber* fiber, int argc, int want) {
+  if (argc == want) return true;
+  recordError(fiber, fmt::format("Expected {} arguments but got {}.", want, argc));
+  return false;
+}
+
 void VM::recordNativeError(ObjFiber* fiber) {
   FiberBody* body = fiber->body;
   recordError(fiber, body->hasPendingError ? std::move(body->pendingError)

@@ -169,6 +169,8 @@ class VM {
   void recordError(ObjFiber* fiber, std::string message);
   // Records the error a native (or foreign call) raised with raise(), or a generic one.
   void recordNativeError(ObjFiber* fiber);
+  // Records "Expected N arguments but got M." unless argc == want.
+  bool expectArgs(ObjFiber* fiber, int argc, int want);
   std::vector<std::string> traceOf(ObjFiber* fiber) const;
   void closeUpvalues(ObjFiber* fiber, std::uint32_t fromSlot);
 
