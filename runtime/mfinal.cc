@@ -7,6 +7,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "runtime/fixalloc.h"
 #include "runtime/mgcsweep.h"
 #include "runtime/throw.h"
 
@@ -31,6 +32,11 @@ struct FinState {
   Sched* fingSched = nullptr;       // finqLock
   bool fingParked = false;          // finqLock: fing is (about to be) Waiting
   std::atomic<std::uint64_t> queued{0}, run{0};
+
+  // Special records come from a FixAlloc (Go's specialfinalizeralloc): off the C++ heap,
+  // like the spans that point at them. A leaf lock.
+  std::mutex allocLock;
+  FixAlloc<SpecialFinalizer> alloc;  // allocLock
 };
 
 FinState& fin() {
@@ -76,6 +82,21 @@ MSpan* swept(MHeap& h, void* obj, ObjectRef* ref) {
 
 }  // namespace
 
+namespace {
+
+SpecialFinalizer* newSpecialFinalizer() {
+  std::lock_guard<std::mutex> lk(fin().allocLock);
+  return fin().alloc.alloc();
+}
+
+void freeSpecialFinalizer(SpecialFinalizer* sf) {
+  *sf = SpecialFinalizer{};
+  std::lock_guard<std::mutex> lk(fin().allocLock);
+  fin().alloc.free(sf);
+}
+
+}  // namespace
+
 bool addFinalizer(MHeap& h, void* obj, FinalizerFn fn, void* arg) {
   ObjectRef ref;
   if (!objectStart(h, obj, &ref)) return false;
@@ -91,7 +112,7 @@ bool addFinalizer(MHeap& h, void* obj, FinalizerFn fn, void* arg) {
     if (!present) return true;  // no finalizer: nothing to remove
     Special* sp = *link;
     *link = sp->next;
-    delete static_cast<SpecialFinalizer*>(sp);
+    freeSpecialFinalizer(static_cast<SpecialFinalizer*>(sp));
     f.nset.fetch_sub(1, std::memory_order_relaxed);
     if (!hasFinalizerSpecial(s) && f.spans.erase(s) == 1) {
       f.nspans.fetch_sub(1, std::memory_order_relaxed);
@@ -104,7 +125,7 @@ bool addFinalizer(MHeap& h, void* obj, FinalizerFn fn, void* arg) {
     std::atomic_ref<void*>(sf->arg).store(arg, std::memory_order_relaxed);
     return true;
   }
-  auto* sf = new SpecialFinalizer;
+  auto* sf = newSpecialFinalizer();
   sf->offset = offset;
   sf->kind = kSpecialFinalizer;
   sf->fn = fn;
@@ -159,7 +180,7 @@ void sweepSpecials(MHeap& h, MSpan* s) {
       dead.push_back(FinalizerEntry{reinterpret_cast<void*>(s->base() + sp->offset), sf->fn,
                                     sf->arg});
       *link = sp->next;
-      delete sf;
+      freeSpecialFinalizer(sf);
     }
     f.nset.fetch_sub(dead.size(), std::memory_order_relaxed);
     if (!left) {

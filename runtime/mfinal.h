@@ -55,6 +55,7 @@ using FinalizerFn = void (*)(void* obj, void* arg);
 inline constexpr std::uint8_t kSpecialFinalizer = 1;
 
 struct SpecialFinalizer : Special {
+  SpecialFinalizer* fixNext = nullptr;  // FixAlloc link while free
   FinalizerFn fn = nullptr;
   void* arg = nullptr;
 };
