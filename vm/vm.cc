@@ -32,8 +32,8 @@ bool nativeHost(VM& vm, std::uint32_t index, int argc, Value* args, Value* resul
 }  // namespace
 
 VM::VM(VMOptions options)
-    : options_(std::move(options)), sched_(std::make_unique<runtime::Sched>(options_.procs)) {
-  runtime::gcAttach(sched_.get());
+    : options_(std::move(options)), sched_(new runtime::Sched(options_.procs)) {
+  runtime::gcAttach(sched_);
   // Collector settings are process-wide (one heap): the last VM created sets them.
   runtime::setGCPercent(options_.gcPercent);
   if (options_.gctrace) runtime::setGCTrace(true);
@@ -61,10 +61,12 @@ VM::~VM() {
   // Detach first: no cycle may start while the world goes away. Then stop every M (fibers
   // still running or parked are abandoned: their bodies are freed) before anything they
   // could touch is destroyed.
-  runtime::gcDetach(sched_.get());
+  runtime::gcDetach(sched_);
   runtime::unregisterRoots(rootsId_);
   runtime::unregisterWeak(weakId_);
-  sched_.reset();
+  // Not unique_ptr::reset: that nulls the pointer before ~Sched has joined the Ms, and an
+  // M finishing a failed fiber (fiberFailed) may still read sched_.
+  delete sched_;
   freeChannels();
 }
 

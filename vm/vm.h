@@ -273,7 +273,7 @@ class VM {
   std::mutex chansLock_;
   std::unordered_set<ObjChannel*> chans_;  // live channels (their hchans are C++ memory)
   // Last: destroyed first (~VM stops it explicitly before anything else goes).
-  std::unique_ptr<runtime::Sched> sched_;
+  runtime::Sched* const sched_;  // owned; deleted in ~VM (never reassigned: Ms read it)
 };
 
 }  // namespace spindle::vm
