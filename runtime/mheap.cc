@@ -227,36 +227,7 @@ void MHeap::freeSpan(MSpan* s) {
   lock_.unlock();
 }
 
-MSpan* MHeap::spanOf(std::uintptr_t p) const {
-  HeapArena* ha = arenas_.arenaOf(p);
-  if (ha == nullptr) return nullptr;
-  MSpan* s = ha->spans[((p - arenas_.base()) >> kPageShift) & (kPagesPerArena - 1)].load(
-      std::memory_order_acquire);
-  if (s == nullptr) return nullptr;
-  const std::uint64_t v1 = s->stateWord.load(std::memory_order_acquire);
-  if ((v1 & 0xff) == static_cast<std::uint8_t>(SpanState::Dead)) return nullptr;
-  // Acquire loads: the re-check below cannot be satisfied by a state older than these.
-  const std::uintptr_t lo = s->startAddr.load(std::memory_order_acquire);
-  const std::uintptr_t hi = s->limit.load(std::memory_order_acquire);
-  if (p < lo || p >= hi) return nullptr;
-  // The MSpan may have been freed and reused while we looked: the publication count in
-  // the state word changes on every publish, so an unchanged word means a stable span.
-  if (s->stateWord.load(std::memory_order_acquire) != v1) return nullptr;
-  return s;
-}
 
-bool MHeap::findObject(const void* ptr, ObjectRef* out) const {
-  const std::uintptr_t p = reinterpret_cast<std::uintptr_t>(ptr);
-  MSpan* s = spanOf(p);
-  if (s == nullptr || s->state() != SpanState::InUse) return false;
-  const std::uint32_t idx = s->objIndex(p);
-  SPINDLE_DCHECK(idx < s->nelems, "findObject: index {} >= nelems {} in span {:#x}", idx,
-                 s->nelems, s->base());
-  out->span = s;
-  out->index = idx;
-  out->base = s->base() + std::uintptr_t{idx} * s->elemsize;
-  return true;
-}
 
 std::size_t MHeap::freePages() {
   std::lock_guard<std::mutex> g(lock_);
