@@ -25,7 +25,6 @@
 #include <vector>
 
 #include "runtime/gc.h"
-#include "runtime/proc.h"
 
 namespace gcbench {
 
@@ -73,7 +72,7 @@ int inChild(Fn fn) {
 // --- Spindle ---------------------------------------------------------------------------
 class SpindleRecorder {
  public:
-  explicit SpindleRecorder(spindle::runtime::Sched*) {
+  SpindleRecorder() {
     const spindle::runtime::GCStats st = spindle::runtime::gcStats();
     baseCycles_ = st.cycles;
     seen_ = st.numPauses;

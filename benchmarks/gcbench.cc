@@ -235,7 +235,7 @@ int runSpindle() {
   rt::gcAttach(&sched);
   int rc = 0;
   {
-    gcbench::SpindleRecorder rec(&sched);
+    gcbench::SpindleRecorder rec;
     GCBenchBody body(&rec);
     const auto start = Clock::now();
     sched.runMain(&body);

@@ -117,7 +117,7 @@ int spindlePauses(std::size_t liveMiB) {
   rt::gcAttach(&sched);
   int rc = 0;
   {
-    gcbench::SpindleRecorder rec(&sched);
+    gcbench::SpindleRecorder rec;
     PauseBody body(&rec, (liveMiB << 20) / (treeNodes(kLiveTreeDepth) * kNodeBytes),
                    (liveMiB << 20) / (treeNodes(kGarbageTreeDepth) * kNodeBytes));
     const auto start = Clock::now();

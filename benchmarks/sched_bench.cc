@@ -17,26 +17,13 @@
 
 #include "runtime/chan.h"
 #include "runtime/proc.h"
+#include "runtime/testing/fnbody.h"
 #include "runtime/waitgroup.h"
 
 using namespace spindle::runtime;
+using spindle::runtime::testing::fn;
 
 namespace {
-
-template <typename F>
-class Body final : public GBody {
- public:
-  explicit Body(F f) : f_(std::move(f)) {}
-  Step run(G* g, std::uint32_t) override { return f_(g); }
-  void exited(G*) override { delete this; }
-
- private:
-  F f_;
-};
-template <typename F>
-GBody* body(F f) {
-  return new Body<F>(std::move(f));
-}
 
 Sched& sched() {
   static Sched* s = new Sched(0);  // one per process, never destroyed (benchmark exits)
@@ -45,7 +32,7 @@ Sched& sched() {
 
 // Receive loop of one G: recv(in) then send(out, x) until x == 0.
 GBody* echo(hchan* in, hchan* out, WaitGroup* wg) {
-  return body([pc = 0, x = std::uint64_t{0}, in, out, wg](G* g) mutable -> Step {
+  return fn([pc = 0, x = std::uint64_t{0}, in, out, wg](G* g) mutable -> Step {
     for (;;) {
       bool ok;
       if (pc == 0) {
@@ -76,7 +63,7 @@ void BM_PingPong(benchmark::State& state) {
     WaitGroup wg;
     wg.add(1);
     s.newproc(echo(ping, pong, &wg));
-    s.runMain(body([pc = 0, i = std::int64_t{0}, ping, pong, &wg](G* g) mutable -> Step {
+    s.runMain(fn([pc = 0, i = std::int64_t{0}, ping, pong, &wg](G* g) mutable -> Step {
       std::uint64_t y;
       bool ok;
       for (;;) {
@@ -128,7 +115,7 @@ void BM_SpawnJoin(benchmark::State& state) {
   while (state.KeepRunningBatch(kBatch)) {
     WaitGroup wg;
     for (auto& c : children) c.wg = &wg;
-    s.runMain(body([pc = 0, &s, &wg, &children](G* g) mutable -> Step {
+    s.runMain(fn([pc = 0, &s, &wg, &children](G* g) mutable -> Step {
       if (pc++ == 0) {
         wg.add(kBatch);
         for (auto& c : children) s.newproc(&c);
@@ -147,7 +134,7 @@ void BM_Buffered(benchmark::State& state) {
     hchan* c = makechan(128);
     WaitGroup wg;
     wg.add(1);
-    s.newproc(body([pc = 0, i = std::int64_t{0}, c, &wg](G* g) mutable -> Step {
+    s.newproc(fn([pc = 0, i = std::int64_t{0}, c, &wg](G* g) mutable -> Step {
       for (;;) {
         pc = 0;
         if (i == kBatch) {
@@ -161,7 +148,7 @@ void BM_Buffered(benchmark::State& state) {
       }
     }));
     std::uint64_t sum = 0;
-    s.runMain(body([pc = 0, c, &sum, &wg](G* g) mutable -> Step {
+    s.runMain(fn([pc = 0, c, &sum, &wg](G* g) mutable -> Step {
       std::uint64_t x;
       bool ok;
       for (;;) {
@@ -204,7 +191,7 @@ void BM_STWPause(benchmark::State& state) {
   std::vector<std::atomic<std::uint64_t>> progress(static_cast<std::size_t>(n));
   wg.add(n);
   for (int i = 0; i < n; i++) {
-    s.newproc(body([&stop, &wg, &mine = progress[static_cast<std::size_t>(i)]](G* g) -> Step {
+    s.newproc(fn([&stop, &wg, &mine = progress[static_cast<std::size_t>(i)]](G* g) -> Step {
       for (std::uint64_t k = 1;; k++) {
         if (stop.load(std::memory_order_relaxed)) {
           wg.done();
@@ -232,7 +219,7 @@ void BM_STWPause(benchmark::State& state) {
   std::vector<std::int64_t> stops, pauses;  // per STW (ns)
   while (state.KeepRunningBatch(kBatch)) {
     std::int64_t total = 0;
-    s.runMain(body([&s, &stops, &pauses, &total, &worldRuns](G*) -> Step {
+    s.runMain(fn([&s, &stops, &pauses, &total, &worldRuns](G*) -> Step {
       for (int i = 0; i < kBatch; i++) {
         worldRuns();
         std::int64_t t0 = nanotime();
@@ -247,7 +234,7 @@ void BM_STWPause(benchmark::State& state) {
     state.SetIterationTime(static_cast<double>(total) / 1e9);
   }
   stop.store(true);
-  s.runMain(body([pc = 0, &wg](G* g) mutable -> Step {
+  s.runMain(fn([pc = 0, &wg](G* g) mutable -> Step {
     if (pc++ == 0 && !wg.wait(g)) return wg.parkStep();
     return Step::exit();
   }));
@@ -301,7 +288,7 @@ void BM_ParkedMillion(benchmark::State& state) {
     hchan* c = makechan(0);
     WaitGroup wg;
     std::atomic<int> parked{0};
-    s.runMain(body([pc = 0, &s, c, &wg, &parked, &during](G* g) mutable -> Step {
+    s.runMain(fn([pc = 0, &s, c, &wg, &parked, &during](G* g) mutable -> Step {
       switch (pc) {
         case 0:
           wg.add(kN);

@@ -22,6 +22,22 @@
 using namespace spindle::runtime;
 using spindle::runtime::testing::fn;
 
+namespace {
+// Runs a main G that receives one value from c into *got.
+RunStatus runMainRecvOne(Sched& s, hchan* c, std::uint64_t* got) {
+  return s.runMain(fn([pc = 0, c, got](G* g) mutable -> Step {
+    bool ok;
+    if (pc == 0) {
+      pc = 1;
+      if (chanrecv(c, g, got, &ok) == ChanResult::Park) return chanRecvParkStep(c);
+      return Step::exit();
+    }
+    chanrecvResume(g, got, &ok);
+    return Step::exit();
+  }));
+}
+}  // namespace
+
 TEST_CASE("100k Gs spawned and joined") {
   Sched s(2);
   constexpr int kN = 100000;
@@ -248,16 +264,7 @@ TEST_CASE("no deadlock while a timer is pending") {
     return Step::exit();
   }));
   std::uint64_t got = 0;
-  RunStatus st = s.runMain(fn([pc = 0, c, &got](G* g) mutable -> Step {
-    bool ok;
-    if (pc == 0) {
-      pc = 1;
-      if (chanrecv(c, g, &got, &ok) == ChanResult::Park) return chanRecvParkStep(c);
-      return Step::exit();
-    }
-    chanrecvResume(g, &got, &ok);
-    return Step::exit();
-  }));
+  RunStatus st = runMainRecvOne(s, c, &got);
   CHECK(st == RunStatus::Ok);
   CHECK(got == 5);
   freechan(c);
@@ -288,16 +295,7 @@ TEST_CASE("no deadlock while a foreign call is pending; its P is retaken meanwhi
     return Step::exit();
   }));
   std::uint64_t got = 0;
-  RunStatus st = s.runMain(fn([pc = 0, c, &got](G* g) mutable -> Step {
-    bool ok;
-    if (pc == 0) {
-      pc = 1;
-      if (chanrecv(c, g, &got, &ok) == ChanResult::Park) return chanRecvParkStep(c);
-      return Step::exit();
-    }
-    chanrecvResume(g, &got, &ok);
-    return Step::exit();
-  }));
+  RunStatus st = runMainRecvOne(s, c, &got);
   CHECK(st == RunStatus::Ok);
   CHECK(otherRan.load());
   CHECK(got == 9);

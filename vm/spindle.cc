@@ -149,6 +149,13 @@ Error runtimeError(const vm::VM& v) {
   return Error{Error::Kind::Runtime, v.lastError().message, v.lastError().trace};
 }
 
+// A compile error as a Result: the diagnostics, one per line, without a trailing newline.
+Result compileFailure(const lang::CompileResult& compiled) {
+  std::string msg = lang::formatDiagnostics(compiled.diagnostics);
+  if (!msg.empty() && msg.back() == '\n') msg.pop_back();
+  return Result::failure(Error{Error::Kind::Compile, std::move(msg), {}});
+}
+
 }  // namespace
 
 Vm::Vm(Options options)
@@ -191,11 +198,7 @@ vm::Value Vm::toInternalValue(const Value& x) {
 // closure is held through a handle (a root).
 Result Vm::run(std::string_view source) {
   lang::CompileResult compiled = vm_->compile(source);
-  if (!compiled.ok()) {
-    std::string msg = lang::formatDiagnostics(compiled.diagnostics);
-    if (!msg.empty() && msg.back() == '\n') msg.pop_back();
-    return Result::failure(Error{Error::Kind::Compile, std::move(msg), {}});
-  }
+  if (!compiled.ok()) return compileFailure(compiled);
   std::uint32_t handle = 0;
   vm_->withP([&] { handle = vm_->newHandle(vm::Value::object(vm_->load(compiled.script))); });
   vm::Value result;
@@ -276,11 +279,7 @@ Value Vm::list(std::span<const Value> items) {
 
 Result Vm::disassemble(std::string_view source) {
   lang::CompileResult compiled = vm_->compile(source);
-  if (!compiled.ok()) {
-    std::string msg = lang::formatDiagnostics(compiled.diagnostics);
-    if (!msg.empty() && msg.back() == '\n') msg.pop_back();
-    return Result::failure(Error{Error::Kind::Compile, std::move(msg), {}});
-  }
+  if (!compiled.ok()) return compileFailure(compiled);
   return Result::success(
       Value::string(lang::disassemble(*compiled.script, &vm_->globalNames())));
 }
