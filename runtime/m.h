@@ -129,6 +129,17 @@ struct M {
   Note park;
   std::thread thread;  // worker Ms only
 
+  // Seeds rand() from the M's id with splitmix64. The state must never be zero: xorshift
+  // maps zero to zero, and an M stuck there would make every select pick its first ready
+  // case and every steal start at P 0.
+  void seedRand(std::int64_t mid) {
+    std::uint64_t z = static_cast<std::uint64_t>(mid) + 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    fastrand = z != 0 ? z : 0x9e3779b97f4a7c15ull;
+  }
+
   std::uint32_t rand() {
     // xorshift64*: per-M, no synchronisation.
     fastrand ^= fastrand >> 12;

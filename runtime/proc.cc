@@ -389,7 +389,7 @@ M* Sched::startmLocked(P* p, bool spinning, bool deferWake) {
   nm = new M();
   nm->sched = this;
   nm->id = mnext_++;
-  nm->fastrand ^= static_cast<std::uint64_t>(nm->id) * 0x9E3779B97F4A7C15ull;
+  nm->seedRand(nm->id);
   nm->nextp = p;
   p->handoff.store(nm, std::memory_order_release);
   nm->spinning = spinning;
@@ -719,6 +719,7 @@ RunStatus Sched::runMain(GBody* body) {
   {
     std::lock_guard<std::mutex> lk(lock_);
     m.id = mnext_++;
+    m.seedRand(m.id);
     mcount_++;
     hr.next = hostRuns_;
     hostRuns_ = &hr;

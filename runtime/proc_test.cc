@@ -133,6 +133,52 @@ TEST_CASE("load spreads over Ps (work stealing)") {
   CHECK(ps.size() >= 2);
 }
 
+TEST_CASE("every M's random source moves (select order and steal order depend on it)") {
+  for (std::int64_t id = 0; id < 4096; id++) {
+    M m;
+    m.seedRand(id);
+    std::uint32_t first = m.rand();
+    bool moved = false;
+    for (int i = 0; i < 4 && !moved; i++) moved = m.rand() != first;
+    INFO("M id " << id);
+    REQUIRE(moved);
+  }
+  // And the Ms the scheduler makes are seeded: Gs on every worker and host M see it move.
+  Sched s(4);
+  std::atomic<int> stuck{0};
+  std::mutex mu;
+  std::set<std::int64_t> ms;
+  WaitGroup wg;
+  constexpr int kN = 64;
+  wg.add(kN);
+  auto probe = [&stuck, &mu, &ms](G* g) {
+    std::uint32_t a = g->m->rand(), b = g->m->rand(), c = g->m->rand();
+    if (a == b && b == c) stuck.fetch_add(1);
+    std::lock_guard<std::mutex> lk(mu);
+    ms.insert(g->m->id);
+  };
+  RunStatus st = s.runMain(fn([pc = 0, &s, &wg, probe](G* g) mutable -> Step {
+    if (pc == 0) {
+      probe(g);
+      for (int i = 0; i < kN; i++) {
+        s.newproc(fn([&wg, probe, n = 0](G* g) mutable -> Step {
+          probe(g);
+          if (++n < 50) return Step::yield();
+          wg.done();
+          return Step::exit();
+        }));
+      }
+      pc = 1;
+      if (!wg.wait(g)) return wg.parkStep();
+    }
+    return Step::exit();
+  }));
+  CHECK(st == RunStatus::Ok);
+  INFO("Ms seen: " << ms.size());
+  CHECK(ms.size() >= 2);
+  CHECK(stuck.load() == 0);
+}
+
 TEST_CASE("timers fire in deadline order") {
   Sched s(1);
   // Each G's deadline is set when it first runs (sleep is relative), so under load the
