@@ -113,6 +113,7 @@ const runtime::TypeInfo kTypes[static_cast<int>(ObjKind::kCount)] = {
     {"foreign function", sizeof(ObjForeignFn), traceForeignFn},
     {"channel", sizeof(ObjChannel), traceChannel},
     {"stack", sizeof(ValueArray), nullptr},  // noscan: traceStack reports the live slots
+    {"host data", sizeof(ObjHostData), nullptr},  // noscan: C++ state, no heap pointers
 };
 
 const char* kindName(ObjKind k) { return kTypes[static_cast<int>(k)].name; }

@@ -52,6 +52,7 @@ enum class ObjKind : std::uint8_t {
   ForeignFn,   // FFI: a foreign function
   Channel,
   StackArray,  // internal: a fiber's value stack (noscan: reported by traceStack)
+  HostData,    // embedding: C++ state a host attached to an instance (hostclass.cc)
   kCount,
 };
 
@@ -198,6 +199,19 @@ struct ObjList : Obj {
 // the buffered elements and those carried by blocked senders.
 struct ObjChannel : Obj {
   runtime::hchan* chan;
+};
+
+// C++ state a host attached to an instance (spindle.h Vm::setHostData), held in the
+// instance's hidden host-data field (VM::kHostDataField). Noscan: it holds no heap
+// pointers. `data` is owned: `destroy(data)` runs once, from the object's finalizer
+// after it died, or from ~VM for the objects still alive then (see hostclass.cc).
+// `tag` names the C++ type, so a host can only get its state back as the type it
+// stored. `data` and `vm` are written under hostDataLock() once published.
+struct ObjHostData : Obj {
+  void* data;
+  const void* tag;
+  void (*destroy)(void* data);
+  VM* vm;  // the owning VM; null once ~VM destroyed the state
 };
 
 struct CallFrame {

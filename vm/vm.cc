@@ -50,9 +50,11 @@ VM::VM(VMOptions options)
     recvString_ = intern("recv");
     closeString_ = intern("close");
     capString_ = intern("cap");
+    hostDataKey_ = intern(kHostDataField);
     std::uint32_t clock = globalSlot("clock");
     setGlobal(clock, Value::object(newNative("clock", 0, nativeClock, 0)));
     registerConcurrencyNatives();
+    registerGCStatsNative();  // gcstats.cc
     ffi::install(*this);  // FFI, Bytes, Pinner (vm/ffi.h)
   });
 }
@@ -68,6 +70,7 @@ VM::~VM() {
   // M finishing a failed fiber (fiberFailed) may still read sched_.
   delete sched_;
   freeChannels();
+  freeHostData();
 }
 
 void VM::write(std::string_view text) {
@@ -387,16 +390,17 @@ bool nativeHost(VM& vm, std::uint32_t, int, Value*, Value*);
 }
 
 void VM::defineNative(std::string_view name, int arity, HostNative fn) {
+  withP([&] { setGlobal(globalSlot(name), Value::object(newHostNative(name, arity, std::move(fn)))); });
+}
+
+ObjNative* VM::newHostNative(std::string_view name, int arity, HostNative fn) {
   std::uint32_t index;
   {
     std::lock_guard<std::mutex> lk(nativesLock_);
     hostNatives_.push_back(std::move(fn));
     index = static_cast<std::uint32_t>(hostNatives_.size() - 1);
   }
-  withP([&] {
-    ObjNative* n = newNative(name, arity, nativeHost, index);
-    setGlobal(globalSlot(name), Value::object(n));
-  });
+  return newNative(name, arity, nativeHost, index);
 }
 
 namespace {
@@ -474,8 +478,9 @@ void VM::forEachRoot(RootVisitor visit, void* ctx) {
     std::lock_guard<std::mutex> lk(icLock_);
     for (const auto& ic : icRecords_) visitValue(ic->method, RootKind::Strong);
   }
-  for (ObjString* s : {initString_, pushString_, popString_, lenString_, sendString_,
-                       recvString_, closeString_, capString_}) {
+  for (Obj* s : std::initializer_list<Obj*>{initString_, pushString_, popString_, lenString_,
+                                            sendString_, recvString_, closeString_, capString_,
+                                            hostDataKey_, gcStatsClass_}) {
     if (s == nullptr) continue;
     void* p = s;
     visit(ctx, &p, RootKind::Strong);
@@ -611,6 +616,8 @@ std::vector<std::string> VM::traceOf(ObjFiber* fiber) const {
   for (std::uint32_t i = fiber->frameCount; i-- > 0;) {
     const CallFrame& f = fiber->frames->frames()[i];
     const lang::FunctionProto* proto = f.closure->function->proto;
+    // A host method's closure (hostclass.cc) has no source: like a native, no frame.
+    if (proto->chunk.lines.runs().empty()) continue;
     const int line = proto->chunk.lines.lineAt(f.ip == 0 ? 0 : f.ip - 1);
     if (proto->name.empty()) {
       trace.push_back(fmt::format("[line {}] in script", line));

@@ -164,6 +164,37 @@ class VM {
 
   void write(std::string_view text);
   bool callHostNative(std::uint32_t index, int argc, Value* args, Value* result);
+  // A native that calls the host function `fn` (kept by the VM). Caller holds a P.
+  ObjNative* newHostNative(std::string_view name, int arity, HostNative fn);
+
+  // --- host classes, host data and instance fields (hostclass.cc) ---------------------
+  // The hidden field holding an instance's ObjHostData: no Lox name can spell it, and
+  // getField/setField refuse it.
+  static constexpr std::string_view kHostDataField = "(host data)";
+  struct HostMethod {
+    std::string name;
+    int arity;       // >= 0; the native receives `this` first, so it is called with arity + 1
+    HostNative fn;   // args[0] is `this`
+  };
+  // A class whose methods are host natives. Each method is a small closure whose code
+  // calls its native with `this` and the arguments (an `init` also returns `this`), so
+  // calls, bound methods, inheritance, `super` and arity errors work exactly as for Lox
+  // methods. Caller holds a P.
+  ObjClass* newHostClass(std::string_view name, const std::vector<HostMethod>& methods);
+  // Attaches C++ state to an instance (false, and `destroy(data)` at once, for anything
+  // else). The state is destroyed once: by a finalizer after the instance (precisely its
+  // ObjHostData) died, or by ~VM. Replacing state leaves the old one to the collector.
+  // Caller holds a P.
+  bool setHostData(Value instance, void* data, const void* tag, void (*destroy)(void*));
+  // The state attached with this tag, or null (not an instance, none, another tag).
+  void* hostData(Value instance, const void* tag) const;
+  // Instance fields by name (false: not an instance, no such field, the hidden field).
+  bool getField(Value instance, std::string_view name, Value* out) const;
+  bool setField(Value instance, std::string_view name, Value v);  // caller holds a P
+
+  // --- gcstats() (gcstats.cc) ----------------------------------------------------------
+  // A GCStats instance filled from runtime::gcStats(), the heap and the scheduler.
+  ObjInstance* newGCStats();
 
   // Shared with fiber.cc (the G bodies) and the natives.
   void recordError(ObjFiber* fiber, std::string message);
@@ -212,6 +243,10 @@ class VM {
   void setHostG(runtime::G* g, std::uint32_t gen);
   void registerConcurrencyNatives();
   void freeChannels();
+  void registerGCStatsNative();  // gcstats.cc
+  void freeHostData();           // hostclass.cc: ~VM destroys the state still attached
+  static void finalizeHostData(void* obj, void* arg);
+  ObjFunction* newHostMethodFunction(const HostMethod& m, bool initializer);
   static void scanRoots(void* self, runtime::VisitFn visit, void* ctx);
   static void clearWeak(void* self);
   // Methods.
@@ -219,6 +254,7 @@ class VM {
   void setMethod(ObjClass* klass, ObjString* name, Value method);
   // Instance fields.
   const Shape* addField(ObjInstance* in, ObjString* name, Value v);
+  void storeField(ObjInstance* in, ObjString* key, Value v);  // set or add (hostclass.cc)
   // Fiber stack management.
   void ensureStack(ObjFiber* fiber, std::uint32_t needed);
   bool ensureFrames(ObjFiber* fiber);
@@ -272,6 +308,13 @@ class VM {
   int rootsId_ = -1, weakId_ = -1;
   std::mutex chansLock_;
   std::unordered_set<ObjChannel*> chans_;  // live channels (their hchans are C++ memory)
+  // Host classes (hostclass.cc): the code of their method closures (under nativesLock_),
+  // the live host data (under the process-wide hostDataLock(): a finalizer may run after
+  // this VM is gone), the hidden field's name. gcstats() instances' class.
+  std::vector<std::unique_ptr<lang::FunctionProto>> hostProtos_;
+  std::unordered_set<ObjHostData*> hostData_;
+  ObjString* hostDataKey_ = nullptr;
+  ObjClass* gcStatsClass_ = nullptr;
   // Last: destroyed first (~VM stops it explicitly before anything else goes).
   runtime::Sched* const sched_;  // owned; deleted in ~VM (never reassigned: Ms read it)
 };

@@ -1,0 +1,210 @@
+// hostclass.cc: classes defined by the host (native methods), C++ state attached to
+// instances (host data), and instance fields by name, for the embedding API (spindle.h).
+//
+// Host methods. A host class is an ordinary ObjClass whose methods are closures of tiny
+// functions built here, not by the compiler. The code of a method of arity n is
+//     CONSTANT 0 (the method's ObjNative); GET_LOCAL 0 (this) ... GET_LOCAL n;
+//     CALL n+1; RETURN
+// and an `init` ends with POP; GET_LOCAL 0; RETURN (an initializer returns `this`). So
+// the interpreter needs nothing new: a host method is invoked, bound, inherited, called
+// through `super`, spawned and arity-checked exactly like a Lox method, and the native
+// sees `this` as its first argument. These functions have no source lines; traceOf skips
+// their frames, so an error raised by a host method is traced from its caller, as an
+// error raised by a native function is.
+//
+// Host data. An instance's C++ state lives in an ObjHostData (noscan) held in a hidden
+// field (VM::kHostDataField, which no Lox name can spell), so it is exactly as alive as
+// the instance: handles, globals, stacks and other objects keep it. Each ObjHostData has
+// a finalizer (runtime/gc.h setFinalizer) that runs `destroy(data)` once it died; ~VM
+// destroys the state of those still alive. Both take the process-wide hostDataLock(),
+// because a finalizer can run on another VM's finalizer G after its own VM is gone: then
+// `vm` is null and `data` already destroyed, and the finalizer does nothing. Invariants:
+// `data` is destroyed exactly once; an ObjHostData is in its VM's hostData_ set iff its
+// `vm` is non-null and its data not yet destroyed.
+#include <atomic>
+#include <mutex>
+
+#include "lang/opcodes.h"
+#include "runtime/gc.h"
+#include "runtime/throw.h"
+#include "vm/vm.h"
+
+namespace spindle::vm {
+
+namespace {
+
+std::mutex& hostDataLock() {
+  static auto* lock = new std::mutex;  // never destroyed: finalizers may outlive statics' order
+  return *lock;
+}
+
+// Appends `op index` (WIDE-prefixed when the index needs more than one byte).
+void emitIndexed(std::vector<std::uint8_t>& code, lang::OpCode op, std::uint32_t index) {
+  if (index > 0xff) {
+    code.push_back(static_cast<std::uint8_t>(lang::OpCode::WIDE));
+    code.push_back(static_cast<std::uint8_t>(op));
+    for (int i = 0; i < 4; ++i) code.push_back(static_cast<std::uint8_t>(index >> (8 * i)));
+    return;
+  }
+  code.push_back(static_cast<std::uint8_t>(op));
+  code.push_back(static_cast<std::uint8_t>(index));
+}
+
+}  // namespace
+
+ObjFunction* VM::newHostMethodFunction(const HostMethod& m, bool initializer) {
+  SPINDLE_CHECK(m.arity >= 0, "host method {}: arity {} (must be >= 0)", m.name, m.arity);
+  const auto arity = static_cast<std::uint32_t>(m.arity);
+  auto proto = std::make_unique<lang::FunctionProto>();
+  proto->name = m.name;
+  proto->kind = initializer ? lang::FunctionKind::Initializer : lang::FunctionKind::Method;
+  proto->arity = arity;
+  std::vector<std::uint8_t>& code = proto->chunk.code;
+  emitIndexed(code, lang::OpCode::CONSTANT, 0);
+  for (std::uint32_t i = 0; i <= arity; ++i) emitIndexed(code, lang::OpCode::GET_LOCAL, i);
+  emitIndexed(code, lang::OpCode::CALL, arity + 1);
+  std::uint32_t instructions = arity + 3;
+  if (initializer) {
+    code.push_back(static_cast<std::uint8_t>(lang::OpCode::POP));
+    emitIndexed(code, lang::OpCode::GET_LOCAL, 0);
+    instructions += 2;
+  }
+  code.push_back(static_cast<std::uint8_t>(lang::OpCode::RETURN));
+  // No line table: traceOf skips the frame (see the file comment).
+
+  ObjNative* native = newHostNative(m.name, m.arity + 1, m.fn);
+  ValueArray* constants = newValueArray(1);
+  constants->data()[0] = Value::object(native);  // initialising an unreachable object
+  auto* fn = allocate<ObjFunction>(ObjKind::Function, sizeof(ObjFunction));
+  fn->proto = proto.get();
+  fn->code = proto->chunk.code.data();
+  fn->constants = constants;
+  fn->name = intern(m.name);
+  fn->arity = arity;
+  fn->upvalueCount = 0;
+  fn->icCount = 0;
+  fn->maxStack = instructions + arity + 2;  // as convert(): one slot per instruction
+  std::lock_guard<std::mutex> lk(nativesLock_);
+  hostProtos_.push_back(std::move(proto));
+  return fn;
+}
+
+// Runs inside one G run (withP, or a native): no cycle can start before the class is
+// reachable from the caller's roots, so the objects made here need no other root.
+ObjClass* VM::newHostClass(std::string_view name, const std::vector<HostMethod>& methods) {
+  ObjClass* klass = newClass(intern(name));
+  for (const HostMethod& m : methods) {
+    ObjString* key = intern(m.name);
+    ObjClosure* closure = newClosure(newHostMethodFunction(m, key == initString_));
+    setMethod(klass, key, Value::object(closure));
+  }
+  return klass;
+}
+
+bool VM::setHostData(Value instance, void* data, const void* tag, void (*destroy)(void*)) {
+  if (!isKind(instance, ObjKind::Instance)) {
+    destroy(data);
+    return false;
+  }
+  auto* h = allocate<ObjHostData>(ObjKind::HostData, sizeof(ObjHostData));
+  h->data = data;
+  h->tag = tag;
+  h->destroy = destroy;
+  h->vm = this;
+  {
+    std::lock_guard<std::mutex> lk(hostDataLock());
+    hostData_.insert(h);
+  }
+  const bool ok = runtime::setFinalizer(h, &VM::finalizeHostData, nullptr);
+  SPINDLE_CHECK(ok, "setHostData: ObjHostData {} is not a heap object", static_cast<void*>(h));
+  // Replacing state: the old ObjHostData dies with its last reference and its finalizer
+  // destroys it then, not now (a native on another fiber may still be using it).
+  storeField(as<ObjInstance>(instance), hostDataKey_, Value::object(h));
+  return true;
+}
+
+void VM::finalizeHostData(void* obj, void*) {
+  auto* h = static_cast<ObjHostData*>(obj);
+  void* data = nullptr;
+  void (*destroy)(void*) = nullptr;
+  {
+    std::lock_guard<std::mutex> lk(hostDataLock());
+    data = std::atomic_ref<void*>(h->data).load(std::memory_order_relaxed);
+    destroy = h->destroy;
+    std::atomic_ref<void*>(h->data).store(nullptr, std::memory_order_relaxed);
+    if (h->vm != nullptr) h->vm->hostData_.erase(h);
+    h->vm = nullptr;
+  }
+  if (data != nullptr) destroy(data);  // outside the lock: a destructor may take its own
+}
+
+// ~VM, after the scheduler stopped: no fiber can reach the state any more. The
+// finalizers stay registered; if one runs later (on another VM's finalizer G) it finds
+// `data` null and does nothing.
+void VM::freeHostData() {
+  std::vector<std::pair<void*, void (*)(void*)>> dead;
+  {
+    std::lock_guard<std::mutex> lk(hostDataLock());
+    for (ObjHostData* h : hostData_) {
+      dead.emplace_back(std::atomic_ref<void*>(h->data).load(std::memory_order_relaxed), h->destroy);
+      std::atomic_ref<void*>(h->data).store(nullptr, std::memory_order_relaxed);
+      h->vm = nullptr;
+    }
+    hostData_.clear();
+  }
+  for (auto& [data, destroy] : dead) destroy(data);
+}
+
+void* VM::hostData(Value instance, const void* tag) const {
+  if (!isKind(instance, ObjKind::Instance)) return nullptr;
+  auto* in = as<ObjInstance>(instance);
+  const std::int64_t slot = loadPtr(&in->shape)->find(hostDataKey_);
+  std::uint32_t capacity;
+  Value* fields = in->fields(&capacity);
+  if (slot < 0 || static_cast<std::uint32_t>(slot) >= capacity) return nullptr;
+  const Value v = loadValue(&fields[slot]);
+  if (!isKind(v, ObjKind::HostData)) return nullptr;
+  auto* h = as<ObjHostData>(v);
+  if (h->tag != tag) return nullptr;
+  // Reachable, so no finalizer has run: `data` was set before h was published. Atomic
+  // because the finalizer's store comes from another thread (ordered by the collector's
+  // cycle, which the race detector cannot see).
+  return std::atomic_ref<void*>(h->data).load(std::memory_order_relaxed);
+}
+
+bool VM::getField(Value instance, std::string_view name, Value* out) const {
+  if (!isKind(instance, ObjKind::Instance) || name == kHostDataField) return false;
+  auto* in = as<ObjInstance>(instance);
+  const Shape* shape = loadPtr(&in->shape);
+  std::uint32_t capacity;
+  Value* fields = in->fields(&capacity);
+  for (const Shape* s = shape; s != nullptr && s->key != nullptr; s = s->parent) {
+    if (s->key->view() == name) {
+      const std::uint32_t slot = s->count - 1;
+      *out = slot < capacity ? loadValue(&fields[slot]) : Value::nil();
+      return true;
+    }
+  }
+  return false;
+}
+
+bool VM::setField(Value instance, std::string_view name, Value v) {
+  if (!isKind(instance, ObjKind::Instance) || name == kHostDataField) return false;
+  storeField(as<ObjInstance>(instance), intern(name), v);
+  return true;
+}
+
+// As SET_PROPERTY's slow path: overwrite the field, or add it.
+void VM::storeField(ObjInstance* in, ObjString* key, Value v) {
+  const std::int64_t slot = loadPtr(&in->shape)->find(key);
+  if (slot < 0) {
+    addField(in, key, v);
+    return;
+  }
+  std::uint32_t capacity;
+  Value* fields = in->fields(&capacity);
+  // A racing add may have published the shape before its storage: the store is lost.
+  if (static_cast<std::uint32_t>(slot) < capacity) writeBarrier(in, &fields[slot], v);
+}
+
+}  // namespace spindle::vm
