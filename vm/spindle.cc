@@ -252,18 +252,80 @@ void Vm::setGlobal(std::string_view name, const Value& value) {
   vm_->withP([&] { vm_->setGlobal(vm_->globalSlot(name), toInternalValue(value)); });
 }
 
+// A host function as the VM's HostNative: arguments become host Values (objects held
+// by handles for the call), a failure Result raises a runtime error.
+vm::HostNative Vm::hostNative(Vm& host, Native fn) {
+  return [&host, fn = std::move(fn)](vm::VM& v, int argc, const vm::Value* args, vm::Value* result) {
+    std::vector<Value> hostArgs;
+    hostArgs.reserve(static_cast<std::size_t>(argc));
+    for (int i = 0; i < argc; ++i) hostArgs.push_back(host.fromInternal(args[i]));
+    Result r = fn(host, hostArgs);
+    if (!r.ok()) return v.raise(r.error().message);
+    *result = host.toInternalValue(r.value());
+    return true;
+  };
+}
+
 void Vm::defineNative(std::string_view name, int arity, Native fn) {
-  vm_->defineNative(name, arity,
-                    [this, fn = std::move(fn)](vm::VM& v, int argc, const vm::Value* args,
-                                               vm::Value* result) {
-                      std::vector<Value> hostArgs;
-                      hostArgs.reserve(static_cast<std::size_t>(argc));
-                      for (int i = 0; i < argc; ++i) hostArgs.push_back(fromInternal(args[i]));
-                      Result r = fn(*this, hostArgs);
-                      if (!r.ok()) return v.raise(r.error().message);
-                      *result = toInternalValue(r.value());
-                      return true;
-                    });
+  vm_->defineNative(name, arity, hostNative(*this, std::move(fn)));
+}
+
+// --- native classes, host data, fields ------------------------------------------------------
+
+ClassBuilder& ClassBuilder::method(std::string_view name, int arity, Method fn) {
+  SPINDLE_CHECK(arity >= 0, "spindle::ClassBuilder::method {}.{}: arity {} (must be >= 0)", name_,
+                name, arity);
+  methods_.push_back(Def{std::string(name), arity, std::move(fn)});
+  return *this;
+}
+
+Value ClassBuilder::define() {
+  std::vector<vm::VM::HostMethod> methods;
+  for (Def& d : methods_) {
+    // The VM passes `this` as the first argument.
+    Native native = [fn = std::move(d.fn)](Vm& host, Args args) {
+      return fn(host, args[0], args.subspan(1));
+    };
+    methods.push_back({d.name, d.arity, Vm::hostNative(*vm_, std::move(native))});
+  }
+  methods_.clear();
+  Value out;
+  vm::VM& v = *vm_->vm_;
+  v.withP([&] {
+    vm::ObjClass* klass = v.newHostClass(name_, methods);
+    v.setGlobal(v.globalSlot(name_), vm::Value::object(klass));
+    out = vm_->fromInternal(vm::Value::object(klass));
+  });
+  return out;
+}
+
+bool Vm::setHostDataRaw(const Value& instance, void* data, const void* tag, void (*destroy)(void*)) {
+  if (!instance.isObject()) {
+    destroy(data);
+    return false;
+  }
+  bool ok = false;
+  vm_->withP([&] { ok = vm_->setHostData(toInternalValue(instance), data, tag, destroy); });
+  return ok;
+}
+
+void* Vm::hostDataRaw(const Value& instance, const void* tag) {
+  if (!instance.isObject()) return nullptr;
+  return vm_->hostData(toInternalValue(instance), tag);
+}
+
+std::optional<Value> Vm::field(const Value& instance, std::string_view name) {
+  if (!instance.isObject()) return std::nullopt;
+  vm::Value v;
+  if (!vm_->getField(toInternalValue(instance), name, &v)) return std::nullopt;
+  return fromInternal(v);
+}
+
+bool Vm::setField(const Value& instance, std::string_view name, const Value& value) {
+  if (!instance.isObject()) return false;
+  bool ok = false;
+  vm_->withP([&] { ok = vm_->setField(toInternalValue(instance), name, toInternalValue(value)); });
+  return ok;
 }
 
 Value Vm::list(std::span<const Value> items) {

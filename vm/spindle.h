@@ -20,6 +20,26 @@
 //   - One thread drives a Vm at a time; each entry point binds the Vm's P (heap
 //     allocation context) to the calling thread for its duration. Natives may call back
 //     into the Vm (run, call, global).
+//   - Native classes (defineClass): a class whose methods are C++ functions receiving
+//     `this` and the arguments as Values. Scripts instantiate it, call its methods,
+//     subclass it and use `super` as with any Lox class. C++ state is attached to an
+//     instance with setHostData<T>(instance, unique_ptr<T>) and read back, typed, with
+//     hostData<T>(instance); the collector destroys it (a finalizer) once the instance
+//     died, and ~Vm destroys what is still alive:
+//
+//   struct Counter { double n; };
+//   vm.defineClass("Counter")
+//       .init(1, [](spindle::Vm& vm, const spindle::Value& self, spindle::Args args) {
+//         vm.setHostData(self, std::make_unique<Counter>(Counter{args[0].asNumber()}));
+//         return spindle::Result::success({});
+//       })
+//       .method<Counter>("add", 1, [](spindle::Vm&, const spindle::Value&, Counter& c,
+//                                     spindle::Args args) {
+//         c.n += args[0].asNumber();
+//         return spindle::Result::success(spindle::Value::number(c.n));
+//       })
+//       .define();
+//   vm.run("var c = Counter(1); print c.add(2);");  // 3
 #pragma once
 
 #include <cstdint>
@@ -129,7 +149,54 @@ class Result {
   Error error_;
 };
 
+using Args = std::span<const Value>;
 using Native = std::function<Result(Vm& vm, std::span<const Value> args)>;
+// A native method: `self` is the instance the method was called on (`this`: an
+// instance of the class or of a subclass), `args` the call's arguments.
+using Method = std::function<Result(Vm& vm, const Value& self, Args args)>;
+
+// Builds a native class (Vm::defineClass). Methods have a fixed arity >= 0 (a call
+// with another count is the runtime error "Expected N arguments but got M."); a
+// failure Result is a runtime error traced from the calling line, as for natives.
+class ClassBuilder {
+ public:
+  // The initializer: `Name(args)` makes an instance and calls it; its result is ignored
+  // (the call returns the instance). Subclasses inherit it and reach it with super.init.
+  ClassBuilder& init(int arity, Method fn) { return method("init", arity, std::move(fn)); }
+  ClassBuilder& method(std::string_view name, int arity, Method fn);
+  // A method on the instance's host state of type T (setHostData<T>):
+  //   fn(Vm&, const Value& self, T& state, Args) -> Result.
+  // Called on an instance without such state (a subclass whose init did not call
+  // super.init) it is the runtime error "Name.method() needs an instance whose init
+  // ran."
+  template <typename T, typename F>
+  ClassBuilder& method(std::string_view name, int arity, F fn);
+  // Defines the class as the global `name` and returns it (a class Value). Defining
+  // it again replaces the global; instances of the old class keep their methods.
+  Value define();
+
+ private:
+  friend class Vm;
+  ClassBuilder(Vm& vm, std::string_view name) : vm_(&vm), name_(name) {}
+  struct Def {
+    std::string name;
+    int arity;
+    Method fn;
+  };
+  Vm* vm_;
+  std::string name_;
+  std::vector<Def> methods_;
+};
+
+namespace detail {
+// One address per C++ type (a function-local static of an inline function is unique
+// in the program): the type check of host data, without RTTI.
+template <typename T>
+const void* hostTypeTag() {
+  static const char tag = 0;
+  return &tag;
+}
+}  // namespace detail
 
 struct Stats {
   std::uint64_t objects = 0;        // objects allocated by the VM
@@ -165,6 +232,32 @@ class Vm {
   void setGlobal(std::string_view name, const Value& value);
   // Defines a global native function; arity -1 accepts any number of arguments.
   void defineNative(std::string_view name, int arity, Native fn);
+  // Starts a native class: vm.defineClass("Name").init(...).method(...).define().
+  ClassBuilder defineClass(std::string_view name) { return ClassBuilder(*this, name); }
+
+  // Host state of an instance (any instance: of a native class or not). One per
+  // instance and typed: hostData<T> returns it only as the T it was stored as (null for
+  // another type, no state, or a Value that is not an instance). The state lives as long
+  // as the instance: it is destroyed (~T) by a finalizer on a collector thread once
+  // the instance is unreachable, or by ~Vm; so ~T must not call into the Vm and must
+  // be safe to run on another thread. Setting state again replaces it (the old state is
+  // destroyed when the collector finds it unreachable, not at once). Native methods run
+  // on any of the Vm's threads, in parallel when fibers do: share T accordingly.
+  // setHostData returns false (destroying `state`) when `instance` is not an instance.
+  template <typename T>
+  bool setHostData(const Value& instance, std::unique_ptr<T> state) {
+    return setHostDataRaw(instance, state.release(), detail::hostTypeTag<T>(),
+                          [](void* p) { delete static_cast<T*>(p); });
+  }
+  // The pointer stays valid while the instance is alive and its state not replaced.
+  template <typename T>
+  T* hostData(const Value& instance) {
+    return static_cast<T*>(hostDataRaw(instance, detail::hostTypeTag<T>()));
+  }
+  // An instance's field (nullopt: no such field, or not an instance).
+  std::optional<Value> field(const Value& instance, std::string_view name);
+  // Sets (or adds) a field; false when `instance` is not an instance.
+  bool setField(const Value& instance, std::string_view name, const Value& value);
   // A new list holding `items`.
   Value list(std::span<const Value> items);
 
@@ -188,9 +281,25 @@ class Vm {
   friend class Pinner;
   Value fromInternal(vm::Value x);
   vm::Value toInternalValue(const Value& x);
+  // fn as the internal VM's host native (vm::HostNative).
+  static std::function<bool(vm::VM&, int, const vm::Value*, vm::Value*)> hostNative(Vm& host, Native fn);
+  bool setHostDataRaw(const Value& instance, void* data, const void* tag, void (*destroy)(void*));
+  void* hostDataRaw(const Value& instance, const void* tag);
+  friend class ClassBuilder;
   Options options_;
   std::unique_ptr<vm::VM> vm_;
 };
+
+template <typename T, typename F>
+ClassBuilder& ClassBuilder::method(std::string_view name, int arity, F fn) {
+  std::string uninitialised = name_ + "." + std::string(name) + "() needs an instance whose init ran.";
+  return method(name, arity,
+                [fn = std::move(fn), uninitialised](Vm& vm, const Value& self, Args args) -> Result {
+                  T* state = vm.hostData<T>(self);
+                  if (state == nullptr) return Result::failure(uninitialised);
+                  return fn(vm, self, *state, args);
+                });
+}
 
 // Pins objects for foreign code (runtime::Pinner, Go's runtime.Pinner): a pinned object
 // stays alive and at its address until unpin(), even with no other reference, so its

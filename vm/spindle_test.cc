@@ -7,6 +7,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <thread>
 
 #include <string>
 #include <vector>
@@ -350,6 +354,241 @@ TEST_CASE("the VM's registered roots cover globals and handles; interned strings
   for (void* p : weak) keptIsWeak |= static_cast<ObjString*>(p)->view() == "kept";
   CHECK(keptIsWeak);
   CHECK(held.typeName() == "list");
+}
+
+
+// --- native classes and host data --------------------------------------------------------
+
+struct Acc {
+  double n;
+};
+
+// A native class with typed host state, an untyped method returning `this`, a method
+// that fails, and one storing a script-visible field through the Value API.
+void defineAcc(spindle::Vm& vm) {
+  vm.defineClass("Acc")
+      .init(1, [](spindle::Vm& v, const spindle::Value& self, spindle::Args args) {
+        if (!args[0].isNumber()) return spindle::Result::failure("Acc(start) needs a number.");
+        CHECK(v.setHostData(self, std::make_unique<Acc>(Acc{args[0].asNumber()})));
+        CHECK(v.setField(self, "label", spindle::Value::string("acc")));
+        return spindle::Result::success(spindle::Value::number(99));  // ignored: init returns this
+      })
+      .method<Acc>("add", 1,
+                   [](spindle::Vm&, const spindle::Value&, Acc& a, spindle::Args args) {
+                     if (!args[0].isNumber()) return spindle::Result::failure("add() needs a number.");
+                     a.n += args[0].asNumber();
+                     return spindle::Result::success(spindle::Value::number(a.n));
+                   })
+      .method("self", 0,
+              [](spindle::Vm&, const spindle::Value& self, spindle::Args) {
+                return spindle::Result::success(self);
+              })
+      .method("label2", 0,
+              [](spindle::Vm& v, const spindle::Value& self, spindle::Args) {
+                std::optional<spindle::Value> l = v.field(self, "label");
+                if (!l) return spindle::Result::failure("no label");
+                return spindle::Result::success(spindle::Value::string(l->asString() + "2"));
+              })
+      .define();
+}
+
+TEST_CASE("native classes: init, methods, this, bound methods, subclasses and super") {
+  std::string out;
+  spindle::Vm vm(capture(out));
+  defineAcc(vm);
+  REQUIRE(vm.run("var a = Acc(5);\n"
+                 "print a; print Acc;\n"
+                 "print a.add(2); print a.add(3);\n"
+                 "print a.self() == a; print a.label; print a.label2();\n"
+                 "var m = a.add; print m; print m(10);\n"
+                 "class Sub < Acc {\n"
+                 "  init(n) { super.init(n * 10); this.extra = 1; }\n"
+                 "  add(x) { return super.add(x + this.extra); }\n"
+                 "}\n"
+                 "var s = Sub(1);\n"
+                 "print s; print s.add(1); print s.self() == s; print s.label;\n"
+                 "class Plain < Acc {}\n"
+                 "print Plain(7).add(1);\n")
+              .ok());
+  CHECK(out ==
+        "Acc instance\nAcc\n7\n10\ntrue\nacc\nacc2\n<fn add>\n20\n"
+        "Sub instance\n12\ntrue\nacc\n8\n");
+
+  // The state is typed: an Acc, not anything else.
+  spindle::Value a = *vm.global("a");
+  REQUIRE(vm.hostData<Acc>(a) != nullptr);
+  CHECK(vm.hostData<Acc>(a)->n == 20);
+  CHECK(vm.hostData<int>(a) == nullptr);
+  CHECK(vm.hostData<Acc>(spindle::Value::number(1)) == nullptr);
+  CHECK(vm.hostData<Acc>(*vm.global("Acc")) == nullptr);  // a class, not an instance
+  // The hidden field is not a field.
+  CHECK_FALSE(vm.field(a, "(host data)").has_value());
+  CHECK_FALSE(vm.setField(a, "(host data)", spindle::Value::nil()));
+  CHECK(vm.field(a, "label")->asString() == "acc");
+  CHECK_FALSE(vm.field(a, "nope").has_value());
+  CHECK_FALSE(vm.setField(spindle::Value::number(1), "x", spindle::Value::nil()));
+  // A C++ call of a native method through a bound method.
+  spindle::Result bound = vm.run("var bm = a.add;");
+  REQUIRE(bound.ok());
+  spindle::Result r = vm.call(*vm.global("bm"), {spindle::Value::number(1)});
+  REQUIRE(r.ok());
+  CHECK(r.value().asNumber() == 21);
+}
+
+TEST_CASE("native methods: errors are runtime errors traced from the caller") {
+  std::string out;
+  spindle::Vm vm(capture(out));
+  defineAcc(vm);
+  spindle::Result e = vm.run("var a = Acc(1);\nfun f() {\n  return a.add(\"x\");\n}\nf();");
+  REQUIRE_FALSE(e.ok());
+  CHECK(e.error().message == "add() needs a number.");
+  CHECK(e.error().trace == std::vector<std::string>{"[line 3] in f()", "[line 5] in script"});
+
+  spindle::Result arity = vm.run("a.add();");
+  REQUIRE_FALSE(arity.ok());
+  CHECK(arity.error().message == "Expected 1 arguments but got 0.");
+  CHECK(arity.error().trace == std::vector<std::string>{"[line 1] in script"});
+
+  spindle::Result init = vm.run("Acc(\"no\");");
+  REQUIRE_FALSE(init.ok());
+  CHECK(init.error().message == "Acc(start) needs a number.");
+
+  // A subclass whose init does not call super.init has no host state.
+  spindle::Result noState = vm.run("class Bad < Acc { init() {} }\nBad().add(1);");
+  REQUIRE_FALSE(noState.ok());
+  CHECK(noState.error().message == "Acc.add() needs an instance whose init ran.");
+  CHECK(noState.error().trace == std::vector<std::string>{"[line 2] in script"});
+
+  spindle::Result undefined = vm.run("a.nope();");
+  REQUIRE_FALSE(undefined.ok());
+  CHECK(undefined.error().message == "Undefined property 'nope'.");
+  REQUIRE(vm.run("print a.add(1);").ok());  // still usable
+  CHECK(out == "2\n");
+}
+
+// Counts destructions of the host state.
+struct Tracked {
+  std::atomic<int>* destroyed;
+  int id;
+  ~Tracked() { destroyed->fetch_add(1); }
+};
+
+void defineRes(spindle::Vm& vm) {
+  vm.defineClass("Res")
+      .init(1, [](spindle::Vm& v, const spindle::Value& self, spindle::Args args) {
+        auto* counter = reinterpret_cast<std::atomic<int>*>(static_cast<std::uintptr_t>(args[0].asNumber()));
+        v.setHostData(self, std::unique_ptr<Tracked>(new Tracked{counter, 7}));
+        return spindle::Result::success({});
+      })
+      .method<Tracked>("id", 0, [](spindle::Vm&, const spindle::Value&, Tracked& t, spindle::Args) {
+        return spindle::Result::success(spindle::Value::number(t.id));
+      })
+      .define();
+}
+
+// Collects until `destroyed` reaches `want` (finalizers run on the finalizer G after the
+// cycle), giving up after a generous deadline.
+bool collectUntil(spindle::Vm& vm, const std::atomic<int>& destroyed, int want) {
+  for (int i = 0; i < 2000 && destroyed.load() < want; ++i) {
+    REQUIRE(vm.run("gc();").ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return destroyed.load() == want;
+}
+
+TEST_CASE("host state lives as long as its instance; the collector and ~Vm destroy it") {
+  std::atomic<int> destroyed{0};
+  const std::string counter = std::to_string(reinterpret_cast<std::uintptr_t>(&destroyed));
+  {
+    spindle::Vm vm;
+    defineRes(vm);
+    spindle::Value kept;  // a handle: the instance and its state stay alive
+    {
+      spindle::Result made = vm.call(*vm.global("Res"), {spindle::Value::number(static_cast<double>(
+                                                             reinterpret_cast<std::uintptr_t>(&destroyed)))});
+      REQUIRE(made.ok());
+      kept = made.value();
+    }
+    REQUIRE(vm.run("var global = Res(" + counter + ");\n"
+                   "for (var i = 0; i < 100; i = i + 1) Res(" + counter + ");\n"
+                   "class SubRes < Res {}\n"
+                   "for (var i = 0; i < 20; i = i + 1) SubRes(" + counter + ");")
+                .ok());
+    CHECK(collectUntil(vm, destroyed, 120));
+    // More cycles destroy nothing that is still reachable.
+    for (int i = 0; i < 3; ++i) REQUIRE(vm.run("gc();").ok());
+    CHECK(destroyed.load() == 120);
+    REQUIRE(vm.hostData<Tracked>(kept) != nullptr);
+    CHECK(vm.hostData<Tracked>(kept)->id == 7);
+    spindle::Result id = vm.run("print global.id();");
+    CHECK(id.ok());
+
+    // Dropping the handle lets the instance die.
+    kept = spindle::Value();
+    CHECK(collectUntil(vm, destroyed, 121));
+
+    // Replacing state: the old state is destroyed once unreachable.
+    REQUIRE(vm.run("var r2 = Res(" + counter + ");").ok());
+    spindle::Value r2 = *vm.global("r2");
+    REQUIRE(vm.setHostData(r2, std::unique_ptr<Tracked>(new Tracked{&destroyed, 8})));
+    CHECK(vm.hostData<Tracked>(r2)->id == 8);
+    CHECK(collectUntil(vm, destroyed, 122));
+    CHECK(vm.hostData<Tracked>(r2)->id == 8);
+    // Not an instance: the state is destroyed at once.
+    CHECK_FALSE(vm.setHostData(spindle::Value::number(1), std::unique_ptr<Tracked>(new Tracked{&destroyed, 9})));
+    CHECK(destroyed.load() == 123);
+  }
+  // ~Vm destroyed what was alive: `global` and r2.
+  CHECK(destroyed.load() == 125);
+}
+
+TEST_CASE("native methods run from fibers on every P") {
+  spindle::Options o;
+  o.procs = 2;
+  o.output = [](std::string_view) {};
+  spindle::Vm vm(o);
+  struct Shared {
+    std::atomic<int> n{0};
+  };
+  vm.defineClass("Shared")
+      .init(0, [](spindle::Vm& v, const spindle::Value& self, spindle::Args) {
+        v.setHostData(self, std::make_unique<Shared>());
+        return spindle::Result::success({});
+      })
+      .method<Shared>("inc", 0, [](spindle::Vm&, const spindle::Value&, Shared& s, spindle::Args) {
+        return spindle::Result::success(spindle::Value::number(s.n.fetch_add(1) + 1));
+      })
+      .define();
+  REQUIRE(vm.run("var shared = Shared();\n"
+                 "var done = Channel();\n"
+                 "fun w(n) { var mine = Shared(); for (var i = 0; i < n; i = i + 1) { shared.inc(); mine.inc(); }\n"
+                 "  done.send(mine.inc()); }\n"
+                 "for (var i = 0; i < 8; i = i + 1) spawn w(100);\n"
+                 "for (var i = 0; i < 8; i = i + 1) if (done.recv() != 101) print nil + 1;\n")
+              .ok());
+  CHECK(vm.hostData<Shared>(*vm.global("shared"))->n.load() == 800);
+}
+
+TEST_CASE("gcstats() is a GCStats instance of numbers; its fields read through the API") {
+  spindle::Vm vm;
+  spindle::Result before = vm.call(*vm.global("gcstats"), {});
+  REQUIRE(before.ok());
+  CHECK(before.value().toString() == "GCStats instance");
+  REQUIRE(vm.run("gc();").ok());
+  spindle::Result after = vm.call(*vm.global("gcstats"), {});
+  REQUIRE(after.ok());
+  for (const char* f : {"cycles", "forcedCycles", "heapLive", "heapMarked", "heapGoal", "heapTrigger",
+                        "heapInUse", "heapSys", "gcPercent", "numPauses", "lastPauseNs", "maxPauseNs",
+                        "totalPauseNs", "allocs", "allocBytes", "procs"}) {
+    CAPTURE(f);
+    std::optional<spindle::Value> v = vm.field(after.value(), f);
+    REQUIRE(v.has_value());
+    CHECK(v->isNumber());
+  }
+  CHECK(vm.field(after.value(), "cycles")->asNumber() > vm.field(before.value(), "cycles")->asNumber());
+  CHECK(vm.field(after.value(), "gcPercent")->asNumber() == 100);
+  // Not a global: scripts cannot make empty ones.
+  CHECK_FALSE(vm.global("GCStats").has_value());
 }
 
 }  // namespace
