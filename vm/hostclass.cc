@@ -63,7 +63,7 @@ ObjFunction* VM::newHostMethodFunction(const HostMethod& m, bool initializer) {
   emitIndexed(code, lang::OpCode::CONSTANT, 0);
   for (std::uint32_t i = 0; i <= arity; ++i) emitIndexed(code, lang::OpCode::GET_LOCAL, i);
   emitIndexed(code, lang::OpCode::CALL, arity + 1);
-  std::uint32_t instructions = arity + 3;
+  std::uint32_t instructions = arity + 4;  // with the RETURN
   if (initializer) {
     code.push_back(static_cast<std::uint8_t>(lang::OpCode::POP));
     emitIndexed(code, lang::OpCode::GET_LOCAL, 0);

@@ -281,14 +281,11 @@ ClassBuilder& ClassBuilder::method(std::string_view name, int arity, Method fn) 
 
 Value ClassBuilder::define() {
   std::vector<vm::VM::HostMethod> methods;
-  for (Def& d : methods_) {
+  for (const Def& d : methods_) {
     // The VM passes `this` as the first argument.
-    Native native = [fn = std::move(d.fn)](Vm& host, Args args) {
-      return fn(host, args[0], args.subspan(1));
-    };
+    Native native = [fn = d.fn](Vm& host, Args args) { return fn(host, args[0], args.subspan(1)); };
     methods.push_back({d.name, d.arity, Vm::hostNative(*vm_, std::move(native))});
   }
-  methods_.clear();
   Value out;
   vm::VM& v = *vm_->vm_;
   v.withP([&] {

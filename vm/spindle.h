@@ -171,8 +171,9 @@ class ClassBuilder {
   // ran."
   template <typename T, typename F>
   ClassBuilder& method(std::string_view name, int arity, F fn);
-  // Defines the class as the global `name` and returns it (a class Value). Defining
-  // it again replaces the global; instances of the old class keep their methods.
+  // Defines the class as the global `name` and returns it (a class Value). Calling it
+  // again makes another class and replaces the global; instances of the old class keep
+  // their methods. A ClassBuilder must not outlive its Vm.
   Value define();
 
  private:
@@ -239,8 +240,10 @@ class Vm {
   // instance and typed: hostData<T> returns it only as the T it was stored as (null for
   // another type, no state, or a Value that is not an instance). The state lives as long
   // as the instance: it is destroyed (~T) by a finalizer on a collector thread once
-  // the instance is unreachable, or by ~Vm; so ~T must not call into the Vm and must
-  // be safe to run on another thread. Setting state again replaces it (the old state is
+  // the instance is unreachable, or by ~Vm; so ~T must be safe to run on another
+  // thread and must not run code in the Vm (it may drop Values it holds; note that a
+  // Value held by the state is a root: one referring back to its own instance keeps
+  // both alive until ~Vm). Setting state again replaces it (the old state is
   // destroyed when the collector finds it unreachable, not at once). Native methods run
   // on any of the Vm's threads, in parallel when fibers do: share T accordingly.
   // setHostData returns false (destroying `state`) when `instance` is not an instance.

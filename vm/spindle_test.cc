@@ -466,6 +466,24 @@ TEST_CASE("native methods: errors are runtime errors traced from the caller") {
   CHECK(out == "2\n");
 }
 
+TEST_CASE("native methods have no fixed arity limit (wide operands)") {
+  std::string out;
+  spindle::Vm vm(capture(out));
+  vm.defineClass("Wide")
+      .method("sum", 300,
+              [](spindle::Vm&, const spindle::Value& self, spindle::Args args) {
+                CHECK(self.toString() == "Wide instance");
+                double t = 0;
+                for (const spindle::Value& a : args) t += a.asNumber();
+                return spindle::Result::success(spindle::Value::number(t));
+              })
+      .define();
+  std::string call = "print Wide().sum(";
+  for (int i = 1; i <= 300; ++i) call += std::to_string(i) + (i < 300 ? ", " : ");");
+  REQUIRE(vm.run(call).ok());
+  CHECK(out == "45150\n");
+}
+
 // Counts destructions of the host state.
 struct Tracked {
   std::atomic<int>* destroyed;
