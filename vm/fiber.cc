@@ -288,33 +288,48 @@ ObjChannel* VM::newChannel(std::uint32_t capacity) {
   auto* c = allocate<ObjChannel>(ObjKind::Channel, sizeof(ObjChannel));
   c->chan = runtime::makechan(capacity);
   // The hchan is C++ memory: freed by a finalizer when the channel object dies, or by
-  // ~VM for the channels still alive then (freeChannels).
+  // ~VM for the channels still alive then (freeChannels). A finalizer queued before ~VM
+  // may run later on another VM's finalizer G: it finds `vm` null and does nothing (the
+  // queued object itself stays allocated until its finalizer ran). Invariant, under
+  // orphanLock(): a channel is in its VM's chans_ iff its `vm` is non-null iff `chan` is
+  // not yet freed.
   {
-    std::lock_guard<std::mutex> lk(chansLock_);
+    std::lock_guard<std::mutex> lk(orphanLock());
+    c->vm = this;
     chans_.insert(c);
   }
-  runtime::setFinalizer(
-      c,
-      [](void* obj, void* vm) {
-        auto* ch = static_cast<ObjChannel*>(obj);
-        {
-          std::lock_guard<std::mutex> lk(static_cast<VM*>(vm)->chansLock_);
-          static_cast<VM*>(vm)->chans_.erase(ch);
-        }
-        runtime::freechan(ch->chan);
-      },
-      this);
+  const bool ok = runtime::setFinalizer(c, &VM::finalizeChannel, nullptr);
+  SPINDLE_CHECK(ok, "newChannel: ObjChannel {} is not a heap object", static_cast<void*>(c));
   return c;
+}
+
+void VM::finalizeChannel(void* obj, void*) {
+  auto* ch = static_cast<ObjChannel*>(obj);
+  runtime::hchan* c;
+  {
+    std::lock_guard<std::mutex> lk(orphanLock());
+    if (ch->vm == nullptr) return;  // ~VM freed it already
+    ch->vm->chans_.erase(ch);
+    ch->vm = nullptr;
+    c = ch->chan;
+    ch->chan = nullptr;
+  }
+  runtime::freechan(c);
 }
 
 // ~VM, after the scheduler is gone: a channel may still list sudogs of abandoned Gs, so
 // its memory is released directly (not through freechan's no-waiters check).
 void VM::freeChannels() {
-  std::lock_guard<std::mutex> lk(chansLock_);
+  std::lock_guard<std::mutex> lk(orphanLock());
   for (ObjChannel* c : chans_) {
+    // A live channel loses its finalizer; one already queued finds `vm` null. Either way
+    // the object may still be traced (queued, or reachable from another dead object), so
+    // `chan` is cleared before its memory goes.
     runtime::setFinalizer(c, nullptr, nullptr);
+    c->vm = nullptr;
     delete[] c->chan->buf;
     delete c->chan;
+    c->chan = nullptr;
   }
   chans_.clear();
 }

@@ -16,7 +16,7 @@
 // field (VM::kHostDataField, which no Lox name can spell), so it is exactly as alive as
 // the instance: handles, globals, stacks and other objects keep it. Each ObjHostData has
 // a finalizer (runtime/gc.h setFinalizer) that runs `destroy(data)` once it died; ~VM
-// destroys the state of those still alive. Both take the process-wide hostDataLock(),
+// destroys the state of those still alive. Both take the process-wide orphanLock(),
 // because a finalizer can run on another VM's finalizer G after its own VM is gone: then
 // `vm` is null and `data` already destroyed, and the finalizer does nothing. Invariants:
 // `data` is destroyed exactly once; an ObjHostData is in its VM's hostData_ set iff its
@@ -32,11 +32,6 @@
 namespace spindle::vm {
 
 namespace {
-
-std::mutex& hostDataLock() {
-  static auto* lock = new std::mutex;  // never destroyed: finalizers may outlive statics' order
-  return *lock;
-}
 
 // Appends `op index` (WIDE-prefixed when the index needs more than one byte).
 void emitIndexed(std::vector<std::uint8_t>& code, lang::OpCode op, std::uint32_t index) {
@@ -112,7 +107,7 @@ bool VM::setHostData(Value instance, void* data, const void* tag, void (*destroy
   h->destroy = destroy;
   h->vm = this;
   {
-    std::lock_guard<std::mutex> lk(hostDataLock());
+    std::lock_guard<std::mutex> lk(orphanLock());
     hostData_.insert(h);
   }
   const bool ok = runtime::setFinalizer(h, &VM::finalizeHostData, nullptr);
@@ -128,7 +123,7 @@ void VM::finalizeHostData(void* obj, void*) {
   void* data = nullptr;
   void (*destroy)(void*) = nullptr;
   {
-    std::lock_guard<std::mutex> lk(hostDataLock());
+    std::lock_guard<std::mutex> lk(orphanLock());
     data = std::atomic_ref<void*>(h->data).load(std::memory_order_relaxed);
     destroy = h->destroy;
     std::atomic_ref<void*>(h->data).store(nullptr, std::memory_order_relaxed);
@@ -144,7 +139,7 @@ void VM::finalizeHostData(void* obj, void*) {
 void VM::freeHostData() {
   std::vector<std::pair<void*, void (*)(void*)>> dead;
   {
-    std::lock_guard<std::mutex> lk(hostDataLock());
+    std::lock_guard<std::mutex> lk(orphanLock());
     for (ObjHostData* h : hostData_) {
       dead.emplace_back(std::atomic_ref<void*>(h->data).load(std::memory_order_relaxed), h->destroy);
       std::atomic_ref<void*>(h->data).store(nullptr, std::memory_order_relaxed);

@@ -87,8 +87,12 @@ void traceFiber(void* o, VisitFn visit, void* ctx) {
   visitValue(visit, ctx, loadValue(&f->result));
 }
 void traceChannel(void* o, VisitFn visit, void* ctx) {
-  static_cast<ObjChannel*>(o)->chan->forEachWord(
-      [&](std::uint64_t& w) { visitValue(visit, ctx, Value::fromBits(w)); });
+  // Under orphanLock(): a channel of a VM being destroyed (or being finalized) can still be
+  // traced through the finalizer queue while its hchan is freed; `chan` is null after.
+  auto* ch = static_cast<ObjChannel*>(o);
+  std::lock_guard<std::mutex> lk(orphanLock());
+  if (ch->chan == nullptr) return;
+  ch->chan->forEachWord([&](std::uint64_t& w) { visitValue(visit, ctx, Value::fromBits(w)); });
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <string_view>
 
 #include "lang/proto.h"
@@ -195,10 +196,19 @@ struct ObjList : Obj {
   ValueArray* items;
 };
 
+// Guards the link between a VM and the C++ memory its objects own (channels' hchans,
+// host data). Process-wide, because a finalizer can run on another VM's finalizer G after
+// the owning VM is gone: the owner clears the link in ~VM, the finalizer then finds it
+// null and frees nothing. Never destroyed.
+std::mutex& orphanLock();
+
 // A channel: the runtime's hchan of NaN-boxed words (runtime/chan.h). Its trace reports
 // the buffered elements and those carried by blocked senders.
 struct ObjChannel : Obj {
   runtime::hchan* chan;
+  // Both under orphanLock() once the channel is unreachable or its VM is being destroyed:
+  // null once the finalizer or ~VM freed the hchan.
+  VM* vm;  // the owning VM
 };
 
 // C++ state a host attached to an instance (spindle.h Vm::setHostData), held in the

@@ -18,6 +18,11 @@
 
 namespace spindle::vm {
 
+std::mutex& orphanLock() {
+  static auto* lock = new std::mutex;  // never destroyed: finalizers may outlive statics
+  return *lock;
+}
+
 namespace {
 
 bool nativeClock(VM&, std::uint32_t, int, Value*, Value* result) {
@@ -397,7 +402,7 @@ ObjNative* VM::newHostNative(std::string_view name, int arity, HostNative fn) {
   std::uint32_t index;
   {
     std::lock_guard<std::mutex> lk(nativesLock_);
-    hostNatives_.push_back(std::move(fn));
+    hostNatives_.push_back(std::make_unique<const HostNative>(std::move(fn)));
     index = static_cast<std::uint32_t>(hostNatives_.size() - 1);
   }
   return newNative(name, arity, nativeHost, index);
@@ -410,13 +415,15 @@ bool nativeHost(VM& vm, std::uint32_t index, int argc, Value* args, Value* resul
 }  // namespace
 
 bool VM::callHostNative(std::uint32_t index, int argc, Value* args, Value* result) {
-  // Copy the function: a native may define more natives (reallocating the vector).
-  HostNative fn;
+  // The lock covers only reading the pointer (another thread may be defining a native,
+  // reallocating the vector); the function itself never moves and is called unlocked, so
+  // a native may define more natives and parallel fibers do not serialise on it.
+  const HostNative* fn;
   {
     std::lock_guard<std::mutex> lk(nativesLock_);
-    fn = hostNatives_[index];
+    fn = hostNatives_[index].get();
   }
-  return fn(*this, argc, args, result);
+  return (*fn)(*this, argc, args, result);
 }
 
 // --- handles and roots -----------------------------------------------------------------------

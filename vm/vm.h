@@ -243,6 +243,7 @@ class VM {
   void setHostG(runtime::G* g, std::uint32_t gen);
   void registerConcurrencyNatives();
   void freeChannels();
+  static void finalizeChannel(void* obj, void*);
   void registerGCStatsNative();  // gcstats.cc
   void freeHostData();           // hostclass.cc: ~VM destroys the state still attached
   static void finalizeHostData(void* obj, void* arg);
@@ -280,7 +281,7 @@ class VM {
   std::vector<std::unique_ptr<InlineCache>> icRecords_;
   std::vector<std::shared_ptr<const lang::FunctionProto>> scripts_;
   mutable std::mutex nativesLock_;
-  std::vector<HostNative> hostNatives_;
+  std::vector<std::unique_ptr<const HostNative>> hostNatives_;  // never removed
   mutable std::mutex handlesLock_;
   std::vector<Value> handles_;
   std::vector<std::uint32_t> freeHandles_;
@@ -306,10 +307,9 @@ class VM {
   std::atomic<std::uint64_t> allocCount_[static_cast<int>(ObjKind::kCount)] = {};
   std::atomic<std::uint64_t> allocBytes_{0};
   int rootsId_ = -1, weakId_ = -1;
-  std::mutex chansLock_;
-  std::unordered_set<ObjChannel*> chans_;  // live channels (their hchans are C++ memory)
+  std::unordered_set<ObjChannel*> chans_;  // under orphanLock(): live channels (hchans are C++ memory)
   // Host classes (hostclass.cc): the code of their method closures (under nativesLock_),
-  // the live host data (under the process-wide hostDataLock(): a finalizer may run after
+  // the live host data (under the process-wide orphanLock(): a finalizer may run after
   // this VM is gone), the hidden field's name. gcstats() instances' class.
   std::vector<std::unique_ptr<lang::FunctionProto>> hostProtos_;
   std::unordered_set<ObjHostData*> hostData_;
