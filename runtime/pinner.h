@@ -12,9 +12,11 @@
 //
 // Design (Go's, including "cache inner pinner on P"):
 //   - The outer Pinner is a small value; its state is an inner pinner, a heap object
-//     (PinnerObject, 96 bytes) holding the references it pinned: 5 inline slots, then a
+//     (PinnerObject, 160 bytes) holding the references it pinned: 5 inline slots, then a
 //     growable PinRefStore heap object. Its trace function reports them, so a reachable
-//     inner pinner keeps every object it pinned alive.
+//     inner pinner keeps every object it pinned alive. Each slot also records the
+//     object's span and index (not references), so unpin() goes straight to the pin
+//     bits without looking the object up again.
 //   - What keeps an inner pinner reachable depends on its holder, an atomic state word:
 //       Rooted  held by a Pinner in C++ memory (stacks are never scanned): a root;
 //       Traced  held by a Pinner embedded in a heap object whose trace calls
@@ -85,7 +87,7 @@ class Pinner {
   void trace(VisitFn visit, void* ctx);
 
  private:
-  void acquireInner();
+  PinnerObject* acquireInner(P* p);
   PinnerObject* inner_ = nullptr;
   Holding holding_;
 };
