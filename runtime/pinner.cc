@@ -267,6 +267,8 @@ inline void setPinned(MHeap& h, MSpan* s, std::uint32_t i, bool pin) {
 // is a heap object, and a cached one stays reachable, so stale refs would keep their
 // objects alive).
 inline void unpinAll(PinnerObject* in) {
+  SPINDLE_DCHECK(currentP() != nullptr, "pinner: unpin of {} pins on a thread without a P (setPinned's "
+                 "lock-free path needs one)", in->len);
   MHeap& h = heap();
   const RefSlots r = in->slots();
   const std::uint32_t n = in->len;
@@ -363,6 +365,7 @@ inline PinnerObject* Pinner::acquireInner(P* p) {
   ObjectRef ref;
   if (!h.findObject(obj, &ref)) [[unlikely]] return PinError::NotHeapObject;
   P* p = currentP();
+  SPINDLE_DCHECK(p != nullptr, "pinner: pin({}) on a thread without a P", obj);
   if (!objectAllocated(p, ref)) [[unlikely]] return PinError::FreeObject;
   PinnerObject* in = inner_;
   if (in == nullptr) in = acquireInner(p);
