@@ -47,8 +47,9 @@
 // Unpinning an object whose pin state says it is not pinned is a fatal error (an
 // invariant of the runtime, like Go's throw).
 //
-// Threads: a Pinner is used by one thread at a time, which must hold a P (pin
-// allocates). isPinned may be called by any thread. Pins of different Pinners on the
+// Threads: a Pinner is used by one thread at a time, which must hold a P for pin and
+// unpin (pin allocates; the lock-free pin-bit path needs the P, see pinner.cc).
+// isPinned may be called by any thread. Pins of different Pinners on the
 // same object from different threads are safe.
 #pragma once
 
