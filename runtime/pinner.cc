@@ -1,4 +1,19 @@
 // pinner.cc: Pinner (see pinner.h for the design; pinnerbits.h for the span side).
+//
+// The hot path (pin and unpin of an object nobody else pins, on a Pinner whose inner
+// pinner cycles through the P's cache) is: findObject (inlined), the allocated check,
+// take the inner pinner from the P, one CAS on the object's pin byte, record the ref;
+// then per ref one CAS and the slot cleared, and the inner pinner back to the P. Two
+// atomic read-modify-writes in all, the least a pin bit shared with neighbouring
+// objects can cost. To keep it there:
+//   - every ref is recorded with its span and object index (untraced), so unpin goes
+//     straight to the pin byte without looking the object up again. The span stays
+//     valid: the object is alive (the ref keeps it so) until the ref is dropped;
+//   - the hot functions are flattened ([[gnu::flatten]]: findObject, setPinned and the
+//     cache hand-offs inline into pin/unpin); the cold paths (allocating an inner
+//     pinner, growing the ref store, the locked multi-pin path) are noinline;
+//   - a Rooted Pinner's inner_ is C++ memory, not a heap slot, so it is written without
+//     the write barrier (the inner pinner's holder word is what makes it a root).
 #include "runtime/pinner.h"
 
 #include <atomic>
@@ -25,22 +40,39 @@ enum Holder : std::uint8_t { kFree, kRooted, kTraced, kCached, kFinalized };
 
 constexpr std::uint32_t kInlineRefs = 5;
 
+// A pinner's refs: cap slots laid out as three arrays back to back,
+//   void* obj[cap]         the pinned objects (reported by trace: they keep them alive)
+//   MSpan* span[cap]       obj[k]'s span      (not references: runtime bookkeeping)
+//   uint32_t index[cap]    obj[k]'s index in its span
+// so that unpin reaches each pin byte without findObject.
+constexpr std::size_t kRefBytes = sizeof(void*) + sizeof(MSpan*) + sizeof(std::uint32_t);
+struct RefSlots {
+  void** obj;
+  MSpan** span;
+  std::uint32_t* index;
+};
+inline RefSlots refSlotsAt(void* base, std::uint32_t cap) {
+  auto** obj = static_cast<void**>(base);
+  auto** span = reinterpret_cast<MSpan**>(obj + cap);
+  return {obj, span, reinterpret_cast<std::uint32_t*>(span + cap)};
+}
+
 }  // namespace
 
 // Growable storage for refs beyond the inline ones: a scan object whose trace reports
-// every slot (unused slots are null).
+// every obj slot (unused slots are null), followed by its RefSlots arrays.
 struct PinRefStore {
   ObjectHeader header;
   std::uint64_t cap;
-  void** slots() { return reinterpret_cast<void**>(this + 1); }
+  void* slots() { return this + 1; }
 };
 
-// The inner pinner (Go's pinner). refs points at refStore or at store->slots(); it and
-// the list links are not references the collector sees (refs is interior, the links
-// are the runtime's own bookkeeping).
+// The inner pinner (Go's pinner). refs points at inlineRefs or at store->slots(); it
+// and the list links are not references the collector sees (refs is interior, the
+// links are the runtime's own bookkeeping).
 struct PinnerObject {
   ObjectHeader header;
-  void** refs;          // owner only
+  void* refs;           // RefSlots base, cap slots (owner only)
   PinRefStore* store;   // reported; kept across unpin()
   PinnerObject* prev;   // all-pinners list, under gList.lock
   PinnerObject* next;
@@ -49,20 +81,25 @@ struct PinnerObject {
   // Written by the owner, read by the root scanner. Release/acquire: a scanner that
   // sees a holder sees the inner pinner initialised.
   std::atomic<std::uint8_t> holder;
-  void* refStore[kInlineRefs];
+  alignas(void*) unsigned char inlineRefs[kInlineRefs * kRefBytes];
+
+  RefSlots slots() { return refSlotsAt(refs, cap); }
+  void** inlineObjs() { return reinterpret_cast<void**>(inlineRefs); }
 };
-static_assert(sizeof(PinnerObject) == 96, "PinnerObject fills the 96-byte size class");
+static_assert(sizeof(PinnerObject) == 160, "PinnerObject fills the 160-byte size class");
 
 namespace {
 
 void tracePinnerObject(void* o, VisitFn visit, void* ctx) {
   auto* in = static_cast<PinnerObject*>(o);
   visit(ctx, reinterpret_cast<void**>(&in->store));
-  for (void*& slot : in->refStore) visit(ctx, &slot);
+  void** objs = in->inlineObjs();
+  for (std::uint32_t k = 0; k < kInlineRefs; ++k) visit(ctx, &objs[k]);
 }
 void tracePinRefStore(void* o, VisitFn visit, void* ctx) {
   auto* s = static_cast<PinRefStore*>(o);
-  for (std::uint64_t i = 0; i < s->cap; ++i) visit(ctx, &s->slots()[i]);
+  void** objs = static_cast<void**>(s->slots());
+  for (std::uint64_t i = 0; i < s->cap; ++i) visit(ctx, &objs[i]);
 }
 const TypeInfo kPinnerObjectType{"pinner", sizeof(PinnerObject), tracePinnerObject};
 const TypeInfo kPinRefStoreType{"pinner ref store", sizeof(PinRefStore), tracePinRefStore};
@@ -71,6 +108,15 @@ struct Stats {
   std::atomic<std::uint64_t> innerAllocs{0}, storeAllocs{0}, leaks{0};
 };
 Stats gStats;
+
+// The process heap, looked up once (mheap() is out of line). Set during static
+// initialisation, before any thread can pin; the fallback covers a Pinner used by
+// another file's static initialiser.
+MHeap* const gHeap = &mheap();
+inline MHeap& heap() {
+  if (gHeap == nullptr) [[unlikely]] return mheap();
+  return *gHeap;
+}
 
 // Every inner pinner not yet finalized. The root scanner walks it.
 struct PinnerList {
@@ -107,11 +153,11 @@ void unlinkPinner(PinnerObject* in) {
   in->prev = in->next = nullptr;
 }
 
-PinnerObject* newPinnerObject() {
+[[gnu::noinline]] PinnerObject* newPinnerObject() {
   void* mem = mallocgc(sizeof(PinnerObject), &kPinnerObjectType);
   auto* in = new (mem) PinnerObject{};
   in->header.type = &kPinnerObjectType;
-  in->refs = in->refStore;
+  in->refs = in->inlineRefs;
   in->cap = kInlineRefs;
   in->holder.store(kFree, std::memory_order_relaxed);
   gStats.innerAllocs.fetch_add(1, std::memory_order_relaxed);
@@ -124,17 +170,18 @@ PinnerObject* newPinnerObject() {
 // Is the object at ref allocated? Exact for large objects and for spans the calling P
 // allocates from; other spans' free slots cannot be told apart without racing their
 // owner (freeindex is theirs), so they count as allocated.
-bool objectAllocated(const ObjectRef& ref) {
+inline bool objectAllocated(P* p, const ObjectRef& ref) {
   MSpan* s = ref.span;
   if (s->spanclass.sizeclass() == 0) return true;
-  P* p = currentP();
   if (p != nullptr && p->mcache != nullptr && p->mcache->alloc[s->spanclass.value] == s) {
     return !s->isFree(ref.index);
   }
   return true;
 }
 
-void setPinnedSlow(MSpan* s, std::uint32_t i, bool pin) {
+// Everything but the lock-free first pin / last unpin: allocating the bits, 01 <-> 11
+// and the counter, or a lock-free attempt that lost to a neighbour's change.
+[[gnu::noinline]] void setPinnedSlow(MSpan* s, std::uint32_t i, bool pin) {
   std::lock_guard<std::mutex> g(s->specialLock);
   std::uint8_t* bits = s->pinnerBits;  // written only under specialLock
   if (bits == nullptr) {
@@ -191,9 +238,14 @@ void setPinnedSlow(MSpan* s, std::uint32_t i, bool pin) {
 }
 
 // Sets or clears the pin of object i of s. Lock-free for the first pin and last unpin
-// when s is swept and stable (see pinnerbits.h).
+// when s is swept and stable (see pinnerbits.h). The CAS is relaxed: the pin byte
+// guards no other data (the counter is under specialLock; sweep reads the bits under
+// specialLock only for spans it has claimed, which this path never touches, because a
+// span cannot be claimed for sweeping before the next STW and this thread holds a P).
+// It must be an atomic read-modify-write all the same: the byte holds 3 neighbours'
+// bits too, which other Pinners may change concurrently.
 inline void setPinned(MHeap& h, MSpan* s, std::uint32_t i, bool pin) {
-  if (std::uint8_t* bits = loadPinnerBits(s)) {
+  if (std::uint8_t* bits = loadPinnerBits(s)) [[likely]] {
     const std::uint32_t sg = h.sweepgenLoad();
     const std::uint32_t ssg = s->sweepgen.load(std::memory_order_acquire);
     if (ssg == sg || ssg == sg + 3) [[likely]] {
@@ -201,42 +253,61 @@ inline void setPinned(MHeap& h, MSpan* s, std::uint32_t i, bool pin) {
       const unsigned sh = pinShift(i);
       std::uint8_t old = b.load(std::memory_order_relaxed);
       const std::uint8_t st = static_cast<std::uint8_t>((old >> sh) & 3);
-      if (pin ? st == 0 : st == kPinnedBit) {
+      if (pin ? st == 0 : st == kPinnedBit) [[likely]] {
         const auto next = static_cast<std::uint8_t>(pin ? old | (kPinnedBit << sh)
                                                         : old & ~(kPinnedBit << sh));
-        if (b.compare_exchange_strong(old, next, std::memory_order_relaxed)) return;
+        if (b.compare_exchange_strong(old, next, std::memory_order_relaxed)) [[likely]] return;
       }
     }
   }
   setPinnedSlow(s, i, pin);
 }
 
-void unpinAll(PinnerObject* in) {
-  MHeap& h = mheap();
-  for (std::uint32_t k = 0; k < in->len; ++k) {
-    void* obj = in->refs[k];
-    ObjectRef ref;
-    SPINDLE_CHECK(h.findObject(obj, &ref), "pinner: pinned object {} is not in the heap", obj);
-    setPinned(h, ref.span, ref.index, false);
-    writePointer(&in->refs[k], nullptr);
+// Unpins every ref of `in` and clears its slots (through the barrier: the inner pinner
+// is a heap object, and a cached one stays reachable, so stale refs would keep their
+// objects alive).
+inline void unpinAll(PinnerObject* in) {
+  SPINDLE_DCHECK(currentP() != nullptr, "pinner: unpin of {} pins on a thread without a P (setPinned's "
+                 "lock-free path needs one)", in->len);
+  MHeap& h = heap();
+  const RefSlots r = in->slots();
+  const std::uint32_t n = in->len;
+  for (std::uint32_t k = 0; k < n; ++k) {
+    SPINDLE_DCHECK(
+        [&] {
+          ObjectRef ref;
+          return h.findObject(r.obj[k], &ref) && ref.span == r.span[k] && ref.index == r.index[k];
+        }(),
+        "pinner: ref {} ({}) no longer at span {} index {}", k, r.obj[k],
+        static_cast<void*>(r.span[k]), r.index[k]);
+    setPinned(h, r.span[k], r.index[k], false);
+    writePointer(&r.obj[k], nullptr);
   }
   in->len = 0;
 }
 
-void grow(PinnerObject* in) {
-  const std::uint64_t cap = in->cap < 16 ? 16 : std::uint64_t{in->cap} * 2;
+[[gnu::noinline]] void grow(PinnerObject* in) {
+  const std::uint32_t cap = in->cap < 16 ? 16 : in->cap * 2;
+  SPINDLE_CHECK(cap > in->cap, "pinner: too many pins in one Pinner ({})", in->cap);
   auto* st = static_cast<PinRefStore*>(
-      mallocgc(sizeof(PinRefStore) + cap * sizeof(void*), &kPinRefStoreType));
+      mallocgc(sizeof(PinRefStore) + cap * kRefBytes, &kPinRefStoreType));
   st->cap = cap;
   gStats.storeAllocs.fetch_add(1, std::memory_order_relaxed);
   // st is new (allocated black while marking, unreachable): plain initialising stores.
-  for (std::uint32_t k = 0; k < in->len; ++k) st->slots()[k] = in->refs[k];
+  const RefSlots from = in->slots();
+  const RefSlots to = refSlotsAt(st->slots(), cap);
+  for (std::uint32_t k = 0; k < in->len; ++k) {
+    to.obj[k] = from.obj[k];
+    to.span[k] = from.span[k];
+    to.index[k] = from.index[k];
+  }
   writePointer(reinterpret_cast<void**>(&in->store), st);
-  if (in->refs == in->refStore) {
-    for (void*& slot : in->refStore) writePointer(&slot, nullptr);
+  if (in->refs == in->inlineRefs) {
+    void** objs = in->inlineObjs();
+    for (std::uint32_t k = 0; k < kInlineRefs; ++k) writePointer(&objs[k], nullptr);
   }
   in->refs = st->slots();
-  in->cap = static_cast<std::uint32_t>(cap);
+  in->cap = cap;
 }
 
 void reportLeak() {
@@ -245,9 +316,9 @@ void reportLeak() {
 }
 
 // Puts `in` (empty) into p's cache if the slot is free; returns whether it did.
-bool cacheInner(P* p, PinnerObject* in) {
+inline bool cacheInner(P* p, PinnerObject* in) {
   if (p == nullptr || p->pinnerCache != nullptr ||
-      in->holder.load(std::memory_order_relaxed) == kFinalized) {
+      in->holder.load(std::memory_order_relaxed) == kFinalized) [[unlikely]] {
     return false;
   }
   in->holder.store(kCached, std::memory_order_release);
@@ -270,41 +341,55 @@ const char* pinErrorMessage(PinError e) {
   return "unknown pin error";
 }
 
-void Pinner::acquireInner() {
-  P* p = currentP();
-  PinnerObject* in = nullptr;
-  if (p != nullptr && p->pinnerCache != nullptr) {
+// Takes p's cached inner pinner, or allocates one.
+inline PinnerObject* Pinner::acquireInner(P* p) {
+  PinnerObject* in;
+  if (p != nullptr && p->pinnerCache != nullptr) [[likely]] {
     in = p->pinnerCache;
     p->pinnerCache = nullptr;
   } else {
     in = newPinnerObject();
   }
-  writePointer(reinterpret_cast<void**>(&inner_), in);
   in->holder.store(holding_ == Holding::Rooted ? kRooted : kTraced, std::memory_order_release);
+  if (holding_ == Holding::Rooted) {
+    // C++ memory, never scanned: no barrier (the holder word makes `in` a root).
+    inner_ = in;
+  } else {
+    writePointer(reinterpret_cast<void**>(&inner_), in);
+  }
+  return in;
 }
 
-PinError Pinner::pin(const void* obj) {
-  MHeap& h = mheap();
+[[gnu::flatten]] PinError Pinner::pin(const void* obj) {
+  MHeap& h = heap();
   ObjectRef ref;
-  if (!h.findObject(obj, &ref)) return PinError::NotHeapObject;
-  if (!objectAllocated(ref)) return PinError::FreeObject;
-  if (inner_ == nullptr) acquireInner();
+  if (!h.findObject(obj, &ref)) [[unlikely]] return PinError::NotHeapObject;
+  P* p = currentP();
+  SPINDLE_DCHECK(p != nullptr, "pinner: pin({}) on a thread without a P", obj);
+  if (!objectAllocated(p, ref)) [[unlikely]] return PinError::FreeObject;
   PinnerObject* in = inner_;
+  if (in == nullptr) in = acquireInner(p);
   setPinned(h, ref.span, ref.index, true);
   if (in->len == in->cap) [[unlikely]] grow(in);
-  writePointer(&in->refs[in->len], reinterpret_cast<void*>(ref.base));
-  ++in->len;
+  const RefSlots r = in->slots();
+  const std::uint32_t k = in->len;
+  writePointer(&r.obj[k], reinterpret_cast<void*>(ref.base));
+  r.span[k] = ref.span;
+  r.index[k] = ref.index;
+  in->len = k + 1;
   return PinError::Ok;
 }
 
-void Pinner::unpin() {
+[[gnu::flatten]] void Pinner::unpin() {
   PinnerObject* in = inner_;
   if (in == nullptr) return;
   unpinAll(in);
+  // Back to the P's cache when its slot is free (Go does the same); otherwise this
+  // Pinner keeps its inner pinner.
+  if (!cacheInner(currentP(), in)) return;
   if (holding_ == Holding::Rooted) {
-    // Keep the Pinner's inner pinner when the cache is full (Go does the same).
-    if (cacheInner(currentP(), in)) inner_ = nullptr;
-  } else if (cacheInner(currentP(), in)) {
+    inner_ = nullptr;
+  } else {
     writePointer(reinterpret_cast<void**>(&inner_), nullptr);
   }
 }
@@ -324,9 +409,9 @@ Pinner::~Pinner() {
 
 std::size_t Pinner::pinCount() const { return inner_ == nullptr ? 0 : inner_->len; }
 
-bool Pinner::isPinned(const void* p) {
+[[gnu::flatten]] bool Pinner::isPinned(const void* p) {
   ObjectRef ref;
-  if (!mheap().findObject(p, &ref)) return false;
+  if (!heap().findObject(p, &ref)) return false;
   std::uint8_t* bits = loadPinnerBits(ref.span);
   return bits != nullptr && (pinState(bits, ref.index) & kPinnedBit) != 0;
 }

@@ -12,9 +12,11 @@
 //
 // Design (Go's, including "cache inner pinner on P"):
 //   - The outer Pinner is a small value; its state is an inner pinner, a heap object
-//     (PinnerObject, 96 bytes) holding the references it pinned: 5 inline slots, then a
+//     (PinnerObject, 160 bytes) holding the references it pinned: 5 inline slots, then a
 //     growable PinRefStore heap object. Its trace function reports them, so a reachable
-//     inner pinner keeps every object it pinned alive.
+//     inner pinner keeps every object it pinned alive. Each slot also records the
+//     object's span and index (not references), so unpin() goes straight to the pin
+//     bits without looking the object up again.
 //   - What keeps an inner pinner reachable depends on its holder, an atomic state word:
 //       Rooted  held by a Pinner in C++ memory (stacks are never scanned): a root;
 //       Traced  held by a Pinner embedded in a heap object whose trace calls
@@ -45,8 +47,9 @@
 // Unpinning an object whose pin state says it is not pinned is a fatal error (an
 // invariant of the runtime, like Go's throw).
 //
-// Threads: a Pinner is used by one thread at a time, which must hold a P (pin
-// allocates). isPinned may be called by any thread. Pins of different Pinners on the
+// Threads: a Pinner is used by one thread at a time, which must hold a P for pin and
+// unpin (pin allocates; the lock-free pin-bit path needs the P, see pinner.cc).
+// isPinned may be called by any thread. Pins of different Pinners on the
 // same object from different threads are safe.
 #pragma once
 
@@ -85,7 +88,7 @@ class Pinner {
   void trace(VisitFn visit, void* ctx);
 
  private:
-  void acquireInner();
+  PinnerObject* acquireInner(P* p);
   PinnerObject* inner_ = nullptr;
   Holding holding_;
 };

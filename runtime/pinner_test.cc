@@ -1,11 +1,12 @@
 // pinner_test.cc: Pinner (pinner.h) and the span side of pinning (pinnerbits.h).
 //
-// The collector is not wired in yet (gc.cc is a placeholder), so the cycle tests use a
-// small stand-in (testCycle below): flush the P, start a sweep cycle, mark transitively
+// The cycle tests here use a small stand-in collector (testCycle below) so that they
+// control exactly what is marked: flush the P, start a sweep cycle, mark transitively
 // from the pinner's registered root scanner and the test's own roots through TypeInfo
 // trace functions, run the finalizer of every unmarked inner pinner (what the
-// collector's finalizer queue will do), then sweep. The same tests also call the real
-// gcCollect(), so they keep checking once the collector lands.
+// collector's finalizer queue does), then sweep. No world is attached in this binary,
+// so the real gcCollect() calls below return at once; pinner_gc_test.cc runs the leak
+// finalizer through the real collector (gcAttach, gcCollect, the finalizer G).
 #include "runtime/pinner.h"
 
 #include <doctest/doctest.h>
@@ -406,7 +407,7 @@ TEST_CASE("the second Pinner on a P allocates nothing; the cache is dropped by t
 TEST_CASE("the leak finalizer reports a pinner dropped with pins, and unpins") {
   TestP p(0);
   void* obj = mallocgc(24, nullptr);
-  // Called directly (the collector's finalizer queue is not wired yet).
+  // Called directly (through the real collector: pinner_gc_test.cc).
   Holder* holder = newHolder();
   REQUIRE(holder->pinner.pin(obj) == PinError::Ok);
   void* inner = innerOf(holder->pinner);

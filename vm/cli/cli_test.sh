@@ -30,6 +30,18 @@ expect procs-ok 0 "^1$" -- --procs 4 --gc-percent 50 --gctrace --gcstress 1 --gc
 ffi='var i = Bytes(8); var o = Bytes(8); o.write("pointer", 0, i); FFI.fn("memcpy", "pointer", ["pointer", "pointer", "size_t"])(Bytes(8), o, 8); print "passed";'
 expect ffi-check 70 "unpinned heap pointer at offset 0" -- --ffi-check -e "$ffi"
 expect no-ffi-check 0 "^passed$" -- --no-ffi-check -e "$ffi"
+# A Pinner dropped without unpin(): a cycle finds its inner pinner unreachable, the
+# finalizer (on the finalizer G, after the cycle) reports the leak on stderr and unpins.
+leak='var b = Bytes(16); var q = Pinner(); fun leak() { var p = Pinner(); p.pin(b); } leak(); print q.isPinned(b); var n = 0; while (q.isPinned(b) and n < 1000) { gc(); n = n + 1; } print q.isPinned(b);'
+for procs in 1 2; do
+  out=$("$bin" --procs $procs -e "$leak" 2>"$TEST_TMPDIR/leak.err"); rc=$?
+  err=$(cat "$TEST_TMPDIR/leak.err")
+  if [[ $rc -eq 0 && "$out" == $'true\nfalse' && "$err" == "pinner: found leaking pinned pointer; forgot to call unpin()?" ]]; then
+    echo "ok pinner-leak-procs-$procs"
+  else
+    echo "FAIL pinner-leak-procs-$procs: exit $rc; stdout: $out; stderr: $err"; fails=$((fails+1))
+  fi
+done
 expect stats 0 "stats: .* objects" -- --stats -e "print 1;"
 # Garbage enough for several cycles: gctrace prints Go's line format, --stats counts them.
 garbage='var t = 0; for (var i = 0; i < 300000; i = i + 1) { var l = [i, i, i]; t = t + l[1]; } print t;'
