@@ -13,6 +13,19 @@
 namespace spindle::vm {
 
 namespace {
+// A value received from a channel moves onto the receiver's stack, which the collector
+// may already have scanned (stacks are not barriered), while its other copies (the buffer
+// slot or the sender's stack) go away: the deletion half of the hybrid barrier shades it
+// (a no-op unless marking). The send side shades too, but a send made before marking
+// began could not.
+Value received(std::uint64_t bits) {
+  const Value v = Value::fromBits(bits);
+  shadeValue(v);
+  return v;
+}
+}  // namespace
+
+namespace {
 thread_local ObjFiber* tlsFiber = nullptr;
 thread_local RuntimeErrorInfo lastError_;  // VM::lastError
 
@@ -105,7 +118,7 @@ bool FiberBody::resume() {
       bool ok = false;
       runtime::chanrecvResume(g_, &elem, &ok);
       waitChannel = nullptr;
-      stackStore(top - 1, ok ? Value::fromBits(elem) : Value::nil());
+      stackStore(top - 1, ok ? received(elem) : Value::nil());
       return true;
     }
     case Pending::Select: return vm_->finishSelect(f, sel.resume(g_));
@@ -322,10 +335,10 @@ void VM::finalizeChannel(void* obj, void*) {
 void VM::freeChannels() {
   std::lock_guard<std::mutex> lk(orphanLock());
   for (ObjChannel* c : chans_) {
-    // A live channel loses its finalizer; one already queued finds `vm` null. Either way
-    // the object may still be traced (queued, or reachable from another dead object), so
-    // `chan` is cleared before its memory goes.
-    runtime::setFinalizer(c, nullptr, nullptr);
+    // The finalizer stays (removing it here would take the specials lock under
+    // orphanLock(), the reverse of the tracer's order): when it runs it finds `vm` null.
+    // The object may still be traced (its finalizer queued, or reachable from another
+    // dead object), so `chan` is cleared before its memory goes.
     c->vm = nullptr;
     delete[] c->chan->buf;
     delete c->chan;
@@ -375,7 +388,7 @@ VM::OpResult VM::invokeChannel(ObjFiber* fiber, ObjChannel* ch, ObjString* name,
       recordError(fiber, "A channel operation would block in a native callback.");
       return OpResult::Error;
     }
-    result = ok ? Value::fromBits(elem) : Value::nil();
+    result = ok ? received(elem) : Value::nil();
   } else if (name == closeString_) {
     if (!arity(0)) return OpResult::Error;
     if (!runtime::closechan(c)) {
@@ -434,7 +447,7 @@ VM::OpResult VM::select(ObjFiber* fiber, std::uint32_t n, std::uint8_t flags, co
 bool VM::finishSelect(ObjFiber* fiber, int r) {
   FiberBody* body = fiber->body;
   const auto n = static_cast<int>(body->cases.size());
-  Value received = Value::nil();
+  Value got = Value::nil();
   int index = n;  // default
   if (r != runtime::Select::kDefault) {
     index = r;
@@ -444,12 +457,12 @@ bool VM::finishSelect(ObjFiber* fiber, int r) {
         return false;
       }
     } else if (body->sel.recvOk) {
-      received = Value::fromBits(body->sel.recvValue);
+      got = received(body->sel.recvValue);
     }
   }
   fiber->stackTop -= body->selectOperands;
   Value* top = fiber->stack->data() + fiber->stackTop;
-  stackStore(top, received);
+  stackStore(top, got);
   stackStore(top + 1, Value::number(index));
   fiber->stackTop += 2;
   return true;
