@@ -86,7 +86,11 @@ bool sweepone(MHeap& h) {
   const std::uint32_t sg = h.sweepgenLoad();
   constexpr std::uint32_t kDone = kNumSpanClasses * 2;
   for (std::uint32_t i = h.sweepCentralIndex.load(std::memory_order_relaxed); i < kDone; ++i) {
-    MCentral& c = h.central(SpanClass{static_cast<std::uint8_t>(i / 2)});
+    // Skip the classes that never had a span (their sets are empty).
+    const std::size_t spc = h.nextCentralInUse(i / 2);
+    if (spc == kNumSpanClasses) break;
+    if (spc != i / 2) i = static_cast<std::uint32_t>(spc * 2);
+    MCentral& c = h.central(SpanClass{static_cast<std::uint8_t>(spc)});
     for (;;) {
       MSpan* s = (i % 2 == 0) ? c.fullUnswept(sg).pop() : c.partialUnswept(sg).pop();
       if (s == nullptr) break;
@@ -149,7 +153,8 @@ void finishSweep(MHeap& h) {
   while (sweepone(h)) {
   }
   const std::uint32_t sg = h.sweepgenLoad();
-  for (std::size_t i = 0; i < kNumSpanClasses; ++i) {
+  for (std::size_t i = h.nextCentralInUse(0); i < kNumSpanClasses;
+       i = h.nextCentralInUse(i + 1)) {
     MCentral& c = h.central(SpanClass{static_cast<std::uint8_t>(i)});
     c.partialUnswept(sg).reset();
     c.fullUnswept(sg).reset();

@@ -156,6 +156,12 @@ MSpan* MHeap::allocSpan(std::size_t npages, SpanKind kind, SpanClass spanclass) 
   s->kind = kind;
   s->needzero = needzero;
   if (kind == SpanKind::Heap) {
+    std::atomic<std::uint64_t>& inUse = centralsInUse_[spanclass.value / 64];
+    const std::uint64_t bit = std::uint64_t{1} << (spanclass.value % 64);
+    // Release: pairs with centralInUse/nextCentralInUse (see mheap.h).
+    if ((inUse.load(std::memory_order_relaxed) & bit) == 0) {
+      inUse.fetch_or(bit, std::memory_order_release);
+    }
     s->spanclass = spanclass;
     const std::uint8_t sc = spanclass.sizeclass();
     if (sc == 0) {

@@ -30,6 +30,7 @@
 #pragma once
 
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -123,6 +124,25 @@ class MHeap {
   // Next (span class, partial/full) index sweepone() looks at.
   std::atomic<std::uint32_t> sweepCentralIndex{0};
 
+  // Span classes whose MCentral has ever held a span: allocSpan sets the bit before the
+  // span exists (release), and it is never cleared. A central without its bit has empty
+  // sets, so sweepone and finishSweep skip it (acquire): a sweep cycle costs the classes
+  // in use, not all kNumSpanClasses. Every span in an unswept set was pushed before the
+  // sweepgen += 2 that a sweeper acquires, and its bit was set before that push.
+  bool centralInUse(SpanClass spc) const {
+    return (centralsInUse_[spc.value / 64].load(std::memory_order_acquire) >>
+            (spc.value % 64)) & 1;
+  }
+  // The first span class >= from whose central is in use, or kNumSpanClasses.
+  std::size_t nextCentralInUse(std::size_t from) const {
+    for (std::size_t w = from / 64; w < kCentralWords; ++w) {
+      std::uint64_t bits = centralsInUse_[w].load(std::memory_order_acquire);
+      if (w == from / 64) bits &= ~std::uint64_t{0} << (from % 64);
+      if (bits != 0) return w * 64 + static_cast<std::size_t>(std::countr_zero(bits));
+    }
+    return kNumSpanClasses;
+  }
+
   HeapStats stats;
 
   // The scavenger's part (mgcscavenge.cc): returns up to maxPages free pages that are
@@ -169,6 +189,8 @@ class MHeap {
   FixAlloc<MSpan> spanalloc_;   // under lock_
   FixAlloc<MCache> cachealloc_; // under lock_
   MCentral central_[kNumSpanClasses];
+  static constexpr std::size_t kCentralWords = (kNumSpanClasses + 63) / 64;
+  std::atomic<std::uint64_t> centralsInUse_[kCentralWords] = {};
 };
 
 // The process-wide heap (created on first use, never destroyed).

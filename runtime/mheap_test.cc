@@ -313,3 +313,21 @@ TEST_CASE("mheap: freed small spans stay with the P: reused LIFO without the loc
   CHECK(h.freePages() == freeBefore + pagesFreed + cached);
   h.checkPageAlloc();
 }
+
+TEST_CASE("mheap: a central is in use once allocSpan made a span of its class (the sweeper visits only those)") {
+  MHeap h(1);  // a heap of its own, used with no P bound: the locked paths only
+  CHECK(h.nextCentralInUse(0) == kNumSpanClasses);
+  MSpan* m = h.allocSpan(2, SpanKind::Manual, SpanClass{});
+  CHECK(h.nextCentralInUse(0) == kNumSpanClasses);  // manual spans belong to no central
+  const std::uint8_t sc = sizeToClass(96);
+  const SpanClass spc = SpanClass::make(sc, /*noscan=*/true);
+  MSpan* s = h.allocSpan(kSizeClasses[sc].npages, SpanKind::Heap, spc);
+  REQUIRE(s != nullptr);
+  CHECK(h.centralInUse(spc));
+  CHECK_FALSE(h.centralInUse(SpanClass::make(sc, /*noscan=*/false)));
+  CHECK(h.nextCentralInUse(0) == spc.value);
+  CHECK(h.nextCentralInUse(spc.value + 1) == kNumSpanClasses);
+  h.freeSpan(s);
+  CHECK(h.centralInUse(spc));  // never cleared
+  h.freeSpan(m);
+}
