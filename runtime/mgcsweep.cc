@@ -48,11 +48,13 @@ bool sweepSpan(MHeap& h, MSpan* s, bool preserve) {
 #ifdef SPINDLE_DEBUG
   if (nfreed > 0) poisonFreed(s);
 #endif
+  bool owned;
+  HeapStatsDelta& shard = h.statsShard(&owned);
   if (sc != 0) {
-    h.stats.smallFreeCount[sc].fetch_add(nfreed, std::memory_order_relaxed);
+    statAdd(shard.smallFreeCount[sc], nfreed, owned);
   } else if (nfreed > 0) {
-    h.stats.largeFrees.fetch_add(1, std::memory_order_relaxed);
-    h.stats.largeBytesInUse.fetch_sub(s->elemsize, std::memory_order_relaxed);
+    statAdd(shard.largeFrees, 1, owned);
+    statAdd(shard.largeBytesInUse, -std::int64_t{s->elemsize}, owned);
   }
   if (nalloc == 0 && !preserve) {
     // Empty: straight back to the heap. Its bits die with it (no fresh mark bits).

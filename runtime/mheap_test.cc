@@ -124,12 +124,12 @@ TEST_CASE("mheap: the P's MSpan cache refills half under the lock and empties on
     bindP(&p);
     CHECK(p.mspancache.len == 0);
     const auto refills = h.stats.mspanCacheRefills.load();
-    const auto hits = h.stats.mspanCacheHits.load();
+    const auto hits = h.readStats().mspanCacheHits;
     MSpan* s1 = h.allocSpan(1, SpanKind::Manual, SpanClass{});
     CHECK(h.stats.mspanCacheRefills.load() == refills + 1);
     CHECK(p.mspancache.len == P::kMSpanCacheSize / 2 - 1);
     MSpan* s2 = h.allocSpan(1, SpanKind::Manual, SpanClass{});
-    CHECK(h.stats.mspanCacheHits.load() == hits + 1);
+    CHECK(h.readStats().mspanCacheHits == hits + 1);
     CHECK(p.mspancache.len == P::kMSpanCacheSize / 2 - 2);
     h.freeSpan(s1);
     h.freeSpan(s2);
