@@ -10,6 +10,8 @@
 //   Malloc    glibc (__libc_malloc / __libc_free, so mimalloc's override cannot
 //             interpose), free of each.
 //   Mimalloc  mi_malloc, mi_free of each.
+//   MimallocZero  mi_zalloc, mi_free of each: context only, the zeroed allocation that
+//             mallocgc and GC_MALLOC provide (mi_malloc and malloc return memory as is).
 // Names: <Allocator>/<size>B/threads:<n>; the counter ns/obj is the wall time per
 // object seen by one thread. Spindle also reports heap-lock acquisitions per million
 // objects (heapLocks/Mobj).
@@ -162,6 +164,12 @@ void BM_Mimalloc(benchmark::State& state, std::size_t size) {
               [](void* p) { mi_free(p); });
 }
 
+void BM_MimallocZero(benchmark::State& state, std::size_t size) {
+  std::vector<void*> objs(kBatch);
+  runFreeEach(state, size, objs.data(), [](std::size_t n) { return mi_zalloc(n); },
+              [](void* p) { mi_free(p); });
+}
+
 void registerAll() {
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const std::vector<int> sizes = {16, 64, 256, 1024, 48 << 10};
@@ -178,6 +186,7 @@ void registerAll() {
       common(benchmark::RegisterBenchmark(("Boehm" + shape).c_str(), BM_Boehm, n));
       common(benchmark::RegisterBenchmark(("Malloc" + shape).c_str(), BM_Malloc, n));
       common(benchmark::RegisterBenchmark(("Mimalloc" + shape).c_str(), BM_Mimalloc, n));
+      common(benchmark::RegisterBenchmark(("MimallocZero" + shape).c_str(), BM_MimallocZero, n));
     }
   }
 }

@@ -33,8 +33,10 @@ void* largeAlloc(std::size_t size, bool noscan) {
   s->allocCache = 0;
   void* v = reinterpret_cast<void*>(s->base());
   if (s->needzero) std::memset(v, 0, npages * kPageSize);
-  h.stats.largeAllocs.fetch_add(1, std::memory_order_relaxed);
-  h.stats.largeBytesInUse.fetch_add(s->elemsize, std::memory_order_relaxed);
+  bool owned;
+  HeapStatsDelta& shard = h.statsShard(&owned);
+  statAdd(shard.largeAllocs, 1, owned);
+  statAdd(shard.largeBytesInUse, s->elemsize, owned);
   const std::size_t bytes = npages * kPageSize;
   h.heapLive.fetch_add(static_cast<std::int64_t>(bytes), std::memory_order_relaxed);
   // Allocate-black: born marked while the collector marks (never scanned: it is fresh).

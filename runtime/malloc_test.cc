@@ -96,7 +96,7 @@ TEST_CASE("mallocgc: large objects get their own span, zeroed, and are released 
   TestP p(0);
   MHeap& h = mheap();
   const std::size_t size = 100 * 1024 + 5;
-  const auto inUseBefore = h.stats.heapInUse.load();
+  const auto inUseBefore = h.readStats().heapInUse;
   void* v = mallocgc(size, &kScanType);
   ObjectRef ref;
   REQUIRE(h.findObject(static_cast<char*>(v) + size - 1, &ref));
@@ -106,10 +106,10 @@ TEST_CASE("mallocgc: large objects get their own span, zeroed, and are released 
   CHECK(ref.span->npages == (size + kPageSize - 1) / kPageSize);
   CHECK(static_cast<ObjectHeader*>(v)->type == &kScanType);
   std::memset(static_cast<char*>(v) + 8, 0xcd, size - 8);
-  CHECK(h.stats.heapInUse.load() >= inUseBefore + size);
+  CHECK(h.readStats().heapInUse >= inUseBefore + static_cast<std::int64_t>(size));
   bulkReleaseAll(p.get());
   CHECK_FALSE(h.findObject(v, &ref));
-  CHECK(h.stats.heapInUse.load() == inUseBefore);
+  CHECK(h.readStats().heapInUse == inUseBefore);
   // Same pages again (first fit), zeroed.
   void* w = mallocgc(size, nullptr);
   const auto* bytes = static_cast<const unsigned char*>(w);
@@ -121,14 +121,14 @@ TEST_CASE("sweep: bulk release frees every unmarked object; marked objects survi
   TestP p(0);
   MHeap& h = mheap();
   const std::uint8_t sc = sizeToClass(64);
-  const auto inUse0 = h.stats.objectsInUse(sc);
+  const auto inUse0 = h.readStats().objectsInUse(sc);
   std::vector<void*> objs;
   for (int i = 0; i < 4096; ++i) {
     objs.push_back(mallocgc(64, nullptr));
     std::memset(objs.back(), 0xee, 64);
   }
   p.get()->mcache->releaseAll();
-  CHECK(h.stats.objectsInUse(sc) == inUse0 + 4096);
+  CHECK(h.readStats().objectsInUse(sc) == inUse0 + 4096);
   // Mark every 3rd object (what the collector will do), then run a cycle.
   startSweepCycle(h);
   std::set<void*> live;
@@ -139,7 +139,7 @@ TEST_CASE("sweep: bulk release frees every unmarked object; marked objects survi
     live.insert(objs[i]);
   }
   finishSweep(h);
-  CHECK(h.stats.objectsInUse(sc) == inUse0 + live.size());
+  CHECK(h.readStats().objectsInUse(sc) == inUse0 + static_cast<std::int64_t>(live.size()));
   // Allocation now fills the freed slots, never a live one.
   for (int i = 0; i < 2000; ++i) {
     void* v = mallocgc(64, nullptr);
@@ -149,7 +149,7 @@ TEST_CASE("sweep: bulk release frees every unmarked object; marked objects survi
     REQUIRE(std::all_of(bytes, bytes + 64, [](unsigned char b) { return b == 0; }));
   }
   bulkReleaseAll(p.get());  // nothing marked this time: everything goes
-  CHECK(h.stats.objectsInUse(sc) == inUse0);
+  CHECK(h.readStats().objectsInUse(sc) == inUse0);
 }
 
 TEST_CASE("sweep: a span cached before the sweep began is swept when uncached") {
@@ -257,8 +257,8 @@ TEST_CASE("sweep: several Ps allocate, then sweep one shared cycle together") {
   const int rounds = 2 * kScale;
   MHeap& h = mheap();
   const std::uint8_t sc = sizeToClass(32);
-  const auto inUse0 = h.stats.objectsInUse(sc);
-  const auto heapInUse0 = h.stats.heapInUse.load();
+  const auto inUse0 = h.readStats().objectsInUse(sc);
+  const auto heapInUse0 = h.readStats().heapInUse;
   Barrier barrier(kThreads);
   std::atomic<int> bad{0};
   std::vector<std::thread> threads;
@@ -286,6 +286,29 @@ TEST_CASE("sweep: several Ps allocate, then sweep one shared cycle together") {
   }
   for (auto& th : threads) th.join();
   CHECK(bad.load() == 0);
-  CHECK(h.stats.objectsInUse(sc) == inUse0);
-  CHECK(h.stats.heapInUse.load() == heapInUse0);
+  CHECK(h.readStats().objectsInUse(sc) == inUse0);
+  CHECK(h.readStats().heapInUse == heapInUse0);
+}
+
+TEST_CASE("stats: per-P shards are summed by readStats and survive their P's destruction") {
+  MHeap& h = mheap();
+  const std::uint8_t sc = sizeToClass(200);
+  const auto before = h.readStats();
+  constexpr int kN = 1000;
+  {
+    TestP p(0);
+    for (int i = 0; i < kN; ++i) mallocgc(200, nullptr);
+    p.get()->mcache->releaseAll();  // counted in this P's shard when the span leaves
+    CHECK(p.get()->mcache->stats.smallAllocCount[sc].load() >= kN);
+    const auto during = h.readStats();
+    CHECK(during.objectsInUse(sc) == before.objectsInUse(sc) + kN);
+    CHECK(during.heapInUse > before.heapInUse);
+  }  // destroyHeapP folds the shard into stats.shared
+  const auto after = h.readStats();
+  CHECK(after.objectsInUse(sc) == before.objectsInUse(sc) + kN);
+  TestP q(1);
+  bulkReleaseAll(q.get());  // another P sweeps them: its shard counts the frees
+  const auto end = h.readStats();
+  CHECK(end.objectsInUse(sc) == before.objectsInUse(sc));
+  CHECK(end.heapInUse == before.heapInUse);
 }

@@ -14,26 +14,28 @@ void MCache::init(MHeap* heap) {
 }
 
 namespace {
-// Accounting for a span leaving the cache: allocation counts, the end of
-// allocate-black, and the unused part of the span (reserved in heapLive when it was
-// cached this cycle; a stale sg+1 span was cached before heapLive was reset).
-void countUncached(MHeap* heap, MSpan* s) {
+// Accounting for a span leaving the cache: allocation counts and the end of
+// allocate-black. Returns the heapLive adjustment, which the caller applies together
+// with its own (one atomic add per refill): minus the unused part of the span, reserved
+// in heapLive when it was cached this cycle (a stale sg+1 span was cached before
+// heapLive was reset: nothing).
+std::int64_t countUncached(MHeap* heap, HeapStatsDelta& stats, MSpan* s) {
   const std::uint8_t sc = s->spanclass.sizeclass();
-  heap->stats.smallAllocCount[sc].fetch_add(s->allocCount - s->allocCountBeforeCache,
-                                            std::memory_order_relaxed);
+  statAdd(stats.smallAllocCount[sc], s->allocCount - s->allocCountBeforeCache, /*owned=*/true);
   if (s->allocBlackStart != MSpan::kNoAllocBlack) {
     heap->allocBlackBytes.fetch_add(std::uint64_t{s->allocBlackEnd()} * s->elemsize,
                                     std::memory_order_relaxed);
   }
   if (s->sweepgen.load(std::memory_order_relaxed) == heap->sweepgenLoad() + 3) {
-    heap->heapLive.fetch_sub(std::int64_t{s->nelems - s->allocCount} * s->elemsize,
-                             std::memory_order_relaxed);
+    return -std::int64_t{s->nelems - s->allocCount} * s->elemsize;
   }
+  return 0;
 }
 }  // namespace
 
 MSpan* MCache::refill(SpanClass spc) {
   MSpan* s = alloc[spc.value];
+  std::int64_t live = 0;
   if (s != &emptymspan) {
     SPINDLE_CHECK(s->allocCount == s->nelems,
                   "refill of span {:#x} with free space: allocCount={} nelems={}", s->base(),
@@ -42,7 +44,7 @@ MSpan* MCache::refill(SpanClass spc) {
                    "refill: cached span {:#x} has sweepgen={} heap sg={} (want sg+3)",
                    s->base(), s->sweepgen.load(std::memory_order_relaxed),
                    heap_->sweepgenLoad());
-    countUncached(heap_, s);
+    live = countUncached(heap_, stats, s);
     heap_->central(spc).uncacheSpan(s);
   }
   s = heap_->central(spc).cacheSpan();
@@ -52,13 +54,15 @@ MSpan* MCache::refill(SpanClass spc) {
   s->allocCountBeforeCache = s->allocCount;
   alloc[spc.value] = s;
   const std::size_t reserved = std::size_t{s->nelems - s->allocCount} * s->elemsize;
-  heap_->heapLive.fetch_add(static_cast<std::int64_t>(reserved), std::memory_order_relaxed);
+  heap_->heapLive.fetch_add(live + static_cast<std::int64_t>(reserved),
+                            std::memory_order_relaxed);
   if (heap_->gcAllocBlack.load(std::memory_order_relaxed)) s->allocBlackBegin();
   if (auto hook = heap_->allocSlowHook.load(std::memory_order_acquire)) hook(reserved);
   return alloc[spc.value];
 }
 
 void MCache::releaseAll() {
+  std::int64_t live = 0;
   for (std::size_t i = 0; i < kNumSpanClasses; ++i) {
     MSpan* s = alloc[i];
     if (s == &emptymspan) continue;
@@ -66,10 +70,11 @@ void MCache::releaseAll() {
                        s->sweepgen.load(std::memory_order_relaxed) == heap_->sweepgenLoad() + 3,
                    "releaseAll: cached span {:#x} sweepgen={} heap sg={} (want sg+1 or sg+3)",
                    s->base(), s->sweepgen.load(std::memory_order_relaxed), heap_->sweepgenLoad());
-    countUncached(heap_, s);
+    live += countUncached(heap_, stats, s);
     heap_->central(SpanClass{static_cast<std::uint8_t>(i)}).uncacheSpan(s);
     alloc[i] = &emptymspan;
   }
+  if (live != 0) heap_->heapLive.fetch_add(live, std::memory_order_relaxed);
   // Release: a collector that reads flushGen sees the cache empty.
   flushGen.store(heap_->sweepgenLoad(), std::memory_order_release);
 }

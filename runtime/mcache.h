@@ -10,13 +10,16 @@
 //                cycle: Go's flush) and records flushGen = sweepgen.
 // flushGen: the sweepgen at the last flush. The collector (mgc.cc) flushes lazily in acquireP
 // when flushGen != sweepgen (DESIGN.md, "lazy mcache flushing").
-// Stats: objects allocated from a span are counted when the span leaves the cache.
+// Stats: objects allocated from a span are counted when the span leaves the cache, in
+// the MCache's own stats shard (mstats.h), which only the P's owner writes; the heap
+// keeps every live MCache on a list (under its lock) to sum the shards.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 
 #include "runtime/mspan.h"
+#include "runtime/mstats.h"
 
 namespace spindle::runtime {
 
@@ -30,6 +33,12 @@ struct MCache {
   MSpan* alloc[kNumSpanClasses];
   // Written by the owner on flush; read by the collector (acquire/release).
   std::atomic<std::uint32_t> flushGen{0};
+  // This P's stats shard: written by the owner only (statAdd, owned), read by
+  // MHeap::readStats.
+  HeapStatsDelta stats;
+  // The heap's list of live MCaches (under the heap lock).
+  MCache* allNext = nullptr;
+  MCache* allPrev = nullptr;
 
   void init(MHeap* heap);
   MSpan* refill(SpanClass spc);

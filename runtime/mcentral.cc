@@ -1,5 +1,7 @@
 #include "runtime/mcentral.h"
 
+#include <cstring>
+
 #include "runtime/mgcsweep.h"
 #include "runtime/mheap.h"
 #include "runtime/throw.h"
@@ -76,7 +78,16 @@ void MCentral::uncacheSpan(MSpan* s) {
 
 MSpan* MCentral::grow() {
   const std::uint8_t sc = spanclass_.sizeclass();
-  return heap_->allocSpan(kSizeClasses[sc].npages, SpanKind::Heap, spanclass_);
+  MSpan* s = heap_->allocSpan(kSizeClasses[sc].npages, SpanKind::Heap, spanclass_);
+  // A fresh span whose pages were used before: zero its objects in one pass (a large
+  // memset streams whole lines) rather than object by object in mallocgc, as for large
+  // objects. Nobody else can reach its free slots yet. Spans that come back from
+  // sweeping with survivors keep needzero and are zeroed per object.
+  if (s != nullptr && s->needzero) {
+    std::memset(reinterpret_cast<void*>(s->base()), 0, std::size_t{s->elemsize} * s->nelems);
+    s->needzero = false;
+  }
+  return s;
 }
 
 }  // namespace spindle::runtime

@@ -11,7 +11,8 @@
 //                 else a fresh span from grow().
 //   uncacheSpan() takes a span back from an MCache; a span cached before the current
 //                 sweep began (sweepgen == sg+1) is swept here.
-//   grow()        allocates a new span of this class from the heap.
+//   grow()        allocates a new span of this class from the heap, zeroing its objects
+//                 in one pass if its pages were used before (needzero is then false).
 // All operations are lock-free except grow (heap lock for the pages).
 #pragma once
 

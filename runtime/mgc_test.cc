@@ -190,18 +190,19 @@ TEST_CASE("unreachable objects are freed and their memory reused") {
   // the controller and the mutator runs far past the goal).
   setGCPercent(-1);
   // A cycle may still be finishing from an earlier test: count from before.
-  const std::uint64_t freedBefore = mheap().stats.smallFreeCount[sizeToClass(sizeof(Node))].load();
+  const std::uint8_t nodeClass = sizeToClass(sizeof(Node));
+  const std::int64_t freedBefore = mheap().readStats().smallFreeCount[nodeClass];
   RunStatus st = w.s.runMain(fn([&](G*) -> Step {
     for (int i = 0; i < kKeep; i++) writePointer(&gShared[i % kShared], newNode());
     for (int i = 0; i < kGarbage; i++) garbage.insert(reinterpret_cast<std::uintptr_t>(newNode()));
     return Step::exit();
   }));
   REQUIRE(st == RunStatus::Ok);
-  const std::uint64_t inUse = mheap().stats.heapInUse.load();  // with all the garbage
+  const std::int64_t inUse = mheap().readStats().heapInUse;  // with all the garbage
   gcCollect();  // from the host thread (no P)
   gcCollect();
-  const std::uint64_t freed = mheap().stats.smallFreeCount[sizeToClass(sizeof(Node))].load() - freedBefore;
-  CHECK(freed >= static_cast<std::uint64_t>(kGarbage) * 9 / 10);
+  const std::int64_t freed = mheap().readStats().smallFreeCount[nodeClass] - freedBefore;
+  CHECK(freed >= std::int64_t{kGarbage} * 9 / 10);
   for (void* p : gShared) checkNode(static_cast<Node*>(p));
   // As much garbage again: it lands in the freed memory (freed slots, or the pages of
   // freed spans), so the heap ends no bigger than it was with the first garbage.
@@ -211,11 +212,11 @@ TEST_CASE("unreachable objects are freed and their memory reused") {
     return Step::exit();
   }));
   CHECK(reused > 0);
-  const std::uint64_t grown = mheap().stats.heapInUse.load() - std::min(inUse, mheap().stats.heapInUse.load());
+  const std::int64_t grown = std::max<std::int64_t>(mheap().readStats().heapInUse - inUse, 0);
   MESSAGE("reused addresses " << reused << "/" << kGarbage << ", heap grew " << grown
                               << " bytes beyond its size with the first garbage, for "
                               << std::uint64_t{kGarbage} * sizeof(Node) << " bytes of new objects");
-  CHECK(grown < std::uint64_t{kGarbage} * sizeof(Node) / 4);
+  CHECK(grown < std::int64_t{kGarbage} * std::int64_t{sizeof(Node)} / 4);
   verifyHeap();
   GCStats gs = gcStats();
   CHECK(gs.cycles >= 2);

@@ -35,8 +35,8 @@ Background& background() {
 std::uint64_t retainedGoal(MHeap& h) {
   const std::uint64_t explicitGoal = gGoal.load(std::memory_order_relaxed);
   if (explicitGoal != 0) return explicitGoal;
-  const std::uint64_t inUse = h.stats.heapInUse.load(std::memory_order_relaxed) +
-                              h.stats.manualInUse.load(std::memory_order_relaxed);
+  const HeapStatsSnapshot st = h.readStats();
+  const std::uint64_t inUse = static_cast<std::uint64_t>(st.heapInUse + st.manualInUse);
   return inUse + inUse / 10 + kMinRetained;
 }
 

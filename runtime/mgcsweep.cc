@@ -48,11 +48,13 @@ bool sweepSpan(MHeap& h, MSpan* s, bool preserve) {
 #ifdef SPINDLE_DEBUG
   if (nfreed > 0) poisonFreed(s);
 #endif
+  bool owned;
+  HeapStatsDelta& shard = h.statsShard(&owned);
   if (sc != 0) {
-    h.stats.smallFreeCount[sc].fetch_add(nfreed, std::memory_order_relaxed);
+    statAdd(shard.smallFreeCount[sc], nfreed, owned);
   } else if (nfreed > 0) {
-    h.stats.largeFrees.fetch_add(1, std::memory_order_relaxed);
-    h.stats.largeBytesInUse.fetch_sub(s->elemsize, std::memory_order_relaxed);
+    statAdd(shard.largeFrees, 1, owned);
+    statAdd(shard.largeBytesInUse, -std::int64_t{s->elemsize}, owned);
   }
   if (nalloc == 0 && !preserve) {
     // Empty: straight back to the heap. Its bits die with it (no fresh mark bits).
@@ -86,7 +88,11 @@ bool sweepone(MHeap& h) {
   const std::uint32_t sg = h.sweepgenLoad();
   constexpr std::uint32_t kDone = kNumSpanClasses * 2;
   for (std::uint32_t i = h.sweepCentralIndex.load(std::memory_order_relaxed); i < kDone; ++i) {
-    MCentral& c = h.central(SpanClass{static_cast<std::uint8_t>(i / 2)});
+    // Skip the classes that never had a span (their sets are empty).
+    const std::size_t spc = h.nextCentralInUse(i / 2);
+    if (spc == kNumSpanClasses) break;
+    if (spc != i / 2) i = static_cast<std::uint32_t>(spc * 2);
+    MCentral& c = h.central(SpanClass{static_cast<std::uint8_t>(spc)});
     for (;;) {
       MSpan* s = (i % 2 == 0) ? c.fullUnswept(sg).pop() : c.partialUnswept(sg).pop();
       if (s == nullptr) break;
@@ -149,7 +155,8 @@ void finishSweep(MHeap& h) {
   while (sweepone(h)) {
   }
   const std::uint32_t sg = h.sweepgenLoad();
-  for (std::size_t i = 0; i < kNumSpanClasses; ++i) {
+  for (std::size_t i = h.nextCentralInUse(0); i < kNumSpanClasses;
+       i = h.nextCentralInUse(i + 1)) {
     MCentral& c = h.central(SpanClass{static_cast<std::uint8_t>(i)});
     c.partialUnswept(sg).reset();
     c.fullUnswept(sg).reset();

@@ -25,7 +25,7 @@ MHeap::MHeap(std::size_t maxArenas)
 
 MSpan* MHeap::tryAllocMSpan(P* p) {
   if (p == nullptr || p->mspancache.len == 0) return nullptr;
-  stats.mspanCacheHits.fetch_add(1, std::memory_order_relaxed);
+  if (p->mcache != nullptr) statAdd(p->mcache->stats.mspanCacheHits, 1, /*owned=*/true);
   return p->mspancache.buf[--p->mspancache.len];
 }
 
@@ -63,6 +63,11 @@ void MHeap::releaseMSpanCache(P* p) {
 MCache* MHeap::allocMCache() {
   lockHeap();
   MCache* c = cachealloc_.alloc();
+  // A recycled MCache's shard was zeroed when it was folded (freeMCache).
+  c->allPrev = nullptr;
+  c->allNext = allMCaches_;
+  if (allMCaches_ != nullptr) allMCaches_->allPrev = c;
+  allMCaches_ = c;
   lock_.unlock();
   c->init(this);
   return c;
@@ -70,8 +75,27 @@ MCache* MHeap::allocMCache() {
 
 void MHeap::freeMCache(MCache* c) {
   lockHeap();
+  // Under the lock, so readStats counts c's deltas either in c or in stats.shared.
+  c->stats.foldInto(stats.shared);
+  (c->allPrev != nullptr ? c->allPrev->allNext : allMCaches_) = c->allNext;
+  if (c->allNext != nullptr) c->allNext->allPrev = c->allPrev;
   cachealloc_.free(c);
   lock_.unlock();
+}
+
+HeapStatsSnapshot MHeap::readStats() {
+  HeapStatsSnapshot out;
+  out.heapSys = stats.heapSys.load(std::memory_order_relaxed);
+  std::lock_guard<std::mutex> g(lock_);
+  stats.shared.sumInto(&out);
+  for (MCache* c = allMCaches_; c != nullptr; c = c->allNext) c->stats.sumInto(&out);
+  return out;
+}
+
+HeapStatsDelta& MHeap::statsShard(bool* owned) {
+  P* p = currentP();
+  *owned = p != nullptr && p->mcache != nullptr;
+  return *owned ? p->mcache->stats : stats.shared;
 }
 
 bool MHeap::allocNeedsZero(std::size_t page, std::size_t npages) {
@@ -146,8 +170,10 @@ MSpan* MHeap::allocSpan(std::size_t npages, SpanKind kind, SpanClass spanclass) 
     lock_.unlock();
   }
   const bool needzero = allocNeedsZero(page, npages);
-  (kind == SpanKind::Heap ? stats.heapInUse : stats.manualInUse)
-      .fetch_add(npages * kPageSize, std::memory_order_relaxed);
+  bool owned;
+  HeapStatsDelta& shard = statsShard(&owned);
+  statAdd(kind == SpanKind::Heap ? shard.heapInUse : shard.manualInUse,
+          static_cast<std::int64_t>(npages * kPageSize), owned);
 
   // Initialise without the lock: nobody can reach s until it is published.
   SPINDLE_DCHECK(s->state() == SpanState::Dead, "allocSpan: MSpan from the cache is not dead");
@@ -156,6 +182,12 @@ MSpan* MHeap::allocSpan(std::size_t npages, SpanKind kind, SpanClass spanclass) 
   s->kind = kind;
   s->needzero = needzero;
   if (kind == SpanKind::Heap) {
+    std::atomic<std::uint64_t>& inUse = centralsInUse_[spanclass.value / 64];
+    const std::uint64_t bit = std::uint64_t{1} << (spanclass.value % 64);
+    // Release: pairs with centralInUse/nextCentralInUse (see mheap.h).
+    if ((inUse.load(std::memory_order_relaxed) & bit) == 0) {
+      inUse.fetch_or(bit, std::memory_order_release);
+    }
     s->spanclass = spanclass;
     const std::uint8_t sc = spanclass.sizeclass();
     if (sc == 0) {
@@ -202,8 +234,10 @@ void MHeap::freeSpan(MSpan* s) {
                    base + i * kPageSize, base);
     slot.store(nullptr, std::memory_order_release);
   }
-  (heap ? stats.heapInUse : stats.manualInUse)
-      .fetch_sub(npages * kPageSize, std::memory_order_relaxed);
+  bool owned;
+  HeapStatsDelta& shard = statsShard(&owned);
+  statAdd(heap ? shard.heapInUse : shard.manualInUse,
+          -static_cast<std::int64_t>(npages * kPageSize), owned);
   P* p = currentP();
   const std::size_t page = arenas_.pageIndex(base);
   // Small spans: pages to the P's freed runs and the MSpan to the P's cache, both

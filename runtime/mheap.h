@@ -30,6 +30,7 @@
 #pragma once
 
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -38,6 +39,7 @@
 #include "runtime/fixalloc.h"
 #include "runtime/mcentral.h"
 #include "runtime/mspan.h"
+#include "runtime/mstats.h"
 #include "runtime/pagealloc.h"
 #include "runtime/pagecache.h"
 #include "runtime/throw.h"
@@ -54,34 +56,16 @@ struct ObjectRef {
   std::uint32_t index = 0;  // object index within the span
 };
 
-// Heap statistics; every counter is atomic and read with relaxed loads (approximate
-// when read during concurrent allocation).
+// Heap statistics. The counters moved once per span live in shards (mstats.h): each
+// MCache's, owned by its P, and `shared`; read them with MHeap::readStats(). The rest
+// are global atomics, read with relaxed loads.
 struct HeapStats {
-  std::atomic<std::uint64_t> heapSys{0};       // bytes of committed arenas
-  std::atomic<std::uint64_t> heapInUse{0};     // bytes in heap spans
-  std::atomic<std::uint64_t> manualInUse{0};   // bytes in manual spans
+  std::atomic<std::uint64_t> heapSys{0};  // bytes of committed arenas
   std::atomic<std::uint64_t> heapLockAcquisitions{0};
-  std::atomic<std::uint64_t> mspanCacheHits{0};     // tryAllocMSpan successes
   std::atomic<std::uint64_t> mspanCacheRefills{0};  // allocMSpanLocked refills
-  std::atomic<std::uint64_t> largeAllocs{0}, largeFrees{0};
-  std::atomic<std::uint64_t> largeBytesInUse{0};
   std::atomic<std::uint64_t> sweptByUncache{0};  // stale (sg+1) spans swept by uncacheSpan
-  // Per size class: objects handed out by MCaches (counted when a span leaves a cache)
-  // and objects freed by sweeping.
-  std::atomic<std::uint64_t> smallAllocCount[kNumSizeClasses] = {};
-  std::atomic<std::uint64_t> smallFreeCount[kNumSizeClasses] = {};
-
-  std::uint64_t heapIdle() const {
-    return heapSys.load(std::memory_order_relaxed) - heapInUse.load(std::memory_order_relaxed) -
-           manualInUse.load(std::memory_order_relaxed);
-  }
-  std::uint64_t objectsInUse(std::size_t sizeclass) const {
-    return smallAllocCount[sizeclass].load(std::memory_order_relaxed) -
-           smallFreeCount[sizeclass].load(std::memory_order_relaxed);
-  }
-  std::uint64_t bytesInUse(std::size_t sizeclass) const {
-    return objectsInUse(sizeclass) * kSizeClasses[sizeclass].size;
-  }
+  // Updates made without a P, and the shards of destroyed MCaches (folded in).
+  HeapStatsDelta shared;
 };
 
 class MHeap {
@@ -123,7 +107,31 @@ class MHeap {
   // Next (span class, partial/full) index sweepone() looks at.
   std::atomic<std::uint32_t> sweepCentralIndex{0};
 
+  // Span classes whose MCentral has ever held a span: allocSpan sets the bit before the
+  // span exists (release), and it is never cleared. A central without its bit has empty
+  // sets, so sweepone and finishSweep skip it (acquire): a sweep cycle costs the classes
+  // in use, not all kNumSpanClasses. Every span in an unswept set was pushed before the
+  // sweepgen += 2 that a sweeper acquires, and its bit was set before that push.
+  bool centralInUse(SpanClass spc) const {
+    return (centralsInUse_[spc.value / 64].load(std::memory_order_acquire) >>
+            (spc.value % 64)) & 1;
+  }
+  // The first span class >= from whose central is in use, or kNumSpanClasses.
+  std::size_t nextCentralInUse(std::size_t from) const {
+    for (std::size_t w = from / 64; w < kCentralWords; ++w) {
+      std::uint64_t bits = centralsInUse_[w].load(std::memory_order_acquire);
+      if (w == from / 64) bits &= ~std::uint64_t{0} << (from % 64);
+      if (bits != 0) return w * 64 + static_cast<std::size_t>(std::countr_zero(bits));
+    }
+    return kNumSpanClasses;
+  }
+
   HeapStats stats;
+  // The sum of every stats shard (mstats.h), under the heap lock.
+  HeapStatsSnapshot readStats();
+  // The shard the calling thread updates: its P's MCache's (*owned = true: plain
+  // load/store adds) or, without one, stats.shared (atomic adds). See statAdd.
+  HeapStatsDelta& statsShard(bool* owned);
 
   // The scavenger's part (mgcscavenge.cc): returns up to maxPages free pages that are
   // not yet released to the OS (madvise DONTNEED), without holding the heap lock during
@@ -168,7 +176,10 @@ class MHeap {
   PageAlloc pages_;             // under lock_
   FixAlloc<MSpan> spanalloc_;   // under lock_
   FixAlloc<MCache> cachealloc_; // under lock_
+  MCache* allMCaches_ = nullptr; // live MCaches (MCache::allNext/allPrev), under lock_
   MCentral central_[kNumSpanClasses];
+  static constexpr std::size_t kCentralWords = (kNumSpanClasses + 63) / 64;
+  std::atomic<std::uint64_t> centralsInUse_[kCentralWords] = {};
 };
 
 // The process-wide heap (created on first use, never destroyed).

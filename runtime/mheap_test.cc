@@ -124,12 +124,12 @@ TEST_CASE("mheap: the P's MSpan cache refills half under the lock and empties on
     bindP(&p);
     CHECK(p.mspancache.len == 0);
     const auto refills = h.stats.mspanCacheRefills.load();
-    const auto hits = h.stats.mspanCacheHits.load();
+    const auto hits = h.readStats().mspanCacheHits;
     MSpan* s1 = h.allocSpan(1, SpanKind::Manual, SpanClass{});
     CHECK(h.stats.mspanCacheRefills.load() == refills + 1);
     CHECK(p.mspancache.len == P::kMSpanCacheSize / 2 - 1);
     MSpan* s2 = h.allocSpan(1, SpanKind::Manual, SpanClass{});
-    CHECK(h.stats.mspanCacheHits.load() == hits + 1);
+    CHECK(h.readStats().mspanCacheHits == hits + 1);
     CHECK(p.mspancache.len == P::kMSpanCacheSize / 2 - 2);
     h.freeSpan(s1);
     h.freeSpan(s2);
@@ -312,4 +312,22 @@ TEST_CASE("mheap: freed small spans stay with the P: reused LIFO without the loc
   CHECK(c.nfreed == 0);
   CHECK(h.freePages() == freeBefore + pagesFreed + cached);
   h.checkPageAlloc();
+}
+
+TEST_CASE("mheap: a central is in use once allocSpan made a span of its class (the sweeper visits only those)") {
+  MHeap h(1);  // a heap of its own, used with no P bound: the locked paths only
+  CHECK(h.nextCentralInUse(0) == kNumSpanClasses);
+  MSpan* m = h.allocSpan(2, SpanKind::Manual, SpanClass{});
+  CHECK(h.nextCentralInUse(0) == kNumSpanClasses);  // manual spans belong to no central
+  const std::uint8_t sc = sizeToClass(96);
+  const SpanClass spc = SpanClass::make(sc, /*noscan=*/true);
+  MSpan* s = h.allocSpan(kSizeClasses[sc].npages, SpanKind::Heap, spc);
+  REQUIRE(s != nullptr);
+  CHECK(h.centralInUse(spc));
+  CHECK_FALSE(h.centralInUse(SpanClass::make(sc, /*noscan=*/false)));
+  CHECK(h.nextCentralInUse(0) == spc.value);
+  CHECK(h.nextCentralInUse(spc.value + 1) == kNumSpanClasses);
+  h.freeSpan(s);
+  CHECK(h.centralInUse(spc));  // never cleared
+  h.freeSpan(m);
 }

@@ -1,8 +1,9 @@
 // sizeclasses.h: the size-class table, generated at compile time.
 //
 // Small objects (up to kMaxSmallSize = 32 KiB) are rounded up to one of about 68
-// size classes; each class has a span size (a whole number of 8 KiB pages) chosen so
-// that the space left over at the end of a span is at most 1/8 of the span. Objects
+// size classes; each class has a span size (a whole number of 8 KiB pages, at least
+// 64 KiB) chosen so that the space left over at the end of a span is at most 1/8 of
+// the span. Objects
 // larger than kMaxSmallSize get a span of their own (size class 0).
 //
 // The table is not typed in: generateSizeClasses() derives it, in a constexpr
@@ -14,6 +15,13 @@
 //      previous class replaces it (the bigger size costs nothing).
 //   4. Finally each class grows to the largest size (a multiple of kLargeSizeDiv) that
 //      still fits the same number of objects in its span.
+//   5. (Not in Go.) The sizes fixed, every span is widened to at least kMinSpanBytes
+//      (64 KiB, mimalloc's small page): the fewest pages >= kMinSpanBytes whose tail
+//      waste is still <= 1/8. Rules 1-4 use 8 KiB spans, so the classes (and their
+//      number) are Go's; only spans grow, so a span holds 8x as many objects of a
+//      small class and the per-span costs (MCache refill, MCentral, sweeping a span,
+//      allocSpan/freeSpan) are paid 8x less often. The cost: an MCache holds up to
+//      64 KiB per span class in use (Go: 8 KiB).
 //
 // Invariants (checked by static_asserts here and by tests/sizeclasses_test.cc):
 //   - sizes strictly increase; every size is a multiple of 8 (of 16 from 32 B up);
@@ -35,6 +43,7 @@ inline constexpr std::size_t kMaxSmallSize = 32 << 10;                  // 32 Ki
 inline constexpr std::size_t kSmallSizeDiv = 8;
 inline constexpr std::size_t kSmallSizeMax = 1024;
 inline constexpr std::size_t kLargeSizeDiv = 128;
+inline constexpr std::size_t kMinSpanBytes = 64 << 10;  // rule 5
 
 struct SizeClassInfo {
   std::uint32_t size = 0;      // object size in bytes
@@ -90,6 +99,15 @@ constexpr Generated generateSizeClasses() {
     const std::size_t spanBytes = std::size_t{c.npages} * kPageSize;
     const std::size_t grown = (spanBytes / (spanBytes / c.size)) & ~(kLargeSizeDiv - 1);
     if (grown > c.size) c.size = static_cast<std::uint32_t>(grown);
+  }
+  // Rule 5: widen small spans to at least kMinSpanBytes, keeping the tail-waste bound.
+  for (std::size_t i = 1; i < g.count; ++i) {
+    SizeClassInfo& c = g.classes[i];
+    std::size_t spanBytes = std::size_t{c.npages} * kPageSize;
+    if (spanBytes >= kMinSpanBytes) continue;
+    spanBytes = kMinSpanBytes;
+    while (spanBytes % c.size > spanBytes / 8) spanBytes += kPageSize;
+    c.npages = static_cast<std::uint32_t>(spanBytes / kPageSize);
   }
   for (std::size_t i = 1; i < g.count; ++i) {
     SizeClassInfo& c = g.classes[i];

@@ -49,3 +49,15 @@ TEST_CASE("size classes: objectIndex equals division for every offset in a span"
     }
   }
 }
+
+TEST_CASE("size classes: every span is the fewest pages of at least kMinSpanBytes within the waste bound") {
+  for (std::size_t c = 1; c < kNumSizeClasses; ++c) {
+    const auto& info = kSizeClasses[c];
+    const std::size_t spanBytes = std::size_t{info.npages} * kPageSize;
+    INFO("class ", c, " size ", info.size, " pages ", info.npages);
+    CHECK(spanBytes >= kMinSpanBytes);
+    // One page less would be under the minimum or waste more than 1/8 at the tail.
+    const std::size_t smaller = spanBytes - kPageSize;
+    CHECK((smaller < kMinSpanBytes || smaller % info.size > smaller / 8));
+  }
+}

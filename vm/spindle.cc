@@ -351,9 +351,9 @@ Stats Vm::stats() const {
     if (n > 0) s.by_kind.emplace_back(vm::kindName(static_cast<vm::ObjKind>(k)), n);
   }
   s.bytes = vm_->allocatedBytes();
-  const auto& hs = runtime::mheap().stats;
-  s.heap_in_use = hs.heapInUse.load(std::memory_order_relaxed);
-  s.heap_sys = hs.heapSys.load(std::memory_order_relaxed);
+  const runtime::HeapStatsSnapshot hs = runtime::mheap().readStats();
+  s.heap_in_use = static_cast<std::uint64_t>(hs.heapInUse);
+  s.heap_sys = hs.heapSys;
   const runtime::GCStats gs = runtime::gcStats();
   s.gc_cycles = gs.cycles;
   s.gc_max_pause_ns = gs.maxPauseNs;
