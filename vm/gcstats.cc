@@ -30,7 +30,7 @@ void VM::registerGCStatsNative() {
 
 ObjInstance* VM::newGCStats() {
   const runtime::GCStats gs = runtime::gcStats();
-  const runtime::HeapStats& hs = runtime::mheap().stats;
+  const runtime::HeapStatsSnapshot hs = runtime::mheap().readStats();
   std::uint64_t allocs = 0;
   for (int k = 0; k < static_cast<int>(ObjKind::kCount); ++k) allocs += allocations(static_cast<ObjKind>(k));
   const struct {
@@ -43,8 +43,8 @@ ObjInstance* VM::newGCStats() {
       {"heapMarked", static_cast<double>(gs.heapMarked)},
       {"heapGoal", static_cast<double>(gs.heapGoal)},
       {"heapTrigger", static_cast<double>(gs.heapTrigger)},
-      {"heapInUse", static_cast<double>(hs.heapInUse.load(std::memory_order_relaxed))},
-      {"heapSys", static_cast<double>(hs.heapSys.load(std::memory_order_relaxed))},
+      {"heapInUse", static_cast<double>(hs.heapInUse)},
+      {"heapSys", static_cast<double>(hs.heapSys)},
       {"gcPercent", static_cast<double>(runtime::gcPercent())},
       {"numPauses", static_cast<double>(gs.numPauses)},
       {"lastPauseNs", gs.pausesNs.empty() ? 0.0 : static_cast<double>(gs.pausesNs.back())},
