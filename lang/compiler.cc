@@ -18,6 +18,16 @@
 //     it stands, followed by a jump over the case body to the next head; after the last
 //     head come OP_SELECT and OP_JUMP_TABLE, whose entries point back at the bodies.
 //     So the heads run in source order and the code stays single-pass.
+//
+// Superinstructions (a peephole over the last instruction emitted; see opcodes.h): a
+// condition (if, while, for) is consumed by POP_JUMP_IF_FALSE, or, when the condition
+// ends with a comparison, the comparison's opcode byte becomes JUMP_UNLESS_<cmp> and the
+// jump distance is appended; `CONSTANT k` followed by ADD / SUBTRACT becomes
+// ADD_CONSTANT k / SUBTRACT_CONSTANT k; SET_LOCAL / SET_GLOBAL / SET_UPVALUE followed by
+// POP becomes SET_*_POP. A fused pair behaves exactly as the two instructions in
+// sequence, so the rewrite is valid whenever no jump lands between them: every offset
+// that becomes a jump target is recorded (markTarget), and nothing is fused across it.
+// The fused instruction keeps the first one's offset and line.
 #include "lang/compiler.h"
 
 #include <charconv>
@@ -61,6 +71,12 @@ struct FunctionState {
   int scopeDepth = 0;
   std::unordered_map<std::uint64_t, std::uint32_t> numberConstants;
   std::unordered_map<std::string, std::uint32_t> stringConstants;
+  // Peephole: the last instruction emitted by emitOp / emitJump (its opcode, the offset of
+  // its opcode byte, its end) and the offset most recently made a jump target.
+  OpCode lastOp = OpCode::NIL;
+  std::size_t lastOpByte = SIZE_MAX;
+  std::size_t lastOpEnd = SIZE_MAX;
+  std::size_t lastTarget = SIZE_MAX;
 };
 
 struct ClassState {
@@ -125,8 +141,16 @@ class Parser {
   // --- emitting -----------------------------------------------------------------
   Chunk& chunk() { return fn_->proto->chunk; }
   void emitByte(std::uint8_t byte);
+  void emitByte(std::uint8_t byte, int line);
   void emitOp(OpCode op, std::initializer_list<std::uint32_t> operands = {});
   std::size_t emitJump(OpCode op);
+  // Peephole (see the top of the file).
+  void markTarget() { fn_->lastTarget = chunk().code.size(); }
+  bool lastIs(OpCode op) const;
+  void rewriteLast(OpCode op);
+  void emitFoldingConstant(OpCode op, OpCode withConstant);
+  std::size_t emitConditionJump();
+  void emitPop();
   void patchJump(std::size_t operandOffset);
   void patchU32(std::size_t at, std::uint32_t value);
   void emitLoop(std::size_t loopStart);
@@ -317,9 +341,11 @@ bool Parser::enterNesting() {
 
 // --- emitting -----------------------------------------------------------------------
 
-void Parser::emitByte(std::uint8_t byte) {
+void Parser::emitByte(std::uint8_t byte) { emitByte(byte, previous_.line); }
+
+void Parser::emitByte(std::uint8_t byte, int line) {
   Chunk& c = chunk();
-  c.lines.add(c.code.size(), previous_.line);
+  c.lines.add(c.code.size(), line);
   c.code.push_back(byte);
 }
 
@@ -327,6 +353,8 @@ void Parser::emitOp(OpCode op, std::initializer_list<std::uint32_t> operands) {
   bool wide = false;
   for (std::uint32_t v : operands) wide |= v > 0xff;
   if (wide) emitByte(static_cast<std::uint8_t>(OpCode::WIDE));
+  fn_->lastOp = op;
+  fn_->lastOpByte = chunk().code.size();
   emitByte(static_cast<std::uint8_t>(op));
   for (std::uint32_t v : operands) {
     if (!wide) {
@@ -335,12 +363,78 @@ void Parser::emitOp(OpCode op, std::initializer_list<std::uint32_t> operands) {
     }
     for (int i = 0; i < 4; ++i) emitByte(static_cast<std::uint8_t>(v >> (8 * i)));
   }
+  fn_->lastOpEnd = chunk().code.size();
+}
+
+// True when the last instruction is `op`, nothing was emitted after it, and no jump lands
+// right after it: then it may be fused with the next one.
+bool Parser::lastIs(OpCode op) const {
+  const std::size_t end = fn_->proto->chunk.code.size();
+  return fn_->lastOp == op && fn_->lastOpEnd == end && fn_->lastTarget != end;
+}
+
+// Replaces the last instruction's opcode (same operands).
+void Parser::rewriteLast(OpCode op) {
+  chunk().code[fn_->lastOpByte] = static_cast<std::uint8_t>(op);
+  fn_->lastOp = op;
+}
+
+// `op` (ADD or SUBTRACT), or `CONSTANT k; op` fused into `withConstant k`.
+void Parser::emitFoldingConstant(OpCode op, OpCode withConstant) {
+  if (lastIs(OpCode::CONSTANT)) {
+    rewriteLast(withConstant);
+  } else {
+    emitOp(op);
+  }
+}
+
+// The jump that consumes a condition: a comparison just before it becomes the matching
+// JUMP_UNLESS_<cmp> (1 + 4 bytes, all with the comparison's line), anything else is
+// followed by POP_JUMP_IF_FALSE. Returns the jump operand's offset (for patchJump).
+std::size_t Parser::emitConditionJump() {
+  static constexpr std::pair<OpCode, OpCode> kFused[] = {
+      {OpCode::EQUAL, OpCode::JUMP_UNLESS_EQUAL},
+      {OpCode::NOT_EQUAL, OpCode::JUMP_UNLESS_NOT_EQUAL},
+      {OpCode::GREATER, OpCode::JUMP_UNLESS_GREATER},
+      {OpCode::GREATER_EQUAL, OpCode::JUMP_UNLESS_GREATER_EQUAL},
+      {OpCode::LESS, OpCode::JUMP_UNLESS_LESS},
+      {OpCode::LESS_EQUAL, OpCode::JUMP_UNLESS_LESS_EQUAL},
+  };
+  for (auto [compare, fused] : kFused) {
+    if (!lastIs(compare)) continue;
+    const int line = chunk().lines.lineAt(fn_->lastOpByte);
+    rewriteLast(fused);
+    std::size_t at = chunk().code.size();
+    for (int i = 0; i < 4; ++i) emitByte(0xff, line);
+    fn_->lastOpEnd = chunk().code.size();
+    return at;
+  }
+  return emitJump(OpCode::POP_JUMP_IF_FALSE);
+}
+
+// POP, or `SET_x i; POP` fused into `SET_x_POP i`.
+void Parser::emitPop() {
+  static constexpr std::pair<OpCode, OpCode> kFused[] = {
+      {OpCode::SET_LOCAL, OpCode::SET_LOCAL_POP},
+      {OpCode::SET_GLOBAL, OpCode::SET_GLOBAL_POP},
+      {OpCode::SET_UPVALUE, OpCode::SET_UPVALUE_POP},
+  };
+  for (auto [set, fused] : kFused) {
+    if (lastIs(set)) {
+      rewriteLast(fused);
+      return;
+    }
+  }
+  emitOp(OpCode::POP);
 }
 
 std::size_t Parser::emitJump(OpCode op) {
+  fn_->lastOp = op;
+  fn_->lastOpByte = chunk().code.size();
   emitByte(static_cast<std::uint8_t>(op));
   std::size_t at = chunk().code.size();
   for (int i = 0; i < 4; ++i) emitByte(0xff);
+  fn_->lastOpEnd = chunk().code.size();
   return at;
 }
 
@@ -351,6 +445,7 @@ void Parser::patchU32(std::size_t at, std::uint32_t value) {
 void Parser::patchJump(std::size_t operandOffset) {
   std::size_t distance = chunk().code.size() - (operandOffset + kJumpBytes);
   patchU32(operandOffset, static_cast<std::uint32_t>(distance));
+  markTarget();
 }
 
 void Parser::emitLoop(std::size_t loopStart) {
@@ -616,8 +711,8 @@ void Parser::binary(bool) {
     case TokenType::GreaterEqual: emitOp(OpCode::GREATER_EQUAL); break;
     case TokenType::Less: emitOp(OpCode::LESS); break;
     case TokenType::LessEqual: emitOp(OpCode::LESS_EQUAL); break;
-    case TokenType::Plus: emitOp(OpCode::ADD); break;
-    case TokenType::Minus: emitOp(OpCode::SUBTRACT); break;
+    case TokenType::Plus: emitFoldingConstant(OpCode::ADD, OpCode::ADD_CONSTANT); break;
+    case TokenType::Minus: emitFoldingConstant(OpCode::SUBTRACT, OpCode::SUBTRACT_CONSTANT); break;
     case TokenType::Star: emitOp(OpCode::MULTIPLY); break;
     case TokenType::Slash: emitOp(OpCode::DIVIDE); break;
     case TokenType::Percent: emitOp(OpCode::MODULO); break;
@@ -875,7 +970,7 @@ void Parser::printStatement() {
 void Parser::expressionStatement() {
   expression();
   consume(TokenType::Semicolon, "Expect ';' after expression.");
-  emitOp(OpCode::POP);
+  emitPop();
 }
 
 void Parser::ifStatement() {
@@ -883,28 +978,29 @@ void Parser::ifStatement() {
   expression();
   consume(TokenType::RightParen, "Expect ')' after condition.");
 
-  std::size_t thenJump = emitJump(OpCode::JUMP_IF_FALSE);
-  emitOp(OpCode::POP);
+  std::size_t thenJump = emitConditionJump();
   statement();
-  std::size_t elseJump = emitJump(OpCode::JUMP);
-  patchJump(thenJump);
-  emitOp(OpCode::POP);
-  if (match(TokenType::Else)) statement();
-  patchJump(elseJump);
+  if (match(TokenType::Else)) {
+    std::size_t elseJump = emitJump(OpCode::JUMP);
+    patchJump(thenJump);
+    statement();
+    patchJump(elseJump);
+  } else {
+    patchJump(thenJump);
+  }
 }
 
 void Parser::whileStatement() {
   std::size_t loopStart = chunk().code.size();
+  markTarget();
   consume(TokenType::LeftParen, "Expect '(' after 'while'.");
   expression();
   consume(TokenType::RightParen, "Expect ')' after condition.");
 
-  std::size_t exitJump = emitJump(OpCode::JUMP_IF_FALSE);
-  emitOp(OpCode::POP);
+  std::size_t exitJump = emitConditionJump();
   statement();
   emitLoop(loopStart);
   patchJump(exitJump);
-  emitOp(OpCode::POP);
 }
 
 void Parser::forStatement() {
@@ -919,19 +1015,20 @@ void Parser::forStatement() {
   }
 
   std::size_t loopStart = chunk().code.size();
+  markTarget();
   std::size_t exitJump = kNoOffset;
   if (!match(TokenType::Semicolon)) {
     expression();
     consume(TokenType::Semicolon, "Expect ';' after loop condition.");
-    exitJump = emitJump(OpCode::JUMP_IF_FALSE);
-    emitOp(OpCode::POP);
+    exitJump = emitConditionJump();
   }
 
   if (!match(TokenType::RightParen)) {
     std::size_t bodyJump = emitJump(OpCode::JUMP);
     std::size_t incrementStart = chunk().code.size();
+    markTarget();
     expression();
-    emitOp(OpCode::POP);
+    emitPop();
     consume(TokenType::RightParen, "Expect ')' after for clauses.");
     emitLoop(loopStart);
     loopStart = incrementStart;
@@ -940,10 +1037,7 @@ void Parser::forStatement() {
 
   statement();
   emitLoop(loopStart);
-  if (exitJump != kNoOffset) {
-    patchJump(exitJump);
-    emitOp(OpCode::POP);
-  }
+  if (exitJump != kNoOffset) patchJump(exitJump);
   endScope();
 }
 
@@ -1006,6 +1100,7 @@ void Parser::selectStatement() {
       consume(TokenType::Colon, "Expect ':' after 'default'.");
       std::size_t skip = emitJump(OpCode::JUMP);
       defaultBody = chunk().code.size();
+      markTarget();
       beginScope();
       emitOp(OpCode::POP);
       selectCaseBody();
@@ -1048,13 +1143,14 @@ void Parser::selectStatement() {
     // Heads are reached from the previous head's jump, never by falling out of a body.
     std::size_t toNextHead = emitJump(OpCode::JUMP);
     bodies.push_back(chunk().code.size());
+    markTarget();
     beginScope();
     if (declare) {
       addLocal(target);
       markInitialized();
     } else {
       if (assign) emitStore(target);
-      emitOp(OpCode::POP);
+      emitPop();
     }
     selectCaseBody();
     endScope();

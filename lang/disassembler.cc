@@ -65,6 +65,8 @@ std::size_t disassembleInstruction(const FunctionProto& proto, std::size_t offse
 
   switch (in.op) {
     case OpCode::CONSTANT:
+    case OpCode::ADD_CONSTANT:
+    case OpCode::SUBTRACT_CONSTANT:
     case OpCode::CLASS:
     case OpCode::METHOD:
       out += fmt::format("{:<16} {:4} '{}'\n", name, ops[0], constantText(proto, ops[0]));
@@ -84,6 +86,7 @@ std::size_t disassembleInstruction(const FunctionProto& proto, std::size_t offse
     }
     case OpCode::GET_GLOBAL:
     case OpCode::SET_GLOBAL:
+    case OpCode::SET_GLOBAL_POP:
     case OpCode::DEFINE_GLOBAL:
       if (globals != nullptr && ops[0] < globals->size()) {
         out += fmt::format("{:<16} {:4} '{}'\n", name, ops[0], globals->name(ops[0]));
@@ -104,6 +107,13 @@ std::size_t disassembleInstruction(const FunctionProto& proto, std::size_t offse
       break;
     case OpCode::JUMP:
     case OpCode::JUMP_IF_FALSE:
+    case OpCode::POP_JUMP_IF_FALSE:
+    case OpCode::JUMP_UNLESS_EQUAL:
+    case OpCode::JUMP_UNLESS_NOT_EQUAL:
+    case OpCode::JUMP_UNLESS_GREATER:
+    case OpCode::JUMP_UNLESS_GREATER_EQUAL:
+    case OpCode::JUMP_UNLESS_LESS:
+    case OpCode::JUMP_UNLESS_LESS_EQUAL:
     case OpCode::LOOP:
       out += fmt::format("{:<16} {:4} -> {}\n", name, offset, in.jumpTarget());
       break;

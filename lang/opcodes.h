@@ -74,6 +74,18 @@ namespace spindle::lang {
   X(SPAWN, Index1)                  \
   X(SELECT, Select)                 \
   X(JUMP_TABLE, JumpTable)          \
+  X(SET_LOCAL_POP, Index1)          \
+  X(SET_GLOBAL_POP, Index1)         \
+  X(SET_UPVALUE_POP, Index1)        \
+  X(POP_JUMP_IF_FALSE, Jump)        \
+  X(JUMP_UNLESS_EQUAL, Jump)        \
+  X(JUMP_UNLESS_NOT_EQUAL, Jump)    \
+  X(JUMP_UNLESS_GREATER, Jump)      \
+  X(JUMP_UNLESS_GREATER_EQUAL, Jump) \
+  X(JUMP_UNLESS_LESS, Jump)         \
+  X(JUMP_UNLESS_LESS_EQUAL, Jump)   \
+  X(ADD_CONSTANT, Index1)           \
+  X(SUBTRACT_CONSTANT, Index1)      \
   X(WIDE, None)
 
 enum class OpCode : std::uint8_t {

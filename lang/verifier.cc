@@ -55,6 +55,8 @@ void Verifier::check(const FunctionProto& fn, const FunctionProto* enclosing) {
     };
     switch (in.op) {
       case OpCode::CONSTANT:
+      case OpCode::ADD_CONSTANT:
+      case OpCode::SUBTRACT_CONSTANT:
         if (ops[0] >= c.constants.size() ||
             std::holds_alternative<std::shared_ptr<const FunctionProto>>(c.constants[ops[0]])) {
           problem(fn, offset, "bad constant {}", ops[0]);
@@ -77,11 +79,13 @@ void Verifier::check(const FunctionProto& fn, const FunctionProto* enclosing) {
         break;
       case OpCode::GET_GLOBAL:
       case OpCode::SET_GLOBAL:
+      case OpCode::SET_GLOBAL_POP:
       case OpCode::DEFINE_GLOBAL:
         if (ops[0] >= globalCount_) problem(fn, offset, "global slot {} out of range", ops[0]);
         break;
       case OpCode::GET_UPVALUE:
       case OpCode::SET_UPVALUE:
+      case OpCode::SET_UPVALUE_POP:
         if (ops[0] >= fn.upvalues.size()) problem(fn, offset, "upvalue {} out of range", ops[0]);
         break;
       case OpCode::CLOSURE: {
@@ -98,6 +102,13 @@ void Verifier::check(const FunctionProto& fn, const FunctionProto* enclosing) {
       }
       case OpCode::JUMP:
       case OpCode::JUMP_IF_FALSE:
+      case OpCode::POP_JUMP_IF_FALSE:
+      case OpCode::JUMP_UNLESS_EQUAL:
+      case OpCode::JUMP_UNLESS_NOT_EQUAL:
+      case OpCode::JUMP_UNLESS_GREATER:
+      case OpCode::JUMP_UNLESS_GREATER_EQUAL:
+      case OpCode::JUMP_UNLESS_LESS:
+      case OpCode::JUMP_UNLESS_LESS_EQUAL:
       case OpCode::LOOP:
         if (in.op == OpCode::LOOP && ops[0] > offset + in.length) {
           problem(fn, offset, "loop before the start");

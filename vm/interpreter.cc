@@ -261,6 +261,17 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
     double b = POP().asNumber();                                             \
     stackStore(sp - 1, op);                                                  \
   } while (0)
+// A comparison fused with POP_JUMP_IF_FALSE: pops both operands, jumps unless `cond`.
+#define COMPARE_JUMP(cond)                                                   \
+  do {                                                                       \
+    const Value va = PEEK(1), vb = PEEK(0);                                  \
+    if (!va.isNumber() || !vb.isNumber()) [[unlikely]]                       \
+      ERROR("Operands must be numbers.");                                    \
+    const double a = va.asNumber(), b = vb.asNumber();                       \
+    const std::uint32_t d = JUMP_OPERAND();                                  \
+    sp -= 2;                                                                 \
+    if (!(cond)) ip += d;                                                    \
+  } while (0)
 
   LOAD();
   for (;;) {
@@ -670,6 +681,63 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         ip = end - lang::readU32(table + std::size_t{i} * lang::kJumpBytes);
         break;
       }
+      // Superinstructions (lang/opcodes.h): each behaves as its pair in sequence.
+      case OpCode::SET_LOCAL_POP: {
+        Value* slot = &slots[INDEX()];
+        stackStore(slot, POP());
+        break;
+      }
+      case OpCode::SET_GLOBAL_POP: {
+        const std::uint32_t g = INDEX();
+        Value* slot = &globalsData()[g];
+        if (loadValue(slot).isUndefined()) [[unlikely]]
+          ERROR("Undefined variable '{}'.", globalNames_.name(g));
+        writeBarrier(nullptr, slot, POP());
+        break;
+      }
+      case OpCode::SET_UPVALUE_POP: {
+        ObjUpvalue* u = closure->upvalues()[INDEX()];
+        upvalueSet(u, POP());
+        break;
+      }
+      case OpCode::POP_JUMP_IF_FALSE: {
+        const std::uint32_t d = JUMP_OPERAND();
+        if (POP().isFalsey()) ip += d;
+        break;
+      }
+      case OpCode::JUMP_UNLESS_EQUAL: {
+        const std::uint32_t d = JUMP_OPERAND();
+        sp -= 2;
+        if (!(sp[0] == sp[1])) ip += d;
+        break;
+      }
+      case OpCode::JUMP_UNLESS_NOT_EQUAL: {
+        const std::uint32_t d = JUMP_OPERAND();
+        sp -= 2;
+        if (sp[0] == sp[1]) ip += d;
+        break;
+      }
+      case OpCode::JUMP_UNLESS_GREATER: COMPARE_JUMP(a > b); break;
+      case OpCode::JUMP_UNLESS_GREATER_EQUAL: COMPARE_JUMP(!(a < b)); break;
+      case OpCode::JUMP_UNLESS_LESS: COMPARE_JUMP(a < b); break;
+      case OpCode::JUMP_UNLESS_LESS_EQUAL: COMPARE_JUMP(!(a > b)); break;
+      case OpCode::ADD_CONSTANT: {
+        const Value b = constants[INDEX()], a = PEEK(0);
+        if (a.isNumber() && b.isNumber()) [[likely]] {
+          stackStore(sp - 1, Value::number(a.asNumber() + b.asNumber()));
+        } else if (isKind(a, ObjKind::String) && isKind(b, ObjKind::String)) {
+          stackStore(sp - 1, Value::object(concat(as<ObjString>(a), as<ObjString>(b))));
+        } else {
+          ERROR("Operands must be two numbers or two strings.");
+        }
+        break;
+      }
+      case OpCode::SUBTRACT_CONSTANT: {
+        const Value b = constants[INDEX()], a = PEEK(0);
+        if (!a.isNumber() || !b.isNumber()) [[unlikely]] ERROR("Operands must be numbers.");
+        stackStore(sp - 1, Value::number(a.asNumber() - b.asNumber()));
+        break;
+      }
       case OpCode::WIDE: ERROR("Malformed bytecode: WIDE after WIDE.");
     }
   }
@@ -686,6 +754,7 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
 #undef FAIL_IF_NOT
 #undef SAFEPOINT
 #undef NUMBER_OP
+#undef COMPARE_JUMP
 }
 
 }  // namespace spindle::vm
