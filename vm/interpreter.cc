@@ -49,7 +49,8 @@ bool VM::callClosure(ObjFiber* fiber, ObjClosure* closure, int argc) {
   ensureStack(fiber, fn->maxStack);
   CallFrame& f = fiber->frames->frames()[fiber->frameCount++];
   f.closure = closure;
-  f.ip = 0;
+  f.ip = fn->code;
+  f.constants = fn->constants->data();
   f.base = fiber->stackTop - static_cast<std::uint32_t>(argc) - 1;
   return true;
 }
@@ -182,54 +183,59 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
     }
   }
 
+  // The hot state. The running frame's closure and function are reached through `frame`
+  // (frame->closure) where needed; the limits bound the call fast path.
   CallFrame* frame;
-  ObjFunction* fn;
-  ObjClosure* closure;
   const std::uint8_t* ip;
-  Value* stackBase;
-  Value* slots;
   Value* sp;
-  Value* constants;
+  Value* slots;
+  const Value* constants;
+  Value* stackBase;
+  const CallFrame* frameLimit;  // one past the frame array
+  const Value* stackLimit;      // one past the value stack
   bool wide = false;
 
-#define LOAD()                                                  \
-  do {                                                          \
-    frame = &fiber->frames->frames()[fiber->frameCount - 1];    \
-    closure = frame->closure;                                   \
-    fn = closure->function;                                     \
-    ip = fn->code + frame->ip;                                  \
-    stackBase = fiber->stack->data();                           \
-    slots = stackBase + frame->base;                            \
-    sp = stackBase + fiber->stackTop;                           \
-    constants = fn->constants->data();                          \
+// Reads the fiber's state into the locals (after anything that may have pushed a frame,
+// grown the stack or the frame array).
+#define LOAD()                                                          \
+  do {                                                                  \
+    CallFrame* frames_ = fiber->frames->frames();                       \
+    frame = &frames_[fiber->frameCount - 1];                            \
+    frameLimit = frames_ + fiber->frames->capacity;                     \
+    ip = frame->ip;                                                     \
+    constants = frame->constants;                                       \
+    stackBase = fiber->stack->data();                                   \
+    stackLimit = stackBase + fiber->stack->capacity;                    \
+    slots = stackBase + frame->base;                                    \
+    sp = stackBase + fiber->stackTop;                                   \
   } while (0)
-#define SAVE()                                                        \
-  do {                                                                \
-    frame->ip = static_cast<std::uint32_t>(ip - fn->code);            \
-    fiber->stackTop = static_cast<std::uint32_t>(sp - stackBase);     \
+// Writes the locals back: the running frame's ip, the frame count and the stack top. The
+// fast paths (call, return) keep frameCount and stackTop only in `frame` and `sp`.
+#define SAVE()                                                                          \
+  do {                                                                                  \
+    frame->ip = ip;                                                                     \
+    fiber->frameCount = static_cast<std::uint32_t>(frame - fiber->frames->frames()) + 1; \
+    fiber->stackTop = static_cast<std::uint32_t>(sp - stackBase);                       \
   } while (0)
+#define FN() (frame->closure->function)
 // The call fast path: a closure called with its arity, whose frame and stack needs fit
 // the fiber's current arrays (nothing to allocate, no error possible), is entered right
-// here. The caller's ip and the stack top are saved (as SAVE), the callee's frame is
-// pushed and the locals are pointed at it, without the round trip through callClosure
-// and LOAD. Anything else takes the general path (SAVE, callValue / callClosure, LOAD).
-#define CAN_ENTER(c, argc)                                                           \
-  (static_cast<std::uint32_t>(argc) == (c)->function->arity &&                       \
-   fiber->frameCount < fiber->frames->capacity &&                                    \
-   static_cast<std::uint64_t>(sp - stackBase) + (c)->function->maxStack <=           \
-       fiber->stack->capacity)
-#define ENTER(c, argc)                                                  \
+// here: the caller's ip is saved in its frame, the callee's frame is pushed and the locals
+// are pointed at it, without the round trip through callClosure and LOAD. Anything else
+// takes the general path (SAVE, callValue / callClosure, LOAD).
+#define CAN_ENTER(f, argc)                                                              \
+  (static_cast<std::uint32_t>(argc) == (f)->arity && frame + 1 < frameLimit &&          \
+   static_cast<std::size_t>(stackLimit - sp) >= (f)->maxStack)
+#define ENTER(c, f, argc)                                               \
   do {                                                                  \
-    SAVE();                                                             \
-    frame = &fiber->frames->frames()[fiber->frameCount++];              \
-    closure = (c);                                                      \
-    fn = closure->function;                                             \
+    frame->ip = ip;                                                     \
+    ++frame;                                                            \
     slots = sp - (argc) - 1;                                            \
-    frame->closure = closure;                                           \
-    frame->ip = 0;                                                      \
+    frame->closure = (c);                                               \
     frame->base = static_cast<std::uint32_t>(slots - stackBase);        \
-    ip = fn->code;                                                      \
-    constants = fn->constants->data();                                  \
+    ip = (f)->code;                                                     \
+    constants = (f)->constants->data();                                 \
+    frame->constants = constants;                                       \
   } while (0)
 #define INDEX() (wide ? (ip += 4, lang::readU32(ip - 4)) : std::uint32_t{*ip++})
 #define JUMP_OPERAND() (ip += 4, lang::readU32(ip - 4))
@@ -309,15 +315,16 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         break;
       }
       case OpCode::GET_UPVALUE:
-        PUSH(upvalueGet(closure->upvalues()[INDEX()]));
+        PUSH(upvalueGet(frame->closure->upvalues()[INDEX()]));
         break;
       case OpCode::SET_UPVALUE: {
-        upvalueSet(closure->upvalues()[INDEX()], PEEK(0));
+        upvalueSet(frame->closure->upvalues()[INDEX()], PEEK(0));
         break;
       }
       case OpCode::GET_PROPERTY: {
         ObjString* name = as<ObjString>(constants[INDEX()]);
         const std::uint32_t icIndex = INDEX();
+        ObjFunction* fn = FN();
         const InlineCache* ic = loadPtr(&fn->ics()[icIndex]);
         Value receiver = PEEK(0);
         if (!isKind(receiver, ObjKind::Instance)) [[unlikely]]
@@ -352,6 +359,7 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
       case OpCode::SET_PROPERTY: {
         ObjString* name = as<ObjString>(constants[INDEX()]);
         const std::uint32_t icIndex = INDEX();
+        ObjFunction* fn = FN();
         const InlineCache* ic = loadPtr(&fn->ics()[icIndex]);
         Value receiver = PEEK(1);
         if (!isKind(receiver, ObjKind::Instance)) [[unlikely]]
@@ -383,6 +391,7 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
       case OpCode::GET_SUPER: {
         ObjString* name = as<ObjString>(constants[INDEX()]);
         const std::uint32_t icIndex = INDEX();
+        ObjFunction* fn = FN();
         const InlineCache* ic = loadPtr(&fn->ics()[icIndex]);
         auto* superclass = as<ObjClass>(POP());
         Value method;
@@ -460,8 +469,9 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         Value callee = PEEK(argc);
         if (isKind(callee, ObjKind::Closure)) [[likely]] {
           auto* c = as<ObjClosure>(callee);
-          if (CAN_ENTER(c, argc)) [[likely]] {
-            ENTER(c, argc);
+          const ObjFunction* f = c->function;
+          if (CAN_ENTER(f, argc)) [[likely]] {
+            ENTER(c, f, argc);
             SAFEPOINT();
             break;
           }
@@ -480,13 +490,15 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         ObjString* name = as<ObjString>(constants[INDEX()]);
         const int argc = static_cast<int>(INDEX());
         const std::uint32_t icIndex = INDEX();
+        ObjFunction* fn = FN();
         const InlineCache* ic = loadPtr(&fn->ics()[icIndex]);
         Value receiver = PEEK(argc);
         if (isKind(receiver, ObjKind::Instance) && ic != nullptr && ic->slot == InlineCache::kNoField &&
             ic->shape == loadPtr(&as<ObjInstance>(receiver)->shape)) [[likely]] {
           auto* m = as<ObjClosure>(ic->method);
-          if (CAN_ENTER(m, argc)) [[likely]] {
-            ENTER(m, argc);
+          const ObjFunction* f = m->function;
+          if (CAN_ENTER(f, argc)) [[likely]] {
+            ENTER(m, f, argc);
             SAFEPOINT();
             break;
           }
@@ -530,6 +542,7 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         ObjString* name = as<ObjString>(constants[INDEX()]);
         const int argc = static_cast<int>(INDEX());
         const std::uint32_t icIndex = INDEX();
+        ObjFunction* fn = FN();
         const InlineCache* ic = loadPtr(&fn->ics()[icIndex]);
         auto* superclass = as<ObjClass>(POP());
         Value method;
@@ -539,8 +552,10 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
           if (!findMethod(superclass, name, &method)) ERROR("Undefined property '{}'.", name->view());
           updateIC(fn, icIndex, {superclass->rootShape, InlineCache::kNoField, 0, method, nullptr});
         }
-        if (CAN_ENTER(as<ObjClosure>(method), argc)) [[likely]] {
-          ENTER(as<ObjClosure>(method), argc);
+        auto* m = as<ObjClosure>(method);
+        const ObjFunction* f = m->function;
+        if (CAN_ENTER(f, argc)) [[likely]] {
+          ENTER(m, f, argc);
           SAFEPOINT();
           break;
         }
@@ -557,7 +572,7 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         SAVE();
         for (std::uint32_t i = 0; i < c->upvalueCount; ++i) {
           ObjUpvalue* u = descs[i].isLocal ? captureUpvalue(fiber, frame->base + descs[i].index)
-                                           : closure->upvalues()[descs[i].index];
+                                           : frame->closure->upvalues()[descs[i].index];
           c->upvalues()[i] = u;  // initialising an unreachable object
         }
         PUSH(Value::object(c));
@@ -571,24 +586,22 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         Value result = POP();
         // Open upvalues are sorted by slot, highest first: only the head needs a look.
         const ObjUpvalue* open = fiber->openUpvalues;
-        if (open != nullptr && open->slot >= frame->base) closeUpvalues(fiber, frame->base);
-        if (--fiber->frameCount == 0) {
+        if (open != nullptr && open->slot >= frame->base) [[unlikely]] closeUpvalues(fiber, frame->base);
+        if (frame == fiber->frames->frames()) [[unlikely]] {
           writeBarrier(fiber, &fiber->result, result);
+          fiber->frameCount = 0;
           fiber->stackTop = 0;
           fiber->state = FiberState::Done;
           return RunStatus::Exit;
         }
         sp = slots;
         PUSH(result);
-        fiber->stackTop = static_cast<std::uint32_t>(sp - stackBase);
         // The caller's frame sits just below (returning allocates nothing and never
         // replaces the frame array or the stack).
         --frame;
-        closure = frame->closure;
-        fn = closure->function;
-        ip = fn->code + frame->ip;
+        ip = frame->ip;
+        constants = frame->constants;
         slots = stackBase + frame->base;
-        constants = fn->constants->data();
         break;
       }
       case OpCode::CLASS: PUSH(Value::object(newClass(as<ObjString>(constants[INDEX()])))); break;
@@ -696,7 +709,7 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         break;
       }
       case OpCode::SET_UPVALUE_POP: {
-        ObjUpvalue* u = closure->upvalues()[INDEX()];
+        ObjUpvalue* u = frame->closure->upvalues()[INDEX()];
         upvalueSet(u, POP());
         break;
       }
@@ -743,6 +756,7 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
   }
 #undef LOAD
 #undef SAVE
+#undef FN
 #undef CAN_ENTER
 #undef ENTER
 #undef INDEX

@@ -611,7 +611,8 @@ std::vector<std::string> VM::traceOf(ObjFiber* fiber) const {
   for (std::uint32_t i = fiber->frameCount; i-- > 0;) {
     const CallFrame& f = fiber->frames->frames()[i];
     const lang::FunctionProto* proto = f.closure->function->proto;
-    const int line = proto->chunk.lines.lineAt(f.ip == 0 ? 0 : f.ip - 1);
+    const auto offset = static_cast<std::size_t>(f.ip - f.closure->function->code);
+    const int line = proto->chunk.lines.lineAt(offset == 0 ? 0 : offset - 1);
     if (proto->name.empty()) {
       trace.push_back(fmt::format("[line {}] in script", line));
     } else {
