@@ -64,6 +64,16 @@ struct Local {
   bool isCaptured;
 };
 
+// One instruction as the peephole sees it.
+struct Emitted {
+  OpCode op = OpCode::NIL;
+  std::size_t start = SIZE_MAX;   // its first byte (the WIDE prefix, if any)
+  std::size_t opByte = SIZE_MAX;  // its opcode byte
+  std::size_t end = SIZE_MAX;     // one past its last byte
+  std::uint32_t operand = 0;      // its first index operand
+  int line = 0;
+};
+
 struct FunctionState {
   FunctionState* enclosing = nullptr;
   std::shared_ptr<FunctionProto> proto;
@@ -71,11 +81,9 @@ struct FunctionState {
   int scopeDepth = 0;
   std::unordered_map<std::uint64_t, std::uint32_t> numberConstants;
   std::unordered_map<std::string, std::uint32_t> stringConstants;
-  // Peephole: the last instruction emitted by emitOp / emitJump (its opcode, the offset of
-  // its opcode byte, its end) and the offset most recently made a jump target.
-  OpCode lastOp = OpCode::NIL;
-  std::size_t lastOpByte = SIZE_MAX;
-  std::size_t lastOpEnd = SIZE_MAX;
+  // Peephole: the last instructions emitted by emitOp / emitJump (recent[0] the newest)
+  // and the offset most recently made a jump target.
+  Emitted recent[3];
   std::size_t lastTarget = SIZE_MAX;
 };
 
@@ -143,14 +151,26 @@ class Parser {
   void emitByte(std::uint8_t byte);
   void emitByte(std::uint8_t byte, int line);
   void emitOp(OpCode op, std::initializer_list<std::uint32_t> operands = {});
+  void emitOp(OpCode op, std::initializer_list<std::uint32_t> operands, int line);
   std::size_t emitJump(OpCode op);
   // Peephole (see the top of the file).
   void markTarget() { fn_->lastTarget = chunk().code.size(); }
-  bool lastIs(OpCode op) const;
+  void record(OpCode op, std::size_t start, std::size_t opByte, std::uint32_t operand, int line);
+  void forgetRecent() { fn_->recent[0] = Emitted{}; }
+  bool fusable(int n) const;
+  bool lastIs(OpCode op) const { return fusable(1) && fn_->recent[0].op == op; }
   void rewriteLast(OpCode op);
   void emitFoldingConstant(OpCode op, OpCode withConstant);
   std::size_t emitConditionJump();
   void emitPop();
+  // Code motion (for loops): removes the code from `start` on, returning it with the line
+  // of each byte; pasteCode appends such code back (nothing is fused across either edge).
+  struct CodeRange {
+    std::vector<std::uint8_t> code;
+    std::vector<int> lines;
+  };
+  CodeRange cutCode(std::size_t start);
+  void pasteCode(const CodeRange& range);
   void patchJump(std::size_t operandOffset);
   void patchU32(std::size_t at, std::uint32_t value);
   void emitLoop(std::size_t loopStart);
@@ -350,38 +370,59 @@ void Parser::emitByte(std::uint8_t byte, int line) {
 }
 
 void Parser::emitOp(OpCode op, std::initializer_list<std::uint32_t> operands) {
-  bool wide = false;
-  for (std::uint32_t v : operands) wide |= v > 0xff;
-  if (wide) emitByte(static_cast<std::uint8_t>(OpCode::WIDE));
-  fn_->lastOp = op;
-  fn_->lastOpByte = chunk().code.size();
-  emitByte(static_cast<std::uint8_t>(op));
-  for (std::uint32_t v : operands) {
-    if (!wide) {
-      emitByte(static_cast<std::uint8_t>(v));
-      continue;
-    }
-    for (int i = 0; i < 4; ++i) emitByte(static_cast<std::uint8_t>(v >> (8 * i)));
-  }
-  fn_->lastOpEnd = chunk().code.size();
+  emitOp(op, operands, previous_.line);
 }
 
-// True when the last instruction is `op`, nothing was emitted after it, and no jump lands
-// right after it: then it may be fused with the next one.
-bool Parser::lastIs(OpCode op) const {
+void Parser::emitOp(OpCode op, std::initializer_list<std::uint32_t> operands, int line) {
+  bool wide = false;
+  for (std::uint32_t v : operands) wide |= v > 0xff;
+  const std::size_t start = chunk().code.size();
+  if (wide) emitByte(static_cast<std::uint8_t>(OpCode::WIDE), line);
+  const std::size_t opByte = chunk().code.size();
+  emitByte(static_cast<std::uint8_t>(op), line);
+  for (std::uint32_t v : operands) {
+    if (!wide) {
+      emitByte(static_cast<std::uint8_t>(v), line);
+      continue;
+    }
+    for (int i = 0; i < 4; ++i) emitByte(static_cast<std::uint8_t>(v >> (8 * i)), line);
+  }
+  record(op, start, opByte, operands.size() > 0 ? *operands.begin() : 0, line);
+}
+
+// Pushes the instruction just emitted (ending at the code's end) into the window.
+void Parser::record(OpCode op, std::size_t start, std::size_t opByte, std::uint32_t operand,
+                    int line) {
+  Emitted* recent = fn_->recent;
+  recent[2] = recent[1];
+  recent[1] = recent[0];
+  recent[0] = Emitted{op, start, opByte, chunk().code.size(), operand, line};
+}
+
+// True when the last `n` instructions were emitted back to back, nothing came after them,
+// and no jump lands after the first of them (on the others or right after the last):
+// then they and the next instruction may be fused.
+bool Parser::fusable(int n) const {
+  const Emitted* recent = fn_->recent;
   const std::size_t end = fn_->proto->chunk.code.size();
-  return fn_->lastOp == op && fn_->lastOpEnd == end && fn_->lastTarget != end;
+  if (recent[0].end != end) return false;
+  for (int i = 1; i < n; ++i) {
+    if (recent[i].end != recent[i - 1].start) return false;
+  }
+  const std::size_t target = fn_->lastTarget;
+  return target == kNoOffset || target <= recent[n - 1].start || target > end;
 }
 
 // Replaces the last instruction's opcode (same operands).
 void Parser::rewriteLast(OpCode op) {
-  chunk().code[fn_->lastOpByte] = static_cast<std::uint8_t>(op);
-  fn_->lastOp = op;
+  chunk().code[fn_->recent[0].opByte] = static_cast<std::uint8_t>(op);
+  fn_->recent[0].op = op;
 }
 
-// `op` (ADD or SUBTRACT), or `CONSTANT k; op` fused into `withConstant k`.
+// `op` (ADD or SUBTRACT), or `CONSTANT k; op` fused into `withConstant k` when both are
+// on one line (an error of the fused instruction reports the constant's line).
 void Parser::emitFoldingConstant(OpCode op, OpCode withConstant) {
-  if (lastIs(OpCode::CONSTANT)) {
+  if (lastIs(OpCode::CONSTANT) && fn_->recent[0].line == previous_.line) {
     rewriteLast(withConstant);
   } else {
     emitOp(op);
@@ -402,39 +443,69 @@ std::size_t Parser::emitConditionJump() {
   };
   for (auto [compare, fused] : kFused) {
     if (!lastIs(compare)) continue;
-    const int line = chunk().lines.lineAt(fn_->lastOpByte);
     rewriteLast(fused);
     std::size_t at = chunk().code.size();
-    for (int i = 0; i < 4; ++i) emitByte(0xff, line);
-    fn_->lastOpEnd = chunk().code.size();
+    for (int i = 0; i < 4; ++i) emitByte(0xff, fn_->recent[0].line);
+    fn_->recent[0].end = chunk().code.size();
     return at;
   }
   return emitJump(OpCode::POP_JUMP_IF_FALSE);
 }
 
-// POP, or `SET_x i; POP` fused into `SET_x_POP i`.
+Parser::CodeRange Parser::cutCode(std::size_t start) {
+  Chunk& c = chunk();
+  CodeRange range;
+  range.code.assign(c.code.begin() + static_cast<std::ptrdiff_t>(start), c.code.end());
+  for (std::size_t i = start; i < c.code.size(); ++i) range.lines.push_back(c.lines.lineAt(i));
+  c.code.resize(start);
+  c.lines.truncate(start);
+  forgetRecent();
+  return range;
+}
+
+void Parser::pasteCode(const CodeRange& range) {
+  markTarget();
+  for (std::size_t i = 0; i < range.code.size(); ++i) emitByte(range.code[i], range.lines[i]);
+  forgetRecent();
+}
+
+// POP, or `SET_x i; POP` fused into `SET_x_POP i`, or the whole statement `x = x + k;`
+// (`GET_x i; ADD_CONSTANT k; SET_x i; POP`, all on one line) into `ADD_TO_x i k`.
 void Parser::emitPop() {
-  static constexpr std::pair<OpCode, OpCode> kFused[] = {
-      {OpCode::SET_LOCAL, OpCode::SET_LOCAL_POP},
-      {OpCode::SET_GLOBAL, OpCode::SET_GLOBAL_POP},
-      {OpCode::SET_UPVALUE, OpCode::SET_UPVALUE_POP},
+  static constexpr struct {
+    OpCode get, set, setPop, addTo;
+  } kFused[] = {
+      {OpCode::GET_LOCAL, OpCode::SET_LOCAL, OpCode::SET_LOCAL_POP, OpCode::ADD_TO_LOCAL},
+      {OpCode::GET_GLOBAL, OpCode::SET_GLOBAL, OpCode::SET_GLOBAL_POP, OpCode::ADD_TO_GLOBAL},
+      {OpCode::GET_UPVALUE, OpCode::SET_UPVALUE, OpCode::SET_UPVALUE_POP, OpCode::NIL},
   };
-  for (auto [set, fused] : kFused) {
-    if (lastIs(set)) {
-      rewriteLast(fused);
+  const Emitted* recent = fn_->recent;
+  for (const auto& f : kFused) {
+    if (!lastIs(f.set)) continue;
+    if (f.addTo != OpCode::NIL && fusable(3) && recent[2].op == f.get &&
+        recent[2].operand == recent[0].operand && recent[1].op == OpCode::ADD_CONSTANT &&
+        recent[2].line == recent[1].line) {
+      const std::uint32_t variable = recent[0].operand, constant = recent[1].operand;
+      const int line = recent[2].line;
+      const std::size_t start = recent[2].start;
+      chunk().code.resize(start);
+      chunk().lines.truncate(start);
+      fn_->recent[0] = fn_->recent[1] = fn_->recent[2] = Emitted{};
+      emitOp(f.addTo, {variable, constant}, line);
       return;
     }
+    rewriteLast(f.setPop);
+    return;
   }
   emitOp(OpCode::POP);
 }
 
 std::size_t Parser::emitJump(OpCode op) {
-  fn_->lastOp = op;
-  fn_->lastOpByte = chunk().code.size();
+  const std::size_t start = chunk().code.size();
   emitByte(static_cast<std::uint8_t>(op));
   std::size_t at = chunk().code.size();
   for (int i = 0; i < 4; ++i) emitByte(0xff);
-  fn_->lastOpEnd = chunk().code.size();
+  record(op, start, start, 0, previous_.line);
   return at;
 }
 
@@ -1023,19 +1094,23 @@ void Parser::forStatement() {
     exitJump = emitConditionJump();
   }
 
+  // The increment is compiled where it stands (its errors, constants and inline caches
+  // come in source order) and then moved after the body, so that an iteration is the
+  // body, the increment and one backward jump to the condition (clox jumps over the
+  // increment to the body and back). Its jumps are relative and internal, so the code
+  // moves as it is.
+  CodeRange increment;
   if (!match(TokenType::RightParen)) {
-    std::size_t bodyJump = emitJump(OpCode::JUMP);
-    std::size_t incrementStart = chunk().code.size();
+    const std::size_t incrementStart = chunk().code.size();
     markTarget();
     expression();
     emitPop();
     consume(TokenType::RightParen, "Expect ')' after for clauses.");
-    emitLoop(loopStart);
-    loopStart = incrementStart;
-    patchJump(bodyJump);
+    increment = cutCode(incrementStart);
   }
 
   statement();
+  pasteCode(increment);
   emitLoop(loopStart);
   if (exitJump != kNoOffset) patchJump(exitJump);
   endScope();

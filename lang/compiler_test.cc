@@ -92,12 +92,37 @@ TEST_CASE("superinstructions: conditions, constant operands, assignment statemen
   ops = opsOf(*fn);
   CHECK(std::count(ops.begin(), ops.end(), O::SET_GLOBAL) == 1);
   CHECK(std::count(ops.begin(), ops.end(), O::SET_GLOBAL_POP) == 0);
+  // `x = x + k;` on one line is one instruction (locals and globals).
+  fn = compileOk("a = a + 1; { var l = 0; l = l + \"s\"; }", globals);
+  auto ins = instructionsOf(*fn);
+  CHECK(ins[0].op == O::ADD_TO_GLOBAL);
+  CHECK(ins[0].operands[0] == static_cast<std::uint32_t>(globals.find("a")));
+  CHECK(ins[2].op == O::ADD_TO_LOCAL);
+  CHECK(ins[2].operands[0] == 1);
+  // ... but not another variable, a non-constant, an assignment used as a value, an upvalue,
+  // or a statement whose parts lie on different lines (errors keep their lines).
+  for (const char* src : {"a = b + 1;", "a = a + b;", "print a = a + 1;", "a = a - 1;",
+                          "a = a +\n 1;", "{ var l = 0; fun f() { l = l + 1; } }"}) {
+    INFO(src);
+    fn = compileOk(src, globals);
+    std::vector<O> all = opsOf(*fn);
+    if (const FunctionProto* f = nested(*fn, "f")) {
+      auto inner = opsOf(*f);
+      all.insert(all.end(), inner.begin(), inner.end());
+    }
+    CHECK(std::count(all.begin(), all.end(), O::ADD_TO_GLOBAL) == 0);
+    CHECK(std::count(all.begin(), all.end(), O::ADD_TO_LOCAL) == 0);
+  }
+  // A jump landing inside the statement prevents it.
+  fn = compileOk("a = (b or a) + 1;", globals);
+  ops = opsOf(*fn);
+  CHECK(std::count(ops.begin(), ops.end(), O::ADD_TO_GLOBAL) == 0);
   // A wide constant is folded too (the WIDE prefix stays).
   std::string many = "var w = 0;";
   for (int i = 0; i < 300; ++i) many += fmt::format(" w = w + {};", i + 1);
   fn = compileOk(many, globals);
   bool wideAdd = false;
-  for (const Instruction& in : instructionsOf(*fn)) wideAdd |= in.op == O::ADD_CONSTANT && in.wide;
+  for (const Instruction& in : instructionsOf(*fn)) wideAdd |= in.op == O::ADD_TO_GLOBAL && in.wide;
   CHECK(wideAdd);
   // The fused jump carries the comparison's line (runtime errors report it).
   fn = compileOk("if (a <\n b\n) print 1;", globals);
@@ -107,6 +132,25 @@ TEST_CASE("superinstructions: conditions, constant operands, assignment statemen
       CHECK(fn->chunk.lines.lineAt(in.offset + in.length - 1) == 2);
     }
   }
+}
+
+TEST_CASE("for: the increment's code follows the body") {
+  GlobalTable globals;
+  auto fn = compileOk("for (var i = 0; i < 3; i = i + 1) print i;", globals);
+  // init; condition; body; increment; one backward jump to the condition.
+  CHECK(opsOf(*fn) == std::vector<O>{O::CONSTANT, O::GET_LOCAL, O::CONSTANT, O::JUMP_UNLESS_LESS,
+                                     O::GET_LOCAL, O::PRINT, O::ADD_TO_LOCAL, O::LOOP, O::POP,
+                                     O::NIL, O::RETURN});
+  auto ins = instructionsOf(*fn);
+  CHECK(ins[7].jumpTarget() == ins[1].offset);
+  CHECK(ins[3].jumpTarget() == ins[8].offset);
+  // The moved code keeps its lines.
+  fn = compileOk("for (var i = 0; i < 3;\n i = i * 2) {\n print i;\n}", globals);
+  ins = instructionsOf(*fn);
+  CHECK(fn->chunk.lines.lineAt(ins[5].offset) == 3);  // PRINT
+  CHECK(ins[8].op == O::MULTIPLY);
+  CHECK(fn->chunk.lines.lineAt(ins[8].offset) == 2);
+  CHECK(fn->chunk.lines.lineAt(ins[10].offset) == 4);  // LOOP
 }
 
 TEST_CASE("constants are shared within a function") {
@@ -244,7 +288,7 @@ TEST_CASE("no limit on locals, parameters, arguments and upvalues") {
 
 TEST_CASE("jumps beyond 64 KiB") {
   std::string src = "var x = 0; var i = 0; while (i < 2) { i = i + 1; if (i == 1) {\n";
-  for (int i = 0; i < 20000; ++i) src += "x = x + 1;\n";
+  for (int i = 0; i < 20000; ++i) src += "x = x * 1;\n";
   src += "} }\nprint x;";
   auto fn = compileOk(src);
   std::uint32_t longest = 0;

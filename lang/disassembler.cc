@@ -94,6 +94,16 @@ std::size_t disassembleInstruction(const FunctionProto& proto, std::size_t offse
         out += fmt::format("{:<16} {:4}\n", name, ops[0]);
       }
       break;
+    case OpCode::ADD_TO_LOCAL:
+    case OpCode::ADD_TO_GLOBAL: {
+      std::string global;
+      if (in.op == OpCode::ADD_TO_GLOBAL && globals != nullptr && ops[0] < globals->size()) {
+        global = fmt::format(" '{}'", globals->name(ops[0]));
+      }
+      out += fmt::format("{:<16} {:4}{} += {} '{}'\n", name, ops[0], global, ops[1],
+                         constantText(proto, ops[1]));
+      break;
+    }
     case OpCode::GET_PROPERTY:
     case OpCode::SET_PROPERTY:
     case OpCode::GET_SUPER:

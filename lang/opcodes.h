@@ -86,6 +86,8 @@ namespace spindle::lang {
   X(JUMP_UNLESS_LESS_EQUAL, Jump)   \
   X(ADD_CONSTANT, Index1)           \
   X(SUBTRACT_CONSTANT, Index1)      \
+  X(ADD_TO_LOCAL, Index2)           \
+  X(ADD_TO_GLOBAL, Index2)          \
   X(WIDE, None)
 
 enum class OpCode : std::uint8_t {

@@ -35,6 +35,8 @@ class LineTable {
  public:
   void add(std::size_t offset, int line);  // offsets must not decrease
   int lineAt(std::size_t offset) const;    // 0 when the table is empty
+  // Forgets the lines of the code from `size` on (the code was cut back to `size` bytes).
+  void truncate(std::size_t size);
 
   struct Run {
     std::uint32_t start;

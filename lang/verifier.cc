@@ -62,6 +62,16 @@ void Verifier::check(const FunctionProto& fn, const FunctionProto* enclosing) {
           problem(fn, offset, "bad constant {}", ops[0]);
         }
         break;
+      case OpCode::ADD_TO_LOCAL:
+      case OpCode::ADD_TO_GLOBAL:
+        if (in.op == OpCode::ADD_TO_GLOBAL && ops[0] >= globalCount_) {
+          problem(fn, offset, "global slot {} out of range", ops[0]);
+        }
+        if (ops[1] >= c.constants.size() ||
+            std::holds_alternative<std::shared_ptr<const FunctionProto>>(c.constants[ops[1]])) {
+          problem(fn, offset, "bad constant {}", ops[1]);
+        }
+        break;
       case OpCode::CLASS:
       case OpCode::METHOD:
         if (!isString(ops[0])) problem(fn, offset, "name constant {} not a string", ops[0]);

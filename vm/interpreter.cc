@@ -28,9 +28,16 @@
 #include <cmath>
 
 #include "lang/opcodes.h"
+#include "runtime/throw.h"
 #include "vm/ffi.h"
 #include "vm/fiber.h"
 #include "vm/vm.h"
+
+// Dispatch: 1 = threaded (computed goto, GCC's labels as values: each handler ends with
+// its own indirect jump), 0 = one switch.
+#ifndef SPINDLE_THREADED_DISPATCH
+#define SPINDLE_THREADED_DISPATCH 1
+#endif
 
 namespace spindle::vm {
 
@@ -267,6 +274,24 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
     double b = POP().asNumber();                                             \
     stackStore(sp - 1, op);                                                  \
   } while (0)
+#if SPINDLE_THREADED_DISPATCH
+  // One label per opcode; every handler ends by jumping through this table (NEXT).
+  static const void* const kDispatch[] = {
+#define SPINDLE_OPCODE_LABEL(name, shape) &&L_##name,
+      SPINDLE_OPCODES(SPINDLE_OPCODE_LABEL)
+#undef SPINDLE_OPCODE_LABEL
+  };
+#define CASE(name) L_##name
+#define NEXT()                                                                      \
+  do {                                                                              \
+    wide = false;                                                                   \
+    SPINDLE_DCHECK(*ip < lang::kOpCodeCount, "VM::run: bad opcode {}", int{*ip});  \
+    goto* kDispatch[*ip++];                                                         \
+  } while (0)
+#else
+#define CASE(name) case OpCode::name
+#define NEXT() goto dispatch
+#endif
 // A comparison fused with POP_JUMP_IF_FALSE: pops both operands, jumps unless `cond`.
 #define COMPARE_JUMP(cond)                                                   \
   do {                                                                       \
@@ -280,48 +305,51 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
   } while (0)
 
   LOAD();
+#if SPINDLE_THREADED_DISPATCH
+  NEXT();
+  {
+    {
+#else
   for (;;) {
+  dispatch:
+    wide = false;
     OpCode op = static_cast<OpCode>(*ip++);
-    if (op == OpCode::WIDE) [[unlikely]] {
-      wide = true;
-      op = static_cast<OpCode>(*ip++);
-    } else {
-      wide = false;
-    }
+  reswitch:
     switch (op) {
-      case OpCode::CONSTANT: PUSH(constants[INDEX()]); break;
-      case OpCode::NIL: PUSH(Value::nil()); break;
-      case OpCode::TRUE: PUSH(Value::boolean(true)); break;
-      case OpCode::FALSE: PUSH(Value::boolean(false)); break;
-      case OpCode::POP: --sp; break;
+#endif
+      CASE(CONSTANT): PUSH(constants[INDEX()]); NEXT();
+      CASE(NIL): PUSH(Value::nil()); NEXT();
+      CASE(TRUE): PUSH(Value::boolean(true)); NEXT();
+      CASE(FALSE): PUSH(Value::boolean(false)); NEXT();
+      CASE(POP): --sp; NEXT();
       // A local may be an open upvalue written by another fiber: atomic accesses.
-      case OpCode::GET_LOCAL: PUSH(stackLoad(&slots[INDEX()])); break;
-      case OpCode::SET_LOCAL: stackStore(&slots[INDEX()], PEEK(0)); break;
-      case OpCode::GET_GLOBAL: {
+      CASE(GET_LOCAL): PUSH(stackLoad(&slots[INDEX()])); NEXT();
+      CASE(SET_LOCAL): stackStore(&slots[INDEX()], PEEK(0)); NEXT();
+      CASE(GET_GLOBAL): {
         const std::uint32_t g = INDEX();
         Value v = loadValue(&globalsData()[g]);
         if (v.isUndefined()) [[unlikely]]
           ERROR("Undefined variable '{}'.", globalNames_.name(g));
         PUSH(v);
-        break;
+        NEXT();
       }
-      case OpCode::DEFINE_GLOBAL: writeBarrier(nullptr, &globalsData()[INDEX()], POP()); break;
-      case OpCode::SET_GLOBAL: {
+      CASE(DEFINE_GLOBAL): writeBarrier(nullptr, &globalsData()[INDEX()], POP()); NEXT();
+      CASE(SET_GLOBAL): {
         const std::uint32_t g = INDEX();
         Value* slot = &globalsData()[g];
         if (loadValue(slot).isUndefined()) [[unlikely]]
           ERROR("Undefined variable '{}'.", globalNames_.name(g));
         writeBarrier(nullptr, slot, PEEK(0));
-        break;
+        NEXT();
       }
-      case OpCode::GET_UPVALUE:
+      CASE(GET_UPVALUE):
         PUSH(upvalueGet(frame->closure->upvalues()[INDEX()]));
-        break;
-      case OpCode::SET_UPVALUE: {
+        NEXT();
+      CASE(SET_UPVALUE): {
         upvalueSet(frame->closure->upvalues()[INDEX()], PEEK(0));
-        break;
+        NEXT();
       }
-      case OpCode::GET_PROPERTY: {
+      CASE(GET_PROPERTY): {
         ObjString* name = as<ObjString>(constants[INDEX()]);
         const std::uint32_t icIndex = INDEX();
         ObjFunction* fn = FN();
@@ -336,11 +364,11 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         if (ic != nullptr && ic->shape == shape) [[likely]] {
           if (ic->slot < cap) [[likely]] {
             stackStore(sp + (-1), loadValue(&fields[ic->slot]));
-            break;
+            NEXT();
           }
           if (ic->slot == InlineCache::kNoField) {
             stackStore(sp + (-1), Value::object(newBoundMethod(receiver, as<ObjClosure>(ic->method))));
-            break;
+            NEXT();
           }
         }
         const std::int64_t slot = shape->find(name);
@@ -348,15 +376,15 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
           updateIC(fn, icIndex, {shape, static_cast<std::uint32_t>(slot), 0, Value::nil(), nullptr});
           // A racing add may have published the shape before this reader saw its storage.
           stackStore(sp + (-1), static_cast<std::uint32_t>(slot) < cap ? loadValue(&fields[slot]) : Value::nil());
-          break;
+          NEXT();
         }
         Value method;
         if (!findMethod(in->klass, name, &method)) ERROR("Undefined property '{}'.", name->view());
         updateIC(fn, icIndex, {shape, InlineCache::kNoField, 0, method, nullptr});
         stackStore(sp + (-1), Value::object(newBoundMethod(receiver, as<ObjClosure>(method))));
-        break;
+        NEXT();
       }
-      case OpCode::SET_PROPERTY: {
+      CASE(SET_PROPERTY): {
         ObjString* name = as<ObjString>(constants[INDEX()]);
         const std::uint32_t icIndex = INDEX();
         ObjFunction* fn = FN();
@@ -374,7 +402,7 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
           if (ic->transition != nullptr) storePtr(&in->shape, ic->transition);
           stackStore(sp + (-2), v);
           --sp;
-          break;
+          NEXT();
         }
         const std::int64_t slot = before->find(name);
         if (slot >= 0) {
@@ -386,9 +414,9 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         }
         stackStore(sp + (-2), v);
         --sp;
-        break;
+        NEXT();
       }
-      case OpCode::GET_SUPER: {
+      CASE(GET_SUPER): {
         ObjString* name = as<ObjString>(constants[INDEX()]);
         const std::uint32_t icIndex = INDEX();
         ObjFunction* fn = FN();
@@ -402,23 +430,23 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
           updateIC(fn, icIndex, {superclass->rootShape, InlineCache::kNoField, 0, method, nullptr});
         }
         stackStore(sp + (-1), Value::object(newBoundMethod(PEEK(0), as<ObjClosure>(method))));
-        break;
+        NEXT();
       }
-      case OpCode::EQUAL: {
+      CASE(EQUAL): {
         Value b = POP();
         stackStore(sp + (-1), Value::boolean(PEEK(0) == b));
-        break;
+        NEXT();
       }
-      case OpCode::NOT_EQUAL: {
+      CASE(NOT_EQUAL): {
         Value b = POP();
         stackStore(sp + (-1), Value::boolean(!(PEEK(0) == b)));
-        break;
+        NEXT();
       }
-      case OpCode::GREATER: NUMBER_OP(Value::boolean(PEEK(0).asNumber() > b)); break;
-      case OpCode::GREATER_EQUAL: NUMBER_OP(Value::boolean(!(PEEK(0).asNumber() < b))); break;
-      case OpCode::LESS: NUMBER_OP(Value::boolean(PEEK(0).asNumber() < b)); break;
-      case OpCode::LESS_EQUAL: NUMBER_OP(Value::boolean(!(PEEK(0).asNumber() > b))); break;
-      case OpCode::ADD: {
+      CASE(GREATER): NUMBER_OP(Value::boolean(PEEK(0).asNumber() > b)); NEXT();
+      CASE(GREATER_EQUAL): NUMBER_OP(Value::boolean(!(PEEK(0).asNumber() < b))); NEXT();
+      CASE(LESS): NUMBER_OP(Value::boolean(PEEK(0).asNumber() < b)); NEXT();
+      CASE(LESS_EQUAL): NUMBER_OP(Value::boolean(!(PEEK(0).asNumber() > b))); NEXT();
+      CASE(ADD): {
         Value b = PEEK(0), a = PEEK(1);
         if (a.isNumber() && b.isNumber()) {
           --sp;
@@ -430,41 +458,41 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         } else {
           ERROR("Operands must be two numbers or two strings.");
         }
-        break;
+        NEXT();
       }
-      case OpCode::SUBTRACT: NUMBER_OP(Value::number(PEEK(0).asNumber() - b)); break;
-      case OpCode::MULTIPLY: NUMBER_OP(Value::number(PEEK(0).asNumber() * b)); break;
-      case OpCode::DIVIDE: NUMBER_OP(Value::number(PEEK(0).asNumber() / b)); break;
-      case OpCode::MODULO: NUMBER_OP(Value::number(std::fmod(PEEK(0).asNumber(), b))); break;
-      case OpCode::NOT: stackStore(sp - 1, Value::boolean(PEEK(0).isFalsey())); break;
-      case OpCode::NEGATE:
+      CASE(SUBTRACT): NUMBER_OP(Value::number(PEEK(0).asNumber() - b)); NEXT();
+      CASE(MULTIPLY): NUMBER_OP(Value::number(PEEK(0).asNumber() * b)); NEXT();
+      CASE(DIVIDE): NUMBER_OP(Value::number(PEEK(0).asNumber() / b)); NEXT();
+      CASE(MODULO): NUMBER_OP(Value::number(std::fmod(PEEK(0).asNumber(), b))); NEXT();
+      CASE(NOT): stackStore(sp - 1, Value::boolean(PEEK(0).isFalsey())); NEXT();
+      CASE(NEGATE):
         if (!PEEK(0).isNumber()) ERROR("Operand must be a number.");
         stackStore(sp + (-1), Value::number(-PEEK(0).asNumber()));
-        break;
-      case OpCode::PRINT: {
+        NEXT();
+      CASE(PRINT): {
         std::string line;
         toString(POP(), line, 0);
         line += '\n';
         write(line);
-        break;
+        NEXT();
       }
-      case OpCode::JUMP: {
+      CASE(JUMP): {
         const std::uint32_t d = JUMP_OPERAND();
         ip += d;
-        break;
+        NEXT();
       }
-      case OpCode::JUMP_IF_FALSE: {
+      CASE(JUMP_IF_FALSE): {
         const std::uint32_t d = JUMP_OPERAND();
         if (PEEK(0).isFalsey()) ip += d;
-        break;
+        NEXT();
       }
-      case OpCode::LOOP: {
+      CASE(LOOP): {
         const std::uint32_t d = JUMP_OPERAND();
         ip -= d;
         SAFEPOINT();
-        break;
+        NEXT();
       }
-      case OpCode::CALL: {
+      CASE(CALL): {
         const int argc = static_cast<int>(INDEX());
         Value callee = PEEK(argc);
         if (isKind(callee, ObjKind::Closure)) [[likely]] {
@@ -473,7 +501,7 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
           if (CAN_ENTER(f, argc)) [[likely]] {
             ENTER(c, f, argc);
             SAFEPOINT();
-            break;
+            NEXT();
           }
         }
         SAVE();
@@ -484,9 +512,9 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
           return fiber->body->pending == FiberBody::Pending::Sleep ? RunStatus::Park : RunStatus::Yield;
         }
         SAFEPOINT();  // after the call is made: resuming starts in the callee
-        break;
+        NEXT();
       }
-      case OpCode::INVOKE: {
+      CASE(INVOKE): {
         ObjString* name = as<ObjString>(constants[INDEX()]);
         const int argc = static_cast<int>(INDEX());
         const std::uint32_t icIndex = INDEX();
@@ -500,7 +528,7 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
           if (CAN_ENTER(f, argc)) [[likely]] {
             ENTER(m, f, argc);
             SAFEPOINT();
-            break;
+            NEXT();
           }
         }
         SAVE();
@@ -536,9 +564,9 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         }
         LOAD();
         SAFEPOINT();
-        break;
+        NEXT();
       }
-      case OpCode::SUPER_INVOKE: {
+      CASE(SUPER_INVOKE): {
         ObjString* name = as<ObjString>(constants[INDEX()]);
         const int argc = static_cast<int>(INDEX());
         const std::uint32_t icIndex = INDEX();
@@ -557,15 +585,15 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         if (CAN_ENTER(f, argc)) [[likely]] {
           ENTER(m, f, argc);
           SAFEPOINT();
-          break;
+          NEXT();
         }
         SAVE();
         FAIL_IF_NOT(callClosure(fiber, as<ObjClosure>(method), argc));
         LOAD();
         SAFEPOINT();
-        break;
+        NEXT();
       }
-      case OpCode::CLOSURE: {
+      CASE(CLOSURE): {
         auto* function = as<ObjFunction>(constants[INDEX()]);
         ObjClosure* c = newClosure(function);
         const auto& descs = function->proto->upvalues;
@@ -576,13 +604,13 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
           c->upvalues()[i] = u;  // initialising an unreachable object
         }
         PUSH(Value::object(c));
-        break;
+        NEXT();
       }
-      case OpCode::CLOSE_UPVALUE:
+      CASE(CLOSE_UPVALUE):
         closeUpvalues(fiber, static_cast<std::uint32_t>(sp - 1 - stackBase));
         --sp;
-        break;
-      case OpCode::RETURN: {
+        NEXT();
+      CASE(RETURN): {
         Value result = POP();
         // Open upvalues are sorted by slot, highest first: only the head needs a look.
         const ObjUpvalue* open = fiber->openUpvalues;
@@ -602,10 +630,10 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         ip = frame->ip;
         constants = frame->constants;
         slots = stackBase + frame->base;
-        break;
+        NEXT();
       }
-      case OpCode::CLASS: PUSH(Value::object(newClass(as<ObjString>(constants[INDEX()])))); break;
-      case OpCode::INHERIT: {
+      CASE(CLASS): PUSH(Value::object(newClass(as<ObjString>(constants[INDEX()])))); NEXT();
+      CASE(INHERIT): {
         Value super = PEEK(1);
         if (!isKind(super, ObjKind::Class)) ERROR("Superclass must be a class.");
         auto* from = as<ObjClass>(super);
@@ -616,22 +644,22 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         }
         to->fieldHint = std::atomic_ref<std::uint32_t>(from->fieldHint).load(std::memory_order_relaxed);
         --sp;
-        break;
+        NEXT();
       }
-      case OpCode::METHOD: {
+      CASE(METHOD): {
         ObjString* name = as<ObjString>(constants[INDEX()]);
         setMethod(as<ObjClass>(PEEK(1)), name, PEEK(0));
         --sp;
-        break;
+        NEXT();
       }
-      case OpCode::LIST: {
+      CASE(LIST): {
         const std::uint32_t n = INDEX();
         ObjList* l = newList(n, sp - n);
         sp -= n;
         PUSH(Value::object(l));
-        break;
+        NEXT();
       }
-      case OpCode::GET_INDEX: {
+      CASE(GET_INDEX): {
         Value index = PEEK(0), target = PEEK(1);
         if (!isKind(target, ObjKind::List)) ERROR("Only lists can be indexed.");
         auto* l = as<ObjList>(target);
@@ -644,9 +672,9 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         const auto k = static_cast<std::uint32_t>(i);
         --sp;
         stackStore(sp + (-1), k < items->capacity ? loadValue(&items->data()[k]) : Value::nil());  // racing push
-        break;
+        NEXT();
       }
-      case OpCode::SET_INDEX: {
+      CASE(SET_INDEX): {
         Value v = PEEK(0), index = PEEK(1), target = PEEK(2);
         if (!isKind(target, ObjKind::List)) ERROR("Only lists can be indexed.");
         auto* l = as<ObjList>(target);
@@ -660,17 +688,17 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         if (k < items->capacity) writeBarrier(items, &items->data()[k], v);
         sp -= 2;
         stackStore(sp + (-1), v);
-        break;
+        NEXT();
       }
-      case OpCode::SPAWN: {
+      CASE(SPAWN): {
         const int argc = static_cast<int>(INDEX());
         SAVE();
         FAIL_IF_NOT(spawn(fiber, PEEK(argc), sp - argc, argc));
         sp -= argc;
         stackStore(sp + (-1), Value::nil());
-        break;
+        NEXT();
       }
-      case OpCode::SELECT: {
+      CASE(SELECT): {
         const std::uint32_t n = INDEX();
         const std::uint8_t flags = *ip++;
         const std::uint8_t* kinds = ip;
@@ -682,9 +710,9 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
           case OpResult::Park: return RunStatus::Park;  // FiberBody::resume pushes the results
         }
         LOAD();
-        break;
+        NEXT();
       }
-      case OpCode::JUMP_TABLE: {
+      CASE(JUMP_TABLE): {
         const std::uint32_t m = INDEX();
         const std::uint8_t* table = ip;
         const std::uint8_t* end = ip + std::size_t{m} * lang::kJumpBytes;
@@ -692,49 +720,49 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         const auto i = static_cast<std::uint32_t>(v.asNumber());
         if (!v.isNumber() || i >= m) ERROR("Malformed bytecode: jump table index out of range.");
         ip = end - lang::readU32(table + std::size_t{i} * lang::kJumpBytes);
-        break;
+        NEXT();
       }
       // Superinstructions (lang/opcodes.h): each behaves as its pair in sequence.
-      case OpCode::SET_LOCAL_POP: {
+      CASE(SET_LOCAL_POP): {
         Value* slot = &slots[INDEX()];
         stackStore(slot, POP());
-        break;
+        NEXT();
       }
-      case OpCode::SET_GLOBAL_POP: {
+      CASE(SET_GLOBAL_POP): {
         const std::uint32_t g = INDEX();
         Value* slot = &globalsData()[g];
         if (loadValue(slot).isUndefined()) [[unlikely]]
           ERROR("Undefined variable '{}'.", globalNames_.name(g));
         writeBarrier(nullptr, slot, POP());
-        break;
+        NEXT();
       }
-      case OpCode::SET_UPVALUE_POP: {
+      CASE(SET_UPVALUE_POP): {
         ObjUpvalue* u = frame->closure->upvalues()[INDEX()];
         upvalueSet(u, POP());
-        break;
+        NEXT();
       }
-      case OpCode::POP_JUMP_IF_FALSE: {
+      CASE(POP_JUMP_IF_FALSE): {
         const std::uint32_t d = JUMP_OPERAND();
         if (POP().isFalsey()) ip += d;
-        break;
+        NEXT();
       }
-      case OpCode::JUMP_UNLESS_EQUAL: {
+      CASE(JUMP_UNLESS_EQUAL): {
         const std::uint32_t d = JUMP_OPERAND();
         sp -= 2;
         if (!(sp[0] == sp[1])) ip += d;
-        break;
+        NEXT();
       }
-      case OpCode::JUMP_UNLESS_NOT_EQUAL: {
+      CASE(JUMP_UNLESS_NOT_EQUAL): {
         const std::uint32_t d = JUMP_OPERAND();
         sp -= 2;
         if (sp[0] == sp[1]) ip += d;
-        break;
+        NEXT();
       }
-      case OpCode::JUMP_UNLESS_GREATER: COMPARE_JUMP(a > b); break;
-      case OpCode::JUMP_UNLESS_GREATER_EQUAL: COMPARE_JUMP(!(a < b)); break;
-      case OpCode::JUMP_UNLESS_LESS: COMPARE_JUMP(a < b); break;
-      case OpCode::JUMP_UNLESS_LESS_EQUAL: COMPARE_JUMP(!(a > b)); break;
-      case OpCode::ADD_CONSTANT: {
+      CASE(JUMP_UNLESS_GREATER): COMPARE_JUMP(a > b); NEXT();
+      CASE(JUMP_UNLESS_GREATER_EQUAL): COMPARE_JUMP(!(a < b)); NEXT();
+      CASE(JUMP_UNLESS_LESS): COMPARE_JUMP(a < b); NEXT();
+      CASE(JUMP_UNLESS_LESS_EQUAL): COMPARE_JUMP(!(a > b)); NEXT();
+      CASE(ADD_CONSTANT): {
         const Value b = constants[INDEX()], a = PEEK(0);
         if (a.isNumber() && b.isNumber()) [[likely]] {
           stackStore(sp - 1, Value::number(a.asNumber() + b.asNumber()));
@@ -743,19 +771,57 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
         } else {
           ERROR("Operands must be two numbers or two strings.");
         }
-        break;
+        NEXT();
       }
-      case OpCode::SUBTRACT_CONSTANT: {
+      CASE(SUBTRACT_CONSTANT): {
         const Value b = constants[INDEX()], a = PEEK(0);
         if (!a.isNumber() || !b.isNumber()) [[unlikely]] ERROR("Operands must be numbers.");
         stackStore(sp - 1, Value::number(a.asNumber() - b.asNumber()));
-        break;
+        NEXT();
       }
-      case OpCode::WIDE: ERROR("Malformed bytecode: WIDE after WIDE.");
+      CASE(ADD_TO_LOCAL): {
+        Value* slot = &slots[INDEX()];
+        const Value a = stackLoad(slot), b = constants[INDEX()];
+        if (a.isNumber() && b.isNumber()) [[likely]] {
+          stackStore(slot, Value::number(a.asNumber() + b.asNumber()));
+        } else if (isKind(a, ObjKind::String) && isKind(b, ObjKind::String)) {
+          stackStore(slot, Value::object(concat(as<ObjString>(a), as<ObjString>(b))));
+        } else {
+          ERROR("Operands must be two numbers or two strings.");
+        }
+        NEXT();
+      }
+      CASE(ADD_TO_GLOBAL): {
+        const std::uint32_t g = INDEX();
+        Value* slot = &globalsData()[g];
+        const Value a = loadValue(slot), b = constants[INDEX()];
+        if (a.isUndefined()) [[unlikely]] ERROR("Undefined variable '{}'.", globalNames_.name(g));
+        if (a.isNumber() && b.isNumber()) [[likely]] {
+          writeBarrier(nullptr, slot, Value::number(a.asNumber() + b.asNumber()));
+        } else if (isKind(a, ObjKind::String) && isKind(b, ObjKind::String)) {
+          writeBarrier(nullptr, slot, Value::object(concat(as<ObjString>(a), as<ObjString>(b))));
+        } else {
+          ERROR("Operands must be two numbers or two strings.");
+        }
+        NEXT();
+      }
+      // WIDE: the next instruction's index operands are 4 bytes (INDEX reads `wide`).
+      CASE(WIDE):
+        if (wide) ERROR("Malformed bytecode: WIDE after WIDE.");
+        wide = true;
+#if SPINDLE_THREADED_DISPATCH
+        goto* kDispatch[*ip++];
+#else
+        op = static_cast<OpCode>(*ip++);
+        goto reswitch;
+      default: SPINDLE_FATAL("VM::run: bad opcode {}", static_cast<int>(op));
+#endif
     }
   }
 #undef LOAD
 #undef SAVE
+#undef CASE
+#undef NEXT
 #undef FN
 #undef CAN_ENTER
 #undef ENTER
