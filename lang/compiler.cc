@@ -430,20 +430,39 @@ void Parser::emitFoldingConstant(OpCode op, OpCode withConstant) {
 }
 
 // The jump that consumes a condition: a comparison just before it becomes the matching
-// JUMP_UNLESS_<cmp> (1 + 4 bytes, all with the comparison's line), anything else is
-// followed by POP_JUMP_IF_FALSE. Returns the jump operand's offset (for patchJump).
+// JUMP_UNLESS_<cmp> (1 + 4 bytes, all with the comparison's line), or, when its right
+// operand is a constant, `CONSTANT k; <cmp>` becomes JUMP_UNLESS_<cmp>_CONSTANT k (also
+// with the comparison's line); anything else is followed by POP_JUMP_IF_FALSE. Returns
+// the jump operand's offset (for patchJump).
 std::size_t Parser::emitConditionJump() {
-  static constexpr std::pair<OpCode, OpCode> kFused[] = {
-      {OpCode::EQUAL, OpCode::JUMP_UNLESS_EQUAL},
-      {OpCode::NOT_EQUAL, OpCode::JUMP_UNLESS_NOT_EQUAL},
-      {OpCode::GREATER, OpCode::JUMP_UNLESS_GREATER},
-      {OpCode::GREATER_EQUAL, OpCode::JUMP_UNLESS_GREATER_EQUAL},
-      {OpCode::LESS, OpCode::JUMP_UNLESS_LESS},
-      {OpCode::LESS_EQUAL, OpCode::JUMP_UNLESS_LESS_EQUAL},
+  static constexpr struct {
+    OpCode compare, fused, withConstant;
+  } kFused[] = {
+      {OpCode::EQUAL, OpCode::JUMP_UNLESS_EQUAL, OpCode::JUMP_UNLESS_EQUAL_CONSTANT},
+      {OpCode::NOT_EQUAL, OpCode::JUMP_UNLESS_NOT_EQUAL, OpCode::JUMP_UNLESS_NOT_EQUAL_CONSTANT},
+      {OpCode::GREATER, OpCode::JUMP_UNLESS_GREATER, OpCode::JUMP_UNLESS_GREATER_CONSTANT},
+      {OpCode::GREATER_EQUAL, OpCode::JUMP_UNLESS_GREATER_EQUAL,
+       OpCode::JUMP_UNLESS_GREATER_EQUAL_CONSTANT},
+      {OpCode::LESS, OpCode::JUMP_UNLESS_LESS, OpCode::JUMP_UNLESS_LESS_CONSTANT},
+      {OpCode::LESS_EQUAL, OpCode::JUMP_UNLESS_LESS_EQUAL, OpCode::JUMP_UNLESS_LESS_EQUAL_CONSTANT},
   };
-  for (auto [compare, fused] : kFused) {
-    if (!lastIs(compare)) continue;
-    rewriteLast(fused);
+  const Emitted* recent = fn_->recent;
+  for (const auto& f : kFused) {
+    if (!lastIs(f.compare)) continue;
+    if (fusable(2) && recent[1].op == OpCode::CONSTANT) {
+      const std::uint32_t constant = recent[1].operand;
+      const int line = recent[0].line;
+      const std::size_t start = recent[1].start;
+      chunk().code.resize(start);
+      chunk().lines.truncate(start);
+      fn_->recent[0] = fn_->recent[1] = fn_->recent[2] = Emitted{};
+      emitOp(f.withConstant, {constant}, line);
+      std::size_t at = chunk().code.size();
+      for (int i = 0; i < 4; ++i) emitByte(0xff, line);
+      fn_->recent[0].end = chunk().code.size();
+      return at;
+    }
+    rewriteLast(f.fused);
     std::size_t at = chunk().code.size();
     for (int i = 0; i < 4; ++i) emitByte(0xff, fn_->recent[0].line);
     fn_->recent[0].end = chunk().code.size();

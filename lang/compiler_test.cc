@@ -63,6 +63,23 @@ TEST_CASE("superinstructions: conditions, constant operands, assignment statemen
                O::JUMP_UNLESS_LESS_EQUAL, O::JUMP_UNLESS_GREATER}) {
     CHECK(std::count(ops.begin(), ops.end(), op) == 1);
   }
+  // A constant right operand is folded in too (the index operand, then the distance).
+  fn = compileOk("if (a <= 2) print 1; while (a != \"s\") {} for (;a > 1;) {} if (a >= 0 == b) {}",
+                 globals);
+  auto ins = instructionsOf(*fn);
+  std::vector<O> withConstant;
+  for (const Instruction& in : ins) {
+    if (operandShape(in.op) == OperandShape::IndexJump) withConstant.push_back(in.op);
+  }
+  CHECK(withConstant == std::vector<O>{O::JUMP_UNLESS_LESS_EQUAL_CONSTANT,
+                                       O::JUMP_UNLESS_NOT_EQUAL_CONSTANT,
+                                       O::JUMP_UNLESS_GREATER_CONSTANT});
+  ops = opsOf(*fn);  // (a >= 0) == b: the constant comparison is a value, not a condition
+  CHECK(std::count(ops.begin(), ops.end(), O::GREATER_EQUAL) == 1);
+  CHECK(std::count(ops.begin(), ops.end(), O::JUMP_UNLESS_EQUAL) == 1);
+  CHECK(ins[1].operandCount == 2);
+  CHECK(std::holds_alternative<double>(fn->chunk.constants[ins[1].operands[0]]));
+  CHECK(ins[1].jumpTarget() == ins[4].offset);
   // Any other condition is popped by the jump.
   fn = compileOk("if (a) print 1;", globals);
   CHECK(opsOf(*fn) == std::vector<O>{O::GET_GLOBAL, O::POP_JUMP_IF_FALSE, O::CONSTANT, O::PRINT,
@@ -94,7 +111,7 @@ TEST_CASE("superinstructions: conditions, constant operands, assignment statemen
   CHECK(std::count(ops.begin(), ops.end(), O::SET_GLOBAL_POP) == 0);
   // `x = x + k;` on one line is one instruction (locals and globals).
   fn = compileOk("a = a + 1; { var l = 0; l = l + \"s\"; }", globals);
-  auto ins = instructionsOf(*fn);
+  ins = instructionsOf(*fn);
   CHECK(ins[0].op == O::ADD_TO_GLOBAL);
   CHECK(ins[0].operands[0] == static_cast<std::uint32_t>(globals.find("a")));
   CHECK(ins[2].op == O::ADD_TO_LOCAL);
@@ -136,21 +153,22 @@ TEST_CASE("superinstructions: conditions, constant operands, assignment statemen
 
 TEST_CASE("for: the increment's code follows the body") {
   GlobalTable globals;
-  auto fn = compileOk("for (var i = 0; i < 3; i = i + 1) print i;", globals);
+  auto fn = compileOk("var n = 3; for (var i = 0; i < n; i = i + 1) print i;", globals);
   // init; condition; body; increment; one backward jump to the condition.
-  CHECK(opsOf(*fn) == std::vector<O>{O::CONSTANT, O::GET_LOCAL, O::CONSTANT, O::JUMP_UNLESS_LESS,
-                                     O::GET_LOCAL, O::PRINT, O::ADD_TO_LOCAL, O::LOOP, O::POP,
-                                     O::NIL, O::RETURN});
+  CHECK(opsOf(*fn) == std::vector<O>{O::CONSTANT, O::DEFINE_GLOBAL, O::CONSTANT, O::GET_LOCAL,
+                                     O::GET_GLOBAL, O::JUMP_UNLESS_LESS, O::GET_LOCAL, O::PRINT,
+                                     O::ADD_TO_LOCAL, O::LOOP, O::POP, O::NIL, O::RETURN});
   auto ins = instructionsOf(*fn);
-  CHECK(ins[7].jumpTarget() == ins[1].offset);
-  CHECK(ins[3].jumpTarget() == ins[8].offset);
+  CHECK(ins[9].jumpTarget() == ins[3].offset);
+  CHECK(ins[5].jumpTarget() == ins[10].offset);
   // The moved code keeps its lines.
   fn = compileOk("for (var i = 0; i < 3;\n i = i * 2) {\n print i;\n}", globals);
   ins = instructionsOf(*fn);
-  CHECK(fn->chunk.lines.lineAt(ins[5].offset) == 3);  // PRINT
-  CHECK(ins[8].op == O::MULTIPLY);
-  CHECK(fn->chunk.lines.lineAt(ins[8].offset) == 2);
-  CHECK(fn->chunk.lines.lineAt(ins[10].offset) == 4);  // LOOP
+  CHECK(ins[2].op == O::JUMP_UNLESS_LESS_CONSTANT);
+  CHECK(fn->chunk.lines.lineAt(ins[4].offset) == 3);  // PRINT
+  CHECK(ins[7].op == O::MULTIPLY);
+  CHECK(fn->chunk.lines.lineAt(ins[7].offset) == 2);
+  CHECK(fn->chunk.lines.lineAt(ins[9].offset) == 4);  // LOOP
 }
 
 TEST_CASE("constants are shared within a function") {
@@ -294,7 +312,7 @@ TEST_CASE("jumps beyond 64 KiB") {
   std::uint32_t longest = 0;
   bool longLoop = false;
   for (const Instruction& in : instructionsOf(*fn)) {
-    if (in.op == O::JUMP_UNLESS_EQUAL) longest = std::max(longest, in.operands[0]);
+    if (in.op == O::JUMP_UNLESS_EQUAL_CONSTANT) longest = std::max(longest, in.operands[1]);
     if (in.op == O::LOOP && in.operands[0] > 65535) longLoop = true;
   }
   CHECK(longest > 65535);

@@ -115,18 +115,6 @@ std::size_t disassembleInstruction(const FunctionProto& proto, std::size_t offse
       out += fmt::format("{:<16} ({} args) {:4} '{}' ic {}\n", name, ops[1], ops[0],
                          constantText(proto, ops[0]), ops[2]);
       break;
-    case OpCode::JUMP:
-    case OpCode::JUMP_IF_FALSE:
-    case OpCode::POP_JUMP_IF_FALSE:
-    case OpCode::JUMP_UNLESS_EQUAL:
-    case OpCode::JUMP_UNLESS_NOT_EQUAL:
-    case OpCode::JUMP_UNLESS_GREATER:
-    case OpCode::JUMP_UNLESS_GREATER_EQUAL:
-    case OpCode::JUMP_UNLESS_LESS:
-    case OpCode::JUMP_UNLESS_LESS_EQUAL:
-    case OpCode::LOOP:
-      out += fmt::format("{:<16} {:4} -> {}\n", name, offset, in.jumpTarget());
-      break;
     case OpCode::SELECT: {
       std::string kinds;
       for (std::uint32_t i = 0; i < ops[0]; ++i) {
@@ -150,6 +138,13 @@ std::size_t disassembleInstruction(const FunctionProto& proto, std::size_t offse
     default:
       switch (operandShape(in.op)) {
         case OperandShape::None: out += name + "\n"; break;
+        case OperandShape::Jump:  // JUMP, LOOP, the conditional jumps
+          out += fmt::format("{:<16} {:4} -> {}\n", name, offset, in.jumpTarget());
+          break;
+        case OperandShape::IndexJump:  // compare with a constant and branch
+          out += fmt::format("{:<16} {:4} '{}' {:4} -> {}\n", name, ops[0],
+                             constantText(proto, ops[0]), offset, in.jumpTarget());
+          break;
         default: out += fmt::format("{:<16} {:4}\n", name, ops[0]); break;
       }
       break;

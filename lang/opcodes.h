@@ -86,6 +86,12 @@ namespace spindle::lang {
   X(JUMP_UNLESS_LESS_EQUAL, Jump)   \
   X(ADD_CONSTANT, Index1)           \
   X(SUBTRACT_CONSTANT, Index1)      \
+  X(JUMP_UNLESS_EQUAL_CONSTANT, IndexJump)         \
+  X(JUMP_UNLESS_NOT_EQUAL_CONSTANT, IndexJump)     \
+  X(JUMP_UNLESS_GREATER_CONSTANT, IndexJump)       \
+  X(JUMP_UNLESS_GREATER_EQUAL_CONSTANT, IndexJump) \
+  X(JUMP_UNLESS_LESS_CONSTANT, IndexJump)          \
+  X(JUMP_UNLESS_LESS_EQUAL_CONSTANT, IndexJump)    \
   X(ADD_TO_LOCAL, Index2)           \
   X(ADD_TO_GLOBAL, Index2)          \
   X(WIDE, None)
@@ -106,6 +112,7 @@ enum class OperandShape : std::uint8_t {
   Index2,     // two index operands (name constant, inline-cache slot)
   Index3,     // three index operands (name constant, argument count, inline-cache slot)
   Jump,       // one 4-byte jump distance
+  IndexJump,  // one index operand (a constant), then a 4-byte jump distance
   Select,     // see above
   JumpTable,  // see above
 };
@@ -136,15 +143,16 @@ struct Instruction {
   bool wide = false;
   std::size_t offset = 0;  // first byte (the prefix, if any)
   std::size_t length = 0;  // all bytes, prefix and trailing tables included
-  int operandCount = 0;    // index operands, or 1 for a jump (the distance)
+  int operandCount = 0;    // index operands, plus 1 for a jump distance (the last operand)
   std::uint32_t operands[3] = {0, 0, 0};
   // SELECT: flags and the offset of the kind bytes; JUMP_TABLE: offset of the table.
   std::uint8_t selectFlags = 0;
   std::size_t tableOffset = 0;
 
-  // Absolute target of a JUMP / JUMP_IF_FALSE / LOOP.
+  // Absolute target of a jump (LOOP jumps backward, every other jump forward).
   std::size_t jumpTarget() const {
-    return op == OpCode::LOOP ? offset + length - operands[0] : offset + length + operands[0];
+    const std::uint32_t distance = operands[operandCount - 1];
+    return op == OpCode::LOOP ? offset + length - distance : offset + length + distance;
   }
 };
 

@@ -110,17 +110,8 @@ void Verifier::check(const FunctionProto& fn, const FunctionProto* enclosing) {
         }
         break;
       }
-      case OpCode::JUMP:
-      case OpCode::JUMP_IF_FALSE:
-      case OpCode::POP_JUMP_IF_FALSE:
-      case OpCode::JUMP_UNLESS_EQUAL:
-      case OpCode::JUMP_UNLESS_NOT_EQUAL:
-      case OpCode::JUMP_UNLESS_GREATER:
-      case OpCode::JUMP_UNLESS_GREATER_EQUAL:
-      case OpCode::JUMP_UNLESS_LESS:
-      case OpCode::JUMP_UNLESS_LESS_EQUAL:
       case OpCode::LOOP:
-        if (in.op == OpCode::LOOP && ops[0] > offset + in.length) {
+        if (ops[0] > offset + in.length) {
           problem(fn, offset, "loop before the start");
         } else {
           jumps.emplace_back(offset, in.jumpTarget());
@@ -139,6 +130,17 @@ void Verifier::check(const FunctionProto& fn, const FunctionProto* enclosing) {
         break;
       }
       default:
+        // Forward jumps (JUMP, the conditional jumps, compare-and-branch), some comparing
+        // with a constant.
+        if (operandShape(in.op) == OperandShape::IndexJump &&
+            (ops[0] >= c.constants.size() ||
+             std::holds_alternative<std::shared_ptr<const FunctionProto>>(c.constants[ops[0]]))) {
+          problem(fn, offset, "bad constant {}", ops[0]);
+        }
+        if (operandShape(in.op) == OperandShape::Jump ||
+            operandShape(in.op) == OperandShape::IndexJump) {
+          jumps.emplace_back(offset, in.jumpTarget());
+        }
         break;
     }
     last = in.op;

@@ -303,6 +303,17 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
     sp -= 2;                                                                 \
     if (!(cond)) ip += d;                                                    \
   } while (0)
+// The same with a constant right operand (the index operand, then the jump distance).
+#define COMPARE_CONSTANT_JUMP(cond)                                          \
+  do {                                                                       \
+    const Value va = PEEK(0), vb = constants[INDEX()];                       \
+    if (!va.isNumber() || !vb.isNumber()) [[unlikely]]                       \
+      ERROR("Operands must be numbers.");                                    \
+    const double a = va.asNumber(), b = vb.asNumber();                       \
+    const std::uint32_t d = JUMP_OPERAND();                                  \
+    --sp;                                                                    \
+    if (!(cond)) ip += d;                                                    \
+  } while (0)
 
   LOAD();
 #if SPINDLE_THREADED_DISPATCH
@@ -762,6 +773,22 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
       CASE(JUMP_UNLESS_GREATER_EQUAL): COMPARE_JUMP(!(a < b)); NEXT();
       CASE(JUMP_UNLESS_LESS): COMPARE_JUMP(a < b); NEXT();
       CASE(JUMP_UNLESS_LESS_EQUAL): COMPARE_JUMP(!(a > b)); NEXT();
+      CASE(JUMP_UNLESS_EQUAL_CONSTANT): {
+        const Value b = constants[INDEX()];
+        const std::uint32_t d = JUMP_OPERAND();
+        if (!(POP() == b)) ip += d;
+        NEXT();
+      }
+      CASE(JUMP_UNLESS_NOT_EQUAL_CONSTANT): {
+        const Value b = constants[INDEX()];
+        const std::uint32_t d = JUMP_OPERAND();
+        if (POP() == b) ip += d;
+        NEXT();
+      }
+      CASE(JUMP_UNLESS_GREATER_CONSTANT): COMPARE_CONSTANT_JUMP(a > b); NEXT();
+      CASE(JUMP_UNLESS_GREATER_EQUAL_CONSTANT): COMPARE_CONSTANT_JUMP(!(a < b)); NEXT();
+      CASE(JUMP_UNLESS_LESS_CONSTANT): COMPARE_CONSTANT_JUMP(a < b); NEXT();
+      CASE(JUMP_UNLESS_LESS_EQUAL_CONSTANT): COMPARE_CONSTANT_JUMP(!(a > b)); NEXT();
       CASE(ADD_CONSTANT): {
         const Value b = constants[INDEX()], a = PEEK(0);
         if (a.isNumber() && b.isNumber()) [[likely]] {
@@ -835,6 +862,7 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
 #undef SAFEPOINT
 #undef NUMBER_OP
 #undef COMPARE_JUMP
+#undef COMPARE_CONSTANT_JUMP
 }
 
 }  // namespace spindle::vm
