@@ -177,6 +177,9 @@ class Parser {
   void emitReturn();
   std::uint32_t newIcSlot() { return fn_->proto->icSlots++; }
   std::uint32_t makeConstant(Constant value);
+  bool isNumberConstant(std::uint32_t index) const {
+    return std::holds_alternative<double>(fn_->proto->chunk.constants[index]);
+  }
   std::uint32_t numberConstant(double value);
   std::uint32_t stringConstant(std::string_view text);
   std::uint32_t identifierConstant(const Token& name) { return stringConstant(name.lexeme); }
@@ -419,10 +422,12 @@ void Parser::rewriteLast(OpCode op) {
   fn_->recent[0].op = op;
 }
 
-// `op` (ADD or SUBTRACT), or `CONSTANT k; op` fused into `withConstant k` when both are
-// on one line (an error of the fused instruction reports the constant's line).
+// `op` (ADD or SUBTRACT), or `CONSTANT k; op` fused into `withConstant k` when k is a
+// number and both are on one line (an error of the fused instruction reports the
+// constant's line).
 void Parser::emitFoldingConstant(OpCode op, OpCode withConstant) {
-  if (lastIs(OpCode::CONSTANT) && fn_->recent[0].line == previous_.line) {
+  if (lastIs(OpCode::CONSTANT) && isNumberConstant(fn_->recent[0].operand) &&
+      fn_->recent[0].line == previous_.line) {
     rewriteLast(withConstant);
   } else {
     emitOp(op);
@@ -431,8 +436,8 @@ void Parser::emitFoldingConstant(OpCode op, OpCode withConstant) {
 
 // The jump that consumes a condition: a comparison just before it becomes the matching
 // JUMP_UNLESS_<cmp> (1 + 4 bytes, all with the comparison's line), or, when its right
-// operand is a constant, `CONSTANT k; <cmp>` becomes JUMP_UNLESS_<cmp>_CONSTANT k (also
-// with the comparison's line); anything else is followed by POP_JUMP_IF_FALSE. Returns
+// operand is a constant (a number, except for == and !=), `CONSTANT k; <cmp>` becomes
+// JUMP_UNLESS_<cmp>_CONSTANT k (also with the comparison's line); anything else is followed by POP_JUMP_IF_FALSE. Returns
 // the jump operand's offset (for patchJump).
 std::size_t Parser::emitConditionJump() {
   static constexpr struct {
@@ -449,7 +454,9 @@ std::size_t Parser::emitConditionJump() {
   const Emitted* recent = fn_->recent;
   for (const auto& f : kFused) {
     if (!lastIs(f.compare)) continue;
-    if (fusable(2) && recent[1].op == OpCode::CONSTANT) {
+    const bool equality = f.compare == OpCode::EQUAL || f.compare == OpCode::NOT_EQUAL;
+    if (fusable(2) && recent[1].op == OpCode::CONSTANT &&
+        (equality || isNumberConstant(recent[1].operand))) {
       const std::uint32_t constant = recent[1].operand;
       const int line = recent[0].line;
       const std::size_t start = recent[1].start;

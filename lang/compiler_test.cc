@@ -93,6 +93,14 @@ TEST_CASE("superinstructions: conditions, constant operands, assignment statemen
   fn = compileOk("print a + 1 - 2;", globals);
   CHECK(opsOf(*fn) == std::vector<O>{O::GET_GLOBAL, O::ADD_CONSTANT, O::SUBTRACT_CONSTANT,
                                      O::PRINT, O::NIL, O::RETURN});
+  fn = compileOk("print a + \"s\"; print a - \"s\";", globals);  // only numbers are folded
+  ops = opsOf(*fn);
+  CHECK(std::count(ops.begin(), ops.end(), O::ADD) == 1);
+  CHECK(std::count(ops.begin(), ops.end(), O::SUBTRACT) == 1);
+  fn = compileOk("if (a < \"s\") {} if (a == \"s\") {}", globals);
+  ops = opsOf(*fn);
+  CHECK(std::count(ops.begin(), ops.end(), O::JUMP_UNLESS_LESS) == 1);
+  CHECK(std::count(ops.begin(), ops.end(), O::JUMP_UNLESS_EQUAL_CONSTANT) == 1);
   fn = compileOk("print a + (b and 1);", globals);  // the `and` jumps past the constant
   ops = opsOf(*fn);
   CHECK(std::count(ops.begin(), ops.end(), O::ADD_CONSTANT) == 0);
@@ -110,7 +118,7 @@ TEST_CASE("superinstructions: conditions, constant operands, assignment statemen
   CHECK(std::count(ops.begin(), ops.end(), O::SET_GLOBAL) == 1);
   CHECK(std::count(ops.begin(), ops.end(), O::SET_GLOBAL_POP) == 0);
   // `x = x + k;` on one line is one instruction (locals and globals).
-  fn = compileOk("a = a + 1; { var l = 0; l = l + \"s\"; }", globals);
+  fn = compileOk("a = a + 1; { var l = 0; l = l + 2; }", globals);
   ins = instructionsOf(*fn);
   CHECK(ins[0].op == O::ADD_TO_GLOBAL);
   CHECK(ins[0].operands[0] == static_cast<std::uint32_t>(globals.find("a")));
@@ -118,7 +126,7 @@ TEST_CASE("superinstructions: conditions, constant operands, assignment statemen
   CHECK(ins[2].operands[0] == 1);
   // ... but not another variable, a non-constant, an assignment used as a value, an upvalue,
   // or a statement whose parts lie on different lines (errors keep their lines).
-  for (const char* src : {"a = b + 1;", "a = a + b;", "print a = a + 1;", "a = a - 1;",
+  for (const char* src : {"a = b + 1;", "a = a + b;", "a = a + \"s\";", "print a = a + 1;", "a = a - 1;",
                           "a = a +\n 1;", "{ var l = 0; fun f() { l = l + 1; } }"}) {
     INFO(src);
     fn = compileOk(src, globals);

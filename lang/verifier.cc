@@ -40,6 +40,9 @@ void Verifier::check(const FunctionProto& fn, const FunctionProto* enclosing) {
   auto isString = [&](std::uint32_t i) {
     return i < c.constants.size() && std::holds_alternative<std::string>(c.constants[i]);
   };
+  auto isNumber = [&](std::uint32_t i) {
+    return i < c.constants.size() && std::holds_alternative<double>(c.constants[i]);
+  };
 
   for (std::size_t offset = 0; offset < c.code.size();) {
     Instruction in;
@@ -54,9 +57,11 @@ void Verifier::check(const FunctionProto& fn, const FunctionProto* enclosing) {
       if (!icUsed.insert(slot).second) problem(fn, offset, "ic slot {} used twice", slot);
     };
     switch (in.op) {
-      case OpCode::CONSTANT:
       case OpCode::ADD_CONSTANT:
       case OpCode::SUBTRACT_CONSTANT:
+        if (!isNumber(ops[0])) problem(fn, offset, "constant {} not a number", ops[0]);
+        break;
+      case OpCode::CONSTANT:
         if (ops[0] >= c.constants.size() ||
             std::holds_alternative<std::shared_ptr<const FunctionProto>>(c.constants[ops[0]])) {
           problem(fn, offset, "bad constant {}", ops[0]);
@@ -67,10 +72,7 @@ void Verifier::check(const FunctionProto& fn, const FunctionProto* enclosing) {
         if (in.op == OpCode::ADD_TO_GLOBAL && ops[0] >= globalCount_) {
           problem(fn, offset, "global slot {} out of range", ops[0]);
         }
-        if (ops[1] >= c.constants.size() ||
-            std::holds_alternative<std::shared_ptr<const FunctionProto>>(c.constants[ops[1]])) {
-          problem(fn, offset, "bad constant {}", ops[1]);
-        }
+        if (!isNumber(ops[1])) problem(fn, offset, "constant {} not a number", ops[1]);
         break;
       case OpCode::CLASS:
       case OpCode::METHOD:
@@ -132,10 +134,15 @@ void Verifier::check(const FunctionProto& fn, const FunctionProto* enclosing) {
       default:
         // Forward jumps (JUMP, the conditional jumps, compare-and-branch), some comparing
         // with a constant.
-        if (operandShape(in.op) == OperandShape::IndexJump &&
-            (ops[0] >= c.constants.size() ||
-             std::holds_alternative<std::shared_ptr<const FunctionProto>>(c.constants[ops[0]]))) {
-          problem(fn, offset, "bad constant {}", ops[0]);
+        if (operandShape(in.op) == OperandShape::IndexJump) {
+          const bool equality = in.op == OpCode::JUMP_UNLESS_EQUAL_CONSTANT ||
+                                in.op == OpCode::JUMP_UNLESS_NOT_EQUAL_CONSTANT;
+          if (ops[0] >= c.constants.size() ||
+              std::holds_alternative<std::shared_ptr<const FunctionProto>>(c.constants[ops[0]])) {
+            problem(fn, offset, "bad constant {}", ops[0]);
+          } else if (!equality && !isNumber(ops[0])) {
+            problem(fn, offset, "constant {} not a number", ops[0]);
+          }
         }
         if (operandShape(in.op) == OperandShape::Jump ||
             operandShape(in.op) == OperandShape::IndexJump) {
