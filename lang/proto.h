@@ -12,7 +12,8 @@
 //     METHOD, GET/SET_PROPERTY, GET_SUPER, INVOKE and SUPER_INVOKE name constants are
 //     strings; CONSTANT's may be a number or a string.
 //   - every inline-cache operand is < FunctionProto::icSlots, and each such instruction
-//     has its own slot (slots are numbered 0..icSlots-1 in code order).
+//     has its own slot (slots are numbered 0..icSlots-1 in source order; a for loop's
+//     increment is moved after its body, so code order may differ).
 //   - `lines` maps every code offset to a source line (run-length encoded, runs sorted by
 //     start offset, the first run starting at 0).
 #pragma once

@@ -1,4 +1,5 @@
-// interpreter.cc: the bytecode interpreter loop (clox/Wren style: one switch).
+// interpreter.cc: the bytecode interpreter loop (threaded: the handlers are in
+// interpreter_ops.inc, each ends with its own indirect jump through kDispatch).
 //
 // run(fiber, budget) resumes a fiber. The hot state lives in locals: `ip` into the
 // current function's code, `sp` (next free stack slot), `slots` (frame slot 0), the
