@@ -19,15 +19,20 @@
 //     head come OP_SELECT and OP_JUMP_TABLE, whose entries point back at the bodies.
 //     So the heads run in source order and the code stays single-pass.
 //
-// Superinstructions (a peephole over the last instruction emitted; see opcodes.h): a
-// condition (if, while, for) is consumed by POP_JUMP_IF_FALSE, or, when the condition
-// ends with a comparison, the comparison's opcode byte becomes JUMP_UNLESS_<cmp> and the
-// jump distance is appended; `CONSTANT k` followed by ADD / SUBTRACT becomes
-// ADD_CONSTANT k / SUBTRACT_CONSTANT k; SET_LOCAL / SET_GLOBAL / SET_UPVALUE followed by
-// POP becomes SET_*_POP. A fused pair behaves exactly as the two instructions in
-// sequence, so the rewrite is valid whenever no jump lands between them: every offset
-// that becomes a jump target is recorded (markTarget), and nothing is fused across it.
-// The fused instruction keeps the first one's offset and line.
+// Superinstructions (a peephole over the last three instructions emitted; see
+// docs/ARCHITECTURE.md): a condition (if, while, for) is consumed by POP_JUMP_IF_FALSE,
+// or, when it ends with a comparison, by JUMP_UNLESS_<cmp> (compare and branch), or
+// JUMP_UNLESS_<cmp>_CONSTANT k when the right operand is a constant; `CONSTANT k; ADD`
+// and `; SUBTRACT` become ADD_CONSTANT k / SUBTRACT_CONSTANT k (k a number); `SET_x; POP`
+// becomes SET_x_POP, and the statement `x = x + k;` becomes ADD_TO_x (locals, globals).
+// A fused instruction behaves exactly as the sequence it replaces, so the rewrite is
+// valid whenever no jump lands inside the sequence: every offset that becomes a jump
+// target is recorded (markTarget; the last one recorded is never beyond the code's end),
+// and nothing is fused across it. The fused instruction starts where the sequence did;
+// its bytes carry the line of the part that can raise an error (fusions whose parts could
+// raise errors on different lines are not made), so runtime errors keep their lines.
+//
+// for loops: the increment's code is moved after the body (cutCode / pasteCode).
 #include "lang/compiler.h"
 
 #include <charconv>
@@ -413,7 +418,7 @@ bool Parser::fusable(int n) const {
     if (recent[i].end != recent[i - 1].start) return false;
   }
   const std::size_t target = fn_->lastTarget;
-  return target == kNoOffset || target <= recent[n - 1].start || target > end;
+  return target == kNoOffset || target <= recent[n - 1].start;
 }
 
 // Replaces the last instruction's opcode (same operands).
@@ -437,8 +442,8 @@ void Parser::emitFoldingConstant(OpCode op, OpCode withConstant) {
 // The jump that consumes a condition: a comparison just before it becomes the matching
 // JUMP_UNLESS_<cmp> (1 + 4 bytes, all with the comparison's line), or, when its right
 // operand is a constant (a number, except for == and !=), `CONSTANT k; <cmp>` becomes
-// JUMP_UNLESS_<cmp>_CONSTANT k (also with the comparison's line); anything else is followed by POP_JUMP_IF_FALSE. Returns
-// the jump operand's offset (for patchJump).
+// JUMP_UNLESS_<cmp>_CONSTANT k (also with the comparison's line); anything else is
+// followed by POP_JUMP_IF_FALSE. Returns the jump operand's offset (for patchJump).
 std::size_t Parser::emitConditionJump() {
   static constexpr struct {
     OpCode compare, fused, withConstant;
@@ -486,6 +491,7 @@ Parser::CodeRange Parser::cutCode(std::size_t start) {
   c.code.resize(start);
   c.lines.truncate(start);
   forgetRecent();
+  markTarget();  // targets recorded inside the range are gone; none is beyond the end
   return range;
 }
 

@@ -164,6 +164,13 @@ bool VM::invokeBuiltin(ObjFiber* fiber, Value receiver, ObjString* name, int arg
   return true;
 }
 
+void VM::printValue(Value v) {
+  std::string line;
+  toString(v, line, 0);
+  line += '\n';
+  write(line);
+}
+
 RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
   if (aborted(fiber)) [[unlikely]] {  // another fiber of this host call failed
     closeUpvalues(fiber, 0);
