@@ -8,6 +8,8 @@
 //     exceeds 255, so the common case stays compact and nothing has a fixed limit.
 //   - jump operands: always 4 bytes little-endian unsigned, a distance counted from the
 //     end of the instruction: forward for JUMP / JUMP_IF_FALSE, backward for LOOP.
+//   - compare-with-constant-and-branch (shape IndexJump): the constant's index operand,
+//     then the 4-byte forward jump distance.
 //   - OP_SELECT: count (index operand), flags (1 byte: bit 0 = has a default case),
 //     then `count` kind bytes (0 = receive, 1 = send).
 //   - OP_JUMP_TABLE: count (index operand), then `count` 4-byte BACKWARD distances, each
@@ -15,6 +17,10 @@
 //     entry. (The select compiler puts every case body before its jump table.)
 // `operandShape(op)` describes each opcode; `decode` (below) is the one reader of this
 // format, shared by the disassembler, the tests and (if it likes) the VM.
+//
+// The opcodes after JUMP_TABLE (up to WIDE) are superinstructions: the compiler's
+// peephole emits each in place of a short sequence it behaves exactly like (see
+// compiler.cc and the table in docs/ARCHITECTURE.md).
 //
 // Stack effects are documented in docs/ARCHITECTURE.md next to the VM's contract.
 #pragma once
