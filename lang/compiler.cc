@@ -18,6 +18,21 @@
 //     it stands, followed by a jump over the case body to the next head; after the last
 //     head come OP_SELECT and OP_JUMP_TABLE, whose entries point back at the bodies.
 //     So the heads run in source order and the code stays single-pass.
+//
+// Superinstructions (a peephole over the last three instructions emitted; see
+// docs/ARCHITECTURE.md): a condition (if, while, for) is consumed by POP_JUMP_IF_FALSE,
+// or, when it ends with a comparison, by JUMP_UNLESS_<cmp> (compare and branch), or
+// JUMP_UNLESS_<cmp>_CONSTANT k when the right operand is a constant; `CONSTANT k; ADD`
+// and `; SUBTRACT` become ADD_CONSTANT k / SUBTRACT_CONSTANT k (k a number); `SET_x; POP`
+// becomes SET_x_POP, and the statement `x = x + k;` becomes ADD_TO_x (locals, globals).
+// A fused instruction behaves exactly as the sequence it replaces, so the rewrite is
+// valid whenever no jump lands inside the sequence: every offset that becomes a jump
+// target is recorded (markTarget; the last one recorded is never beyond the code's end),
+// and nothing is fused across it. The fused instruction starts where the sequence did;
+// its bytes carry the line of the part that can raise an error (fusions whose parts could
+// raise errors on different lines are not made), so runtime errors keep their lines.
+//
+// for loops: the increment's code is moved after the body (cutCode / pasteCode).
 #include "lang/compiler.h"
 
 #include <charconv>
@@ -54,6 +69,16 @@ struct Local {
   bool isCaptured;
 };
 
+// One instruction as the peephole sees it.
+struct Emitted {
+  OpCode op = OpCode::NIL;
+  std::size_t start = SIZE_MAX;   // its first byte (the WIDE prefix, if any)
+  std::size_t opByte = SIZE_MAX;  // its opcode byte
+  std::size_t end = SIZE_MAX;     // one past its last byte
+  std::uint32_t operand = 0;      // its first index operand
+  int line = 0;
+};
+
 struct FunctionState {
   FunctionState* enclosing = nullptr;
   std::shared_ptr<FunctionProto> proto;
@@ -61,6 +86,10 @@ struct FunctionState {
   int scopeDepth = 0;
   std::unordered_map<std::uint64_t, std::uint32_t> numberConstants;
   std::unordered_map<std::string, std::uint32_t> stringConstants;
+  // Peephole: the last instructions emitted by emitOp / emitJump (recent[0] the newest)
+  // and the offset most recently made a jump target.
+  Emitted recent[3];
+  std::size_t lastTarget = SIZE_MAX;
 };
 
 struct ClassState {
@@ -125,14 +154,37 @@ class Parser {
   // --- emitting -----------------------------------------------------------------
   Chunk& chunk() { return fn_->proto->chunk; }
   void emitByte(std::uint8_t byte);
+  void emitByte(std::uint8_t byte, int line);
   void emitOp(OpCode op, std::initializer_list<std::uint32_t> operands = {});
+  void emitOp(OpCode op, std::initializer_list<std::uint32_t> operands, int line);
   std::size_t emitJump(OpCode op);
+  // Peephole (see the top of the file).
+  void markTarget() { fn_->lastTarget = chunk().code.size(); }
+  void record(OpCode op, std::size_t start, std::size_t opByte, std::uint32_t operand, int line);
+  void forgetRecent() { fn_->recent[0] = Emitted{}; }
+  bool fusable(int n) const;
+  bool lastIs(OpCode op) const { return fusable(1) && fn_->recent[0].op == op; }
+  void rewriteLast(OpCode op);
+  void emitFoldingConstant(OpCode op, OpCode withConstant);
+  std::size_t emitConditionJump();
+  void emitPop();
+  // Code motion (for loops): removes the code from `start` on, returning it with the line
+  // of each byte; pasteCode appends such code back (nothing is fused across either edge).
+  struct CodeRange {
+    std::vector<std::uint8_t> code;
+    std::vector<int> lines;
+  };
+  CodeRange cutCode(std::size_t start);
+  void pasteCode(const CodeRange& range);
   void patchJump(std::size_t operandOffset);
   void patchU32(std::size_t at, std::uint32_t value);
   void emitLoop(std::size_t loopStart);
   void emitReturn();
   std::uint32_t newIcSlot() { return fn_->proto->icSlots++; }
   std::uint32_t makeConstant(Constant value);
+  bool isNumberConstant(std::uint32_t index) const {
+    return std::holds_alternative<double>(fn_->proto->chunk.constants[index]);
+  }
   std::uint32_t numberConstant(double value);
   std::uint32_t stringConstant(std::string_view text);
   std::uint32_t identifierConstant(const Token& name) { return stringConstant(name.lexeme); }
@@ -317,30 +369,175 @@ bool Parser::enterNesting() {
 
 // --- emitting -----------------------------------------------------------------------
 
-void Parser::emitByte(std::uint8_t byte) {
+void Parser::emitByte(std::uint8_t byte) { emitByte(byte, previous_.line); }
+
+void Parser::emitByte(std::uint8_t byte, int line) {
   Chunk& c = chunk();
-  c.lines.add(c.code.size(), previous_.line);
+  c.lines.add(c.code.size(), line);
   c.code.push_back(byte);
 }
 
 void Parser::emitOp(OpCode op, std::initializer_list<std::uint32_t> operands) {
+  emitOp(op, operands, previous_.line);
+}
+
+void Parser::emitOp(OpCode op, std::initializer_list<std::uint32_t> operands, int line) {
   bool wide = false;
   for (std::uint32_t v : operands) wide |= v > 0xff;
-  if (wide) emitByte(static_cast<std::uint8_t>(OpCode::WIDE));
-  emitByte(static_cast<std::uint8_t>(op));
+  const std::size_t start = chunk().code.size();
+  if (wide) emitByte(static_cast<std::uint8_t>(OpCode::WIDE), line);
+  const std::size_t opByte = chunk().code.size();
+  emitByte(static_cast<std::uint8_t>(op), line);
   for (std::uint32_t v : operands) {
     if (!wide) {
-      emitByte(static_cast<std::uint8_t>(v));
+      emitByte(static_cast<std::uint8_t>(v), line);
       continue;
     }
-    for (int i = 0; i < 4; ++i) emitByte(static_cast<std::uint8_t>(v >> (8 * i)));
+    for (int i = 0; i < 4; ++i) emitByte(static_cast<std::uint8_t>(v >> (8 * i)), line);
+  }
+  record(op, start, opByte, operands.size() > 0 ? *operands.begin() : 0, line);
+}
+
+// Pushes the instruction just emitted (ending at the code's end) into the window.
+void Parser::record(OpCode op, std::size_t start, std::size_t opByte, std::uint32_t operand,
+                    int line) {
+  Emitted* recent = fn_->recent;
+  recent[2] = recent[1];
+  recent[1] = recent[0];
+  recent[0] = Emitted{op, start, opByte, chunk().code.size(), operand, line};
+}
+
+// True when the last `n` instructions were emitted back to back, nothing came after them,
+// and no jump lands after the first of them (on the others or right after the last):
+// then they and the next instruction may be fused.
+bool Parser::fusable(int n) const {
+  const Emitted* recent = fn_->recent;
+  const std::size_t end = fn_->proto->chunk.code.size();
+  if (recent[0].end != end) return false;
+  for (int i = 1; i < n; ++i) {
+    if (recent[i].end != recent[i - 1].start) return false;
+  }
+  const std::size_t target = fn_->lastTarget;
+  return target == kNoOffset || target <= recent[n - 1].start;
+}
+
+// Replaces the last instruction's opcode (same operands).
+void Parser::rewriteLast(OpCode op) {
+  chunk().code[fn_->recent[0].opByte] = static_cast<std::uint8_t>(op);
+  fn_->recent[0].op = op;
+}
+
+// `op` (ADD or SUBTRACT), or `CONSTANT k; op` fused into `withConstant k` when k is a
+// number and both are on one line (an error of the fused instruction reports the
+// constant's line).
+void Parser::emitFoldingConstant(OpCode op, OpCode withConstant) {
+  if (lastIs(OpCode::CONSTANT) && isNumberConstant(fn_->recent[0].operand) &&
+      fn_->recent[0].line == previous_.line) {
+    rewriteLast(withConstant);
+  } else {
+    emitOp(op);
   }
 }
 
+// The jump that consumes a condition: a comparison just before it becomes the matching
+// JUMP_UNLESS_<cmp> (1 + 4 bytes, all with the comparison's line), or, when its right
+// operand is a constant (a number, except for == and !=), `CONSTANT k; <cmp>` becomes
+// JUMP_UNLESS_<cmp>_CONSTANT k (also with the comparison's line); anything else is
+// followed by POP_JUMP_IF_FALSE. Returns the jump operand's offset (for patchJump).
+std::size_t Parser::emitConditionJump() {
+  static constexpr struct {
+    OpCode compare, fused, withConstant;
+  } kFused[] = {
+      {OpCode::EQUAL, OpCode::JUMP_UNLESS_EQUAL, OpCode::JUMP_UNLESS_EQUAL_CONSTANT},
+      {OpCode::NOT_EQUAL, OpCode::JUMP_UNLESS_NOT_EQUAL, OpCode::JUMP_UNLESS_NOT_EQUAL_CONSTANT},
+      {OpCode::GREATER, OpCode::JUMP_UNLESS_GREATER, OpCode::JUMP_UNLESS_GREATER_CONSTANT},
+      {OpCode::GREATER_EQUAL, OpCode::JUMP_UNLESS_GREATER_EQUAL,
+       OpCode::JUMP_UNLESS_GREATER_EQUAL_CONSTANT},
+      {OpCode::LESS, OpCode::JUMP_UNLESS_LESS, OpCode::JUMP_UNLESS_LESS_CONSTANT},
+      {OpCode::LESS_EQUAL, OpCode::JUMP_UNLESS_LESS_EQUAL, OpCode::JUMP_UNLESS_LESS_EQUAL_CONSTANT},
+  };
+  const Emitted* recent = fn_->recent;
+  for (const auto& f : kFused) {
+    if (!lastIs(f.compare)) continue;
+    const bool equality = f.compare == OpCode::EQUAL || f.compare == OpCode::NOT_EQUAL;
+    if (fusable(2) && recent[1].op == OpCode::CONSTANT &&
+        (equality || isNumberConstant(recent[1].operand))) {
+      const std::uint32_t constant = recent[1].operand;
+      const int line = recent[0].line;
+      const std::size_t start = recent[1].start;
+      chunk().code.resize(start);
+      chunk().lines.truncate(start);
+      fn_->recent[0] = fn_->recent[1] = fn_->recent[2] = Emitted{};
+      emitOp(f.withConstant, {constant}, line);
+      std::size_t at = chunk().code.size();
+      for (int i = 0; i < 4; ++i) emitByte(0xff, line);
+      fn_->recent[0].end = chunk().code.size();
+      return at;
+    }
+    rewriteLast(f.fused);
+    std::size_t at = chunk().code.size();
+    for (int i = 0; i < 4; ++i) emitByte(0xff, fn_->recent[0].line);
+    fn_->recent[0].end = chunk().code.size();
+    return at;
+  }
+  return emitJump(OpCode::POP_JUMP_IF_FALSE);
+}
+
+Parser::CodeRange Parser::cutCode(std::size_t start) {
+  Chunk& c = chunk();
+  CodeRange range;
+  range.code.assign(c.code.begin() + static_cast<std::ptrdiff_t>(start), c.code.end());
+  for (std::size_t i = start; i < c.code.size(); ++i) range.lines.push_back(c.lines.lineAt(i));
+  c.code.resize(start);
+  c.lines.truncate(start);
+  forgetRecent();
+  markTarget();  // targets recorded inside the range are gone; none is beyond the end
+  return range;
+}
+
+void Parser::pasteCode(const CodeRange& range) {
+  markTarget();
+  for (std::size_t i = 0; i < range.code.size(); ++i) emitByte(range.code[i], range.lines[i]);
+  forgetRecent();
+}
+
+// POP, or `SET_x i; POP` fused into `SET_x_POP i`, or the whole statement `x = x + k;`
+// (`GET_x i; ADD_CONSTANT k; SET_x i; POP`, all on one line) into `ADD_TO_x i k`.
+void Parser::emitPop() {
+  static constexpr struct {
+    OpCode get, set, setPop, addTo;
+  } kFused[] = {
+      {OpCode::GET_LOCAL, OpCode::SET_LOCAL, OpCode::SET_LOCAL_POP, OpCode::ADD_TO_LOCAL},
+      {OpCode::GET_GLOBAL, OpCode::SET_GLOBAL, OpCode::SET_GLOBAL_POP, OpCode::ADD_TO_GLOBAL},
+      {OpCode::GET_UPVALUE, OpCode::SET_UPVALUE, OpCode::SET_UPVALUE_POP, OpCode::NIL},
+  };
+  const Emitted* recent = fn_->recent;
+  for (const auto& f : kFused) {
+    if (!lastIs(f.set)) continue;
+    if (f.addTo != OpCode::NIL && fusable(3) && recent[2].op == f.get &&
+        recent[2].operand == recent[0].operand && recent[1].op == OpCode::ADD_CONSTANT &&
+        recent[2].line == recent[1].line) {
+      const std::uint32_t variable = recent[0].operand, constant = recent[1].operand;
+      const int line = recent[2].line;
+      const std::size_t start = recent[2].start;
+      chunk().code.resize(start);
+      chunk().lines.truncate(start);
+      fn_->recent[0] = fn_->recent[1] = fn_->recent[2] = Emitted{};
+      emitOp(f.addTo, {variable, constant}, line);
+      return;
+    }
+    rewriteLast(f.setPop);
+    return;
+  }
+  emitOp(OpCode::POP);
+}
+
 std::size_t Parser::emitJump(OpCode op) {
+  const std::size_t start = chunk().code.size();
   emitByte(static_cast<std::uint8_t>(op));
   std::size_t at = chunk().code.size();
   for (int i = 0; i < 4; ++i) emitByte(0xff);
+  record(op, start, start, 0, previous_.line);
   return at;
 }
 
@@ -351,6 +548,7 @@ void Parser::patchU32(std::size_t at, std::uint32_t value) {
 void Parser::patchJump(std::size_t operandOffset) {
   std::size_t distance = chunk().code.size() - (operandOffset + kJumpBytes);
   patchU32(operandOffset, static_cast<std::uint32_t>(distance));
+  markTarget();
 }
 
 void Parser::emitLoop(std::size_t loopStart) {
@@ -616,8 +814,8 @@ void Parser::binary(bool) {
     case TokenType::GreaterEqual: emitOp(OpCode::GREATER_EQUAL); break;
     case TokenType::Less: emitOp(OpCode::LESS); break;
     case TokenType::LessEqual: emitOp(OpCode::LESS_EQUAL); break;
-    case TokenType::Plus: emitOp(OpCode::ADD); break;
-    case TokenType::Minus: emitOp(OpCode::SUBTRACT); break;
+    case TokenType::Plus: emitFoldingConstant(OpCode::ADD, OpCode::ADD_CONSTANT); break;
+    case TokenType::Minus: emitFoldingConstant(OpCode::SUBTRACT, OpCode::SUBTRACT_CONSTANT); break;
     case TokenType::Star: emitOp(OpCode::MULTIPLY); break;
     case TokenType::Slash: emitOp(OpCode::DIVIDE); break;
     case TokenType::Percent: emitOp(OpCode::MODULO); break;
@@ -875,7 +1073,7 @@ void Parser::printStatement() {
 void Parser::expressionStatement() {
   expression();
   consume(TokenType::Semicolon, "Expect ';' after expression.");
-  emitOp(OpCode::POP);
+  emitPop();
 }
 
 void Parser::ifStatement() {
@@ -883,28 +1081,29 @@ void Parser::ifStatement() {
   expression();
   consume(TokenType::RightParen, "Expect ')' after condition.");
 
-  std::size_t thenJump = emitJump(OpCode::JUMP_IF_FALSE);
-  emitOp(OpCode::POP);
+  std::size_t thenJump = emitConditionJump();
   statement();
-  std::size_t elseJump = emitJump(OpCode::JUMP);
-  patchJump(thenJump);
-  emitOp(OpCode::POP);
-  if (match(TokenType::Else)) statement();
-  patchJump(elseJump);
+  if (match(TokenType::Else)) {
+    std::size_t elseJump = emitJump(OpCode::JUMP);
+    patchJump(thenJump);
+    statement();
+    patchJump(elseJump);
+  } else {
+    patchJump(thenJump);
+  }
 }
 
 void Parser::whileStatement() {
   std::size_t loopStart = chunk().code.size();
+  markTarget();
   consume(TokenType::LeftParen, "Expect '(' after 'while'.");
   expression();
   consume(TokenType::RightParen, "Expect ')' after condition.");
 
-  std::size_t exitJump = emitJump(OpCode::JUMP_IF_FALSE);
-  emitOp(OpCode::POP);
+  std::size_t exitJump = emitConditionJump();
   statement();
   emitLoop(loopStart);
   patchJump(exitJump);
-  emitOp(OpCode::POP);
 }
 
 void Parser::forStatement() {
@@ -919,31 +1118,33 @@ void Parser::forStatement() {
   }
 
   std::size_t loopStart = chunk().code.size();
+  markTarget();
   std::size_t exitJump = kNoOffset;
   if (!match(TokenType::Semicolon)) {
     expression();
     consume(TokenType::Semicolon, "Expect ';' after loop condition.");
-    exitJump = emitJump(OpCode::JUMP_IF_FALSE);
-    emitOp(OpCode::POP);
+    exitJump = emitConditionJump();
   }
 
+  // The increment is compiled where it stands (its errors, constants and inline caches
+  // come in source order) and then moved after the body, so that an iteration is the
+  // body, the increment and one backward jump to the condition (clox jumps over the
+  // increment to the body and back). Its jumps are relative and internal, so the code
+  // moves as it is.
+  CodeRange increment;
   if (!match(TokenType::RightParen)) {
-    std::size_t bodyJump = emitJump(OpCode::JUMP);
-    std::size_t incrementStart = chunk().code.size();
+    const std::size_t incrementStart = chunk().code.size();
+    markTarget();
     expression();
-    emitOp(OpCode::POP);
+    emitPop();
     consume(TokenType::RightParen, "Expect ')' after for clauses.");
-    emitLoop(loopStart);
-    loopStart = incrementStart;
-    patchJump(bodyJump);
+    increment = cutCode(incrementStart);
   }
 
   statement();
+  pasteCode(increment);
   emitLoop(loopStart);
-  if (exitJump != kNoOffset) {
-    patchJump(exitJump);
-    emitOp(OpCode::POP);
-  }
+  if (exitJump != kNoOffset) patchJump(exitJump);
   endScope();
 }
 
@@ -1006,6 +1207,7 @@ void Parser::selectStatement() {
       consume(TokenType::Colon, "Expect ':' after 'default'.");
       std::size_t skip = emitJump(OpCode::JUMP);
       defaultBody = chunk().code.size();
+      markTarget();
       beginScope();
       emitOp(OpCode::POP);
       selectCaseBody();
@@ -1048,13 +1250,14 @@ void Parser::selectStatement() {
     // Heads are reached from the previous head's jump, never by falling out of a body.
     std::size_t toNextHead = emitJump(OpCode::JUMP);
     bodies.push_back(chunk().code.size());
+    markTarget();
     beginScope();
     if (declare) {
       addLocal(target);
       markInitialized();
     } else {
       if (assign) emitStore(target);
-      emitOp(OpCode::POP);
+      emitPop();
     }
     selectCaseBody();
     endScope();

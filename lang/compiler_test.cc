@@ -48,6 +48,137 @@ TEST_CASE("expressions compile to stack code") {
   CHECK(std::count(ops.begin(), ops.end(), O::JUMP_IF_FALSE) == 2);
 }
 
+TEST_CASE("superinstructions: conditions, constant operands, assignment statements") {
+  GlobalTable globals;
+  // A comparison consumed by a condition becomes one compare-and-branch.
+  auto fn = compileOk("var a; var b; if (a < b) print 1; else print 2;", globals);
+  auto ops = opsOf(*fn);
+  CHECK(std::count(ops.begin(), ops.end(), O::JUMP_UNLESS_LESS) == 1);
+  CHECK(std::count(ops.begin(), ops.end(), O::LESS) == 0);
+  CHECK(std::count(ops.begin(), ops.end(), O::POP) == 0);
+  fn = compileOk("while (a == b) a = 1; for (;a != b;) {} if (a >= b) {} if (a <= b) {} if (a > b) {}",
+                 globals);
+  ops = opsOf(*fn);
+  for (O op : {O::JUMP_UNLESS_EQUAL, O::JUMP_UNLESS_NOT_EQUAL, O::JUMP_UNLESS_GREATER_EQUAL,
+               O::JUMP_UNLESS_LESS_EQUAL, O::JUMP_UNLESS_GREATER}) {
+    CHECK(std::count(ops.begin(), ops.end(), op) == 1);
+  }
+  // A constant right operand is folded in too (the index operand, then the distance).
+  fn = compileOk("if (a <= 2) print 1; while (a != \"s\") {} for (;a > 1;) {} if (a >= 0 == b) {}",
+                 globals);
+  auto ins = instructionsOf(*fn);
+  std::vector<O> withConstant;
+  for (const Instruction& in : ins) {
+    if (operandShape(in.op) == OperandShape::IndexJump) withConstant.push_back(in.op);
+  }
+  CHECK(withConstant == std::vector<O>{O::JUMP_UNLESS_LESS_EQUAL_CONSTANT,
+                                       O::JUMP_UNLESS_NOT_EQUAL_CONSTANT,
+                                       O::JUMP_UNLESS_GREATER_CONSTANT});
+  ops = opsOf(*fn);  // (a >= 0) == b: the constant comparison is a value, not a condition
+  CHECK(std::count(ops.begin(), ops.end(), O::GREATER_EQUAL) == 1);
+  CHECK(std::count(ops.begin(), ops.end(), O::JUMP_UNLESS_EQUAL) == 1);
+  CHECK(ins[1].operandCount == 2);
+  CHECK(std::holds_alternative<double>(fn->chunk.constants[ins[1].operands[0]]));
+  CHECK(ins[1].jumpTarget() == ins[4].offset);
+  // Any other condition is popped by the jump.
+  fn = compileOk("if (a) print 1;", globals);
+  CHECK(opsOf(*fn) == std::vector<O>{O::GET_GLOBAL, O::POP_JUMP_IF_FALSE, O::CONSTANT, O::PRINT,
+                                     O::NIL, O::RETURN});
+  // A comparison an `or` jumps past is not fused: the jump lands between the two.
+  fn = compileOk("if (a or a == b) print 1;", globals);
+  ops = opsOf(*fn);
+  CHECK(std::count(ops.begin(), ops.end(), O::EQUAL) == 1);
+  CHECK(std::count(ops.begin(), ops.end(), O::POP_JUMP_IF_FALSE) == 1);
+  // Constant right operands of + and -.
+  fn = compileOk("print a + 1 - 2;", globals);
+  CHECK(opsOf(*fn) == std::vector<O>{O::GET_GLOBAL, O::ADD_CONSTANT, O::SUBTRACT_CONSTANT,
+                                     O::PRINT, O::NIL, O::RETURN});
+  fn = compileOk("print a + \"s\"; print a - \"s\";", globals);  // only numbers are folded
+  ops = opsOf(*fn);
+  CHECK(std::count(ops.begin(), ops.end(), O::ADD) == 1);
+  CHECK(std::count(ops.begin(), ops.end(), O::SUBTRACT) == 1);
+  fn = compileOk("if (a < \"s\") {} if (a == \"s\") {}", globals);
+  ops = opsOf(*fn);
+  CHECK(std::count(ops.begin(), ops.end(), O::JUMP_UNLESS_LESS) == 1);
+  CHECK(std::count(ops.begin(), ops.end(), O::JUMP_UNLESS_EQUAL_CONSTANT) == 1);
+  fn = compileOk("print a + (b and 1);", globals);  // the `and` jumps past the constant
+  ops = opsOf(*fn);
+  CHECK(std::count(ops.begin(), ops.end(), O::ADD_CONSTANT) == 0);
+  CHECK(std::count(ops.begin(), ops.end(), O::ADD) == 1);
+  // Assignment statements store and pop in one instruction.
+  fn = compileOk("a = 1; { var l; l = 2; fun f() { l = 3; } }", globals);
+  ops = opsOf(*fn);
+  CHECK(std::count(ops.begin(), ops.end(), O::SET_GLOBAL_POP) == 1);
+  CHECK(std::count(ops.begin(), ops.end(), O::SET_LOCAL_POP) == 1);
+  const FunctionProto* f = nested(*fn, "f");
+  REQUIRE(f != nullptr);
+  CHECK(opsOf(*f)[1] == O::SET_UPVALUE_POP);
+  fn = compileOk("a or (b = 1);", globals);  // the `or` jumps past the store to the pop
+  ops = opsOf(*fn);
+  CHECK(std::count(ops.begin(), ops.end(), O::SET_GLOBAL) == 1);
+  CHECK(std::count(ops.begin(), ops.end(), O::SET_GLOBAL_POP) == 0);
+  // `x = x + k;` on one line is one instruction (locals and globals).
+  fn = compileOk("a = a + 1; { var l = 0; l = l + 2; }", globals);
+  ins = instructionsOf(*fn);
+  CHECK(ins[0].op == O::ADD_TO_GLOBAL);
+  CHECK(ins[0].operands[0] == static_cast<std::uint32_t>(globals.find("a")));
+  CHECK(ins[2].op == O::ADD_TO_LOCAL);
+  CHECK(ins[2].operands[0] == 1);
+  // ... but not another variable, a non-constant, an assignment used as a value, an upvalue,
+  // or a statement whose parts lie on different lines (errors keep their lines).
+  for (const char* src : {"a = b + 1;", "a = a + b;", "a = a + \"s\";", "print a = a + 1;", "a = a - 1;",
+                          "a = a +\n 1;", "{ var l = 0; fun f() { l = l + 1; } }"}) {
+    INFO(src);
+    fn = compileOk(src, globals);
+    std::vector<O> all = opsOf(*fn);
+    if (const FunctionProto* f = nested(*fn, "f")) {
+      auto inner = opsOf(*f);
+      all.insert(all.end(), inner.begin(), inner.end());
+    }
+    CHECK(std::count(all.begin(), all.end(), O::ADD_TO_GLOBAL) == 0);
+    CHECK(std::count(all.begin(), all.end(), O::ADD_TO_LOCAL) == 0);
+  }
+  // A jump landing inside the statement prevents it.
+  fn = compileOk("a = (b or a) + 1;", globals);
+  ops = opsOf(*fn);
+  CHECK(std::count(ops.begin(), ops.end(), O::ADD_TO_GLOBAL) == 0);
+  // A wide constant is folded too (the WIDE prefix stays).
+  std::string many = "var w = 0;";
+  for (int i = 0; i < 300; ++i) many += fmt::format(" w = w + {};", i + 1);
+  fn = compileOk(many, globals);
+  bool wideAdd = false;
+  for (const Instruction& in : instructionsOf(*fn)) wideAdd |= in.op == O::ADD_TO_GLOBAL && in.wide;
+  CHECK(wideAdd);
+  // The fused jump carries the comparison's line (runtime errors report it).
+  fn = compileOk("if (a <\n b\n) print 1;", globals);
+  for (const Instruction& in : instructionsOf(*fn)) {
+    if (in.op == O::JUMP_UNLESS_LESS) {
+      CHECK(fn->chunk.lines.lineAt(in.offset) == 2);
+      CHECK(fn->chunk.lines.lineAt(in.offset + in.length - 1) == 2);
+    }
+  }
+}
+
+TEST_CASE("for: the increment's code follows the body") {
+  GlobalTable globals;
+  auto fn = compileOk("var n = 3; for (var i = 0; i < n; i = i + 1) print i;", globals);
+  // init; condition; body; increment; one backward jump to the condition.
+  CHECK(opsOf(*fn) == std::vector<O>{O::CONSTANT, O::DEFINE_GLOBAL, O::CONSTANT, O::GET_LOCAL,
+                                     O::GET_GLOBAL, O::JUMP_UNLESS_LESS, O::GET_LOCAL, O::PRINT,
+                                     O::ADD_TO_LOCAL, O::LOOP, O::POP, O::NIL, O::RETURN});
+  auto ins = instructionsOf(*fn);
+  CHECK(ins[9].jumpTarget() == ins[3].offset);
+  CHECK(ins[5].jumpTarget() == ins[10].offset);
+  // The moved code keeps its lines.
+  fn = compileOk("for (var i = 0; i < 3;\n i = i * 2) {\n print i;\n}", globals);
+  ins = instructionsOf(*fn);
+  CHECK(ins[2].op == O::JUMP_UNLESS_LESS_CONSTANT);
+  CHECK(fn->chunk.lines.lineAt(ins[4].offset) == 3);  // PRINT
+  CHECK(ins[7].op == O::MULTIPLY);
+  CHECK(fn->chunk.lines.lineAt(ins[7].offset) == 2);
+  CHECK(fn->chunk.lines.lineAt(ins[9].offset) == 4);  // LOOP
+}
+
 TEST_CASE("constants are shared within a function") {
   auto fn = compileOk("print 1; print 1; print \"a\"; print \"a\"; print 2;");
   CHECK(fn->chunk.constants.size() == 3);
@@ -69,9 +200,9 @@ TEST_CASE("globals resolve to slots that persist across compile calls") {
   CHECK(ins[0].op == O::GET_GLOBAL);
   CHECK(ins[0].operands[0] == 2);
   CHECK(globals.name(2) == "y");
-  CHECK(ins[1].op == O::SET_GLOBAL);
+  CHECK(ins[1].op == O::SET_GLOBAL_POP);  // an assignment statement: SET_GLOBAL + POP fused
   CHECK(ins[1].operands[0] == 1);
-  CHECK(ins[3].operands[0] == 0);
+  CHECK(ins[2].operands[0] == 0);
   CHECK(globals.find("nope") == -1);
 }
 
@@ -183,13 +314,13 @@ TEST_CASE("no limit on locals, parameters, arguments and upvalues") {
 
 TEST_CASE("jumps beyond 64 KiB") {
   std::string src = "var x = 0; var i = 0; while (i < 2) { i = i + 1; if (i == 1) {\n";
-  for (int i = 0; i < 10000; ++i) src += "x = x + 1;\n";
+  for (int i = 0; i < 20000; ++i) src += "x = x * 1;\n";
   src += "} }\nprint x;";
   auto fn = compileOk(src);
   std::uint32_t longest = 0;
   bool longLoop = false;
   for (const Instruction& in : instructionsOf(*fn)) {
-    if (in.op == O::JUMP_IF_FALSE) longest = std::max(longest, in.operands[0]);
+    if (in.op == O::JUMP_UNLESS_EQUAL_CONSTANT) longest = std::max(longest, in.operands[1]);
     if (in.op == O::LOOP && in.operands[0] > 65535) longLoop = true;
   }
   CHECK(longest > 65535);
@@ -292,7 +423,7 @@ TEST_CASE("select: heads, OP_SELECT, jump table") {
     REQUIRE(decode(code.data(), code.size(), target, at));
     firstOps.push_back(at.op);
   }
-  CHECK(firstOps == std::vector<O>{O::GET_LOCAL, O::POP, O::SET_GLOBAL, O::POP, O::POP});
+  CHECK(firstOps == std::vector<O>{O::GET_LOCAL, O::POP, O::SET_GLOBAL_POP, O::POP, O::POP});
 
   fn = compileOk("select {}");
   ins = instructionsOf(*fn);

@@ -65,6 +65,8 @@ std::size_t disassembleInstruction(const FunctionProto& proto, std::size_t offse
 
   switch (in.op) {
     case OpCode::CONSTANT:
+    case OpCode::ADD_CONSTANT:
+    case OpCode::SUBTRACT_CONSTANT:
     case OpCode::CLASS:
     case OpCode::METHOD:
       out += fmt::format("{:<16} {:4} '{}'\n", name, ops[0], constantText(proto, ops[0]));
@@ -84,6 +86,7 @@ std::size_t disassembleInstruction(const FunctionProto& proto, std::size_t offse
     }
     case OpCode::GET_GLOBAL:
     case OpCode::SET_GLOBAL:
+    case OpCode::SET_GLOBAL_POP:
     case OpCode::DEFINE_GLOBAL:
       if (globals != nullptr && ops[0] < globals->size()) {
         out += fmt::format("{:<16} {:4} '{}'\n", name, ops[0], globals->name(ops[0]));
@@ -91,6 +94,16 @@ std::size_t disassembleInstruction(const FunctionProto& proto, std::size_t offse
         out += fmt::format("{:<16} {:4}\n", name, ops[0]);
       }
       break;
+    case OpCode::ADD_TO_LOCAL:
+    case OpCode::ADD_TO_GLOBAL: {
+      std::string global;
+      if (in.op == OpCode::ADD_TO_GLOBAL && globals != nullptr && ops[0] < globals->size()) {
+        global = fmt::format(" '{}'", globals->name(ops[0]));
+      }
+      out += fmt::format("{:<16} {:4}{} += {} '{}'\n", name, ops[0], global, ops[1],
+                         constantText(proto, ops[1]));
+      break;
+    }
     case OpCode::GET_PROPERTY:
     case OpCode::SET_PROPERTY:
     case OpCode::GET_SUPER:
@@ -101,11 +114,6 @@ std::size_t disassembleInstruction(const FunctionProto& proto, std::size_t offse
     case OpCode::SUPER_INVOKE:
       out += fmt::format("{:<16} ({} args) {:4} '{}' ic {}\n", name, ops[1], ops[0],
                          constantText(proto, ops[0]), ops[2]);
-      break;
-    case OpCode::JUMP:
-    case OpCode::JUMP_IF_FALSE:
-    case OpCode::LOOP:
-      out += fmt::format("{:<16} {:4} -> {}\n", name, offset, in.jumpTarget());
       break;
     case OpCode::SELECT: {
       std::string kinds;
@@ -130,6 +138,13 @@ std::size_t disassembleInstruction(const FunctionProto& proto, std::size_t offse
     default:
       switch (operandShape(in.op)) {
         case OperandShape::None: out += name + "\n"; break;
+        case OperandShape::Jump:  // JUMP, LOOP, the conditional jumps
+          out += fmt::format("{:<16} {:4} -> {}\n", name, offset, in.jumpTarget());
+          break;
+        case OperandShape::IndexJump:  // compare with a constant and branch
+          out += fmt::format("{:<16} {:4} '{}' {:4} -> {}\n", name, ops[0],
+                             constantText(proto, ops[0]), offset, in.jumpTarget());
+          break;
         default: out += fmt::format("{:<16} {:4}\n", name, ops[0]); break;
       }
       break;

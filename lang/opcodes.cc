@@ -63,6 +63,13 @@ bool decode(const std::uint8_t* code, std::size_t size, std::size_t offset, Inst
       out.operandCount = 1;
       p += kJumpBytes;
       break;
+    case OperandShape::IndexJump:
+      if (!readIndex(out.operands[0])) return false;
+      if (size - p < kJumpBytes) return false;
+      out.operands[1] = readU32(code + p);
+      out.operandCount = 2;
+      p += kJumpBytes;
+      break;
     case OperandShape::Select:
       if (!readIndex(out.operands[0])) return false;
       out.operandCount = 1;

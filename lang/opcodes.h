@@ -8,6 +8,8 @@
 //     exceeds 255, so the common case stays compact and nothing has a fixed limit.
 //   - jump operands: always 4 bytes little-endian unsigned, a distance counted from the
 //     end of the instruction: forward for JUMP / JUMP_IF_FALSE, backward for LOOP.
+//   - compare-with-constant-and-branch (shape IndexJump): the constant's index operand,
+//     then the 4-byte forward jump distance.
 //   - OP_SELECT: count (index operand), flags (1 byte: bit 0 = has a default case),
 //     then `count` kind bytes (0 = receive, 1 = send).
 //   - OP_JUMP_TABLE: count (index operand), then `count` 4-byte BACKWARD distances, each
@@ -15,6 +17,10 @@
 //     entry. (The select compiler puts every case body before its jump table.)
 // `operandShape(op)` describes each opcode; `decode` (below) is the one reader of this
 // format, shared by the disassembler, the tests and (if it likes) the VM.
+//
+// The opcodes after JUMP_TABLE (up to WIDE) are superinstructions: the compiler's
+// peephole emits each in place of a short sequence it behaves exactly like (see
+// compiler.cc and the table in docs/ARCHITECTURE.md).
 //
 // Stack effects are documented in docs/ARCHITECTURE.md next to the VM's contract.
 #pragma once
@@ -74,6 +80,26 @@ namespace spindle::lang {
   X(SPAWN, Index1)                  \
   X(SELECT, Select)                 \
   X(JUMP_TABLE, JumpTable)          \
+  X(SET_LOCAL_POP, Index1)          \
+  X(SET_GLOBAL_POP, Index1)         \
+  X(SET_UPVALUE_POP, Index1)        \
+  X(POP_JUMP_IF_FALSE, Jump)        \
+  X(JUMP_UNLESS_EQUAL, Jump)        \
+  X(JUMP_UNLESS_NOT_EQUAL, Jump)    \
+  X(JUMP_UNLESS_GREATER, Jump)      \
+  X(JUMP_UNLESS_GREATER_EQUAL, Jump) \
+  X(JUMP_UNLESS_LESS, Jump)         \
+  X(JUMP_UNLESS_LESS_EQUAL, Jump)   \
+  X(ADD_CONSTANT, Index1)           \
+  X(SUBTRACT_CONSTANT, Index1)      \
+  X(JUMP_UNLESS_EQUAL_CONSTANT, IndexJump)         \
+  X(JUMP_UNLESS_NOT_EQUAL_CONSTANT, IndexJump)     \
+  X(JUMP_UNLESS_GREATER_CONSTANT, IndexJump)       \
+  X(JUMP_UNLESS_GREATER_EQUAL_CONSTANT, IndexJump) \
+  X(JUMP_UNLESS_LESS_CONSTANT, IndexJump)          \
+  X(JUMP_UNLESS_LESS_EQUAL_CONSTANT, IndexJump)    \
+  X(ADD_TO_LOCAL, Index2)           \
+  X(ADD_TO_GLOBAL, Index2)          \
   X(WIDE, None)
 
 enum class OpCode : std::uint8_t {
@@ -92,6 +118,7 @@ enum class OperandShape : std::uint8_t {
   Index2,     // two index operands (name constant, inline-cache slot)
   Index3,     // three index operands (name constant, argument count, inline-cache slot)
   Jump,       // one 4-byte jump distance
+  IndexJump,  // one index operand (a constant), then a 4-byte jump distance
   Select,     // see above
   JumpTable,  // see above
 };
@@ -122,15 +149,16 @@ struct Instruction {
   bool wide = false;
   std::size_t offset = 0;  // first byte (the prefix, if any)
   std::size_t length = 0;  // all bytes, prefix and trailing tables included
-  int operandCount = 0;    // index operands, or 1 for a jump (the distance)
+  int operandCount = 0;    // index operands, plus 1 for a jump distance (the last operand)
   std::uint32_t operands[3] = {0, 0, 0};
   // SELECT: flags and the offset of the kind bytes; JUMP_TABLE: offset of the table.
   std::uint8_t selectFlags = 0;
   std::size_t tableOffset = 0;
 
-  // Absolute target of a JUMP / JUMP_IF_FALSE / LOOP.
+  // Absolute target of a jump (LOOP jumps backward, every other jump forward).
   std::size_t jumpTarget() const {
-    return op == OpCode::LOOP ? offset + length - operands[0] : offset + length + operands[0];
+    const std::uint32_t distance = operands[operandCount - 1];
+    return op == OpCode::LOOP ? offset + length - distance : offset + length + distance;
   }
 };
 

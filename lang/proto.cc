@@ -15,6 +15,10 @@ void LineTable::add(std::size_t offset, int line) {
   runs_.push_back(Run{static_cast<std::uint32_t>(offset), line});
 }
 
+void LineTable::truncate(std::size_t size) {
+  while (!runs_.empty() && runs_.back().start >= size) runs_.pop_back();
+}
+
 int LineTable::lineAt(std::size_t offset) const {
   if (runs_.empty()) return 0;
   // The last run whose start is <= offset.

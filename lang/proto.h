@@ -12,7 +12,8 @@
 //     METHOD, GET/SET_PROPERTY, GET_SUPER, INVOKE and SUPER_INVOKE name constants are
 //     strings; CONSTANT's may be a number or a string.
 //   - every inline-cache operand is < FunctionProto::icSlots, and each such instruction
-//     has its own slot (slots are numbered 0..icSlots-1 in code order).
+//     has its own slot (slots are numbered 0..icSlots-1 in source order; a for loop's
+//     increment is moved after its body, so code order may differ).
 //   - `lines` maps every code offset to a source line (run-length encoded, runs sorted by
 //     start offset, the first run starting at 0).
 #pragma once
@@ -35,6 +36,8 @@ class LineTable {
  public:
   void add(std::size_t offset, int line);  // offsets must not decrease
   int lineAt(std::size_t offset) const;    // 0 when the table is empty
+  // Forgets the lines of the code from `size` on (the code was cut back to `size` bytes).
+  void truncate(std::size_t size);
 
   struct Run {
     std::uint32_t start;

@@ -40,6 +40,9 @@ void Verifier::check(const FunctionProto& fn, const FunctionProto* enclosing) {
   auto isString = [&](std::uint32_t i) {
     return i < c.constants.size() && std::holds_alternative<std::string>(c.constants[i]);
   };
+  auto isNumber = [&](std::uint32_t i) {
+    return i < c.constants.size() && std::holds_alternative<double>(c.constants[i]);
+  };
 
   for (std::size_t offset = 0; offset < c.code.size();) {
     Instruction in;
@@ -54,11 +57,22 @@ void Verifier::check(const FunctionProto& fn, const FunctionProto* enclosing) {
       if (!icUsed.insert(slot).second) problem(fn, offset, "ic slot {} used twice", slot);
     };
     switch (in.op) {
+      case OpCode::ADD_CONSTANT:
+      case OpCode::SUBTRACT_CONSTANT:
+        if (!isNumber(ops[0])) problem(fn, offset, "constant {} not a number", ops[0]);
+        break;
       case OpCode::CONSTANT:
         if (ops[0] >= c.constants.size() ||
             std::holds_alternative<std::shared_ptr<const FunctionProto>>(c.constants[ops[0]])) {
           problem(fn, offset, "bad constant {}", ops[0]);
         }
+        break;
+      case OpCode::ADD_TO_LOCAL:
+      case OpCode::ADD_TO_GLOBAL:
+        if (in.op == OpCode::ADD_TO_GLOBAL && ops[0] >= globalCount_) {
+          problem(fn, offset, "global slot {} out of range", ops[0]);
+        }
+        if (!isNumber(ops[1])) problem(fn, offset, "constant {} not a number", ops[1]);
         break;
       case OpCode::CLASS:
       case OpCode::METHOD:
@@ -77,11 +91,13 @@ void Verifier::check(const FunctionProto& fn, const FunctionProto* enclosing) {
         break;
       case OpCode::GET_GLOBAL:
       case OpCode::SET_GLOBAL:
+      case OpCode::SET_GLOBAL_POP:
       case OpCode::DEFINE_GLOBAL:
         if (ops[0] >= globalCount_) problem(fn, offset, "global slot {} out of range", ops[0]);
         break;
       case OpCode::GET_UPVALUE:
       case OpCode::SET_UPVALUE:
+      case OpCode::SET_UPVALUE_POP:
         if (ops[0] >= fn.upvalues.size()) problem(fn, offset, "upvalue {} out of range", ops[0]);
         break;
       case OpCode::CLOSURE: {
@@ -96,10 +112,8 @@ void Verifier::check(const FunctionProto& fn, const FunctionProto* enclosing) {
         }
         break;
       }
-      case OpCode::JUMP:
-      case OpCode::JUMP_IF_FALSE:
       case OpCode::LOOP:
-        if (in.op == OpCode::LOOP && ops[0] > offset + in.length) {
+        if (ops[0] > offset + in.length) {
           problem(fn, offset, "loop before the start");
         } else {
           jumps.emplace_back(offset, in.jumpTarget());
@@ -118,6 +132,22 @@ void Verifier::check(const FunctionProto& fn, const FunctionProto* enclosing) {
         break;
       }
       default:
+        // Forward jumps (JUMP, the conditional jumps, compare-and-branch), some comparing
+        // with a constant.
+        if (operandShape(in.op) == OperandShape::IndexJump) {
+          const bool equality = in.op == OpCode::JUMP_UNLESS_EQUAL_CONSTANT ||
+                                in.op == OpCode::JUMP_UNLESS_NOT_EQUAL_CONSTANT;
+          if (ops[0] >= c.constants.size() ||
+              std::holds_alternative<std::shared_ptr<const FunctionProto>>(c.constants[ops[0]])) {
+            problem(fn, offset, "bad constant {}", ops[0]);
+          } else if (!equality && !isNumber(ops[0])) {
+            problem(fn, offset, "constant {} not a number", ops[0]);
+          }
+        }
+        if (operandShape(in.op) == OperandShape::Jump ||
+            operandShape(in.op) == OperandShape::IndexJump) {
+          jumps.emplace_back(offset, in.jumpTarget());
+        }
         break;
     }
     last = in.op;

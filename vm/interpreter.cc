@@ -1,4 +1,5 @@
-// interpreter.cc: the bytecode interpreter loop (clox/Wren style: one switch).
+// interpreter.cc: the bytecode interpreter loop (threaded: the handlers are in
+// interpreter_ops.inc, each ends with its own indirect jump through kDispatch).
 //
 // run(fiber, budget) resumes a fiber. The hot state lives in locals: `ip` into the
 // current function's code, `sp` (next free stack slot), `slots` (frame slot 0), the
@@ -28,9 +29,11 @@
 #include <cmath>
 
 #include "lang/opcodes.h"
+#include "runtime/throw.h"
 #include "vm/ffi.h"
 #include "vm/fiber.h"
 #include "vm/vm.h"
+
 
 namespace spindle::vm {
 
@@ -49,7 +52,8 @@ bool VM::callClosure(ObjFiber* fiber, ObjClosure* closure, int argc) {
   ensureStack(fiber, fn->maxStack);
   CallFrame& f = fiber->frames->frames()[fiber->frameCount++];
   f.closure = closure;
-  f.ip = 0;
+  f.ip = fn->code;
+  f.constants = fn->constants->data();
   f.base = fiber->stackTop - static_cast<std::uint32_t>(argc) - 1;
   return true;
 }
@@ -160,6 +164,13 @@ bool VM::invokeBuiltin(ObjFiber* fiber, Value receiver, ObjString* name, int arg
   return true;
 }
 
+void VM::printValue(Value v) {
+  std::string line;
+  toString(v, line, 0);
+  line += '\n';
+  write(line);
+}
+
 RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
   if (aborted(fiber)) [[unlikely]] {  // another fiber of this host call failed
     closeUpvalues(fiber, 0);
@@ -182,56 +193,59 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
     }
   }
 
+  // The hot state. The running frame's closure and function are reached through `frame`
+  // (frame->closure) where needed; the limits bound the call fast path.
   CallFrame* frame;
-  ObjFunction* fn;
-  ObjClosure* closure;
   const std::uint8_t* ip;
-  Value* stackBase;
-  Value* slots;
   Value* sp;
-  Value* constants;
-  bool wide = false;
+  Value* slots;
+  const Value* constants;
+  Value* stackBase;
+  const CallFrame* frameLimit;  // one past the frame array
+  const Value* stackLimit;      // one past the value stack
 
-#define LOAD()                                                  \
-  do {                                                          \
-    frame = &fiber->frames->frames()[fiber->frameCount - 1];    \
-    closure = frame->closure;                                   \
-    fn = closure->function;                                     \
-    ip = fn->code + frame->ip;                                  \
-    stackBase = fiber->stack->data();                           \
-    slots = stackBase + frame->base;                            \
-    sp = stackBase + fiber->stackTop;                           \
-    constants = fn->constants->data();                          \
+// Reads the fiber's state into the locals (after anything that may have pushed a frame,
+// grown the stack or the frame array).
+#define LOAD()                                                          \
+  do {                                                                  \
+    CallFrame* frames_ = fiber->frames->frames();                       \
+    frame = &frames_[fiber->frameCount - 1];                            \
+    frameLimit = frames_ + fiber->frames->capacity;                     \
+    ip = frame->ip;                                                     \
+    constants = frame->constants;                                       \
+    stackBase = fiber->stack->data();                                   \
+    stackLimit = stackBase + fiber->stack->capacity;                    \
+    slots = stackBase + frame->base;                                    \
+    sp = stackBase + fiber->stackTop;                                   \
   } while (0)
-#define SAVE()                                                        \
-  do {                                                                \
-    frame->ip = static_cast<std::uint32_t>(ip - fn->code);            \
-    fiber->stackTop = static_cast<std::uint32_t>(sp - stackBase);     \
+// Writes the locals back: the running frame's ip, the frame count and the stack top. The
+// fast paths (call, return) keep frameCount and stackTop only in `frame` and `sp`.
+#define SAVE()                                                                          \
+  do {                                                                                  \
+    frame->ip = ip;                                                                     \
+    fiber->frameCount = static_cast<std::uint32_t>(frame - fiber->frames->frames()) + 1; \
+    fiber->stackTop = static_cast<std::uint32_t>(sp - stackBase);                       \
   } while (0)
+#define FN() (frame->closure->function)
 // The call fast path: a closure called with its arity, whose frame and stack needs fit
 // the fiber's current arrays (nothing to allocate, no error possible), is entered right
-// here. The caller's ip and the stack top are saved (as SAVE), the callee's frame is
-// pushed and the locals are pointed at it, without the round trip through callClosure
-// and LOAD. Anything else takes the general path (SAVE, callValue / callClosure, LOAD).
-#define CAN_ENTER(c, argc)                                                           \
-  (static_cast<std::uint32_t>(argc) == (c)->function->arity &&                       \
-   fiber->frameCount < fiber->frames->capacity &&                                    \
-   static_cast<std::uint64_t>(sp - stackBase) + (c)->function->maxStack <=           \
-       fiber->stack->capacity)
-#define ENTER(c, argc)                                                  \
+// here: the caller's ip is saved in its frame, the callee's frame is pushed and the locals
+// are pointed at it, without the round trip through callClosure and LOAD. Anything else
+// takes the general path (SAVE, callValue / callClosure, LOAD).
+#define CAN_ENTER(f, argc)                                                              \
+  (static_cast<std::uint32_t>(argc) == (f)->arity && frame + 1 < frameLimit &&          \
+   static_cast<std::size_t>(stackLimit - sp) >= (f)->maxStack)
+#define ENTER(c, f, argc)                                               \
   do {                                                                  \
-    SAVE();                                                             \
-    frame = &fiber->frames->frames()[fiber->frameCount++];              \
-    closure = (c);                                                      \
-    fn = closure->function;                                             \
+    frame->ip = ip;                                                     \
+    ++frame;                                                            \
     slots = sp - (argc) - 1;                                            \
-    frame->closure = closure;                                           \
-    frame->ip = 0;                                                      \
+    frame->closure = (c);                                               \
     frame->base = static_cast<std::uint32_t>(slots - stackBase);        \
-    ip = fn->code;                                                      \
-    constants = fn->constants->data();                                  \
+    ip = (f)->code;                                                     \
+    constants = (f)->constants->data();                                 \
+    frame->constants = constants;                                       \
   } while (0)
-#define INDEX() (wide ? (ip += 4, lang::readU32(ip - 4)) : std::uint32_t{*ip++})
 #define JUMP_OPERAND() (ip += 4, lang::readU32(ip - 4))
 #define PUSH(v) (stackStore(sp, (v)), ++sp)
 #define POP() (*--sp)
@@ -261,423 +275,86 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
     double b = POP().asNumber();                                             \
     stackStore(sp - 1, op);                                                  \
   } while (0)
+  // One label per opcode; every handler ends by jumping through this table (NEXT). WIDE
+  // jumps through the second one, to the handler's wide version (W_X, or L_BadWide for an
+  // instruction without index operands, which WIDE never prefixes).
+  static const void* const kDispatch[] = {
+#define SPINDLE_OPCODE_LABEL(name, shape) &&L_##name,
+      SPINDLE_OPCODES(SPINDLE_OPCODE_LABEL)
+#undef SPINDLE_OPCODE_LABEL
+  };
+#define SPINDLE_WIDE_LABEL_None(name) &&L_BadWide
+#define SPINDLE_WIDE_LABEL_Jump(name) &&L_BadWide
+#define SPINDLE_WIDE_LABEL_Index1(name) &&W_##name
+#define SPINDLE_WIDE_LABEL_Index2(name) &&W_##name
+#define SPINDLE_WIDE_LABEL_Index3(name) &&W_##name
+#define SPINDLE_WIDE_LABEL_IndexJump(name) &&W_##name
+#define SPINDLE_WIDE_LABEL_Select(name) &&W_##name
+#define SPINDLE_WIDE_LABEL_JumpTable(name) &&W_##name
+  static const void* const kDispatchWide[] = {
+#define SPINDLE_OPCODE_WIDE_LABEL(name, shape) SPINDLE_WIDE_LABEL_##shape(name),
+      SPINDLE_OPCODES(SPINDLE_OPCODE_WIDE_LABEL)
+#undef SPINDLE_OPCODE_WIDE_LABEL
+  };
+#define NEXT()                                                                      \
+  do {                                                                              \
+    SPINDLE_DCHECK(*ip < lang::kOpCodeCount, "VM::run: bad opcode {}", int{*ip});  \
+    goto* kDispatch[*ip++];                                                         \
+  } while (0)
+// A comparison fused with POP_JUMP_IF_FALSE: pops both operands, jumps unless `cond`.
+#define COMPARE_JUMP(cond)                                                   \
+  do {                                                                       \
+    const Value va = PEEK(1), vb = PEEK(0);                                  \
+    if (!va.isNumber() || !vb.isNumber()) [[unlikely]]                       \
+      ERROR("Operands must be numbers.");                                    \
+    const double a = va.asNumber(), b = vb.asNumber();                       \
+    const std::uint32_t d = JUMP_OPERAND();                                  \
+    sp -= 2;                                                                 \
+    if (!(cond)) ip += d;                                                    \
+  } while (0)
+// The same with a constant right operand, a number (the index operand, then the jump
+// distance).
+#define COMPARE_CONSTANT_JUMP(cond)                                          \
+  do {                                                                       \
+    const Value va = PEEK(0);                                                \
+    const double b = constants[INDEX()].asNumber();                          \
+    if (!va.isNumber()) [[unlikely]] ERROR("Operands must be numbers.");     \
+    const double a = va.asNumber();                                          \
+    const std::uint32_t d = JUMP_OPERAND();                                  \
+    --sp;                                                                    \
+    if (!(cond)) ip += d;                                                    \
+  } while (0)
 
   LOAD();
-  for (;;) {
-    OpCode op = static_cast<OpCode>(*ip++);
-    if (op == OpCode::WIDE) [[unlikely]] {
-      wide = true;
-      op = static_cast<OpCode>(*ip++);
-    } else {
-      wide = false;
-    }
-    switch (op) {
-      case OpCode::CONSTANT: PUSH(constants[INDEX()]); break;
-      case OpCode::NIL: PUSH(Value::nil()); break;
-      case OpCode::TRUE: PUSH(Value::boolean(true)); break;
-      case OpCode::FALSE: PUSH(Value::boolean(false)); break;
-      case OpCode::POP: --sp; break;
-      // A local may be an open upvalue written by another fiber: atomic accesses.
-      case OpCode::GET_LOCAL: PUSH(stackLoad(&slots[INDEX()])); break;
-      case OpCode::SET_LOCAL: stackStore(&slots[INDEX()], PEEK(0)); break;
-      case OpCode::GET_GLOBAL: {
-        const std::uint32_t g = INDEX();
-        Value v = loadValue(&globalsData()[g]);
-        if (v.isUndefined()) [[unlikely]]
-          ERROR("Undefined variable '{}'.", globalNames_.name(g));
-        PUSH(v);
-        break;
-      }
-      case OpCode::DEFINE_GLOBAL: writeBarrier(nullptr, &globalsData()[INDEX()], POP()); break;
-      case OpCode::SET_GLOBAL: {
-        const std::uint32_t g = INDEX();
-        Value* slot = &globalsData()[g];
-        if (loadValue(slot).isUndefined()) [[unlikely]]
-          ERROR("Undefined variable '{}'.", globalNames_.name(g));
-        writeBarrier(nullptr, slot, PEEK(0));
-        break;
-      }
-      case OpCode::GET_UPVALUE:
-        PUSH(upvalueGet(closure->upvalues()[INDEX()]));
-        break;
-      case OpCode::SET_UPVALUE: {
-        upvalueSet(closure->upvalues()[INDEX()], PEEK(0));
-        break;
-      }
-      case OpCode::GET_PROPERTY: {
-        ObjString* name = as<ObjString>(constants[INDEX()]);
-        const std::uint32_t icIndex = INDEX();
-        const InlineCache* ic = loadPtr(&fn->ics()[icIndex]);
-        Value receiver = PEEK(0);
-        if (!isKind(receiver, ObjKind::Instance)) [[unlikely]]
-          ERROR("Only instances have properties.");
-        auto* in = as<ObjInstance>(receiver);
-        const Shape* shape = loadPtr(&in->shape);
-        std::uint32_t cap;
-        Value* fields = in->fields(&cap);
-        if (ic != nullptr && ic->shape == shape) [[likely]] {
-          if (ic->slot < cap) [[likely]] {
-            stackStore(sp + (-1), loadValue(&fields[ic->slot]));
-            break;
-          }
-          if (ic->slot == InlineCache::kNoField) {
-            stackStore(sp + (-1), Value::object(newBoundMethod(receiver, as<ObjClosure>(ic->method))));
-            break;
-          }
-        }
-        const std::int64_t slot = shape->find(name);
-        if (slot >= 0) {
-          updateIC(fn, icIndex, {shape, static_cast<std::uint32_t>(slot), 0, Value::nil(), nullptr});
-          // A racing add may have published the shape before this reader saw its storage.
-          stackStore(sp + (-1), static_cast<std::uint32_t>(slot) < cap ? loadValue(&fields[slot]) : Value::nil());
-          break;
-        }
-        Value method;
-        if (!findMethod(in->klass, name, &method)) ERROR("Undefined property '{}'.", name->view());
-        updateIC(fn, icIndex, {shape, InlineCache::kNoField, 0, method, nullptr});
-        stackStore(sp + (-1), Value::object(newBoundMethod(receiver, as<ObjClosure>(method))));
-        break;
-      }
-      case OpCode::SET_PROPERTY: {
-        ObjString* name = as<ObjString>(constants[INDEX()]);
-        const std::uint32_t icIndex = INDEX();
-        const InlineCache* ic = loadPtr(&fn->ics()[icIndex]);
-        Value receiver = PEEK(1);
-        if (!isKind(receiver, ObjKind::Instance)) [[unlikely]]
-          ERROR("Only instances have fields.");
-        auto* in = as<ObjInstance>(receiver);
-        Value v = PEEK(0);
-        const Shape* before = loadPtr(&in->shape);
-        std::uint32_t cap;
-        Value* fields = in->fields(&cap);
-        if (ic != nullptr && ic->shape == before && ic->slot < cap) [[likely]] {
-          writeBarrier(in, &fields[ic->slot], v);
-          if (ic->transition != nullptr) storePtr(&in->shape, ic->transition);
-          stackStore(sp + (-2), v);
-          --sp;
-          break;
-        }
-        const std::int64_t slot = before->find(name);
-        if (slot >= 0) {
-          updateIC(fn, icIndex, {before, static_cast<std::uint32_t>(slot), 0, Value::nil(), nullptr});
-          if (static_cast<std::uint32_t>(slot) < cap) writeBarrier(in, &fields[slot], v);
-        } else {
-          const Shape* after = addField(in, name, v);
-          updateIC(fn, icIndex, {before, before->count, 0, Value::nil(), after});
-        }
-        stackStore(sp + (-2), v);
-        --sp;
-        break;
-      }
-      case OpCode::GET_SUPER: {
-        ObjString* name = as<ObjString>(constants[INDEX()]);
-        const std::uint32_t icIndex = INDEX();
-        const InlineCache* ic = loadPtr(&fn->ics()[icIndex]);
-        auto* superclass = as<ObjClass>(POP());
-        Value method;
-        if (ic != nullptr && ic->shape == superclass->rootShape) {
-          method = ic->method;
-        } else {
-          if (!findMethod(superclass, name, &method)) ERROR("Undefined property '{}'.", name->view());
-          updateIC(fn, icIndex, {superclass->rootShape, InlineCache::kNoField, 0, method, nullptr});
-        }
-        stackStore(sp + (-1), Value::object(newBoundMethod(PEEK(0), as<ObjClosure>(method))));
-        break;
-      }
-      case OpCode::EQUAL: {
-        Value b = POP();
-        stackStore(sp + (-1), Value::boolean(PEEK(0) == b));
-        break;
-      }
-      case OpCode::NOT_EQUAL: {
-        Value b = POP();
-        stackStore(sp + (-1), Value::boolean(!(PEEK(0) == b)));
-        break;
-      }
-      case OpCode::GREATER: NUMBER_OP(Value::boolean(PEEK(0).asNumber() > b)); break;
-      case OpCode::GREATER_EQUAL: NUMBER_OP(Value::boolean(!(PEEK(0).asNumber() < b))); break;
-      case OpCode::LESS: NUMBER_OP(Value::boolean(PEEK(0).asNumber() < b)); break;
-      case OpCode::LESS_EQUAL: NUMBER_OP(Value::boolean(!(PEEK(0).asNumber() > b))); break;
-      case OpCode::ADD: {
-        Value b = PEEK(0), a = PEEK(1);
-        if (a.isNumber() && b.isNumber()) {
-          --sp;
-          stackStore(sp + (-1), Value::number(a.asNumber() + b.asNumber()));
-        } else if (isKind(a, ObjKind::String) && isKind(b, ObjKind::String)) {
-          ObjString* s = concat(as<ObjString>(a), as<ObjString>(b));
-          --sp;
-          stackStore(sp + (-1), Value::object(s));
-        } else {
-          ERROR("Operands must be two numbers or two strings.");
-        }
-        break;
-      }
-      case OpCode::SUBTRACT: NUMBER_OP(Value::number(PEEK(0).asNumber() - b)); break;
-      case OpCode::MULTIPLY: NUMBER_OP(Value::number(PEEK(0).asNumber() * b)); break;
-      case OpCode::DIVIDE: NUMBER_OP(Value::number(PEEK(0).asNumber() / b)); break;
-      case OpCode::MODULO: NUMBER_OP(Value::number(std::fmod(PEEK(0).asNumber(), b))); break;
-      case OpCode::NOT: stackStore(sp - 1, Value::boolean(PEEK(0).isFalsey())); break;
-      case OpCode::NEGATE:
-        if (!PEEK(0).isNumber()) ERROR("Operand must be a number.");
-        stackStore(sp + (-1), Value::number(-PEEK(0).asNumber()));
-        break;
-      case OpCode::PRINT: {
-        std::string line;
-        toString(POP(), line, 0);
-        line += '\n';
-        write(line);
-        break;
-      }
-      case OpCode::JUMP: {
-        const std::uint32_t d = JUMP_OPERAND();
-        ip += d;
-        break;
-      }
-      case OpCode::JUMP_IF_FALSE: {
-        const std::uint32_t d = JUMP_OPERAND();
-        if (PEEK(0).isFalsey()) ip += d;
-        break;
-      }
-      case OpCode::LOOP: {
-        const std::uint32_t d = JUMP_OPERAND();
-        ip -= d;
-        SAFEPOINT();
-        break;
-      }
-      case OpCode::CALL: {
-        const int argc = static_cast<int>(INDEX());
-        Value callee = PEEK(argc);
-        if (isKind(callee, ObjKind::Closure)) [[likely]] {
-          auto* c = as<ObjClosure>(callee);
-          if (CAN_ENTER(c, argc)) [[likely]] {
-            ENTER(c, argc);
-            SAFEPOINT();
-            break;
-          }
-        }
-        SAVE();
-        FAIL_IF_NOT(callValue(fiber, callee, argc));
-        LOAD();
-        if (fiber->request) [[unlikely]] {
-          // A native asked to park (sleep) or to yield (yield(), gc()): state is saved.
-          return fiber->body->pending == FiberBody::Pending::Sleep ? RunStatus::Park : RunStatus::Yield;
-        }
-        SAFEPOINT();  // after the call is made: resuming starts in the callee
-        break;
-      }
-      case OpCode::INVOKE: {
-        ObjString* name = as<ObjString>(constants[INDEX()]);
-        const int argc = static_cast<int>(INDEX());
-        const std::uint32_t icIndex = INDEX();
-        const InlineCache* ic = loadPtr(&fn->ics()[icIndex]);
-        Value receiver = PEEK(argc);
-        if (isKind(receiver, ObjKind::Instance) && ic != nullptr && ic->slot == InlineCache::kNoField &&
-            ic->shape == loadPtr(&as<ObjInstance>(receiver)->shape)) [[likely]] {
-          auto* m = as<ObjClosure>(ic->method);
-          if (CAN_ENTER(m, argc)) [[likely]] {
-            ENTER(m, argc);
-            SAFEPOINT();
-            break;
-          }
-        }
-        SAVE();
-        if (isKind(receiver, ObjKind::Instance)) [[likely]] {
-          auto* in = as<ObjInstance>(receiver);
-          const Shape* shape = loadPtr(&in->shape);
-          std::uint32_t cap;
-          Value* fields = in->fields(&cap);
-          if (ic != nullptr && ic->shape == shape && ic->slot == InlineCache::kNoField) [[likely]] {
-            FAIL_IF_NOT(callClosure(fiber, as<ObjClosure>(ic->method), argc));
-          } else {
-            const std::int64_t slot = shape->find(name);
-            if (slot >= 0) {
-              updateIC(fn, icIndex, {shape, static_cast<std::uint32_t>(slot), 0, Value::nil(), nullptr});
-              Value field = static_cast<std::uint32_t>(slot) < cap ? loadValue(&fields[slot]) : Value::nil();
-              stackStore(sp + (-1 - argc), field);
-              FAIL_IF_NOT(callValue(fiber, field, argc));
-            } else {
-              Value method;
-              if (!findMethod(in->klass, name, &method)) ERROR("Undefined property '{}'.", name->view());
-              updateIC(fn, icIndex, {shape, InlineCache::kNoField, 0, method, nullptr});
-              FAIL_IF_NOT(callClosure(fiber, as<ObjClosure>(method), argc));
-            }
-          }
-        } else if (isKind(receiver, ObjKind::Channel)) {
-          switch (invokeChannel(fiber, as<ObjChannel>(receiver), name, argc)) {
-            case OpResult::Ok: break;
-            case OpResult::Error: return RunStatus::Exit;
-            case OpResult::Park: return RunStatus::Park;  // state saved, operands on the stack
-          }
-        } else {
-          FAIL_IF_NOT(invokeBuiltin(fiber, receiver, name, argc));
-        }
-        LOAD();
-        SAFEPOINT();
-        break;
-      }
-      case OpCode::SUPER_INVOKE: {
-        ObjString* name = as<ObjString>(constants[INDEX()]);
-        const int argc = static_cast<int>(INDEX());
-        const std::uint32_t icIndex = INDEX();
-        const InlineCache* ic = loadPtr(&fn->ics()[icIndex]);
-        auto* superclass = as<ObjClass>(POP());
-        Value method;
-        if (ic != nullptr && ic->shape == superclass->rootShape) {
-          method = ic->method;
-        } else {
-          if (!findMethod(superclass, name, &method)) ERROR("Undefined property '{}'.", name->view());
-          updateIC(fn, icIndex, {superclass->rootShape, InlineCache::kNoField, 0, method, nullptr});
-        }
-        if (CAN_ENTER(as<ObjClosure>(method), argc)) [[likely]] {
-          ENTER(as<ObjClosure>(method), argc);
-          SAFEPOINT();
-          break;
-        }
-        SAVE();
-        FAIL_IF_NOT(callClosure(fiber, as<ObjClosure>(method), argc));
-        LOAD();
-        SAFEPOINT();
-        break;
-      }
-      case OpCode::CLOSURE: {
-        auto* function = as<ObjFunction>(constants[INDEX()]);
-        ObjClosure* c = newClosure(function);
-        const auto& descs = function->proto->upvalues;
-        SAVE();
-        for (std::uint32_t i = 0; i < c->upvalueCount; ++i) {
-          ObjUpvalue* u = descs[i].isLocal ? captureUpvalue(fiber, frame->base + descs[i].index)
-                                           : closure->upvalues()[descs[i].index];
-          c->upvalues()[i] = u;  // initialising an unreachable object
-        }
-        PUSH(Value::object(c));
-        break;
-      }
-      case OpCode::CLOSE_UPVALUE:
-        closeUpvalues(fiber, static_cast<std::uint32_t>(sp - 1 - stackBase));
-        --sp;
-        break;
-      case OpCode::RETURN: {
-        Value result = POP();
-        // Open upvalues are sorted by slot, highest first: only the head needs a look.
-        const ObjUpvalue* open = fiber->openUpvalues;
-        if (open != nullptr && open->slot >= frame->base) closeUpvalues(fiber, frame->base);
-        if (--fiber->frameCount == 0) {
-          writeBarrier(fiber, &fiber->result, result);
-          fiber->stackTop = 0;
-          fiber->state = FiberState::Done;
-          return RunStatus::Exit;
-        }
-        sp = slots;
-        PUSH(result);
-        fiber->stackTop = static_cast<std::uint32_t>(sp - stackBase);
-        // The caller's frame sits just below (returning allocates nothing and never
-        // replaces the frame array or the stack).
-        --frame;
-        closure = frame->closure;
-        fn = closure->function;
-        ip = fn->code + frame->ip;
-        slots = stackBase + frame->base;
-        constants = fn->constants->data();
-        break;
-      }
-      case OpCode::CLASS: PUSH(Value::object(newClass(as<ObjString>(constants[INDEX()])))); break;
-      case OpCode::INHERIT: {
-        Value super = PEEK(1);
-        if (!isKind(super, ObjKind::Class)) ERROR("Superclass must be a class.");
-        auto* from = as<ObjClass>(super);
-        auto* to = as<ObjClass>(PEEK(0));
-        for (std::uint32_t i = 0; i < from->methods->capacity; ++i) {
-          MethodEntry& e = from->methods->entries()[i];
-          if (e.key != nullptr) setMethod(to, e.key, e.value);
-        }
-        to->fieldHint = std::atomic_ref<std::uint32_t>(from->fieldHint).load(std::memory_order_relaxed);
-        --sp;
-        break;
-      }
-      case OpCode::METHOD: {
-        ObjString* name = as<ObjString>(constants[INDEX()]);
-        setMethod(as<ObjClass>(PEEK(1)), name, PEEK(0));
-        --sp;
-        break;
-      }
-      case OpCode::LIST: {
-        const std::uint32_t n = INDEX();
-        ObjList* l = newList(n, sp - n);
-        sp -= n;
-        PUSH(Value::object(l));
-        break;
-      }
-      case OpCode::GET_INDEX: {
-        Value index = PEEK(0), target = PEEK(1);
-        if (!isKind(target, ObjKind::List)) ERROR("Only lists can be indexed.");
-        auto* l = as<ObjList>(target);
-        if (!index.isNumber() || std::trunc(index.asNumber()) != index.asNumber())
-          ERROR("List index must be an integer.");
-        const double i = index.asNumber();
-        const std::uint32_t count = std::atomic_ref<std::uint32_t>(l->count).load(std::memory_order_acquire);
-        if (i < 0 || i >= count) ERROR("List index out of range.");
-        ValueArray* items = loadPtr(&l->items);
-        const auto k = static_cast<std::uint32_t>(i);
-        --sp;
-        stackStore(sp + (-1), k < items->capacity ? loadValue(&items->data()[k]) : Value::nil());  // racing push
-        break;
-      }
-      case OpCode::SET_INDEX: {
-        Value v = PEEK(0), index = PEEK(1), target = PEEK(2);
-        if (!isKind(target, ObjKind::List)) ERROR("Only lists can be indexed.");
-        auto* l = as<ObjList>(target);
-        if (!index.isNumber() || std::trunc(index.asNumber()) != index.asNumber())
-          ERROR("List index must be an integer.");
-        const double i = index.asNumber();
-        const std::uint32_t count = std::atomic_ref<std::uint32_t>(l->count).load(std::memory_order_acquire);
-        if (i < 0 || i >= count) ERROR("List index out of range.");
-        ValueArray* items = loadPtr(&l->items);
-        const auto k = static_cast<std::uint32_t>(i);
-        if (k < items->capacity) writeBarrier(items, &items->data()[k], v);
-        sp -= 2;
-        stackStore(sp + (-1), v);
-        break;
-      }
-      case OpCode::SPAWN: {
-        const int argc = static_cast<int>(INDEX());
-        SAVE();
-        FAIL_IF_NOT(spawn(fiber, PEEK(argc), sp - argc, argc));
-        sp -= argc;
-        stackStore(sp + (-1), Value::nil());
-        break;
-      }
-      case OpCode::SELECT: {
-        const std::uint32_t n = INDEX();
-        const std::uint8_t flags = *ip++;
-        const std::uint8_t* kinds = ip;
-        ip += n;
-        SAVE();
-        switch (select(fiber, n, flags, kinds)) {
-          case OpResult::Ok: break;
-          case OpResult::Error: return RunStatus::Exit;
-          case OpResult::Park: return RunStatus::Park;  // FiberBody::resume pushes the results
-        }
-        LOAD();
-        break;
-      }
-      case OpCode::JUMP_TABLE: {
-        const std::uint32_t m = INDEX();
-        const std::uint8_t* table = ip;
-        const std::uint8_t* end = ip + std::size_t{m} * lang::kJumpBytes;
-        const Value v = POP();
-        const auto i = static_cast<std::uint32_t>(v.asNumber());
-        if (!v.isNumber() || i >= m) ERROR("Malformed bytecode: jump table index out of range.");
-        ip = end - lang::readU32(table + std::size_t{i} * lang::kJumpBytes);
-        break;
-      }
-      case OpCode::WIDE: ERROR("Malformed bytecode: WIDE after WIDE.");
-    }
-  }
+  NEXT();
+
+  // The handlers (interpreter_ops.inc), with 1-byte index operands...
+#define INDEX() (ip += 1, std::uint32_t{ip[-1]})
+#define CASE(name) L_##name
+#include "vm/interpreter_ops.inc"
+  // WIDE: the next instruction's index operands are 4 bytes: dispatch to its wide handler.
+  L_WIDE:
+    SPINDLE_DCHECK(*ip < lang::kOpCodeCount, "VM::run: bad opcode {}", int{*ip});
+    goto* kDispatchWide[*ip++];
+  L_BadWide:
+    ERROR("Malformed bytecode: WIDE before an instruction without index operands.");
+#undef INDEX
+#undef CASE
+
+  // ... and the same handlers after a WIDE prefix, with 4-byte index operands.
+#define SPINDLE_WIDE_PASS 1
+#define INDEX() (ip += 4, lang::readU32(ip - 4))
+#define CASE(name) W_##name
+#include "vm/interpreter_ops.inc"
+#undef SPINDLE_WIDE_PASS
+#undef INDEX
+#undef CASE
 #undef LOAD
 #undef SAVE
+#undef NEXT
+#undef FN
 #undef CAN_ENTER
 #undef ENTER
-#undef INDEX
 #undef JUMP_OPERAND
 #undef PUSH
 #undef POP
@@ -686,6 +363,8 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
 #undef FAIL_IF_NOT
 #undef SAFEPOINT
 #undef NUMBER_OP
+#undef COMPARE_JUMP
+#undef COMPARE_CONSTANT_JUMP
 }
 
 }  // namespace spindle::vm

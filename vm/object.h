@@ -224,10 +224,14 @@ struct ObjHostData : Obj {
   VM* vm;  // the owning VM; null once ~VM destroyed the state
 };
 
+// One activation. `ip` and `constants` are the closure's function's (code and constant
+// storage never move: the code belongs to the VM-owned proto, the collector does not move
+// objects), so returning to a frame reloads them without going through the closure.
 struct CallFrame {
   ObjClosure* closure;
-  std::uint32_t ip;    // offset of the next instruction (saved when the frame is not running)
-  std::uint32_t base;  // stack index of slot 0
+  const std::uint8_t* ip;  // the next instruction (saved when the frame is not running)
+  const Value* constants;  // closure->function->constants->data()
+  std::uint32_t base;      // stack index of slot 0
 };
 
 struct FrameArray : Obj {

@@ -63,9 +63,12 @@ class Value {
 
   // Lox `==`: numbers by IEEE comparison (NaN != NaN), everything else by identity
   // (strings are interned, so equal strings are the same object).
+  // Equal bits are equal values except a NaN; different bits are equal only for numbers
+  // that compare equal (0 and -0). (Strings, the common case, take one compare and one
+  // mask test.)
   friend bool operator==(Value a, Value b) {
-    if (a.isNumber() && b.isNumber()) return a.asNumber() == b.asNumber();
-    return a.bits_ == b.bits_;
+    if (a.bits_ == b.bits_) return !a.isNumber() || a.asNumber() == a.asNumber();
+    return a.isNumber() && b.isNumber() && a.asNumber() == b.asNumber();
   }
 
  private:

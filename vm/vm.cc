@@ -625,7 +625,8 @@ std::vector<std::string> VM::traceOf(ObjFiber* fiber) const {
     const lang::FunctionProto* proto = f.closure->function->proto;
     // A host method's closure (hostclass.cc) has no source: like a native, no frame.
     if (proto->chunk.lines.runs().empty()) continue;
-    const int line = proto->chunk.lines.lineAt(f.ip == 0 ? 0 : f.ip - 1);
+    const auto offset = static_cast<std::size_t>(f.ip - f.closure->function->code);
+    const int line = proto->chunk.lines.lineAt(offset == 0 ? 0 : offset - 1);
     if (proto->name.empty()) {
       trace.push_back(fmt::format("[line {}] in script", line));
     } else {

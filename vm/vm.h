@@ -265,6 +265,7 @@ class VM {
   bool callClosure(ObjFiber* fiber, ObjClosure* closure, int argc);
   bool invokeBuiltin(ObjFiber* fiber, Value receiver, ObjString* name, int argc);
   void toString(Value v, std::string& out, int depth) const;
+  void printValue(Value v);  // PRINT: the value and a newline, to the output
 
   VMOptions options_;
   lang::GlobalTable globalNames_;  // compile-time only (host thread)
