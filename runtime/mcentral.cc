@@ -46,9 +46,7 @@ MSpan* MCentral::cacheSpan() {
   SPINDLE_CHECK(s->allocCount < s->nelems && s->freeindex < s->nelems,
                 "cacheSpan: span {:#x} has no free objects (allocCount={} nelems={} freeindex={})",
                 s->base(), s->allocCount, s->nelems, s->freeindex);
-  // Point allocCache at freeindex.
-  s->refillAllocCache((s->freeindex & ~std::uint32_t{63}) / 8);
-  s->allocCache >>= s->freeindex % 64;
+  s->resetAllocCache();
   return s;
 }
 
@@ -76,7 +74,9 @@ void MCentral::uncacheSpan(MSpan* s) {
 
 MSpan* MCentral::grow() {
   const std::uint8_t sc = spanclass_.sizeclass();
-  return heap_->allocSpan(kSizeClasses[sc].npages, SpanKind::Heap, spanclass_);
+  MSpan* s = heap_->allocSpan(kSizeClasses[sc].npages, SpanKind::Heap, spanclass_);
+  if (s != nullptr && heap_->poisonFreed.load(std::memory_order_relaxed)) poisonSpan(s);
+  return s;
 }
 
 }  // namespace spindle::runtime

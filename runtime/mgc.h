@@ -50,6 +50,12 @@ void scanRoots(GCWork* gcw);
 bool tryScanG(G* g, GCWork* gcw, bool byCollector);
 // The scheduler's before-run hook while marking (phooks.h).
 void gBeforeRun(G* g);
+// The controller's wait for stacks that others scan (gBeforeRun, a G parking): clear
+// before looking, wait (up to ns) after finding a stack it could not scan; wake on a
+// scan or a park.
+void markProgressClear();
+void markProgressWait(std::int64_t ns);
+void markProgressWake();
 // The checkmark pass (world stopped, after mark): fatal on a reachable unmarked object.
 // Returns the number of objects it reached.
 std::uint64_t checkmark(const std::vector<G*>& gs);
@@ -73,6 +79,8 @@ void pacerEndCycle(std::uint64_t marked, std::uint64_t heapAtTermination);
 void pacerStartCycle();
 // MHeap::allocSlowHook.
 void allocSlowHook(std::size_t bytes);
+// MHeap::allocStressHook (set by setGCStress): a cycle request every N allocations.
+void allocStressHook();
 
 // --- mgc.cc ---
 // Asks the controller for a new cycle without waiting (the pacer trigger, gcstress).
@@ -87,8 +95,10 @@ struct Counters {
   std::atomic<std::uint64_t> checkmarkObjects{0};
   std::atomic<std::uint64_t> assistParks{0};
   std::atomic<std::uint64_t> extraWorkerWork{0};
+  std::atomic<std::int64_t> idleMarkTimeNs{0};
+  std::atomic<std::uint64_t> idleMarkWork{0};
   std::atomic<int> gcstress{0};
-  std::atomic<std::uint64_t> slowPaths{0};
+  std::atomic<std::uint64_t> stressAllocs{0};  // allocations counted by gcstress
   std::atomic<bool> checkmark{false};
 };
 Counters& counters();
@@ -116,6 +126,12 @@ int markWorkersFor(int procs);
 void startMarkWorkers(int n);
 void stopMarkWorkers();
 void markWorkersBegin();
+// Work was handed to the global list: wake idle Ps to run the idle mark worker (Go's
+// enlistWorker). Cheap when no P is idle.
+void enlistWorker();
+// The idle-P mark worker hook (phooks.h), set/cleared with the world stopped.
+void idleMarkBegin();
+void idleMarkEnd();
 bool markWorkersIdle();
 // Stops the workers taking work and waits until none holds any; returns their bytes
 // marked this cycle.

@@ -25,6 +25,7 @@
 #include <unordered_map>
 
 #include "runtime/g.h"
+#include "runtime/m.h"
 #include "runtime/mgc.h"
 #include "runtime/mheap.h"
 #include "runtime/pheap.h"
@@ -32,27 +33,40 @@
 
 namespace spindle::runtime::gc_detail {
 
-void greyObject(std::uintptr_t p, GCWork* gcw) {
-  if (p == 0) return;
+namespace {
+
+// greyObject's body, inlined into the scan loop (visitSlot): one call per object scanned
+// (its trace function), none per pointer.
+[[gnu::always_inline]] inline void grey(std::uintptr_t p, GCWork* gcw) {
   ObjectRef r;
   if (!mheap().findObject(reinterpret_cast<const void*>(p), &r)) return;
   MSpan* s = r.span;
   const std::uint8_t mask = static_cast<std::uint8_t>(1u << (r.index % 8));
   std::atomic_ref<std::uint8_t> byte(s->gcmarkBits[r.index / 8]);
   // Relaxed: the mark bit guards nothing but itself; the object's contents were
-  // published to us through the pointer we followed.
+  // published to us through the pointer we followed. A plain load first: most pointers
+  // in a cycle lead to objects already marked, which then cost no locked instruction.
   if (byte.load(std::memory_order_relaxed) & mask) return;
   if (byte.fetch_or(mask, std::memory_order_relaxed) & mask) return;
   gcw->bytesMarked += s->elemsize;
   if (s->spanclass.noscan()) return;
+  // Work buffers are LIFO: this object is likely the next one scanned. Start loading its
+  // header and fields now (Go's greyobject prefetches the same way).
+  __builtin_prefetch(reinterpret_cast<const void*>(r.base));
   gcw->put(r.base);
+}
+
+}  // namespace
+
+void greyObject(std::uintptr_t p, GCWork* gcw) {
+  if (p != 0) grey(p, gcw);
 }
 
 namespace {
 
 void visitSlot(void* ctx, void** slot) {
   void* p = std::atomic_ref<void*>(*slot).load(std::memory_order_relaxed);
-  if (p != nullptr) greyObject(reinterpret_cast<std::uintptr_t>(p), static_cast<GCWork*>(ctx));
+  if (p != nullptr) grey(reinterpret_cast<std::uintptr_t>(p), static_cast<GCWork*>(ctx));
 }
 
 void scanObject(std::uintptr_t b, GCWork* gcw) {
@@ -66,7 +80,10 @@ void scanObject(std::uintptr_t b, GCWork* gcw) {
 
 std::int64_t drain(GCWork* gcw, std::int64_t budget) {
   const std::uint64_t start = gcw->scanWork;
-  while (budget < 0 || static_cast<std::int64_t>(gcw->scanWork - start) < budget) {
+  for (std::uint32_t n = 0; budget < 0 || static_cast<std::int64_t>(gcw->scanWork - start) < budget; n++) {
+    // Go's gcDrain: when the global list runs dry, hand part of the local buffer to it,
+    // so assists, idle-P workers and extra workers have something to take.
+    if ((n & 63) == 0 && workQueues().full.empty() && gcw->balance()) enlistWorker();
     std::uintptr_t b = gcw->tryGet();
     if (b == 0) break;
     scanObject(b, gcw);
@@ -135,10 +152,24 @@ bool tryScanG(G* g, GCWork* gcw, bool byCollector) {
   return done;
 }
 
+namespace {
+Note gMarkProgress;  // the controller waits on it for stack scans done by others
+}  // namespace
+
+void markProgressClear() { gMarkProgress.clear(); }
+void markProgressWait(std::int64_t ns) { gMarkProgress.sleepFor(ns); }
+void markProgressWake() { gMarkProgress.wakeup(); }
+
 void gBeforeRun(G* g) {
   P* p = currentP();
   SPINDLE_DCHECK(p != nullptr, "gBeforeRun: G {} resumed on an M without a P", g->goid);
+  const std::uint32_t gen = markGen.load(std::memory_order_relaxed);
+  if (g->gcscangen.load(std::memory_order_acquire) == gen) return;
   tryScanG(g, &p->gcw, /*byCollector=*/false);
+  // This P's grey objects are the controller's to finish: hand them over, and tell a
+  // controller waiting for this stack that it is scanned.
+  p->gcw.flush();
+  markProgressWake();
 }
 
 // --- checkmark ---------------------------------------------------------------------

@@ -135,6 +135,14 @@ class MHeap {
   // True while the collector marks (set and cleared with the world stopped): spans an
   // MCache takes are pre-marked (MSpan::allocBlackBegin), large objects born marked.
   std::atomic<bool> gcAllocBlack{false};
+  // Freed-memory poisoning: small spans created while it is set are poisoned
+  // (MSpan::poisoned). On by default in debug builds (SPINDLE_DEBUG); the allocation
+  // check is compiled in wherever SPINDLE_DCHECK is (every build but -c opt).
+#ifdef SPINDLE_DEBUG
+  std::atomic<bool> poisonFreed{true};
+#else
+  std::atomic<bool> poisonFreed{false};
+#endif
   // Go's heapLive: bytes of objects allocated or reserved. + a span's free bytes when an
   // MCache takes it, - its unused bytes when it leaves the cache in the same cycle, +
   // large objects; reset to the marked bytes at mark termination. Relaxed: a pacing hint.
@@ -145,6 +153,10 @@ class MHeap {
   // the bytes just reserved, on the allocating thread (holding its P): the pacer's
   // trigger, mark assists, proportional sweeping and gcstress live behind it.
   std::atomic<void (*)(std::size_t)> allocSlowHook{nullptr};
+  // gcstress (gc.h setGCStress): when set, called once per allocation. The fast path
+  // never sees it: nextFreeSlow leaves the span's allocCache empty while it is set, so
+  // every small allocation takes the slow path (large ones always do).
+  std::atomic<void (*)()> allocStressHook{nullptr};
 
   // Test/diagnostic accessors (take the lock).
   std::size_t freePages();
