@@ -186,7 +186,7 @@ class MHeap {
 // The process-wide heap (created on first use, never destroyed).
 // spanOf and findObject are inline: the pinner, the collector's greyObject and the write
 // barrier call them on every pointer.
-inline MSpan* MHeap::spanOf(std::uintptr_t p) const {
+[[gnu::always_inline]] inline MSpan* MHeap::spanOf(std::uintptr_t p) const {
   HeapArena* ha = arenas_.arenaOf(p);
   if (ha == nullptr) return nullptr;
   MSpan* s = ha->spans[((p - arenas_.base()) >> kPageShift) & (kPagesPerArena - 1)].load(
@@ -204,7 +204,7 @@ inline MSpan* MHeap::spanOf(std::uintptr_t p) const {
   return s;
 }
 
-inline bool MHeap::findObject(const void* ptr, ObjectRef* out) const {
+[[gnu::always_inline]] inline bool MHeap::findObject(const void* ptr, ObjectRef* out) const {
   const std::uintptr_t p = reinterpret_cast<std::uintptr_t>(ptr);
   MSpan* s = spanOf(p);
   if (s == nullptr || s->state() != SpanState::InUse) return false;
