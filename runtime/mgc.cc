@@ -60,15 +60,16 @@ namespace spindle::runtime {
 namespace gc_detail {
 
 std::atomic<bool> gcMarking{false};
+std::atomic<std::uint32_t> markGen{0};
+
 namespace {
 // The world being marked (set and cleared with it stopped, next to gcMarking).
 std::atomic<Sched*> gMarkSched{nullptr};
 }  // namespace
 
 void enlistWorker() {
-  if (Sched* s = gMarkSched.load(std::memory_order_relaxed)) s->wakeIdlePs();
+  if (Sched* s = gMarkSched.load(std::memory_order_relaxed)) s->wakeIdlePs(1);
 }
-std::atomic<std::uint32_t> markGen{0};
 
 Registry& registry() {
   static Registry* r = new Registry;
@@ -303,7 +304,7 @@ void runCycle() {
   }
   const std::int64_t pause1 = s->startTheWorld();
   recordPause(pause1);
-  s->wakeIdlePs();  // idle Ps run the idle mark worker
+  s->wakeIdlePs(procs);  // idle Ps run the idle mark worker
   afterSweep();  // the previous cycle's sweep finished at sweep termination
   markWorkersBegin();
 

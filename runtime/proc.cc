@@ -408,12 +408,12 @@ void Sched::startm(P* p, bool spinning) {
   startmLocked(p, spinning);
 }
 
-void Sched::wakeIdlePs() {
+void Sched::wakeIdlePs(int n) {
   if (npidle_.load(std::memory_order_relaxed) == 0) return;
   std::vector<M*> wake;
   {
     std::lock_guard<std::mutex> lk(lock_);
-    while (npidle_.load() > 0 && !gcwaiting_.load() && !shutdown_.load()) {
+    for (; n > 0 && npidle_.load() > 0 && !gcwaiting_.load() && !shutdown_.load(); n--) {
       M* w = startmLocked(nullptr, false, /*deferWake=*/true);
       if (w != nullptr) wake.push_back(w);
     }

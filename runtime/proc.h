@@ -110,9 +110,10 @@ class Sched {
   // stopTheWorld + procresize + startTheWorld (Go's GOMAXPROCS).
   void setProcs(int n);
 
-  // Hands every idle P to an M (started or woken), which looks for work on it: the
-  // collector calls it when marking starts, so idle Ps run its idle mark worker.
-  void wakeIdlePs();
+  // Hands up to n idle Ps to Ms (started or woken), which look for work on them: the
+  // collector calls it when marking starts (every P) and when it hands work to its
+  // global list (one P, Go's enlistWorker), so idle Ps run its idle mark worker.
+  void wakeIdlePs(int n);
 
   int procs() const { return gomaxprocs_.load(std::memory_order_acquire); }
   P* allp(int i) const { return allp_[i].load(std::memory_order_acquire); }
