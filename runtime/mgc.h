@@ -15,6 +15,7 @@
 
 #include "runtime/gc.h"
 #include "runtime/mgcwork.h"
+#include "runtime/mheap.h"
 
 namespace spindle::runtime {
 
@@ -40,6 +41,23 @@ Registry& registry();
 // Marks the object containing p (interior pointers resolved, non-heap ignored) and
 // queues it on gcw if it may hold pointers.
 void greyObject(std::uintptr_t p, GCWork* gcw);
+// greyObject's body (p != 0), inlined into the scan loop's slot visitor and the write
+// barrier: one call per object scanned (its trace function), none per pointer.
+[[gnu::always_inline]] inline void greyInline(std::uintptr_t p, GCWork* gcw) {
+  ObjectRef r;
+  if (!mheap().findObject(reinterpret_cast<const void*>(p), &r)) return;
+  MSpan* s = r.span;
+  const std::uint8_t mask = static_cast<std::uint8_t>(1u << (r.index % 8));
+  std::atomic_ref<std::uint8_t> byte(s->gcmarkBits[r.index / 8]);
+  // Relaxed: the mark bit guards nothing but itself; the object's contents were
+  // published to us through the pointer we followed. A plain load first: most pointers
+  // in a cycle lead to objects already marked, which then cost no locked instruction.
+  if (byte.load(std::memory_order_relaxed) & mask) return;
+  if (byte.fetch_or(mask, std::memory_order_relaxed) & mask) return;
+  gcw->bytesMarked += s->elemsize;
+  if (s->spanclass.noscan()) return;
+  gcw->put(r.base);  // drain prefetches it a few objects before scanning it
+}
 // Drains gcw (and the global full list) until no work is left or `budget` bytes of scan
 // work are done (budget < 0: unbounded). Returns the scan work done.
 std::int64_t drain(GCWork* gcw, std::int64_t budget);

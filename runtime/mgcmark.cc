@@ -33,37 +33,15 @@
 
 namespace spindle::runtime::gc_detail {
 
-namespace {
-
-// greyObject's body, inlined into the scan loop (visitSlot): one call per object scanned
-// (its trace function), none per pointer.
-[[gnu::always_inline]] inline void grey(std::uintptr_t p, GCWork* gcw) {
-  ObjectRef r;
-  if (!mheap().findObject(reinterpret_cast<const void*>(p), &r)) return;
-  MSpan* s = r.span;
-  const std::uint8_t mask = static_cast<std::uint8_t>(1u << (r.index % 8));
-  std::atomic_ref<std::uint8_t> byte(s->gcmarkBits[r.index / 8]);
-  // Relaxed: the mark bit guards nothing but itself; the object's contents were
-  // published to us through the pointer we followed. A plain load first: most pointers
-  // in a cycle lead to objects already marked, which then cost no locked instruction.
-  if (byte.load(std::memory_order_relaxed) & mask) return;
-  if (byte.fetch_or(mask, std::memory_order_relaxed) & mask) return;
-  gcw->bytesMarked += s->elemsize;
-  if (s->spanclass.noscan()) return;
-  gcw->put(r.base);  // drain prefetches it a few objects before scanning it
-}
-
-}  // namespace
-
 void greyObject(std::uintptr_t p, GCWork* gcw) {
-  if (p != 0) grey(p, gcw);
+  if (p != 0) greyInline(p, gcw);
 }
 
 namespace {
 
 void visitSlot(void* ctx, void** slot) {
   void* p = std::atomic_ref<void*>(*slot).load(std::memory_order_relaxed);
-  if (p != nullptr) grey(reinterpret_cast<std::uintptr_t>(p), static_cast<GCWork*>(ctx));
+  if (p != nullptr) greyInline(reinterpret_cast<std::uintptr_t>(p), static_cast<GCWork*>(ctx));
 }
 
 void scanObject(std::uintptr_t b, GCWork* gcw) {
