@@ -129,9 +129,6 @@ void allocSlowHook(std::size_t bytes) {
   }
 }
 
-}  // namespace spindle::runtime::gc_detail
-
-namespace spindle::runtime::gc_detail {
 void allocStressHook() {
   Counters& c = counters();
   const int n = c.gcstress.load(std::memory_order_relaxed);
