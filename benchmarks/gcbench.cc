@@ -233,6 +233,7 @@ class GCBenchBody final : public rt::GBody {
 int runSpindle() {
   rt::Sched sched(1);
   rt::gcAttach(&sched);
+  if (std::getenv("GCBENCH_GCPERCENT")) rt::setGCPercent(std::atoi(std::getenv("GCBENCH_GCPERCENT")));
   int rc = 0;
   {
     gcbench::SpindleRecorder rec;
@@ -254,11 +255,14 @@ int runSpindle() {
 
 }  // namespace
 
-int main() {
+// Arguments: none (both heaps), or "spindle" / "boehm" (one, e.g. under perf).
+int main(int argc, char** argv) {
+  const bool spindle = argc < 2 || std::strcmp(argv[1], "boehm") != 0;
+  const bool boehm = argc < 2 || std::strcmp(argv[1], "spindle") != 0;
   fmt::print("GCBench: stretch tree {}, long-lived tree {}, array {} doubles, trees {}..{}\n",
              kStretchTreeDepth, kLongLivedTreeDepth, kArraySize, kMinTreeDepth, kMaxTreeDepth);
   int rc = 0;
-  rc |= inChild(runSpindle);
-  rc |= inChild(runOne<BoehmHeap>);
+  if (spindle) rc |= inChild(runSpindle);
+  if (boehm) rc |= inChild(runOne<BoehmHeap>);
   return rc;
 }

@@ -109,14 +109,16 @@ struct GCStats {
   std::int64_t maxPauseNs = 0;
   std::int64_t totalPauseNs = 0;
   std::uint64_t heapLive = 0;             // current heapLive (bytes)
-  std::uint64_t heapMarked = 0;           // live bytes found by the last mark
+  std::uint64_t heapMarked = 0;           // bytes marked by the last cycle (traced + allocated black)
   std::uint64_t heapGoal = 0;
   std::uint64_t heapTrigger = 0;
   std::int64_t assistTimeNs = 0;          // mutators assisting marking
   std::int64_t workerTimeNs = 0;          // background mark work (roots + drain)
   std::uint64_t assistWork = 0, workerWork = 0;  // scan work (bytes scanned)
-  std::uint64_t assistParks = 0;
-  std::uint64_t extraWorkerWork = 0;      // scan work by the extra mark worker threads          // Gs parked past the goal until mark termination
+  std::uint64_t assistParks = 0;         // Gs parked past the goal until mark termination
+  std::uint64_t extraWorkerWork = 0;      // scan work by the extra mark worker threads
+  std::int64_t idleMarkTimeNs = 0;        // idle Ps marking (Go's idle mark workers)
+  std::uint64_t idleMarkWork = 0;         // their scan work (also in workerWork)
   std::uint64_t sweptBackground = 0;      // spans swept by the background sweeper
   std::uint64_t sweptProportional = 0;    // spans swept by allocating Ps (refill)
   std::uint64_t sweptByUncache = 0;       // stale (sg+1) spans swept by uncacheSpan
@@ -133,8 +135,9 @@ GCStats gcStats();
 void setGCTrace(bool on);
 
 // --- verification ----------------------------------------------------------------------
-// gcstress: start a cycle every n allocation slow paths (span refills and large
-// allocations); 0 turns it off. Cycles only start; nothing blocks.
+// gcstress: request a cycle every n allocations (counted over all Ps; small allocations
+// then all take the slow path); 0 turns it off. Cycles only start; nothing blocks, so
+// requests made while a cycle is pending or running fold into it.
 void setGCStress(int n);
 // checkmark: after every concurrent mark, re-mark from the roots with the world stopped
 // into a separate bitmap; a reachable object the concurrent mark missed is fatal.

@@ -7,6 +7,8 @@ namespace spindle::runtime {
 
 void* nextFreeSlow(MCache* c, SpanClass spc) {
   MSpan* s = c->alloc[spc.value];
+  // gcstress keeps allocCache zeroed so every allocation comes here: restore it first.
+  s->resetAllocCache();
   std::uint32_t idx = s->nextFreeIndex();
   if (idx == s->nelems) {
     s = c->refill(spc);
@@ -17,6 +19,12 @@ void* nextFreeSlow(MCache* c, SpanClass spc) {
   ++s->allocCount;
   SPINDLE_DCHECK(s->allocCount <= s->nelems, "span {:#x}: allocCount {} > nelems {}", s->base(),
                  s->allocCount, s->nelems);
+  if (auto stress = mheap().allocStressHook.load(std::memory_order_relaxed)) [[unlikely]] {
+    // gcstress counts allocations, not slow paths: with the cache empty, the next
+    // allocation from this span misses the fast path and comes back here.
+    s->allocCache = 0;
+    stress();
+  }
   return reinterpret_cast<void*>(s->base() + std::uintptr_t{idx} * s->elemsize);
 }
 
@@ -47,6 +55,7 @@ void* largeAlloc(std::size_t size, bool noscan) {
   // The sweeper finds large spans in the class-0 MCentral's full swept set.
   h.central(spc).fullSwept(h.sweepgenLoad()).push(s);
   if (auto hook = h.allocSlowHook.load(std::memory_order_acquire)) hook(bytes);
+  if (auto stress = h.allocStressHook.load(std::memory_order_relaxed)) [[unlikely]] stress();
   return v;
 }
 

@@ -11,6 +11,9 @@
 //     the span's alloc bits or refills the MCache from the MCentral.
 //   - larger: a span of its own (largeAlloc), registered in the class-0 MCentral's full
 //     swept set so the sweeper will see it.
+//   - gcstress (MHeap::allocStressHook set): nextFreeSlow empties the span's allocCache
+//     after each allocation, so the fast path always misses and every allocation is
+//     counted in the slow path; the fast path itself has no check.
 // Zeroing: only when the span's needzero flag is set (its memory was used before);
 // fresh pages from the OS are already zero.
 // The calling thread must hold a P (bindP in pheap.h).
@@ -24,6 +27,7 @@
 #include "runtime/mspan.h"
 #include "runtime/p.h"
 #include "runtime/pheap.h"
+#include "runtime/throw.h"
 #include "runtime/typeinfo.h"
 
 namespace spindle::runtime {
@@ -80,10 +84,17 @@ inline void* mallocgc(std::size_t size, const TypeInfo* type) {
     s->freeindex = next;
     ++s->allocCount;
     v = reinterpret_cast<void*>(s->base() + std::uintptr_t{result} * s->elemsize);
+    // Slots are handed out in address order: start fetching (for writing) the memory a
+    // few allocations ahead, so zeroing and the header store do not wait on a miss.
+    // A prefetch past the span's end is harmless.
+    __builtin_prefetch(static_cast<char*>(v) + 256, 1);
   } else {
     v = nextFreeSlow(c, spc);
     s = c->alloc[spc.value];
   }
+#if SPINDLE_DCHECKS_ON
+  if (s->poisoned) s->checkPoisonedSlot(s->objIndex(reinterpret_cast<std::uintptr_t>(v)));
+#endif
   if (s->needzero) memclrObject(v, s->elemsize);
   if (type != nullptr) static_cast<ObjectHeader*>(v)->type = type;
   return v;

@@ -39,7 +39,7 @@ void shade(void* obj) {
   if (obj == nullptr || !writeBarrierEnabled()) return;
   const auto p = reinterpret_cast<std::uintptr_t>(obj);
   if (P* pp = currentP()) {
-    gc_detail::greyObject(p, &pp->gcw);
+    gc_detail::greyInline(p, &pp->gcw);
     return;
   }
   std::lock_guard<std::mutex> lk(gc_detail::gNoPLock);

@@ -48,9 +48,7 @@ MSpan* MCentral::cacheSpan() {
   SPINDLE_CHECK(s->allocCount < s->nelems && s->freeindex < s->nelems,
                 "cacheSpan: span {:#x} has no free objects (allocCount={} nelems={} freeindex={})",
                 s->base(), s->allocCount, s->nelems, s->freeindex);
-  // Point allocCache at freeindex.
-  s->refillAllocCache((s->freeindex & ~std::uint32_t{63}) / 8);
-  s->allocCache >>= s->freeindex % 64;
+  s->resetAllocCache();
   return s;
 }
 
@@ -79,11 +77,16 @@ void MCentral::uncacheSpan(MSpan* s) {
 MSpan* MCentral::grow() {
   const std::uint8_t sc = spanclass_.sizeclass();
   MSpan* s = heap_->allocSpan(kSizeClasses[sc].npages, SpanKind::Heap, spanclass_);
-  // A fresh span whose pages were used before: zero its objects in one pass (a large
-  // memset streams whole lines) rather than object by object in mallocgc, as for large
-  // objects. Nobody else can reach its free slots yet. Spans that come back from
-  // sweeping with survivors keep needzero and are zeroed per object.
-  if (s != nullptr && s->needzero) {
+  if (s == nullptr) return nullptr;
+  if (heap_->poisonFreed.load(std::memory_order_relaxed)) {
+    // Debug builds: every free slot holds the poison, checked and zeroed as it is handed
+    // out (poisonSpan sets needzero), so a write after free is caught.
+    poisonSpan(s);
+  } else if (s->needzero) {
+    // A fresh span whose pages were used before: zero its objects in one pass (a large
+    // memset streams whole lines) rather than object by object in mallocgc, as for large
+    // objects. Nobody else can reach its free slots yet. Spans that come back from
+    // sweeping with survivors keep needzero and are zeroed per object.
     std::memset(reinterpret_cast<void*>(s->base()), 0, std::size_t{s->elemsize} * s->nelems);
     s->needzero = false;
   }

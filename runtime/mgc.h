@@ -15,6 +15,7 @@
 
 #include "runtime/gc.h"
 #include "runtime/mgcwork.h"
+#include "runtime/mheap.h"
 
 namespace spindle::runtime {
 
@@ -40,6 +41,23 @@ Registry& registry();
 // Marks the object containing p (interior pointers resolved, non-heap ignored) and
 // queues it on gcw if it may hold pointers.
 void greyObject(std::uintptr_t p, GCWork* gcw);
+// greyObject's body (p != 0), inlined into the scan loop's slot visitor and the write
+// barrier: one call per object scanned (its trace function), none per pointer.
+[[gnu::always_inline]] inline void greyInline(std::uintptr_t p, GCWork* gcw) {
+  ObjectRef r;
+  if (!mheap().findObject(reinterpret_cast<const void*>(p), &r)) return;
+  MSpan* s = r.span;
+  const std::uint8_t mask = static_cast<std::uint8_t>(1u << (r.index % 8));
+  std::atomic_ref<std::uint8_t> byte(s->gcmarkBits[r.index / 8]);
+  // Relaxed: the mark bit guards nothing but itself; the object's contents were
+  // published to us through the pointer we followed. A plain load first: most pointers
+  // in a cycle lead to objects already marked, which then cost no locked instruction.
+  if (byte.load(std::memory_order_relaxed) & mask) return;
+  if (byte.fetch_or(mask, std::memory_order_relaxed) & mask) return;
+  gcw->bytesMarked += s->elemsize;
+  if (s->spanclass.noscan()) return;
+  gcw->put(r.base);  // drain prefetches it a few objects before scanning it
+}
 // Drains gcw (and the global full list) until no work is left or `budget` bytes of scan
 // work are done (budget < 0: unbounded). Returns the scan work done.
 std::int64_t drain(GCWork* gcw, std::int64_t budget);
@@ -50,6 +68,12 @@ void scanRoots(GCWork* gcw);
 bool tryScanG(G* g, GCWork* gcw, bool byCollector);
 // The scheduler's before-run hook while marking (phooks.h).
 void gBeforeRun(G* g);
+// The controller's wait for stacks that others scan (gBeforeRun, a G parking): clear
+// before looking, wait (up to ns) after finding a stack it could not scan; wake on a
+// scan or a park.
+void markProgressClear();
+void markProgressWait(std::int64_t ns);
+void markProgressWake();
 // The checkmark pass (world stopped, after mark): fatal on a reachable unmarked object.
 // Returns the number of objects it reached.
 std::uint64_t checkmark(const std::vector<G*>& gs);
@@ -73,6 +97,8 @@ void pacerEndCycle(std::uint64_t marked, std::uint64_t heapAtTermination);
 void pacerStartCycle();
 // MHeap::allocSlowHook.
 void allocSlowHook(std::size_t bytes);
+// MHeap::allocStressHook (set by setGCStress): a cycle request every N allocations.
+void allocStressHook();
 
 // --- mgc.cc ---
 // Asks the controller for a new cycle without waiting (the pacer trigger, gcstress).
@@ -87,8 +113,10 @@ struct Counters {
   std::atomic<std::uint64_t> checkmarkObjects{0};
   std::atomic<std::uint64_t> assistParks{0};
   std::atomic<std::uint64_t> extraWorkerWork{0};
+  std::atomic<std::int64_t> idleMarkTimeNs{0};
+  std::atomic<std::uint64_t> idleMarkWork{0};
   std::atomic<int> gcstress{0};
-  std::atomic<std::uint64_t> slowPaths{0};
+  std::atomic<std::uint64_t> stressAllocs{0};  // allocations counted by gcstress
   std::atomic<bool> checkmark{false};
 };
 Counters& counters();
@@ -116,6 +144,12 @@ int markWorkersFor(int procs);
 void startMarkWorkers(int n);
 void stopMarkWorkers();
 void markWorkersBegin();
+// Work was handed to the global list: wake idle Ps to run the idle mark worker (Go's
+// enlistWorker). Cheap when no P is idle.
+void enlistWorker();
+// The idle-P mark worker hook (phooks.h), set/cleared with the world stopped.
+void idleMarkBegin();
+void idleMarkEnd();
 bool markWorkersIdle();
 // Stops the workers taking work and waits until none holds any; returns their bytes
 // marked this cycle.

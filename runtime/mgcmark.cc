@@ -25,6 +25,7 @@
 #include <unordered_map>
 
 #include "runtime/g.h"
+#include "runtime/m.h"
 #include "runtime/mgc.h"
 #include "runtime/mheap.h"
 #include "runtime/pheap.h"
@@ -33,26 +34,14 @@
 namespace spindle::runtime::gc_detail {
 
 void greyObject(std::uintptr_t p, GCWork* gcw) {
-  if (p == 0) return;
-  ObjectRef r;
-  if (!mheap().findObject(reinterpret_cast<const void*>(p), &r)) return;
-  MSpan* s = r.span;
-  const std::uint8_t mask = static_cast<std::uint8_t>(1u << (r.index % 8));
-  std::atomic_ref<std::uint8_t> byte(s->gcmarkBits[r.index / 8]);
-  // Relaxed: the mark bit guards nothing but itself; the object's contents were
-  // published to us through the pointer we followed.
-  if (byte.load(std::memory_order_relaxed) & mask) return;
-  if (byte.fetch_or(mask, std::memory_order_relaxed) & mask) return;
-  gcw->bytesMarked += s->elemsize;
-  if (s->spanclass.noscan()) return;
-  gcw->put(r.base);
+  if (p != 0) greyInline(p, gcw);
 }
 
 namespace {
 
 void visitSlot(void* ctx, void** slot) {
   void* p = std::atomic_ref<void*>(*slot).load(std::memory_order_relaxed);
-  if (p != nullptr) greyObject(reinterpret_cast<std::uintptr_t>(p), static_cast<GCWork*>(ctx));
+  if (p != nullptr) greyInline(reinterpret_cast<std::uintptr_t>(p), static_cast<GCWork*>(ctx));
 }
 
 void scanObject(std::uintptr_t b, GCWork* gcw) {
@@ -65,12 +54,33 @@ void scanObject(std::uintptr_t b, GCWork* gcw) {
 }  // namespace
 
 std::int64_t drain(GCWork* gcw, std::int64_t budget) {
+  // A small FIFO between the work buffer and the scanner (prefetch-on-grey): an object
+  // leaves the buffer, is prefetched, and is scanned kAhead objects later, so its header
+  // load (the scan loop's one unavoidable miss: 96% of drain's samples in GCBench without
+  // it) overlaps the scanning of the objects before it. The buffer being LIFO, a
+  // prefetch at push time alone is too late: the last object pushed is the next popped.
+  constexpr std::uint32_t kAhead = 8;
+  std::uintptr_t ring[kAhead];
+  std::uint32_t head = 0, count = 0;
   const std::uint64_t start = gcw->scanWork;
-  while (budget < 0 || static_cast<std::int64_t>(gcw->scanWork - start) < budget) {
-    std::uintptr_t b = gcw->tryGet();
-    if (b == 0) break;
+  for (std::uint32_t n = 0; budget < 0 || static_cast<std::int64_t>(gcw->scanWork - start) < budget; n++) {
+    // Go's gcDrain: when the global list runs dry, hand part of the local buffer to it,
+    // so assists, idle-P workers and extra workers have something to take.
+    if ((n & 63) == 0 && workQueues().full.empty() && gcw->balance()) enlistWorker();
+    while (count < kAhead) {
+      const std::uintptr_t b = gcw->tryGet();
+      if (b == 0) break;
+      __builtin_prefetch(reinterpret_cast<const void*>(b));
+      ring[(head + count++) % kAhead] = b;
+    }
+    if (count == 0) break;
+    const std::uintptr_t b = ring[head];
+    head = (head + 1) % kAhead;
+    count--;
     scanObject(b, gcw);
   }
+  // Out of budget: the objects still in the FIFO stay grey, back on the buffer.
+  for (; count > 0; count--, head = (head + 1) % kAhead) gcw->put(ring[head]);
   const std::int64_t done = static_cast<std::int64_t>(gcw->scanWork - start);
   pacer().scanWorkDone.fetch_add(done, std::memory_order_relaxed);
   return done;
@@ -135,10 +145,24 @@ bool tryScanG(G* g, GCWork* gcw, bool byCollector) {
   return done;
 }
 
+namespace {
+Note gMarkProgress;  // the controller waits on it for stack scans done by others
+}  // namespace
+
+void markProgressClear() { gMarkProgress.clear(); }
+void markProgressWait(std::int64_t ns) { gMarkProgress.sleepFor(ns); }
+void markProgressWake() { gMarkProgress.wakeup(); }
+
 void gBeforeRun(G* g) {
   P* p = currentP();
   SPINDLE_DCHECK(p != nullptr, "gBeforeRun: G {} resumed on an M without a P", g->goid);
+  const std::uint32_t gen = markGen.load(std::memory_order_relaxed);
+  if (g->gcscangen.load(std::memory_order_acquire) == gen) return;
   tryScanG(g, &p->gcw, /*byCollector=*/false);
+  // This P's grey objects are the controller's to finish: hand them over, and tell a
+  // controller waiting for this stack that it is scanned.
+  p->gcw.flush();
+  markProgressWake();
 }
 
 // --- checkmark ---------------------------------------------------------------------

@@ -2,9 +2,9 @@
 // hook.
 //
 // Goal: heapGoal = heapMarked * (1 + gc_percent/100), at least kMinHeap (4 MiB);
-// heapMarked here is what tracing found live, not counting the objects allocated black
-// during the mark (Go counts those too, which lifts the goal after a long mark; the
-// ones still live are found by the next cycle's tracing).
+// heapMarked is what the mark found live plus the objects allocated black during it (as
+// Go's): heapLive restarts from that total after mark termination, so a goal computed
+// from the traced bytes alone would leave only traced - black bytes of runway.
 // gc_percent < 0 turns pacing off. heapLive (mheap.h) counts whole spans as they are
 // cached (Go's accounting at refill) and large objects; it is reset to the marked bytes
 // at mark termination.
@@ -18,7 +18,8 @@
 // work buffer (bounded by the debt). If it could not pay and the heap is past the goal,
 // the G is flagged to park at its next yield until mark termination (Go parks it on the
 // assist queue; here the G cannot block inside mallocgc, holding its P mid-step).
-// The hook also starts cycles: heapLive >= trigger, or every N slow paths with gcstress;
+// The hook also starts cycles when heapLive >= trigger; gcstress has a hook of its own,
+// called once per allocation (allocStressHook: every N-th requests a cycle).
 // requestCycle never blocks (the caller may be in the middle of an interpreter step).
 // When no cycle marks and the last sweep is not finished, the slow path sweeps a couple
 // of spans (proportional sweep), so allocation helps the background sweeper.
@@ -96,10 +97,6 @@ void parkIfPastGoal() {
 void allocSlowHook(std::size_t bytes) {
   Counters& c = counters();
   MHeap& h = mheap();
-  if (const int n = c.gcstress.load(std::memory_order_relaxed); n > 0) {
-    if ((c.slowPaths.fetch_add(1, std::memory_order_relaxed) + 1) % static_cast<std::uint64_t>(n) == 0)
-      requestCycle();
-  }
   if (gcMarking.load(std::memory_order_relaxed)) {
     P* p = currentP();
     if (p == nullptr) return;
@@ -132,9 +129,22 @@ void allocSlowHook(std::size_t bytes) {
   }
 }
 
+void allocStressHook() {
+  Counters& c = counters();
+  const int n = c.gcstress.load(std::memory_order_relaxed);
+  if (n <= 0) return;
+  if ((c.stressAllocs.fetch_add(1, std::memory_order_relaxed) + 1) % static_cast<std::uint64_t>(n) == 0)
+    requestCycle();
+}
 }  // namespace spindle::runtime::gc_detail
 
 namespace spindle::runtime {
+void setGCStress(int n) {
+  gc_detail::counters().gcstress.store(n, std::memory_order_relaxed);
+  gc_detail::counters().stressAllocs.store(0, std::memory_order_relaxed);
+  mheap().allocStressHook.store(n > 0 ? gc_detail::allocStressHook : nullptr, std::memory_order_relaxed);
+}
+
 void setGCPercent(int percent) {
   gc_detail::Pacer& pc = gc_detail::pacer();
   pc.percent.store(percent, std::memory_order_relaxed);

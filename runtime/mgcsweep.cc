@@ -12,23 +12,19 @@
 
 namespace spindle::runtime {
 
-#ifdef SPINDLE_DEBUG
 namespace {
-// Debug builds: fill every object this sweep frees (allocated, not marked) with a
-// pattern, so a use after free reads garbage loudly (a header word that is no TypeInfo,
-// pointers into nowhere). Allocation zeroes them again (needzero).
+// Poisoning (MSpan::poisoned, debug builds): fill every object this sweep frees
+// (allocated, not marked) with a pattern, so a use after free reads garbage loudly (a
+// header word that is no TypeInfo, pointers into nowhere) and a write after free is
+// caught when the slot is handed out again (mallocgc). Allocation zeroes them
+// (needzero).
 void poisonFreed(MSpan* s) {
-  constexpr std::uint64_t kPoison = 0xdeadbeefdeadbeefull;
-  const std::size_t n = std::min<std::size_t>(s->elemsize, 64 << 10);
   for (std::uint32_t i = 0; i < s->nelems; ++i) {
     const bool allocated = i < s->freeindex || s->isAllocatedBit(i);
-    if (!allocated || s->isMarked(i)) continue;
-    auto* w = reinterpret_cast<std::uint64_t*>(s->base() + std::uintptr_t{i} * s->elemsize);
-    for (std::size_t k = 0; k < n / 8; ++k) w[k] = kPoison;
+    if (allocated && !s->isMarked(i)) s->poisonSlot(i);
   }
 }
 }  // namespace
-#endif
 
 bool sweepSpan(MHeap& h, MSpan* s, bool preserve) {
   const std::uint32_t sg = h.sweepgenLoad();
@@ -45,9 +41,7 @@ bool sweepSpan(MHeap& h, MSpan* s, bool preserve) {
                 nalloc, s->allocCount);
   const std::uint32_t nfreed = s->allocCount - nalloc;
   sweepPinnerBits(s);  // pin bits of live objects into this epoch, dead ones dropped
-#ifdef SPINDLE_DEBUG
-  if (nfreed > 0) poisonFreed(s);
-#endif
+  if (s->poisoned && nfreed > 0) poisonFreed(s);
   bool owned;
   HeapStatsDelta& shard = h.statsShard(&owned);
   if (sc != 0) {

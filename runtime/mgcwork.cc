@@ -1,5 +1,7 @@
 #include "runtime/mgcwork.h"
 
+#include <cstring>
+
 #include "runtime/throw.h"
 
 namespace spindle::runtime {
@@ -76,6 +78,21 @@ std::uintptr_t GCWork::tryGetSlow() {
   if (wbuf != nullptr) q.empty.push(wbuf);
   wbuf = b;
   return wbuf->obj[--wbuf->nobj];
+}
+
+bool GCWork::balance() {
+  if (wbuf == nullptr || wbuf->nobj < 8) return false;
+  WorkBuf* b = getEmpty();
+  const std::uint32_t half = wbuf->nobj / 2;
+  // The older half (bottom of the LIFO buffer): the newest objects, likely prefetched,
+  // stay with this worker.
+  std::memcpy(b->obj, wbuf->obj, half * sizeof(std::uintptr_t));
+  std::memmove(wbuf->obj, wbuf->obj + half, (wbuf->nobj - half) * sizeof(std::uintptr_t));
+  b->nobj = half;
+  wbuf->nobj -= half;
+  putFull(b);
+  flushedWork = true;
+  return true;
 }
 
 void GCWork::dispose() {

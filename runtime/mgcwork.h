@@ -81,6 +81,9 @@ struct GCWork {
   void flush();
   // flush, and return an empty buffer to the empty list (the GCWork goes away).
   void dispose();
+  // Moves half of a well-filled local buffer to the global full list (Go's balance);
+  // returns whether it did.
+  bool balance();
 
  private:
   void putSlow();

@@ -14,6 +14,8 @@
 #include <thread>
 
 #include "runtime/mgc.h"
+#include "runtime/p.h"
+#include "runtime/phooks.h"
 #include "runtime/proc.h"
 
 namespace spindle::runtime::gc_detail {
@@ -65,6 +67,32 @@ void workerLoop() {
   gcw.dispose();
 }
 }  // namespace
+
+// --- idle-P mark worker ---------------------------------------------------------------
+// Go's idle-priority mark worker: an M whose P has no G to run marks on that P's gcw
+// (phooks.h runIdleMarkHook, called by findRunnable), kIdleChunk bytes of scan work at a
+// time, and goes back to look for Gs between chunks; STW and forEachP reach it there.
+// Grey objects it finds stay in P::gcw, flushed by mark completion's forEachP or taken
+// by the P's own next chunk.
+namespace {
+constexpr std::int64_t kIdleChunk = 64 << 10;
+bool idleMark(P* p) {
+  if (!gcMarking.load(std::memory_order_relaxed)) return false;
+  if (p->gcw.empty() && workQueues().full.empty()) return false;
+  const std::int64_t t0 = nanotime();
+  const std::int64_t work = drain(&p->gcw, kIdleChunk);
+  // Out of work: what it greyed meanwhile is for everyone (the controller waits on it).
+  if (work < kIdleChunk) p->gcw.flush();
+  if (work == 0) return false;
+  counters().idleMarkTimeNs.fetch_add(nanotime() - t0, std::memory_order_relaxed);
+  counters().idleMarkWork.fetch_add(static_cast<std::uint64_t>(work), std::memory_order_relaxed);
+  counters().workerWork.fetch_add(static_cast<std::uint64_t>(work), std::memory_order_relaxed);
+  return true;
+}
+}  // namespace
+
+void idleMarkBegin() { setIdleMarkHook(idleMark); }
+void idleMarkEnd() { setIdleMarkHook(nullptr); }
 
 int markWorkersFor(int procs) { return std::max(0, (procs + 2) / 4 - 1); }
 

@@ -143,6 +143,14 @@ class MHeap {
   // True while the collector marks (set and cleared with the world stopped): spans an
   // MCache takes are pre-marked (MSpan::allocBlackBegin), large objects born marked.
   std::atomic<bool> gcAllocBlack{false};
+  // Freed-memory poisoning: small spans created while it is set are poisoned
+  // (MSpan::poisoned). On by default in debug builds (SPINDLE_DEBUG); the allocation
+  // check is compiled in wherever SPINDLE_DCHECK is (every build but -c opt).
+#ifdef SPINDLE_DEBUG
+  std::atomic<bool> poisonFreed{true};
+#else
+  std::atomic<bool> poisonFreed{false};
+#endif
   // Go's heapLive: bytes of objects allocated or reserved. + a span's free bytes when an
   // MCache takes it, - its unused bytes when it leaves the cache in the same cycle, +
   // large objects; reset to the marked bytes at mark termination. Relaxed: a pacing hint.
@@ -153,6 +161,10 @@ class MHeap {
   // the bytes just reserved, on the allocating thread (holding its P): the pacer's
   // trigger, mark assists, proportional sweeping and gcstress live behind it.
   std::atomic<void (*)(std::size_t)> allocSlowHook{nullptr};
+  // gcstress (gc.h setGCStress): when set, called once per allocation. The fast path
+  // never sees it: nextFreeSlow leaves the span's allocCache empty while it is set, so
+  // every small allocation takes the slow path (large ones always do).
+  std::atomic<void (*)()> allocStressHook{nullptr};
 
   // Test/diagnostic accessors (take the lock).
   std::size_t freePages();
@@ -185,7 +197,7 @@ class MHeap {
 // The process-wide heap (created on first use, never destroyed).
 // spanOf and findObject are inline: the pinner, the collector's greyObject and the write
 // barrier call them on every pointer.
-inline MSpan* MHeap::spanOf(std::uintptr_t p) const {
+[[gnu::always_inline]] inline MSpan* MHeap::spanOf(std::uintptr_t p) const {
   HeapArena* ha = arenas_.arenaOf(p);
   if (ha == nullptr) return nullptr;
   MSpan* s = ha->spans[((p - arenas_.base()) >> kPageShift) & (kPagesPerArena - 1)].load(
@@ -203,7 +215,7 @@ inline MSpan* MHeap::spanOf(std::uintptr_t p) const {
   return s;
 }
 
-inline bool MHeap::findObject(const void* ptr, ObjectRef* out) const {
+[[gnu::always_inline]] inline bool MHeap::findObject(const void* ptr, ObjectRef* out) const {
   const std::uintptr_t p = reinterpret_cast<std::uintptr_t>(ptr);
   MSpan* s = spanOf(p);
   if (s == nullptr || s->state() != SpanState::InUse) return false;

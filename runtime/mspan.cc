@@ -26,6 +26,7 @@ void MSpan::init(std::uintptr_t base, std::size_t np) {
   gcmarkBits = nullptr;
   pinnerBits = nullptr;
   allocBlackStart = kNoAllocBlack;
+  poisoned = false;
   // No lock: the span is not published yet, and whoever freed it last handed it over
   // through the heap lock or this P's MSpan cache (happens-before).
   specials = nullptr;
@@ -60,6 +61,30 @@ std::uint32_t MSpan::nextFreeIndex() {
   if (sfreeindex % 64 == 0 && sfreeindex != snelems) refillAllocCache(sfreeindex / 8);
   freeindex = sfreeindex;
   return result;
+}
+
+void MSpan::poisonSlot(std::uint32_t i) {
+  auto* w = reinterpret_cast<std::uint64_t*>(base() + std::uintptr_t{i} * elemsize);
+  for (std::size_t k = 0; k < elemsize / 8; ++k) w[k] = kFreedPoison;
+}
+
+void poisonSpan(MSpan* s) {
+  for (std::uint32_t i = 0; i < s->nelems; ++i) s->poisonSlot(i);
+  s->needzero = true;
+  s->poisoned = true;
+}
+
+void MSpan::checkPoisonedSlot(std::uint32_t i) const {
+  const auto* w = reinterpret_cast<const std::uint64_t*>(base() + std::uintptr_t{i} * elemsize);
+  for (std::size_t k = 0; k < elemsize / 8; ++k) {
+    if (w[k] != kFreedPoison) [[unlikely]] {
+      SPINDLE_FATAL(
+          "malloc: free object {:#x} (span {:#x}, size class {}, elemsize {}, slot {}) was "
+          "written after it was freed: word {} (address {:#x}) = {:#x}, want poison {:#x}",
+          base() + std::uintptr_t{i} * elemsize, base(), spanclass.sizeclass(), elemsize, i, k,
+          reinterpret_cast<std::uintptr_t>(&w[k]), w[k], kFreedPoison);
+    }
+  }
 }
 
 std::uint32_t MSpan::countMarked() const {

@@ -41,6 +41,9 @@ namespace spindle::runtime {
 
 enum class SpanState : std::uint8_t { Dead = 0, InUse = 1, Manual = 2 };
 enum class SpanKind : std::uint8_t { Heap, Manual };
+struct MSpan;
+// Poisons every slot of a fresh small span (MCentral::grow when MHeap::poisonFreed).
+void poisonSpan(MSpan* s);
 
 // A size class and whether its objects contain no pointers (noscan).
 struct SpanClass {
@@ -84,6 +87,10 @@ struct MSpan {
   std::uint8_t* allocBits = nullptr;
   std::uint8_t* gcmarkBits = nullptr;
   std::uint8_t* pinnerBits = nullptr;
+  // Freed-memory poisoning (MHeap::poisonFreed, debug builds): every free slot holds
+  // kFreedPoison; sweeping poisons what it frees, allocation checks the slot it hands
+  // out (mallocgc, fatal if a word changed) and zeroes it (needzero stays set).
+  bool poisoned = false;
   std::atomic<std::uint32_t> sweepgen{0};
   std::atomic<std::uint64_t> stateWord{0};
 
@@ -128,6 +135,14 @@ struct MSpan {
     std::memcpy(&bits, allocBits + whichByte, sizeof(bits));  // little-endian
     allocCache = ~bits;
   }
+  // Points allocCache at freeindex again (from allocBits: the slots from freeindex to
+  // the end of its 64-slot word). Allocation only ever clears cache bits, so this is
+  // always what the cache holds, or would hold had it not been zeroed (gcstress).
+  void resetAllocCache() {
+    if (freeindex >= nelems) return;
+    refillAllocCache((freeindex & ~std::uint32_t{63}) / 8);
+    allocCache >>= freeindex % 64;
+  }
   // The next free slot at or after freeindex, or nelems; advances freeindex past it.
   std::uint32_t nextFreeIndex();
   // Number of marked objects (popcount of gcmarkBits over nelems).
@@ -144,6 +159,12 @@ struct MSpan {
 
   // Sets up a span for [base, base + npages pages) with no objects yet (allocSpan).
   void init(std::uintptr_t base, std::size_t npages);
+
+  // Poisoning (see `poisoned`): fill free slot i / every freed slot; check slot i.
+  static constexpr std::uint64_t kFreedPoison = 0xdeadbeefdeadbeefull;
+  void poisonSlot(std::uint32_t i);
+  // Fatal error naming the object, span and class if slot i's poison was overwritten.
+  void checkPoisonedSlot(std::uint32_t i) const;
 };
 
 }  // namespace spindle::runtime

@@ -64,6 +64,16 @@ GCAssistParkFn gcAssistParkHook() { return gAssistPark.load(std::memory_order_ac
 
 void setGBeforeRunHook(void (*hook)(G*)) { gBeforeRun.store(hook, std::memory_order_relaxed); }
 
+namespace {
+// Relaxed, as gBeforeRun.
+std::atomic<bool (*)(P*)> gIdleMark{nullptr};
+}  // namespace
+void setIdleMarkHook(bool (*hook)(P*)) { gIdleMark.store(hook, std::memory_order_relaxed); }
+bool runIdleMarkHook(P* p) {
+  if (auto hook = gIdleMark.load(std::memory_order_relaxed)) [[unlikely]] return hook(p);
+  return false;
+}
+
 void runGBeforeRunHook(G* g) {
   if (auto hook = gBeforeRun.load(std::memory_order_relaxed)) [[unlikely]] hook(g);
 }

@@ -56,6 +56,14 @@ struct G;
 void setGBeforeRunHook(void (*hook)(G*));
 void runGBeforeRunHook(G* g);
 
+// The collector's idle mark worker (Go's idle-priority gcBgMarkWorker): while it is set
+// (during the mark phase, changed only with the world stopped), an M whose P finds no G
+// to run calls it before giving the P up; the hook does one bounded chunk of marking on
+// that P and returns true if it did any (the M then looks for Gs again), false if there
+// is no mark work (the P goes idle as usual).
+void setIdleMarkHook(bool (*hook)(P*));
+bool runIdleMarkHook(P* p);
+
 // The collector's assist-park hook: when a G that yields has g->gcAssistPark set, the
 // scheduler marks it Waiting (GCAssistWait) and calls the hook, which queues the G and
 // readies it at mark termination (or at once if marking already ended). Set once.

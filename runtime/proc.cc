@@ -286,7 +286,11 @@ void Sched::pidleput(P* p) {
     nsyscallWaiters_.fetch_sub(1, std::memory_order_relaxed);
     p->status.store(PStatus::Idle);
     w->nextp = p;
-    w->park.wakeup();
+    if (deferredWakes_ != nullptr) {
+      deferredWakes_->push_back(w);
+    } else {
+      w->park.wakeup();
+    }
     return;
   }
   p->status.store(PStatus::Idle);
@@ -402,6 +406,19 @@ M* Sched::startmLocked(P* p, bool spinning, bool deferWake) {
 void Sched::startm(P* p, bool spinning) {
   std::lock_guard<std::mutex> lk(lock_);
   startmLocked(p, spinning);
+}
+
+void Sched::wakeIdlePs(int n) {
+  if (npidle_.load(std::memory_order_relaxed) == 0) return;
+  std::vector<M*> wake;
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    for (; n > 0 && npidle_.load() > 0 && !gcwaiting_.load() && !shutdown_.load(); n--) {
+      M* w = startmLocked(nullptr, false, /*deferWake=*/true);
+      if (w != nullptr) wake.push_back(w);
+    }
+  }
+  for (M* w : wake) w->park.wakeup();
 }
 
 void Sched::wakep() {
@@ -534,6 +551,16 @@ G* Sched::findRunnable(M* m, bool* inheritTime) {
       nmspinning_.fetch_add(1);
     }
     if (G* g = stealWork(m)) return g;
+  }
+  // Nothing to run. While the collector marks, this P helps it before going idle (Go's
+  // idle-priority mark worker): one bounded chunk, then back to the top, which checks
+  // for a stop, a safepoint function and new Gs first.
+  if (runIdleMarkHook(p)) {
+    if (m->spinning) {
+      m->spinning = false;
+      nmspinning_.fetch_sub(1);
+    }
+    return nullptr;
   }
   // Nothing to do: give up the P.
   {
@@ -837,16 +864,21 @@ void Sched::exitSyscall() {
 
 void Sched::exitSyscallSlow(M* m, G* g) {
   P* p = nullptr;
+  bool stopping;
   {
     std::lock_guard<std::mutex> lk(lock_);
-    if (!gcwaiting_.load()) p = pidleget();
+    stopping = gcwaiting_.load();
+    if (!stopping) p = pidleget();
     if (p == nullptr) {
       syscallWaiters_.push_back(m);
       nsyscallWaiters_.fetch_add(1, std::memory_order_relaxed);
     }
   }
   if (p == nullptr) {
-    m->park.sleep();
+    // Usually the world is being stopped and restarts within microseconds: spin first,
+    // so startTheWorld's hand-off is an atomic store, not a futex wake that the OS may
+    // answer by preempting the restarter (stretching the pause by a time slice).
+    if (!stopping || !m->park.spinFor(kGCStopSpinNs)) m->park.sleep();
     m->park.clear();
     p = m->nextp;
     m->nextp = nullptr;

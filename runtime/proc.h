@@ -110,6 +110,11 @@ class Sched {
   // stopTheWorld + procresize + startTheWorld (Go's GOMAXPROCS).
   void setProcs(int n);
 
+  // Hands up to n idle Ps to Ms (started or woken), which look for work on them: the
+  // collector calls it when marking starts (every P) and when it hands work to its
+  // global list (one P, Go's enlistWorker), so idle Ps run its idle mark worker.
+  void wakeIdlePs(int n);
+
   int procs() const { return gomaxprocs_.load(std::memory_order_acquire); }
   P* allp(int i) const { return allp_[i].load(std::memory_order_acquire); }
   SchedStats stats();
@@ -215,6 +220,9 @@ class Sched {
   std::vector<M*> midle_;
   std::vector<M*> allm_;         // worker Ms (joined at destruction)
   std::vector<M*> syscallWaiters_;  // Ms in exitSyscall waiting for any P
+  // Under lock_: while startTheWorld hands out Ps, the syscall waiters pidleput gives a
+  // P to are collected here and woken after the pause is taken and the lock released.
+  std::vector<M*>* deferredWakes_ = nullptr;
   std::int32_t mcount_ = 0;
   std::int32_t nmidle_ = 0;
   std::int64_t mnext_ = 1;

@@ -145,6 +145,7 @@ std::int64_t Sched::startTheWorld() {
     std::lock_guard<std::mutex> lk(lock_);
     SPINDLE_CHECK(gcwaiting_.load(), "startTheWorld: world not stopped");
     gcwaiting_.store(false);
+    deferredWakes_ = &wake;  // Ps given to Ms waiting in exitSyscall: woken below
     mine = (m != nullptr && m->sched == this) ? m->p : nullptr;
     std::int32_t n = gomaxprocs_.load(std::memory_order_relaxed);
     for (int i = 0; i < n; i++) {
@@ -160,6 +161,7 @@ std::int64_t Sched::startTheWorld() {
         pidleput(p);
       }
     }
+    deferredWakes_ = nullptr;
     pause = nanotime() - stwStart_;
     stats_.lastPauseNs = pause;
     stats_.numSTW++;

@@ -1,40 +1,12 @@
 #include "runtime/throw.h"
 
 #include <doctest/doctest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cstdio>
 #include <string>
 
-namespace {
+#include "runtime/testing/child.h"
 
-// Runs fn in a child process with stderr captured; returns {died abnormally, stderr}.
-// (Under TSan, abort() may surface as a non-zero exit rather than SIGABRT.)
-template <typename Fn>
-std::pair<bool, std::string> runChild(Fn fn) {
-  int fds[2];
-  REQUIRE(pipe(fds) == 0);
-  std::fflush(nullptr);
-  pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    dup2(fds[1], 2);
-    close(fds[0]);
-    fn();
-    _exit(0);
-  }
-  close(fds[1]);
-  std::string err;
-  char buf[512];
-  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) err.append(buf, static_cast<size_t>(n));
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return {!(WIFEXITED(status) && WEXITSTATUS(status) == 0), err};
-}
-
-}  // namespace
+using spindle::runtime::testing::runChild;
 
 TEST_CASE("SPINDLE_CHECK names the invariant and the values, then aborts") {
   auto [aborted, err] = runChild([] {

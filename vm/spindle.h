@@ -67,7 +67,7 @@ struct Options {
   int gc_percent = 100;     // collector pacing; used once the collector lands
   bool gctrace = false;     // one line per GC cycle; once the collector lands
   bool stats = false;       // the host may print stats() at exit
-  int gcstress = 0;         // collect every N allocations (0: off); once the collector lands
+  int gcstress = 0;         // collect every N allocations (0: off)
   bool gccheckmark = false; // verify marking; once the collector lands
   // FFI checking mode (reject unpinned heap pointers inside memory passed to foreign
   // code); unset: on in builds with invariant checks, off in -c opt.

@@ -57,7 +57,7 @@ struct VMOptions {
   int gcPercent = 100;    // collector pacing (gc.h setGCPercent; -1 off)
   bool gctrace = false;
   bool stats = false;
-  int gcstress = 0;       // start a cycle every N allocation slow paths (gc.h setGCStress)
+  int gcstress = 0;       // request a cycle every N allocations (gc.h setGCStress)
   bool gccheckmark = false;
   // FFI checking mode (ffi.h): reject passing unpinned heap pointers inside memory.
   // On by default where invariant checks are (every build but -c opt).

@@ -40,7 +40,7 @@ void printUsage(std::FILE* out) {
              "  --gc-percent N     collector pacing: next goal = live * (1 + N/100)\n"
              "  --gctrace          print one line per GC cycle\n"
              "  --stats            print allocation statistics at exit (on stderr)\n"
-             "  --gcstress N       start a GC cycle every N allocation slow paths\n"
+             "  --gcstress N       start a GC cycle every N allocations\n"
              "  --gccheckmark      verify each mark phase with a stop-the-world re-mark\n"
              "  --ffi-check        reject unpinned heap pointers passed to foreign code\n"
              "  --no-ffi-check     turn that check off (it is on in debug builds)\n"
