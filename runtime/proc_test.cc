@@ -36,6 +36,22 @@ RunStatus runMainRecvOne(Sched& s, hchan* c, std::uint64_t* got) {
     return Step::exit();
   }));
 }
+
+// Runs a main G that calls before(g), starts n Gs made by make() (each calls wg.done()
+// once when it is finished), and waits for them all.
+template <class Make, class Before = void (*)(G*)>
+RunStatus runMainSpawnWait(Sched& s, int n, WaitGroup& wg, Make make, Before before = [](G*) {}) {
+  wg.add(n);
+  return s.runMain(fn([pc = 0, &s, n, &wg, make, before](G* g) mutable -> Step {
+    if (pc == 0) {
+      before(g);
+      for (int i = 0; i < n; i++) s.newproc(make());
+      pc = 1;
+      if (!wg.wait(g)) return wg.parkStep();
+    }
+    return Step::exit();
+  }));
+}
 }  // namespace
 
 TEST_CASE("100k Gs spawned and joined") {
@@ -43,21 +59,13 @@ TEST_CASE("100k Gs spawned and joined") {
   constexpr int kN = 100000;
   std::atomic<int> ran{0};
   WaitGroup wg;
-  RunStatus st = s.runMain(fn([pc = 0, &s, &ran, &wg](G* g) mutable -> Step {
-    if (pc == 0) {
-      wg.add(kN);
-      for (int i = 0; i < kN; i++) {
-        s.newproc(fn([&ran, &wg](G*) -> Step {
-          ran.fetch_add(1, std::memory_order_relaxed);
-          wg.done();
-          return Step::exit();
-        }));
-      }
-      pc = 1;
-      if (!wg.wait(g)) return wg.parkStep();
-    }
-    return Step::exit();
-  }));
+  RunStatus st = runMainSpawnWait(s, kN, wg, [&ran, &wg] {
+    return fn([&ran, &wg](G*) -> Step {
+      ran.fetch_add(1, std::memory_order_relaxed);
+      wg.done();
+      return Step::exit();
+    });
+  });
   CHECK(st == RunStatus::Ok);
   CHECK(ran.load() == kN);
 }
@@ -104,30 +112,22 @@ TEST_CASE("load spreads over Ps (work stealing)") {
   std::mutex mu;
   std::set<int> ps;
   WaitGroup wg;
-  wg.add(kN);
   std::atomic<int> started{0};
-  RunStatus st = s.runMain(fn([pc = 0, &s, &mu, &ps, &wg, &started](G* g) mutable -> Step {
-    if (pc == 0) {
-      for (int i = 0; i < kN; i++) {
-        // Each keeps yielding until two Ps have run workers (bounded, so a broken steal
-        // fails instead of hanging): the idle Ps can only get work by stealing.
-        s.newproc(fn([&mu, &ps, &wg, &started](G* g) mutable -> Step {
-          bool spread;
-          {
-            std::lock_guard<std::mutex> lk(mu);
-            ps.insert(g->m->p->id);
-            spread = ps.size() >= 2;
-          }
-          if (!spread && started.fetch_add(1) < 20000000) return Step::yield();
-          wg.done();
-          return Step::exit();
-        }));
+  RunStatus st = runMainSpawnWait(s, kN, wg, [&mu, &ps, &wg, &started] {
+    // Each keeps yielding until two Ps have run workers (bounded, so a broken steal
+    // fails instead of hanging): the idle Ps can only get work by stealing.
+    return fn([&mu, &ps, &wg, &started](G* g) mutable -> Step {
+      bool spread;
+      {
+        std::lock_guard<std::mutex> lk(mu);
+        ps.insert(g->m->p->id);
+        spread = ps.size() >= 2;
       }
-      pc = 1;
-      if (!wg.wait(g)) return wg.parkStep();
-    }
-    return Step::exit();
-  }));
+      if (!spread && started.fetch_add(1) < 20000000) return Step::yield();
+      wg.done();
+      return Step::exit();
+    });
+  });
   CHECK(st == RunStatus::Ok);
   INFO("Ps used: " << ps.size());
   CHECK(ps.size() >= 2);
@@ -150,29 +150,23 @@ TEST_CASE("every M's random source moves (select order and steal order depend on
   std::set<std::int64_t> ms;
   WaitGroup wg;
   constexpr int kN = 64;
-  wg.add(kN);
   auto probe = [&stuck, &mu, &ms](G* g) {
     std::uint32_t a = g->m->rand(), b = g->m->rand(), c = g->m->rand();
     if (a == b && b == c) stuck.fetch_add(1);
     std::lock_guard<std::mutex> lk(mu);
     ms.insert(g->m->id);
   };
-  RunStatus st = s.runMain(fn([pc = 0, &s, &wg, probe](G* g) mutable -> Step {
-    if (pc == 0) {
-      probe(g);
-      for (int i = 0; i < kN; i++) {
-        s.newproc(fn([&wg, probe, n = 0](G* g) mutable -> Step {
+  RunStatus st = runMainSpawnWait(
+      s, kN, wg,
+      [&wg, probe] {
+        return fn([&wg, probe, n = 0](G* g) mutable -> Step {
           probe(g);
           if (++n < 50) return Step::yield();
           wg.done();
           return Step::exit();
-        }));
-      }
-      pc = 1;
-      if (!wg.wait(g)) return wg.parkStep();
-    }
-    return Step::exit();
-  }));
+        });
+      },
+      probe);
   CHECK(st == RunStatus::Ok);
   // How many Ms ran the Gs depends on the machine's load; none of them may be stuck.
   INFO("Ms seen: " << ms.size());
