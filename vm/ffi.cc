@@ -387,7 +387,7 @@ bool pinnerMethod(VM& vm, ObjPinner* p, std::string_view m, int argc, Value* arg
 }
 
 // Global natives.
-bool nativeBytes(VM& vm, std::uint32_t, int, Value* args, Value* result) {
+bool nativeBytes(VM& vm, const void*, int, Value* args, Value* result) {
   const Value n = args[0];
   if (!n.isNumber() || n.asNumber() < 0 || std::trunc(n.asNumber()) != n.asNumber() ||
       n.asNumber() > 1e12) {
@@ -397,7 +397,7 @@ bool nativeBytes(VM& vm, std::uint32_t, int, Value* args, Value* result) {
   return true;
 }
 
-bool nativePinner(VM& vm, std::uint32_t, int, Value*, Value* result) {
+bool nativePinner(VM& vm, const void*, int, Value*, Value* result) {
   auto* p = vm.newObject<ObjPinner>(ObjKind::Pinner, sizeof(ObjPinner));
   new (&p->pinner) runtime::Pinner(runtime::Pinner::Holding::Traced);
   *result = Value::object(p);
@@ -415,8 +415,8 @@ ObjBytes* newBytes(VM& vm, std::uint64_t length) {
 void install(VM& vm) {
   // Called from the VM constructor inside withP.
   vm.setGlobal(vm.globalSlot("FFI"), Value::object(newLib(vm, dlopen(nullptr, RTLD_NOW), nullptr)));
-  vm.setGlobal(vm.globalSlot("Bytes"), Value::object(vm.newNative("Bytes", 1, nativeBytes, 0)));
-  vm.setGlobal(vm.globalSlot("Pinner"), Value::object(vm.newNative("Pinner", 0, nativePinner, 0)));
+  vm.setGlobal(vm.globalSlot("Bytes"), Value::object(vm.newNative("Bytes", 1, nativeBytes)));
+  vm.setGlobal(vm.globalSlot("Pinner"), Value::object(vm.newNative("Pinner", 0, nativePinner)));
 }
 
 bool isFfiObject(Value v) {

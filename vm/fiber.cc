@@ -472,7 +472,7 @@ bool VM::finishSelect(ObjFiber* fiber, int r) {
 
 namespace {
 
-bool nativeChannel(VM& vm, std::uint32_t, int argc, Value* args, Value* result) {
+bool nativeChannel(VM& vm, const void*, int argc, Value* args, Value* result) {
   if (argc > 1) return vm.raise(fmt::format("Expected 0 or 1 arguments but got {}.", argc));
   double n = 0;
   if (argc == 1) {
@@ -486,7 +486,7 @@ bool nativeChannel(VM& vm, std::uint32_t, int argc, Value* args, Value* result) 
   return true;
 }
 
-bool nativeSleep(VM& vm, std::uint32_t, int, Value* args, Value*) {
+bool nativeSleep(VM& vm, const void*, int, Value* args, Value*) {
   if (!args[0].isNumber()) return vm.raise("sleep() takes a number of seconds.");
   const double secs = args[0].asNumber();
   FiberBody* body = currentFiber()->body;
@@ -504,18 +504,18 @@ bool nativeSleep(VM& vm, std::uint32_t, int, Value* args, Value*) {
   return true;
 }
 
-bool nativeYield(VM&, std::uint32_t, int, Value*, Value*) {
+bool nativeYield(VM&, const void*, int, Value*, Value*) {
   FiberBody* body = currentFiber()->body;
   if (body->g() != nullptr) body->request(FiberBody::Pending::Yield);
   return true;
 }
 
-bool nativeProcs(VM& vm, std::uint32_t, int, Value*, Value* result) {
+bool nativeProcs(VM& vm, const void*, int, Value*, Value* result) {
   *result = Value::number(vm.sched().procs());
   return true;
 }
 
-bool nativeGc(VM&, std::uint32_t, int, Value*, Value*) {
+bool nativeGc(VM&, const void*, int, Value*, Value*) {
   // The collection runs in FiberBody::run once the interpreter has saved everything.
   FiberBody* body = currentFiber()->body;
   if (body->g() != nullptr) body->request(FiberBody::Pending::Gc);
@@ -533,7 +533,7 @@ void VM::registerConcurrencyNatives() {
   for (const Def& d : {Def{"Channel", -1, nativeChannel}, Def{"sleep", 1, nativeSleep},
                        Def{"yield", 0, nativeYield}, Def{"procs", 0, nativeProcs},
                        Def{"gc", 0, nativeGc}}) {
-    setGlobal(globalSlot(d.name), Value::object(newNative(d.name, d.arity, d.fn, 0)));
+    setGlobal(globalSlot(d.name), Value::object(newNative(d.name, d.arity, d.fn)));
   }
 }
 

@@ -16,7 +16,7 @@ namespace spindle::vm {
 
 namespace {
 
-bool nativeGcStats(VM& vm, std::uint32_t, int, Value*, Value* result) {
+bool nativeGcStats(VM& vm, const void*, int, Value*, Value* result) {
   *result = Value::object(vm.newGCStats());
   return true;
 }
@@ -25,7 +25,7 @@ bool nativeGcStats(VM& vm, std::uint32_t, int, Value*, Value* result) {
 
 void VM::registerGCStatsNative() {
   gcStatsClass_ = newClass(intern("GCStats"));
-  setGlobal(globalSlot("gcstats"), Value::object(newNative("gcstats", 0, nativeGcStats, 0)));
+  setGlobal(globalSlot("gcstats"), Value::object(newNative("gcstats", 0, nativeGcStats)));
 }
 
 ObjInstance* VM::newGCStats() {

@@ -87,7 +87,7 @@ bool VM::callValue(ObjFiber* fiber, Value callee, int argc) {
         }
         Value result = Value::nil();
         // The arguments stay on the stack (rooted) during the call.
-        if (!n->fn(*this, n->hostIndex, argc, calleeSlot + 1, &result)) {
+        if (!n->fn(*this, n->host, argc, calleeSlot + 1, &result)) {
           recordNativeError(fiber);
           return false;
         }

@@ -179,13 +179,15 @@ struct ObjBoundMethod : Obj {
 };
 
 // A native returns false after calling vm.runtimeError(...) to raise an error.
-using NativeFn = bool (*)(VM& vm, std::uint32_t hostIndex, int argc, Value* args, Value* result);
+using NativeFn = bool (*)(VM& vm, const void* host, int argc, Value* args, Value* result);
 
 struct ObjNative : Obj {
   NativeFn fn;
   ObjString* name;
   std::int32_t arity;  // -1: any number of arguments
-  std::uint32_t hostIndex;
+  // A host-defined native: the HostNative it calls (owned by its VM, never moved or
+  // freed before the VM). Null for the built-in natives.
+  const void* host;
 };
 
 // `count` and `items` are shared words (atomic): a reader bounds every index by both the

@@ -25,14 +25,12 @@ std::mutex& orphanLock() {
 
 namespace {
 
-bool nativeClock(VM&, std::uint32_t, int, Value*, Value* result) {
+bool nativeClock(VM&, const void*, int, Value*, Value* result) {
   using namespace std::chrono;
   *result = Value::number(
       duration<double>(steady_clock::now().time_since_epoch()).count());
   return true;
 }
-
-bool nativeHost(VM& vm, std::uint32_t index, int argc, Value* args, Value* result);
 
 }  // namespace
 
@@ -57,7 +55,7 @@ VM::VM(VMOptions options)
     capString_ = intern("cap");
     hostDataKey_ = intern(kHostDataField);
     std::uint32_t clock = globalSlot("clock");
-    setGlobal(clock, Value::object(newNative("clock", 0, nativeClock, 0)));
+    setGlobal(clock, Value::object(newNative("clock", 0, nativeClock)));
     registerConcurrencyNatives();
     registerGCStatsNative();  // gcstats.cc
     ffi::install(*this);  // FFI, Bytes, Pinner (vm/ffi.h)
@@ -154,13 +152,13 @@ void VM::listPush(ObjList* list, Value v) {
   countRef.store(count + 1, std::memory_order_release);
 }
 
-ObjNative* VM::newNative(std::string_view name, int arity, NativeFn fn, std::uint32_t hostIndex) {
+ObjNative* VM::newNative(std::string_view name, int arity, NativeFn fn, const void* host) {
   ObjString* n = intern(name);
   auto* nat = allocate<ObjNative>(ObjKind::Native, sizeof(ObjNative));
   nat->fn = fn;
   nat->name = n;
   nat->arity = arity;
-  nat->hostIndex = hostIndex;
+  nat->host = host;
   return nat;
 }
 
@@ -391,39 +389,25 @@ std::uint32_t VM::globalSlot(std::string_view name) {
 }
 
 namespace {
-bool nativeHost(VM& vm, std::uint32_t, int, Value*, Value*);
+// Calls the HostNative the native was made for, with no lock: it never moves (a
+// defineNative racing with the call only appends to hostNatives_).
+bool nativeHost(VM& vm, const void* host, int argc, Value* args, Value* result) {
+  return (*static_cast<const HostNative*>(host))(vm, argc, args, result);
 }
+}  // namespace
 
 void VM::defineNative(std::string_view name, int arity, HostNative fn) {
   withP([&] { setGlobal(globalSlot(name), Value::object(newHostNative(name, arity, std::move(fn)))); });
 }
 
 ObjNative* VM::newHostNative(std::string_view name, int arity, HostNative fn) {
-  std::uint32_t index;
+  const HostNative* host;
   {
     std::lock_guard<std::mutex> lk(nativesLock_);
     hostNatives_.push_back(std::make_unique<const HostNative>(std::move(fn)));
-    index = static_cast<std::uint32_t>(hostNatives_.size() - 1);
+    host = hostNatives_.back().get();
   }
-  return newNative(name, arity, nativeHost, index);
-}
-
-namespace {
-bool nativeHost(VM& vm, std::uint32_t index, int argc, Value* args, Value* result) {
-  return vm.callHostNative(index, argc, args, result);
-}
-}  // namespace
-
-bool VM::callHostNative(std::uint32_t index, int argc, Value* args, Value* result) {
-  // The lock covers only reading the pointer (another thread may be defining a native,
-  // reallocating the vector); the function itself never moves and is called unlocked, so
-  // a native may define more natives and parallel fibers do not serialise on it.
-  const HostNative* fn;
-  {
-    std::lock_guard<std::mutex> lk(nativesLock_);
-    fn = hostNatives_[index].get();
-  }
-  return (*fn)(*this, argc, args, result);
+  return newNative(name, arity, nativeHost, host);
 }
 
 // --- handles and roots -----------------------------------------------------------------------

@@ -133,7 +133,7 @@ class VM {
   ObjString* intern(std::string_view s);
   ObjList* newList(std::uint32_t count, const Value* items);
   void listPush(ObjList* list, Value v);
-  ObjNative* newNative(std::string_view name, int arity, NativeFn fn, std::uint32_t hostIndex);
+  ObjNative* newNative(std::string_view name, int arity, NativeFn fn, const void* host = nullptr);
   // A new object of `kind` (size bytes, zeroed, header and kind set), for object kinds
   // defined outside vm.cc (ffi.h).
   template <typename T>
@@ -163,7 +163,6 @@ class VM {
   std::uint64_t allocatedBytes() const { return allocBytes_.load(std::memory_order_relaxed); }
 
   void write(std::string_view text);
-  bool callHostNative(std::uint32_t index, int argc, Value* args, Value* result);
   // A native that calls the host function `fn` (kept by the VM). Caller holds a P.
   ObjNative* newHostNative(std::string_view name, int arity, HostNative fn);
 
@@ -282,7 +281,8 @@ class VM {
   std::vector<std::unique_ptr<InlineCache>> icRecords_;
   std::vector<std::shared_ptr<const lang::FunctionProto>> scripts_;
   mutable std::mutex nativesLock_;
-  std::vector<std::unique_ptr<const HostNative>> hostNatives_;  // never removed
+  // Appended under nativesLock_, never removed: each ObjNative::host points at one.
+  std::vector<std::unique_ptr<const HostNative>> hostNatives_;
   mutable std::mutex handlesLock_;
   std::vector<Value> handles_;
   std::vector<std::uint32_t> freeHandles_;
