@@ -382,19 +382,10 @@ void Parser::emitOp(OpCode op, std::initializer_list<std::uint32_t> operands) {
 }
 
 void Parser::emitOp(OpCode op, std::initializer_list<std::uint32_t> operands, int line) {
-  bool wide = false;
-  for (std::uint32_t v : operands) wide |= v > 0xff;
-  const std::size_t start = chunk().code.size();
-  if (wide) emitByte(static_cast<std::uint8_t>(OpCode::WIDE), line);
-  const std::size_t opByte = chunk().code.size();
-  emitByte(static_cast<std::uint8_t>(op), line);
-  for (std::uint32_t v : operands) {
-    if (!wide) {
-      emitByte(static_cast<std::uint8_t>(v), line);
-      continue;
-    }
-    for (int i = 0; i < 4; ++i) emitByte(static_cast<std::uint8_t>(v >> (8 * i)), line);
-  }
+  Chunk& c = chunk();
+  const std::size_t start = c.code.size();
+  c.lines.add(start, line);  // one run covers the whole instruction
+  const std::size_t opByte = encode(c.code, op, operands);
   record(op, start, opByte, operands.size() > 0 ? *operands.begin() : 0, line);
 }
 

@@ -95,4 +95,20 @@ bool decode(const std::uint8_t* code, std::size_t size, std::size_t offset, Inst
   return true;
 }
 
+std::size_t encode(std::vector<std::uint8_t>& code, OpCode op, std::initializer_list<std::uint32_t> operands) {
+  bool wide = false;
+  for (std::uint32_t v : operands) wide |= v > 0xff;
+  if (wide) code.push_back(static_cast<std::uint8_t>(OpCode::WIDE));
+  const std::size_t opByte = code.size();
+  code.push_back(static_cast<std::uint8_t>(op));
+  for (std::uint32_t v : operands) {
+    if (!wide) {
+      code.push_back(static_cast<std::uint8_t>(v));
+      continue;
+    }
+    for (int i = 0; i < 4; ++i) code.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+  }
+  return opByte;
+}
+
 }  // namespace spindle::lang

@@ -27,7 +27,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <string_view>
+#include <vector>
 
 namespace spindle::lang {
 
@@ -165,5 +167,9 @@ struct Instruction {
 // Decodes the instruction at `offset`. Returns false (leaving `out` unspecified) when
 // the bytes there are not a whole, well-formed instruction.
 bool decode(const std::uint8_t* code, std::size_t size, std::size_t offset, Instruction& out);
+
+// Appends `op` and its index operands to `code`: one byte each, or (when any needs more)
+// a WIDE prefix and four little-endian bytes each. Returns the offset of the opcode byte.
+std::size_t encode(std::vector<std::uint8_t>& code, OpCode op, std::initializer_list<std::uint32_t> operands);
 
 }  // namespace spindle::lang

@@ -31,22 +31,6 @@
 
 namespace spindle::vm {
 
-namespace {
-
-// Appends `op index` (WIDE-prefixed when the index needs more than one byte).
-void emitIndexed(std::vector<std::uint8_t>& code, lang::OpCode op, std::uint32_t index) {
-  if (index > 0xff) {
-    code.push_back(static_cast<std::uint8_t>(lang::OpCode::WIDE));
-    code.push_back(static_cast<std::uint8_t>(op));
-    for (int i = 0; i < 4; ++i) code.push_back(static_cast<std::uint8_t>(index >> (8 * i)));
-    return;
-  }
-  code.push_back(static_cast<std::uint8_t>(op));
-  code.push_back(static_cast<std::uint8_t>(index));
-}
-
-}  // namespace
-
 ObjFunction* VM::newHostMethodFunction(const HostMethod& m, bool initializer) {
   SPINDLE_CHECK(m.arity >= 0, "host method {}: arity {} (must be >= 0)", m.name, m.arity);
   const auto arity = static_cast<std::uint32_t>(m.arity);
@@ -55,16 +39,16 @@ ObjFunction* VM::newHostMethodFunction(const HostMethod& m, bool initializer) {
   proto->kind = initializer ? lang::FunctionKind::Initializer : lang::FunctionKind::Method;
   proto->arity = arity;
   std::vector<std::uint8_t>& code = proto->chunk.code;
-  emitIndexed(code, lang::OpCode::CONSTANT, 0);
-  for (std::uint32_t i = 0; i <= arity; ++i) emitIndexed(code, lang::OpCode::GET_LOCAL, i);
-  emitIndexed(code, lang::OpCode::CALL, arity + 1);
+  lang::encode(code, lang::OpCode::CONSTANT, {0});
+  for (std::uint32_t i = 0; i <= arity; ++i) lang::encode(code, lang::OpCode::GET_LOCAL, {i});
+  lang::encode(code, lang::OpCode::CALL, {arity + 1});
   std::uint32_t instructions = arity + 4;  // with the RETURN
   if (initializer) {
-    code.push_back(static_cast<std::uint8_t>(lang::OpCode::POP));
-    emitIndexed(code, lang::OpCode::GET_LOCAL, 0);
+    lang::encode(code, lang::OpCode::POP, {});
+    lang::encode(code, lang::OpCode::GET_LOCAL, {0});
     instructions += 2;
   }
-  code.push_back(static_cast<std::uint8_t>(lang::OpCode::RETURN));
+  lang::encode(code, lang::OpCode::RETURN, {});
   // No line table: traceOf skips the frame (see the file comment).
 
   ObjNative* native = newHostNative(m.name, m.arity + 1, m.fn);
