@@ -1,5 +1,6 @@
 #include "runtime/gcbits.h"
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 
@@ -17,7 +18,9 @@ GCBitsArenas::Arena* GCBitsArenas::newArenaLocked() {
   Arena* a = free_;
   if (a != nullptr) {
     free_ = a->next;
-    std::memset(a->data, 0, sizeof(a->data));
+    // Only the bytes handed out were ever written (`used` may overshoot the end).
+    std::memset(a->data, 0, std::min<std::size_t>(a->used.load(std::memory_order_relaxed),
+                                                  sizeof(a->data)));
   } else {
     a = static_cast<Arena*>(sysAllocZeroed(sizeof(Arena)));
     arenasAllocated_.fetch_add(1, std::memory_order_relaxed);
@@ -60,7 +63,10 @@ void GCBitsArenas::nextEpoch() {
   }
   previous_ = current_;
   current_ = next_.load(std::memory_order_relaxed);
-  next_.store(nullptr, std::memory_order_release);
+  // Start the new epoch with an arena ready, so the Ps' first bits after the sweep
+  // cycle begins come from the lock-free bump, not all at once through lock_.
+  // Release: publishes the arena's zeroed data and counter.
+  next_.store(newArenaLocked(), std::memory_order_release);
 }
 
 }  // namespace spindle::runtime

@@ -9,7 +9,8 @@
 //     (allocBits of a span not yet swept this cycle);
 //   - nextEpoch(), called once every span in use has been swept (Go's finishsweep_m),
 //     frees `previous` (nothing refers to it any more), then previous <- current,
-//     current <- next, next <- empty. Freed arenas are zeroed before reuse.
+//     current <- next, next <- a fresh arena (so the first bits of the new epoch need
+//     no lock). A freed arena is zeroed (the part handed out) before reuse.
 // A block is (nelems rounded up to 64) / 8 bytes, so allocCache refills can always
 // read whole 64-bit words.
 #pragma once
