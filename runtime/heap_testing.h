@@ -33,6 +33,17 @@ class TestP {
   P p_;
 };
 
+// Turns freed-memory poisoning off for its lifetime (debug builds poison by default),
+// for tests of the zeroing paths that poisoned spans never take (NeedZero::Rest).
+class PoisonOff {
+ public:
+  PoisonOff() : was_(mheap().poisonFreed.exchange(false, std::memory_order_relaxed)) {}
+  ~PoisonOff() { mheap().poisonFreed.store(was_, std::memory_order_relaxed); }
+
+ private:
+  bool was_;
+};
+
 // The bulk release the sweeper will use: flush this P's MCache, start a sweep cycle,
 // sweep everything (nothing is marked, so everything is freed). Single-threaded
 // callers only (the world is "stopped" because no one else allocates).

@@ -28,7 +28,19 @@ void* nextFreeSlow(MCache* c, SpanClass spc) {
   return reinterpret_cast<void*>(s->base() + std::uintptr_t{idx} * s->elemsize);
 }
 
-void* largeAlloc(std::size_t size, bool noscan) {
+void throwNeedZeroScan(const TypeInfo* type) {
+  SPINDLE_FATAL("mallocgc: needzero=false for scan type {} (only noscan memory may be "
+                "returned unzeroed)",
+                type->name);
+}
+
+void zeroRest(MSpan* s, void* v) {
+  const std::uintptr_t end = s->limit.load(std::memory_order_relaxed);
+  std::memset(v, 0, end - reinterpret_cast<std::uintptr_t>(v));
+  s->needzero = NeedZero::No;
+}
+
+void* largeAlloc(std::size_t size, bool noscan, bool needzero) {
   MHeap& h = mheap();
   const std::size_t npages = (size + kPageSize - 1) / kPageSize;
   SPINDLE_CHECK(npages > 0 && size < (std::size_t{1} << 40),
@@ -40,7 +52,7 @@ void* largeAlloc(std::size_t size, bool noscan) {
   s->allocCount = 1;
   s->allocCache = 0;
   void* v = reinterpret_cast<void*>(s->base());
-  if (s->needzero) std::memset(v, 0, npages * kPageSize);
+  if (needzero && s->needzero != NeedZero::No) std::memset(v, 0, npages * kPageSize);
   bool owned;
   HeapStatsDelta& shard = h.statsShard(&owned);
   statAdd(shard.largeAllocs, 1, owned);
@@ -53,7 +65,8 @@ void* largeAlloc(std::size_t size, bool noscan) {
     h.allocBlackBytes.fetch_add(s->elemsize, std::memory_order_relaxed);
   }
   // The sweeper finds large spans in the class-0 MCentral's full swept set.
-  h.central(spc).fullSwept(h.sweepgenLoad()).push(s);
+  s->shard = MCentral::currentShard();
+  h.central(spc).fullSwept(h.sweepgenLoad(), s->shard).push(s);
   if (auto hook = h.allocSlowHook.load(std::memory_order_acquire)) hook(bytes);
   if (auto stress = h.allocStressHook.load(std::memory_order_relaxed)) [[unlikely]] stress();
   return v;

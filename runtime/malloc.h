@@ -1,6 +1,6 @@
 // malloc.h: mallocgc, the allocation entry point (Go's malloc.go).
 //
-// mallocgc(size, type) returns `size` bytes from the heap, zeroed:
+// mallocgc(size, type, needzero = true) returns `size` bytes from the heap, zeroed:
 //   - type == null, or a type without a trace function: the object holds no pointers
 //     and goes to a noscan span class;
 //   - otherwise a scan object: size includes the header word, which mallocgc sets to
@@ -14,8 +14,13 @@
 //   - gcstress (MHeap::allocStressHook set): nextFreeSlow empties the span's allocCache
 //     after each allocation, so the fast path always misses and every allocation is
 //     counted in the slow path; the fast path itself has no check.
-// Zeroing: only when the span's needzero flag is set (its memory was used before);
-// fresh pages from the OS are already zero.
+// Zeroing: only when the span's needzero says its free slots may be dirty (its memory
+// was used before; fresh pages from the OS are already zero), per object, or in one
+// memset over every free slot of a span that is all free (NeedZero::Rest, mspan.h).
+// needzero = false (Go's mallocgc needzero argument): the caller overwrites every byte
+// it reads, so the memory is returned as it is. Only for noscan objects (no type, or a
+// type without a trace function): a scan object's fields must be valid for the
+// collector from the start (fatal otherwise). The VM's strings use it.
 // The calling thread must hold a P (bindP in pheap.h).
 #pragma once
 
@@ -34,7 +39,11 @@ namespace spindle::runtime {
 
 // Slow paths (malloc.cc). nextFreeSlow may replace c->alloc[spc] (refill).
 void* nextFreeSlow(MCache* c, SpanClass spc);
-void* largeAlloc(std::size_t size, bool noscan);
+void* largeAlloc(std::size_t size, bool noscan, bool needzero);
+// Zeroes every slot from v (the slot just handed out) to the end of s, which are all
+// free (NeedZero::Rest), and marks s clean.
+void zeroRest(MSpan* s, void* v);
+[[noreturn, gnu::cold, gnu::noinline]] void throwNeedZeroScan(const TypeInfo* type);
 
 // Zeroes an object of n bytes (n a multiple of 8). Small sizes use a few overlapping
 // fixed-size stores instead of a call to memset.
@@ -57,14 +66,17 @@ inline void memclrObject(void* v, std::size_t n) {
   }
 }
 
-inline void* mallocgc(std::size_t size, const TypeInfo* type) {
+// Always inlined: the fast path is a few instructions, and needzero folds away.
+[[gnu::always_inline]] inline void* mallocgc(std::size_t size, const TypeInfo* type,
+                                             bool needzero = true) {
   P* p = currentP();
   dcheckOwnsP(p);
   const bool noscan = typeIsNoscan(type);
+  if (!needzero && !noscan) [[unlikely]] throwNeedZeroScan(type);
   SPINDLE_DCHECK(type == nullptr || size >= kObjectHeaderSize,
                  "mallocgc: scan object of {} bytes cannot hold its header", size);
   if (size > kMaxSmallSize) [[unlikely]] {
-    void* v = largeAlloc(size, noscan);
+    void* v = largeAlloc(size, noscan, needzero);
     if (type != nullptr) static_cast<ObjectHeader*>(v)->type = type;
     return v;
   }
@@ -95,7 +107,13 @@ inline void* mallocgc(std::size_t size, const TypeInfo* type) {
 #if SPINDLE_DCHECKS_ON
   if (s->poisoned) s->checkPoisonedSlot(s->objIndex(reinterpret_cast<std::uintptr_t>(v)));
 #endif
-  if (s->needzero) memclrObject(v, s->elemsize);
+  if (needzero && s->needzero != NeedZero::No) {
+    if (s->needzero == NeedZero::Rest) [[unlikely]] {
+      zeroRest(s, v);
+    } else {
+      memclrObject(v, s->elemsize);
+    }
+  }
   if (type != nullptr) static_cast<ObjectHeader*>(v)->type = type;
   return v;
 }

@@ -14,10 +14,12 @@
 #include <vector>
 
 #include "runtime/heap_testing.h"
+#include "runtime/testing/child.h"
 
 using namespace spindle::runtime;
 using testing::bulkReleaseAll;
 using testing::kScale;
+using testing::PoisonOff;
 using testing::TestP;
 
 namespace {
@@ -90,6 +92,98 @@ TEST_CASE("mallocgc: reused memory is zeroed, fresh memory is not touched twice"
   }
   CHECK(reused > 0);  // the released memory really was handed out again
   bulkReleaseAll(p.get());
+}
+
+namespace {
+bool allBytes(const void* v, std::size_t n, unsigned char want) {
+  const auto* p = static_cast<const unsigned char*>(v);
+  return std::all_of(p, p + n, [want](unsigned char b) { return b == want; });
+}
+MSpan* spanOfObject(void* v) {
+  ObjectRef ref;
+  REQUIRE(mheap().findObject(v, &ref));
+  return ref.span;
+}
+}  // namespace
+
+TEST_CASE("mallocgc: needzero=false returns noscan memory as is; one memset zeroes a fresh span") {
+  PoisonOff noPoison;  // poisoned spans are zeroed slot by slot, never with Rest
+  TestP p(0);
+  constexpr std::size_t kSize = 256;
+  std::set<void*> dirty;
+  for (int i = 0; i < 300; ++i) {
+    void* v = mallocgc(kSize, nullptr);
+    std::memset(v, 0xab, kSize);
+    dirty.insert(v);
+  }
+  bulkReleaseAll(p.get());
+  mheap().flushPageCache(p.get());  // the next span takes the pages just released
+
+  void* a = mallocgc(kSize, nullptr, /*needzero=*/false);
+  MSpan* s = spanOfObject(a);
+  REQUIRE(dirty.count(a) == 1);
+  CHECK(s->needzero == NeedZero::Rest);  // a fresh span on used pages
+  CHECK(allBytes(a, kSize, 0xab));        // handed out as it was
+  std::memset(a, 0x11, kSize);
+  // The first zeroing allocation clears every slot from its own to the span's end...
+  void* b = mallocgc(kSize, nullptr);
+  CHECK(spanOfObject(b) == s);
+  CHECK(allBytes(b, kSize, 0));
+  CHECK(s->needzero == NeedZero::No);
+  CHECK(allBytes(a, kSize, 0x11));  // ...and nothing before it
+  const auto end = s->limit.load(std::memory_order_relaxed);
+  const auto from = reinterpret_cast<std::uintptr_t>(b);
+  CHECK(allBytes(b, end - from, 0));
+  // The span is clean now: even needzero=false allocations from it are zero.
+  void* c = mallocgc(kSize, nullptr, /*needzero=*/false);
+  CHECK(spanOfObject(c) == s);
+  CHECK(allBytes(c, kSize, 0));
+  bulkReleaseAll(p.get());
+}
+
+TEST_CASE("mallocgc: a span swept empty for reuse is zeroed in one pass; with survivors, per object") {
+  PoisonOff noPoison;
+  TestP p(0);
+  MHeap& h = mheap();
+  constexpr std::size_t kSize = 1024;
+  std::vector<void*> objs;
+  for (int i = 0; i < 200; ++i) {
+    objs.push_back(mallocgc(kSize, nullptr));
+    std::memset(objs.back(), 0xcd, kSize);
+  }
+  MSpan* keep = spanOfObject(objs.front());
+  keep->setMarked(keep->objIndex(reinterpret_cast<std::uintptr_t>(objs.front())));
+  p.get()->mcache->releaseAll();
+  startSweepCycle(h);
+  // No background sweep: the allocations below sweep what cacheSpan takes (preserve).
+  int rest = 0, each = 0;
+  for (int i = 0; i < 200; ++i) {
+    void* v = mallocgc(kSize, nullptr);
+    MSpan* s = spanOfObject(v);
+    if (s == keep) {
+      ++each;
+      CHECK(v != objs.front());  // the marked object survived
+    } else {
+      ++rest;
+    }
+    CHECK(allBytes(v, kSize, 0));
+  }
+  CHECK(rest > 0);
+  CHECK(each > 0);
+  CHECK(allBytes(objs.front(), kSize, 0xcd));  // the survivor was not cleared
+  CHECK(keep->needzero == NeedZero::Each);
+  p.get()->mcache->releaseAll();
+  finishSweep(h);
+  bulkReleaseAll(p.get());
+}
+
+TEST_CASE("mallocgc: needzero=false for a scan type is a fatal error") {
+  auto [died, err] = testing::runChild([] {
+    TestP p(0);
+    mallocgc(kScanType.size, &kScanType, /*needzero=*/false);
+  });
+  CHECK(died);
+  CHECK(err.find("needzero=false for scan type Pair") != std::string::npos);
 }
 
 TEST_CASE("mallocgc: large objects get their own span, zeroed, and are released by sweeping") {
@@ -311,4 +405,37 @@ TEST_CASE("stats: per-P shards are summed by readStats and survive their P's des
   const auto end = h.readStats();
   CHECK(end.objectsInUse(sc) == before.objectsInUse(sc));
   CHECK(end.heapInUse == before.heapInUse);
+}
+
+TEST_CASE("mcentral: a span goes back to its P's shard; a P with an empty shard takes another's before growing") {
+  MHeap& h = mheap();
+  constexpr std::size_t kSize = 3072;  // a class no other test here uses
+  const SpanClass spc = SpanClass::make(sizeToClass(kSize), true);
+  MCentral& c = h.central(spc);
+  constexpr std::int32_t kOwner = 3, kThief = 4;
+  static_assert(kOwner % MCentral::kShards != kThief % MCentral::kShards);
+  MSpan* s = nullptr;
+  {
+    TestP owner(kOwner);
+    s = spanOfObject(mallocgc(kSize, nullptr));
+    CHECK(s->shard == kOwner % MCentral::kShards);
+    owner.get()->mcache->releaseAll();  // partly used: to the owner's partial swept set
+    const std::uint32_t sg = h.sweepgenLoad();
+    CHECK(c.partialSwept(sg, kOwner).size() == 1);
+    CHECK(c.partialSwept(sg, kThief).size() == 0);
+    // The owner gets its own span back.
+    CHECK(spanOfObject(mallocgc(kSize, nullptr)) == s);
+    owner.get()->mcache->releaseAll();
+  }
+  std::thread([&] {
+    TestP thief(kThief);
+    const auto inUse = h.readStats().heapInUse;
+    void* v = mallocgc(kSize, nullptr);
+    CHECK(spanOfObject(v) == s);                 // taken from the owner's shard...
+    CHECK(h.readStats().heapInUse == inUse);     // ...rather than a new span
+    CHECK(s->shard == kThief % MCentral::kShards);  // and it now returns to the thief's
+    thief.get()->mcache->releaseAll();
+    CHECK(c.partialSwept(h.sweepgenLoad(), kThief).size() == 1);
+    bulkReleaseAll(thief.get());
+  }).join();
 }

@@ -4,6 +4,7 @@
 
 #include "runtime/mgcsweep.h"
 #include "runtime/mheap.h"
+#include "runtime/pheap.h"
 #include "runtime/throw.h"
 
 namespace spindle::runtime {
@@ -23,28 +24,42 @@ MSpan* MCentral::sweepUnsweptFrom(SpanSet& set, std::uint32_t sg, int& budget) {
         --budget;
         return u;
       }
-      fullSwept(sg).push(u);
+      fullSwept(sg, u->shard).push(u);
     }
   }
   return nullptr;
 }
 
-MSpan* MCentral::cacheSpan() {
-  const std::uint32_t sg = heap_->sweepgenLoad();
-  MSpan* s = partialSwept(sg).pop();
+std::uint8_t MCentral::currentShard() {
+  const P* p = currentP();
+  return p == nullptr ? 0 : static_cast<std::uint8_t>(static_cast<std::uint32_t>(p->id) % kShards);
+}
+
+MSpan* MCentral::takeFromShard(std::uint32_t k, std::uint32_t sg, int& budget) {
+  MSpan* s = partialSwept(sg, k).pop();
   SPINDLE_DCHECK(s == nullptr || s->sweepgen.load(std::memory_order_acquire) == sg,
                  "cacheSpan: span {:#x} in a swept set has sweepgen={} heap sg={} (want sg)",
                  s->base(), s->sweepgen.load(std::memory_order_relaxed), sg);
-  if (s == nullptr) {
-    // Sweep unswept spans ourselves, a bounded number of them, before growing.
-    int budget = 100;
-    s = sweepUnsweptFrom(partialUnswept(sg), sg, budget);
-    if (s == nullptr) s = sweepUnsweptFrom(fullUnswept(sg), sg, budget);
+  if (s != nullptr) return s;
+  // Sweep unswept spans ourselves, a bounded number of them, before growing.
+  s = sweepUnsweptFrom(partialUnswept(sg, k), sg, budget);
+  if (s == nullptr) s = sweepUnsweptFrom(fullUnswept(sg, k), sg, budget);
+  return s;
+}
+
+MSpan* MCentral::cacheSpan() {
+  const std::uint32_t sg = heap_->sweepgenLoad();
+  const std::uint8_t home = currentShard();
+  int budget = 100;
+  MSpan* s = takeFromShard(home, sg, budget);
+  for (std::uint32_t i = 1; s == nullptr && i < kShards; ++i) {
+    s = takeFromShard((home + i) % kShards, sg, budget);
   }
   if (s == nullptr) {
     s = grow();
     if (s == nullptr) return nullptr;
   }
+  s->shard = home;
   SPINDLE_CHECK(s->allocCount < s->nelems && s->freeindex < s->nelems,
                 "cacheSpan: span {:#x} has no free objects (allocCount={} nelems={} freeindex={})",
                 s->base(), s->allocCount, s->nelems, s->freeindex);
@@ -67,10 +82,14 @@ void MCentral::uncacheSpan(MSpan* s) {
   }
   // Release: the MCache's writes to s are visible to whoever pops it.
   s->sweepgen.store(sg, std::memory_order_release);
+  pushSwept(s, sg);
+}
+
+void MCentral::pushSwept(MSpan* s, std::uint32_t sg) {
   if (s->allocCount < s->nelems) {
-    partialSwept(sg).push(s);
+    partialSwept(sg, s->shard).push(s);
   } else {
-    fullSwept(sg).push(s);
+    fullSwept(sg, s->shard).push(s);
   }
 }
 
@@ -80,15 +99,14 @@ MSpan* MCentral::grow() {
   if (s == nullptr) return nullptr;
   if (heap_->poisonFreed.load(std::memory_order_relaxed)) {
     // Debug builds: every free slot holds the poison, checked and zeroed as it is handed
-    // out (poisonSpan sets needzero), so a write after free is caught.
+    // out (poisonSpan sets needzero Each), so a write after free is caught.
     poisonSpan(s);
-  } else if (s->needzero) {
-    // A fresh span whose pages were used before: zero its objects in one pass (a large
-    // memset streams whole lines) rather than object by object in mallocgc, as for large
-    // objects. Nobody else can reach its free slots yet. Spans that come back from
-    // sweeping with survivors keep needzero and are zeroed per object.
-    std::memset(reinterpret_cast<void*>(s->base()), 0, std::size_t{s->elemsize} * s->nelems);
-    s->needzero = false;
+  } else if (s->needzero != NeedZero::No) {
+    // A fresh span whose pages were used before: every slot is free, so the first
+    // allocation that wants zeroed memory clears them all in one pass (a large memset
+    // streams whole lines), not object by object. Allocations that do not want zeroing
+    // (noscan, needzero=false) before then leave the rest dirty.
+    s->needzero = NeedZero::Rest;
   }
   return s;
 }

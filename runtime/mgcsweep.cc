@@ -62,33 +62,37 @@ bool sweepSpan(MHeap& h, MSpan* s, bool preserve) {
   s->allocBits = s->gcmarkBits;
   s->gcmarkBits = gcBitsArenas().newMarkBits(s->nelems);
   s->refillAllocCache(0);
-  if (nfreed > 0) s->needzero = true;
+  if (nalloc == 0 && !s->poisoned) {
+    // Kept empty (preserve): every slot is free, so one memset can clear them all.
+    if (nfreed > 0 || s->needzero != NeedZero::No) s->needzero = NeedZero::Rest;
+  } else if (nfreed > 0) {
+    s->needzero = NeedZero::Each;
+  }
   if (preserve) {
     // Release: the span is swept; its new bits are visible to the next owner.
     s->sweepgen.store(sg, std::memory_order_release);
     return false;
   }
   s->sweepgen.store(sg, std::memory_order_release);
-  MCentral& c = h.central(s->spanclass);
-  if (nalloc == s->nelems) {
-    c.fullSwept(sg).push(s);
-  } else {
-    c.partialSwept(sg).push(s);
-  }
+  h.central(s->spanclass).pushSwept(s, sg);
   return false;
 }
 
 bool sweepone(MHeap& h) {
   const std::uint32_t sg = h.sweepgenLoad();
-  constexpr std::uint32_t kDone = kNumSpanClasses * 2;
+  // The index walks every unswept set: class, then shard, then full/partial.
+  constexpr std::uint32_t kPerClass = MCentral::kShards * 2;
+  constexpr std::uint32_t kDone = kNumSpanClasses * kPerClass;
   for (std::uint32_t i = h.sweepCentralIndex.load(std::memory_order_relaxed); i < kDone; ++i) {
     // Skip the classes that never had a span (their sets are empty).
-    const std::size_t spc = h.nextCentralInUse(i / 2);
+    const std::size_t spc = h.nextCentralInUse(i / kPerClass);
     if (spc == kNumSpanClasses) break;
-    if (spc != i / 2) i = static_cast<std::uint32_t>(spc * 2);
+    if (spc != i / kPerClass) i = static_cast<std::uint32_t>(spc * kPerClass);
     MCentral& c = h.central(SpanClass{static_cast<std::uint8_t>(spc)});
+    const std::uint32_t shard = i % kPerClass / 2;
+    SpanSet& set = (i % 2 == 0) ? c.fullUnswept(sg, shard) : c.partialUnswept(sg, shard);
     for (;;) {
-      MSpan* s = (i % 2 == 0) ? c.fullUnswept(sg).pop() : c.partialUnswept(sg).pop();
+      MSpan* s = set.pop();
       if (s == nullptr) break;
       // Remember where we are (monotonic max); relaxed: only a hint.
       std::uint32_t cur = h.sweepCentralIndex.load(std::memory_order_relaxed);
@@ -152,8 +156,10 @@ void finishSweep(MHeap& h) {
   for (std::size_t i = h.nextCentralInUse(0); i < kNumSpanClasses;
        i = h.nextCentralInUse(i + 1)) {
     MCentral& c = h.central(SpanClass{static_cast<std::uint8_t>(i)});
-    c.partialUnswept(sg).reset();
-    c.fullUnswept(sg).reset();
+    for (std::uint32_t k = 0; k < MCentral::kShards; ++k) {
+      c.partialUnswept(sg, k).reset();
+      c.fullUnswept(sg, k).reset();
+    }
   }
   gcBitsArenas().nextEpoch();
 }

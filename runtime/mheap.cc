@@ -180,7 +180,7 @@ MSpan* MHeap::allocSpan(std::size_t npages, SpanKind kind, SpanClass spanclass) 
   const std::uintptr_t base = arenas_.pageAddr(page);
   s->init(base, npages);
   s->kind = kind;
-  s->needzero = needzero;
+  s->needzero = needzero ? NeedZero::Each : NeedZero::No;
   if (kind == SpanKind::Heap) {
     std::atomic<std::uint64_t>& inUse = centralsInUse_[spanclass.value / 64];
     const std::uint64_t bit = std::uint64_t{1} << (spanclass.value % 64);

@@ -14,7 +14,8 @@ void MSpan::init(std::uintptr_t base, std::size_t np) {
   npages = np;
   spanclass = SpanClass{};
   kind = SpanKind::Heap;
-  needzero = false;
+  needzero = NeedZero::No;
+  shard = 0;
   elemsize = 0;
   nelems = 0;
   divMagic = 0;
@@ -70,7 +71,7 @@ void MSpan::poisonSlot(std::uint32_t i) {
 
 void poisonSpan(MSpan* s) {
   for (std::uint32_t i = 0; i < s->nelems; ++i) s->poisonSlot(i);
-  s->needzero = true;
+  s->needzero = NeedZero::Each;
   s->poisoned = true;
 }
 

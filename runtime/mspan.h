@@ -20,7 +20,11 @@
 //                    release store after every other field is written (publish()); a
 //                    reader that loads it with acquire and sees InUse sees a fully
 //                    initialised span. The count makes reuse of an MSpan detectable.
-//   needzero         the span's free slots may hold garbage: zero on allocation.
+//   needzero         whether free slots may hold garbage (NeedZero): No (all zero),
+//                    Each (zero each slot as it is handed out), Rest (every slot from
+//                    freeindex on is free and may be dirty: the first allocation that
+//                    wants zeroed memory clears them all in one memset).
+//   shard            the MCentral shard of the P that last cached it (mcentral.h).
 //   pinnerBits       slot for the pinner's per-object pin bits (later issue).
 //   specials         finalizers and pin counts (later), a list under specialLock.
 // Ownership: the fields other than the atomics belong to whoever owns the span: the
@@ -40,6 +44,10 @@
 namespace spindle::runtime {
 
 enum class SpanState : std::uint8_t { Dead = 0, InUse = 1, Manual = 2 };
+// MSpan::needzero. Rest holds only while every slot at or after freeindex is free (a
+// fresh span, or one swept empty), which is what lets one memset serve them all; it is
+// never set on a poisoned span (the memset would erase the poison in free slots).
+enum class NeedZero : std::uint8_t { No = 0, Each = 1, Rest = 2 };
 enum class SpanKind : std::uint8_t { Heap, Manual };
 struct MSpan;
 // Poisons every slot of a fresh small span (MCentral::grow when MHeap::poisonFreed).
@@ -64,7 +72,10 @@ struct Special {
   std::uint8_t kind = 0;
 };
 
-struct MSpan {
+// Cache-line aligned: Ps allocate from their own spans at once, and the fields the
+// fast path writes (allocCache, freeindex, allocCount) must not share a line with
+// another span's.
+struct alignas(64) MSpan {
   MSpan* fixNext = nullptr;  // FixAlloc free-list link; unused while allocated
 
   std::atomic<std::uintptr_t> startAddr{0};
@@ -72,7 +83,8 @@ struct MSpan {
   std::size_t npages = 0;
   SpanClass spanclass{};
   SpanKind kind = SpanKind::Heap;
-  bool needzero = false;
+  NeedZero needzero = NeedZero::No;
+  std::uint8_t shard = 0;  // MCentral shard it returns to (mcentral.h); owner only
   std::uint32_t elemsize = 0;
   std::uint32_t nelems = 0;
   std::uint32_t divMagic = 0;  // 0 for large spans (one object)
@@ -89,7 +101,7 @@ struct MSpan {
   std::uint8_t* pinnerBits = nullptr;
   // Freed-memory poisoning (MHeap::poisonFreed, debug builds): every free slot holds
   // kFreedPoison; sweeping poisons what it frees, allocation checks the slot it hands
-  // out (mallocgc, fatal if a word changed) and zeroes it (needzero stays set).
+  // out (mallocgc, fatal if a word changed) and zeroes it (needzero stays Each).
   bool poisoned = false;
   std::atomic<std::uint32_t> sweepgen{0};
   std::atomic<std::uint64_t> stateWord{0};

@@ -64,7 +64,9 @@ class SpanSetBlockPool {
 
 SpanSetBlockPool& spanSetBlockPool();
 
-class SpanSet {
+// Cache-line aligned: neighbouring sets (an MCentral's shards, mcentral.h) are used by
+// different Ps at once and must not share lines.
+class alignas(64) SpanSet {
  public:
   SpanSet() = default;
   ~SpanSet();

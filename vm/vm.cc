@@ -99,7 +99,9 @@ ObjString* VM::intern(std::string_view s) {
       return it->second;
     }
   }
-  auto* str = allocate<ObjString>(ObjKind::String, sizeof(ObjString) + s.size() + 1);
+  // Not zeroed: every byte a reader looks at is written below.
+  auto* str = allocate<ObjString>(ObjKind::String, sizeof(ObjString) + s.size() + 1,
+                                  /*needzero=*/false);
   str->length = static_cast<std::uint32_t>(s.size());
   str->hash = hashString(s);
   if (!s.empty()) std::memcpy(str->mutableChars(), s.data(), s.size());

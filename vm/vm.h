@@ -207,14 +207,16 @@ class VM {
  private:
   friend class FiberBody;
 
+  // needzero = false: the caller writes every field and byte it will read (strings only:
+  // noscan, see runtime::mallocgc).
   template <typename T>
-  T* allocate(ObjKind kind, std::size_t size) {
+  T* allocate(ObjKind kind, std::size_t size, bool needzero = true) {
     // Statistics only: a relaxed load and store, not a locked read-modify-write (fibers
     // allocating in parallel may lose counts; the numbers are approximate then).
     auto& count = allocCount_[static_cast<int>(kind)];
     count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     allocBytes_.store(allocBytes_.load(std::memory_order_relaxed) + size, std::memory_order_relaxed);
-    auto* o = static_cast<T*>(runtime::mallocgc(size, &kTypes[static_cast<int>(kind)]));
+    auto* o = static_cast<T*>(runtime::mallocgc(size, &kTypes[static_cast<int>(kind)], needzero));
     o->kind = kind;
     return o;
   }
