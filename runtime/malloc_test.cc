@@ -261,10 +261,18 @@ TEST_CASE("sweep: a span cached before the sweep began is swept when uncached") 
   while (sweepone(h)) {
   }
   CHECK(s->state() == SpanState::InUse);
-  // ...its flush sweeps it, and with nothing marked the span goes back to the heap.
+  // ...its flush sweeps it. Nothing was marked, so it is empty; it stays in its P's
+  // shard, which hands it out first.
   p.get()->mcache->releaseAll();
+  CHECK(s->sweepgen.load() == h.sweepgenLoad());
+  CHECK(s->allocCount == 0);
+  CHECK(s->state() == SpanState::InUse);
+  void* w = mallocgc(48, nullptr);
+  REQUIRE(h.findObject(w, &ref));
+  CHECK(ref.span == s);
+  // The next cycle frees it to the heap.
+  bulkReleaseAll(p.get());
   CHECK_FALSE(h.findObject(v, &ref));
-  finishSweep(h);
 }
 
 TEST_CASE("mallocgc: several threads, each with its own P, never share an object") {

@@ -74,10 +74,14 @@ void MCentral::uncacheSpan(MSpan* s) {
                 "uncacheSpan: span {:#x} sweepgen={} but heap sg={} (want sg+1 or sg+3)",
                 s->base(), have, sg);
   if (have == sg + 1) {
-    // Cached before this sweep began: it still needs sweeping, and we own it.
+    // Cached before this sweep began: it still needs sweeping, and we own it. Kept even
+    // if empty (not in Go, which frees it to the heap): its P is about to allocate
+    // again and finds it first in its shard, warm. An empty span that nobody takes is
+    // freed by the next cycle's sweep.
     s->sweepgen.store(sg - 1, std::memory_order_relaxed);
     heap_->stats.sweptByUncache.fetch_add(1, std::memory_order_relaxed);
-    sweepSpan(*heap_, s, /*preserve=*/false);
+    sweepSpan(*heap_, s, /*preserve=*/true);
+    pushSwept(s, sg);
     return;
   }
   // Release: the MCache's writes to s are visible to whoever pops it.
