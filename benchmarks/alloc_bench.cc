@@ -1,20 +1,27 @@
 // Small- and large-object allocation in steady state: each round allocates a batch of
-// 4096 objects, then releases the whole batch, so reused memory (not page faults) is
-// measured.
-//   Spindle   mallocgc; release = the sweeper's bulk path: flush the MCache
-//             (releaseAll), start a sweep cycle, sweep every span with no marks.
-//             With several threads the cycle is shared: the threads meet at a barrier
-//             whose completion starts the cycle, all sweep (sweepone), and meet again
-//             (finishSweep). The barriers are part of the measured time.
-//   Boehm     GC_MALLOC, GC_FREE of each object.
-//   Malloc    glibc (__libc_malloc / __libc_free, so mimalloc's override cannot
-//             interpose), free of each.
-//   Mimalloc  mi_malloc, mi_free of each.
-//   MimallocZero  mi_zalloc, mi_free of each: context only, the zeroed allocation that
-//             mallocgc and GC_MALLOC provide (mi_malloc and malloc return memory as is).
-// Names: <Allocator>/<size>B/threads:<n>; the counter ns/obj is the wall time per
-// object seen by one thread. Spindle also reports heap-lock acquisitions per million
-// objects (heapLocks/Mobj).
+// 4096 pointer-free objects, then releases the whole batch, so reused memory (not page
+// faults) is measured. Two families, like for like:
+//   memory returned as it is (the allocator's own cost):
+//     Spindle       mallocgc(size, no type, needzero=false): noscan, not zeroed.
+//     Boehm         GC_MALLOC_ATOMIC (pointer-free, not cleared), GC_FREE of each.
+//     Malloc        glibc (__libc_malloc / __libc_free, so mimalloc's override cannot
+//                   interpose), free of each.
+//     Mimalloc      mi_malloc, mi_free of each.
+//   zeroed memory (what a scan object, or Lox's objects, get):
+//     SpindleZero   mallocgc(size, no type): zeroed.
+//     BoehmZero     GC_MALLOC (cleared), GC_FREE of each.
+//     MimallocZero  mi_zalloc, mi_free of each.
+// Spindle's release is the collector's own path with nothing marked: the Ps meet at a
+// barrier (the world stops) whose last arrival ends the previous sweep (finishSweep) and
+// starts a cycle (startSweepCycle); then each P flushes its MCache (lazily, as after
+// mark termination: uncacheSpan sweeps the stale spans on the P that filled them) and
+// sweeps the rest on demand: each refill sweeps the span it takes (cacheSpan, from the
+// P's own MCentral shard first). Whatever no P took is swept at the next stop
+// (finishSweep). The barrier is part of the measured time.
+// Names: <Allocator>/<size>B/threads:<n>. The counter ns/obj is wall time divided by
+// the objects all threads allocated (the inverse of the aggregate rate): with n threads
+// each thread spends n * ns/obj per object, and perfect scaling divides it by n.
+// Spindle also reports heap-lock acquisitions per million objects (heapLocks/Mobj).
 #include <benchmark/benchmark.h>
 #define GC_THREADS
 #include <gc/gc.h>
@@ -49,11 +56,20 @@ void setCounters(benchmark::State& state) {
                                        benchmark::Counter::kAvgThreads);
 }
 
+// The caller initialises its object: one word, as a header store would. (Memory nobody
+// writes is never faulted in, so an uninitialised allocation would measure unmapped
+// pages.)
+inline void* touch(void* v, int i) {
+  *static_cast<std::uintptr_t*>(v) = static_cast<std::uintptr_t>(i);
+  return v;
+}
+
 // --- Spindle ----------------------------------------------------------------------
 
 // A spinning barrier (a futex-based std::barrier costs more than a round of 4096
 // allocations here): the last thread to arrive runs `completion`, then releases the
-// others by bumping the generation.
+// others by bumping the generation. Waiters spin with pause for a while before
+// yielding: a sched_yield here costs microseconds, as long as a round's imbalance.
 class SpinBarrier {
  public:
   explicit SpinBarrier(int n) : n_(n) {}
@@ -67,7 +83,11 @@ class SpinBarrier {
       return;
     }
     for (int spins = 0; gen_.load(std::memory_order_acquire) == gen; ++spins) {
-      if (spins > 200) std::this_thread::yield();
+      if (spins > 20000) {
+        std::this_thread::yield();
+      } else {
+        __builtin_ia32_pause();
+      }
     }
   }
 
@@ -82,27 +102,21 @@ void spindleSetup(const benchmark::State& state) {
   gBarrier = std::make_unique<SpinBarrier>(state.threads());
 }
 
+template <bool kNeedZero>
 void BM_Spindle(benchmark::State& state, std::size_t size) {
   rt::MHeap& h = rt::mheap();
   rt::P p(state.thread_index());
   rt::initHeapP(&p);
   rt::bindP(&p);
   std::vector<void*> objs(kBatch);
-  const bool shared = state.threads() > 1;
   auto round = [&] {
-    for (int i = 0; i < kBatch; ++i) objs[i] = rt::mallocgc(size, nullptr);
+    for (int i = 0; i < kBatch; ++i) objs[i] = touch(rt::mallocgc(size, nullptr, kNeedZero), i);
     benchmark::DoNotOptimize(objs.data());
-    p.mcache->releaseAll();
-    if (!shared) {
-      rt::startSweepCycle(h);
+    gBarrier->arriveAndWait([&] {
       rt::finishSweep(h);
-    } else {
-      // The world "stops": every P has flushed; one thread starts the sweep cycle.
-      gBarrier->arriveAndWait([&] { rt::startSweepCycle(h); });
-      while (rt::sweepone(h)) {
-      }
-      gBarrier->arriveAndWait([&] { rt::finishSweep(h); });
-    }
+      rt::startSweepCycle(h);
+    });
+    p.mcache->releaseAll();
   };
   for (int w = 0; w < 3; ++w) round();  // warm-up: first-touch page faults are not measured
   const auto locks0 = h.stats.heapLockAcquisitions.load(std::memory_order_relaxed);
@@ -126,7 +140,7 @@ template <typename Alloc, typename Free>
 void runFreeEach(benchmark::State& state, std::size_t size, void** objs, Alloc alloc,
                  Free release) {
   auto round = [&] {
-    for (int i = 0; i < kBatch; ++i) objs[i] = alloc(size);
+    for (int i = 0; i < kBatch; ++i) objs[i] = touch(alloc(size), i);
     benchmark::DoNotOptimize(objs);
     for (int i = 0; i < kBatch; ++i) release(objs[i]);
   };
@@ -135,7 +149,7 @@ void runFreeEach(benchmark::State& state, std::size_t size, void** objs, Alloc a
   setCounters(state);
 }
 
-void BM_Boehm(benchmark::State& state, std::size_t size) {
+void BM_Boehm(benchmark::State& state, std::size_t size, bool clear) {
   GC_stack_base sb;
   // Thread 0 runs on the main thread, registered by GC_INIT.
   const bool registered = state.thread_index() != 0;
@@ -146,8 +160,13 @@ void BM_Boehm(benchmark::State& state, std::size_t size) {
   // The batch's pointers must be visible to Boehm's marker, or a collection in the
   // middle of a batch would reclaim objects we are about to GC_FREE.
   void** objs = static_cast<void**>(GC_MALLOC_UNCOLLECTABLE(kBatch * sizeof(void*)));
-  runFreeEach(state, size, objs, [](std::size_t n) { return GC_MALLOC(n); },
-              [](void* p) { GC_FREE(p); });
+  if (clear) {
+    runFreeEach(state, size, objs, [](std::size_t n) { return GC_MALLOC(n); },
+                [](void* p) { GC_FREE(p); });
+  } else {
+    runFreeEach(state, size, objs, [](std::size_t n) { return GC_MALLOC_ATOMIC(n); },
+                [](void* p) { GC_FREE(p); });
+  }
   GC_FREE(objs);
   if (registered) GC_unregister_my_thread();
 }
@@ -181,11 +200,14 @@ void registerAll() {
         b->Threads(threads)->UseRealTime()->Unit(benchmark::kMicrosecond);
       };
       const std::size_t n = static_cast<std::size_t>(size);
-      common(benchmark::RegisterBenchmark(("Spindle" + shape).c_str(), BM_Spindle, n)
+      common(benchmark::RegisterBenchmark(("Spindle" + shape).c_str(), BM_Spindle<false>, n)
                  ->Setup(spindleSetup));
-      common(benchmark::RegisterBenchmark(("Boehm" + shape).c_str(), BM_Boehm, n));
+      common(benchmark::RegisterBenchmark(("Boehm" + shape).c_str(), BM_Boehm, n, false));
       common(benchmark::RegisterBenchmark(("Malloc" + shape).c_str(), BM_Malloc, n));
       common(benchmark::RegisterBenchmark(("Mimalloc" + shape).c_str(), BM_Mimalloc, n));
+      common(benchmark::RegisterBenchmark(("SpindleZero" + shape).c_str(), BM_Spindle<true>, n)
+                 ->Setup(spindleSetup));
+      common(benchmark::RegisterBenchmark(("BoehmZero" + shape).c_str(), BM_Boehm, n, true));
       common(benchmark::RegisterBenchmark(("MimallocZero" + shape).c_str(), BM_MimallocZero, n));
     }
   }
