@@ -30,8 +30,23 @@ GCBitsArenas::Arena* GCBitsArenas::newArenaLocked() {
   return a;
 }
 
-std::uint8_t* GCBitsArenas::newMarkBits(std::size_t nelems) {
+std::uint8_t* GCBitsArenas::newMarkBits(std::size_t nelems, GCBitsCache* cache) {
   const std::uint32_t bytes = static_cast<std::uint32_t>(gcBitsBytes(nelems));
+  if (cache == nullptr || bytes > kCacheChunk / 4) return bump(bytes);
+  const std::uint64_t epoch = epoch_.load(std::memory_order_relaxed);
+  if (cache->epoch == epoch && cache->end - cache->next >= std::ptrdiff_t{bytes}) {
+    std::uint8_t* b = cache->next;
+    cache->next += bytes;
+    return b;
+  }
+  std::uint8_t* chunk = bump(kCacheChunk);
+  cache->next = chunk + bytes;
+  cache->end = chunk + kCacheChunk;
+  cache->epoch = epoch;
+  return chunk;
+}
+
+std::uint8_t* GCBitsArenas::bump(std::uint32_t bytes) {
   SPINDLE_CHECK(bytes <= sizeof(Arena::data), "gcBits request too large: {} bytes", bytes);
   // Fast path: bump in the current `next` arena without the lock.
   Arena* a = next_.load(std::memory_order_acquire);
@@ -63,6 +78,7 @@ void GCBitsArenas::nextEpoch() {
   }
   previous_ = current_;
   current_ = next_.load(std::memory_order_relaxed);
+  epoch_.store(epoch_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   // Start the new epoch with an arena ready, so the Ps' first bits after the sweep
   // cycle begins come from the lock-free bump, not all at once through lock_.
   // Release: publishes the arena's zeroed data and counter.

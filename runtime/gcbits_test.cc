@@ -46,3 +46,25 @@ TEST_CASE("gcbits: each epoch starts with an arena ready, so its first bits need
   CHECK(arenas.arenasAllocated() == 2);
   CHECK(allZero(b, gcBitsBytes(64)));
 }
+
+TEST_CASE("gcbits: a P's chunk serves its bits locally, and only within the epoch it was taken") {
+  GCBitsArenas arenas;
+  GCBitsCache cache;
+  std::uint8_t* a = arenas.newMarkBits(512, &cache);
+  std::uint8_t* b = arenas.newMarkBits(512, &cache);
+  CHECK(b == a + gcBitsBytes(512));  // bumped in the chunk
+  CHECK(cache.end - a == GCBitsArenas::kCacheChunk);
+  CHECK(allZero(a, 2 * gcBitsBytes(512)));
+  // Another caller (no cache) gets bytes past the whole chunk.
+  std::uint8_t* shared = arenas.newMarkBits(512);
+  CHECK(shared >= cache.end);
+  std::memset(a, 0xff, 2 * gcBitsBytes(512));
+  // A new epoch: the rest of the chunk belongs to what is now `current`, so it is left.
+  arenas.nextEpoch();
+  std::uint8_t* c = arenas.newMarkBits(512, &cache);
+  CHECK((c < a || c >= a + GCBitsArenas::kCacheChunk));
+  CHECK(allZero(c, gcBitsBytes(512)));
+  // Requests too big for a chunk go to the arena directly.
+  std::uint8_t* big = arenas.newMarkBits(8 * GCBitsArenas::kCacheChunk, &cache);
+  CHECK((big < cache.end - GCBitsArenas::kCacheChunk || big >= cache.end));
+}

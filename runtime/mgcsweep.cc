@@ -60,7 +60,7 @@ bool sweepSpan(MHeap& h, MSpan* s, bool preserve) {
   s->allocCount = nalloc;
   s->freeindex = 0;
   s->allocBits = s->gcmarkBits;
-  s->gcmarkBits = gcBitsArenas().newMarkBits(s->nelems);
+  s->gcmarkBits = gcBitsArenas().newMarkBits(s->nelems, currentBitsCache());
   s->refillAllocCache(0);
   if (nalloc == 0 && !s->poisoned) {
     // Kept empty (preserve): every slot is free, so one memset can clear them all.

@@ -203,7 +203,7 @@ MSpan* MHeap::allocSpan(std::size_t npages, SpanKind kind, SpanClass spanclass) 
       s->divMagic = info.divMagic;
     }
     s->limit.store(base + std::size_t{s->elemsize} * s->nelems, std::memory_order_release);
-    gcBitsArenas().newSpanBits(s->nelems, &s->allocBits, &s->gcmarkBits);
+    gcBitsArenas().newSpanBits(s->nelems, &s->allocBits, &s->gcmarkBits, currentBitsCache());
     s->refillAllocCache(0);
     s->sweepgen.store(sweepgenLoad(), std::memory_order_relaxed);
   } else {

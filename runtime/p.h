@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "runtime/gcbits.h"
 #include "runtime/mgcwork.h"
 
 namespace spindle::runtime {
@@ -68,6 +69,8 @@ struct P {
     std::uint32_t freedPages = 0;   // pages in those runs
     Run freed[kMaxFreedRuns] = {};
   } pcache;
+  // This P's chunk of gcBits (gcbits.h) for the spans it sweeps and allocates.
+  GCBitsCache bitscache;
   // The thread bound to this P for allocation (bindP in pheap.h), for ownership checks.
   // Relaxed: only compared against the caller's own token.
   std::atomic<const void*> heapOwner{nullptr};

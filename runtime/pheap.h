@@ -21,6 +21,11 @@ inline const void* threadToken() { return &tlsCurrentP; }
 }  // namespace pheap_detail
 
 inline P* currentP() { return pheap_detail::tlsCurrentP; }
+// The current P's gcBits chunk (gcbits.h), or null without a P.
+inline GCBitsCache* currentBitsCache() {
+  P* p = currentP();
+  return p == nullptr ? nullptr : &p->bitscache;
+}
 
 void initHeapP(P* p);
 void destroyHeapP(P* p);

@@ -5,6 +5,7 @@
 
 #include "runtime/fixalloc.h"
 #include "runtime/gcbits.h"
+#include "runtime/pheap.h"
 #include "runtime/throw.h"
 
 namespace spindle::runtime {
@@ -23,7 +24,7 @@ CounterAlloc& counters() {
 
 std::uint8_t* newPinnerBits(const MSpan* s) {
   // newMarkBits(n) hands out gcBitsBytes(n) zeroed bytes: 2 bits per object.
-  return gcBitsArenas().newMarkBits(2 * std::size_t{s->nelems});
+  return gcBitsArenas().newMarkBits(2 * std::size_t{s->nelems}, currentBitsCache());
 }
 
 SpecialPinCounter* findPinCounter(MSpan* s, std::uint32_t offset) {
