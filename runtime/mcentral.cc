@@ -90,6 +90,8 @@ void MCentral::uncacheSpan(MSpan* s) {
 }
 
 void MCentral::pushSwept(MSpan* s, std::uint32_t sg) {
+  SPINDLE_DCHECK(s->shard < kShards, "pushSwept: span {:#x} has shard {} (kShards={})", s->base(),
+                 s->shard, kShards);
   if (s->allocCount < s->nelems) {
     partialSwept(sg, s->shard).push(s);
   } else {
