@@ -141,7 +141,7 @@ TEST_CASE("mallocgc: needzero=false returns noscan memory as is; one memset zero
   bulkReleaseAll(p.get());
 }
 
-TEST_CASE("mallocgc: a span swept empty for reuse is zeroed in one pass; with survivors, per object") {
+TEST_CASE("mallocgc: a span swept empty for reuse is zeroed in one pass; with survivors, each") {
   PoisonOff noPoison;
   TestP p(0);
   MHeap& h = mheap();
@@ -415,7 +415,7 @@ TEST_CASE("stats: per-P shards are summed by readStats and survive their P's des
   CHECK(end.heapInUse == before.heapInUse);
 }
 
-TEST_CASE("mcentral: a span goes back to its P's shard; a P with an empty shard takes another's before growing") {
+TEST_CASE("mcentral: a span returns to its P's shard; an empty shard takes another's, not grow") {
   MHeap& h = mheap();
   constexpr std::size_t kSize = 3072;  // a class no other test here uses
   const SpanClass spc = SpanClass::make(sizeToClass(kSize), true);

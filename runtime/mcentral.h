@@ -50,7 +50,9 @@ class alignas(64) MCentral {
   static constexpr std::uint32_t kShards = 8;
   // The shard of the calling thread's P (0 without one).
   static std::uint8_t currentShard();
-  SpanSet& partialSwept(std::uint32_t sg, std::uint32_t k) { return shards_[k].partial[sg / 2 % 2]; }
+  SpanSet& partialSwept(std::uint32_t sg, std::uint32_t k) {
+    return shards_[k].partial[sg / 2 % 2];
+  }
   SpanSet& partialUnswept(std::uint32_t sg, std::uint32_t k) {
     return shards_[k].partial[1 - sg / 2 % 2];
   }

@@ -9,8 +9,9 @@
 // sweepSpan(s): s's free slots become the complement of its mark bits:
 //   allocBits <- gcmarkBits, gcmarkBits <- fresh zeroed bits (gcbits.h),
 //   allocCount <- number of marks, freeindex <- 0, allocCache refilled, needzero Each if
-//   any object was freed (Rest if the span is now empty). Unless `preserve` (the caller keeps using s), an empty span goes
-//   back to the heap and any other span to its MCentral's swept partial/full set.
+//   any object was freed (Rest if the span is now empty). Unless `preserve` (the caller
+//   keeps using s), an empty span goes back to the heap and any other span to its
+//   MCentral's swept partial/full set (its shard's).
 // Until the collector exists nothing is marked, so a sweep releases every object of
 // the span: the "bulk release" path tests and benchmarks use.
 //
