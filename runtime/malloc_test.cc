@@ -447,3 +447,39 @@ TEST_CASE("mcentral: a span returns to its P's shard; an empty shard takes anoth
     bulkReleaseAll(thief.get());
   }).join();
 }
+
+TEST_CASE("mcache: heapLive changes wait in the P up to the slack, at releaseAll, or a fold") {
+  TestP p(0);
+  MHeap& h = mheap();
+  MCache* c = p.get()->mcache;
+  c->releaseAll();
+  REQUIRE(c->heapLiveDelta.load() == 0);
+  const std::int64_t live0 = h.heapLive.load();
+  constexpr std::size_t kSize = 256;
+  mallocgc(kSize, nullptr);  // one refill: a span's free bytes reserved, in the P
+  const std::int64_t reserved = c->heapLiveDelta.load();
+  CHECK(reserved > 0);
+  CHECK(reserved < MCache::kHeapLiveSlack);
+  CHECK(h.heapLive.load() == live0);
+  // Refill until the pending bytes pass the slack: they go to heapLive in one add.
+  std::int64_t flushedAt = 0;
+  for (int i = 0; i < 100000 && flushedAt == 0; ++i) {
+    mallocgc(kSize, nullptr);
+    if (h.heapLive.load() != live0) flushedAt = h.heapLive.load() - live0;
+  }
+  CHECK(flushedAt >= MCache::kHeapLiveSlack);
+  CHECK(c->heapLiveDelta.load() < MCache::kHeapLiveSlack);
+  // The collector's fold (world stopped) takes what is left.
+  mallocgc(kMaxSmallSize, nullptr);  // another class: another refill, pending
+  const std::int64_t pending = c->heapLiveDelta.load();
+  CHECK(pending > 0);
+  const std::int64_t before = h.heapLive.load();
+  h.foldHeapLiveDeltas();
+  CHECK(c->heapLiveDelta.load() == 0);
+  CHECK(h.heapLive.load() == before + pending);
+  // releaseAll adds its own change (the unused bytes leaving) at once.
+  c->releaseAll();
+  CHECK(c->heapLiveDelta.load() == 0);
+  CHECK(h.heapLive.load() < before + pending);
+  bulkReleaseAll(p.get());
+}

@@ -10,6 +10,7 @@ MSpan emptymspan;
 void MCache::init(MHeap* heap) {
   heap_ = heap;
   for (auto& s : alloc) s = &emptymspan;
+  heapLiveDelta.store(0, std::memory_order_relaxed);
   flushGen.store(heap->sweepgenLoad(), std::memory_order_release);
 }
 
@@ -33,6 +34,15 @@ std::int64_t countUncached(MHeap* heap, HeapStatsDelta& stats, MSpan* s) {
 }
 }  // namespace
 
+void MCache::addHeapLive(std::int64_t d, bool flush) {
+  std::int64_t v = heapLiveDelta.load(std::memory_order_relaxed) + d;
+  if (flush || v >= kHeapLiveSlack || v <= -kHeapLiveSlack) {
+    if (v != 0) heap_->heapLive.fetch_add(v, std::memory_order_relaxed);
+    v = 0;
+  }
+  heapLiveDelta.store(v, std::memory_order_relaxed);
+}
+
 MSpan* MCache::refill(SpanClass spc) {
   MSpan* s = alloc[spc.value];
   std::int64_t live = 0;
@@ -54,8 +64,7 @@ MSpan* MCache::refill(SpanClass spc) {
   s->allocCountBeforeCache = s->allocCount;
   alloc[spc.value] = s;
   const std::size_t reserved = std::size_t{s->nelems - s->allocCount} * s->elemsize;
-  heap_->heapLive.fetch_add(live + static_cast<std::int64_t>(reserved),
-                            std::memory_order_relaxed);
+  addHeapLive(live + static_cast<std::int64_t>(reserved), /*flush=*/false);
   if (heap_->gcAllocBlack.load(std::memory_order_relaxed)) s->allocBlackBegin();
   if (auto hook = heap_->allocSlowHook.load(std::memory_order_acquire)) hook(reserved);
   return alloc[spc.value];
@@ -74,7 +83,7 @@ void MCache::releaseAll() {
     heap_->central(SpanClass{static_cast<std::uint8_t>(i)}).uncacheSpan(s);
     alloc[i] = &emptymspan;
   }
-  if (live != 0) heap_->heapLive.fetch_add(live, std::memory_order_relaxed);
+  addHeapLive(live, /*flush=*/true);
   // Release: a collector that reads flushGen sees the cache empty.
   flushGen.store(heap_->sweepgenLoad(), std::memory_order_release);
 }

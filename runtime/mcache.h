@@ -39,12 +39,24 @@ struct MCache {
   // The heap's list of live MCaches (under the heap lock).
   MCache* allNext = nullptr;
   MCache* allPrev = nullptr;
+  // heapLive changes not yet added to MHeap::heapLive (not in Go, which adds each
+  // refill's at once: with several Ps that one shared word was the most contended
+  // line of the refill path). The owner accumulates them (relaxed load + store) and
+  // adds them when they reach kHeapLiveSlack either way and at releaseAll; the
+  // collector folds every cache's in with the world stopped (foldHeapLiveDeltas)
+  // before it reads heapLive at mark start and termination. heapLive lags by at most
+  // kHeapLiveSlack per P.
+  static constexpr std::int64_t kHeapLiveSlack = 256 << 10;
+  std::atomic<std::int64_t> heapLiveDelta{0};
 
   void init(MHeap* heap);
   MSpan* refill(SpanClass spc);
   void releaseAll();
 
  private:
+  // Adds d to heapLiveDelta; adds the total to heapLive past the slack or if `flush`.
+  void addHeapLive(std::int64_t d, bool flush);
+
   MHeap* heap_ = nullptr;
 };
 

@@ -283,6 +283,7 @@ void runCycle() {
   // --- 1. sweep termination ---------------------------------------------------------
   s->stopTheWorld("gc sweep termination");
   finishSweep(h);
+  h.foldHeapLiveDeltas();
   {
     std::lock_guard<std::mutex> lk(c.lock);
     c.swept = std::max(c.swept, c.marked);
@@ -385,6 +386,7 @@ void runCycle() {
     for (auto& [fn, ctx] : weak)
       if (fn != nullptr) fn(ctx);
   }
+  h.foldHeapLiveDeltas();
   const std::uint64_t heap1 = static_cast<std::uint64_t>(std::max<std::int64_t>(h.heapLive.load(), 0));
   pacerEndCycle(marked, heap1);
   h.heapLive.store(static_cast<std::int64_t>(marked), std::memory_order_relaxed);

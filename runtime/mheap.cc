@@ -77,6 +77,9 @@ void MHeap::freeMCache(MCache* c) {
   lockHeap();
   // Under the lock, so readStats counts c's deltas either in c or in stats.shared.
   c->stats.foldInto(stats.shared);
+  if (const std::int64_t d = c->heapLiveDelta.exchange(0, std::memory_order_relaxed); d != 0) {
+    heapLive.fetch_add(d, std::memory_order_relaxed);
+  }
   (c->allPrev != nullptr ? c->allPrev->allNext : allMCaches_) = c->allNext;
   if (c->allNext != nullptr) c->allNext->allPrev = c->allPrev;
   cachealloc_.free(c);
@@ -90,6 +93,16 @@ HeapStatsSnapshot MHeap::readStats() {
   stats.shared.sumInto(&out);
   for (MCache* c = allMCaches_; c != nullptr; c = c->allNext) c->stats.sumInto(&out);
   return out;
+}
+
+void MHeap::foldHeapLiveDeltas() {
+  std::lock_guard<std::mutex> g(lock_);
+  std::int64_t sum = 0;
+  for (MCache* c = allMCaches_; c != nullptr; c = c->allNext) {
+    sum += c->heapLiveDelta.load(std::memory_order_relaxed);
+    c->heapLiveDelta.store(0, std::memory_order_relaxed);
+  }
+  if (sum != 0) heapLive.fetch_add(sum, std::memory_order_relaxed);
 }
 
 HeapStatsDelta& MHeap::statsShard(bool* owned) {

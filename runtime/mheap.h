@@ -155,6 +155,9 @@ class MHeap {
   // MCache takes it, - its unused bytes when it leaves the cache in the same cycle, +
   // large objects; reset to the marked bytes at mark termination. Relaxed: a pacing hint.
   std::atomic<std::int64_t> heapLive{0};
+  // Adds every MCache's pending heapLive delta (mcache.h) to heapLive. World stopped
+  // (the owners do not run), or a test's single thread.
+  void foldHeapLiveDeltas();
   // Bytes of objects allocated black (while marking); part of the marked total.
   std::atomic<std::uint64_t> allocBlackBytes{0};
   // Called at the end of every allocation slow path (MCache::refill, largeAlloc) with
