@@ -5,7 +5,8 @@
 // heapMarked is what the mark found live plus the objects allocated black during it (as
 // Go's): heapLive restarts from that total after mark termination, so a goal computed
 // from the traced bytes alone would leave only traced - black bytes of runway.
-// gc_percent < 0 turns pacing off. heapLive (mheap.h) counts whole spans as they are
+// gc_percent < 0 turns pacing off. heapLive (mheap.h; up to 256 KiB per P wait in the
+// P's MCache, folded in at both pauses) counts whole spans as they are
 // cached (Go's accounting at refill) and large objects; it is reset to the marked bytes
 // at mark termination.
 // Trigger: heapMarked + (goal - heapMarked) * triggerRatio. A proportional controller
