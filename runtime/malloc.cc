@@ -1,5 +1,6 @@
 #include "runtime/malloc.h"
 
+#include "runtime/mgcsweep.h"
 #include "runtime/mheap.h"
 #include "runtime/throw.h"
 
@@ -46,6 +47,7 @@ void* largeAlloc(std::size_t size, bool noscan, bool needzero) {
   SPINDLE_CHECK(npages > 0 && size < (std::size_t{1} << 40),
                 "largeAlloc: unreasonable size {}", size);
   const SpanClass spc = SpanClass::make(0, noscan);
+  reclaimLarge(h, npages);
   MSpan* s = h.allocSpan(npages, SpanKind::Heap, spc);
   SPINDLE_CHECK(s != nullptr, "out of memory: allocating {} bytes", size);
   s->freeindex = 1;

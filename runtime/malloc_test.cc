@@ -483,3 +483,24 @@ TEST_CASE("mcache: heapLive changes wait in the P up to the slack, at releaseAll
   CHECK(h.heapLive.load() < before + pending);
   bulkReleaseAll(p.get());
 }
+
+TEST_CASE("mallocgc: a large allocation first sweeps dead large spans of its shard (reclaim)") {
+  TestP p(0);
+  MHeap& h = mheap();
+  constexpr std::size_t kSize = 48 << 10;
+  std::set<void*> old;
+  for (int i = 0; i < 8; ++i) old.insert(mallocgc(kSize, nullptr));
+  startSweepCycle(h);  // nothing marked: all eight are dead, none swept yet
+  const auto inUse = h.readStats().heapInUse;
+  void* v = mallocgc(kSize, nullptr);
+  CHECK(old.count(v) == 1);                     // a dead one's pages, reused...
+  CHECK(h.readStats().heapInUse == inUse);      // ...so the heap did not grow
+  int swept = 0;
+  for (void* o : old) {
+    ObjectRef ref;
+    swept += o != v && !h.findObject(o, &ref);
+  }
+  CHECK(swept == 0);  // only as many pages as needed were reclaimed: the one reused
+  finishSweep(h);
+  bulkReleaseAll(p.get());
+}

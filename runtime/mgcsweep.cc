@@ -141,6 +141,27 @@ void ensureSwept(MHeap& h, MSpan* s) {
   }
 }
 
+std::size_t reclaimLarge(MHeap& h, std::size_t npages) {
+  const std::uint32_t sg = h.sweepgenLoad();
+  const std::uint8_t shard = MCentral::currentShard();
+  std::size_t freed = 0;
+  for (const bool noscan : {true, false}) {
+    // Large spans are always full (one object): only the full sets hold them.
+    SpanSet& unswept = h.central(SpanClass::make(0, noscan)).fullUnswept(sg, shard);
+    while (freed < npages) {
+      MSpan* s = unswept.pop();
+      if (s == nullptr) break;
+      std::uint32_t want = sg - 2;
+      if (!s->sweepgen.compare_exchange_strong(want, sg - 1, std::memory_order_acq_rel)) {
+        continue;  // swept by someone else meanwhile
+      }
+      const std::size_t np = s->npages;
+      if (sweepSpan(h, s, /*preserve=*/false)) freed += np;
+    }
+  }
+  return freed;
+}
+
 void startSweepCycle(MHeap& h) {
   const std::uint32_t sg = h.sweepgen.load(std::memory_order_relaxed);
   SPINDLE_DCHECK(sg % 2 == 0, "startSweepCycle: sweepgen {} is odd", sg);

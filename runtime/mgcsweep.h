@@ -35,6 +35,11 @@ bool sweepone(MHeap& h);
 // ensureSwept): sweeps it if nobody has, waits if someone is sweeping it or another P
 // still caches it from before the sweep began (flushes our own MCache if we do).
 void ensureSwept(MHeap& h, MSpan* s);
+// Go's mheap.reclaim, for large objects: before a large allocation, sweeps the unswept
+// large spans of the caller's MCentral shard until npages pages were freed or none is
+// left, so the allocation reuses dead large objects' pages rather than growing the heap
+// (and each P sweeps the large spans it allocated). Returns the pages freed.
+std::size_t reclaimLarge(MHeap& h, std::size_t npages);
 void startSweepCycle(MHeap& h);
 void finishSweep(MHeap& h);
 
