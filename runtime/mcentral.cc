@@ -17,14 +17,13 @@ MSpan* MCentral::sweepUnsweptFrom(SpanSet& set, std::uint32_t sg, int& budget) {
   for (; budget > 0; --budget) {
     MSpan* u = set.pop();
     if (u == nullptr) return nullptr;
-    std::uint32_t want = sg - 2;
-    if (u->sweepgen.compare_exchange_strong(want, sg - 1, std::memory_order_acq_rel)) {
+    if (claimForSweep(u, sg)) {
       sweepSpan(*heap_, u, /*preserve=*/true);
       if (u->allocCount < u->nelems) {
         --budget;
         return u;
       }
-      fullSwept(sg, u->shard).push(u);
+      pushSwept(u, sg);  // full
     }
   }
   return nullptr;

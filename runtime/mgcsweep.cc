@@ -99,8 +99,7 @@ bool sweepone(MHeap& h) {
       while (cur < i && !h.sweepCentralIndex.compare_exchange_weak(cur, i,
                                                                   std::memory_order_relaxed)) {
       }
-      std::uint32_t want = sg - 2;
-      if (s->sweepgen.compare_exchange_strong(want, sg - 1, std::memory_order_acq_rel)) {
+      if (claimForSweep(s, sg)) {
         sweepSpan(h, s, /*preserve=*/false);
         return true;
       }
@@ -151,10 +150,7 @@ std::size_t reclaimLarge(MHeap& h, std::size_t npages) {
     while (freed < npages) {
       MSpan* s = unswept.pop();
       if (s == nullptr) break;
-      std::uint32_t want = sg - 2;
-      if (!s->sweepgen.compare_exchange_strong(want, sg - 1, std::memory_order_acq_rel)) {
-        continue;  // swept by someone else meanwhile
-      }
+      if (!claimForSweep(s, sg)) continue;  // swept by someone else meanwhile
       const std::size_t np = s->npages;
       if (sweepSpan(h, s, /*preserve=*/false)) freed += np;
     }

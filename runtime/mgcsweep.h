@@ -26,6 +26,13 @@
 
 namespace spindle::runtime {
 
+// Claims s for sweeping in cycle sg (sweepgen sg-2 -> sg-1); false if someone else
+// already has (it is swept, or being swept). Acq_rel: the claimer sees the span as its
+// last owner left it.
+inline bool claimForSweep(MSpan* s, std::uint32_t sg) {
+  std::uint32_t want = sg - 2;
+  return s->sweepgen.compare_exchange_strong(want, sg - 1, std::memory_order_acq_rel);
+}
 // Precondition: s->sweepgen == sg - 1 and the caller claimed it. Returns true if s was
 // freed to the heap.
 bool sweepSpan(MHeap& h, MSpan* s, bool preserve);

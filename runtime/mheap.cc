@@ -77,7 +77,7 @@ void MHeap::freeMCache(MCache* c) {
   lockHeap();
   // Under the lock, so readStats counts c's deltas either in c or in stats.shared.
   c->stats.foldInto(stats.shared);
-  if (const std::int64_t d = c->heapLiveDelta.exchange(0, std::memory_order_relaxed); d != 0) {
+  if (const std::int64_t d = takeHeapLiveDelta(c); d != 0) {
     heapLive.fetch_add(d, std::memory_order_relaxed);
   }
   (c->allPrev != nullptr ? c->allPrev->allNext : allMCaches_) = c->allNext;
@@ -95,13 +95,14 @@ HeapStatsSnapshot MHeap::readStats() {
   return out;
 }
 
+std::int64_t MHeap::takeHeapLiveDelta(MCache* c) {
+  return c->heapLiveDelta.exchange(0, std::memory_order_relaxed);
+}
+
 void MHeap::foldHeapLiveDeltas() {
   std::lock_guard<std::mutex> g(lock_);
   std::int64_t sum = 0;
-  for (MCache* c = allMCaches_; c != nullptr; c = c->allNext) {
-    sum += c->heapLiveDelta.load(std::memory_order_relaxed);
-    c->heapLiveDelta.store(0, std::memory_order_relaxed);
-  }
+  for (MCache* c = allMCaches_; c != nullptr; c = c->allNext) sum += takeHeapLiveDelta(c);
   if (sum != 0) heapLive.fetch_add(sum, std::memory_order_relaxed);
 }
 

@@ -104,7 +104,7 @@ class MHeap {
   // The sweep generation (see mgcsweep.h). Acquire/release pairs with its updates.
   std::uint32_t sweepgenLoad() const { return sweepgen.load(std::memory_order_acquire); }
   std::atomic<std::uint32_t> sweepgen{0};
-  // Next (span class, partial/full) index sweepone() looks at.
+  // Next (span class, shard, full/partial) index sweepone() looks at (mgcsweep.cc).
   std::atomic<std::uint32_t> sweepCentralIndex{0};
 
   // Span classes whose MCentral has ever held a span: allocSpan sets the bit before the
@@ -184,6 +184,8 @@ class MHeap {
         stats.heapLockAcquisitions.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
   bool allocNeedsZero(std::size_t page, std::size_t npages);
+  // c's pending heapLive bytes, leaving it 0 (under the lock; c's owner not running).
+  static std::int64_t takeHeapLiveDelta(MCache* c);
   bool growLocked(std::size_t npages);
 
   std::mutex lock_;
