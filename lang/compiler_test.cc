@@ -21,6 +21,11 @@ using testing::nested;
 using testing::opsOf;
 using O = OpCode;
 
+// How many times op occurs in ops.
+std::ptrdiff_t countOf(const std::vector<O>& ops, O op) {
+  return std::count(ops.begin(), ops.end(), op);
+}
+
 std::shared_ptr<const FunctionProto> compileOk(std::string_view src, GlobalTable& globals) {
   CompileResult r = compile(src, globals);
   INFO(formatDiagnostics(r.diagnostics));
@@ -41,11 +46,11 @@ TEST_CASE("expressions compile to stack code") {
                                      O::RETURN});
   fn = compileOk("print !(1 != 2) == (3 >= 4) and 5 <= 6 or -7 < 8;");
   auto ops = opsOf(*fn);
-  CHECK(std::count(ops.begin(), ops.end(), O::NOT_EQUAL) == 1);
-  CHECK(std::count(ops.begin(), ops.end(), O::GREATER_EQUAL) == 1);
-  CHECK(std::count(ops.begin(), ops.end(), O::LESS_EQUAL) == 1);
-  CHECK(std::count(ops.begin(), ops.end(), O::NEGATE) == 1);
-  CHECK(std::count(ops.begin(), ops.end(), O::JUMP_IF_FALSE) == 2);
+  CHECK(countOf(ops, O::NOT_EQUAL) == 1);
+  CHECK(countOf(ops, O::GREATER_EQUAL) == 1);
+  CHECK(countOf(ops, O::LESS_EQUAL) == 1);
+  CHECK(countOf(ops, O::NEGATE) == 1);
+  CHECK(countOf(ops, O::JUMP_IF_FALSE) == 2);
 }
 
 TEST_CASE("superinstructions: conditions, constant operands, assignment statements") {
@@ -53,15 +58,15 @@ TEST_CASE("superinstructions: conditions, constant operands, assignment statemen
   // A comparison consumed by a condition becomes one compare-and-branch.
   auto fn = compileOk("var a; var b; if (a < b) print 1; else print 2;", globals);
   auto ops = opsOf(*fn);
-  CHECK(std::count(ops.begin(), ops.end(), O::JUMP_UNLESS_LESS) == 1);
-  CHECK(std::count(ops.begin(), ops.end(), O::LESS) == 0);
-  CHECK(std::count(ops.begin(), ops.end(), O::POP) == 0);
+  CHECK(countOf(ops, O::JUMP_UNLESS_LESS) == 1);
+  CHECK(countOf(ops, O::LESS) == 0);
+  CHECK(countOf(ops, O::POP) == 0);
   fn = compileOk("while (a == b) a = 1; for (;a != b;) {} if (a >= b) {} if (a <= b) {} if (a > b) {}",
                  globals);
   ops = opsOf(*fn);
   for (O op : {O::JUMP_UNLESS_EQUAL, O::JUMP_UNLESS_NOT_EQUAL, O::JUMP_UNLESS_GREATER_EQUAL,
                O::JUMP_UNLESS_LESS_EQUAL, O::JUMP_UNLESS_GREATER}) {
-    CHECK(std::count(ops.begin(), ops.end(), op) == 1);
+    CHECK(countOf(ops, op) == 1);
   }
   // A constant right operand is folded in too (the index operand, then the distance).
   fn = compileOk("if (a <= 2) print 1; while (a != \"s\") {} for (;a > 1;) {} if (a >= 0 == b) {}",
@@ -75,8 +80,8 @@ TEST_CASE("superinstructions: conditions, constant operands, assignment statemen
                                        O::JUMP_UNLESS_NOT_EQUAL_CONSTANT,
                                        O::JUMP_UNLESS_GREATER_CONSTANT});
   ops = opsOf(*fn);  // (a >= 0) == b: the constant comparison is a value, not a condition
-  CHECK(std::count(ops.begin(), ops.end(), O::GREATER_EQUAL) == 1);
-  CHECK(std::count(ops.begin(), ops.end(), O::JUMP_UNLESS_EQUAL) == 1);
+  CHECK(countOf(ops, O::GREATER_EQUAL) == 1);
+  CHECK(countOf(ops, O::JUMP_UNLESS_EQUAL) == 1);
   CHECK(ins[1].operandCount == 2);
   CHECK(std::holds_alternative<double>(fn->chunk.constants[ins[1].operands[0]]));
   CHECK(ins[1].jumpTarget() == ins[4].offset);
@@ -87,36 +92,36 @@ TEST_CASE("superinstructions: conditions, constant operands, assignment statemen
   // A comparison an `or` jumps past is not fused: the jump lands between the two.
   fn = compileOk("if (a or a == b) print 1;", globals);
   ops = opsOf(*fn);
-  CHECK(std::count(ops.begin(), ops.end(), O::EQUAL) == 1);
-  CHECK(std::count(ops.begin(), ops.end(), O::POP_JUMP_IF_FALSE) == 1);
+  CHECK(countOf(ops, O::EQUAL) == 1);
+  CHECK(countOf(ops, O::POP_JUMP_IF_FALSE) == 1);
   // Constant right operands of + and -.
   fn = compileOk("print a + 1 - 2;", globals);
   CHECK(opsOf(*fn) == std::vector<O>{O::GET_GLOBAL, O::ADD_CONSTANT, O::SUBTRACT_CONSTANT,
                                      O::PRINT, O::NIL, O::RETURN});
   fn = compileOk("print a + \"s\"; print a - \"s\";", globals);  // only numbers are folded
   ops = opsOf(*fn);
-  CHECK(std::count(ops.begin(), ops.end(), O::ADD) == 1);
-  CHECK(std::count(ops.begin(), ops.end(), O::SUBTRACT) == 1);
+  CHECK(countOf(ops, O::ADD) == 1);
+  CHECK(countOf(ops, O::SUBTRACT) == 1);
   fn = compileOk("if (a < \"s\") {} if (a == \"s\") {}", globals);
   ops = opsOf(*fn);
-  CHECK(std::count(ops.begin(), ops.end(), O::JUMP_UNLESS_LESS) == 1);
-  CHECK(std::count(ops.begin(), ops.end(), O::JUMP_UNLESS_EQUAL_CONSTANT) == 1);
+  CHECK(countOf(ops, O::JUMP_UNLESS_LESS) == 1);
+  CHECK(countOf(ops, O::JUMP_UNLESS_EQUAL_CONSTANT) == 1);
   fn = compileOk("print a + (b and 1);", globals);  // the `and` jumps past the constant
   ops = opsOf(*fn);
-  CHECK(std::count(ops.begin(), ops.end(), O::ADD_CONSTANT) == 0);
-  CHECK(std::count(ops.begin(), ops.end(), O::ADD) == 1);
+  CHECK(countOf(ops, O::ADD_CONSTANT) == 0);
+  CHECK(countOf(ops, O::ADD) == 1);
   // Assignment statements store and pop in one instruction.
   fn = compileOk("a = 1; { var l; l = 2; fun f() { l = 3; } }", globals);
   ops = opsOf(*fn);
-  CHECK(std::count(ops.begin(), ops.end(), O::SET_GLOBAL_POP) == 1);
-  CHECK(std::count(ops.begin(), ops.end(), O::SET_LOCAL_POP) == 1);
+  CHECK(countOf(ops, O::SET_GLOBAL_POP) == 1);
+  CHECK(countOf(ops, O::SET_LOCAL_POP) == 1);
   const FunctionProto* f = nested(*fn, "f");
   REQUIRE(f != nullptr);
   CHECK(opsOf(*f)[1] == O::SET_UPVALUE_POP);
   fn = compileOk("a or (b = 1);", globals);  // the `or` jumps past the store to the pop
   ops = opsOf(*fn);
-  CHECK(std::count(ops.begin(), ops.end(), O::SET_GLOBAL) == 1);
-  CHECK(std::count(ops.begin(), ops.end(), O::SET_GLOBAL_POP) == 0);
+  CHECK(countOf(ops, O::SET_GLOBAL) == 1);
+  CHECK(countOf(ops, O::SET_GLOBAL_POP) == 0);
   // `x = x + k;` on one line is one instruction (locals and globals).
   fn = compileOk("a = a + 1; { var l = 0; l = l + 2; }", globals);
   ins = instructionsOf(*fn);
@@ -141,7 +146,7 @@ TEST_CASE("superinstructions: conditions, constant operands, assignment statemen
   // A jump landing inside the statement prevents it.
   fn = compileOk("a = (b or a) + 1;", globals);
   ops = opsOf(*fn);
-  CHECK(std::count(ops.begin(), ops.end(), O::ADD_TO_GLOBAL) == 0);
+  CHECK(countOf(ops, O::ADD_TO_GLOBAL) == 0);
   // A wide constant is folded too (the WIDE prefix stays).
   std::string many = "var w = 0;";
   for (int i = 0; i < 300; ++i) many += fmt::format(" w = w + {};", i + 1);
@@ -221,8 +226,8 @@ TEST_CASE("locals, upvalues and closures") {
   // Captured locals are closed, not popped, when their scope ends.
   auto block = compileOk("{ var a = 1; fun f() { return a; } var b = 2; }");
   auto ops = opsOf(*block);
-  CHECK(std::count(ops.begin(), ops.end(), O::CLOSE_UPVALUE) == 1);
-  CHECK(std::count(ops.begin(), ops.end(), O::POP) == 2);
+  CHECK(countOf(ops, O::CLOSE_UPVALUE) == 1);
+  CHECK(countOf(ops, O::POP) == 2);
 }
 
 TEST_CASE("classes, methods, invoke and super") {
@@ -231,10 +236,10 @@ TEST_CASE("classes, methods, invoke and super") {
       "class B < A { get() { return super.get() + super.get; } }\n"
       "var b = B(1); print b.get(); b.y = 2; print b.y;");
   auto ops = opsOf(*fn);
-  CHECK(std::count(ops.begin(), ops.end(), O::CLASS) == 2);
-  CHECK(std::count(ops.begin(), ops.end(), O::INHERIT) == 1);
-  CHECK(std::count(ops.begin(), ops.end(), O::METHOD) == 3);
-  CHECK(std::count(ops.begin(), ops.end(), O::INVOKE) == 1);
+  CHECK(countOf(ops, O::CLASS) == 2);
+  CHECK(countOf(ops, O::INHERIT) == 1);
+  CHECK(countOf(ops, O::METHOD) == 3);
+  CHECK(countOf(ops, O::INVOKE) == 1);
   const FunctionProto* init = nested(*fn, "init");
   REQUIRE(init != nullptr);
   CHECK(init->kind == FunctionKind::Initializer);
@@ -333,8 +338,8 @@ TEST_CASE("lists and indexing") {
   CHECK(ins[3].op == O::LIST);
   CHECK(ins[3].operands[0] == 3);
   auto ops = opsOf(*fn);
-  CHECK(std::count(ops.begin(), ops.end(), O::GET_INDEX) == 2);
-  CHECK(std::count(ops.begin(), ops.end(), O::SET_INDEX) == 1);
+  CHECK(countOf(ops, O::GET_INDEX) == 2);
+  CHECK(countOf(ops, O::SET_INDEX) == 1);
   CHECK(errorsOf("[1, 2") == std::vector<std::string>{
                                  "[line 1] Error at end: Expect ']' after list elements."});
   CHECK(errorsOf("[,];") == std::vector<std::string>{"[line 1] Error at ',': Expect expression."});
@@ -358,10 +363,10 @@ TEST_CASE("spawn rewrites the final call to OP_SPAWN") {
   // A method call is a property get plus the spawned call, never an invoke.
   fn = compileOk("var o; spawn o.m(1).n(o.k(2));");
   auto ops = opsOf(*fn);
-  CHECK(std::count(ops.begin(), ops.end(), O::INVOKE) == 1);  // o.k(2) in the arguments
-  CHECK(std::count(ops.begin(), ops.end(), O::GET_PROPERTY) == 2);
-  CHECK(std::count(ops.begin(), ops.end(), O::CALL) == 1);
-  CHECK(std::count(ops.begin(), ops.end(), O::SPAWN) == 1);
+  CHECK(countOf(ops, O::INVOKE) == 1);  // o.k(2) in the arguments
+  CHECK(countOf(ops, O::GET_PROPERTY) == 2);
+  CHECK(countOf(ops, O::CALL) == 1);
+  CHECK(countOf(ops, O::SPAWN) == 1);
   fn = compileOk("class A { m() {} } class B < A { m() { spawn super.m(); } }");
   const FunctionProto* m = nullptr;
   for (const Constant& c : fn->chunk.constants) {
