@@ -97,11 +97,24 @@ class UpvalueLock {
 // Reads through an upvalue. An open location may go stale while we read it (the owner
 // closes the upvalue and reuses the slot, or moves its stack): the read is retried until
 // the location it came from is still current afterwards.
+//
+// A read of an open upvalue copies a value out of a fiber's stack, possibly another
+// fiber's, onto the reader's stack. Stacks take no write barrier (the hybrid barrier's
+// premise is that only a G touches its own stack), so while the collector marks, the
+// value read is shaded: otherwise the reader's stack may have been scanned already, the
+// owner, not yet scanned, may overwrite its slot with a plain stack write, and the object
+// would be reachable from the reader alone yet never marked (Go shades for the same
+// reason when it copies between stacks: sendDirect/recvDirect). A closed upvalue is a
+// heap field, covered by the deletion half of the barrier on writes: no shade.
 inline Value upvalueGet(ObjUpvalue* u) {
   for (;;) {
     Value* at = loadPtr(&u->location);
     const Value v = loadValue(at);
-    if (at == &u->closed || loadPtr(&u->location) == at) return v;
+    if (at == &u->closed) return v;
+    if (loadPtr(&u->location) == at) {
+      if (runtime::writeBarrierEnabled()) [[unlikely]] shadeValue(v);
+      return v;
+    }
   }
 }
 

@@ -5,10 +5,13 @@
 //   - a runtime error: stdout the expected output, stderr the message, then a stack
 //     trace whose first line is "[line N] in ..." for the expectation's line, exit 70;
 //   - otherwise: stdout exactly the expected output, empty stderr, exit 0.
-// Built twice: //tests/vm:corpus_run_test runs the binary plainly;
+// Built three times: //tests/vm:corpus_run_test runs the binary plainly;
 // //tests/vm:corpus_gcstress_test (SPINDLE_CORPUS_GCSTRESS=N) runs every file with
 // `--gcstress N --gccheckmark`, so the collector checks its marking against a
-// stop-the-world re-mark while every fiber allocates.
+// stop-the-world re-mark while every fiber allocates; //tests/vm:gcrace_repeat_test
+// (SPINDLE_CORPUS_REPEAT=K, SPINDLE_CORPUS_DIR) runs only the adversarial programs of
+// tests/lang/gcrace K times each with `--procs 2` added, because each of those catches
+// its race in only some runs.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 #include <sys/wait.h>
@@ -27,9 +30,19 @@ struct Run {
 };
 
 #ifdef SPINDLE_CORPUS_GCSTRESS
-const std::string kFlags = fmt::format("--gcstress {} --gccheckmark ", SPINDLE_CORPUS_GCSTRESS);
+const std::string kStressFlags =
+    fmt::format("--gcstress {} --gccheckmark ", SPINDLE_CORPUS_GCSTRESS);
 #else
-const std::string kFlags;
+const std::string kStressFlags;
+#endif
+#ifdef SPINDLE_CORPUS_REPEAT
+constexpr int kRepeat = SPINDLE_CORPUS_REPEAT;
+const std::string kFlags = kStressFlags + "--procs 2 ";
+const std::string kDir = SPINDLE_CORPUS_DIR;
+#else
+constexpr int kRepeat = 1;
+const std::string kFlags = kStressFlags;
+const std::string kDir = "tests/lang";
 #endif
 
 Run runSpindle(const std::string& path) {
@@ -58,42 +71,50 @@ std::vector<std::string> lines(const std::string& s) {
   return v;
 }
 
+// Runs one file once and checks it against its expectations; true when it all held.
+bool runsAsExpected(const std::string& path, const spindle::corpus::Expectations& ex) {
+  Run r = runSpindle(path);
+  bool ok = r.code == ex.exitCode();
+  CHECK(r.code == ex.exitCode());
+  if (!ex.compileErrors.empty()) {
+    CHECK(r.out == "");
+    CHECK(r.err == ex.expectedCompileStderr());
+    ok = ok && r.out.empty() && r.err == ex.expectedCompileStderr();
+  } else {
+    std::vector<std::string> got = lines(r.out);
+    CHECK(got == ex.output);
+    ok = ok && got == ex.output;
+    if (ex.runtimeError) {
+      std::vector<std::string> err = lines(r.err);
+      REQUIRE(err.size() >= 2);
+      CHECK(err[0] == *ex.runtimeError);
+      const std::string where = fmt::format("[line {}] in ", ex.runtimeErrorLine);
+      CHECK(err[1].rfind(where, 0) == 0);
+      // The trace runs to the script, or (an error in a spawned fiber) to the fiber's
+      // outermost function, as Go prints only the failing goroutine.
+      CHECK(err.back().rfind("[line ", 0) == 0);
+      ok = ok && err[0] == *ex.runtimeError && err[1].rfind(where, 0) == 0;
+    } else {
+      CHECK(r.err == "");
+      ok = ok && r.err.empty();
+    }
+  }
+  return ok;
+}
+
 TEST_CASE("every corpus file runs as its expectations say") {
-  std::vector<std::string> files = spindle::corpus::listCorpus("tests/lang");
-  REQUIRE(files.size() >= 150);
+  std::vector<std::string> files = spindle::corpus::listCorpus(kDir);
+  REQUIRE(files.size() >= (kRepeat > 1 ? 1 : 150));
   int passed = 0, failed = 0;
   for (const std::string& path : files) {
     CAPTURE(path);
     std::string source;
     REQUIRE(spindle::corpus::readFile(path, source));
     spindle::corpus::Expectations ex = spindle::corpus::parseExpectations(source);
-    Run r = runSpindle(path);
-    bool ok = r.code == ex.exitCode();
-    CHECK(r.code == ex.exitCode());
-    if (!ex.compileErrors.empty()) {
-      CHECK(r.out == "");
-      CHECK(r.err == ex.expectedCompileStderr());
-      ok = ok && r.out.empty() && r.err == ex.expectedCompileStderr();
-    } else {
-      std::vector<std::string> got = lines(r.out);
-      CHECK(got == ex.output);
-      ok = ok && got == ex.output;
-      if (ex.runtimeError) {
-        std::vector<std::string> err = lines(r.err);
-        REQUIRE(err.size() >= 2);
-        CHECK(err[0] == *ex.runtimeError);
-        const std::string where = fmt::format("[line {}] in ", ex.runtimeErrorLine);
-        CHECK(err[1].rfind(where, 0) == 0);
-        // The trace runs to the script, or (an error in a spawned fiber) to the fiber's
-        // outermost function, as Go prints only the failing goroutine.
-        CHECK(err.back().rfind("[line ", 0) == 0);
-        ok = ok && err[0] == *ex.runtimeError && err[1].rfind(where, 0) == 0;
-      } else {
-        CHECK(r.err == "");
-        ok = ok && r.err.empty();
-      }
+    for (int run = 0; run < kRepeat; ++run) {
+      CAPTURE(run);
+      (runsAsExpected(path, ex) ? passed : failed) += 1;
     }
-    (ok ? passed : failed) += 1;
   }
   MESSAGE(fmt::format("corpus{}: {} passed, {} failed", kFlags.empty() ? "" : " (" + kFlags + ")",
                       passed, failed));
