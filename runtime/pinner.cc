@@ -245,10 +245,15 @@ inline bool objectAllocated(P* p, const ObjectRef& ref) {
 // It must be an atomic read-modify-write all the same: the byte holds 3 neighbours'
 // bits too, which other Pinners may change concurrently.
 inline void setPinned(MHeap& h, MSpan* s, std::uint32_t i, bool pin) {
-  if (std::uint8_t* bits = loadPinnerBits(s)) [[likely]] {
-    const std::uint32_t sg = h.sweepgenLoad();
-    const std::uint32_t ssg = s->sweepgen.load(std::memory_order_acquire);
-    if (ssg == sg || ssg == sg + 3) [[likely]] {
+  // The span's sweepgen first (acquire), then its bitmap: a sweep replaces the bitmap
+  // before its release store of sweepgen, so seeing the span swept (sg or sg+3) orders the
+  // bitmap load after that replacement, and no new sweep can start while we hold a P.
+  // Loaded the other way round, a sweep finishing between the two loads would hand us
+  // the old bitmap with a current sweepgen, and the pin would be lost with it.
+  const std::uint32_t sg = h.sweepgenLoad();
+  const std::uint32_t ssg = s->sweepgen.load(std::memory_order_acquire);
+  if (ssg == sg || ssg == sg + 3) [[likely]] {
+    if (std::uint8_t* bits = loadPinnerBits(s)) [[likely]] {
       std::atomic_ref<std::uint8_t> b = pinByte(bits, i);
       const unsigned sh = pinShift(i);
       std::uint8_t old = b.load(std::memory_order_relaxed);
