@@ -77,23 +77,28 @@ inline void writeBarrierPtr([[maybe_unused]] Obj* holder, T** slot, T* value) {
   storePtr(slot, value);
 }
 
-// --- upvalues (any fiber) -----------------------------------------------------------------
-class UpvalueLock {
+// A one-word spin lock inside a heap object (0 = free, 1 = held). `relax` runs while
+// another holds it: a lock whose holder may allocate (and so be stopped mid-section by a
+// stop-the-world or forEachP) needs waiters that let the world stop as well, or the stop
+// would wait for a waiter that waits for a stopped holder.
+class WordLock {
  public:
-  explicit UpvalueLock(ObjUpvalue* u) : word_(u->lock) {
+  explicit WordLock(std::uint32_t& word, void (*relax)() = nullptr) : word_(word) {
     while (word_.exchange(1, std::memory_order_acquire) != 0) {
       while (word_.load(std::memory_order_relaxed) != 0) {
+        if (relax != nullptr) relax();
       }
     }
   }
-  ~UpvalueLock() { word_.store(0, std::memory_order_release); }
-  UpvalueLock(const UpvalueLock&) = delete;
-  UpvalueLock& operator=(const UpvalueLock&) = delete;
+  ~WordLock() { word_.store(0, std::memory_order_release); }
+  WordLock(const WordLock&) = delete;
+  WordLock& operator=(const WordLock&) = delete;
 
  private:
   std::atomic_ref<std::uint32_t> word_;
 };
 
+// --- upvalues (any fiber) -----------------------------------------------------------------
 // Reads through an upvalue. An open location may go stale while we read it (the owner
 // closes the upvalue and reuses the slot, or moves its stack): the read is retried until
 // the location it came from is still current afterwards.
@@ -125,7 +130,7 @@ inline void upvalueSet(ObjUpvalue* u, Value v) {
     writeBarrier(u, at, v);
     return;
   }
-  UpvalueLock lock(u);
+  WordLock lock(u->lock);
   writeBarrier(u, loadPtr(&u->location), v);
 }
 

@@ -2,6 +2,7 @@
 #include "vm/ffi.h"
 
 #include <dlfcn.h>
+#include <sched.h>
 #include <fmt/format.h>
 
 #include <cmath>
@@ -13,6 +14,7 @@
 #include "runtime/m.h"
 #include "runtime/mheap.h"
 #include "runtime/proc.h"
+#include "vm/barrier.h"
 #include "vm/vm.h"
 
 namespace spindle::vm {
@@ -361,7 +363,14 @@ bool bytesMethod(VM& vm, ObjBytes* b, std::string_view m, int argc, Value* args,
   return vm.raise(fmt::format("Undefined property '{}'.", m));
 }
 
+// Waiting for another fiber's Pinner method: let a stop of the world proceed meanwhile.
+void pinnerLockRelax() {
+  runtime::Sched::checkpoint();
+  sched_yield();
+}
+
 bool pinnerMethod(VM& vm, ObjPinner* p, std::string_view m, int argc, Value* args, Value* result) {
+  WordLock lock(p->lock, pinnerLockRelax);
   if (m == "pin" || m == "isPinned") {
     if (!arity(vm, m, argc, 1)) return false;
     if (!args[0].isObj()) return vm.raise(fmt::format("{}() expects an object.", m));

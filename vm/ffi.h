@@ -73,7 +73,11 @@ struct ObjBytes : Obj {
   std::uint8_t* data() { return reinterpret_cast<std::uint8_t*>(this + 1); }
 };
 
+// runtime::Pinner has a single owner; a script's Pinner may be used by any fibers at
+// once, so its methods run under `lock` (a WordLock whose waiters pass through
+// Sched::checkpoint: pin may allocate, and so be stopped mid-call).
 struct ObjPinner : Obj {
+  std::uint32_t lock;      // 0 free, 1 held (zeroed by mallocgc)
   runtime::Pinner pinner;  // Holding::Traced; constructed in place, never destroyed
 };
 

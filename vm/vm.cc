@@ -643,7 +643,7 @@ void VM::ensureStack(ObjFiber* fiber, std::uint32_t needed) {
   // Another fiber may store through an open upvalue meanwhile: under its lock, take the
   // slot's latest value and move the location (readers of the old one retry).
   for (ObjUpvalue* u = fiber->openUpvalues; u != nullptr; u = u->next) {
-    UpvalueLock lock(u);
+    WordLock lock(u->lock);
     stackStore(bigger->data() + u->slot, loadValue(&old->data()[u->slot]));
     storePtr(&u->location, bigger->data() + u->slot);
   }
@@ -688,7 +688,7 @@ void VM::closeUpvalues(ObjFiber* fiber, std::uint32_t fromSlot) {
   while (fiber->openUpvalues != nullptr && fiber->openUpvalues->slot >= fromSlot) {
     ObjUpvalue* u = fiber->openUpvalues;
     {
-      UpvalueLock lock(u);  // no store through the old location after this
+      WordLock lock(u->lock);  // no store through the old location after this
       writeBarrier(u, &u->closed, loadValue(u->location));
       storePtr(&u->location, &u->closed);  // release: `closed` is set first
     }
