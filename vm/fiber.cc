@@ -159,7 +159,8 @@ void VM::setHostG(runtime::G* g, std::uint32_t gen) {
   hostGen_ = gen;
 }
 
-bool VM::call(Value callee, const Value* args, int argc, Value* result) {
+bool VM::call(Value callee, const Value* args, int argc, Value* result,
+              std::uint32_t* resultHandle) {
   if (runtime::currentP() != nullptr) {
     // A native calling back: run a nested fiber inline on this M (it cannot block).
     ObjFiber* parent = tlsFiber;
@@ -178,6 +179,7 @@ bool VM::call(Value callee, const Value* args, int argc, Value* result) {
     const bool ok = fiber->state == FiberState::Done;
     if (ok) {
       *result = fiber->result;
+      if (resultHandle != nullptr) *resultHandle = newHandle(*result);
     } else {
       lastError_ = body->error;
     }
@@ -226,7 +228,10 @@ bool VM::call(Value callee, const Value* args, int argc, Value* result) {
       break;
   }
   {
+    // The fiber stops being a root in the same critical section that roots the result:
+    // the root scan takes handlesLock_, so it sees one or the other.
     std::lock_guard<std::mutex> lk(handlesLock_);
+    if (ok && resultHandle != nullptr) *resultHandle = newHandleLocked(*result);
     std::erase(hostFibers_, fiber);
   }
   body->release();

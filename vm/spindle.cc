@@ -233,19 +233,30 @@ Result Vm::call(const Value& callee, std::span<const Value> args) {
   std::vector<vm::Value> internal;
   for (std::size_t i = 1; i < handles.size(); ++i) internal.push_back(vm_->handleValue(handles[i]));
   vm::Value result;
+  std::uint32_t resultHandle = 0;
   const bool ok = vm_->call(vm_->handleValue(handles[0]), internal.data(),
-                            static_cast<int>(internal.size()), &result);
+                            static_cast<int>(internal.size()), &result, &resultHandle);
   for (std::uint32_t h : handles) vm_->releaseHandle(h);
   if (!ok) return Result::failure(runtimeError(*vm_));
-  return Result::success(fromInternal(result));
+  // The result is held by resultHandle; it becomes a host Value with a P (a string's
+  // bytes are read, an object gets its own handle).
+  Value out;
+  vm_->withP([&] { out = fromInternal(vm_->handleValue(resultHandle)); });
+  vm_->releaseHandle(resultHandle);
+  return Result::success(std::move(out));
 }
 
 std::optional<Value> Vm::global(std::string_view name) {
   const std::int64_t slot = vm_->globalNames().find(name);
   if (slot < 0) return std::nullopt;
-  vm::Value v = vm_->global(static_cast<std::uint32_t>(slot));
-  if (v.isUndefined()) return std::nullopt;
-  return fromInternal(v);
+  // With a P: the global may be overwritten by a fiber at any time, so reading it and
+  // rooting it in a handle must not straddle a whole collection.
+  std::optional<Value> out;
+  vm_->withP([&] {
+    vm::Value v = vm_->global(static_cast<std::uint32_t>(slot));
+    if (!v.isUndefined()) out = fromInternal(v);
+  });
+  return out;
 }
 
 void Vm::setGlobal(std::string_view name, const Value& value) {
@@ -313,9 +324,13 @@ void* Vm::hostDataRaw(const Value& instance, const void* tag) {
 
 std::optional<Value> Vm::field(const Value& instance, std::string_view name) {
   if (!instance.isObject()) return std::nullopt;
-  vm::Value v;
-  if (!vm_->getField(toInternalValue(instance), name, &v)) return std::nullopt;
-  return fromInternal(v);
+  // With a P, as global(): a fiber may overwrite the field meanwhile.
+  std::optional<Value> out;
+  vm_->withP([&] {
+    vm::Value v;
+    if (vm_->getField(toInternalValue(instance), name, &v)) out = fromInternal(v);
+  });
+  return out;
 }
 
 bool Vm::setField(const Value& instance, std::string_view name, const Value& value) {

@@ -63,12 +63,12 @@ class Pinner;
 }
 
 struct Options {
-  int procs = 0;            // worker Ps (0: one per core); used once the scheduler lands
-  int gc_percent = 100;     // collector pacing; used once the collector lands
-  bool gctrace = false;     // one line per GC cycle; once the collector lands
+  int procs = 0;            // worker Ps (0: one per core)
+  int gc_percent = 100;     // collector pacing: next goal = live * (1 + gc_percent/100)
+  bool gctrace = false;     // one line per GC cycle on stderr
   bool stats = false;       // the host may print stats() at exit
   int gcstress = 0;         // collect every N allocations (0: off)
-  bool gccheckmark = false; // verify marking; once the collector lands
+  bool gccheckmark = false; // verify each mark with a stop-the-world re-mark
   // FFI checking mode (reject unpinned heap pointers inside memory passed to foreign
   // code); unset: on in builds with invariant checks, off in -c opt.
   std::optional<bool> ffi_check;

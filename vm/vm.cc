@@ -416,6 +416,11 @@ ObjNative* VM::newHostNative(std::string_view name, int arity, HostNative fn) {
 
 std::uint32_t VM::newHandle(Value v) {
   std::lock_guard<std::mutex> lk(handlesLock_);
+  return newHandleLocked(v);
+}
+
+std::uint32_t VM::newHandleLocked(Value v) {
+  if (runtime::writeBarrierEnabled()) [[unlikely]] shadeValue(v);
   if (!freeHandles_.empty()) {
     std::uint32_t h = freeHandles_.back();
     freeHandles_.pop_back();
@@ -433,6 +438,7 @@ Value VM::handleValue(std::uint32_t h) const {
 
 void VM::releaseHandle(std::uint32_t h) {
   std::lock_guard<std::mutex> lk(handlesLock_);
+  if (runtime::writeBarrierEnabled()) [[unlikely]] shadeValue(handles_[h]);
   handles_[h] = Value::nil();
   freeHandles_.push_back(h);
 }

@@ -110,8 +110,11 @@ class VM {
   // Calls `callee(args)` on a new fiber to completion: from a host thread as the main G
   // of a runMain (ending with a deadlock or a spawned fiber's error is a failure); from
   // a native, inline on the caller's M (such a nested fiber cannot block). Returns true
-  // when it returned normally.
-  bool call(Value callee, const Value* args, int argc, Value* result);
+  // when it returned normally. With `resultHandle`, a successful result is also held by
+  // a new handle (the caller releases it), taken while the fiber is still a root: a host
+  // thread has no P, so nothing else would keep the result alive until it holds it.
+  bool call(Value callee, const Value* args, int argc, Value* result,
+            std::uint32_t* resultHandle = nullptr);
   // Spawns `callee(args)` as a new G (checks callability first; false + error otherwise).
   bool spawn(ObjFiber* parent, Value callee, const Value* args, int argc);
 
@@ -151,6 +154,9 @@ class VM {
   void defineNative(std::string_view name, int arity, HostNative fn);
 
   // --- handles (strong roots held by the host) ---------------------------------------
+  // The handle table is a root the collector scans once per cycle (forEachRoot), so its
+  // slots take the hybrid barrier as heap slots do: while marking, newHandle shades the
+  // value stored and releaseHandle the value dropped.
   std::uint32_t newHandle(Value v);
   void releaseHandle(std::uint32_t h);
   Value handleValue(std::uint32_t h) const;
@@ -288,6 +294,7 @@ class VM {
   mutable std::mutex handlesLock_;
   std::vector<Value> handles_;
   std::vector<std::uint32_t> freeHandles_;
+  std::uint32_t newHandleLocked(Value v);  // under handlesLock_
   std::vector<ObjFiber*> hostFibers_;  // under handlesLock_: host fibers not yet a G (roots)
   ObjString* initString_ = nullptr;
   ObjString* pushString_ = nullptr;
