@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <thread>
 
@@ -632,3 +633,78 @@ TEST_CASE("gcstats() is a GCStats instance of numbers; its fields read through t
 }
 
 }  // namespace
+
+// Long operations reach a checkpoint within bounded work (ARCHITECTURE "What bounds a
+// pause"). The script calls armStop() right before the operation: a host thread then
+// asks for a stopTheWorld, and armStop returns once that stop waits for this fiber's P,
+// so the operation starts with the stop pending. The operation calls (or is followed by)
+// finish(). The stop must return while the operation is still in progress: finish() has
+// not run (the fiber is held in its checkpoint until the world restarts). Without a
+// checkpoint inside the operation the stop waits for it to end, finish() included.
+void checkStopsMidway(const std::string& setup, const std::string& op,
+                      const std::function<void(spindle::Vm&)>& define = nullptr) {
+  std::string out;
+  spindle::Options o = capture(out);
+  o.procs = 1;
+  spindle::Vm vm(o);
+  std::atomic<bool> armed{false}, finished{false}, stoppedMidway{false};
+  vm.defineNative("armStop", 0, [&](spindle::Vm&, std::span<const spindle::Value>) {
+    armed.store(true);
+    while (!spindle::runtime::Sched::checkpointPending()) std::this_thread::yield();
+    return spindle::Result::success(spindle::Value::nil());
+  });
+  vm.defineNative("finish", 0, [&](spindle::Vm&, std::span<const spindle::Value>) {
+    finished.store(true);
+    return spindle::Result::success(spindle::Value::nil());
+  });
+  vm.defineNative("nest", 1, [](spindle::Vm& v, std::span<const spindle::Value> args) {
+    return v.call(args[0], {});
+  });
+  if (define) define(vm);
+  REQUIRE(vm.run(setup).ok());
+  std::thread stopper([&] {
+    while (!armed.load()) std::this_thread::yield();
+    spindle::runtime::Sched& s = vm.internal().sched();
+    s.stopTheWorld("test");
+    stoppedMidway.store(!finished.load());
+    s.startTheWorld();
+  });
+  const spindle::Result r = vm.run("armStop();\n" + op + "\nfinish();");
+  stopper.join();
+  REQUIRE(r.ok());
+  CHECK(finished.load());
+  CHECK(stoppedMidway.load());
+}
+
+TEST_CASE("printing a long list lets the world stop midway") {
+  checkStopsMidway("var l = []; for (var i = 0; i < 20000; i = i + 1) l.push(i);", "print l;");
+}
+
+TEST_CASE("concatenating huge strings lets the world stop midway") {
+  checkStopsMidway("var s = \"x\"; for (var i = 0; i < 20; i = i + 1) s = s + s;",
+                   "var t = s + \"y\";");
+}
+
+TEST_CASE("interning a huge string lets the world stop midway (hashing)") {
+  checkStopsMidway("", "internBig();", [](spindle::Vm& vm) {
+    vm.defineNative("internBig", 0, [](spindle::Vm& v, std::span<const spindle::Value>) {
+      const std::string big(std::size_t{1} << 20, 'z');
+      v.internal().intern(big);
+      return spindle::Result::success(spindle::Value::nil());
+    });
+  });
+}
+
+TEST_CASE("growing a long list lets the world stop midway (copying its items)") {
+  // 16384 elements fill the storage exactly (4 doubled 12 times): the push copies them.
+  checkStopsMidway("var l = []; for (var i = 0; i < 16384; i = i + 1) l.push(i);", "l.push(0);");
+}
+
+TEST_CASE("a native's nested VM::call polls preemption: the world stops midway") {
+  checkStopsMidway("fun spin() { var i = 0; while (i < 100000) i = i + 1; finish(); }",
+                   "nest(spin);");
+}
+
+TEST_CASE("sleep() in a nested VM::call gives up the P: the world stops during it") {
+  checkStopsMidway("fun nap() { sleep(0.02); finish(); }", "nest(nap);");
+}
