@@ -637,10 +637,11 @@ TEST_CASE("gcstats() is a GCStats instance of numbers; its fields read through t
 // Long operations reach a checkpoint within bounded work (ARCHITECTURE "What bounds a
 // pause"). The script calls armStop() right before the operation: a host thread then
 // asks for a stopTheWorld, and armStop returns once that stop waits for this fiber's P,
-// so the operation starts with the stop pending. The operation calls (or is followed by)
-// finish(). The stop must return while the operation is still in progress: finish() has
-// not run (the fiber is held in its checkpoint until the world restarts). Without a
-// checkpoint inside the operation the stop waits for it to end, finish() included.
+// so the operation starts with the stop pending. When the stop returns, the fiber's G
+// must be held inside the operation: in a checkpoint (the syscall state, in place), not
+// back in the scheduler (a safepoint after the operation, e.g. at the call of finish()),
+// and finish() not yet run. Without a checkpoint inside the operation the stop waits for
+// it to end and takes the G at its next safepoint.
 void checkStopsMidway(const std::string& setup, const std::string& op,
                       const std::function<void(spindle::Vm&)>& define = nullptr) {
   std::string out;
@@ -648,7 +649,9 @@ void checkStopsMidway(const std::string& setup, const std::string& op,
   o.procs = 1;
   spindle::Vm vm(o);
   std::atomic<bool> armed{false}, finished{false}, stoppedMidway{false};
+  spindle::runtime::G* g = nullptr;  // written before armed (release), read after (acquire)
   vm.defineNative("armStop", 0, [&](spindle::Vm&, std::span<const spindle::Value>) {
+    g = spindle::runtime::getm()->curg;
     armed.store(true);
     while (!spindle::runtime::Sched::checkpointPending()) std::this_thread::yield();
     return spindle::Result::success(spindle::Value::nil());
@@ -666,7 +669,8 @@ void checkStopsMidway(const std::string& setup, const std::string& op,
     while (!armed.load()) std::this_thread::yield();
     spindle::runtime::Sched& s = vm.internal().sched();
     s.stopTheWorld("test");
-    stoppedMidway.store(!finished.load());
+    stoppedMidway.store(!finished.load() &&
+                        g->status.load() == spindle::runtime::GStatus::Syscall);
     s.startTheWorld();
   });
   const spindle::Result r = vm.run("armStop();\n" + op + "\nfinish();");
