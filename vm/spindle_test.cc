@@ -643,7 +643,8 @@ TEST_CASE("gcstats() is a GCStats instance of numbers; its fields read through t
 // finish() (run right after the operation, before any safepoint) not yet run. Without a
 // checkpoint inside the operation the stop waits for it to end and takes the G at its
 // next safepoint. armNest(f) arms the stop itself, then calls f nested (VM::call). The
-// stopper re-preempts every 100 us: if that made the G stop before the operation began (not in a checkpoint, finish() not run), the attempt is repeated.
+// stopper re-preempts every 100 us: if that made the G stop before the operation began
+// (not in a checkpoint, finish() not run), the attempt is repeated.
 void checkStopsMidway(const std::string& setup, const std::string& op,
                       const std::function<void(spindle::Vm&)>& define = nullptr) {
   std::string out;
