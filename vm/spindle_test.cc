@@ -645,8 +645,10 @@ TEST_CASE("gcstats() is a GCStats instance of numbers; its fields read through t
 // next safepoint. armNest(f) arms the stop itself, then calls f nested (VM::call). The
 // stopper re-preempts every 100 us: if that made the G stop before the operation began
 // (not in a checkpoint, finish() not run), the attempt is repeated.
+// inProgress (if given) is asked too, with the world stopped.
 void checkStopsMidway(const std::string& setup, const std::string& op,
-                      const std::function<void(spindle::Vm&)>& define = nullptr) {
+                      const std::function<void(spindle::Vm&)>& define = nullptr,
+                      const std::function<bool()>& inProgress = nullptr) {
   std::string out;
   spindle::Options o = capture(out);
   o.procs = 1;
@@ -683,7 +685,8 @@ void checkStopsMidway(const std::string& setup, const std::string& op,
       spindle::runtime::Sched& s = vm.internal().sched();
       s.stopTheWorld("test");
       finishedAtStop = finished.load();
-      inCheckpoint = g->status.load() == spindle::runtime::GStatus::Syscall;
+      inCheckpoint = g->status.load() == spindle::runtime::GStatus::Syscall &&
+                     (!inProgress || inProgress());
       s.startTheWorld();
     });
     const bool armsItself = op.starts_with("armNest(");
@@ -726,5 +729,22 @@ TEST_CASE("a native's nested VM::call polls preemption: the world stops midway")
 }
 
 TEST_CASE("sleep() in a nested VM::call gives up the P: the world stops during it") {
-  checkStopsMidway("fun nap() { sleep(0.02); finish(); }", "armNest(nap);");
+  // The stop must come while sleep() itself runs, not at the safepoint after it returns:
+  // mark() records the nested fiber and its stack top inside a call without arguments;
+  // inside sleep(s) the top is one higher (the argument), after it returned it is not
+  // (the interpreter saved it before each call; read with the world stopped).
+  spindle::vm::ObjFiber* nested = nullptr;
+  std::uint32_t markTop = 0;
+  checkStopsMidway(
+      "fun nap() { mark(); sleep(0.02); finish(); }", "armNest(nap);",
+      [&](spindle::Vm& vm) {
+        vm.defineNative("mark", 0, [&](spindle::Vm&, std::span<const spindle::Value>) {
+          nested = spindle::vm::currentFiber();
+          markTop = nested->stackTop;
+          // As armStop: the safepoint after this call must not take the stop.
+          spindle::runtime::getm()->curg->preempt.store(false, std::memory_order_relaxed);
+          return spindle::Result::success(spindle::Value::nil());
+        });
+      },
+      [&] { return nested->stackTop == markTop + 1; });
 }
