@@ -161,7 +161,7 @@ void VM::setHostG(runtime::G* g, std::uint32_t gen) {
 
 bool VM::call(Value callee, const Value* args, int argc, Value* result) {
   if (runtime::currentP() != nullptr) {
-    // A native calling back: run a nested fiber inline on this M (it cannot block).
+    // A native calling back: run a nested fiber inline on this M (it cannot park).
     ObjFiber* parent = tlsFiber;
     ObjFiber* fiber = newFiber(callee, args, argc);
     fiber->gen = parent != nullptr ? parent->gen : generation_.load(std::memory_order_relaxed);
