@@ -41,6 +41,41 @@ void zeroRest(MSpan* s, void* v) {
   s->needzero = NeedZero::No;
 }
 
+void memclrChunked(void* p, std::size_t n) {
+  auto* b = static_cast<unsigned char*>(p);
+  while (n > kCheckpointBytes) {
+    std::memset(b, 0, kCheckpointBytes);
+    b += kCheckpointBytes;
+    n -= kCheckpointBytes;
+    checkpoint();
+  }
+  std::memset(b, 0, n);
+}
+
+void memmoveChunked(void* dst, const void* src, std::size_t n) {
+  auto* d = static_cast<unsigned char*>(dst);
+  const auto* s = static_cast<const unsigned char*>(src);
+  SPINDLE_DCHECK(d + n <= s || s + n <= d, "memmoveChunked: overlapping {:#x} and {:#x} ({} bytes)",
+                 reinterpret_cast<std::uintptr_t>(d), reinterpret_cast<std::uintptr_t>(s), n);
+  while (n > kCheckpointBytes) {
+    std::memcpy(d, s, kCheckpointBytes);
+    d += kCheckpointBytes;
+    s += kCheckpointBytes;
+    n -= kCheckpointBytes;
+    checkpoint();
+  }
+  std::memcpy(d, s, n);
+}
+
+// Every step that depends on the P or on the collector's phase (accounting, born-marked,
+// the MCentral set for the current sweepgen) happens before the zeroing, which passes
+// checkpoints: a stop there may run a whole sweep termination, or a mark termination
+// (sg += 2), and the G may come back on another P. The span is then an ordinary in-use
+// large span whose one object the caller alone can reach: sweeping it needs its mark bit
+// (set here when marking; otherwise the mark that could free it cannot finish before the
+// caller's G is scanned, which needs it to return to the scheduler), and nothing scans it
+// (born marked, or unreachable). The header of a scan object is written by mallocgc
+// after the zeroing.
 void* largeAlloc(std::size_t size, bool noscan, bool needzero) {
   MHeap& h = mheap();
   const std::size_t npages = (size + kPageSize - 1) / kPageSize;
@@ -54,7 +89,7 @@ void* largeAlloc(std::size_t size, bool noscan, bool needzero) {
   s->allocCount = 1;
   s->allocCache = 0;
   void* v = reinterpret_cast<void*>(s->base());
-  if (needzero && s->needzero != NeedZero::No) std::memset(v, 0, npages * kPageSize);
+  const bool zero = needzero && s->needzero != NeedZero::No;
   bool owned;
   HeapStatsDelta& shard = h.statsShard(&owned);
   statAdd(shard.largeAllocs, 1, owned);
@@ -71,6 +106,7 @@ void* largeAlloc(std::size_t size, bool noscan, bool needzero) {
   h.central(spc).fullSwept(h.sweepgenLoad(), s->shard).push(s);
   if (auto hook = h.allocSlowHook.load(std::memory_order_acquire)) hook(bytes);
   if (auto stress = h.allocStressHook.load(std::memory_order_relaxed)) [[unlikely]] stress();
+  if (zero) memclrChunked(v, bytes);
   return v;
 }
 

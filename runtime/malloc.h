@@ -14,6 +14,9 @@
 //   - gcstress (MHeap::allocStressHook set): nextFreeSlow empties the span's allocCache
 //     after each allocation, so the fast path always misses and every allocation is
 //     counted in the slow path; the fast path itself has no check.
+// A large object is zeroed in chunks of kCheckpointBytes with a checkpoint between them
+// (pheap.h), so a stop never waits for a whole memset; mallocgc of a large object may
+// therefore pass a checkpoint (its caller must hold no lock a stopped world needs).
 // Zeroing: only when the span's needzero says its free slots may be dirty (its memory
 // was used before; fresh pages from the OS are already zero), per object, or in one
 // memset over every free slot of a span that is all free (NeedZero::Rest, mspan.h).
@@ -43,6 +46,10 @@ void* largeAlloc(std::size_t size, bool noscan, bool needzero);
 // Zeroes every slot from v (the slot just handed out) to the end of s, which are all
 // free (NeedZero::Rest), and marks s clean.
 void zeroRest(MSpan* s, void* v);
+// memset(p, 0, n) / memcpy(dst, src, n) (no overlap) with a checkpoint after every
+// kCheckpointBytes (pheap.h): for work that grows with its input.
+void memclrChunked(void* p, std::size_t n);
+void memmoveChunked(void* dst, const void* src, std::size_t n);
 [[noreturn, gnu::cold, gnu::noinline]] void throwNeedZeroScan(const TypeInfo* type);
 
 // Zeroes an object of n bytes (n a multiple of 8). Small sizes use a few overlapping

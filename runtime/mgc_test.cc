@@ -569,3 +569,57 @@ TEST_CASE("idle Ps run the idle mark worker while the collector marks") {
   verifyHeap();
   writePointer(&gShared[0], nullptr);
 }
+
+TEST_CASE("a large allocation's zeroing lets a whole sweep termination pass mid-way") {
+  // The G starts a 32 MiB allocation on dirty pages only once the cycle's first stop waits
+  // for its P. The zeroing passes checkpoints, so the stop proceeds and marking starts
+  // while the object is still being zeroed; without them the stop would wait for the
+  // whole memset and the barrier would still be off when mallocgc returns.
+  World w(2);
+  setGCPercent(-1);
+  constexpr std::size_t kBig = std::size_t{32} << 20;
+  REQUIRE(w.s.runMain(fn([&](G*) -> Step {  // dirty pages: a big object that dies
+    std::memset(mallocgc(kBig, nullptr), 0xab, kBig);
+    return Step::exit();
+  })) == RunStatus::Ok);
+  gcCollect();
+  gcCollect();
+  std::atomic<bool> started{false}, collected{false};
+  struct Zeroer final : GBody {
+    std::atomic<bool>* started;
+    std::atomic<bool>* collected;
+    unsigned char* big = nullptr;
+    bool dirtyPages = false, markingWhenDone = false;
+    Step run(G*, std::uint32_t) override {
+      if (big == nullptr) {
+        started->store(true);
+        while (!Sched::checkpointPending()) std::this_thread::yield();
+        big = static_cast<unsigned char*>(mallocgc(kBig, nullptr));
+        dirtyPages = mheap().spanOf(big)->needzero != NeedZero::No;
+        markingWhenDone = writeBarrierEnabled();
+      }
+      return collected->load() ? Step::exit() : Step::yield();
+    }
+    void traceStack(G*, VisitFn visit, void* ctx) override {
+      visit(ctx, reinterpret_cast<void**>(&big));
+    }
+  } zeroer;
+  zeroer.started = &started;
+  zeroer.collected = &collected;
+  std::thread collector([&] {
+    while (!started.load()) std::this_thread::yield();
+    gcCollect();  // from a thread without a P: the controller stops the world
+    collected.store(true);
+  });
+  REQUIRE(w.s.runMain(&zeroer) == RunStatus::Ok);
+  collector.join();
+  CHECK(zeroer.dirtyPages);
+  CHECK(zeroer.markingWhenDone);
+  // Kept by the G's stack across the cycle, zero throughout, and the span still sound.
+  CHECK(mheap().spanOf(zeroer.big)->state() == SpanState::InUse);
+  std::size_t nonzero = 0;
+  for (std::size_t i = 0; i < kBig; i++) nonzero += zeroer.big[i] != 0;
+  CHECK(nonzero == 0);
+  verifyHeap();
+  setGCPercent(100);
+}

@@ -53,6 +53,7 @@ void sysmonLoop(Sched* s);
 
 Sched::Sched(int procs) {
   gLiveScheds.fetch_add(1, std::memory_order_acq_rel);
+  setCheckpointHook(&Sched::checkpoint);  // the heap's chunked work (pheap.h)
   if (procs <= 0) procs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   SPINDLE_CHECK(procs <= kMaxProcs, "Sched: procs={} > kMaxProcs={}", procs, kMaxProcs);
   std::lock_guard<std::mutex> lk(lock_);
@@ -829,13 +830,16 @@ void Sched::enterSyscall() {
   }
 }
 
-void Sched::checkpoint() {
+bool Sched::checkpointPending() {
   M* m = tlsM;
-  if (m == nullptr || m->p == nullptr || m->curg == nullptr) return;
+  if (m == nullptr || m->p == nullptr || m->curg == nullptr) return false;
   // Relaxed: a stale "no" only delays the stop to the next checkpoint or return.
-  if (!m->sched->gcwaiting_.load(std::memory_order_relaxed) &&
-      m->p->runSafePointFn.load(std::memory_order_relaxed) == 0)
-    return;
+  return m->sched->gcwaiting_.load(std::memory_order_relaxed) ||
+         m->p->runSafePointFn.load(std::memory_order_relaxed) != 0;
+}
+
+void Sched::checkpoint() {
+  if (!checkpointPending()) return;
   enterSyscall();  // runs a pending forEachP fn; hands the P to a stopper
   exitSyscall();
 }

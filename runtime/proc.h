@@ -133,7 +133,11 @@ class Sched {
   // it holds a P again). The G's stack is not scanned there (it is not at a safepoint):
   // as with a foreign call, that only delays mark completion until the body returns.
   // Cheap when nothing waits (two relaxed loads). No-op outside a running G.
+  // Installed as the heap's checkpoint hook (pheap.h), which chunked work calls.
   static void checkpoint();
+  // Whether a stopTheWorld or forEachP waits for the calling G's P (what checkpoint acts
+  // on); false outside a running G.
+  static bool checkpointPending();
 
   // Timers (time.cc). sleep: the body returns the Step; the G wakes after `ns`.
   Step sleep(G* g, std::int64_t ns);

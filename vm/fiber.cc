@@ -162,18 +162,30 @@ void VM::setHostG(runtime::G* g, std::uint32_t gen) {
 bool VM::call(Value callee, const Value* args, int argc, Value* result,
               std::uint32_t* resultHandle) {
   if (runtime::currentP() != nullptr) {
-    // A native calling back: run a nested fiber inline on this M (it cannot block).
+    // A native calling back: run a nested fiber inline on this M (it cannot park).
     ObjFiber* parent = tlsFiber;
     ObjFiber* fiber = newFiber(callee, args, argc);
     fiber->gen = parent != nullptr ? parent->gen : generation_.load(std::memory_order_relaxed);
     FiberBody* body = fiber->body;
+    // The nested fiber polls its M's G's preemption flag at its safepoints. It cannot
+    // return to the scheduler: at each Yield a pending stop or forEachP passes here
+    // (checkpoint, not a scan point), and the preemption the run loop consumed is handed
+    // back to the calling fiber, which yields at its first safepoint after this call.
+    runtime::G* g = runtime::getm() != nullptr ? runtime::getm()->curg : nullptr;
+    if (g != nullptr) fiber->preempt = &g->preempt;
     tlsFiber = fiber;
     RunStatus st;
+    bool yielded = false;
     do {
       st = run(fiber, 1 << 20);
       body->pending = FiberBody::Pending::None;  // yield()/gc() in a nested call: no-ops
       fiber->request = false;
+      if (st == RunStatus::Yield) {
+        yielded = true;
+        runtime::Sched::checkpoint();
+      }
     } while (st == RunStatus::Yield);
+    if (yielded && g != nullptr) g->preempt.store(true, std::memory_order_relaxed);
     tlsFiber = parent;
     SPINDLE_CHECK(st == RunStatus::Exit, "VM::call: a nested fiber parked");
     const bool ok = fiber->state == FiberState::Done;
@@ -496,8 +508,14 @@ bool nativeSleep(VM& vm, const void*, int, Value* args, Value*) {
   const double secs = args[0].asNumber();
   FiberBody* body = currentFiber()->body;
   const auto ns = static_cast<std::int64_t>(secs > 0 ? secs * 1e9 : 0);
-  if (body->g() == nullptr) {  // nested in a native: block this M
+  if (body->g() == nullptr) {
+    // Nested in a native (VM::call): the fiber cannot park, so this M blocks, but as in a
+    // foreign call it gives up its P meanwhile (a stop or sysmon's retake need not wait).
+    const bool onG = runtime::getm() != nullptr && runtime::getm()->curg != nullptr &&
+                     runtime::currentP() != nullptr;
+    if (onG) runtime::Sched::enterSyscall();
     std::this_thread::sleep_for(std::chrono::nanoseconds(ns));
+    if (onG) runtime::Sched::exitSyscall();
     return true;
   }
   if (ns <= 0) {

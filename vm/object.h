@@ -18,13 +18,16 @@
 // objects are allocated black by the collector's design, so these stores need none).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <string_view>
 
 #include "lang/proto.h"
 #include "runtime/chan.h"
+#include "runtime/pheap.h"
 #include "runtime/typeinfo.h"
 #include "vm/value.h"
 
@@ -270,14 +273,49 @@ inline T* as(Value v) {
   return static_cast<T*>(v.asObj());
 }
 
+// FNV-1a, with a checkpoint (runtime/pheap.h) after every kCheckpointBytes: a huge string
+// never holds up a stop. So never called under a lock the stopped world takes.
 inline std::uint32_t hashString(std::string_view s) {
-  std::uint32_t h = 2166136261u;  // FNV-1a
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 16777619u;
+  std::uint32_t h = 2166136261u;
+  for (std::size_t done = 0; done < s.size();) {
+    if (done != 0) runtime::checkpoint();
+    const std::size_t end = std::min(s.size(), done + runtime::kCheckpointBytes);
+    for (; done < end; ++done) {
+      h ^= static_cast<unsigned char>(s[done]);
+      h *= 16777619u;
+    }
   }
   return h;
 }
+
+// Values copied or printed between two checkpoints (list growth, printing a list).
+inline constexpr std::uint32_t kCheckpointValues = runtime::kCheckpointBytes / sizeof(Value);
+
+// The interned-string table's set (VM::strings_): keyed by the string's own hash, probed
+// by a text and its hash computed beforehand (outside the table's lock), so the lock
+// covers no hashing.
+struct StringProbe {
+  std::string_view text;
+  std::uint32_t hash;
+};
+struct StringTableHash {
+  using is_transparent = void;
+  std::size_t operator()(const ObjString* s) const { return s->hash; }
+  std::size_t operator()(const StringProbe& p) const { return p.hash; }
+};
+struct StringTableEq {
+  using is_transparent = void;
+  static bool same(std::string_view a, std::uint32_t ha, std::string_view b, std::uint32_t hb) {
+    return ha == hb && a == b;
+  }
+  bool operator()(const ObjString* a, const ObjString* b) const {
+    return same(a->view(), a->hash, b->view(), b->hash);
+  }
+  bool operator()(const StringProbe& p, const ObjString* s) const {
+    return same(p.text, p.hash, s->view(), s->hash);
+  }
+  bool operator()(const ObjString* s, const StringProbe& p) const { return (*this)(p, s); }
+};
 
 // Human-readable kind name ("string", "instance", ...), for --stats and debugging.
 const char* kindName(ObjKind k);

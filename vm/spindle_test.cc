@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <thread>
 
@@ -632,3 +633,118 @@ TEST_CASE("gcstats() is a GCStats instance of numbers; its fields read through t
 }
 
 }  // namespace
+
+// Long operations reach a checkpoint within bounded work (ARCHITECTURE "What bounds a
+// pause"). The script calls armStop() right before the operation: a host thread then
+// asks for a stopTheWorld, and armStop returns once that stop waits for this fiber's P
+// (clearing the G's preemption flag, so the safepoint after the call lets the operation
+// start), so the operation starts with the stop pending. When the stop returns, the G
+// must be held inside the operation: in a checkpoint (the syscall state, in place), with
+// finish() (run right after the operation, before any safepoint) not yet run. Without a
+// checkpoint inside the operation the stop waits for it to end and takes the G at its
+// next safepoint. armNest(f) arms the stop itself, then calls f nested (VM::call). The
+// stopper re-preempts every 100 us: if that made the G stop before the operation began
+// (not in a checkpoint, finish() not run), the attempt is repeated.
+// inProgress (if given) is asked too, with the world stopped.
+void checkStopsMidway(const std::string& setup, const std::string& op,
+                      const std::function<void(spindle::Vm&)>& define = nullptr,
+                      const std::function<bool()>& inProgress = nullptr) {
+  std::string out;
+  spindle::Options o = capture(out);
+  o.procs = 1;
+  spindle::Vm vm(o);
+  std::atomic<bool> armed{false}, finished{false};
+  spindle::runtime::G* g = nullptr;  // written before armed (seq_cst), read after it
+  auto arm = [&] {
+    g = spindle::runtime::getm()->curg;
+    armed.store(true);
+    while (!spindle::runtime::Sched::checkpointPending()) std::this_thread::yield();
+  };
+  vm.defineNative("armStop", 0, [&](spindle::Vm&, std::span<const spindle::Value>) {
+    arm();
+    g->preempt.store(false, std::memory_order_relaxed);
+    return spindle::Result::success(spindle::Value::nil());
+  });
+  vm.defineNative("finish", 0, [&](spindle::Vm&, std::span<const spindle::Value>) {
+    finished.store(true);
+    return spindle::Result::success(spindle::Value::nil());
+  });
+  // Arms the stop itself and keeps the preemption request: the nested fiber must see it.
+  vm.defineNative("armNest", 1, [&](spindle::Vm& v, std::span<const spindle::Value> args) {
+    arm();
+    return v.call(args[0], {});
+  });
+  if (define) define(vm);
+  bool inCheckpoint = false, finishedAtStop = false;
+  for (int attempt = 0; attempt < 5 && !inCheckpoint && !finishedAtStop; attempt++) {
+    armed.store(false);
+    finished.store(false);
+    REQUIRE(vm.run(setup).ok());
+    std::thread stopper([&] {
+      while (!armed.load()) std::this_thread::yield();
+      spindle::runtime::Sched& s = vm.internal().sched();
+      s.stopTheWorld("test");
+      finishedAtStop = finished.load();
+      inCheckpoint = g->status.load() == spindle::runtime::GStatus::Syscall &&
+                     (!inProgress || inProgress());
+      s.startTheWorld();
+    });
+    const bool armsItself = op.starts_with("armNest(");
+    const spindle::Result r = vm.run((armsItself ? "" : "armStop();\n") + op + "\nfinish();");
+    stopper.join();
+    REQUIRE(r.ok());
+    CHECK(finished.load());
+  }
+  CHECK_FALSE(finishedAtStop);
+  CHECK(inCheckpoint);
+}
+
+TEST_CASE("printing a long list lets the world stop midway") {
+  checkStopsMidway("var l = []; for (var i = 0; i < 20000; i = i + 1) l.push(i);", "print l;");
+}
+
+TEST_CASE("concatenating huge strings lets the world stop midway") {
+  checkStopsMidway("var s = \"x\"; for (var i = 0; i < 20; i = i + 1) s = s + s;",
+                   "var t = s + \"y\";");
+}
+
+TEST_CASE("interning a huge string lets the world stop midway (hashing)") {
+  checkStopsMidway("", "internBig();", [](spindle::Vm& vm) {
+    vm.defineNative("internBig", 0, [](spindle::Vm& v, std::span<const spindle::Value>) {
+      const std::string big(std::size_t{1} << 20, 'z');
+      v.internal().intern(big);
+      return spindle::Result::success(spindle::Value::nil());
+    });
+  });
+}
+
+TEST_CASE("growing a long list lets the world stop midway (copying its items)") {
+  // 16384 elements fill the storage exactly (4 doubled 12 times): the push copies them.
+  checkStopsMidway("var l = []; for (var i = 0; i < 16384; i = i + 1) l.push(i);", "l.push(0);");
+}
+
+TEST_CASE("a native's nested VM::call polls preemption: the world stops midway") {
+  checkStopsMidway("fun spin() { var i = 0; while (i < 100000) i = i + 1; finish(); }",
+                   "armNest(spin);");
+}
+
+TEST_CASE("sleep() in a nested VM::call gives up the P: the world stops during it") {
+  // The stop must come while sleep() itself runs, not at the safepoint after it returns:
+  // mark() records the nested fiber and its stack top inside a call without arguments;
+  // inside sleep(s) the top is one higher (the argument), after it returned it is not
+  // (the interpreter saved it before each call; read with the world stopped).
+  spindle::vm::ObjFiber* nested = nullptr;
+  std::uint32_t markTop = 0;
+  checkStopsMidway(
+      "fun nap() { mark(); sleep(0.02); finish(); }", "armNest(nap);",
+      [&](spindle::Vm& vm) {
+        vm.defineNative("mark", 0, [&](spindle::Vm&, std::span<const spindle::Value>) {
+          nested = spindle::vm::currentFiber();
+          markTop = nested->stackTop;
+          // As armStop: the safepoint after this call must not take the stop.
+          spindle::runtime::getm()->curg->preempt.store(false, std::memory_order_relaxed);
+          return spindle::Result::success(spindle::Value::nil());
+        });
+      },
+      [&] { return nested->stackTop == markTop + 1; });
+}

@@ -88,35 +88,41 @@ void VM::write(std::string_view text) {
 
 // The table is weak: an entry found while the collector marks is shaded before it is
 // handed out, or clearWeak could drop (and the sweep free) a string a fiber now holds.
-// Allocation happens outside stringsLock_ (it may assist the collector or stop for
-// it); a racing intern of the same text keeps whichever entry got in first.
+// Hashing, allocation and copying happen outside stringsLock_ (they pass checkpoints, and
+// allocation may assist the collector); a racing intern of the same text keeps whichever
+// entry got in first.
 ObjString* VM::intern(std::string_view s) {
+  const StringProbe probe{s, hashString(s)};
   {
     std::lock_guard<std::mutex> lk(stringsLock_);
-    auto it = strings_.find(s);
+    auto it = strings_.find(probe);
     if (it != strings_.end()) {
-      if (runtime::writeBarrierEnabled()) runtime::shade(it->second);
-      return it->second;
+      if (runtime::writeBarrierEnabled()) runtime::shade(*it);
+      return *it;
     }
   }
   // Not zeroed: every byte a reader looks at is written below.
   auto* str = allocate<ObjString>(ObjKind::String, sizeof(ObjString) + s.size() + 1,
                                   /*needzero=*/false);
   str->length = static_cast<std::uint32_t>(s.size());
-  str->hash = hashString(s);
-  if (!s.empty()) std::memcpy(str->mutableChars(), s.data(), s.size());
+  str->hash = probe.hash;
+  if (!s.empty()) runtime::memmoveChunked(str->mutableChars(), s.data(), s.size());
   str->mutableChars()[s.size()] = '\0';
   std::lock_guard<std::mutex> lk(stringsLock_);
-  auto [it, inserted] = strings_.emplace(str->view(), str);
-  if (!inserted && runtime::writeBarrierEnabled()) runtime::shade(it->second);
-  return it->second;
+  auto [it, inserted] = strings_.insert(str);
+  if (!inserted && runtime::writeBarrierEnabled()) runtime::shade(*it);
+  return *it;
 }
 
+// The joined text is built in a C++ buffer in chunks (a checkpoint between them), then
+// interned. a and b are held in this frame across those checkpoints: the interpreter
+// slice this runs in contains no scan point of its G (see ARCHITECTURE "What bounds a
+// pause").
 ObjString* VM::concat(ObjString* a, ObjString* b) {
   std::string joined;
-  joined.reserve(a->length + b->length);
-  joined.append(a->view());
-  joined.append(b->view());
+  joined.resize(std::size_t{a->length} + b->length);
+  if (a->length != 0) runtime::memmoveChunked(joined.data(), a->chars(), a->length);
+  if (b->length != 0) runtime::memmoveChunked(joined.data() + a->length, b->chars(), b->length);
   return intern(joined);
 }
 
@@ -146,6 +152,7 @@ void VM::listPush(ObjList* list, Value v) {
     ValueArray* bigger = newValueArray(std::max(count + 1, items->capacity * 2));
     for (std::uint32_t i = 0; i < items->capacity; ++i) {
       bigger->data()[i] = loadValue(&items->data()[i]);  // initialising: no barrier
+      if ((i + 1) % kCheckpointValues == 0) runtime::checkpoint();
     }
     writeBarrierPtr<ValueArray>(list, &list->items, bigger);
     items = bigger;
@@ -485,7 +492,7 @@ void VM::forEachRoot(RootVisitor visit, void* ctx) {
     visit(ctx, &p, RootKind::Strong);
   }
   std::lock_guard<std::mutex> lk(stringsLock_);
-  for (auto& [view, s] : strings_) {
+  for (ObjString* s : strings_) {
     void* p = s;
     visit(ctx, &p, RootKind::Weak);
   }
@@ -508,7 +515,7 @@ void VM::scanRoots(void* self, runtime::VisitFn visit, void* ctx) {
 void VM::clearWeak(void* self) {
   auto* vm = static_cast<VM*>(self);
   std::lock_guard<std::mutex> lk(vm->stringsLock_);
-  std::erase_if(vm->strings_, [](const auto& e) { return !runtime::isMarked(e.second); });
+  std::erase_if(vm->strings_, [](ObjString* s) { return !runtime::isMarked(s); });
 }
 
 // --- printing ----------------------------------------------------------------------------------
@@ -528,6 +535,11 @@ std::string VM::toString(Value v) const {
   toString(v, out, 0);
   return out;
 }
+
+// A list passes a checkpoint every kPrintCheckpointElems elements (formatting one costs far
+// more than copying it). The list and its items are held in this frame across them; see
+// ARCHITECTURE "What bounds a pause".
+constexpr std::uint32_t kPrintCheckpointElems = 1024;
 
 void VM::toString(Value v, std::string& out, int depth) const {
   if (v.isNumber()) {
@@ -580,6 +592,7 @@ void VM::toString(Value v, std::string& out, int depth) const {
       for (std::uint32_t i = 0; i < count; ++i) {
         if (i > 0) out += ", ";
         toString(loadValue(&items->data()[i]), out, depth + 1);
+        if ((i + 1) % kPrintCheckpointElems == 0) runtime::checkpoint();
       }
       out += ']';
       return;

@@ -280,9 +280,9 @@ class VM {
   std::size_t globalsCapacity_ = 0;  // under globalsLock_
   std::vector<std::unique_ptr<Value[]>> globalArrays_;  // current and retired
   mutable std::mutex globalsLock_;
-  // Interned strings (weak). Never allocates under the lock (see intern).
+  // Interned strings (weak). Never allocates or hashes under the lock (see intern).
   std::mutex stringsLock_;
-  std::unordered_map<std::string_view, ObjString*> strings_;
+  std::unordered_set<ObjString*, StringTableHash, StringTableEq> strings_;
   std::mutex shapesLock_;  // shapes_ and every Shape::transitions
   std::vector<std::unique_ptr<Shape>> shapes_;
   std::mutex icLock_;
