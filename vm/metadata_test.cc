@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "runtime/gc.h"
+#include "vm/shape.h"
 #include "vm/spindle.h"
 #include "vm/vm.h"
 
@@ -123,6 +124,50 @@ TEST_CASE("vm.run of many snippets keeps the heap and the roots bounded") {
   }
   CHECK(markedAfterGC(vm) < control + 64 * 1024);
   CHECK(strongRoots(vm) <= roots + 4);
+}
+
+TEST_CASE("fibers adding the same fields at once share one transition per key") {
+  spindle::Options o;
+  o.procs = 4;
+  spindle::Vm vm(o);
+  // 64 fresh classes; 4 fibers each make an instance of every class and add a, b, c, so
+  // the first transitions of each class race (the sites go megamorphic after 8 classes).
+  REQUIRE(vm.run("var classes = [];\n"
+                 "for (var i = 0; i < 64; i = i + 1) { class R {} classes.push(R); }\n"
+                 "var done = Channel(4);\n"
+                 "fun work() {\n"
+                 "  for (var i = 0; i < 64; i = i + 1) {\n"
+                 "    var r = classes[i]();\n"
+                 "    r.a = 1; r.b = 2; r.c = 3;\n"
+                 "  }\n"
+                 "  done.send(1);\n"
+                 "}\n"
+                 "for (var w = 0; w < 4; w = w + 1) spawn work();\n"
+                 "for (var w = 0; w < 4; w = w + 1) done.recv();\n"
+                 "gc();")
+              .ok());
+  spindle::vm::VM& in = vm.internal();
+  auto classes = vm.global("classes");
+  REQUIRE(classes.has_value());
+  int checked = 0;
+  for (int i = 0; i < 64; ++i) {
+    spindle::Result k = vm.run("var k = classes[" + std::to_string(i) + "];");
+    REQUIRE(k.ok());
+    spindle::vm::Value kv = in.global(in.globalSlot("k"));
+    REQUIRE(spindle::vm::isKind(kv, spindle::vm::ObjKind::Class));
+    const spindle::vm::Shape* s = spindle::vm::as<spindle::vm::ObjClass>(kv)->rootShape;
+    for (const char* key : {"a", "b", "c"}) {
+      const spindle::vm::Shape* child = s->children;
+      REQUIRE(child != nullptr);
+      CHECK(child->sibling == nullptr);  // exactly one transition
+      CHECK(child->key->view() == key);
+      CHECK(child->count == s->count + 1);
+      s = child;
+    }
+    CHECK(s->children == nullptr);
+    ++checked;
+  }
+  CHECK(checked == 64);
 }
 
 }  // namespace
