@@ -20,7 +20,8 @@
 // because a finalizer can run on another VM's finalizer G after its own VM is gone: then
 // `vm` is null and `data` already destroyed, and the finalizer does nothing. Invariants:
 // `data` is destroyed exactly once; an ObjHostData is in its VM's hostData_ set iff its
-// `vm` is non-null and its data not yet destroyed.
+// `vm` is non-null and its data not yet destroyed. newOwned is the one way to make an
+// ObjHostData: host data and the owners of function protos (function.cc) alike.
 #include <atomic>
 #include <mutex>
 
@@ -34,7 +35,7 @@ namespace spindle::vm {
 ObjFunction* VM::newHostMethodFunction(const HostMethod& m, bool initializer) {
   SPINDLE_CHECK(m.arity >= 0, "host method {}: arity {} (must be >= 0)", m.name, m.arity);
   const auto arity = static_cast<std::uint32_t>(m.arity);
-  auto proto = std::make_unique<lang::FunctionProto>();
+  auto proto = std::make_shared<lang::FunctionProto>();
   proto->name = m.name;
   proto->kind = initializer ? lang::FunctionKind::Initializer : lang::FunctionKind::Method;
   proto->arity = arity;
@@ -42,29 +43,18 @@ ObjFunction* VM::newHostMethodFunction(const HostMethod& m, bool initializer) {
   lang::encode(code, lang::OpCode::CONSTANT, {0});
   for (std::uint32_t i = 0; i <= arity; ++i) lang::encode(code, lang::OpCode::GET_LOCAL, {i});
   lang::encode(code, lang::OpCode::CALL, {arity + 1});
-  std::uint32_t instructions = arity + 4;  // with the RETURN
   if (initializer) {
     lang::encode(code, lang::OpCode::POP, {});
     lang::encode(code, lang::OpCode::GET_LOCAL, {0});
-    instructions += 2;
   }
   lang::encode(code, lang::OpCode::RETURN, {});
   // No line table: traceOf skips the frame (see the file comment).
+  proto->chunk.constants.emplace_back(0.0);  // the native's slot, filled below
 
   ObjNative* native = newHostNative(m.name, m.arity + 1, m.fn);
-  ValueArray* constants = newValueArray(1);
-  constants->data()[0] = Value::object(native);  // initialising an unreachable object
-  auto* fn = allocate<ObjFunction>(ObjKind::Function, sizeof(ObjFunction));
-  fn->proto = proto.get();
-  fn->code = proto->chunk.code.data();
-  fn->constants = constants;
-  fn->name = intern(m.name);
-  fn->arity = arity;
-  fn->upvalueCount = 0;
-  fn->icCount = 0;
-  fn->maxStack = instructions + arity + 2;  // as convert(): one slot per instruction
-  std::lock_guard<std::mutex> lk(nativesLock_);
-  hostProtos_.push_back(std::move(proto));
+  const lang::FunctionProto& p = *proto;
+  ObjFunction* fn = convert(p, newProtoOwner(std::move(proto)));
+  fn->constants->data()[0] = Value::object(native);  // initialising an unreachable object
   return fn;
 }
 
@@ -85,6 +75,14 @@ bool VM::setHostData(Value instance, void* data, const void* tag, void (*destroy
     destroy(data);
     return false;
   }
+  ObjHostData* h = newOwned(data, tag, destroy);
+  // Replacing state: the old ObjHostData dies with its last reference and its finalizer
+  // destroys it then, not now (a native on another fiber may still be using it).
+  storeField(as<ObjInstance>(instance), hostDataKey_, Value::object(h));
+  return true;
+}
+
+ObjHostData* VM::newOwned(void* data, const void* tag, void (*destroy)(void*)) {
   auto* h = allocate<ObjHostData>(ObjKind::HostData, sizeof(ObjHostData));
   h->data = data;
   h->tag = tag;
@@ -95,11 +93,8 @@ bool VM::setHostData(Value instance, void* data, const void* tag, void (*destroy
     hostData_.insert(h);
   }
   const bool ok = runtime::setFinalizer(h, &VM::finalizeHostData, nullptr);
-  SPINDLE_CHECK(ok, "setHostData: ObjHostData {} is not a heap object", static_cast<void*>(h));
-  // Replacing state: the old ObjHostData dies with its last reference and its finalizer
-  // destroys it then, not now (a native on another fiber may still be using it).
-  storeField(as<ObjInstance>(instance), hostDataKey_, Value::object(h));
-  return true;
+  SPINDLE_CHECK(ok, "newOwned: ObjHostData {} is not a heap object", static_cast<void*>(h));
+  return h;
 }
 
 void VM::finalizeHostData(void* obj, void*) {

@@ -19,8 +19,9 @@
 // loadPtr and written through the barrier (barrier.h): fibers run in parallel. Every
 // index is bounded by the capacity of the storage actually loaded.
 //
-// Inline caches (object.h InlineCache, one immutable record per property instruction,
-// replaced whole on a miss by updateIC): GET_PROPERTY and
+// Inline caches (shape.h InlineCache, one immutable heap record per property instruction,
+// replaced whole on a miss by updateIC; a handler reads the record's fields before it
+// allocates anything, see shape.h): GET_PROPERTY and
 // INVOKE cache (shape, field slot) or (shape, method); SET_PROPERTY caches (shape, slot)
 // for stores to existing fields and (shape, slot, next shape) for adding a field. Since
 // a shape belongs to exactly one class and methods are fixed once a class is built, a

@@ -8,20 +8,12 @@
 
 #include "vm/ffi.h"
 #include "vm/barrier.h"
+#include "vm/shape.h"
 
 namespace spindle::vm {
 namespace {
 
 using runtime::VisitFn;
-
-inline void visitPtr(VisitFn visit, void* ctx, void* p) {
-  if (p == nullptr) return;
-  void* local = p;  // non-moving collector: nothing is written back
-  visit(ctx, &local);
-}
-inline void visitValue(VisitFn visit, void* ctx, Value v) {
-  if (v.isObj()) visitPtr(visit, ctx, v.asObj());
-}
 
 void traceValueArray(void* o, VisitFn visit, void* ctx) {
   auto* a = static_cast<ValueArray*>(o);
@@ -31,9 +23,8 @@ void traceFunction(void* o, VisitFn visit, void* ctx) {
   auto* f = static_cast<ObjFunction*>(o);
   visitPtr(visit, ctx, f->constants);
   visitPtr(visit, ctx, f->name);
-  for (std::uint32_t i = 0; i < f->icCount; ++i) {
-    if (const InlineCache* ic = loadPtr(&f->ics()[i])) visitValue(visit, ctx, ic->method);
-  }
+  visitPtr(visit, ctx, f->protos);
+  for (std::uint32_t i = 0; i < f->icCount; ++i) visitPtr(visit, ctx, loadPtr(&f->ics()[i]));
 }
 void traceUpvalue(void* o, VisitFn visit, void* ctx) {
   auto* u = static_cast<ObjUpvalue*>(o);
@@ -57,10 +48,12 @@ void traceClass(void* o, VisitFn visit, void* ctx) {
   visitPtr(visit, ctx, c->name);
   visitPtr(visit, ctx, loadPtr(&c->methods));
   visitValue(visit, ctx, loadValue(&c->initializer));
+  visitPtr(visit, ctx, c->rootShape);
 }
 void traceInstance(void* o, VisitFn visit, void* ctx) {
   auto* in = static_cast<ObjInstance*>(o);
   visitPtr(visit, ctx, in->klass);
+  visitPtr(visit, ctx, loadPtr(&in->shape));
   // Inline slots are traced even after an overflow exists (a racing reader may still
   // load them; they hold valid Values).
   visitPtr(visit, ctx, loadPtr(&in->overflow));
@@ -118,6 +111,8 @@ const runtime::TypeInfo kTypes[static_cast<int>(ObjKind::kCount)] = {
     {"channel", sizeof(ObjChannel), traceChannel},
     {"stack", sizeof(ValueArray), nullptr},  // noscan: traceStack reports the live slots
     {"host data", sizeof(ObjHostData), nullptr},  // noscan: C++ state, no heap pointers
+    {"shape", sizeof(Shape), traceShape},
+    {"inline cache", sizeof(InlineCache), traceInlineCache},
 };
 
 const char* kindName(ObjKind k) { return kTypes[static_cast<int>(k)].name; }

@@ -34,7 +34,9 @@
 namespace spindle::vm {
 
 class VM;
-struct Shape;
+struct Shape;        // shape.h
+struct InlineCache;  // shape.h
+struct ObjHostData;
 
 enum class ObjKind : std::uint8_t {
   String,
@@ -56,7 +58,9 @@ enum class ObjKind : std::uint8_t {
   ForeignFn,   // FFI: a foreign function
   Channel,
   StackArray,  // internal: a fiber's value stack (noscan: reported by traceStack)
-  HostData,    // embedding: C++ state a host attached to an instance (hostclass.cc)
+  HostData,    // C++ state owned by a heap object: a host's instance state, a function's protos
+  Shape,       // shape.h: an instance layout (hidden class)
+  InlineCache, // shape.h: one inline-cache record
   kCount,
 };
 
@@ -67,6 +71,17 @@ struct Obj {
 
 // TypeInfo of each kind, indexed by ObjKind.
 extern const runtime::TypeInfo kTypes[static_cast<int>(ObjKind::kCount)];
+
+// For trace functions: report a pointer field / the object in a NaN-boxed slot (decoded
+// into a local: the collector does not move objects, nothing is written back).
+inline void visitPtr(runtime::VisitFn visit, void* ctx, void* p) {
+  if (p == nullptr) return;
+  void* local = p;
+  visit(ctx, &local);
+}
+inline void visitValue(runtime::VisitFn visit, void* ctx, Value v) {
+  if (v.isObj()) visitPtr(visit, ctx, v.asObj());
+}
 
 struct ObjString : Obj {
   std::uint32_t length;
@@ -83,23 +98,15 @@ struct ValueArray : Obj {
   Value* data() { return reinterpret_cast<Value*>(this + 1); }
 };
 
-// One inline-cache state. Records are immutable once published: an instruction's cache
-// slot is an atomic pointer to the current record (ObjFunction::ics()), replaced as a
-// whole on a miss, so racing fibers never see a torn (shape, slot) pair. Records are
-// owned by the VM (freed with it); after kMaxICUpdates replacements a site stops caching
-// (megamorphic), which bounds their number.
-struct InlineCache {
-  const Shape* shape;      // null: empty (never matches)
-  std::uint32_t slot;      // field slot, or kNoField when the name is a method
-  std::uint32_t updates;   // records this site has had (megamorphic at kMaxICUpdates)
-  Value method;            // the method (a closure) when slot == kNoField
-  const Shape* transition; // SET_PROPERTY adding a field: the shape after the add
-  static constexpr std::uint32_t kNoField = 0xffffffffu;
-  static constexpr std::uint32_t kMaxICUpdates = 8;
-};
-
+// A function's proto (code, upvalue descriptors, line table, name) is C++ memory owned
+// by `protos`, an ObjHostData holding a shared_ptr to the proto tree of the script (or
+// host method) it came from: every function converted from that tree points at the same
+// one, so the tree lives exactly as long as one of its functions (a frame's ip points into
+// its code while the frame's closure, hence the function, is reported by the stack) and
+// its finalizer frees it (VM::newProtoOwner).
 struct ObjFunction : Obj {
-  const lang::FunctionProto* proto;  // owned by the VM (kept for its lifetime)
+  const lang::FunctionProto* proto;  // kept alive by `protos`
+  ObjHostData* protos;
   const std::uint8_t* code;
   ValueArray* constants;  // numbers, interned strings, nested ObjFunctions
   ObjString* name;        // null for the script
@@ -107,8 +114,8 @@ struct ObjFunction : Obj {
   std::uint32_t upvalueCount;
   std::uint32_t icCount;
   std::uint32_t maxStack;  // bound on the stack slots one frame of it uses
-  // Atomic pointers (accessed through loadPtr/storePtr) to immutable records.
-  const InlineCache** ics() { return reinterpret_cast<const InlineCache**>(this + 1); }
+  // Atomic pointers to immutable records (shape.h): loadPtr, stored through writeBarrierPtr.
+  InlineCache** ics() { return reinterpret_cast<InlineCache**>(this + 1); }
 };
 
 struct ObjUpvalue : Obj {
@@ -149,18 +156,18 @@ struct ObjClass : Obj {
   MethodTable* methods;
   std::uint32_t methodCount;
   Value initializer;   // the `init` method, or nil
-  Shape* rootShape;    // the shape of a fresh instance (owned by the VM)
+  Shape* rootShape;    // the shape of a fresh instance (set before the class is published)
   std::uint32_t fieldHint;  // inline field slots given to new instances
 };
 
 // Fields live inline (inlineCapacity slots) until they outgrow them, then in `overflow`
 // (a value array, replaced by a bigger one as fields are added; old ones are left to the
-// collector). `shape` and `overflow` are shared words (loadPtr/storePtr): a reader takes
+// collector). `shape` and `overflow` are shared words (loadPtr, writeBarrierPtr): a reader takes
 // the storage it loaded together with its own capacity (fields()), and checks every slot
 // against that capacity, so a racing add can never make it read out of bounds.
 struct ObjInstance : Obj {
   ObjClass* klass;
-  const Shape* shape;
+  Shape* shape;
   ValueArray* overflow;   // null while the fields fit inline
   std::uint32_t inlineCapacity;
   Value* inlineFields() { return reinterpret_cast<Value*>(this + 1); }
@@ -216,12 +223,13 @@ struct ObjChannel : Obj {
   VM* vm;  // the owning VM
 };
 
-// C++ state a host attached to an instance (spindle.h Vm::setHostData), held in the
-// instance's hidden host-data field (VM::kHostDataField). Noscan: it holds no heap
-// pointers. `data` is owned: `destroy(data)` runs once, from the object's finalizer
-// after it died, or from ~VM for the objects still alive then (see hostclass.cc).
-// `tag` names the C++ type, so a host can only get its state back as the type it
-// stored. `data` and `vm` are written under hostDataLock() once published.
+// C++ state owned by a heap object: what a host attached to an instance (spindle.h
+// Vm::setHostData, held in the instance's hidden host-data field VM::kHostDataField), or
+// a function's protos (ObjFunction::protos). Noscan: it holds no heap pointers. `data` is
+// owned: `destroy(data)` runs once, from the object's finalizer after it died, or from
+// ~VM for the objects still alive then (see hostclass.cc). `tag` names the C++ type, so
+// a host can only get its state back as the type it stored. `data` and `vm` are written
+// under orphanLock() once published.
 struct ObjHostData : Obj {
   void* data;
   const void* tag;
@@ -230,7 +238,7 @@ struct ObjHostData : Obj {
 };
 
 // One activation. `ip` and `constants` are the closure's function's (code and constant
-// storage never move: the code belongs to the VM-owned proto, the collector does not move
+// storage never move: the code belongs to the function's proto, the collector does not move
 // objects), so returning to a frame reloads them without going through the closure.
 struct CallFrame {
   ObjClosure* closure;

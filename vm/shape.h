@@ -1,33 +1,60 @@
-// shape.h: hidden classes for instances, the key of the property inline caches.
+// shape.h: hidden classes (shapes) of instances and the property inline caches keyed on
+// them. Both are ordinary heap objects (ObjKind::Shape, ObjKind::InlineCache), collected
+// like any other: nothing here is a root and nothing is walked per cycle.
 //
-// A Shape maps field names to slots. Every class has a root shape (no fields); adding
-// field `name` to an instance moves it to the child shape `transition(name)`, so
-// instances that got the same fields in the same order share a shape, and a shape
-// identifies both the field layout and the class. An inline cache that remembers
-// (shape, slot) answers a property access with one pointer compare.
+// Shapes. A Shape maps field names to slots. Every class has a root shape (no fields);
+// adding field `name` to an instance moves it to the child shape reached by the transition
+// `name`, so instances that got the same fields in the same order share a shape, and a
+// shape identifies both the field layout and the class. A shape is alive while a class
+// (rootShape), an instance (shape), an inline-cache record, a child (parent) or a live
+// parent's transition list reaches it.
+// Invariants: child->count == parent->count + 1; child->key is the field at slot
+// parent->count; child->klass == parent->klass; a shape's transitions are unique per key.
+// Transitions are a lock-free list: `children` (an atomic pointer to the newest child)
+// and each child's `sibling` (the next older one, written before the child is published
+// and never changed). VM::transition pushes a new child with a CAS on `children`, after
+// checking the list it loaded; a failed CAS rechecks the list that won, so two fibers
+// adding the same field at once end with one child. The CAS is a store of a reference
+// into an existing object: it shades the old head and the new child first (barrier.h's
+// hybrid barrier; the mark phase cannot start or end between the check and the CAS, as
+// no safepoint lies between them).
 //
-// Shapes are VM metadata, owned by the VM (never freed; a program that creates classes
-// without bound leaks their shapes: a known limitation until shapes move to the heap).
-// Their keys are interned strings, reported to the collector as strong roots.
-// Invariants: child->count == parent->count + 1, child->key is the new field at slot
-// parent->count; a shape's transitions are unique per key.
+// Inline caches. Every GET_PROPERTY, SET_PROPERTY, GET_SUPER, INVOKE and SUPER_INVOKE
+// has a slot in its function (ObjFunction::ics(), traced by the function) holding an
+// atomic pointer to an immutable record: (shape, field slot), (shape, method), or for a
+// field-adding SET_PROPERTY (shape, slot, next shape). A miss replaces the record whole
+// (VM::updateIC, through writeBarrierPtr), so racing fibers never see a torn record;
+// after kMaxICUpdates records a site stops caching (megamorphic), keeping its last one,
+// so a site holds at most one record at a time and makes at most kMaxICUpdates.
+// A replaced record is left to the collector. Why no reader can use it after it is freed:
+// a reader loads the record pointer and reads its fields within one instruction handler,
+// with no safepoint between the load and the last field read (it reads them before any
+// allocation the handler makes), and C++ registers are not scanned. A record is freed by
+// the sweep of a cycle whose mark did not reach it. If it was replaced before that
+// cycle's mark began, every reader had loaded it before the sweep-termination stop,
+// which waits for every fiber to reach a safepoint, so all of them are done with it. If
+// it was replaced while that mark ran, the replacing store shaded it (the deletion half
+// of the hybrid barrier), so that mark did reach it and it survives to the next cycle,
+// whose start again waits for every reader. A record replaced during a sweep was marked
+// by the mark before it (it was installed then) and is not freed by that sweep.
+// The record holds its shape, transition and method strongly: a live function keeps at
+// most one record per site, and with it one method (and what the method captures).
 #pragma once
 
 #include <cstdint>
-#include <memory>
-#include <utility>
-#include <vector>
 
+#include "runtime/typeinfo.h"
 #include "vm/object.h"
 
 namespace spindle::vm {
 
-struct Shape {
-  const Shape* parent = nullptr;
-  ObjString* key = nullptr;     // the field added by this shape (null for a root)
-  std::uint32_t count = 0;      // fields in this shape
-  ObjClass* klass = nullptr;    // the class whose instances have this shape
-  std::vector<std::pair<ObjString*, Shape*>> transitions;
+struct Shape : Obj {
+  Shape* parent;        // null for a root
+  ObjString* key;       // the field added by this shape (null for a root)
+  ObjClass* klass;      // the class whose instances have this shape
+  Shape* children;      // atomic (loadPtr / CAS): newest transition, linked by `sibling`
+  Shape* sibling;       // the next older transition of `parent`; immutable once published
+  std::uint32_t count;  // fields in this shape
 
   // The slot of `name`, or -1.
   std::int64_t find(const ObjString* name) const {
@@ -37,5 +64,19 @@ struct Shape {
     return -1;
   }
 };
+
+// One inline-cache state (immutable once published; see the file comment).
+struct InlineCache : Obj {
+  Shape* shape;            // the receiver's shape (super sites: the superclass's root shape)
+  Shape* transition;       // SET_PROPERTY adding a field: the shape after the add
+  Value method;            // the method (a closure) when slot == kNoField
+  std::uint32_t slot;      // field slot, or kNoField when the name is a method
+  std::uint32_t updates;   // records this site has had (megamorphic at kMaxICUpdates)
+  static constexpr std::uint32_t kNoField = 0xffffffffu;
+  static constexpr std::uint32_t kMaxICUpdates = 8;
+};
+
+void traceShape(void* o, runtime::VisitFn visit, void* ctx);
+void traceInlineCache(void* o, runtime::VisitFn visit, void* ctx);
 
 }  // namespace spindle::vm

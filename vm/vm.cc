@@ -171,14 +171,6 @@ ObjNative* VM::newNative(std::string_view name, int arity, NativeFn fn, const vo
   return nat;
 }
 
-ObjClosure* VM::newClosure(ObjFunction* fn) {
-  auto* c = allocate<ObjClosure>(
-      ObjKind::Closure, sizeof(ObjClosure) + fn->upvalueCount * sizeof(ObjUpvalue*));
-  c->function = fn;
-  c->upvalueCount = fn->upvalueCount;
-  return c;
-}
-
 ObjClass* VM::newClass(ObjString* name) {
   auto* table = allocate<MethodTable>(ObjKind::MethodTable,
                                       sizeof(MethodTable) + 8 * sizeof(MethodEntry));
@@ -187,13 +179,7 @@ ObjClass* VM::newClass(ObjString* name) {
   k->name = name;
   k->methods = table;
   k->initializer = Value::nil();
-  auto shape = std::make_unique<Shape>();
-  shape->klass = k;
-  k->rootShape = shape.get();
-  {
-    std::lock_guard<std::mutex> lk(shapesLock_);
-    shapes_.push_back(std::move(shape));
-  }
+  k->rootShape = newShape(nullptr, nullptr, k);  // k is reachable only from here: no barrier
   k->fieldHint = 4;
   return k;
 }
@@ -262,101 +248,6 @@ void VM::setMethod(ObjClass* klass, ObjString* name, Value method) {
   if (name == initString_) writeBarrier(klass, &klass->initializer, method);
 }
 
-// Adds field `name` (not in the instance's shape) with value v. Racing adds to one
-// instance may lose a field; the storage a reader loads always covers the slots it
-// checks (ObjInstance::fields), and a shape is published (release) only after its slot
-// was written into storage big enough for it.
-const Shape* VM::addField(ObjInstance* in, ObjString* name, Value v) {
-  Shape* from = const_cast<Shape*>(loadPtr(&in->shape));
-  Shape* to = nullptr;
-  {
-    std::lock_guard<std::mutex> lk(shapesLock_);
-    for (auto& [key, child] : from->transitions) {
-      if (key == name) {
-        to = child;
-        break;
-      }
-    }
-    if (to == nullptr) {
-      auto s = std::make_unique<Shape>();
-      s->parent = from;
-      s->key = name;
-      s->count = from->count + 1;
-      s->klass = from->klass;
-      to = s.get();
-      from->transitions.emplace_back(name, to);
-      shapes_.push_back(std::move(s));
-      std::atomic_ref<std::uint32_t> hint(in->klass->fieldHint);
-      if (to->count > hint.load(std::memory_order_relaxed) && to->count <= 16) {
-        hint.store(to->count, std::memory_order_relaxed);
-      }
-    }
-  }
-  const std::uint32_t slot = from->count;
-  std::uint32_t capacity;
-  Value* fields = in->fields(&capacity);
-  if (slot >= capacity) {
-    const std::uint32_t cap = std::max(slot + 1, capacity < 4 ? 8 : capacity * 2);
-    ValueArray* a = newValueArray(cap);
-    for (std::uint32_t i = 0; i < capacity; ++i) a->data()[i] = loadValue(&fields[i]);
-    writeBarrierPtr<ValueArray>(in, &in->overflow, a);
-    fields = a->data();
-  }
-  writeBarrier(in, &fields[slot], v);
-  storePtr<const Shape>(&in->shape, to);
-  return to;
-}
-
-void VM::updateIC(ObjFunction* fn, std::uint32_t index, const InlineCache& next) {
-  const InlineCache* cur = loadPtr(&fn->ics()[index]);
-  const std::uint32_t updates = cur == nullptr ? 0 : cur->updates;
-  if (updates >= InlineCache::kMaxICUpdates) return;  // megamorphic: stop caching
-  auto rec = std::make_unique<InlineCache>(next);
-  rec->updates = updates + 1;
-  if (runtime::writeBarrierEnabled()) shadeValue(rec->method);
-  storePtr<const InlineCache>(&fn->ics()[index], rec.get());
-  std::lock_guard<std::mutex> lk(icLock_);
-  icRecords_.push_back(std::move(rec));
-}
-
-ObjFunction* VM::convert(const lang::FunctionProto& proto) {
-  const auto& chunk = proto.chunk;
-  ValueArray* constants = newValueArray(static_cast<std::uint32_t>(chunk.constants.size()));
-  auto* fn = allocate<ObjFunction>(ObjKind::Function,
-                                   sizeof(ObjFunction) + proto.icSlots * sizeof(InlineCache));
-  fn->proto = &proto;
-  fn->code = chunk.code.data();
-  fn->constants = constants;
-  fn->name = proto.name.empty() ? nullptr : intern(proto.name);
-  fn->arity = proto.arity;
-  fn->upvalueCount = static_cast<std::uint32_t>(proto.upvalues.size());
-  fn->icCount = proto.icSlots;
-  for (std::uint32_t i = 0; i < fn->icCount; ++i) fn->ics()[i] = nullptr;  // empty
-  // Every instruction pushes at most one value (SELECT two, with a 3+ byte encoding),
-  // so the instruction count bounds the slots a frame uses beyond its arguments.
-  std::uint32_t instructions = 0;
-  for (std::size_t off = 0; off < chunk.code.size();) {
-    lang::Instruction in;
-    if (!lang::decode(chunk.code.data(), chunk.code.size(), off, in)) break;
-    off += in.length;
-    instructions += in.op == lang::OpCode::SELECT ? 2 : 1;
-  }
-  fn->maxStack = instructions + proto.arity + 2;
-  for (std::size_t i = 0; i < chunk.constants.size(); ++i) {
-    const lang::Constant& c = chunk.constants[i];
-    Value v;
-    if (const double* d = std::get_if<double>(&c)) {
-      v = Value::number(*d);
-    } else if (const std::string* s = std::get_if<std::string>(&c)) {
-      v = Value::object(intern(*s));
-    } else {
-      v = Value::object(convert(*std::get<std::shared_ptr<const lang::FunctionProto>>(c)));
-    }
-    writeBarrier(constants, &constants->data()[i], v);
-  }
-  return fn;
-}
-
 // --- loading ------------------------------------------------------------------------------
 
 lang::CompileResult VM::compile(std::string_view source) {
@@ -384,11 +275,6 @@ Value VM::global(std::uint32_t slot) const { return loadValue(&globalsData()[slo
 
 void VM::setGlobal(std::uint32_t slot, Value v) {
   writeBarrier(nullptr, &globalsData()[slot], v);
-}
-
-ObjClosure* VM::load(std::shared_ptr<const lang::FunctionProto> script) {
-  scripts_.push_back(script);
-  return newClosure(convert(*script));
 }
 
 std::uint32_t VM::globalSlot(std::string_view name) {
@@ -450,8 +336,8 @@ void VM::releaseHandle(std::uint32_t h) {
   freeHandles_.push_back(h);
 }
 
-// Strong roots: host-held fibers, globals, handles, shape keys, the VM's name strings
-// and inline-cache methods. Weak: the interned strings.
+// Strong roots: host-held fibers, globals, handles and the VM's name strings. Weak: the
+// interned strings.
 void VM::forEachRoot(RootVisitor visit, void* ctx) {
   auto visitValue = [&](Value v, RootKind kind) {
     if (!v.isObj()) return;
@@ -470,19 +356,6 @@ void VM::forEachRoot(RootVisitor visit, void* ctx) {
     std::lock_guard<std::mutex> lk(globalsLock_);
     Value* g = globals_.load(std::memory_order_relaxed);
     for (std::size_t i = 0; i < globalsCapacity_; ++i) visitValue(loadValue(&g[i]), RootKind::Strong);
-  }
-  {
-    std::lock_guard<std::mutex> lk(shapesLock_);
-    for (const auto& s : shapes_) {
-      if (s->key != nullptr) {
-        void* p = s->key;
-        visit(ctx, &p, RootKind::Strong);
-      }
-    }
-  }
-  {
-    std::lock_guard<std::mutex> lk(icLock_);
-    for (const auto& ic : icRecords_) visitValue(ic->method, RootKind::Strong);
   }
   for (Obj* s : std::initializer_list<Obj*>{initString_, pushString_, popString_, lenString_,
                                             sendString_, recvString_, closeString_, capString_,

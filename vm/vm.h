@@ -2,9 +2,10 @@
 //
 // A VM owns: a scheduler (runtime::Sched, `procs` Ps) on which every fiber runs as a G
 // (vm/fiber.h), the session's GlobalTable and the global values by slot, the
-// interned-string table, class shapes, the loaded protos, host natives, persistent
-// handles and the inline-cache records. Everything a Lox program creates lives on the
-// GC'd heap (object.h).
+// interned-string table, host natives and persistent handles. Everything a Lox program
+// creates lives on the GC'd heap (object.h), and so does the VM's metadata about it:
+// shapes and inline-cache records (shape.h) are heap objects, and each function's protos
+// are owned by a heap object (ObjFunction::protos) freed by its finalizer.
 //
 // Threads. The host drives the VM from one thread at a time (the embedding API's entry
 // points are not re-entrant across threads); fibers run in parallel on all Ps. A host
@@ -16,8 +17,7 @@
 // fibers may lose updates, never corrupt the VM.
 //
 // Roots (registered with the collector, runtime/gc.h): global values, persistent
-// handles, shape keys, the VM's own name strings, inline-cache methods and host-held
-// fibers (scanRoots); the interned-string table is weak (clearWeak drops dead entries);
+// handles, the VM's own name strings and host-held fibers (scanRoots); the interned-string table is weak (clearWeak drops dead entries);
 // each fiber's stack, frames and open upvalues are reported by its G (traceStack).
 //
 // Execution: run(fiber, budget) resumes a fiber and returns Yield (budget spent or
@@ -228,15 +228,25 @@ class VM {
   }
   ValueArray* newValueArray(std::uint32_t capacity);
   ValueArray* newStackArray(std::uint32_t capacity);
-  ObjFunction* convert(const lang::FunctionProto& proto);
+  // A heap function for `proto` and, through its constants, for the protos nested in it;
+  // `protos` (newProtoOwner) keeps the tree `proto` belongs to alive (function.cc).
+  ObjFunction* convert(const lang::FunctionProto& proto, ObjHostData* protos);
+  ObjHostData* newProtoOwner(std::shared_ptr<const lang::FunctionProto> tree);
+  // C++ state owned by a new ObjHostData: destroyed by its finalizer or by ~VM (hostclass.cc).
+  ObjHostData* newOwned(void* data, const void* tag, void (*destroy)(void*));
   ObjClosure* newClosure(ObjFunction* fn);
   ObjClass* newClass(ObjString* name);
   ObjInstance* newInstance(ObjClass* klass);
   ObjBoundMethod* newBoundMethod(Value receiver, ObjClosure* method);
   ObjUpvalue* captureUpvalue(ObjFiber* fiber, std::uint32_t slot);
   ObjString* concat(ObjString* a, ObjString* b);
-  // Inline caches: replaces the record of one site (no-op once megamorphic).
-  void updateIC(ObjFunction* fn, std::uint32_t index, const InlineCache& next);
+  // Shapes and inline caches (shape.cc).
+  Shape* newShape(Shape* parent, ObjString* key, ObjClass* klass);
+  // The child of `from` adding `key`, found or made (*created).
+  Shape* transition(Shape* from, ObjString* key, bool* created);
+  // Replaces the record of one site (no-op once megamorphic).
+  void updateIC(ObjFunction* fn, std::uint32_t index, Shape* shape, std::uint32_t slot,
+                Value method = Value::nil(), Shape* transition = nullptr);
   // Globals storage: grows by replacement (old arrays kept until ~VM: a racing reader may
   // still hold one).
   void growGlobals(std::size_t n);
@@ -261,7 +271,7 @@ class VM {
   bool findMethod(ObjClass* klass, ObjString* name, Value* out) const;
   void setMethod(ObjClass* klass, ObjString* name, Value method);
   // Instance fields.
-  const Shape* addField(ObjInstance* in, ObjString* name, Value v);
+  Shape* addField(ObjInstance* in, ObjString* name, Value v);
   void storeField(ObjInstance* in, ObjString* key, Value v);  // set or add (hostclass.cc)
   // Fiber stack management.
   void ensureStack(ObjFiber* fiber, std::uint32_t needed);
@@ -283,11 +293,6 @@ class VM {
   // Interned strings (weak). Never allocates or hashes under the lock (see intern).
   std::mutex stringsLock_;
   std::unordered_set<ObjString*, StringTableHash, StringTableEq> strings_;
-  std::mutex shapesLock_;  // shapes_ and every Shape::transitions
-  std::vector<std::unique_ptr<Shape>> shapes_;
-  std::mutex icLock_;
-  std::vector<std::unique_ptr<InlineCache>> icRecords_;
-  std::vector<std::shared_ptr<const lang::FunctionProto>> scripts_;
   mutable std::mutex nativesLock_;
   // Appended under nativesLock_, never removed: each ObjNative::host points at one.
   std::vector<std::unique_ptr<const HostNative>> hostNatives_;
@@ -318,10 +323,9 @@ class VM {
   std::atomic<std::uint64_t> allocBytes_{0};
   int rootsId_ = -1, weakId_ = -1;
   std::unordered_set<ObjChannel*> chans_;  // under orphanLock(): live channels (hchans are C++ memory)
-  // Host classes (hostclass.cc): the code of their method closures (under nativesLock_),
-  // the live host data (under the process-wide orphanLock(): a finalizer may run after
-  // this VM is gone), the hidden field's name. gcstats() instances' class.
-  std::vector<std::unique_ptr<lang::FunctionProto>> hostProtos_;
+  // The live ObjHostData (host state and protos; under the process-wide orphanLock(): a
+  // finalizer may run after this VM is gone), the hidden field's name (hostclass.cc).
+  // gcstats() instances' class.
   std::unordered_set<ObjHostData*> hostData_;
   ObjString* hostDataKey_ = nullptr;
   ObjClass* gcStatsClass_ = nullptr;
