@@ -407,6 +407,7 @@ void runCycle() {
     c.cv.notify_all();
   }
   readyAssists(s, parked);
+  startStackShrinker(s);
   if (c.trace.load(std::memory_order_relaxed)) {
     const std::int64_t now = nanotime();
     std::int64_t gcTime, since;
@@ -577,6 +578,7 @@ void detachOne(Sched* sched) {
   t.join();  // finishes the cycle in progress
   gc_detail::stopMarkWorkers();
   stopFinalizerG(sched);
+  gc_detail::clearStackShrinks(sched);
   stopBackgroundScavenger();
   std::vector<G*> parked;
   {
@@ -643,6 +645,8 @@ void gcCollect() {
   lk.unlock();
   gc_detail::setAtSafepoint(g, false);
   Sched::exitSyscall();
+  // Holding a P again: the cycle's stack shrinks that its shrinker G has not reached.
+  gc_detail::drainStackShrinks(m->sched);
 }
 
 GCStats gcStats() {
