@@ -24,7 +24,8 @@
 //      NOT flushed here: a P flushes its own in acquireP when flushGen != sweepgen, and
 //      forEachP(prepareForSweep) after the world restarts reaches the rest (idle Ps by
 //      the controller, running Ps at their next safepoint), then runs the gcMarkDone
-//      P hooks.
+//      P hooks; a stack shrinker G is started for the Gs whose scan asked for a smaller
+//      stack (mgcmark.cc), and gcCollect from a G drains what it has not reached.
 //   Assists that cannot keep up: a G allocating past the goal (while marking, or while
 //   its requested cycle has not started) is parked at its next yield (GCAssistWait,
 //   Go's assist queue) and readied after the next step 3.

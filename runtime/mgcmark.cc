@@ -18,6 +18,9 @@
 // before it resumes the G (gBeforeRun); g->gcscanlock excludes the two, and execute()
 // cannot resume a G whose stack is being scanned. A running G is asked to yield
 // (g->preempt) and scanned when it stops.
+// Stack shrinking (Go's shrinkstack, below): a scan that finds a stack under a quarter
+// used flags the G; it is halved under gcscanlock by a thread with a P while the G is
+// paused (execute() before it resumes, or the shrink queue's drainers).
 // Checkmark: with the world stopped after the concurrent mark, a second mark from the
 // same roots into a private bitmap; any object it reaches that the real mark left white
 // is a collector bug, reported with its address, type and span.

@@ -205,6 +205,8 @@ G* Sched::newproc(GBody* body) {
   M* m = tlsM;
   P* p = (m != nullptr && m->sched == this) ? m->p : nullptr;
   G* g = gfget(p);
+  SPINDLE_DCHECK(!g->gcshrink.load(std::memory_order_relaxed),
+                 "newproc: G {} reused with a stack shrink pending", g->goid);
   g->body = body;
   g->m = nullptr;
   g->schedlink = nullptr;

@@ -100,6 +100,45 @@ for (var i = 0; i < n; i = i + 1) if (done.recv() != 2 * rounds) bad = bad + 1;
 print bad;
 )";
 
+// A fiber that recurses 300 deep, then parks 150 deep, every round, while main collects:
+// parked, it uses about 30% of its frames and stack, so Go's quarter rule leaves them
+// alone (halving at under a half would shrink them at each cycle and the next round
+// would grow them back).
+constexpr const char* kCycler = R"(
+var go = Channel();
+var back = Channel();
+fun deep(n) { if (n == 0) return 0; return deep(n - 1) + 1; }
+fun down(n) {
+  if (n == 0) {
+    back.send(1);
+    go.recv();
+    return 0;
+  }
+  return down(n - 1) + 1;
+}
+fun cycler() {
+  while (true) {
+    deep(300);
+    down(150);
+  }
+}
+fun round() {
+  back.recv();
+  gc();
+  go.send(true);
+}
+spawn cycler();
+round();
+round();
+)";
+
+std::uint64_t stackAllocs(spindle::Vm& vm) {
+  std::uint64_t n = 0;
+  for (const auto& [kind, count] : vm.stats().by_kind)
+    if (kind == "stack" || kind == "frame array") n += count;
+  return n;
+}
+
 double number(spindle::Vm& vm, const char* name) {
   auto v = vm.global(name);
   REQUIRE(v.has_value());
@@ -133,4 +172,20 @@ TEST_CASE("open upvalues read and written by other fibers while their stack shri
   auto r = vm.run(kUpvalues);
   if (!r.ok()) FAIL(r.error().format());
   CHECK(out == "0\n");
+}
+
+TEST_CASE("a fiber parked at 30% of its stack is not shrunk and regrown every cycle") {
+  std::string out;
+  spindle::Vm vm(options(out, false));
+  auto r = vm.run(kCycler);
+  if (!r.ok()) FAIL(r.error().format());
+  // Each run's main fiber allocates its own stack and frames: one round is the baseline.
+  auto allocsOf = [&](const char* code) {
+    const std::uint64_t before = stackAllocs(vm);
+    auto res = vm.run(code);
+    if (!res.ok()) FAIL(res.error().format());
+    return stackAllocs(vm) - before;
+  };
+  const std::uint64_t one = allocsOf("round();");
+  CHECK(allocsOf("for (var k = 0; k < 6; k = k + 1) round();") == one);
 }
