@@ -113,8 +113,12 @@ void scanRoots(GCWork* gcw) {
 //     a G returning from gcCollect drains what is left, so that a G parked for good
 //     (never resumed) is shrunk all the same, and gcCollect returns with it done.
 // A queued G that was resumed (and so shrunk by execute) meanwhile is found unflagged
-// and skipped. The queue holds Gs of the attached world only: detaching clears it, and a
+// and skipped. The queue holds Gs of the attached world only: detaching clears it (and
+// unflags its Gs, so a scan after the world attaches again queues them again), and a
 // drainer takes entries only for its own Sched, which is alive while it runs on it.
+// Lock order: gcscanlock, then the queue's lock. Unlike Go's sudog.elem, nothing points
+// into a parked G's stack from a channel (elements are words), so a G parked on a
+// channel is shrunk like any other.
 namespace {
 struct ShrinkQueue {
   std::mutex lock;
@@ -192,11 +196,21 @@ void drainStackShrinks(Sched* s) {
 }
 
 void clearStackShrinks(Sched* s) {
-  ShrinkQueue& q = shrinkQueue();
-  std::lock_guard<std::mutex> lk(q.lock);
-  if (q.sched != s) return;
-  q.gs.clear();
-  q.sched = nullptr;
+  std::vector<G*> gs;
+  {
+    ShrinkQueue& q = shrinkQueue();
+    std::lock_guard<std::mutex> lk(q.lock);
+    if (q.sched != s) return;
+    gs.swap(q.gs);
+    q.sched = nullptr;
+  }
+  // Unflagged (outside q.lock: a scan takes gcscanlock, then q.lock), so that a later
+  // scan, after s attaches again, queues them again.
+  for (G* g : gs) {
+    g->lockStack();
+    g->gcshrink.store(false, std::memory_order_relaxed);
+    g->unlockStack();
+  }
 }
 
 namespace {
