@@ -28,8 +28,8 @@
 // fiber resumes, or from the collector's shrink queue for a fiber parked for good. It
 // halves the array (VM::shrinkStack, never below the initial sizes) through the same
 // move as growth (VM::moveStack), which rebases the open upvalues under their locks, so
-// fibers holding closures over this stack never read or write the old array after
-// their upvalue moved. Nothing else reads a paused fiber's stack or frames without the
+// fibers holding closures over this stack never write the old array, nor keep a value
+// read from it, after their upvalue moved (upvalueGet retries). Nothing else reads a paused fiber's stack or frames without the
 // scan lock (a deadlocked host call's trace takes it).
 //
 // Ownership. A spawned fiber's body is owned by its G and deleted in exited/abandoned.
