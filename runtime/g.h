@@ -26,6 +26,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <thread>
 
 namespace spindle::runtime {
 
@@ -81,6 +82,15 @@ class GBody {
     (void)visit;
     (void)ctx;
   }
+  // Called by a stack scanner right after traceStack, under the same conditions: true
+  // if the stack uses so little of its storage that shrinkStack should run (Go: less
+  // than a quarter). Must not allocate. Default: never.
+  virtual bool wantsStackShrink(G*) { return false; }
+  // Shrinks the stack storage (Go's shrinkstack: halve it). Called with g->gcscanlock
+  // held and g Runnable or Waiting, on a thread holding a P (it may allocate). Nothing
+  // else reads or writes the G's stack meanwhile except through what the body itself
+  // synchronises (the VM's open upvalues). Default: nothing.
+  virtual void shrinkStack(G*) {}
 
  protected:
   ~GBody() = default;
@@ -138,12 +148,35 @@ struct G {
   std::atomic<std::uint32_t> gcscangen{0};
   std::atomic<std::uint32_t> gcscanlock{0};
   std::atomic<bool> gcAtSafepoint{false};
+  // A scanner asked for the stack to be shrunk (see the invariants above). Set and
+  // cleared only under gcscanlock; cleared with release after the shrink, so execute()'s
+  // acquire load that finds it clear sees the shrunk stack. Set only while marking by a
+  // scan of a Runnable/Waiting G, which execute() orders before its own load (the
+  // before-run hook's scan lock or its acquire of gcscangen), so a G that execute()
+  // found unflagged is never flagged again before it stops.
+  std::atomic<bool> gcshrink{false};
   // Set by the collector (on the G's own M, in the allocation slow path) when the heap
   // passed its goal while marking: at its next yield the G parks until mark termination
   // (Go's assist queue) instead of allocating further. Owner M only (relaxed).
   std::atomic<bool> gcAssistPark{false};
 
   bool preemptRequested() const { return preempt.load(std::memory_order_relaxed); }
+
+  // gcscanlock: spins, then yields (a scan is short, but its holder may be preempted).
+  void lockStack() {
+    for (int spins = 0;; spins++) {
+      std::uint32_t zero = 0;
+      if (gcscanlock.compare_exchange_weak(zero, 1, std::memory_order_acquire,
+                                           std::memory_order_relaxed))
+        return;
+      if (spins > 16) std::this_thread::yield();
+    }
+  }
+  void unlockStack() { gcscanlock.store(0, std::memory_order_release); }
 };
+
+// Go's shrinkstack: if g->gcshrink is set, runs g->body->shrinkStack(g) under
+// gcscanlock and clears the flag. The caller holds a P; g is not running.
+void shrinkstack(G* g);
 
 }  // namespace spindle::runtime

@@ -24,7 +24,8 @@
 //      NOT flushed here: a P flushes its own in acquireP when flushGen != sweepgen, and
 //      forEachP(prepareForSweep) after the world restarts reaches the rest (idle Ps by
 //      the controller, running Ps at their next safepoint), then runs the gcMarkDone
-//      P hooks.
+//      P hooks; a stack shrinker G is started for the Gs whose scan asked for a smaller
+//      stack (mgcmark.cc), and gcCollect from a G drains what it has not reached.
 //   Assists that cannot keep up: a G allocating past the goal (while marking, or while
 //   its requested cycle has not started) is parked at its next yield (GCAssistWait,
 //   Go's assist queue) and readied after the next step 3.
@@ -407,6 +408,7 @@ void runCycle() {
     c.cv.notify_all();
   }
   readyAssists(s, parked);
+  startStackShrinker(s);
   if (c.trace.load(std::memory_order_relaxed)) {
     const std::int64_t now = nanotime();
     std::int64_t gcTime, since;
@@ -577,6 +579,7 @@ void detachOne(Sched* sched) {
   t.join();  // finishes the cycle in progress
   gc_detail::stopMarkWorkers();
   stopFinalizerG(sched);
+  gc_detail::clearStackShrinks(sched);
   stopBackgroundScavenger();
   std::vector<G*> parked;
   {
@@ -643,6 +646,8 @@ void gcCollect() {
   lk.unlock();
   gc_detail::setAtSafepoint(g, false);
   Sched::exitSyscall();
+  // Holding a P again: the cycle's stack shrinks that its shrinker G has not reached.
+  gc_detail::drainStackShrinks(m->sched);
 }
 
 GCStats gcStats() {

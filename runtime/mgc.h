@@ -21,6 +21,7 @@ namespace spindle::runtime {
 
 struct G;
 struct P;
+class Sched;
 
 namespace gc_detail {
 
@@ -68,6 +69,12 @@ void scanRoots(GCWork* gcw);
 bool tryScanG(G* g, GCWork* gcw, bool byCollector);
 // The scheduler's before-run hook while marking (phooks.h).
 void gBeforeRun(G* g);
+// Stack shrinking (see mgcmark.cc): after mark termination, start a G draining the Gs the
+// controller flagged (unless one is queued already); drain them on the calling thread,
+// which holds a P of s (gcCollect from a G); forget them when s detaches.
+void startStackShrinker(Sched* s);
+void drainStackShrinks(Sched* s);
+void clearStackShrinks(Sched* s);
 // The controller's wait for stacks that others scan (gBeforeRun, a G parking): clear
 // before looking, wait (up to ns) after finding a stack it could not scan; wake on a
 // scan or a park.

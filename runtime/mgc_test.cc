@@ -14,10 +14,12 @@
 #include <unordered_set>
 #include <vector>
 
+#include "runtime/chan.h"
 #include "runtime/gc.h"
 #include "runtime/heap_testing.h"
 #include "runtime/malloc.h"
 #include "runtime/mheap.h"
+#include "runtime/pheap.h"
 #include "runtime/proc.h"
 #include "runtime/testing/child.h"
 #include "runtime/testing/fnbody.h"
@@ -622,4 +624,104 @@ TEST_CASE("a large allocation's zeroing lets a whole sweep termination pass mid-
   CHECK(nonzero == 0);
   verifyHeap();
   setGCPercent(100);
+}
+
+// Stack shrinking (mgcmark.cc, g.h): bodies that always want a smaller stack, some
+// yielding (scanned by the collector or before they run), some parked on a channel until
+// the end (scanned by the collector only, so shrunk from the shrink queue). shrinkStack
+// must only run on a paused G, on a thread holding a P, and every request must be
+// served: a flag left set when a G exits is fatal when newproc reuses the G.
+TEST_CASE("stack shrinks run on paused Gs only, with a P, for parked and running Gs") {
+  World w(2);
+  struct Shrinkable : GBody {
+    std::atomic<bool> running{false};
+    std::atomic<int> shrinks{0}, violations{0};
+    bool wantsStackShrink(G*) override { return true; }
+    void shrinkStack(G*) override {
+      if (running.load() || currentP() == nullptr) violations.fetch_add(1);
+      shrinks.fetch_add(1);
+    }
+  };
+  struct Yielder final : Shrinkable {
+    int steps = 0;
+    std::atomic<int>* done;
+    Step run(G*, std::uint32_t) override {
+      running.store(true);
+      for (int i = 0; i < 64; i++) newNode();
+      running.store(false);
+      if (++steps < 400) return Step::yield();
+      done->fetch_add(1);
+      return Step::exit();
+    }
+  };
+  struct Parked final : Shrinkable {
+    hchan* c;
+    int pc = 0;
+    std::atomic<int>* done;
+    Step run(G* g, std::uint32_t) override {
+      running.store(true);
+      std::uint64_t elem;
+      bool ok;
+      Step st = Step::exit();
+      if (pc++ == 0 && chanrecv(c, g, &elem, &ok) == ChanResult::Park) st = chanRecvParkStep(c);
+      running.store(false);
+      if (st.kind == Step::Kind::Exit) done->fetch_add(1);
+      return st;
+    }
+  };
+  hchan* c = makechan(0);
+  std::atomic<int> done{0};
+  std::vector<Yielder*> yielders(8);
+  std::vector<Parked*> parked(8);
+  int cycles = 0;
+  bool started = false, closed = false;
+  std::vector<int> parkedBeforeWake;
+  auto mainBody = fn([&](G* g) -> Step {
+    if (!started) {
+      started = true;
+      for (auto& y : yielders) {
+        y = new Yielder;
+        y->done = &done;
+        g->sched->newproc(y);
+      }
+      for (auto& p : parked) {
+        p = new Parked;
+        p->c = c;
+        p->done = &done;
+        g->sched->newproc(p);
+      }
+      return Step::yield();
+    }
+    if (cycles < 6 || done.load() < static_cast<int>(yielders.size())) {
+      gcCollect();
+      cycles++;
+      return Step::yield();
+    }
+    if (!closed) {
+      // Parked since their first run: only the shrink queue can have shrunk them.
+      for (auto* p : parked) parkedBeforeWake.push_back(p->shrinks.load());
+      closed = closechan(c);  // the parked Gs exit
+    }
+    if (done.load() < static_cast<int>(yielders.size() + parked.size())) return Step::yield();
+    // New Gs reuse the exited ones: none may still have a shrink pending.
+    for (int i = 0; i < 32; i++) g->sched->newproc(fn([](G*) { return Step::exit(); }));
+    return Step::exit();
+  });
+  REQUIRE(w.s.runMain(mainBody) == RunStatus::Ok);
+  int parkedShrinks = 0, yielderShrinks = 0, violations = 0;
+  for (int n : parkedBeforeWake) CHECK(n >= 1);  // scanned parked, drained by gcCollect
+  for (auto* p : parked) {
+    parkedShrinks += p->shrinks.load();
+    violations += p->violations.load();
+  }
+  for (auto* y : yielders) {
+    yielderShrinks += y->shrinks.load();
+    violations += y->violations.load();
+  }
+  MESSAGE("shrinks: parked ", parkedShrinks, ", yielding ", yielderShrinks);
+  CHECK(yielderShrinks > 0);
+  CHECK(violations == 0);
+  for (auto* p : parked) delete p;
+  for (auto* y : yielders) delete y;
+  freechan(c);
 }

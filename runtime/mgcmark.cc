@@ -18,6 +18,9 @@
 // before it resumes the G (gBeforeRun); g->gcscanlock excludes the two, and execute()
 // cannot resume a G whose stack is being scanned. A running G is asked to yield
 // (g->preempt) and scanned when it stops.
+// Stack shrinking (Go's shrinkstack, below): a scan that finds a stack under a quarter
+// used flags the G; it is halved under gcscanlock by a thread with a P while the G is
+// paused (execute() before it resumes, or the shrink queue's drainers).
 // Checkmark: with the world stopped after the concurrent mark, a second mark from the
 // same roots into a private bitmap; any object it reaches that the real mark left white
 // is a collector bug, reported with its address, type and span.
@@ -29,6 +32,7 @@
 #include "runtime/mgc.h"
 #include "runtime/mheap.h"
 #include "runtime/pheap.h"
+#include "runtime/proc.h"
 #include "runtime/throw.h"
 
 namespace spindle::runtime::gc_detail {
@@ -96,23 +100,133 @@ void scanRoots(GCWork* gcw) {
     if (fn != nullptr) fn(ctx, visitSlot, gcw);
 }
 
+// --- stack shrinking ------------------------------------------------------------------
+//
+// Go shrinks a goroutine's stack during its scan. Here a scanner without a P (the
+// controller, in markLoop and at mark termination) cannot: a body's shrinkStack
+// allocates. So a scan only decides (GBody::wantsStackShrink, under gcscanlock, right
+// after traceStack) and sets g->gcshrink; the shrink itself runs under gcscanlock on a
+// thread holding a P while g is not running (shrinkstack, proc.cc):
+//   - execute() before it resumes a flagged G (which covers every scan gBeforeRun does);
+//   - for Gs the controller flagged, also from the shrink queue below: after mark
+//     termination the controller starts a shrinker G (one at a time) that drains it, and
+//     a G returning from gcCollect drains what is left, so that a G parked for good
+//     (never resumed) is shrunk all the same, and gcCollect returns with it done.
+// A queued G that was resumed (and so shrunk by execute) meanwhile is found unflagged
+// and skipped. The queue holds Gs of the attached world only: detaching clears it (and
+// unflags its Gs, so a scan after the world attaches again queues them again), and a
+// drainer takes entries only for its own Sched, which is alive while it runs on it.
+// Lock order: gcscanlock, then the queue's lock. Unlike Go's sudog.elem, nothing points
+// into a parked G's stack from a channel (elements are words), so a G parked on a
+// channel is shrunk like any other.
 namespace {
-void lockScan(G* g) {
-  for (int spins = 0;; spins++) {
-    std::uint32_t zero = 0;
-    if (g->gcscanlock.compare_exchange_weak(zero, 1, std::memory_order_acquire,
-                                            std::memory_order_relaxed))
-      return;
-    if (spins > 16) std::this_thread::yield();
+struct ShrinkQueue {
+  std::mutex lock;
+  Sched* sched = nullptr;  // the world of the Gs in gs
+  std::vector<G*> gs;
+  bool shrinkerQueued = false;  // a shrinker G exists and will drain gs
+};
+ShrinkQueue& shrinkQueue() {
+  static ShrinkQueue* q = new ShrinkQueue;
+  return *q;
+}
+
+void queueShrink(G* g) {
+  ShrinkQueue& q = shrinkQueue();
+  std::lock_guard<std::mutex> lk(q.lock);
+  if (q.sched != g->sched) {
+    q.gs.clear();
+    q.sched = g->sched;
+  }
+  q.gs.push_back(g);
+}
+
+// Takes one queued G of sched, or null. The shrinker G passes `shrinker`: when it finds
+// the queue empty it is gone from then on (startStackShrinker may start another).
+G* takeShrink(Sched* sched, bool shrinker) {
+  ShrinkQueue& q = shrinkQueue();
+  std::lock_guard<std::mutex> lk(q.lock);
+  if (q.sched == sched && !q.gs.empty()) {
+    G* g = q.gs.back();
+    q.gs.pop_back();
+    return g;
+  }
+  if (shrinker) q.shrinkerQueued = false;
+  return nullptr;
+}
+
+class StackShrinker final : public GBody {
+ public:
+  Step run(G* g, std::uint32_t budget) override {
+    // Each shrink copies at most a quarter of one stack; yield as any G does.
+    for (std::uint32_t done = 0; done < budget && !g->preemptRequested(); done += kShrinkCost) {
+      G* gp = takeShrink(g->sched, /*shrinker=*/true);
+      if (gp == nullptr) return Step::exit();
+      shrinkstack(gp);
+    }
+    return Step::yield();
+  }
+  void exited(G*) override { delete this; }
+  void abandoned(G*) override {
+    ShrinkQueue& q = shrinkQueue();
+    {
+      std::lock_guard<std::mutex> lk(q.lock);
+      q.shrinkerQueued = false;
+    }
+    delete this;
+  }
+
+ private:
+  static constexpr std::uint32_t kShrinkCost = 64;  // budget units per shrink
+};
+}  // namespace
+
+void startStackShrinker(Sched* s) {
+  ShrinkQueue& q = shrinkQueue();
+  {
+    std::lock_guard<std::mutex> lk(q.lock);
+    if (q.sched != s || q.gs.empty() || q.shrinkerQueued) return;
+    q.shrinkerQueued = true;
+  }
+  s->newproc(new StackShrinker);
+}
+
+void drainStackShrinks(Sched* s) {
+  while (G* g = takeShrink(s, /*shrinker=*/false)) shrinkstack(g);
+}
+
+void clearStackShrinks(Sched* s) {
+  std::vector<G*> gs;
+  {
+    ShrinkQueue& q = shrinkQueue();
+    std::lock_guard<std::mutex> lk(q.lock);
+    if (q.sched != s) return;
+    gs.swap(q.gs);
+    q.sched = nullptr;
+  }
+  // Unflagged (outside q.lock: a scan takes gcscanlock, then q.lock), so that a later
+  // scan, after s attaches again, queues them again.
+  for (G* g : gs) {
+    g->lockStack();
+    g->gcshrink.store(false, std::memory_order_relaxed);
+    g->unlockStack();
   }
 }
-void unlockScan(G* g) { g->gcscanlock.store(0, std::memory_order_release); }
+
+namespace {
+// Right after traceStack, under gcscanlock, g Runnable or Waiting.
+void considerShrink(G* g, bool byCollector) {
+  if (g->gcshrink.load(std::memory_order_relaxed) || !g->body->wantsStackShrink(g)) return;
+  // Published by the release of gcscangen and of gcscanlock that follow.
+  g->gcshrink.store(true, std::memory_order_relaxed);
+  if (byCollector) queueShrink(g);  // else execute() shrinks it next (gBeforeRun's caller)
+}
 }  // namespace
 
 bool tryScanG(G* g, GCWork* gcw, bool byCollector) {
   const std::uint32_t gen = markGen.load(std::memory_order_relaxed);
   if (g->gcscangen.load(std::memory_order_acquire) == gen) return true;
-  lockScan(g);
+  g->lockStack();
   bool done = true;
   if (g->gcscangen.load(std::memory_order_relaxed) != gen) {
     const GStatus st = g->status.load(std::memory_order_acquire);
@@ -123,6 +237,7 @@ bool tryScanG(G* g, GCWork* gcw, bool byCollector) {
       case GStatus::Runnable:
       case GStatus::Waiting:
         g->body->traceStack(g, visitSlot, gcw);
+        considerShrink(g, byCollector);
         g->gcscangen.store(gen, std::memory_order_release);
         (byCollector ? counters().stacksByCollector : counters().stacksBeforeRun)
             .fetch_add(1, std::memory_order_relaxed);
@@ -141,7 +256,7 @@ bool tryScanG(G* g, GCWork* gcw, bool byCollector) {
         break;
     }
   }
-  unlockScan(g);
+  g->unlockStack();
   return done;
 }
 
@@ -233,8 +348,8 @@ std::uint64_t checkmark(const std::vector<G*>& gs) {
 
 namespace spindle::runtime::gc_detail {
 void setAtSafepoint(G* g, bool on) {
-  lockScan(g);
+  g->lockStack();
   g->gcAtSafepoint.store(on, std::memory_order_release);
-  unlockScan(g);
+  g->unlockStack();
 }
 }  // namespace spindle::runtime::gc_detail

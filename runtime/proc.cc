@@ -188,10 +188,26 @@ void Sched::gfput(P* p, G* g) {
   }
 }
 
+void shrinkstack(G* g) {
+  SPINDLE_DCHECK(currentP() != nullptr, "shrinkstack: G {} shrunk on a thread without a P", g->goid);
+  g->lockStack();
+  if (g->gcshrink.load(std::memory_order_relaxed)) {
+    const GStatus st = g->status.load(std::memory_order_acquire);
+    SPINDLE_CHECK(st == GStatus::Runnable || st == GStatus::Waiting,
+                  "shrinkstack: G {} flagged for shrinking has status {}, want Runnable or Waiting",
+                  g->goid, static_cast<int>(st));
+    g->body->shrinkStack(g);
+    g->gcshrink.store(false, std::memory_order_release);
+  }
+  g->unlockStack();
+}
+
 G* Sched::newproc(GBody* body) {
   M* m = tlsM;
   P* p = (m != nullptr && m->sched == this) ? m->p : nullptr;
   G* g = gfget(p);
+  SPINDLE_DCHECK(!g->gcshrink.load(std::memory_order_relaxed),
+                 "newproc: G {} reused with a stack shrink pending", g->goid);
   g->body = body;
   g->m = nullptr;
   g->schedlink = nullptr;
@@ -625,6 +641,9 @@ void Sched::execute(M* m, G* g, bool inheritTime) {
   SPINDLE_CHECK(st == GStatus::Runnable, "execute: G {} status={} want Runnable", g->goid,
                 static_cast<int>(st));
   runGBeforeRunHook(g);  // the collector scans g's stack first if it must
+  // A scan (just now, or the collector's earlier) asked for a smaller stack: this M holds
+  // a P and g does not run yet. Acquire: a shrink done elsewhere is seen by the body.
+  if (g->gcshrink.load(std::memory_order_acquire)) [[unlikely]] shrinkstack(g);
   g->status.store(GStatus::Running, std::memory_order_relaxed);
   g->m = m;
   m->curg = g;

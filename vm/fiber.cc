@@ -217,10 +217,15 @@ bool VM::call(Value callee, const Value* args, int argc, Value* result,
   }
   bool ok = false;
   switch (st) {
-    case runtime::RunStatus::Deadlock:
-      // The main G is parked forever: its state is saved and nothing else touches it.
+    case runtime::RunStatus::Deadlock: {
+      // The main G is parked forever: its state is saved and only a stack scan or shrink
+      // (a cycle may still be running) touches it, under the G's scan lock.
+      runtime::G* g = body->g();
+      g->lockStack();
       lastError_ = {runtime::kDeadlockMessage, traceOf(fiber)};
+      g->unlockStack();
       break;
+    }
     case runtime::RunStatus::Ended: {
       std::lock_guard<std::mutex> lk(errorLock_);
       lastError_ = fiberError_;

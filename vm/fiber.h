@@ -20,6 +20,18 @@
 // shaded before they leave (the hybrid barrier's rule for writing into another G's
 // stack), and so are a spawned call's callee and arguments.
 //
+// Stack shrinking (Go's shrinkstack; runtime/g.h, mgcmark.cc). Stacks and frame arrays
+// grow by doubling while the fiber runs (VM::ensureStack/ensureFrames). When a scan finds
+// less than a quarter of either in use (wantsStackShrink: for the value stack, the most
+// any frame reserved, maxStack above its arguments), the runtime later calls shrinkStack
+// with the G paused and gcscanlock held, on a thread with a P: in execute() before the
+// fiber resumes, or from the collector's shrink queue for a fiber parked for good. It
+// halves the array (VM::shrinkStack, never below the initial sizes) through the same
+// move as growth (VM::moveStack), which rebases the open upvalues under their locks, so
+// fibers holding closures over this stack never write the old array, nor keep a value
+// read from it, after their upvalue moved (upvalueGet retries). Nothing else reads a paused fiber's stack or frames without the
+// scan lock (a deadlocked host call's trace takes it).
+//
 // Ownership. A spawned fiber's body is owned by its G and deleted in exited/abandoned.
 // A host call's body is shared by the host and the G (refs = 2): whichever lets go last
 // deletes it (a deadlocked main G stays parked until ~Sched abandons it). A nested
@@ -46,6 +58,8 @@ class FiberBody final : public runtime::GBody {
   void exited(runtime::G*) override { release(); }
   void abandoned(runtime::G*) override { release(); }
   void traceStack(runtime::G* g, void (*visit)(void* ctx, void** slot), void* ctx) override;
+  bool wantsStackShrink(runtime::G*) override { return VM::stackShrink(fiber_).any(); }
+  void shrinkStack(runtime::G*) override { vm_->shrinkStack(fiber_); }
 
   // Drops one reference; deletes the body at zero.
   void release() {

@@ -524,21 +524,40 @@ void VM::recordError(ObjFiber* fiber, std::string message) {
   fiber->state = FiberState::Failed;
 }
 
+// Moves the live part of the fiber's value stack (below stackTop) to `to` and makes it the
+// fiber's stack. Called by the fiber itself (growing) or, for a paused fiber, by
+// shrinkStack: either way the fiber does not run meanwhile. Another fiber may read or
+// store through an open upvalue meanwhile: under each upvalue's lock, take the slot's
+// latest value and move the location (readers of the old one retry, see upvalueGet; a
+// writer takes the lock, so none writes the old location after its move). The old
+// array stays valid for a reader that loaded a location into it: it is freed only by a
+// cycle whose mark began after the swap (with the world stopped, which a reader in
+// upvalueGet holds up), and a swap while marking shades it (writeBarrierPtr).
+void VM::moveStack(ObjFiber* fiber, ValueArray* to) {
+  ValueArray* old = fiber->stack;
+  for (std::uint32_t i = 0; i < fiber->stackTop; ++i) to->data()[i] = loadValue(&old->data()[i]);
+  writeBarrierPtr<ValueArray>(fiber, &fiber->stack, to);
+  for (ObjUpvalue* u = fiber->openUpvalues; u != nullptr; u = u->next) {
+    WordLock lock(u->lock);
+    stackStore(to->data() + u->slot, loadValue(&old->data()[u->slot]));
+    storePtr(&u->location, to->data() + u->slot);
+  }
+}
+
+// Same for the frames (only the fiber's own M and the collector's scan read them).
+void VM::moveFrames(ObjFiber* fiber, std::uint32_t capacity) {
+  auto* to = allocate<FrameArray>(ObjKind::FrameArray, sizeof(FrameArray) + capacity * sizeof(CallFrame));
+  to->capacity = capacity;
+  std::memcpy(to->frames(), fiber->frames->frames(), fiber->frameCount * sizeof(CallFrame));
+  writeBarrierPtr<FrameArray>(fiber, &fiber->frames, to);
+}
+
 void VM::ensureStack(ObjFiber* fiber, std::uint32_t needed) {
   ValueArray* old = fiber->stack;
   if (std::uint64_t{fiber->stackTop} + needed <= old->capacity) return;
   std::uint32_t cap = old->capacity * 2;
   while (cap < fiber->stackTop + needed) cap *= 2;
-  ValueArray* bigger = newStackArray(cap);
-  for (std::uint32_t i = 0; i < fiber->stackTop; ++i) bigger->data()[i] = loadValue(&old->data()[i]);
-  writeBarrierPtr<ValueArray>(fiber, &fiber->stack, bigger);
-  // Another fiber may store through an open upvalue meanwhile: under its lock, take the
-  // slot's latest value and move the location (readers of the old one retry).
-  for (ObjUpvalue* u = fiber->openUpvalues; u != nullptr; u = u->next) {
-    WordLock lock(u->lock);
-    stackStore(bigger->data() + u->slot, loadValue(&old->data()[u->slot]));
-    storePtr(&u->location, bigger->data() + u->slot);
-  }
+  moveStack(fiber, newStackArray(cap));
 }
 
 bool VM::ensureFrames(ObjFiber* fiber) {
@@ -547,12 +566,38 @@ bool VM::ensureFrames(ObjFiber* fiber) {
   if (fiber->frameCount >= kMaxFrames) return false;
   std::uint32_t cap = old->capacity * 2;
   if (cap > kMaxFrames) cap = kMaxFrames;
-  auto* bigger = allocate<FrameArray>(ObjKind::FrameArray,
-                                      sizeof(FrameArray) + cap * sizeof(CallFrame));
-  bigger->capacity = cap;
-  std::memcpy(bigger->frames(), old->frames(), fiber->frameCount * sizeof(CallFrame));
-  writeBarrierPtr<FrameArray>(fiber, &fiber->frames, bigger);
+  moveFrames(fiber, cap);
   return true;
+}
+
+// The stack slots a paused fiber may still use without growing: each frame reserved
+// maxStack slots above its arguments when it was entered (CAN_ENTER, callClosure), and
+// the operands of a pending operation sit below stackTop.
+std::uint32_t VM::stackInUse(const ObjFiber* fiber) {
+  std::uint32_t used = fiber->stackTop;
+  const CallFrame* frames = fiber->frames->frames();
+  for (std::uint32_t i = 0; i < fiber->frameCount; ++i) {
+    const ObjFunction* fn = frames[i].closure->function;
+    used = std::max(used, frames[i].base + fn->arity + 1 + fn->maxStack);
+  }
+  return used;
+}
+
+// Go's rule: a stack (or frame array) with less than a quarter in use is halved, never
+// below the sizes a fiber starts with. The fiber then uses under half of what it has, so
+// it must double its use before it grows again: no grow/shrink every cycle.
+VM::StackShrink VM::stackShrink(const ObjFiber* fiber) {
+  StackShrink to;
+  const std::uint32_t stackCap = fiber->stack->capacity, framesCap = fiber->frames->capacity;
+  if (stackCap > kInitialStack && stackInUse(fiber) < stackCap / 4) to.stack = std::max(stackCap / 2, kInitialStack);
+  if (framesCap > kInitialFrames && fiber->frameCount < framesCap / 4) to.frames = std::max(framesCap / 2, kInitialFrames);
+  return to;
+}
+
+void VM::shrinkStack(ObjFiber* fiber) {
+  const StackShrink to = stackShrink(fiber);
+  if (to.stack != 0) moveStack(fiber, newStackArray(to.stack));
+  if (to.frames != 0) moveFrames(fiber, to.frames);
 }
 
 ObjUpvalue* VM::captureUpvalue(ObjFiber* fiber, std::uint32_t slot) {
@@ -597,9 +642,10 @@ ValueArray* VM::newStackArray(std::uint32_t capacity) {
 }
 
 ObjFiber* VM::newFiber(Value callee, const Value* args, int argc) {
-  ValueArray* stack = newStackArray(256);
-  auto* frames = allocate<FrameArray>(ObjKind::FrameArray, sizeof(FrameArray) + 8 * sizeof(CallFrame));
-  frames->capacity = 8;
+  ValueArray* stack = newStackArray(kInitialStack);
+  auto* frames = allocate<FrameArray>(ObjKind::FrameArray,
+                                      sizeof(FrameArray) + kInitialFrames * sizeof(CallFrame));
+  frames->capacity = kInitialFrames;
   auto* fiber = allocate<ObjFiber>(ObjKind::Fiber, sizeof(ObjFiber));
   fiber->stack = stack;
   fiber->frames = frames;

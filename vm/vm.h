@@ -273,9 +273,20 @@ class VM {
   // Instance fields.
   Shape* addField(ObjInstance* in, ObjString* name, Value v);
   void storeField(ObjInstance* in, ObjString* key, Value v);  // set or add (hostclass.cc)
-  // Fiber stack management.
+  // Fiber stack management: the running fiber grows its stack and frames (doubling);
+  // a paused one is shrunk (halving) at the collector's request (FiberBody::shrinkStack).
+  static constexpr std::uint32_t kInitialStack = 256, kInitialFrames = 8;
   void ensureStack(ObjFiber* fiber, std::uint32_t needed);
   bool ensureFrames(ObjFiber* fiber);
+  void moveStack(ObjFiber* fiber, ValueArray* to);
+  void moveFrames(ObjFiber* fiber, std::uint32_t capacity);
+  static std::uint32_t stackInUse(const ObjFiber* fiber);
+  struct StackShrink {
+    std::uint32_t stack = 0, frames = 0;  // the new capacities; 0: keep
+    bool any() const { return stack != 0 || frames != 0; }
+  };
+  static StackShrink stackShrink(const ObjFiber* fiber);
+  void shrinkStack(ObjFiber* fiber);
   // Interpreter helpers (interpreter.cc). They work on the fiber's saved state
   // (frame ip and stackTop stored) and return false after recording an error.
   bool callValue(ObjFiber* fiber, Value callee, int argc);
