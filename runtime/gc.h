@@ -153,5 +153,12 @@ void verifyHeap();
 // fn == nullptr removes a finalizer. Returns false if obj is not a heap object.
 using FinalizerFn = void (*)(void* obj, void* arg);
 bool setFinalizer(void* obj, FinalizerFn fn, void* arg);
+// Go 1.24's runtime.AddCleanup: cleanup(arg) runs once, on the finalizer G, after obj was
+// freed. Unlike a finalizer it neither keeps what obj reaches alive nor resurrects obj,
+// so obj is freed by the sweep of the cycle that found it unreachable, even when it lies
+// on a cycle (arg is kept alive, so arg must not reach obj, or the cleanup never runs).
+// Returns false if obj is not the start of a heap object. Callers hold a P.
+using CleanupFn = void (*)(void* arg);
+bool addCleanup(void* obj, CleanupFn cleanup, void* arg);
 
 }  // namespace spindle::runtime

@@ -198,32 +198,30 @@ struct ObjList : Obj {
   ValueArray* items;
 };
 
-// Guards the link between a VM and the C++ memory its objects own (channels' hchans,
-// host data). Process-wide, because a finalizer can run on another VM's finalizer G after
-// the owning VM is gone: the owner clears the link in ~VM, the finalizer then finds it
-// null and frees nothing. Never destroyed.
+// C++ memory owned by heap objects (channels' hchans, host data), vm/owned.cc: a record
+// per object under a process-wide id, released by the object's cleanup or by ~VM.
+// orphanLock() guards the records (process-wide: a cleanup can run on another VM's
+// finalizer G after the owning VM is gone); ownedLive(id) needs it held.
+using OwnedId = std::uint64_t;
 std::mutex& orphanLock();
+bool ownedLive(OwnedId id);
 
 // A channel: the runtime's hchan of NaN-boxed words (runtime/chan.h). Its trace reports
-// the buffered elements and those carried by blocked senders.
+// the buffered elements and those carried by blocked senders, while `owner` is live.
 struct ObjChannel : Obj {
   runtime::hchan* chan;
-  // Both under orphanLock() once the channel is unreachable or its VM is being destroyed:
-  // null once the finalizer or ~VM freed the hchan.
-  VM* vm;  // the owning VM
+  OwnedId owner;  // the hchan's record (owned.cc)
 };
 
 // C++ state a host attached to an instance (spindle.h Vm::setHostData), held in the
 // instance's hidden host-data field (VM::kHostDataField). Noscan: it holds no heap
-// pointers. `data` is owned: `destroy(data)` runs once, from the object's finalizer
-// after it died, or from ~VM for the objects still alive then (see hostclass.cc).
-// `tag` names the C++ type, so a host can only get its state back as the type it
-// stored. `data` and `vm` are written under hostDataLock() once published.
+// pointers. `data` is owned (owned.cc): its `destroy` runs once, from the object's
+// cleanup after it was freed, or from ~VM for the objects still alive then. `tag` names
+// the C++ type, so a host can only get its state back as the type it stored. Both are
+// written before the object is published and never again.
 struct ObjHostData : Obj {
   void* data;
   const void* tag;
-  void (*destroy)(void* data);
-  VM* vm;  // the owning VM; null once ~VM destroyed the state
 };
 
 // One activation. `ip` and `constants` are the closure's function's (code and constant

@@ -18,11 +18,6 @@
 
 namespace spindle::vm {
 
-std::mutex& orphanLock() {
-  static auto* lock = new std::mutex;  // never destroyed: finalizers may outlive statics
-  return *lock;
-}
-
 namespace {
 
 bool nativeClock(VM&, const void*, int, Value*, Value* result) {
@@ -72,8 +67,7 @@ VM::~VM() {
   // Not unique_ptr::reset: that nulls the pointer before ~Sched has joined the Ms, and an
   // M finishing a failed fiber (fiberFailed) may still read sched_.
   delete sched_;
-  freeChannels();
-  freeHostData();
+  freeOwned();  // owned.cc: hchans and host data of the objects still alive
 }
 
 void VM::write(std::string_view text) {

@@ -161,6 +161,9 @@ class VM {
     return allocCount_[static_cast<int>(k)].load(std::memory_order_relaxed);
   }
   std::uint64_t allocatedBytes() const { return allocBytes_.load(std::memory_order_relaxed); }
+  // Records of C++ memory this VM's objects own and have not released (owned.cc): live
+  // channels and host data, and dead ones whose cleanup has not run yet.
+  std::size_t ownedCount() const;
 
   void write(std::string_view text);
   // A native that calls the host function `fn` (kept by the VM). Caller holds a P.
@@ -243,11 +246,12 @@ class VM {
   bool finishSelect(ObjFiber* fiber, int chosen);
   void setHostG(runtime::G* g, std::uint32_t gen);
   void registerConcurrencyNatives();
-  void freeChannels();
-  static void finalizeChannel(void* obj, void*);
   void registerGCStatsNative();  // gcstats.cc
-  void freeHostData();           // hostclass.cc: ~VM destroys the state still attached
-  static void finalizeHostData(void* obj, void* arg);
+  // C++ memory owned by obj (owned.cc): release(data) runs once after obj was freed (a
+  // runtime cleanup), orphan(data) instead if the VM goes first (freeOwned, ~VM).
+  OwnedId own(Obj* obj, void* data, void (*release)(void*), void (*orphan)(void*));
+  static void releaseOwned(void* id);
+  void freeOwned();
   ObjFunction* newHostMethodFunction(const HostMethod& m, bool initializer);
   static void scanRoots(void* self, runtime::VisitFn visit, void* ctx);
   static void clearWeak(void* self);
@@ -310,12 +314,9 @@ class VM {
   std::atomic<std::uint64_t> allocCount_[static_cast<int>(ObjKind::kCount)] = {};
   std::atomic<std::uint64_t> allocBytes_{0};
   int rootsId_ = -1, weakId_ = -1;
-  std::unordered_set<ObjChannel*> chans_;  // under orphanLock(): live channels (hchans are C++ memory)
   // Host classes (hostclass.cc): the code of their method closures (under nativesLock_),
-  // the live host data (under the process-wide orphanLock(): a finalizer may run after
-  // this VM is gone), the hidden field's name. gcstats() instances' class.
+  // the hidden field's name. gcstats() instances' class.
   std::vector<std::unique_ptr<lang::FunctionProto>> hostProtos_;
-  std::unordered_set<ObjHostData*> hostData_;
   ObjString* hostDataKey_ = nullptr;
   ObjClass* gcStatsClass_ = nullptr;
   // Last: destroyed first (~VM stops it explicitly before anything else goes).
