@@ -65,9 +65,13 @@ struct Obj {
 // TypeInfo of each kind, indexed by ObjKind.
 extern const runtime::TypeInfo kTypes[static_cast<int>(ObjKind::kCount)];
 
+// Every string is interned (string_table.h): equal strings are one object.
 struct ObjString : Obj {
   std::uint32_t length;
   std::uint32_t hash;
+  // The next string of its string-table bucket (Lua's hnext): a weak link the collector
+  // never sees (strings are noscan); only the table reads or writes it, under its lock.
+  ObjString* hnext;
   const char* chars() const { return reinterpret_cast<const char*>(this + 1); }
   char* mutableChars() { return reinterpret_cast<char*>(this + 1); }
   std::string_view view() const { return {chars(), length}; }

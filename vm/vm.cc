@@ -1,4 +1,5 @@
-// vm.cc: the VM's objects, strings, globals, handles, roots and fiber plumbing.
+// vm.cc: the VM's objects, globals, handles, roots and fiber plumbing (strings are
+// interned in string_table.cc).
 // The interpreter loop itself is in interpreter.cc; fibers as Gs, spawn, channels and
 // select in fiber.cc.
 #include "vm/vm.h"
@@ -38,7 +39,8 @@ VM::VM(VMOptions options)
   runtime::setGCStress(options_.gcstress);
   runtime::setCheckmark(options_.gccheckmark);
   rootsId_ = runtime::registerRoots(scanRoots, this);
-  weakId_ = runtime::registerWeak(clearWeak, this);
+  weakId_ = runtime::registerWeak(&kTypes[static_cast<int>(ObjKind::String)],
+                                  &StringTable::sweepFree, &strings_);
   withP([this] {
     initString_ = intern("init");
     pushString_ = intern("push");
@@ -79,32 +81,6 @@ void VM::write(std::string_view text) {
 }
 
 // --- objects ---------------------------------------------------------------------------
-
-// The table is weak: an entry found while the collector marks is shaded before it is
-// handed out, or clearWeak could drop (and the sweep free) a string a fiber now holds.
-// Allocation happens outside stringsLock_ (it may assist the collector or stop for
-// it); a racing intern of the same text keeps whichever entry got in first.
-ObjString* VM::intern(std::string_view s) {
-  {
-    std::lock_guard<std::mutex> lk(stringsLock_);
-    auto it = strings_.find(s);
-    if (it != strings_.end()) {
-      if (runtime::writeBarrierEnabled()) runtime::shade(it->second);
-      return it->second;
-    }
-  }
-  // Not zeroed: every byte a reader looks at is written below.
-  auto* str = allocate<ObjString>(ObjKind::String, sizeof(ObjString) + s.size() + 1,
-                                  /*needzero=*/false);
-  str->length = static_cast<std::uint32_t>(s.size());
-  str->hash = hashString(s);
-  if (!s.empty()) std::memcpy(str->mutableChars(), s.data(), s.size());
-  str->mutableChars()[s.size()] = '\0';
-  std::lock_guard<std::mutex> lk(stringsLock_);
-  auto [it, inserted] = strings_.emplace(str->view(), str);
-  if (!inserted && runtime::writeBarrierEnabled()) runtime::shade(it->second);
-  return it->second;
-}
 
 ObjString* VM::concat(ObjString* a, ObjString* b) {
   std::string joined;
@@ -431,72 +407,52 @@ void VM::releaseHandle(std::uint32_t h) {
   freeHandles_.push_back(h);
 }
 
-// Strong roots: host-held fibers, globals, handles, shape keys, the VM's name strings
-// and inline-cache methods. Weak: the interned strings.
-void VM::forEachRoot(RootVisitor visit, void* ctx) {
-  auto visitValue = [&](Value v, RootKind kind) {
+// Host-held fibers, globals, handles, shape keys, the VM's name strings and inline-cache
+// methods. Not the interned strings: that table is weak and cleared by the sweepers
+// (string_table.h), so nothing here grows with it.
+void VM::forEachRoot(runtime::VisitFn visit, void* ctx) {
+  auto visitValue = [&](Value v) {
     if (!v.isObj()) return;
     void* p = v.asObj();
-    visit(ctx, &p, kind);
+    visit(ctx, &p);
   };
   {
     std::lock_guard<std::mutex> lk(handlesLock_);
     for (ObjFiber* f : hostFibers_) {
       void* p = f;
-      visit(ctx, &p, RootKind::Strong);
+      visit(ctx, &p);
     }
-    for (Value v : handles_) visitValue(v, RootKind::Strong);
+    for (Value v : handles_) visitValue(v);
   }
   {
     std::lock_guard<std::mutex> lk(globalsLock_);
     Value* g = globals_.load(std::memory_order_relaxed);
-    for (std::size_t i = 0; i < globalsCapacity_; ++i) visitValue(loadValue(&g[i]), RootKind::Strong);
+    for (std::size_t i = 0; i < globalsCapacity_; ++i) visitValue(loadValue(&g[i]));
   }
   {
     std::lock_guard<std::mutex> lk(shapesLock_);
     for (const auto& s : shapes_) {
       if (s->key != nullptr) {
         void* p = s->key;
-        visit(ctx, &p, RootKind::Strong);
+        visit(ctx, &p);
       }
     }
   }
   {
     std::lock_guard<std::mutex> lk(icLock_);
-    for (const auto& ic : icRecords_) visitValue(ic->method, RootKind::Strong);
+    for (const auto& ic : icRecords_) visitValue(ic->method);
   }
   for (Obj* s : std::initializer_list<Obj*>{initString_, pushString_, popString_, lenString_,
                                             sendString_, recvString_, closeString_, capString_,
                                             hostDataKey_, gcStatsClass_}) {
     if (s == nullptr) continue;
     void* p = s;
-    visit(ctx, &p, RootKind::Strong);
-  }
-  std::lock_guard<std::mutex> lk(stringsLock_);
-  for (auto& [view, s] : strings_) {
-    void* p = s;
-    visit(ctx, &p, RootKind::Weak);
+    visit(ctx, &p);
   }
 }
 
 void VM::scanRoots(void* self, runtime::VisitFn visit, void* ctx) {
-  struct Ctx {
-    runtime::VisitFn visit;
-    void* ctx;
-  } c{visit, ctx};
-  static_cast<VM*>(self)->forEachRoot(
-      [](void* cx, void** slot, RootKind kind) {
-        auto* c = static_cast<Ctx*>(cx);
-        if (kind == RootKind::Strong) c->visit(c->ctx, slot);
-      },
-      &c);
-}
-
-// World stopped, at mark termination: drop strings that did not survive.
-void VM::clearWeak(void* self) {
-  auto* vm = static_cast<VM*>(self);
-  std::lock_guard<std::mutex> lk(vm->stringsLock_);
-  std::erase_if(vm->strings_, [](const auto& e) { return !runtime::isMarked(e.second); });
+  static_cast<VM*>(self)->forEachRoot(visit, ctx);
 }
 
 // --- printing ----------------------------------------------------------------------------------

@@ -17,7 +17,8 @@
 //
 // Roots (registered with the collector, runtime/gc.h): global values, persistent
 // handles, shape keys, the VM's own name strings, inline-cache methods and host-held
-// fibers (scanRoots); the interned-string table is weak (clearWeak drops dead entries);
+// fibers (scanRoots); the interned-string table (string_table.h) is weak and no root:
+// the sweepers unlink dead strings;
 // each fiber's stack, frames and open upvalues are reported by its G (traceStack).
 //
 // Execution: run(fiber, budget) resumes a fiber and returns Yield (budget spent or
@@ -48,6 +49,7 @@
 #include "vm/barrier.h"
 #include "vm/object.h"
 #include "vm/shape.h"
+#include "vm/string_table.h"
 #include "vm/value.h"
 
 namespace spindle::vm {
@@ -76,9 +78,6 @@ struct RuntimeErrorInfo {
   std::string message;
   std::vector<std::string> trace;  // "[line N] in fn()" / "[line N] in script", innermost first
 };
-
-enum class RootKind : std::uint8_t { Strong, Weak };
-using RootVisitor = void (*)(void* ctx, void** slot, RootKind kind);
 
 // A host-defined native: receives the arguments, writes the result; returns false after
 // vm.raise(message) to raise a runtime error.
@@ -156,7 +155,10 @@ class VM {
   Value handleValue(std::uint32_t h) const;
 
   // --- roots and statistics ---------------------------------------------------------------
-  void forEachRoot(RootVisitor visit, void* ctx);
+  // Reports every root slot (what scanRoots gives the collector).
+  void forEachRoot(runtime::VisitFn visit, void* ctx);
+  // Strings in the interned-string table.
+  std::size_t internedCount();
   std::uint64_t allocations(ObjKind k) const {
     return allocCount_[static_cast<int>(k)].load(std::memory_order_relaxed);
   }
@@ -254,7 +256,6 @@ class VM {
   void freeOwned();
   ObjFunction* newHostMethodFunction(const HostMethod& m, bool initializer);
   static void scanRoots(void* self, runtime::VisitFn visit, void* ctx);
-  static void clearWeak(void* self);
   // Methods.
   bool findMethod(ObjClass* klass, ObjString* name, Value* out) const;
   void setMethod(ObjClass* klass, ObjString* name, Value method);
@@ -278,9 +279,7 @@ class VM {
   std::size_t globalsCapacity_ = 0;  // under globalsLock_
   std::vector<std::unique_ptr<Value[]>> globalArrays_;  // current and retired
   mutable std::mutex globalsLock_;
-  // Interned strings (weak). Never allocates under the lock (see intern).
-  std::mutex stringsLock_;
-  std::unordered_map<std::string_view, ObjString*> strings_;
+  StringTable strings_;  // interned strings (weak: cleared by the sweepers)
   std::mutex shapesLock_;  // shapes_ and every Shape::transitions
   std::vector<std::unique_ptr<Shape>> shapes_;
   std::mutex icLock_;
