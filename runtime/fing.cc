@@ -51,7 +51,11 @@ class FinalizerBody final : public GBody {
         shade(e.arg);
       }
       tlsRunningFinalizerG = g;
-      e.fn(e.obj, e.arg);
+      if (e.fn != nullptr) {
+        e.fn(e.obj, e.arg);
+      } else {
+        e.cleanup(e.arg);
+      }
       tlsRunningFinalizerG = nullptr;
       noteFinalizerRan();
       if (++done >= budget || g->preemptRequested()) return Step::yield();
@@ -127,6 +131,13 @@ bool setFinalizer(void* obj, FinalizerFn fn, void* arg) {
     }
   }
   return addFinalizer(mheap(), obj, fn, arg);
+}
+
+bool addCleanup(void* obj, CleanupFn cleanup, void* arg) {
+  registerFinalizerRoots();
+  // Marking may have scanned the finalizer roots already: keep arg alive for this cycle.
+  if (writeBarrierEnabled()) shade(arg);
+  return addCleanup(mheap(), obj, cleanup, arg);
 }
 
 }  // namespace spindle::runtime

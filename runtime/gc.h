@@ -32,9 +32,13 @@
 // both the overwritten and the new pointer, then the store). When marking is off this is
 // one relaxed load and one branch. Stores into the running G's own stack need no barrier.
 //
-// Weak references. registerWeak callbacks run at mark termination with the world stopped;
-// there isMarked(obj) says whether obj survives this cycle; a weak table drops entries
-// whose referent is not marked (the VM's string table).
+// Weak tables (Go's weak handles, cleared by the sweeper, never with the world stopped).
+// A table registers a hook for a TypeInfo (registerWeak) and flags each object it holds
+// (markWeakTabled: one bit on the object's span). A sweep that frees an object of that
+// type in a flagged span calls the hook with it first, while its bytes are intact and
+// before its slot can be reused; the table drops the entry that points at it. The table
+// is no root and costs mark termination nothing. Lookups must not hand out an object the
+// sweeper will free: see weakSwept. (Implemented in mgcsweep.cc.)
 #pragma once
 
 #include <atomic>
@@ -80,13 +84,26 @@ using RootScanFn = void (*)(void* ctx, VisitFn visit, void* visitCtx);
 int registerRoots(RootScanFn fn, void* ctx);
 void unregisterRoots(int id);
 
-// Called at mark termination, world stopped: drop entries whose referent !isMarked.
-using WeakClearFn = void (*)(void* ctx);
-int registerWeak(WeakClearFn fn, void* ctx);
+// fn(ctx, obj) for each object of `type` a sweep frees in a flagged span (obj's slot is
+// at least type->size bytes and its header points at type). Runs on any thread, with or
+// without a P, possibly under the scheduler's lock (a stale cache flushed by procresize):
+// fn may take only leaf locks, which no one holds while allocating or sweeping.
+using WeakFreeFn = void (*)(void* ctx, void* obj);
+int registerWeak(const TypeInfo* type, WeakFreeFn fn, void* ctx);
+// When it returns, no sweeper is in (or will enter) that hook.
 void unregisterWeak(int id);
-// During a WeakClearFn (or with the world stopped after mark): does obj survive?
-// Non-heap addresses count as live.
-bool isMarked(void* obj);
+// Flags obj's span (obj: a heap object of a registered type, just allocated by the
+// caller). Takes no lock.
+void markWeakTabled(void* obj);
+// For a weak table's lookup, with the table's lock held (so the hook has not run for obj
+// and obj is still allocated) and the collector not marking (while marking, shade obj
+// instead): true if obj's span was swept this cycle, so obj survived and may be handed
+// out. False: its span is not swept yet and obj may be dead: drop the lock, call
+// sweepSpanOf(obj), and look again (the entry is gone if obj died).
+bool weakSwept(void* obj);
+// Sweeps obj's span (or waits for its sweeper) unless it is swept; obj may have been
+// freed meanwhile. Called without the table's lock, holding a P (no cycle can start).
+void sweepSpanOf(void* obj);
 
 // --- control -------------------------------------------------------------------------
 void gcAttach(Sched* sched);
@@ -153,5 +170,12 @@ void verifyHeap();
 // fn == nullptr removes a finalizer. Returns false if obj is not a heap object.
 using FinalizerFn = void (*)(void* obj, void* arg);
 bool setFinalizer(void* obj, FinalizerFn fn, void* arg);
+// Go 1.24's runtime.AddCleanup: cleanup(arg) runs once, on the finalizer G, after obj was
+// freed. Unlike a finalizer it neither keeps what obj reaches alive nor resurrects obj,
+// so obj is freed by the sweep of the cycle that found it unreachable, even when it lies
+// on a cycle (arg is kept alive, so arg must not reach obj, or the cleanup never runs).
+// Returns false if obj is not the start of a heap object. Callers hold a P.
+using CleanupFn = void (*)(void* arg);
+bool addCleanup(void* obj, CleanupFn cleanup, void* arg);
 
 }  // namespace spindle::runtime

@@ -24,6 +24,7 @@ struct FinState {
   std::unordered_set<MSpan*> spans;      // spans with finalizer specials (indexLock)
   std::atomic<std::uint64_t> nspans{0};  // spans.size(), read without the lock
   std::atomic<std::uint64_t> nset{0};    // finalizer specials recorded
+  std::atomic<std::uint64_t> ncleanups{0};  // cleanup specials recorded
 
   std::mutex finqLock;
   std::deque<FinalizerEntry> finq;  // finqLock
@@ -31,7 +32,7 @@ struct FinState {
   G* fing = nullptr;                // finqLock: its G, once it ran
   Sched* fingSched = nullptr;       // finqLock
   bool fingParked = false;          // finqLock: fing is (about to be) Waiting
-  std::atomic<std::uint64_t> queued{0}, run{0};
+  std::atomic<std::uint64_t> queued{0}, cleanupsQueued{0}, run{0};
 
   // Special records come from a FixAlloc (Go's specialfinalizeralloc): off the C++ heap,
   // like the spans that point at them. A leaf lock.
@@ -61,9 +62,14 @@ Special** findSpecialLink(MSpan* s, std::uint32_t offset, std::uint8_t kind) {
   return link;
 }
 
-bool hasFinalizerSpecial(const MSpan* s) {
+bool isIndexedKind(std::uint8_t kind) {
+  return kind == kSpecialFinalizer || kind == kSpecialCleanup;
+}
+
+// Does s hold a special that keeps it in the index?
+bool hasIndexedSpecial(const MSpan* s) {
   for (const Special* sp = s->specials; sp != nullptr; sp = sp->next) {
-    if (sp->kind == kSpecialFinalizer) return true;
+    if (isIndexedKind(sp->kind)) return true;
   }
   return false;
 }
@@ -114,7 +120,7 @@ bool addFinalizer(MHeap& h, void* obj, FinalizerFn fn, void* arg) {
     *link = sp->next;
     freeSpecialFinalizer(static_cast<SpecialFinalizer*>(sp));
     f.nset.fetch_sub(1, std::memory_order_relaxed);
-    if (!hasFinalizerSpecial(s) && f.spans.erase(s) == 1) {
+    if (!hasIndexedSpecial(s) && f.spans.erase(s) == 1) {
       f.nspans.fetch_sub(1, std::memory_order_relaxed);
     }
     return true;
@@ -139,6 +145,27 @@ bool addFinalizer(MHeap& h, void* obj, FinalizerFn fn, void* arg) {
 
 bool removeFinalizer(MHeap& h, void* obj) { return addFinalizer(h, obj, nullptr, nullptr); }
 
+bool addCleanup(MHeap& h, void* obj, CleanupFn cleanup, void* arg) {
+  SPINDLE_CHECK(cleanup != nullptr, "addCleanup: null cleanup for object {}", obj);
+  ObjectRef ref;
+  if (!objectStart(h, obj, &ref)) return false;
+  MSpan* s = swept(h, obj, &ref);
+  auto* sf = newSpecialFinalizer();
+  sf->offset = static_cast<std::uint32_t>(ref.base - s->base());
+  sf->kind = kSpecialCleanup;
+  sf->cleanup = cleanup;
+  sf->arg = arg;
+  FinState& f = fin();
+  std::lock_guard<std::mutex> ilk(f.indexLock);
+  std::lock_guard<std::mutex> slk(s->specialLock);
+  Special** link = findSpecialLink(s, sf->offset, kSpecialCleanup);
+  sf->next = *link;
+  *link = sf;
+  f.ncleanups.fetch_add(1, std::memory_order_relaxed);
+  if (f.spans.insert(s).second) f.nspans.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
 bool hasFinalizer(MHeap& h, void* obj) {
   ObjectRef ref;
   if (!objectStart(h, obj, &ref)) return false;
@@ -157,6 +184,7 @@ void sweepSpecials(MHeap& h, MSpan* s) {
                  "sweepSpecials: span {:#x} sweepgen={} heap sg={} (want sg-1)", s->base(),
                  s->sweepgen.load(std::memory_order_relaxed), h.sweepgenLoad());
   std::vector<FinalizerEntry> dead;
+  std::size_t nfinalizers = 0;
   {
     std::lock_guard<std::mutex> ilk(f.indexLock);
     if (f.spans.count(s) == 0) return;
@@ -164,7 +192,7 @@ void sweepSpecials(MHeap& h, MSpan* s) {
     bool left = false;
     for (Special** link = &s->specials; *link != nullptr;) {
       Special* sp = *link;
-      if (sp->kind != kSpecialFinalizer) {  // the pinner's: not ours
+      if (!isIndexedKind(sp->kind)) {  // the pinner's: not ours
         link = &sp->next;
         continue;
       }
@@ -174,15 +202,22 @@ void sweepSpecials(MHeap& h, MSpan* s) {
         link = &sp->next;
         continue;
       }
-      // Unreachable: resurrect it for its finalizer (this sweep keeps it).
-      s->setMarked(idx);
       auto* sf = static_cast<SpecialFinalizer*>(sp);
-      dead.push_back(FinalizerEntry{reinterpret_cast<void*>(s->base() + sp->offset), sf->fn,
-                                    sf->arg});
+      if (sp->kind == kSpecialFinalizer) {
+        // Unreachable: resurrect it for its finalizer (this sweep keeps it).
+        s->setMarked(idx);
+        dead.push_back(FinalizerEntry{reinterpret_cast<void*>(s->base() + sp->offset), sf->fn,
+                                      nullptr, sf->arg});
+        ++nfinalizers;
+      } else {
+        // Unreachable: this sweep frees it; only (cleanup, arg) outlives it.
+        dead.push_back(FinalizerEntry{nullptr, nullptr, sf->cleanup, sf->arg});
+      }
       *link = sp->next;
       freeSpecialFinalizer(sf);
     }
-    f.nset.fetch_sub(dead.size(), std::memory_order_relaxed);
+    f.nset.fetch_sub(nfinalizers, std::memory_order_relaxed);
+    f.ncleanups.fetch_sub(dead.size() - nfinalizers, std::memory_order_relaxed);
     if (!left) {
       f.spans.erase(s);
       f.nspans.fetch_sub(1, std::memory_order_relaxed);
@@ -191,7 +226,8 @@ void sweepSpecials(MHeap& h, MSpan* s) {
   if (dead.empty()) return;
   std::lock_guard<std::mutex> qlk(f.finqLock);
   for (const FinalizerEntry& e : dead) f.finq.push_back(e);
-  f.queued.fetch_add(dead.size(), std::memory_order_relaxed);
+  f.queued.fetch_add(nfinalizers, std::memory_order_relaxed);
+  f.cleanupsQueued.fetch_add(dead.size() - nfinalizers, std::memory_order_relaxed);
   mfinal_detail::finWake.store(true, std::memory_order_relaxed);
 }
 
@@ -203,10 +239,10 @@ void scanFinalizerRoots(VisitFn visit, void* ctx) {
       std::lock_guard<std::mutex> slk(s->specialLock);
       const bool noscan = s->spanclass.noscan();
       for (Special* sp = s->specials; sp != nullptr; sp = sp->next) {
-        if (sp->kind != kSpecialFinalizer) continue;
+        if (!isIndexedKind(sp->kind)) continue;
         auto* sf = static_cast<SpecialFinalizer*>(sp);
         void* obj = reinterpret_cast<void*>(s->base() + sp->offset);
-        if (!noscan) {
+        if (!noscan && sp->kind == kSpecialFinalizer) {
           const TypeInfo* t = static_cast<ObjectHeader*>(obj)->type;
           if (t != nullptr && t->trace != nullptr) t->trace(obj, visit, ctx);
         }
@@ -227,6 +263,8 @@ FinalizerStats finalizerStats() {
   st.set = f.nset.load(std::memory_order_relaxed);
   st.queued = f.queued.load(std::memory_order_relaxed);
   st.run = f.run.load(std::memory_order_relaxed);
+  st.cleanupsSet = f.ncleanups.load(std::memory_order_relaxed);
+  st.cleanupsQueued = f.cleanupsQueued.load(std::memory_order_relaxed);
   std::lock_guard<std::mutex> qlk(f.finqLock);
   st.pending = f.finq.size();
   return st;

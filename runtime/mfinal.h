@@ -1,5 +1,6 @@
-// mfinal.h: finalizers as span specials and the finalizer queue (Go's mfinal.go and the
-// finalizer half of mheap.go's specials).
+// mfinal.h: finalizers and cleanups as span specials and the finalizer queue (Go's
+// mfinal.go, the finalizer and cleanup halves of mheap.go's specials, Go 1.24's
+// runtime.AddCleanup).
 //
 // Design.
 //   - setFinalizer(obj, fn, arg) (gc.h, implemented in fing.cc) records a
@@ -7,18 +8,26 @@
 //     under span->specialLock. The list is shared with the pinner's pin counters
 //     (kind 2) and kept sorted by (offset, kind). An object has at most one finalizer:
 //     setting another replaces it; fn == nullptr removes it.
-//   - The spans that hold at least one finalizer special are kept in an index (a set
-//     under finIndexLock) so that marking need not walk every span.
+//   - addCleanup(obj, fn, arg) (gc.h, fing.cc) records a SpecialFinalizer of kind
+//     kSpecialCleanup: fn(arg) runs on the finalizer G once obj was freed. A cleanup does
+//     not trace or resurrect obj: an object with a cleanup is freed by the sweep of the
+//     cycle in which it became unreachable, so cycles through it (a channel whose buffer
+//     points back at it) are collected. An object may have any number of cleanups.
+//   - The spans that hold at least one finalizer or cleanup special are kept in an index
+//     (a set under finIndexLock) so that marking and sweeping need not walk every span.
 //   - Liveness, as in Go: while marking, everything reachable FROM a finalizable object
 //     stays alive but not the object itself. scanFinalizerRoots reports, for each
 //     finalizer special, the object's fields (its TypeInfo::trace; nothing for noscan
-//     objects) and the `arg` slot; then every queued entry's obj and arg slots. fing.cc
+//     objects) and the `arg` slot; for each cleanup special only its `arg` slot (never
+//     the object's fields); then every queued entry's obj and arg slots. fing.cc
 //     registers it with registerRoots.
 //   - Sweeping: sweepSpan calls sweepSpecials(h, s) before it counts marks. An object
 //     with a finalizer special whose mark bit is clear is resurrected (mark bit set, so
 //     this sweep keeps it), its special is removed and (obj, fn, arg) is queued. The
 //     queue is a root, so obj and what it reaches survive until the finalizer G ran fn;
-//     the first cycle after that frees obj (unless fn stored it somewhere).
+//     the first cycle after that frees obj (unless fn stored it somewhere). An object
+//     with a cleanup special whose mark bit is clear keeps it clear (this sweep frees
+//     it); its special is removed and (fn, arg) is queued with obj null.
 //   - The finalizer G (fing.cc) pops entries one at a time (finqTakeOrPark) and parks
 //     when the queue is empty. Sweeping never readies it directly (a sweep may run under
 //     the scheduler's lock, e.g. procresize flushing a stale cache): it only raises the
@@ -27,10 +36,10 @@
 //     that holds no scheduler lock.
 //
 // Invariants.
-//   - A span is in the index iff its list holds at least one finalizer special; a span
-//     in the index is never freed (its finalizable objects are live or resurrected), so
-//     the index never points at a freed MSpan (checked when sweeping frees a span:
-//     sweepSpecials leaves no finalizer special on a span whose objects all died).
+//   - A span is in the index iff its list holds at least one finalizer or cleanup
+//     special. Sweeping leaves only the specials of marked objects (finalizable ones
+//     were resurrected, dead ones' cleanups queued), so a span its sweep frees has left
+//     the index first: the index never points at a freed MSpan.
 //   - Specials are added and removed only on swept spans (ensureSwept) and by the
 //     sweeper that owns the span (sweepgen == sg-1); so the sweeper never races an adder.
 //   - Lock order: finIndexLock -> span->specialLock -> finqLock (never the reverse).
@@ -52,26 +61,36 @@ struct G;
 // Same type as gc.h's FinalizerFn (an alias may be declared twice).
 using FinalizerFn = void (*)(void* obj, void* arg);
 
-inline constexpr std::uint8_t kSpecialFinalizer = 1;
+// Same type as gc.h's CleanupFn.
+using CleanupFn = void (*)(void* arg);
 
+inline constexpr std::uint8_t kSpecialFinalizer = 1;
+inline constexpr std::uint8_t kSpecialCleanup = 3;  // 2 is the pinner's counter
+
+// A finalizer (kind kSpecialFinalizer: fn) or a cleanup (kind kSpecialCleanup: cleanup).
 struct SpecialFinalizer : Special {
   SpecialFinalizer* fixNext = nullptr;  // FixAlloc link while free
   FinalizerFn fn = nullptr;
+  CleanupFn cleanup = nullptr;
   void* arg = nullptr;
 };
 
-// What the finalizer G runs.
+// What the finalizer G runs: fn(obj, arg) for a finalizer, cleanup(arg) for a cleanup
+// (obj null: it was freed).
 struct FinalizerEntry {
   void* obj = nullptr;
   FinalizerFn fn = nullptr;
+  CleanupFn cleanup = nullptr;
   void* arg = nullptr;
 };
 
 struct FinalizerStats {
   std::uint64_t set = 0;      // finalizer specials currently recorded
-  std::uint64_t queued = 0;   // entries ever queued by sweeping
-  std::uint64_t run = 0;      // finalizers ever run by the finalizer G
-  std::uint64_t pending = 0;  // queued, not yet taken by the finalizer G
+  std::uint64_t queued = 0;   // finalizer entries ever queued by sweeping
+  std::uint64_t run = 0;      // finalizers and cleanups ever run by the finalizer G
+  std::uint64_t pending = 0;  // queued (finalizers and cleanups), not yet taken
+  std::uint64_t cleanupsSet = 0;     // cleanup specials currently recorded
+  std::uint64_t cleanupsQueued = 0;  // cleanups ever queued by sweeping
 };
 
 // Records (or replaces) obj's finalizer; fn == nullptr removes it. Returns false if obj
@@ -79,6 +98,9 @@ struct FinalizerStats {
 // allocation): this keeps it from racing a sweep cycle's start.
 bool addFinalizer(MHeap& h, void* obj, FinalizerFn fn, void* arg);
 bool removeFinalizer(MHeap& h, void* obj);
+// Records a cleanup: cleanup(arg) runs once on the finalizer G after obj was freed. Same
+// rules for obj and the caller as addFinalizer.
+bool addCleanup(MHeap& h, void* obj, CleanupFn cleanup, void* arg);
 // Does obj have a finalizer special? (Tests.)
 bool hasFinalizer(MHeap& h, void* obj);
 

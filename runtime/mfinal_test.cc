@@ -280,6 +280,65 @@ TEST_CASE("finalizer: non-heap objects and interior pointers are rejected") {
 
 // Through the collector's own entry points: needs the real collector (the placeholder
 // never frees anything; the test detects that and only checks what it can).
+// A cleanup (Go 1.24's AddCleanup): no tracing, no resurrection. An object on a cycle
+// with what it references is freed, with all of it, by the first cycle that finds it
+// unreachable, and cleanup(arg) runs once afterwards.
+struct CleanupRecord {
+  std::atomic<int> runs{0};
+  std::atomic<void*> arg{nullptr};
+  std::atomic<G*> g{nullptr};
+};
+CleanupRecord cleanupRec;
+void recordCleanup(void* arg) {
+  cleanupRec.arg.store(arg);
+  cleanupRec.g.store(runningFinalizerG());
+  cleanupRec.runs.fetch_add(1);
+}
+
+TEST_CASE("cleanup: freed in the cycle it became unreachable, fn(arg) once, nothing kept") {
+  Sched sched(2);
+  G* fing = startFinalizerG(&sched);
+  REQUIRE(fing != nullptr);
+  TestP p(100);
+  cleanupRec.runs = 0;
+  const FinalizerStats before = finalizerStats();
+  static int token;  // arg: not a heap object
+
+  // obj -> child -> obj: a cycle, as a channel whose buffer points back at it.
+  Node* obj = newNode(1);
+  Node* child = newNode(2, obj);
+  obj->child = child;
+  REQUIRE(addCleanup(obj, &recordCleanup, &token));
+  CHECK(finalizerStats().cleanupsSet == before.cleanupsSet + 1);
+  CHECK_FALSE(hasFinalizer(mheap(), obj));  // its own kind, not a finalizer
+
+  // Reachable: kept, nothing queued.
+  std::vector<void*> keep{obj};
+  handCollect(p.get(), rootsWith(&keep));
+  CHECK(isLive(obj));
+  CHECK(isLive(child));
+  CHECK(finalizerStats().cleanupsQueued == before.cleanupsQueued);
+
+  // Unreachable: the same cycle frees both (a finalizer would keep them a cycle, and
+  // what the object reaches for as long as it is set: forever on a cycle through it).
+  keep.clear();
+  handCollect(p.get(), rootsWith(&keep));
+  CHECK_FALSE(isLive(obj));
+  CHECK_FALSE(isLive(child));
+  CHECK(finalizerStats().cleanupsQueued == before.cleanupsQueued + 1);
+  CHECK(finalizerStats().cleanupsSet == before.cleanupsSet);
+  CHECK(finalizerStats().queued == before.queued);
+
+  REQUIRE(eventually([&] { return cleanupRec.runs.load() == 1; }));
+  CHECK(cleanupRec.arg.load() == &token);
+  CHECK(cleanupRec.g.load() == fing);
+  handCollect(p.get(), rootsWith(&keep));
+  wakeFinalizerG();
+  std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(cleanupRec.runs.load() == 1);
+  stopFinalizerG(&sched);
+}
+
 TEST_CASE("finalizer: through gcAttach/gcCollect") {
   Sched sched(2);
   gcAttach(&sched);

@@ -19,7 +19,7 @@
 //      which no P had work nor had pushed any to the global list since its last visit.
 //   3. Mark termination, world stopped: flush the Ps' buffers, scan Gs created since,
 //      drain what the barrier produced after the ragged barrier; end allocate-black on
-//      the cached spans; turn off the barrier; checkmark (optional); weak callbacks;
+//      the cached spans; turn off the barrier; checkmark (optional);
 //      the pacer's next goal; sg += 2 (startSweepCycle). Start the world. MCaches are
 //      NOT flushed here: a P flushes its own in acquireP when flushGen != sweepgen, and
 //      forEachP(prepareForSweep) after the world restarts reaches the rest (idle Ps by
@@ -378,15 +378,6 @@ void runCycle() {
   if (counters().checkmark.load(std::memory_order_relaxed)) {
     counters().checkmarkObjects.fetch_add(checkmark(gs), std::memory_order_relaxed);
   }
-  {
-    std::vector<std::pair<WeakClearFn, void*>> weak;
-    {
-      std::lock_guard<std::mutex> lk(registry().lock);
-      weak = registry().weak;
-    }
-    for (auto& [fn, ctx] : weak)
-      if (fn != nullptr) fn(ctx);
-  }
   h.foldHeapLiveDeltas();
   const std::uint64_t heap1 = static_cast<std::uint64_t>(std::max<std::int64_t>(h.heapLive.load(), 0));
   pacerEndCycle(marked, heap1);
@@ -514,23 +505,6 @@ void unregisterRoots(int id) {
   std::lock_guard<std::mutex> lk(r.lock);
   r.roots.at(static_cast<std::size_t>(id)) = {nullptr, nullptr};
 }
-int registerWeak(WeakClearFn fn, void* ctx) {
-  auto& r = gc_detail::registry();
-  std::lock_guard<std::mutex> lk(r.lock);
-  return addSlot(r.weak, fn, ctx);
-}
-void unregisterWeak(int id) {
-  auto& r = gc_detail::registry();
-  std::lock_guard<std::mutex> lk(r.lock);
-  r.weak.at(static_cast<std::size_t>(id)) = {nullptr, nullptr};
-}
-
-bool isMarked(void* obj) {
-  ObjectRef r;
-  if (!mheap().findObject(obj, &r)) return true;
-  return r.span->isMarked(r.index);
-}
-
 namespace {
 
 // The collector runs for one world. Several VMs alive at once in a process each attach

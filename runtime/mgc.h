@@ -30,11 +30,10 @@ extern std::atomic<bool> gcMarking;
 // Incremented at each sweep termination; a G whose gcscangen equals it was scanned.
 extern std::atomic<std::uint32_t> markGen;
 
-// Registered roots and weak callbacks (mgc.cc).
+// Registered roots (mgc.cc).
 struct Registry {
   std::mutex lock;
   std::vector<std::pair<RootScanFn, void*>> roots;
-  std::vector<std::pair<WeakClearFn, void*>> weak;
 };
 Registry& registry();
 

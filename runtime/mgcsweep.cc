@@ -1,7 +1,9 @@
 #include "runtime/mgcsweep.h"
 
 #include <algorithm>
+#include <shared_mutex>
 #include <thread>
+#include <vector>
 
 #include "runtime/gcbits.h"
 #include "runtime/mcache.h"
@@ -13,18 +15,109 @@
 namespace spindle::runtime {
 
 namespace {
+// Calls fn(i) for each slot this sweep of s frees: allocated (before freeindex, or set in
+// allocBits) and not marked.
+template <typename Fn>
+void forEachFreed(const MSpan* s, Fn fn) {
+  for (std::uint32_t i = 0; i < s->nelems; ++i) {
+    const bool allocated = i < s->freeindex || s->isAllocatedBit(i);
+    if (allocated && !s->isMarked(i)) fn(i);
+  }
+}
+
 // Poisoning (MSpan::poisoned, debug builds): fill every object this sweep frees
 // (allocated, not marked) with a pattern, so a use after free reads garbage loudly (a
 // header word that is no TypeInfo, pointers into nowhere) and a write after free is
 // caught when the slot is handed out again (mallocgc). Allocation zeroes them
 // (needzero).
 void poisonFreed(MSpan* s) {
-  for (std::uint32_t i = 0; i < s->nelems; ++i) {
-    const bool allocated = i < s->freeindex || s->isAllocatedBit(i);
-    if (allocated && !s->isMarked(i)) s->poisonSlot(i);
-  }
+  forEachFreed(s, [s](std::uint32_t i) { s->poisonSlot(i); });
+}
+
+// The weak hooks (gc.h registerWeak). Sweepers call them under the shared lock;
+// unregisterWeak takes it exclusively, so a hook's owner can go once it returned. A hook
+// takes its table's lock, so the order is hooks lock -> table lock; neither is held while
+// allocating or sweeping by anyone else.
+struct WeakHook {
+  const TypeInfo* type = nullptr;  // null: a free slot
+  WeakFreeFn fn = nullptr;
+  void* ctx = nullptr;
+};
+struct WeakHooks {
+  std::shared_mutex lock;
+  std::vector<WeakHook> hooks;  // lock
+};
+WeakHooks& weakHooks() {
+  static auto* w = new WeakHooks;  // never destroyed: sweeps may outlive statics
+  return *w;
+}
+
+// s is claimed, its marks final, nothing freed yet: report the dead objects of weakly
+// tabled types before their slots are poisoned or reused.
+void sweepWeak(MSpan* s) {
+  WeakHooks& w = weakHooks();
+  std::shared_lock<std::shared_mutex> lk(w.lock);
+  forEachFreed(s, [&](std::uint32_t i) {
+    void* obj = reinterpret_cast<void*>(s->base() + std::size_t{i} * s->elemsize);
+    // The header word of an object with a type (a headerless noscan object's first
+    // word never passes both checks for a registered type unless it is that type's).
+    const TypeInfo* t = static_cast<const ObjectHeader*>(obj)->type;
+    for (const WeakHook& hk : w.hooks) {
+      if (hk.type == t && hk.type != nullptr && s->elemsize >= t->size) hk.fn(hk.ctx, obj);
+    }
+  });
 }
 }  // namespace
+
+int registerWeak(const TypeInfo* type, WeakFreeFn fn, void* ctx) {
+  SPINDLE_CHECK(type != nullptr && fn != nullptr, "registerWeak: type {} fn {}",
+                static_cast<const void*>(type), reinterpret_cast<void*>(fn));
+  WeakHooks& w = weakHooks();
+  std::unique_lock<std::shared_mutex> lk(w.lock);
+  for (std::size_t i = 0; i < w.hooks.size(); ++i) {
+    if (w.hooks[i].type == nullptr) {
+      w.hooks[i] = WeakHook{type, fn, ctx};
+      return static_cast<int>(i);
+    }
+  }
+  w.hooks.push_back(WeakHook{type, fn, ctx});
+  return static_cast<int>(w.hooks.size() - 1);
+}
+
+void unregisterWeak(int id) {
+  WeakHooks& w = weakHooks();
+  std::unique_lock<std::shared_mutex> lk(w.lock);
+  w.hooks.at(static_cast<std::size_t>(id)) = WeakHook{};
+}
+
+void markWeakTabled(void* obj) {
+  ObjectRef r;
+  const bool found = mheap().findObject(obj, &r);
+  SPINDLE_CHECK(found, "markWeakTabled: {} is not a heap object", obj);
+  if (!r.span->weakTabled.load(std::memory_order_relaxed)) {
+    r.span->weakTabled.store(true, std::memory_order_relaxed);
+  }
+}
+
+bool weakSwept(void* obj) {
+  MHeap& h = mheap();
+  ObjectRef r;
+  const bool found = h.findObject(obj, &r);
+  SPINDLE_CHECK(found, "weakSwept: {} is not a heap object (a weak table kept a freed entry)", obj);
+  const std::uint32_t sg = h.sweepgenLoad();
+  // Acquire: pairs with the sweeper's release store of sg (its hooks ran before it).
+  const std::uint32_t state = r.span->sweepgen.load(std::memory_order_acquire);
+  return state == sg || state == sg + 3;
+}
+
+void sweepSpanOf(void* obj) {
+  MHeap& h = mheap();
+  ObjectRef r;
+  // Freed meanwhile (its span swept and perhaps reused: a span is allocated with the
+  // current sweepgen, so ensureSwept returns at once for it).
+  if (!h.findObject(obj, &r)) return;
+  ensureSwept(h, r.span);
+}
 
 bool sweepSpan(MHeap& h, MSpan* s, bool preserve) {
   const std::uint32_t sg = h.sweepgenLoad();
@@ -40,6 +133,7 @@ bool sweepSpan(MHeap& h, MSpan* s, bool preserve) {
                 "sweepSpan: span {:#x} has {} marked objects but allocCount={}", s->base(),
                 nalloc, s->allocCount);
   const std::uint32_t nfreed = s->allocCount - nalloc;
+  if (nfreed > 0 && s->weakTabled.load(std::memory_order_relaxed)) sweepWeak(s);
   sweepPinnerBits(s);  // pin bits of live objects into this epoch, dead ones dropped
   if (s->poisoned && nfreed > 0) poisonFreed(s);
   bool owned;

@@ -12,8 +12,11 @@
 //   any object was freed (Rest if the span is now empty). Unless `preserve` (the caller
 //   keeps using s), an empty span goes back to the heap and any other span to its
 //   MCentral's swept partial/full set (its shard's).
-// Until the collector exists nothing is marked, so a sweep releases every object of
-// the span: the "bulk release" path tests and benchmarks use.
+// Before anything is freed, a span flagged weakTabled reports each dead object of a
+// registered type to its weak hook (gc.h registerWeak; the registry lives here), so weak
+// tables are cleared concurrently by the sweepers, never with the world stopped.
+// With nothing marked a sweep releases every object of the span: the "bulk release"
+// path tests and benchmarks use.
 //
 // A cycle: startSweepCycle() (world stopped, every MCache flushed: at mark termination
 // in the collector) does sg += 2, turning every swept set unswept; sweepone() sweeps one
@@ -23,6 +26,7 @@
 #pragma once
 
 #include "runtime/mheap.h"
+#include "runtime/typeinfo.h"
 
 namespace spindle::runtime {
 
@@ -49,5 +53,14 @@ void ensureSwept(MHeap& h, MSpan* s);
 std::size_t reclaimLarge(MHeap& h, std::size_t npages);
 void startSweepCycle(MHeap& h);
 void finishSweep(MHeap& h);
+
+// Weak tables cleared by the sweepers: the registry lives here, below the collector.
+// Declared for users in gc.h (same declarations; see there).
+using WeakFreeFn = void (*)(void* ctx, void* obj);
+int registerWeak(const TypeInfo* type, WeakFreeFn fn, void* ctx);
+void unregisterWeak(int id);
+void markWeakTabled(void* obj);
+bool weakSwept(void* obj);
+void sweepSpanOf(void* obj);
 
 }  // namespace spindle::runtime

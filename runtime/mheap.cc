@@ -220,6 +220,7 @@ MSpan* MHeap::allocSpan(std::size_t npages, SpanKind kind, SpanClass spanclass) 
     gcBitsArenas().newSpanBits(s->nelems, &s->allocBits, &s->gcmarkBits, currentBitsCache());
     s->refillAllocCache(0);
     s->sweepgen.store(sweepgenLoad(), std::memory_order_relaxed);
+    s->weakTabled.store(false, std::memory_order_relaxed);
   } else {
     s->elemsize = static_cast<std::uint32_t>(npages * kPageSize);
     s->nelems = 0;

@@ -103,6 +103,11 @@ struct alignas(64) MSpan {
   // kFreedPoison; sweeping poisons what it frees, allocation checks the slot it hands
   // out (mallocgc, fatal if a word changed) and zeroes it (needzero stays Each).
   bool poisoned = false;
+  // Holds objects of a weakly tabled type (gc.h registerWeak, set by markWeakTabled):
+  // its sweeps report the dead ones to the weak hooks. Cleared when the span is
+  // allocated. Relaxed: set by the P that allocated the object, read by the sweeper
+  // after a mark termination (world stopped) and its claim of the span.
+  std::atomic<bool> weakTabled{false};
   std::atomic<std::uint32_t> sweepgen{0};
   std::atomic<std::uint64_t> stateWord{0};
 

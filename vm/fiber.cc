@@ -319,54 +319,26 @@ bool VM::spawn(ObjFiber* parent, Value callee, const Value* args, int argc) {
 
 // --- channels -----------------------------------------------------------------------------------
 
+namespace {
+// At ~VM a channel may still list sudogs of abandoned Gs: its memory goes without
+// freechan's no-waiters check. Freed by its cleanup, the channel was unreachable, so no G
+// waits on it (a waiting G's stack holds it): freechan checks that.
+void releaseChan(void* c) { runtime::freechan(static_cast<runtime::hchan*>(c)); }
+void orphanChan(void* p) {
+  auto* c = static_cast<runtime::hchan*>(p);
+  delete[] c->buf;
+  delete c;
+}
+}  // namespace
+
+// The hchan is C++ memory owned by the channel object (owned.cc): a cleanup frees it once
+// the object was freed, ~VM if the VM goes first. No finalizer: a channel reachable from
+// its own buffer is collected like any other cycle.
 ObjChannel* VM::newChannel(std::uint32_t capacity) {
   auto* c = allocate<ObjChannel>(ObjKind::Channel, sizeof(ObjChannel));
   c->chan = runtime::makechan(capacity);
-  // The hchan is C++ memory: freed by a finalizer when the channel object dies, or by
-  // ~VM for the channels still alive then (freeChannels). A finalizer queued before ~VM
-  // may run later on another VM's finalizer G: it finds `vm` null and does nothing (the
-  // queued object itself stays allocated until its finalizer ran). Invariant, under
-  // orphanLock(): a channel is in its VM's chans_ iff its `vm` is non-null iff `chan` is
-  // not yet freed.
-  {
-    std::lock_guard<std::mutex> lk(orphanLock());
-    c->vm = this;
-    chans_.insert(c);
-  }
-  const bool ok = runtime::setFinalizer(c, &VM::finalizeChannel, nullptr);
-  SPINDLE_CHECK(ok, "newChannel: ObjChannel {} is not a heap object", static_cast<void*>(c));
+  c->owner = own(c, c->chan, &releaseChan, &orphanChan);
   return c;
-}
-
-void VM::finalizeChannel(void* obj, void*) {
-  auto* ch = static_cast<ObjChannel*>(obj);
-  runtime::hchan* c;
-  {
-    std::lock_guard<std::mutex> lk(orphanLock());
-    if (ch->vm == nullptr) return;  // ~VM freed it already
-    ch->vm->chans_.erase(ch);
-    ch->vm = nullptr;
-    c = ch->chan;
-    ch->chan = nullptr;
-  }
-  runtime::freechan(c);
-}
-
-// ~VM, after the scheduler is gone: a channel may still list sudogs of abandoned Gs, so
-// its memory is released directly (not through freechan's no-waiters check).
-void VM::freeChannels() {
-  std::lock_guard<std::mutex> lk(orphanLock());
-  for (ObjChannel* c : chans_) {
-    // The finalizer stays (removing it here would take the specials lock under
-    // orphanLock(), the reverse of the tracer's order): when it runs it finds `vm` null.
-    // The object may still be traced (its finalizer queued, or reachable from another
-    // dead object), so `chan` is cleared before its memory goes.
-    c->vm = nullptr;
-    delete[] c->chan->buf;
-    delete c->chan;
-    c->chan = nullptr;
-  }
-  chans_.clear();
 }
 
 VM::OpResult VM::invokeChannel(ObjFiber* fiber, ObjChannel* ch, ObjString* name, int argc) {

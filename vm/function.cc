@@ -8,9 +8,9 @@
 // which owns the nested ones through its constants. Every ObjFunction made from the tree
 // points at that owner (ObjFunction::protos, traced), so the tree lives exactly as long
 // as one of its functions, whether the script's or a nested one a closure escaped with.
-// The owner's finalizer frees the tree after the collector found it unreachable (no
+// The owner's cleanup (owned.cc) frees the tree once the collector freed the owner (no
 // fiber can reach a function, a closure of it or a frame running it then); ~VM frees
-// the trees still alive (VM::freeHostData). So a host that runs many snippets, or a REPL,
+// the trees still alive (VM::freeOwned). So a host that runs many snippets, or a REPL,
 // keeps only the protos its globals and objects still reach.
 #include <memory>
 

@@ -14,14 +14,10 @@
 //
 // Host data. An instance's C++ state lives in an ObjHostData (noscan) held in a hidden
 // field (VM::kHostDataField, which no Lox name can spell), so it is exactly as alive as
-// the instance: handles, globals, stacks and other objects keep it. Each ObjHostData has
-// a finalizer (runtime/gc.h setFinalizer) that runs `destroy(data)` once it died; ~VM
-// destroys the state of those still alive. Both take the process-wide orphanLock(),
-// because a finalizer can run on another VM's finalizer G after its own VM is gone: then
-// `vm` is null and `data` already destroyed, and the finalizer does nothing. Invariants:
-// `data` is destroyed exactly once; an ObjHostData is in its VM's hostData_ set iff its
-// `vm` is non-null and its data not yet destroyed. newOwned is the one way to make an
-// ObjHostData: host data and the owners of function protos (function.cc) alike.
+// the instance: handles, globals, stacks and other objects keep it. `data` is C++ memory
+// the ObjHostData owns (owned.cc): its cleanup runs `destroy(data)` once the object was
+// freed, ~VM for those still alive; exactly once either way. newOwned is the one way to
+// make an ObjHostData: host data and the owners of function protos (function.cc) alike.
 #include <atomic>
 #include <mutex>
 
@@ -76,7 +72,7 @@ bool VM::setHostData(Value instance, void* data, const void* tag, void (*destroy
     return false;
   }
   ObjHostData* h = newOwned(data, tag, destroy);
-  // Replacing state: the old ObjHostData dies with its last reference and its finalizer
+  // Replacing state: the old ObjHostData dies with its last reference and its cleanup
   // destroys it then, not now (a native on another fiber may still be using it).
   storeField(as<ObjInstance>(instance), hostDataKey_, Value::object(h));
   return true;
@@ -86,47 +82,8 @@ ObjHostData* VM::newOwned(void* data, const void* tag, void (*destroy)(void*)) {
   auto* h = allocate<ObjHostData>(ObjKind::HostData, sizeof(ObjHostData));
   h->data = data;
   h->tag = tag;
-  h->destroy = destroy;
-  h->vm = this;
-  {
-    std::lock_guard<std::mutex> lk(orphanLock());
-    hostData_.insert(h);
-  }
-  const bool ok = runtime::setFinalizer(h, &VM::finalizeHostData, nullptr);
-  SPINDLE_CHECK(ok, "newOwned: ObjHostData {} is not a heap object", static_cast<void*>(h));
+  own(h, data, destroy, destroy);
   return h;
-}
-
-void VM::finalizeHostData(void* obj, void*) {
-  auto* h = static_cast<ObjHostData*>(obj);
-  void* data = nullptr;
-  void (*destroy)(void*) = nullptr;
-  {
-    std::lock_guard<std::mutex> lk(orphanLock());
-    data = std::atomic_ref<void*>(h->data).load(std::memory_order_relaxed);
-    destroy = h->destroy;
-    std::atomic_ref<void*>(h->data).store(nullptr, std::memory_order_relaxed);
-    if (h->vm != nullptr) h->vm->hostData_.erase(h);
-    h->vm = nullptr;
-  }
-  if (data != nullptr) destroy(data);  // outside the lock: a destructor may take its own
-}
-
-// ~VM, after the scheduler stopped: no fiber can reach the state any more. The
-// finalizers stay registered; if one runs later (on another VM's finalizer G) it finds
-// `data` null and does nothing.
-void VM::freeHostData() {
-  std::vector<std::pair<void*, void (*)(void*)>> dead;
-  {
-    std::lock_guard<std::mutex> lk(orphanLock());
-    for (ObjHostData* h : hostData_) {
-      dead.emplace_back(std::atomic_ref<void*>(h->data).load(std::memory_order_relaxed), h->destroy);
-      std::atomic_ref<void*>(h->data).store(nullptr, std::memory_order_relaxed);
-      h->vm = nullptr;
-    }
-    hostData_.clear();
-  }
-  for (auto& [data, destroy] : dead) destroy(data);
 }
 
 void* VM::hostData(Value instance, const void* tag) const {
@@ -140,10 +97,8 @@ void* VM::hostData(Value instance, const void* tag) const {
   if (!isKind(v, ObjKind::HostData)) return nullptr;
   auto* h = as<ObjHostData>(v);
   if (h->tag != tag) return nullptr;
-  // Reachable, so no finalizer has run: `data` was set before h was published. Atomic
-  // because the finalizer's store comes from another thread (ordered by the collector's
-  // cycle, which the race detector cannot see).
-  return std::atomic_ref<void*>(h->data).load(std::memory_order_relaxed);
+  // Reachable, so its cleanup has not run: `data` was set before h was published.
+  return h->data;
 }
 
 bool VM::getField(Value instance, std::string_view name, Value* out) const {

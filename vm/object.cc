@@ -80,11 +80,11 @@ void traceFiber(void* o, VisitFn visit, void* ctx) {
   visitValue(visit, ctx, loadValue(&f->result));
 }
 void traceChannel(void* o, VisitFn visit, void* ctx) {
-  // Under orphanLock(): a channel of a VM being destroyed (or being finalized) can still be
-  // traced through the finalizer queue while its hchan is freed; `chan` is null after.
+  // Under orphanLock(): ~VM releases the hchans of its channels still allocated
+  // (owned.cc); a tracer must not read one released.
   auto* ch = static_cast<ObjChannel*>(o);
   std::lock_guard<std::mutex> lk(orphanLock());
-  if (ch->chan == nullptr) return;
+  if (!ownedLive(ch->owner)) return;
   ch->chan->forEachWord([&](std::uint64_t& w) { visitValue(visit, ctx, Value::fromBits(w)); });
 }
 

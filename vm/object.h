@@ -83,9 +83,13 @@ inline void visitValue(runtime::VisitFn visit, void* ctx, Value v) {
   if (v.isObj()) visitPtr(visit, ctx, v.asObj());
 }
 
+// Every string is interned (string_table.h): equal strings are one object.
 struct ObjString : Obj {
   std::uint32_t length;
   std::uint32_t hash;
+  // The next string of its string-table bucket (Lua's hnext): a weak link the collector
+  // never sees (strings are noscan); only the table reads or writes it, under its lock.
+  ObjString* hnext;
   const char* chars() const { return reinterpret_cast<const char*>(this + 1); }
   char* mutableChars() { return reinterpret_cast<char*>(this + 1); }
   std::string_view view() const { return {chars(), length}; }
@@ -103,7 +107,7 @@ struct ValueArray : Obj {
 // host method) it came from: every function converted from that tree points at the same
 // one, so the tree lives exactly as long as one of its functions (a frame's ip points into
 // its code while the frame's closure, hence the function, is reported by the stack) and
-// its finalizer frees it (VM::newProtoOwner).
+// its cleanup frees it (VM::newProtoOwner, owned.cc).
 struct ObjFunction : Obj {
   const lang::FunctionProto* proto;  // kept alive by `protos`
   ObjHostData* protos;
@@ -208,33 +212,31 @@ struct ObjList : Obj {
   ValueArray* items;
 };
 
-// Guards the link between a VM and the C++ memory its objects own (channels' hchans,
-// host data). Process-wide, because a finalizer can run on another VM's finalizer G after
-// the owning VM is gone: the owner clears the link in ~VM, the finalizer then finds it
-// null and frees nothing. Never destroyed.
+// C++ memory owned by heap objects (channels' hchans, host data), vm/owned.cc: a record
+// per object under a process-wide id, released by the object's cleanup or by ~VM.
+// orphanLock() guards the records (process-wide: a cleanup can run on another VM's
+// finalizer G after the owning VM is gone); ownedLive(id) needs it held.
+using OwnedId = std::uint64_t;
 std::mutex& orphanLock();
+bool ownedLive(OwnedId id);
 
 // A channel: the runtime's hchan of NaN-boxed words (runtime/chan.h). Its trace reports
-// the buffered elements and those carried by blocked senders.
+// the buffered elements and those carried by blocked senders, while `owner` is live.
 struct ObjChannel : Obj {
   runtime::hchan* chan;
-  // Both under orphanLock() once the channel is unreachable or its VM is being destroyed:
-  // null once the finalizer or ~VM freed the hchan.
-  VM* vm;  // the owning VM
+  OwnedId owner;  // the hchan's record (owned.cc)
 };
 
 // C++ state owned by a heap object: what a host attached to an instance (spindle.h
 // Vm::setHostData, held in the instance's hidden host-data field VM::kHostDataField), or
 // a function's protos (ObjFunction::protos). Noscan: it holds no heap pointers. `data` is
-// owned: `destroy(data)` runs once, from the object's finalizer after it died, or from
-// ~VM for the objects still alive then (see hostclass.cc). `tag` names the C++ type, so
-// a host can only get its state back as the type it stored. `data` and `vm` are written
-// under orphanLock() once published.
+// owned (owned.cc): its `destroy` runs once, from the object's cleanup after it was
+// freed, or from ~VM for the objects still alive then. `tag` names the C++ type, so a
+// host can only get its state back as the type it stored. Both are written before the
+// object is published and never again.
 struct ObjHostData : Obj {
   void* data;
   const void* tag;
-  void (*destroy)(void* data);
-  VM* vm;  // the owning VM; null once ~VM destroyed the state
 };
 
 // One activation. `ip` and `constants` are the closure's function's (code and constant
@@ -298,32 +300,6 @@ inline std::uint32_t hashString(std::string_view s) {
 
 // Values copied or printed between two checkpoints (list growth, printing a list).
 inline constexpr std::uint32_t kCheckpointValues = runtime::kCheckpointBytes / sizeof(Value);
-
-// The interned-string table's set (VM::strings_): keyed by the string's own hash, probed
-// by a text and its hash computed beforehand (outside the table's lock), so the lock
-// covers no hashing.
-struct StringProbe {
-  std::string_view text;
-  std::uint32_t hash;
-};
-struct StringTableHash {
-  using is_transparent = void;
-  std::size_t operator()(const ObjString* s) const { return s->hash; }
-  std::size_t operator()(const StringProbe& p) const { return p.hash; }
-};
-struct StringTableEq {
-  using is_transparent = void;
-  static bool same(std::string_view a, std::uint32_t ha, std::string_view b, std::uint32_t hb) {
-    return ha == hb && a == b;
-  }
-  bool operator()(const ObjString* a, const ObjString* b) const {
-    return same(a->view(), a->hash, b->view(), b->hash);
-  }
-  bool operator()(const StringProbe& p, const ObjString* s) const {
-    return same(p.text, p.hash, s->view(), s->hash);
-  }
-  bool operator()(const ObjString* s, const StringProbe& p) const { return (*this)(p, s); }
-};
 
 // Human-readable kind name ("string", "instance", ...), for --stats and debugging.
 const char* kindName(ObjKind k);

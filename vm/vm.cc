@@ -1,4 +1,5 @@
-// vm.cc: the VM's objects, strings, globals, handles, roots and fiber plumbing.
+// vm.cc: the VM's objects, globals, handles, roots and fiber plumbing (strings are
+// interned in string_table.cc).
 // The interpreter loop itself is in interpreter.cc; fibers as Gs, spawn, channels and
 // select in fiber.cc.
 #include "vm/vm.h"
@@ -17,11 +18,6 @@
 #include "vm/ffi.h"
 
 namespace spindle::vm {
-
-std::mutex& orphanLock() {
-  static auto* lock = new std::mutex;  // never destroyed: finalizers may outlive statics
-  return *lock;
-}
 
 namespace {
 
@@ -43,7 +39,8 @@ VM::VM(VMOptions options)
   runtime::setGCStress(options_.gcstress);
   runtime::setCheckmark(options_.gccheckmark);
   rootsId_ = runtime::registerRoots(scanRoots, this);
-  weakId_ = runtime::registerWeak(clearWeak, this);
+  weakId_ = runtime::registerWeak(&kTypes[static_cast<int>(ObjKind::String)],
+                                  &StringTable::sweepFree, &strings_);
   withP([this] {
     initString_ = intern("init");
     pushString_ = intern("push");
@@ -72,8 +69,7 @@ VM::~VM() {
   // Not unique_ptr::reset: that nulls the pointer before ~Sched has joined the Ms, and an
   // M finishing a failed fiber (fiberFailed) may still read sched_.
   delete sched_;
-  freeChannels();
-  freeHostData();
+  freeOwned();  // owned.cc: hchans and host data of the objects still alive
 }
 
 void VM::write(std::string_view text) {
@@ -85,34 +81,6 @@ void VM::write(std::string_view text) {
 }
 
 // --- objects ---------------------------------------------------------------------------
-
-// The table is weak: an entry found while the collector marks is shaded before it is
-// handed out, or clearWeak could drop (and the sweep free) a string a fiber now holds.
-// Hashing, allocation and copying happen outside stringsLock_ (they pass checkpoints, and
-// allocation may assist the collector); a racing intern of the same text keeps whichever
-// entry got in first.
-ObjString* VM::intern(std::string_view s) {
-  const StringProbe probe{s, hashString(s)};
-  {
-    std::lock_guard<std::mutex> lk(stringsLock_);
-    auto it = strings_.find(probe);
-    if (it != strings_.end()) {
-      if (runtime::writeBarrierEnabled()) runtime::shade(*it);
-      return *it;
-    }
-  }
-  // Not zeroed: every byte a reader looks at is written below.
-  auto* str = allocate<ObjString>(ObjKind::String, sizeof(ObjString) + s.size() + 1,
-                                  /*needzero=*/false);
-  str->length = static_cast<std::uint32_t>(s.size());
-  str->hash = probe.hash;
-  if (!s.empty()) runtime::memmoveChunked(str->mutableChars(), s.data(), s.size());
-  str->mutableChars()[s.size()] = '\0';
-  std::lock_guard<std::mutex> lk(stringsLock_);
-  auto [it, inserted] = strings_.insert(str);
-  if (!inserted && runtime::writeBarrierEnabled()) runtime::shade(*it);
-  return *it;
-}
 
 // The joined text is built in a C++ buffer in chunks (a checkpoint between them), then
 // interned. a and b are held in this frame across those checkpoints: the interpreter
@@ -336,59 +304,39 @@ void VM::releaseHandle(std::uint32_t h) {
   freeHandles_.push_back(h);
 }
 
-// Strong roots: host-held fibers, globals, handles and the VM's name strings. Weak: the
-// interned strings.
-void VM::forEachRoot(RootVisitor visit, void* ctx) {
-  auto visitValue = [&](Value v, RootKind kind) {
+// Host-held fibers, globals, handles and the VM's name strings. Not the interned strings:
+// that table is weak and cleared by the sweepers (string_table.h), so nothing here grows
+// with it.
+void VM::forEachRoot(runtime::VisitFn visit, void* ctx) {
+  auto visitValue = [&](Value v) {
     if (!v.isObj()) return;
     void* p = v.asObj();
-    visit(ctx, &p, kind);
+    visit(ctx, &p);
   };
   {
     std::lock_guard<std::mutex> lk(handlesLock_);
     for (ObjFiber* f : hostFibers_) {
       void* p = f;
-      visit(ctx, &p, RootKind::Strong);
+      visit(ctx, &p);
     }
-    for (Value v : handles_) visitValue(v, RootKind::Strong);
+    for (Value v : handles_) visitValue(v);
   }
   {
     std::lock_guard<std::mutex> lk(globalsLock_);
     Value* g = globals_.load(std::memory_order_relaxed);
-    for (std::size_t i = 0; i < globalsCapacity_; ++i) visitValue(loadValue(&g[i]), RootKind::Strong);
+    for (std::size_t i = 0; i < globalsCapacity_; ++i) visitValue(loadValue(&g[i]));
   }
   for (Obj* s : std::initializer_list<Obj*>{initString_, pushString_, popString_, lenString_,
                                             sendString_, recvString_, closeString_, capString_,
                                             hostDataKey_, gcStatsClass_}) {
     if (s == nullptr) continue;
     void* p = s;
-    visit(ctx, &p, RootKind::Strong);
-  }
-  std::lock_guard<std::mutex> lk(stringsLock_);
-  for (ObjString* s : strings_) {
-    void* p = s;
-    visit(ctx, &p, RootKind::Weak);
+    visit(ctx, &p);
   }
 }
 
 void VM::scanRoots(void* self, runtime::VisitFn visit, void* ctx) {
-  struct Ctx {
-    runtime::VisitFn visit;
-    void* ctx;
-  } c{visit, ctx};
-  static_cast<VM*>(self)->forEachRoot(
-      [](void* cx, void** slot, RootKind kind) {
-        auto* c = static_cast<Ctx*>(cx);
-        if (kind == RootKind::Strong) c->visit(c->ctx, slot);
-      },
-      &c);
-}
-
-// World stopped, at mark termination: drop strings that did not survive.
-void VM::clearWeak(void* self) {
-  auto* vm = static_cast<VM*>(self);
-  std::lock_guard<std::mutex> lk(vm->stringsLock_);
-  std::erase_if(vm->strings_, [](ObjString* s) { return !runtime::isMarked(s); });
+  static_cast<VM*>(self)->forEachRoot(visit, ctx);
 }
 
 // --- printing ----------------------------------------------------------------------------------

@@ -17,7 +17,8 @@
 // fibers may lose updates, never corrupt the VM.
 //
 // Roots (registered with the collector, runtime/gc.h): global values, persistent
-// handles, the VM's own name strings and host-held fibers (scanRoots); the interned-string table is weak (clearWeak drops dead entries);
+// handles, the VM's own name strings and host-held fibers (scanRoots); the interned-string
+// table (string_table.h) is weak and no root: the sweepers unlink dead strings;
 // each fiber's stack, frames and open upvalues are reported by its G (traceStack).
 //
 // Execution: run(fiber, budget) resumes a fiber and returns Yield (budget spent or
@@ -48,6 +49,7 @@
 #include "vm/barrier.h"
 #include "vm/object.h"
 #include "vm/shape.h"
+#include "vm/string_table.h"
 #include "vm/value.h"
 
 namespace spindle::vm {
@@ -76,9 +78,6 @@ struct RuntimeErrorInfo {
   std::string message;
   std::vector<std::string> trace;  // "[line N] in fn()" / "[line N] in script", innermost first
 };
-
-enum class RootKind : std::uint8_t { Strong, Weak };
-using RootVisitor = void (*)(void* ctx, void** slot, RootKind kind);
 
 // A host-defined native: receives the arguments, writes the result; returns false after
 // vm.raise(message) to raise a runtime error.
@@ -162,11 +161,17 @@ class VM {
   Value handleValue(std::uint32_t h) const;
 
   // --- roots and statistics ---------------------------------------------------------------
-  void forEachRoot(RootVisitor visit, void* ctx);
+  // Reports every root slot (what scanRoots gives the collector).
+  void forEachRoot(runtime::VisitFn visit, void* ctx);
+  // Strings in the interned-string table.
+  std::size_t internedCount();
   std::uint64_t allocations(ObjKind k) const {
     return allocCount_[static_cast<int>(k)].load(std::memory_order_relaxed);
   }
   std::uint64_t allocatedBytes() const { return allocBytes_.load(std::memory_order_relaxed); }
+  // Records of C++ memory this VM's objects own and have not released (owned.cc): live
+  // channels and host data, and dead ones whose cleanup has not run yet.
+  std::size_t ownedCount() const;
 
   void write(std::string_view text);
   // A native that calls the host function `fn` (kept by the VM). Caller holds a P.
@@ -259,14 +264,14 @@ class VM {
   bool finishSelect(ObjFiber* fiber, int chosen);
   void setHostG(runtime::G* g, std::uint32_t gen);
   void registerConcurrencyNatives();
-  void freeChannels();
-  static void finalizeChannel(void* obj, void*);
   void registerGCStatsNative();  // gcstats.cc
-  void freeHostData();           // hostclass.cc: ~VM destroys the state still attached
-  static void finalizeHostData(void* obj, void* arg);
+  // C++ memory owned by obj (owned.cc): release(data) runs once after obj was freed (a
+  // runtime cleanup), orphan(data) instead if the VM goes first (freeOwned, ~VM).
+  OwnedId own(Obj* obj, void* data, void (*release)(void*), void (*orphan)(void*));
+  static void releaseOwned(void* id);
+  void freeOwned();
   ObjFunction* newHostMethodFunction(const HostMethod& m, bool initializer);
   static void scanRoots(void* self, runtime::VisitFn visit, void* ctx);
-  static void clearWeak(void* self);
   // Methods.
   bool findMethod(ObjClass* klass, ObjString* name, Value* out) const;
   void setMethod(ObjClass* klass, ObjString* name, Value method);
@@ -301,9 +306,7 @@ class VM {
   std::size_t globalsCapacity_ = 0;  // under globalsLock_
   std::vector<std::unique_ptr<Value[]>> globalArrays_;  // current and retired
   mutable std::mutex globalsLock_;
-  // Interned strings (weak). Never allocates or hashes under the lock (see intern).
-  std::mutex stringsLock_;
-  std::unordered_set<ObjString*, StringTableHash, StringTableEq> strings_;
+  StringTable strings_;  // interned strings (weak: cleared by the sweepers)
   mutable std::mutex nativesLock_;
   // Appended under nativesLock_, never removed: each ObjNative::host points at one.
   std::vector<std::unique_ptr<const HostNative>> hostNatives_;
@@ -333,11 +336,7 @@ class VM {
   std::atomic<std::uint64_t> allocCount_[static_cast<int>(ObjKind::kCount)] = {};
   std::atomic<std::uint64_t> allocBytes_{0};
   int rootsId_ = -1, weakId_ = -1;
-  std::unordered_set<ObjChannel*> chans_;  // under orphanLock(): live channels (hchans are C++ memory)
-  // The live ObjHostData (host state and protos; under the process-wide orphanLock(): a
-  // finalizer may run after this VM is gone), the hidden field's name (hostclass.cc).
-  // gcstats() instances' class.
-  std::unordered_set<ObjHostData*> hostData_;
+  // The hidden host-data field's name (hostclass.cc). gcstats() instances' class.
   ObjString* hostDataKey_ = nullptr;
   ObjClass* gcStatsClass_ = nullptr;
   // Last: destroyed first (~VM stops it explicitly before anything else goes).
