@@ -257,7 +257,9 @@ void markLoop(Sched* s, std::int64_t& workNs) {
     });
     // Global list first, then the workers (seq_cst): a worker announces itself busy
     // before it pops.
-    if (flushed.load(std::memory_order_relaxed) || !workQueues().full.empty() || !markWorkersIdle())
+    // The no-P buffer last: a thread without a P may have greyed into it during the round.
+    if (flushed.load(std::memory_order_relaxed) || !workQueues().full.empty() || !markWorkersIdle() ||
+        !noPWorkEmpty())
       continue;
     return;
   }
@@ -300,6 +302,7 @@ void runCycle() {
     SPINDLE_CHECK(p->gcw.empty(), "gcStart: P {} has grey objects outside a mark phase", p->id);
   }
   SPINDLE_CHECK(workQueues().full.empty(), "gcStart: global work list not empty");
+  SPINDLE_CHECK(noPWorkEmpty(), "gcStart: the barrier's no-P buffer holds grey objects outside a mark phase");
   forEachCachedSpan(s, [](MSpan* sp) { sp->allocBlackBegin(); });
   markGen.fetch_add(1, std::memory_order_relaxed);
   pacerStartCycle();
@@ -356,6 +359,9 @@ void runCycle() {
                   static_cast<int>(g->status.load()));
   }
   drain(&c.gcw, -1);
+  // Threads without a P are not stopped: whatever they greyed is drained here, and the
+  // barrier goes off (under the buffer's lock) only once their buffer is empty.
+  while (!noPWorkDisableBarrier()) drain(&c.gcw, -1);
   SPINDLE_CHECK(workQueues().full.empty() && c.gcw.empty(), "mark termination: grey objects left");
   forEachCachedSpan(s, [&h](MSpan* sp) {
     if (sp->allocBlackStart != MSpan::kNoAllocBlack)
@@ -364,7 +370,6 @@ void runCycle() {
   setGBeforeRunHook(nullptr);
   idleMarkEnd();
   gMarkSched.store(nullptr, std::memory_order_relaxed);
-  writeBarrierEnabled.store(false, std::memory_order_relaxed);
   h.gcAllocBlack.store(false, std::memory_order_relaxed);
   gcMarking.store(false, std::memory_order_relaxed);
   marked += c.gcw.bytesMarked;
@@ -396,6 +401,9 @@ void runCycle() {
   recordPause(pause2);
   s->forEachP([](P* p) {
     prepareForSweep(p, counters().flushesForEachP);
+    // Its cached free pages go back to the page allocator, where the scavenger sees
+    // them (Go flushes the page caches in mark termination's forEachP).
+    mheap().flushPageCache(p);
     runPGCMarkDoneHooks(p);
   });
   std::vector<G*> parked;
@@ -634,14 +642,12 @@ void gcCollect() {
     return;
   }
   // A G at a safepoint: let its P go (the world can stop without us) and let the
-  // collector scan our stack while we wait.
+  // collector scan our stack while we wait (it is quiescent: run() holds nothing else).
   lk.unlock();
-  gc_detail::setAtSafepoint(g, true);
-  Sched::enterSyscall();
+  Sched::enterSyscall(/*stackQuiescent=*/true);
   lk.lock();
   c.cv.wait(lk, [&] { return c.swept >= want || c.stopping || c.sched == nullptr; });
   lk.unlock();
-  gc_detail::setAtSafepoint(g, false);
   Sched::exitSyscall();
 }
 

@@ -14,9 +14,10 @@
 //     the barrier (shade of the new value), and they start with no pointers.
 // Roots: registered scanners (registry), and every G's stack via GBody::traceStack,
 // called only while the G is not running. A G is scanned once per mark phase, by the
-// collector (Runnable/Waiting Gs, or a G blocked in gcCollect) or by the scheduler right
-// before it resumes the G (gBeforeRun); g->gcscanlock excludes the two, and execute()
-// cannot resume a G whose stack is being scanned. A running G is asked to yield
+// collector (Runnable/Waiting Gs, or a G in a foreign call that declared its stack
+// quiescent: a foreign function, gcCollect) or by the scheduler right before it resumes
+// the G (gBeforeRun, from execute() and from exitSyscall after a quiescent call);
+// g->gcscanlock excludes the two, so a G never runs while its stack is being scanned. A running G is asked to yield
 // (g->preempt) and scanned when it stops.
 // Checkmark: with the world stopped after the concurrent mark, a second mark from the
 // same roots into a private bitmap; any object it reaches that the real mark left white
@@ -96,23 +97,10 @@ void scanRoots(GCWork* gcw) {
     if (fn != nullptr) fn(ctx, visitSlot, gcw);
 }
 
-namespace {
-void lockScan(G* g) {
-  for (int spins = 0;; spins++) {
-    std::uint32_t zero = 0;
-    if (g->gcscanlock.compare_exchange_weak(zero, 1, std::memory_order_acquire,
-                                            std::memory_order_relaxed))
-      return;
-    if (spins > 16) std::this_thread::yield();
-  }
-}
-void unlockScan(G* g) { g->gcscanlock.store(0, std::memory_order_release); }
-}  // namespace
-
 bool tryScanG(G* g, GCWork* gcw, bool byCollector) {
   const std::uint32_t gen = markGen.load(std::memory_order_relaxed);
   if (g->gcscangen.load(std::memory_order_acquire) == gen) return true;
-  lockScan(g);
+  g->lockScan();
   bool done = true;
   if (g->gcscangen.load(std::memory_order_relaxed) != gen) {
     const GStatus st = g->status.load(std::memory_order_acquire);
@@ -131,7 +119,8 @@ bool tryScanG(G* g, GCWork* gcw, bool byCollector) {
         if (g->gcAtSafepoint.load(std::memory_order_acquire)) {
           g->body->traceStack(g, visitSlot, gcw);
           g->gcscangen.store(gen, std::memory_order_release);
-          counters().stacksByCollector.fetch_add(1, std::memory_order_relaxed);
+          (byCollector ? counters().stacksByCollector : counters().stacksBeforeRun)
+              .fetch_add(1, std::memory_order_relaxed);
         } else {
           done = false;
         }
@@ -141,7 +130,7 @@ bool tryScanG(G* g, GCWork* gcw, bool byCollector) {
         break;
     }
   }
-  unlockScan(g);
+  g->unlockScan();
   return done;
 }
 
@@ -229,12 +218,4 @@ std::uint64_t checkmark(const std::vector<G*>& gs) {
   return cm.objects;
 }
 
-}  // namespace spindle::runtime::gc_detail
-
-namespace spindle::runtime::gc_detail {
-void setAtSafepoint(G* g, bool on) {
-  lockScan(g);
-  g->gcAtSafepoint.store(on, std::memory_order_release);
-  unlockScan(g);
-}
 }  // namespace spindle::runtime::gc_detail

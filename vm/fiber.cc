@@ -9,6 +9,7 @@
 #include "lang/opcodes.h"
 #include "runtime/gc.h"
 #include "runtime/throw.h"
+#include "vm/ffi.h"
 
 namespace spindle::vm {
 
@@ -54,7 +55,11 @@ Step FiberBody::run(runtime::G* g, std::uint32_t budget) {
         pending = Pending::None;
         runtime::gcCollect();
       }
-      pending = Pending::None;
+      if (pending == Pending::Foreign) {
+        g->needWorkerM.store(true, std::memory_order_relaxed);  // resume() makes the call
+      } else {
+        pending = Pending::None;
+      }
       fiber_->request = false;
       return Step::yield();
     case RunStatus::Park:
@@ -122,6 +127,10 @@ bool FiberBody::resume() {
       return true;
     }
     case Pending::Select: return vm_->finishSelect(f, sel.resume(g_));
+    case Pending::Foreign: {
+      const Value callee = loadValue(f->stack->data() + f->stackTop - foreignArgc - 1);
+      return vm_->callForeign(f, as<ObjForeignFn>(callee), foreignArgc);
+    }
     default: return true;
   }
 }
