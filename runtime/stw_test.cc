@@ -279,3 +279,35 @@ TEST_CASE("Sched::checkpoint lets the world stop while a G body keeps running") 
   CHECK(stops.load() == 20);
   CHECK(fnRuns.load() == 2);
 }
+
+namespace {
+thread_local P* tlsAcquired = nullptr;
+}  // namespace
+
+TEST_CASE("procresize moving the caller to P0 runs P0's acquire hooks on the caller") {
+  int slot = registerPLifecycleHooks(PLifecycleHooks{nullptr, nullptr, [](P* p) { tlsAcquired = p; }});
+  {
+    Sched s(2);
+    std::atomic<bool> done{false};
+    std::atomic<P*> acquired{nullptr};
+    std::atomic<int> fromP{-1};
+    s.runMain(fn([&, spawned = false](G*) mutable -> Step {
+      if (!spawned) {
+        spawned = true;
+        s.newproc(fn([&](G*) -> Step {
+          if (getm()->p->id == 0) return Step::yield();  // until another M runs us on P1
+          tlsAcquired = nullptr;
+          fromP.store(getm()->p->id);
+          s.setProcs(1);  // this G's P1 goes away: it continues on P0
+          acquired.store(tlsAcquired);
+          done.store(true);
+          return Step::exit();
+        }));
+      }
+      return done.load() ? Step::exit() : Step::yield();
+    }));
+    CHECK(fromP.load() == 1);
+    CHECK(acquired.load() == s.allp(0));
+  }
+  unregisterPLifecycleHooks(slot);
+}
