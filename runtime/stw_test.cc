@@ -288,24 +288,28 @@ TEST_CASE("procresize moving the caller to P0 runs P0's acquire hooks on the cal
   int slot = registerPLifecycleHooks(PLifecycleHooks{nullptr, nullptr, [](P* p) { tlsAcquired = p; }});
   {
     Sched s(2);
-    std::atomic<bool> done{false};
+    std::atomic<bool> started{false}, done{false};
     std::atomic<P*> acquired{nullptr};
     std::atomic<int> fromP{-1};
-    s.runMain(fn([&, spawned = false](G*) mutable -> Step {
-      if (!spawned) {
-        spawned = true;
-        s.newproc(fn([&](G*) -> Step {
-          if (getm()->p->id == 0) return Step::yield();  // until another M runs us on P1
-          tlsAcquired = nullptr;
-          fromP.store(getm()->p->id);
-          s.setProcs(1);  // this G's P1 goes away: it continues on P0
-          acquired.store(tlsAcquired);
-          done.store(true);
-          return Step::exit();
-        }));
-      }
-      return done.load() ? Step::exit() : Step::yield();
+    // The host's G holds P0 (the first idle P) until done, passing checkpoints so the
+    // world can stop; a G queued from outside any M then runs on P1 and shrinks to 1 P.
+    std::thread host([&] {
+      s.runMain(fn([&](G*) -> Step {
+        started.store(true);
+        while (!done.load()) Sched::checkpoint();
+        return Step::exit();
+      }));
+    });
+    while (!started.load()) std::this_thread::yield();
+    s.newproc(fn([&](G*) -> Step {
+      tlsAcquired = nullptr;
+      fromP.store(getm()->p->id);
+      s.setProcs(1);  // this G's P goes away: it continues on P0
+      acquired.store(tlsAcquired);
+      done.store(true);
+      return Step::exit();
     }));
+    host.join();
     CHECK(fromP.load() == 1);
     CHECK(acquired.load() == s.allp(0));
   }
