@@ -161,6 +161,12 @@ std::size_t Sched::allgCount() {
   return allgs_.size();
 }
 
+std::size_t Sched::gCount() {
+  std::size_t n = allgCount();
+  std::lock_guard<std::mutex> lk(gFreeLock_);
+  return n + static_cast<std::size_t>(gFreeCount_);
+}
+
 void Sched::allgAdd(G* g) {
   g->allgIndex = allgs_.size();
   allgs_.push_back(g);

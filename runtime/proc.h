@@ -109,8 +109,10 @@ class Sched {
   void procresize(int n);
   // stopTheWorld + procresize + startTheWorld (Go's GOMAXPROCS).
   void setProcs(int n);
-  // Gs listed in allgs: every G but those on the global free list (tests bound it).
+  // Gs listed in allgs: every G but those on the global free list; and every G this
+  // Sched owns, those included (tests bound both).
   std::size_t allgCount();
+  std::size_t gCount();
 
   // Hands up to n idle Ps to Ms (started or woken), which look for work on them: the
   // collector calls it when marking starts (every P) and when it hands work to its
