@@ -18,13 +18,15 @@
 //      (forEachP) flushes each P's work buffer; marking is complete after a round in
 //      which no P had work nor had pushed any to the global list since its last visit.
 //   3. Mark termination, world stopped: flush the Ps' buffers, scan Gs created since,
-//      drain what the barrier produced after the ragged barrier; end allocate-black on
-//      the cached spans; turn off the barrier; checkmark (optional); weak callbacks;
+//      drain what the barrier produced after the ragged barrier; turn the barrier off
+//      once the no-P buffer (threads without a P are not stopped) is drained, under its
+//      lock (noPWorkDisableBarrier); end allocate-black on
+//      the cached spans; checkmark (optional); weak callbacks;
 //      the pacer's next goal; sg += 2 (startSweepCycle). Start the world. MCaches are
 //      NOT flushed here: a P flushes its own in acquireP when flushGen != sweepgen, and
 //      forEachP(prepareForSweep) after the world restarts reaches the rest (idle Ps by
-//      the controller, running Ps at their next safepoint), then runs the gcMarkDone
-//      P hooks.
+//      the controller, running Ps at their next safepoint), flushes each P's page cache
+//      (for the scavenger), then runs the gcMarkDone P hooks.
 //   Assists that cannot keep up: a G allocating past the goal (while marking, or while
 //   its requested cycle has not started) is parked at its next yield (GCAssistWait,
 //   Go's assist queue) and readied after the next step 3.
