@@ -24,7 +24,10 @@
 //     well under 1 GiB with their bodies.
 #pragma once
 
+#include <sched.h>
+
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <thread>
 
@@ -143,8 +146,14 @@ struct G {
   // generation: this G's stack was scanned in the current mark phase. gcscanlock (0/1,
   // acquire/release) is held by whoever scans the stack and by execute() while it checks
   // the scan state before resuming the G, so a G is never scanned while it runs.
-  // gcAtSafepoint: the G is blocked inside run() at a safepoint (in gcCollect) and its
-  // traceStack describes all it holds, so it may be scanned although in Syscall status.
+  // gcAtSafepoint: the G is in a foreign call that declared its stack quiescent
+  // (enterSyscall(true): a foreign function call, gcCollect): its traceStack describes
+  // all it holds and nothing changes it until exitSyscall, so it may be scanned although
+  // in Syscall status. Written only by the G's own M under gcscanlock (set after the
+  // Syscall status, cleared in exitSyscall after the before-run scan). False in
+  // Sched::checkpoint, whose C++ frames hold state traceStack cannot see.
+  // A reused G starts with gcscangen = 0 (no mark generation), so it is scanned before
+  // it first runs in a mark phase.
   std::atomic<std::uint32_t> gcscangen{0};
   std::atomic<std::uint32_t> gcscanlock{0};
   std::atomic<bool> gcAtSafepoint{false};
@@ -155,6 +164,13 @@ struct G {
   // before-run hook's scan lock or its acquire of gcscangen), so a G that execute()
   // found unflagged is never flagged again before it stops.
   std::atomic<bool> gcshrink{false};
+  // Set by the body before it yields when its next step (a foreign call) must not run on
+  // a host M (whose thread must return to its host as soon as its own G exits): the
+  // scheduler hands such a G with the P to a worker M. Cleared when a worker M runs it.
+  // Relaxed: it travels with the G through the run queues (release/acquire).
+  std::atomic<bool> needWorkerM{false};
+  // Index in Sched::allgs while listed (a G on the global free list is not; allglock).
+  std::size_t allgIndex = 0;
   // Set by the collector (on the G's own M, in the allocation slow path) when the heap
   // passed its goal while marking: at its next yield the G parks until mark termination
   // (Go's assist queue) instead of allocating further. Owner M only (relaxed).
@@ -162,17 +178,17 @@ struct G {
 
   bool preemptRequested() const { return preempt.load(std::memory_order_relaxed); }
 
-  // gcscanlock: spins, then yields (a scan is short, but its holder may be preempted).
-  void lockStack() {
+  // gcscanlock (Go's _Gscan bit): acquire spins, then yields; held for one stack scan.
+  void lockScan() {
     for (int spins = 0;; spins++) {
       std::uint32_t zero = 0;
       if (gcscanlock.compare_exchange_weak(zero, 1, std::memory_order_acquire,
                                            std::memory_order_relaxed))
         return;
-      if (spins > 16) std::this_thread::yield();
+      if (spins > 16) sched_yield();
     }
   }
-  void unlockStack() { gcscanlock.store(0, std::memory_order_release); }
+  void unlockScan() { gcscanlock.store(0, std::memory_order_release); }
 };
 
 // Go's shrinkstack: if g->gcshrink is set, runs g->body->shrinkStack(g) under

@@ -128,6 +128,14 @@ struct M {
   std::uint64_t fastrand = 0x9e3779b97f4a7c15ull;
   Note park;
   std::thread thread;  // worker Ms only
+  // Worker Ms: kInSyscall between enterSyscall and exitSyscall (set and cleared by the M,
+  // release/acq_rel), kAbandoned once ~Sched CASed it from kInSyscall: the Sched and all
+  // it owns are gone, the M is leaked and its thread detached; exitSyscall then blocks
+  // forever. exited: set (release) when the M's thread leaves mstart, so ~Sched joins it
+  // without waiting on a thread blocked in C.
+  static constexpr std::uint32_t kNoSyscall = 0, kInSyscall = 1, kAbandoned = 2;
+  std::atomic<std::uint32_t> syscallState{kNoSyscall};
+  std::atomic<bool> exited{false};
 
   // Seeds rand() from the M's id with splitmix64. The state must never be zero: xorshift
   // maps zero to zero, and an M stuck there would make every select pick its first ready

@@ -7,8 +7,11 @@
 // lets each stack be scanned once, without a rescan at mark termination.
 // The fast path (gc.h writePointer) is one relaxed load of writeBarrierEnabled and a
 // branch. shade() greys into the current P's work buffer (P::gcw, owner only); a thread
-// without a P (a collector thread, a host thread) uses a buffer under a lock, flushed at
-// mark completion.
+// without a P (a collector thread, a host thread) uses a buffer under a lock. Such a
+// thread is not stopped by stopTheWorld, so it rechecks the flag under that lock, and
+// mark termination turns the barrier off under the same lock only once the buffer is
+// empty (noPWorkDisableBarrier): no grey object is ever left there after marking ends,
+// and the buffer is empty outside a mark phase (checked at the next cycle's start).
 #include <mutex>
 
 #include "runtime/gc.h"
@@ -30,6 +33,22 @@ void flushNoPWork() {
   std::lock_guard<std::mutex> lk(gNoPLock);
   gNoPWork.flush();
 }
+
+bool noPWorkEmpty() {
+  std::lock_guard<std::mutex> lk(gNoPLock);
+  return gNoPWork.empty();
+}
+
+bool noPWorkDisableBarrier() {
+  std::lock_guard<std::mutex> lk(gNoPLock);
+  if (!gNoPWork.empty()) {
+    gNoPWork.flush();
+    return false;
+  }
+  // A thread without a P that saw the flag on waits for the lock and then sees it off.
+  writeBarrierEnabled.store(false, std::memory_order_relaxed);
+  return true;
+}
 }  // namespace gc_detail
 
 void shade(void* obj) {
@@ -43,6 +62,9 @@ void shade(void* obj) {
     return;
   }
   std::lock_guard<std::mutex> lk(gc_detail::gNoPLock);
+  // Not stopped by stopTheWorld: mark termination may have turned the barrier off since
+  // the check above (it does so under this lock, once this buffer is drained).
+  if (!writeBarrierEnabled()) return;
   gc_detail::greyObject(p, &gc_detail::gNoPWork);
 }
 

@@ -18,14 +18,16 @@
 //      (forEachP) flushes each P's work buffer; marking is complete after a round in
 //      which no P had work nor had pushed any to the global list since its last visit.
 //   3. Mark termination, world stopped: flush the Ps' buffers, scan Gs created since,
-//      drain what the barrier produced after the ragged barrier; end allocate-black on
-//      the cached spans; turn off the barrier; checkmark (optional);
-//      the pacer's next goal; sg += 2 (startSweepCycle). Start the world. MCaches are
-//      NOT flushed here: a P flushes its own in acquireP when flushGen != sweepgen, and
-//      forEachP(prepareForSweep) after the world restarts reaches the rest (idle Ps by
-//      the controller, running Ps at their next safepoint), then runs the gcMarkDone
-//      P hooks; a stack shrinker G is started for the Gs whose scan asked for a smaller
-//      stack (mgcmark.cc), and gcCollect from a G drains what it has not reached.
+//      drain what the barrier produced after the ragged barrier; turn the barrier off
+//      once the no-P buffer (threads without a P are not stopped) is drained, under its
+//      lock (noPWorkDisableBarrier); end allocate-black on the cached spans; checkmark
+//      (optional); the pacer's next goal; sg += 2 (startSweepCycle). Start the world.
+//      MCaches are NOT flushed here: a P flushes its own in acquireP when flushGen !=
+//      sweepgen, and forEachP(prepareForSweep) after the world restarts reaches the rest
+//      (idle Ps by the controller, running Ps at their next safepoint), flushes each P's
+//      page cache (for the scavenger), then runs the gcMarkDone P hooks; a stack shrinker
+//      G is started for the Gs whose scan asked for a smaller stack (mgcmark.cc), and
+//      gcCollect from a G drains what it has not reached.
 //   Assists that cannot keep up: a G allocating past the goal (while marking, or while
 //   its requested cycle has not started) is parked at its next yield (GCAssistWait,
 //   Go's assist queue) and readied after the next step 3.
@@ -258,7 +260,9 @@ void markLoop(Sched* s, std::int64_t& workNs) {
     });
     // Global list first, then the workers (seq_cst): a worker announces itself busy
     // before it pops.
-    if (flushed.load(std::memory_order_relaxed) || !workQueues().full.empty() || !markWorkersIdle())
+    // The no-P buffer last: a thread without a P may have greyed into it during the round.
+    if (flushed.load(std::memory_order_relaxed) || !workQueues().full.empty() || !markWorkersIdle() ||
+        !noPWorkEmpty())
       continue;
     return;
   }
@@ -301,6 +305,7 @@ void runCycle() {
     SPINDLE_CHECK(p->gcw.empty(), "gcStart: P {} has grey objects outside a mark phase", p->id);
   }
   SPINDLE_CHECK(workQueues().full.empty(), "gcStart: global work list not empty");
+  SPINDLE_CHECK(noPWorkEmpty(), "gcStart: the barrier's no-P buffer holds grey objects outside a mark phase");
   forEachCachedSpan(s, [](MSpan* sp) { sp->allocBlackBegin(); });
   markGen.fetch_add(1, std::memory_order_relaxed);
   pacerStartCycle();
@@ -357,6 +362,9 @@ void runCycle() {
                   static_cast<int>(g->status.load()));
   }
   drain(&c.gcw, -1);
+  // Threads without a P are not stopped: whatever they greyed is drained here, and the
+  // barrier goes off (under the buffer's lock) only once their buffer is empty.
+  while (!noPWorkDisableBarrier()) drain(&c.gcw, -1);
   SPINDLE_CHECK(workQueues().full.empty() && c.gcw.empty(), "mark termination: grey objects left");
   forEachCachedSpan(s, [&h](MSpan* sp) {
     if (sp->allocBlackStart != MSpan::kNoAllocBlack)
@@ -365,7 +373,6 @@ void runCycle() {
   setGBeforeRunHook(nullptr);
   idleMarkEnd();
   gMarkSched.store(nullptr, std::memory_order_relaxed);
-  writeBarrierEnabled.store(false, std::memory_order_relaxed);
   h.gcAllocBlack.store(false, std::memory_order_relaxed);
   gcMarking.store(false, std::memory_order_relaxed);
   marked += c.gcw.bytesMarked;
@@ -388,6 +395,9 @@ void runCycle() {
   recordPause(pause2);
   s->forEachP([](P* p) {
     prepareForSweep(p, counters().flushesForEachP);
+    // Its cached free pages go back to the page allocator, where the scavenger sees
+    // them (Go flushes the page caches in mark termination's forEachP).
+    mheap().flushPageCache(p);
     runPGCMarkDoneHooks(p);
   });
   std::vector<G*> parked;
@@ -611,14 +621,12 @@ void gcCollect() {
     return;
   }
   // A G at a safepoint: let its P go (the world can stop without us) and let the
-  // collector scan our stack while we wait.
+  // collector scan our stack while we wait (it is quiescent: run() holds nothing else).
   lk.unlock();
-  gc_detail::setAtSafepoint(g, true);
-  Sched::enterSyscall();
+  Sched::enterSyscall(/*stackQuiescent=*/true);
   lk.lock();
   c.cv.wait(lk, [&] { return c.swept >= want || c.stopping || c.sched == nullptr; });
   lk.unlock();
-  gc_detail::setAtSafepoint(g, false);
   Sched::exitSyscall();
   // Holding a P again: the cycle's stack shrinks that its shrinker G has not reached.
   gc_detail::drainStackShrinks(m->sched);

@@ -133,12 +133,14 @@ Counters& counters();
 namespace spindle::runtime::gc_detail {
 // mbarrier.cc: hands the barrier's no-P buffer to the global full list.
 void flushNoPWork();
+// Whether the no-P buffer holds no grey object.
+bool noPWorkEmpty();
+// Mark termination: turns the write barrier off if the no-P buffer is empty (true);
+// otherwise flushes it to the global list and returns false (drain, then retry).
+bool noPWorkDisableBarrier();
 }  // namespace spindle::runtime::gc_detail
 
 namespace spindle::runtime::gc_detail {
-// mgcmark.cc: marks g as blocked at a safepoint (scannable while in Syscall status);
-// clearing it waits for a scan in progress.
-void setAtSafepoint(G* g, bool on);
 // mgc.cc: verifyHeap holds the cycle lock (no cycle, no background sweep step).
 Sched* lockForVerify();
 void unlockForVerify();

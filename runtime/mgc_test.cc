@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -724,4 +725,70 @@ TEST_CASE("stack shrinks run on paused Gs only, with a P, for parked and running
   for (auto* p : parked) delete p;
   for (auto* y : yielders) delete y;
   freechan(c);
+}
+
+TEST_CASE("a G in a quiescent foreign call is scanned during the call: cycles do not wait for it") {
+  World w(2);
+  setCheckmark(true);
+  std::atomic<int> phase{0};  // 1: in the call, 2: released, 3: returned
+  struct Caller final : GBody {
+    Node* held[16] = {};
+    std::atomic<int>* phase;
+    int pc = 0;
+    Step run(G*, std::uint32_t) override {
+      if (pc++ > 0) return Step::exit();
+      for (auto& h : held) h = newNode();
+      Sched::enterSyscall(/*stackQuiescent=*/true);  // a blocking C call, state saved
+      phase->store(1);
+      // Bounded (20 s) so that a collector waiting for the call fails the test below
+      // instead of hanging it.
+      for (int i = 0; i < 20000 && phase->load() != 2; i++) usleep(1000);
+      Sched::exitSyscall();
+      for (auto* h : held) checkNode(h);
+      phase->store(3);
+      return Step::yield();
+    }
+    void traceStack(G*, VisitFn visit, void* ctx) override {
+      for (auto& h : held) visit(ctx, reinterpret_cast<void**>(&h));
+    }
+  } caller;
+  caller.phase = &phase;
+  std::thread host([&] { CHECK(w.s.runMain(&caller) == RunStatus::Ok); });
+  while (phase.load() != 1) std::this_thread::yield();
+  const std::uint64_t scanned = gcStats().stacksScannedByCollector;
+  std::thread garbage([&] {
+    w.s.runMain(fn([](G*) -> Step {
+      for (int i = 0; i < 20000; i++) newNode();
+      return Step::exit();
+    }));
+  });
+  garbage.join();
+  gcCollect();
+  gcCollect();
+  CHECK(phase.load() == 1);  // both cycles ended while the call still blocks
+  CHECK(gcStats().stacksScannedByCollector > scanned);
+  for (auto* h : caller.held) checkNode(h);
+  phase.store(2);
+  host.join();
+  CHECK(phase.load() == 3);
+  verifyHeap();
+}
+
+TEST_CASE("mark termination flushes every P's page cache") {
+  World w(2);
+  REQUIRE(w.s.runMain(fn([](G*) -> Step {
+    for (int i = 0; i < 20000; i++) newNode();
+    return Step::exit();
+  })) == RunStatus::Ok);
+  auto cached = [&] {
+    int n = 0;
+    for (int i = 0; i < w.s.procs(); i++) {
+      const P::PageCache& c = w.s.allp(i)->pcache;
+      n += std::popcount(c.cache) + static_cast<int>(c.nfreed);
+    }
+    return n;
+  };
+  CHECK(cached() > 0);  // allocation left pages in a cache
+  gcCollect();
+  CHECK(cached() == 0);
 }

@@ -14,9 +14,10 @@
 //     the barrier (shade of the new value), and they start with no pointers.
 // Roots: registered scanners (registry), and every G's stack via GBody::traceStack,
 // called only while the G is not running. A G is scanned once per mark phase, by the
-// collector (Runnable/Waiting Gs, or a G blocked in gcCollect) or by the scheduler right
-// before it resumes the G (gBeforeRun); g->gcscanlock excludes the two, and execute()
-// cannot resume a G whose stack is being scanned. A running G is asked to yield
+// collector (Runnable/Waiting Gs, or a G in a foreign call that declared its stack
+// quiescent: a foreign function, gcCollect) or by the scheduler right before it resumes
+// the G (gBeforeRun, from execute() and from exitSyscall after a quiescent call);
+// g->gcscanlock excludes the two, so a G never runs while its stack is being scanned. A running G is asked to yield
 // (g->preempt) and scanned when it stops.
 // Stack shrinking (Go's shrinkstack, below): a scan that finds a stack under a quarter
 // used flags the G; it is halved under gcscanlock by a thread with a P while the G is
@@ -207,9 +208,9 @@ void clearStackShrinks(Sched* s) {
   // Unflagged (outside q.lock: a scan takes gcscanlock, then q.lock), so that a later
   // scan, after s attaches again, queues them again.
   for (G* g : gs) {
-    g->lockStack();
+    g->lockScan();
     g->gcshrink.store(false, std::memory_order_relaxed);
-    g->unlockStack();
+    g->unlockScan();
   }
 }
 
@@ -226,7 +227,7 @@ void considerShrink(G* g, bool byCollector) {
 bool tryScanG(G* g, GCWork* gcw, bool byCollector) {
   const std::uint32_t gen = markGen.load(std::memory_order_relaxed);
   if (g->gcscangen.load(std::memory_order_acquire) == gen) return true;
-  g->lockStack();
+  g->lockScan();
   bool done = true;
   if (g->gcscangen.load(std::memory_order_relaxed) != gen) {
     const GStatus st = g->status.load(std::memory_order_acquire);
@@ -246,7 +247,8 @@ bool tryScanG(G* g, GCWork* gcw, bool byCollector) {
         if (g->gcAtSafepoint.load(std::memory_order_acquire)) {
           g->body->traceStack(g, visitSlot, gcw);
           g->gcscangen.store(gen, std::memory_order_release);
-          counters().stacksByCollector.fetch_add(1, std::memory_order_relaxed);
+          (byCollector ? counters().stacksByCollector : counters().stacksBeforeRun)
+              .fetch_add(1, std::memory_order_relaxed);
         } else {
           done = false;
         }
@@ -256,7 +258,7 @@ bool tryScanG(G* g, GCWork* gcw, bool byCollector) {
         break;
     }
   }
-  g->unlockStack();
+  g->unlockScan();
   return done;
 }
 
@@ -344,12 +346,4 @@ std::uint64_t checkmark(const std::vector<G*>& gs) {
   return cm.objects;
 }
 
-}  // namespace spindle::runtime::gc_detail
-
-namespace spindle::runtime::gc_detail {
-void setAtSafepoint(G* g, bool on) {
-  g->lockStack();
-  g->gcAtSafepoint.store(on, std::memory_order_release);
-  g->unlockStack();
-}
 }  // namespace spindle::runtime::gc_detail

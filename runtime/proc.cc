@@ -88,15 +88,30 @@ Sched::~Sched() {
     sysmonCv_.notify_all();
   }
   sysmon_.join();
-  // Worker Ms exit at their next safepoint; none can be created any more.
+  // Worker Ms exit at their next safepoint; none can be created any more. An M blocked
+  // in a foreign call is not waited for (the program ends when its main G ends, as in
+  // Go): CASing its syscallState to kAbandoned makes its exitSyscall block forever, so
+  // its thread is detached and the M leaked, the one object it still reads.
   std::vector<M*> ms;
   {
     std::lock_guard<std::mutex> lk(lock_);
     ms = allm_;
   }
   for (M* m : ms) {
-    m->thread.join();
-    delete m;
+    for (;;) {
+      if (m->exited.load(std::memory_order_acquire)) {
+        m->thread.join();
+        delete m;
+        break;
+      }
+      std::uint32_t in = M::kInSyscall;
+      if (m->syscallState.compare_exchange_strong(in, M::kAbandoned, std::memory_order_acq_rel)) {
+        m->thread.detach();
+        break;
+      }
+      // On its way to a safepoint, or out of its foreign call and on its way back.
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
   }
   for (int i = 0; i < allocatedPs_; i++) {
     P* p = allp(i);
@@ -109,6 +124,13 @@ Sched::~Sched() {
   for (G* g : allgs_) {
     if (g->body != nullptr && g->status.load() != GStatus::Dead) g->body->abandoned(g);
     delete g;
+  }
+  for (GChain& c : gFree_) {
+    for (G* g = c.head; g != nullptr;) {
+      G* next = g->schedlink;
+      delete g;
+      g = next;
+    }
   }
   gLiveScheds.fetch_sub(1, std::memory_order_acq_rel);
 }
@@ -131,17 +153,54 @@ G* Sched::newG() {
   G* g = new G();
   g->sched = this;
   std::lock_guard<std::mutex> lk(allglock_);
-  allgs_.push_back(g);
+  allgAdd(g);
   return g;
+}
+
+std::size_t Sched::allgCount() {
+  std::lock_guard<std::mutex> lk(allglock_);
+  return allgs_.size();
+}
+
+std::size_t Sched::gCount() {
+  std::size_t n = allgCount();
+  std::lock_guard<std::mutex> lk(gFreeLock_);
+  return n + static_cast<std::size_t>(gFreeCount_);
+}
+
+void Sched::allgAdd(G* g) {
+  g->allgIndex = allgs_.size();
+  allgs_.push_back(g);
+}
+
+// Unlists a chain of dead Gs (linked through schedlink) bound for the global free list.
+void Sched::allgRemoveChain(G* head) {
+  for (G* g = head; g != nullptr; g = g->schedlink) {
+    const std::size_t i = g->allgIndex;
+    SPINDLE_DCHECK(i < allgs_.size() && allgs_[i] == g, "allgs: G {} not at its index {}", g->goid, i);
+    G* last = allgs_.back();
+    allgs_[i] = last;
+    last->allgIndex = i;
+    allgs_.pop_back();
+  }
 }
 
 G* Sched::gfget(P* p) {
   if (p != nullptr && p->gFree == nullptr) {
-    std::lock_guard<std::mutex> lk(gFreeLock_);
-    if (!gFree_.empty()) {
-      GChain c = gFree_.back();
-      gFree_.pop_back();
-      gFreeCount_ -= c.n;
+    GChain c{nullptr, 0};
+    {
+      std::lock_guard<std::mutex> lk(gFreeLock_);
+      if (!gFree_.empty()) {
+        c = gFree_.back();
+        gFree_.pop_back();
+        gFreeCount_ -= c.n;
+      }
+    }
+    if (c.head != nullptr) {
+      {
+        std::lock_guard<std::mutex> lk(allglock_);
+        for (G* g = c.head; g != nullptr; g = g->schedlink) allgAdd(g);
+      }
       p->gFree = c.head;
       p->gFreeCount = c.n;
     }
@@ -155,16 +214,23 @@ G* Sched::gfget(P* p) {
     return g;
   }
   if (p == nullptr) {
-    std::lock_guard<std::mutex> lk(gFreeLock_);
-    if (!gFree_.empty()) {
-      GChain& c = gFree_.back();
-      G* g = c.head;
-      gFreeCount_--;
-      if (--c.n == 0) {
-        gFree_.pop_back();
-      } else {
-        c.head = g->schedlink;
+    G* g = nullptr;
+    {
+      std::lock_guard<std::mutex> lk(gFreeLock_);
+      if (!gFree_.empty()) {
+        GChain& c = gFree_.back();
+        g = c.head;
+        gFreeCount_--;
+        if (--c.n == 0) {
+          gFree_.pop_back();
+        } else {
+          c.head = g->schedlink;
+        }
       }
+    }
+    if (g != nullptr) {
+      std::lock_guard<std::mutex> lk(allglock_);
+      allgAdd(g);
       return g;
     }
   }
@@ -182,6 +248,10 @@ void Sched::gfput(P* p, G* g) {
     GChain c{last->schedlink, p->gFreeCount - kGFreeLocalMax / 2};
     last->schedlink = nullptr;
     p->gFreeCount = kGFreeLocalMax / 2;
+    {
+      std::lock_guard<std::mutex> lk(allglock_);
+      allgRemoveChain(c.head);
+    }
     std::lock_guard<std::mutex> lk(gFreeLock_);
     gFree_.push_back(c);
     gFreeCount_ += c.n;
@@ -190,7 +260,7 @@ void Sched::gfput(P* p, G* g) {
 
 void shrinkstack(G* g) {
   SPINDLE_DCHECK(currentP() != nullptr, "shrinkstack: G {} shrunk on a thread without a P", g->goid);
-  g->lockStack();
+  g->lockScan();
   if (g->gcshrink.load(std::memory_order_relaxed)) {
     const GStatus st = g->status.load(std::memory_order_acquire);
     SPINDLE_CHECK(st == GStatus::Runnable || st == GStatus::Waiting,
@@ -199,15 +269,14 @@ void shrinkstack(G* g) {
     g->body->shrinkStack(g);
     g->gcshrink.store(false, std::memory_order_release);
   }
-  g->unlockStack();
+  g->unlockScan();
 }
 
-G* Sched::newproc(GBody* body) {
-  M* m = tlsM;
-  P* p = (m != nullptr && m->sched == this) ? m->p : nullptr;
-  G* g = gfget(p);
+// Readies a new or reused G (Dead or fresh) to run body; the caller publishes it
+// (status Runnable with release) and queues it.
+void Sched::initG(G* g, GBody* body, P* p) {
   SPINDLE_DCHECK(!g->gcshrink.load(std::memory_order_relaxed),
-                 "newproc: G {} reused with a stack shrink pending", g->goid);
+                 "initG: G {} reused with a stack shrink pending", g->goid);
   g->body = body;
   g->m = nullptr;
   g->schedlink = nullptr;
@@ -227,6 +296,17 @@ G* Sched::newproc(GBody* body) {
     g->goid = goidgen_.fetch_add(1, std::memory_order_relaxed) + 1;
   }
   g->sud = sudog{};
+  // A reused G may carry this mark phase's generation from its previous life: reset, so
+  // the new body's stack is scanned before it first runs while marking.
+  g->gcscangen.store(0, std::memory_order_relaxed);
+  g->needWorkerM.store(false, std::memory_order_relaxed);
+}
+
+G* Sched::newproc(GBody* body) {
+  M* m = tlsM;
+  P* p = (m != nullptr && m->sched == this) ? m->p : nullptr;
+  G* g = gfget(p);
+  initG(g, body, p);
   g->status.store(GStatus::Runnable, std::memory_order_release);
   if (p != nullptr) {
     runqput(this, p, g, true);
@@ -333,13 +413,16 @@ void Sched::mput(M* m) {
   checkdead();
 }
 
-M* Sched::mget() {
-  if (midle_.empty()) return nullptr;
-  M* m = midle_.back();
-  midle_.pop_back();
-  m->inIdleList = false;
-  nmidle_--;
-  return m;
+M* Sched::mget(bool workerOnly) {
+  for (std::size_t i = midle_.size(); i-- > 0;) {
+    M* m = midle_[i];
+    if (workerOnly && m->isHost) continue;
+    midle_.erase(midle_.begin() + static_cast<std::ptrdiff_t>(i));
+    m->inIdleList = false;
+    nmidle_--;
+    return m;
+  }
+  return nullptr;
 }
 
 void Sched::mremoveIdle(M* m) {
@@ -391,14 +474,14 @@ void Sched::claimNextp(M* m) {
 }
 
 // Under lock_: hands P p (or an idle P) to an idle or new M.
-M* Sched::startmLocked(P* p, bool spinning, bool deferWake) {
+M* Sched::startmLocked(P* p, bool spinning, bool deferWake, bool workerOnly) {
   if (p == nullptr) p = pidleget();
   if (p == nullptr || shutdown_.load()) {
     if (p != nullptr) pidleput(p);
     if (spinning) nmspinning_.fetch_sub(1);
     return nullptr;
   }
-  M* nm = mget();
+  M* nm = mget(workerOnly);
   if (nm != nullptr) {
     nm->nextp = p;
     nm->spinning = spinning;
@@ -465,6 +548,21 @@ void Sched::mstart(M* m) {
   claimNextp(m);
   schedule(m);
   tlsM = nullptr;
+  m->exited.store(true, std::memory_order_release);  // ~Sched may join now
+}
+
+// A host M found g, whose next step must run on a worker M (g->needWorkerM): g goes to
+// runnext of this M's P and the P to an idle or new worker M; this M goes idle (its own
+// G, when it exits, wakes it).
+void Sched::handToWorker(M* m, G* g) {
+  if (m->spinning) {
+    m->spinning = false;
+    nmspinning_.fetch_sub(1);
+  }
+  runqput(this, m->p, g, /*next=*/true);
+  P* p = releaseP(m);
+  std::lock_guard<std::mutex> lk(lock_);
+  startmLocked(p, false, false, /*workerOnly=*/true);
 }
 
 // --- the schedule loop --------------------------------------------------------------
@@ -531,6 +629,10 @@ void Sched::schedule(M* m) {
     bool inherit = false;
     G* g = findRunnable(m, &inherit);
     if (g == nullptr) continue;
+    if (m->isHost && g->needWorkerM.load(std::memory_order_relaxed)) [[unlikely]] {
+      handToWorker(m, g);
+      continue;
+    }
     if (m->spinning) resetspinning(m);
     execute(m, g, inherit);
   }
@@ -644,6 +746,7 @@ void Sched::execute(M* m, G* g, bool inheritTime) {
   // A scan (just now, or the collector's earlier) asked for a smaller stack: this M holds
   // a P and g does not run yet. Acquire: a shrink done elsewhere is seen by the body.
   if (g->gcshrink.load(std::memory_order_acquire)) [[unlikely]] shrinkstack(g);
+  if (!m->isHost) g->needWorkerM.store(false, std::memory_order_relaxed);
   g->status.store(GStatus::Running, std::memory_order_relaxed);
   g->m = m;
   m->curg = g;
@@ -756,10 +859,9 @@ RunStatus Sched::runMain(GBody* body) {
   m.hostRun = &hr;
   hr.m = &m;
   tlsM = &m;
-  G* g = newG();
-  g->body = body;
+  G* g = gfget(nullptr);  // a dead G from the global free list, as newproc reuses them
+  initG(g, body, nullptr);
   g->hostRun.store(&hr, std::memory_order_relaxed);
-  g->goid = goidgen_.fetch_add(1, std::memory_order_relaxed) + 1;
   g->status.store(GStatus::Runnable, std::memory_order_release);
   hr.g = g;
   P* p = nullptr;
@@ -821,7 +923,12 @@ void Sched::endHostRun(G* g) {
 
 // --- foreign calls ------------------------------------------------------------------
 
-void Sched::enterSyscall() {
+bool Sched::onOtherHostM() {
+  M* m = tlsM;
+  return m != nullptr && m->isHost && m->curg != nullptr && m->curg != m->hostRun->g;
+}
+
+void Sched::enterSyscall(bool stackQuiescent) {
   M* m = tlsM;
   SPINDLE_CHECK(m != nullptr && m->p != nullptr && m->curg != nullptr,
                 "enterSyscall: not called from a running G");
@@ -829,7 +936,15 @@ void Sched::enterSyscall() {
   P* p = m->p;
   G* g = m->curg;
   if (p->runSafePointFn.load() != 0) s->runSafePointFn(p);
+  if (!m->isHost) m->syscallState.store(M::kInSyscall, std::memory_order_release);
   g->status.store(GStatus::Syscall, std::memory_order_relaxed);
+  if (stackQuiescent) {
+    // Under the scan lock (its release): a scanner that takes the lock after this sees
+    // the Syscall status and everything the body saved before the call.
+    g->lockScan();
+    g->gcAtSafepoint.store(true, std::memory_order_relaxed);
+    g->unlockScan();
+  }
   p->syscalltick.store(p->syscalltick.load(std::memory_order_relaxed) + 1,
                        std::memory_order_relaxed);
   // Unbind before publishing Syscall: once it is visible another M may take p.
@@ -859,14 +974,25 @@ bool Sched::checkpointPending() {
 
 void Sched::checkpoint() {
   if (!checkpointPending()) return;
-  enterSyscall();  // runs a pending forEachP fn; hands the P to a stopper
+  // Not quiescent: the body's C++ frames hold state its traceStack does not report.
+  enterSyscall(/*stackQuiescent=*/false);  // runs a pending forEachP fn; hands the P to a stopper
   exitSyscall();
 }
 
 void Sched::exitSyscall() {
   M* m = tlsM;
-  SPINDLE_CHECK(m != nullptr && m->oldp != nullptr && m->curg != nullptr,
-                "exitSyscall: no matching enterSyscall");
+  SPINDLE_CHECK(m != nullptr, "exitSyscall: not on an M");
+  if (!m->isHost) {
+    std::uint32_t in = M::kInSyscall;
+    if (!m->syscallState.compare_exchange_strong(in, M::kNoSyscall, std::memory_order_acq_rel)) {
+      // ~Sched abandoned this M during the call: the Sched, its Ps and Gs and whatever
+      // the body refers to are gone. Block this (detached) thread for good; the process
+      // exit ends it.
+      SPINDLE_CHECK(in == M::kAbandoned, "exitSyscall: M {} syscallState={}", m->id, in);
+      for (;;) pause();
+    }
+  }
+  SPINDLE_CHECK(m->oldp != nullptr && m->curg != nullptr, "exitSyscall: no matching enterSyscall");
   Sched* s = m->sched;
   G* g = m->curg;
   P* p = m->oldp;
@@ -879,10 +1005,20 @@ void Sched::exitSyscall() {
     bindP(p);
     p->syscalltick.store(p->syscalltick.load(std::memory_order_relaxed) + 1,
                          std::memory_order_relaxed);
-    g->status.store(GStatus::Running, std::memory_order_relaxed);
-    return;
+  } else {
+    s->exitSyscallSlow(m, g);
   }
-  s->exitSyscallSlow(m, g);
+  if (g->gcAtSafepoint.load(std::memory_order_relaxed)) {
+    // Scan-before-run, as execute(): while marking, a G the collector has not scanned
+    // during its quiescent call is scanned now, before it runs on (tryScanG takes the scan
+    // lock, so this also waits for a scan in progress). Then the stack stops being
+    // scannable; taking the lock again waits out a scan that began meanwhile.
+    runGBeforeRunHook(g);
+    g->lockScan();
+    g->gcAtSafepoint.store(false, std::memory_order_relaxed);
+    g->unlockScan();
+  }
+  g->status.store(GStatus::Running, std::memory_order_relaxed);
 }
 
 void Sched::exitSyscallSlow(M* m, G* g) {
@@ -909,7 +1045,6 @@ void Sched::exitSyscallSlow(M* m, G* g) {
   }
   acquireP(m, p);
   p->curg.store(g, std::memory_order_release);
-  g->status.store(GStatus::Running, std::memory_order_relaxed);
 }
 
 }  // namespace spindle::runtime

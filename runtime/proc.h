@@ -109,6 +109,10 @@ class Sched {
   void procresize(int n);
   // stopTheWorld + procresize + startTheWorld (Go's GOMAXPROCS).
   void setProcs(int n);
+  // Gs listed in allgs: every G but those on the global free list; and every G this
+  // Sched owns, those included (tests bound both).
+  std::size_t allgCount();
+  std::size_t gCount();
 
   // Hands up to n idle Ps to Ms (started or woken), which look for work on them: the
   // collector calls it when marking starts (every P) and when it hands work to its
@@ -125,8 +129,20 @@ class Sched {
 
   // Foreign calls from a G body (Go's entersyscall/exitsyscall): between them the M has no
   // P; sysmon may hand the P to another M. exitSyscall blocks until the M holds a P again.
-  static void enterSyscall();
+  // stackQuiescent: the body saved all its state where traceStack finds it and touches
+  // none of it until exitSyscall (a foreign function call, gcCollect), so the collector
+  // may scan the G during the call, as Go scans a goroutine in a syscall; exitSyscall
+  // then waits for a scan in progress and, while marking, scans the G before it runs on
+  // (scan-before-run, as execute()). If the Sched was destroyed meanwhile (~Sched
+  // abandons an M in a foreign call), exitSyscall never returns: the thread blocks
+  // forever without touching anything but its leaked M.
+  static void enterSyscall(bool stackQuiescent);
   static void exitSyscall();
+  // True when the calling G runs on a host M (a thread in runMain) that is not its own
+  // host's: a blocking foreign call there would keep that host thread from returning when
+  // its G exits. The body should then set g->needWorkerM and yield before the call: the
+  // scheduler hands the G to a worker M, where the body makes the call.
+  static bool onOtherHostM();
   // For C++ G bodies that run long between returns to the scheduler (benchmarks, host
   // code): if a stopTheWorld or forEachP is waiting for this P, pass through the syscall
   // state in place so it proceeds without waiting for run() to return (the G blocks until
@@ -143,7 +159,8 @@ class Sched {
   Step sleep(G* g, std::int64_t ns);
   std::int64_t pendingTimers() const { return ntimers_.load(std::memory_order_acquire); }
 
-  // Visits every G ever created (for the collector's root scan; world stopped).
+  // Visits every G except the dead ones on the global free list (the collector's stack
+  // scans, abort of a failed program).
   template <typename F>
   void forEachG(F&& f) {
     std::lock_guard<std::mutex> lk(allglock_);
@@ -169,7 +186,8 @@ class Sched {
   // Under lock_. With deferWake, an idle M handed p is returned instead of woken: the
   // caller wakes it after unlocking (startTheWorld), so the woken M never finds
   // sched.lock held by its waker.
-  M* startmLocked(P* p, bool spinning, bool deferWake = false);
+  // workerOnly: never a host M (handToWorker).
+  M* startmLocked(P* p, bool spinning, bool deferWake = false, bool workerOnly = false);
   void wakep();
   void resetspinning(M* m);
   void handoffp(P* p);
@@ -178,7 +196,7 @@ class Sched {
   void pidleput(P* p);
   P* pidleget();
   void mput(M* m);
-  M* mget();
+  M* mget(bool workerOnly = false);
   void mremoveIdle(M* m);
   void checkdead();
   void gcstopm(M* m);
@@ -189,6 +207,10 @@ class Sched {
   G* gfget(P* p);
   void gfput(P* p, G* g);
   G* newG();
+  void initG(G* g, GBody* body, P* p);
+  void allgAdd(G* g);                // under allglock_
+  void allgRemoveChain(G* head);     // under allglock_
+  void handToWorker(M* m, G* g);
   void exitSyscallSlow(M* m, G* g);
   void handToSyscallWaiter(M* m);
 
@@ -264,6 +286,9 @@ class Sched {
   std::vector<GChain> gFree_;
   std::int32_t gFreeCount_ = 0;
   std::mutex allglock_;
+  // Every G not on the global free list (gFree_): Gs in use and those on the Ps' short
+  // free lists. A chain moved to gFree_ leaves it, a chain taken back rejoins it, so a
+  // cycle's walk is bounded by the Gs in use, not by the Gs ever created.
   std::vector<G*> allgs_;
   std::atomic<std::uint64_t> goidgen_{0};
   std::uint32_t budget_ = 4096;

@@ -17,6 +17,7 @@
 #include "runtime/testing/fnbody.h"
 #include "runtime/malloc.h"
 #include "runtime/pheap.h"
+#include "runtime/phooks.h"
 #include "runtime/waitgroup.h"
 
 using namespace spindle::runtime;
@@ -317,7 +318,7 @@ TEST_CASE("no deadlock while a foreign call is pending; its P is retaken meanwhi
   std::atomic<bool> inCall{false};
   s.newproc(fn([pc = 0, c, &otherRan, &inCall](G* g) mutable -> Step {
     if (pc == 0) {
-      Sched::enterSyscall();
+      Sched::enterSyscall(/*stackQuiescent=*/false);
       inCall.store(true);
       // A blocking foreign call; with one P, another G can only run if sysmon hands the P
       // to another M. Wait for that, bounded by 5 s so a broken retake fails cleanly.
@@ -419,7 +420,7 @@ TEST_CASE("Gs allocate from the P they run on: across foreign calls and procresi
             v[0] = v[3] = 1;
           }
           if (g->m->p != currentP()) wrongP.fetch_add(1);
-          Sched::enterSyscall();
+          Sched::enterSyscall(/*stackQuiescent=*/false);
           if (currentP() != nullptr) wrongP.fetch_add(1);  // no P inside a foreign call
           Sched::exitSyscall();
           if (g->m->p != currentP()) wrongP.fetch_add(1);
@@ -439,4 +440,164 @@ TEST_CASE("Gs allocate from the P they run on: across foreign calls and procresi
   CHECK(st == RunStatus::Ok);
   CHECK(done.load() == kG);
   CHECK(wrongP.load() == 0);
+}
+
+namespace {
+std::atomic<G*> gHookedG{nullptr};
+std::atomic<int> gHookCalls{0};
+void countingBeforeRun(G* g) {
+  gHookedG.store(g);
+  gHookCalls.fetch_add(1);
+}
+}  // namespace
+
+TEST_CASE("exitSyscall after a quiescent foreign call waits for a scan and runs the before-run hook; checkpoint does neither") {
+  Sched s(2);
+  setGBeforeRunHook(countingBeforeRun);
+  gHookCalls.store(0);
+  std::atomic<int> phase{0};  // 1: in the quiescent call, 2: released, 3: returned
+  std::atomic<bool> scannable{false};
+  std::atomic<int> hookAtReturn{-1};
+  G* g = nullptr;
+  struct Body final : GBody {
+    std::atomic<int>* phase;
+    std::atomic<bool>* scannable;
+    std::atomic<int>* hookAtReturn;
+    int pc = 0;
+    Step run(G* g, std::uint32_t) override {
+      if (pc++ > 0) return Step::exit();
+      const int before = gHookCalls.load();
+      Sched::checkpoint();  // nothing waits: no syscall, no hook
+      Sched::enterSyscall(/*stackQuiescent=*/true);
+      scannable->store(g->gcAtSafepoint.load());
+      phase->store(1);
+      for (int i = 0; i < 5000 && phase->load() != 2; i++) usleep(1000);
+      Sched::exitSyscall();
+      hookAtReturn->store(gHookCalls.load() - before);
+      CHECK(!g->gcAtSafepoint.load());
+      phase->store(3);
+      return Step::yield();
+    }
+  } body;
+  body.phase = &phase;
+  body.scannable = &scannable;
+  body.hookAtReturn = &hookAtReturn;
+  std::thread host([&] { CHECK(s.runMain(&body) == RunStatus::Ok); });
+  while (phase.load() != 1) std::this_thread::yield();
+  s.forEachG([&](G* x) {
+    if (x->status.load() == GStatus::Syscall) g = x;
+  });
+  REQUIRE(g != nullptr);
+  CHECK(scannable.load());
+  g->lockScan();  // a scan in progress: the G must not run on until it ends
+  phase.store(2);
+  usleep(50000);
+  CHECK(phase.load() == 2);
+  g->unlockScan();
+  while (phase.load() != 3) std::this_thread::yield();
+  CHECK(hookAtReturn.load() == 1);  // exitSyscall's scan-before-run, not execute()'s
+  CHECK(gHookedG.load() == g);
+  host.join();
+  setGBeforeRunHook(nullptr);
+
+  // checkpoint passes through the syscall state without declaring the stack quiescent:
+  // the hook is not run (the body's C++ frames hold state traceStack cannot report).
+  std::atomic<bool> stop{false};
+  std::atomic<int> hookInCheckpoint{-1};
+  s.newproc(fn([&](G*) -> Step {
+    setGBeforeRunHook(countingBeforeRun);
+    const int before = gHookCalls.load();
+    while (!stop.load()) Sched::checkpoint();
+    hookInCheckpoint.store(gHookCalls.load() - before);
+    setGBeforeRunHook(nullptr);
+    return Step::exit();
+  }));
+  for (int i = 0; i < 20; i++) {
+    s.stopTheWorld("test");  // the checkpointing body lets the world stop
+    s.startTheWorld();
+  }
+  stop.store(true);
+  while (hookInCheckpoint.load() < 0) std::this_thread::yield();
+  CHECK(hookInCheckpoint.load() == 0);
+}
+
+TEST_CASE("host runs reuse Gs and dead Gs leave allgs: 200k runMain calls, 10k spawned Gs") {
+  Sched s(2);
+  struct Nop final : GBody {
+    Step run(G*, std::uint32_t) override { return Step::exit(); }
+  } nop;
+  for (int i = 0; i < 200000; i++) REQUIRE(s.runMain(&nop) == RunStatus::Ok);
+  // Gs in use plus at most kGFreeLocalMax (64) dead ones per P; and a G per host run
+  // is reused, so no more Gs exist than that and one chain of 32 on the global list.
+  CHECK(s.allgCount() <= 2 * 64 + 2);
+  CHECK(s.gCount() <= 2 * 64 + 2 + 32);
+  hchan* c = makechan(0);
+  std::atomic<int> exited{0};
+  for (int i = 0; i < 10000; i++) {
+    s.newproc(fn([c, &exited, pc = 0](G* g) mutable -> Step {
+      std::uint64_t v;
+      bool ok;
+      if (pc++ == 0) {
+        if (chanrecv(c, g, &v, &ok) == ChanResult::Park) return chanRecvParkStep(c);
+      } else {
+        chanrecvResume(g, &v, &ok);
+      }
+      exited.fetch_add(1);
+      return Step::exit();
+    }));
+  }
+  CHECK(s.allgCount() >= 10000);
+  closechan(c);
+  struct Wait final : GBody {
+    std::atomic<int>* exited;
+    Step run(G*, std::uint32_t) override { return exited->load() == 10000 ? Step::exit() : Step::yield(); }
+  } wait;
+  wait.exited = &exited;
+  REQUIRE(s.runMain(&wait) == RunStatus::Ok);
+  CHECK(s.allgCount() <= 2 * 64 + 2);  // the 10k dead Gs left allgs for the free list
+  freechan(c);
+}
+
+TEST_CASE("a foreign call of another G never runs on a host M: the host returns while it blocks") {
+  Sched s(1);
+  std::atomic<bool> secondRan{false}, onHost{true}, release{false}, returned{false};
+  struct Main final : GBody {
+    Sched* s;
+    std::atomic<bool>* secondRan;
+    std::atomic<bool>* onHost;
+    std::atomic<bool>* release;
+    std::atomic<bool>* returned;
+    bool spawned = false;
+    Step run(G*, std::uint32_t) override {
+      if (!spawned) {
+        spawned = true;
+        s->newproc(fn([this, pc = 0](G* g) mutable -> Step {
+          if (pc++ == 0) {
+            // On the host's M (runnext of its only P): ask for a worker before the call.
+            g->needWorkerM.store(true);
+            return Step::yield();
+          }
+          onHost->store(getm()->isHost);
+          secondRan->store(true);
+          Sched::enterSyscall(/*stackQuiescent=*/false);
+          for (int i = 0; i < 5000 && !release->load(); i++) usleep(1000);
+          Sched::exitSyscall();
+          returned->store(true);
+          return Step::exit();
+        }));
+        return Step::yield();  // the spawned G runs next on this M
+      }
+      return secondRan->load() ? Step::exit() : Step::yield();
+    }
+  } body;
+  body.s = &s;
+  body.secondRan = &secondRan;
+  body.onHost = &onHost;
+  body.release = &release;
+  body.returned = &returned;
+  REQUIRE(s.runMain(&body) == RunStatus::Ok);
+  CHECK(!onHost.load());
+  CHECK(!returned.load());  // runMain returned while the call blocks
+  release.store(true);
+  while (!returned.load()) std::this_thread::yield();
 }

@@ -21,8 +21,10 @@
 //     by the 1 -> 0 CAS of runSafePointFn. safePointWait counts the Ps still to run fn.
 //   - procresize(n): with the world stopped. Growing creates (or revives) Ps and runs the
 //     init hooks; shrinking moves the dead Ps' run queues and free Gs to the global lists
-//     and runs the destroy hooks (the heap hands back the P's caches). P objects are never
-//     freed before the Sched: an M in a foreign call may still CAS its oldp.
+//     and runs the destroy hooks (the heap hands back the P's caches). A caller whose P
+//     is destroyed continues on P0, with P0's acquire hooks run as acquireP runs them.
+//     P objects are never freed before the Sched: an M in a foreign call may still CAS
+//     its oldp.
 #include <algorithm>
 #include <vector>
 
@@ -54,8 +56,9 @@ void Sched::lockWorld(M* m) {
     return;
   }
   if (worldsema_.try_lock()) return;
-  // Another stopper is active and may be waiting for our P: let it take the P.
-  enterSyscall();
+  // Another stopper is active and may be waiting for our P: let it take the P. Not
+  // quiescent: the caller's C++ frames hold state.
+  enterSyscall(/*stackQuiescent=*/false);
   worldsema_.lock();
   exitSyscall();
 }
@@ -196,6 +199,10 @@ void Sched::procresize(int n) {
     bool inherit;
     while (G* g = runqget(p, &inherit)) globrunqput(g);
     if (p->gFree != nullptr) {
+      {
+        std::lock_guard<std::mutex> alk(allglock_);
+        allgRemoveChain(p->gFree);
+      }
       std::lock_guard<std::mutex> glk(gFreeLock_);
       gFree_.push_back(GChain{p->gFree, p->gFreeCount});
       gFreeCount_ += p->gFreeCount;
@@ -216,6 +223,10 @@ void Sched::procresize(int n) {
     m->p = p0;
     p0->m = m;
     bindP(p0);
+    // The caller takes P0 here rather than in acquireP: run the acquire hooks as acquireP
+    // would (Go's procresize calls prepareForSweep here too), or P0's MCache could stay
+    // unflushed past the next sg += 2.
+    runPAcquireHooks(p0);
     if (dead->curg.load(std::memory_order_relaxed) != nullptr) {
       p0->curg.store(dead->curg.load(std::memory_order_relaxed), std::memory_order_release);
       dead->curg.store(nullptr, std::memory_order_relaxed);

@@ -279,3 +279,39 @@ TEST_CASE("Sched::checkpoint lets the world stop while a G body keeps running") 
   CHECK(stops.load() == 20);
   CHECK(fnRuns.load() == 2);
 }
+
+namespace {
+thread_local P* tlsAcquired = nullptr;
+}  // namespace
+
+TEST_CASE("procresize moving the caller to P0 runs P0's acquire hooks on the caller") {
+  int slot = registerPLifecycleHooks(PLifecycleHooks{nullptr, nullptr, [](P* p) { tlsAcquired = p; }});
+  {
+    Sched s(2);
+    std::atomic<bool> started{false}, done{false};
+    std::atomic<P*> acquired{nullptr};
+    std::atomic<int> fromP{-1};
+    // The host's G holds P0 (the first idle P) until done, passing checkpoints so the
+    // world can stop; a G queued from outside any M then runs on P1 and shrinks to 1 P.
+    std::thread host([&] {
+      s.runMain(fn([&](G*) -> Step {
+        started.store(true);
+        while (!done.load()) Sched::checkpoint();
+        return Step::exit();
+      }));
+    });
+    while (!started.load()) std::this_thread::yield();
+    s.newproc(fn([&](G*) -> Step {
+      tlsAcquired = nullptr;
+      fromP.store(getm()->p->id);
+      s.setProcs(1);  // this G's P goes away: it continues on P0
+      acquired.store(tlsAcquired);
+      done.store(true);
+      return Step::exit();
+    }));
+    host.join();
+    CHECK(fromP.load() == 1);
+    CHECK(acquired.load() == s.allp(0));
+  }
+  unregisterPLifecycleHooks(slot);
+}

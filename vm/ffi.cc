@@ -15,6 +15,7 @@
 #include "runtime/mheap.h"
 #include "runtime/proc.h"
 #include "vm/barrier.h"
+#include "vm/fiber.h"
 #include "vm/vm.h"
 
 namespace spindle::vm {
@@ -459,9 +460,17 @@ bool call(VM& vm, ObjForeignFn* fn, int argc, Value* args, Value* result) {
   Slot ret{};
   // A foreign call may block: from a G, hand the P over while it runs (Go's
   // entersyscall). A host thread driving the VM directly has no G, so no P to hand over.
+  // When the caller is the G's own fiber, its state is saved (the interpreter SAVEs
+  // before any call; resume() runs between runs) and the arguments and callee are on its
+  // stack below stackTop: the stack is quiescent, so the collector scans the G during
+  // the call instead of waiting for it (exitSyscall scans it before it runs on if it has
+  // not). A nested fiber (a native calling back into the VM) is not: the G's traceStack
+  // does not see the nested fiber's stack.
   runtime::M* m = runtime::getm();
   const bool inG = m != nullptr && m->curg != nullptr;
-  if (inG) runtime::Sched::enterSyscall();
+  const ObjFiber* caller = currentFiber();
+  const bool quiescent = inG && caller != nullptr && caller->body->g() == m->curg;
+  if (inG) runtime::Sched::enterSyscall(quiescent);
   ffi_call(&fn->cif, FFI_FN(fn->fn), &ret, values);
   if (inG) runtime::Sched::exitSyscall();
   *result = fromC(vm, fn->ret, ret);

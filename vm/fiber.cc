@@ -9,6 +9,7 @@
 #include "lang/opcodes.h"
 #include "runtime/gc.h"
 #include "runtime/throw.h"
+#include "vm/ffi.h"
 
 namespace spindle::vm {
 
@@ -54,7 +55,11 @@ Step FiberBody::run(runtime::G* g, std::uint32_t budget) {
         pending = Pending::None;
         runtime::gcCollect();
       }
-      pending = Pending::None;
+      if (pending == Pending::Foreign) {
+        g->needWorkerM.store(true, std::memory_order_relaxed);  // resume() makes the call
+      } else {
+        pending = Pending::None;
+      }
       fiber_->request = false;
       return Step::yield();
     case RunStatus::Park:
@@ -122,6 +127,10 @@ bool FiberBody::resume() {
       return true;
     }
     case Pending::Select: return vm_->finishSelect(f, sel.resume(g_));
+    case Pending::Foreign: {
+      const Value callee = loadValue(f->stack->data() + f->stackTop - foreignArgc - 1);
+      return vm_->callForeign(f, as<ObjForeignFn>(callee), foreignArgc);
+    }
     default: return true;
   }
 }
@@ -221,9 +230,9 @@ bool VM::call(Value callee, const Value* args, int argc, Value* result,
       // The main G is parked forever: its state is saved and only a stack scan or shrink
       // (a cycle may still be running) touches it, under the G's scan lock.
       runtime::G* g = body->g();
-      g->lockStack();
+      g->lockScan();
       lastError_ = {runtime::kDeadlockMessage, traceOf(fiber)};
-      g->unlockStack();
+      g->unlockScan();
       break;
     }
     case runtime::RunStatus::Ended: {
@@ -490,7 +499,8 @@ bool nativeSleep(VM& vm, const void*, int, Value* args, Value*) {
     // foreign call it gives up its P meanwhile (a stop or sysmon's retake need not wait).
     const bool onG = runtime::getm() != nullptr && runtime::getm()->curg != nullptr &&
                      runtime::currentP() != nullptr;
-    if (onG) runtime::Sched::enterSyscall();
+    // Not quiescent: the nested fiber is held only from C++ frames.
+    if (onG) runtime::Sched::enterSyscall(/*stackQuiescent=*/false);
     std::this_thread::sleep_for(std::chrono::nanoseconds(ns));
     if (onG) runtime::Sched::exitSyscall();
     return true;

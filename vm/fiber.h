@@ -50,7 +50,10 @@ namespace spindle::vm {
 
 class FiberBody final : public runtime::GBody {
  public:
-  enum class Pending : std::uint8_t { None, Send, Recv, Select, Sleep, Yield, Gc };
+  // Foreign: a foreign call the interpreter left undone on a host M that is not this
+  // fiber's host's (Sched::onOtherHostM); the G yields with needWorkerM and resume()
+  // makes the call (foreignArgc arguments above the callee on the stack) on a worker M.
+  enum class Pending : std::uint8_t { None, Send, Recv, Select, Sleep, Yield, Gc, Foreign };
 
   FiberBody(VM* vm, ObjFiber* fiber, int refs) : vm_(vm), fiber_(fiber), refs_(refs) {}
 
@@ -97,6 +100,7 @@ class FiberBody final : public runtime::GBody {
   runtime::Select sel;
   std::vector<runtime::SelectCase> cases;
   std::uint32_t selectOperands = 0;  // stack slots the SELECT operands take
+  int foreignArgc = 0;               // Foreign: the call's argument count
 
  private:
   ~FiberBody() = default;

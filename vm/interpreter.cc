@@ -97,21 +97,34 @@ bool VM::callValue(ObjFiber* fiber, Value callee, int argc) {
         fiber->stackTop -= static_cast<std::uint32_t>(argc);
         return true;
       }
-      case ObjKind::ForeignFn: {
-        Value result = Value::nil();
-        if (!ffi::call(*this, as<ObjForeignFn>(callee), argc, calleeSlot + 1, &result)) {
-          recordNativeError(fiber);
-          return false;
+      case ObjKind::ForeignFn:
+        if (fiber->body->g() != nullptr && runtime::Sched::onOtherHostM()) {
+          // This thread must return to its host as soon as the host's own G exits, and a
+          // foreign call may block for long: yield before the call, with the callee and
+          // arguments left on the stack; the scheduler moves the G to a worker M, where
+          // FiberBody::resume makes the call.
+          fiber->body->foreignArgc = argc;
+          fiber->body->request(FiberBody::Pending::Foreign);
+          return true;
         }
-        stackStore(fiber->stack->data() + fiber->stackTop - argc - 1, result);
-        fiber->stackTop -= static_cast<std::uint32_t>(argc);
-        return true;
-      }
+        return callForeign(fiber, as<ObjForeignFn>(callee), argc);
       default: break;
     }
   }
   recordError(fiber, "Can only call functions and classes.");
   return false;
+}
+
+bool VM::callForeign(ObjFiber* fiber, ObjForeignFn* fn, int argc) {
+  Value* calleeSlot = fiber->stack->data() + fiber->stackTop - argc - 1;
+  Value result = Value::nil();
+  if (!ffi::call(*this, fn, argc, calleeSlot + 1, &result)) {
+    recordNativeError(fiber);
+    return false;
+  }
+  stackStore(fiber->stack->data() + fiber->stackTop - argc - 1, result);
+  fiber->stackTop -= static_cast<std::uint32_t>(argc);
+  return true;
 }
 
 bool VM::invokeBuiltin(ObjFiber* fiber, Value receiver, ObjString* name, int argc) {
@@ -186,12 +199,15 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
     fiber->state = FiberState::Running;
     const int argc = static_cast<int>(fiber->stackTop) - 1;
     if (!callValue(fiber, fiber->stack->data()[0], argc)) return RunStatus::Exit;
-    if (fiber->frameCount == 0) {  // a native or a class without init: already done
-      writeBarrier(fiber, &fiber->result, fiber->stack->data()[0]);
-      fiber->stackTop = 0;
-      fiber->state = FiberState::Done;
-      return RunStatus::Exit;
-    }
+    // A foreign callee moving to a worker M first (resume makes the call there).
+    if (fiber->body->pending == FiberBody::Pending::Foreign) return RunStatus::Yield;
+  }
+  if (fiber->state == FiberState::Running && fiber->frameCount == 0) {
+    // A native or a class without init (or a foreign call resumed): already done.
+    writeBarrier(fiber, &fiber->result, fiber->stack->data()[0]);
+    fiber->stackTop = 0;
+    fiber->state = FiberState::Done;
+    return RunStatus::Exit;
   }
 
   // The hot state. The running frame's closure and function are reached through `frame`

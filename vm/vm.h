@@ -54,6 +54,8 @@
 
 namespace spindle::vm {
 
+struct ObjForeignFn;  // ffi.h
+
 struct VMOptions {
   int procs = 0;          // Ps of the VM's scheduler; 0: the number of cores
   int gcPercent = 100;    // collector pacing (gc.h setGCPercent; -1 off)
@@ -295,6 +297,10 @@ class VM {
   // Interpreter helpers (interpreter.cc). They work on the fiber's saved state
   // (frame ip and stackTop stored) and return false after recording an error.
   bool callValue(ObjFiber* fiber, Value callee, int argc);
+  // Calls the foreign function fn with the argc arguments above it on the fiber's stack
+  // (state saved: the stack is quiescent during the call) and replaces them with the
+  // result; false after recording the error.
+  bool callForeign(ObjFiber* fiber, ObjForeignFn* fn, int argc);
   bool callClosure(ObjFiber* fiber, ObjClosure* closure, int argc);
   bool invokeBuiltin(ObjFiber* fiber, Value receiver, ObjString* name, int argc);
   void toString(Value v, std::string& out, int depth) const;

@@ -48,5 +48,20 @@ garbage='var t = 0; for (var i = 0; i < 300000; i = i + 1) { var l = [i, i, i]; 
 expect gctrace 0 "^gc [0-9]+ @[0-9.]+s [0-9]+%: [0-9.]+\+[0-9.]+\+[0-9.]+ ms clock, [0-9]+->[0-9]+->[0-9]+ MB, [0-9]+ MB goal, [0-9]+ P$" -- --gctrace -e "$garbage"
 expect stats-cycles 0 "stats: .* [1-9][0-9]* GC cycles, max pause" -- --stats -e "$garbage"
 expect gcstress-checkmark 0 "^4.49998e\+10$" -- --gcstress 1 --gccheckmark -e "$garbage"
+# When the main script ends, the program ends (as in Go), even while a spawned fiber is
+# blocked in a 30 s C sleep: the host thread never makes another fiber's foreign call,
+# and Vm destruction does not wait for an M stuck in C. `timeout 20` fails the test (rc
+# 124) long before the sleep would end. A runtime error in main is printed at once too,
+# and the main loop's allocation does not wait for the sleeping fiber's stack scan (a
+# fiber in a foreign call is scanned there).
+sleeper='fun f() { FFI.fn("sleep", "uint32", ["uint32"])(30); print "woke"; } spawn f();'
+for procs in 1 2; do
+  out=$(timeout 20 "$bin" --procs $procs -e "$sleeper print \"main done\";" 2>&1); rc=$?
+  if [[ $rc -eq 0 && "$out" == "main done" ]]; then echo "ok exit-while-ffi-sleeps-procs-$procs"; else echo "FAIL exit-while-ffi-sleeps-procs-$procs: exit $rc; output: $out"; fails=$((fails+1)); fi
+  out=$(timeout 20 "$bin" --procs $procs -e "$sleeper nil();" 2>&1); rc=$?
+  if [[ $rc -eq 70 && "$out" == *"Can only call functions and classes."* ]]; then echo "ok error-while-ffi-sleeps-procs-$procs"; else echo "FAIL error-while-ffi-sleeps-procs-$procs: exit $rc; output: $out"; fails=$((fails+1)); fi
+  out=$(timeout 20 "$bin" --procs $procs -e "$sleeper $garbage" 2>&1); rc=$?
+  if [[ $rc -eq 0 && "$out" == "4.49998e+10" ]]; then echo "ok gc-while-ffi-sleeps-procs-$procs"; else echo "FAIL gc-while-ffi-sleeps-procs-$procs: exit $rc; output: $out"; fails=$((fails+1)); fi
+done
 out=$(echo "print 1 + 2;" | "$bin" 2>&1); if grep -q "3" <<<"$out"; then echo "ok repl"; else echo "FAIL repl: $out"; fails=$((fails+1)); fi
 exit $((fails > 0))
