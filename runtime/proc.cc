@@ -309,6 +309,11 @@ G* Sched::newproc(GBody* body) {
   initG(g, body, p);
   g->status.store(GStatus::Runnable, std::memory_order_release);
   if (p != nullptr) {
+    // While marking, the creator scans the new G's stack now (it holds a P, g has not
+    // run; the scan lock orders it with the collector's): otherwise every G created after
+    // the mark's last round of scans would be scanned by mark termination with the world
+    // stopped (a program spawning thousands of fibers during a mark).
+    runGBeforeRunHook(g);
     runqput(this, p, g, true);
   } else {
     std::lock_guard<std::mutex> lk(lock_);

@@ -531,15 +531,21 @@ std::uint32_t VM::stackInUse(const ObjFiber* fiber) {
   return used;
 }
 
-// Go's rule: a stack (or frame array) with less than a quarter in use is halved, never
-// below the sizes a fiber starts with. The fiber then uses under half of what it has, so
-// it must double its use before it grows again: no grow/shrink every cycle.
+// Go's rule, applied until it no longer holds: a stack (or frame array) with less than a
+// quarter in use is halved, never below the sizes a fiber starts with. One move then
+// gives a fiber parked after a deep recursion its right size (Go halves once per cycle,
+// which leaves such a stack many times too big for several cycles). Afterwards the fiber
+// uses at least a quarter (or has its first size) and under half of what it has, so it
+// must double its use before it grows again: no grow/shrink every cycle. 0: no shrink.
+std::uint32_t VM::shrunkCapacity(std::uint32_t cap, std::uint32_t used, std::uint32_t least) {
+  std::uint32_t to = cap;
+  while (to > least && used < to / 4) to = std::max(to / 2, least);
+  return to == cap ? 0 : to;
+}
+
 VM::StackShrink VM::stackShrink(const ObjFiber* fiber) {
-  StackShrink to;
-  const std::uint32_t stackCap = fiber->stack->capacity, framesCap = fiber->frames->capacity;
-  if (stackCap > kInitialStack && stackInUse(fiber) < stackCap / 4) to.stack = std::max(stackCap / 2, kInitialStack);
-  if (framesCap > kInitialFrames && fiber->frameCount < framesCap / 4) to.frames = std::max(framesCap / 2, kInitialFrames);
-  return to;
+  return {shrunkCapacity(fiber->stack->capacity, stackInUse(fiber), kInitialStack),
+          shrunkCapacity(fiber->frames->capacity, fiber->frameCount, kInitialFrames)};
 }
 
 void VM::shrinkStack(ObjFiber* fiber) {

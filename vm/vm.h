@@ -292,6 +292,7 @@ class VM {
     std::uint32_t stack = 0, frames = 0;  // the new capacities; 0: keep
     bool any() const { return stack != 0 || frames != 0; }
   };
+  static std::uint32_t shrunkCapacity(std::uint32_t cap, std::uint32_t used, std::uint32_t least);
   static StackShrink stackShrink(const ObjFiber* fiber);
   void shrinkStack(ObjFiber* fiber);
   // Interpreter helpers (interpreter.cc). They work on the fiber's saved state
