@@ -244,6 +244,10 @@ inline bool objectAllocated(P* p, const ObjectRef& ref) {
 // span cannot be claimed for sweeping before the next STW and this thread holds a P).
 // It must be an atomic read-modify-write all the same: the byte holds 3 neighbours'
 // bits too, which other Pinners may change concurrently.
+#if SPINDLE_DCHECKS_ON
+std::atomic<void (*)(MSpan*)> gSetPinnedTestHook{nullptr};
+#endif
+
 inline void setPinned(MHeap& h, MSpan* s, std::uint32_t i, bool pin) {
   // The span's sweepgen first (acquire), then its bitmap: a sweep replaces the bitmap
   // before its release store of sweepgen, so seeing the span swept (sg or sg+3) orders the
@@ -252,6 +256,11 @@ inline void setPinned(MHeap& h, MSpan* s, std::uint32_t i, bool pin) {
   // the old bitmap with a current sweepgen, and the pin would be lost with it.
   const std::uint32_t sg = h.sweepgenLoad();
   const std::uint32_t ssg = s->sweepgen.load(std::memory_order_acquire);
+#if SPINDLE_DCHECKS_ON
+  if (gSetPinnedTestHook.load(std::memory_order_relaxed) != nullptr) [[unlikely]] {
+    if (auto hook = gSetPinnedTestHook.exchange(nullptr)) hook(s);
+  }
+#endif
   if (ssg == sg || ssg == sg + 3) [[likely]] {
     if (std::uint8_t* bits = loadPinnerBits(s)) [[likely]] {
       std::atomic_ref<std::uint8_t> b = pinByte(bits, i);
@@ -467,6 +476,10 @@ void dropPinnerCache(P* p) {
   p->pinnerCache = nullptr;
   in->holder.store(kFree, std::memory_order_release);
 }
+
+#if SPINDLE_DCHECKS_ON
+void setPinnedTestHook(void (*hook)(MSpan* s)) { gSetPinnedTestHook.store(hook); }
+#endif
 
 PinnerStats pinnerStats() {
   PinnerStats s;

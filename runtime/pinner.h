@@ -56,10 +56,12 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "runtime/throw.h"
 #include "runtime/typeinfo.h"
 
 namespace spindle::runtime {
 
+struct MSpan;
 struct P;
 struct PinnerObject;
 
@@ -114,5 +116,12 @@ struct PinnerStats {
   std::uint64_t heapAllocs() const { return innerAllocs + storeAllocs; }
 };
 PinnerStats pinnerStats();
+
+#if SPINDLE_DCHECKS_ON
+// Test seam (builds with invariant checks only): called once, then cleared, between the
+// two loads of setPinned's lock-free path (the span's sweepgen, then its pin bitmap), so
+// a test can finish a sweep of the span exactly there.
+void setPinnedTestHook(void (*hook)(MSpan* s));
+#endif
 
 }  // namespace spindle::runtime

@@ -481,5 +481,39 @@ TEST_CASE("Ps pin concurrently, sharing objects") {
   for (void* o : shared) CHECK_FALSE(Pinner::isPinned(o));
 }
 
+#if SPINDLE_DCHECKS_ON
+// setPinned's lock-free path loads the span's sweepgen, then its pin bitmap. A sweep of
+// the span replaces the bitmap (copying the marked objects' bits into the new epoch)
+// before its release store of sweepgen. Here that sweep finishes exactly between the two
+// loads: read in this order, the pin goes to the slow path and is kept; read the other
+// way round, it would be CASed into the replaced bitmap and lost (the later unpin then
+// fatal: "already unpinned").
+TEST_CASE("a sweep finishing between setPinned's two loads keeps the pin") {
+  TestP p(0);
+  MHeap& h = mheap();
+  void* a = mallocgc(80, nullptr);
+  void* x = mallocgc(80, nullptr);
+  MSpan* s = refOf(a).span;
+  REQUIRE(refOf(x).span == s);
+  Pinner keep;  // gives the span a bitmap that the sweep below replaces
+  REQUIRE(keep.pin(a) == PinError::Ok);
+  // A cycle whose mark keeps a and x, with s left unswept.
+  p.get()->mcache->releaseAll();
+  startSweepCycle(h);
+  for (void* o : {a, x}) refOf(o).span->setMarked(refOf(o).index);
+  std::uint8_t* before = loadPinnerBits(s);
+  setPinnedTestHook([](MSpan* sp) { ensureSwept(mheap(), sp); });
+  Pinner pinner;
+  REQUIRE(pinner.pin(x) == PinError::Ok);
+  CHECK(loadPinnerBits(s) != before);  // the sweep ran inside pin and replaced the bits
+  CHECK(Pinner::isPinned(x));
+  CHECK(Pinner::isPinned(a));
+  finishSweep(h);
+  pinner.unpin();  // fatal if the pin was lost
+  keep.unpin();
+  CHECK_FALSE(Pinner::isPinned(x));
+}
+#endif
+
 }  // namespace
 }  // namespace spindle::runtime
