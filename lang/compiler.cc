@@ -90,6 +90,14 @@ struct FunctionState {
   // and the offset most recently made a jump target.
   Emitted recent[3];
   std::size_t lastTarget = SIZE_MAX;
+  // The try statements whose body (or, with a finally, whose catch block) encloses the
+  // code being compiled, innermost last: `return` pops one handler per open try body
+  // (END_TRY), and is refused inside a try that has a finally (known once it is parsed).
+  struct Try {
+    bool inBody = true;         // false while compiling its catch block
+    Token firstReturn;          // the first `return` inside it (type Eof: none)
+  };
+  std::vector<Try> tries;
 };
 
 struct ClassState {
@@ -229,6 +237,8 @@ class Parser {
   void returnStatement();
   void spawnStatement();
   void selectStatement();
+  void tryStatement();
+  void throwStatement();
   void selectCaseBody();
 
   Scanner scanner_;
@@ -343,6 +353,8 @@ void Parser::synchronize() {
       case TokenType::While:
       case TokenType::Print:
       case TokenType::Return:
+      case TokenType::Try:
+      case TokenType::Throw:
       case TokenType::Spawn:
       case TokenType::Select:
       case TokenType::Case:
@@ -1041,6 +1053,10 @@ void Parser::statement() {
     spawnStatement();
   } else if (match(TokenType::Select)) {
     selectStatement();
+  } else if (match(TokenType::Try)) {
+    tryStatement();
+  } else if (match(TokenType::Throw)) {
+    throwStatement();
   } else if (match(TokenType::LeftBrace)) {
     beginScope();
     block();
@@ -1141,7 +1157,18 @@ void Parser::forStatement() {
 
 void Parser::returnStatement() {
   if (fn_->proto->kind == FunctionKind::Script) error("Can't return from top-level code.");
+  const Token keyword = previous_;
+  for (FunctionState::Try& t : fn_->tries) {
+    if (t.firstReturn.type == TokenType::Eof) t.firstReturn = keyword;
+  }
+  // The handlers of the try bodies this return leaves (a catch block has none open).
+  auto popHandlers = [&] {
+    for (const FunctionState::Try& t : fn_->tries) {
+      if (t.inBody) emitOp(OpCode::END_TRY);
+    }
+  };
   if (match(TokenType::Semicolon)) {
+    popHandlers();
     emitReturn();
     return;
   }
@@ -1150,7 +1177,108 @@ void Parser::returnStatement() {
   }
   expression();
   consume(TokenType::Semicolon, "Expect ';' after return value.");
+  popHandlers();
   emitOp(OpCode::RETURN);
+}
+
+// try { body } catch (name) { handler } finally { cleanup }   (catch, finally or both)
+//
+//       TRY depth -> H1          (depth: the locals in scope, where the error will sit)
+//       body
+//       END_TRY
+//       JUMP -> N
+//   H1: catch: [error in local `name`] (TRY depth -> H2, with a finally) handler
+//              (END_TRY) pop name (JUMP -> N, with a finally)
+//       H2 / H1 without catch: TRUE; JUMP -> F
+//   N:  NIL; FALSE
+//   F:  cleanup with two hidden locals [error, thrown?]; END_FINALLY (rethrows if thrown)
+// A catch block is compiled before the parser knows whether a finally follows; then its
+// code is cut and pasted back behind its TRY (its jumps are relative and internal).
+void Parser::tryStatement() {
+  const auto depth = static_cast<std::uint32_t>(fn_->locals.size());
+  auto emitTry = [&] {
+    emitOp(OpCode::TRY, {depth});
+    const std::size_t at = chunk().code.size();
+    for (int i = 0; i < 4; ++i) emitByte(0xff);
+    fn_->recent[0].end = chunk().code.size();
+    return at;
+  };
+  consume(TokenType::LeftBrace, "Expect '{' after 'try'.");
+  const std::size_t bodyHandler = emitTry();
+  fn_->tries.push_back({});
+  beginScope();
+  block();
+  endScope();
+  emitOp(OpCode::END_TRY);
+  std::size_t toNormal[2] = {emitJump(OpCode::JUMP), kNoOffset};
+  patchJump(bodyHandler);
+  fn_->tries.back().inBody = false;
+  const bool hasCatch = match(TokenType::Catch);
+  std::size_t catchStart = 0;
+  Token name;
+  if (hasCatch) {
+    consume(TokenType::LeftParen, "Expect '(' after 'catch'.");
+    consume(TokenType::Identifier, "Expect variable name after '('.");
+    name = previous_;
+    consume(TokenType::RightParen, "Expect ')' after catch variable.");
+    consume(TokenType::LeftBrace, "Expect '{' after catch variable.");
+    beginScope();
+    addLocal(name);
+    markInitialized();
+    catchStart = chunk().code.size();
+    beginScope();
+    block();
+    endScope();
+  }
+  const Token firstReturn = fn_->tries.back().firstReturn;
+  fn_->tries.pop_back();
+  if (!match(TokenType::Finally)) {
+    if (!hasCatch) errorAt(current_, "Expect 'catch' or 'finally' after try block.");
+    if (hasCatch) endScope();
+    patchJump(toNormal[0]);
+    return;
+  }
+  if (firstReturn.type != TokenType::Eof) {
+    errorAt(firstReturn, "Can't return from a 'try' that has a 'finally'.");
+  }
+  std::size_t handler = kNoOffset;  // H2: the catch block's handler
+  if (hasCatch) {
+    CodeRange catchBody = cutCode(catchStart);
+    handler = emitTry();
+    pasteCode(catchBody);
+    emitOp(OpCode::END_TRY);
+    endScope();
+    toNormal[1] = emitJump(OpCode::JUMP);
+    patchJump(handler);
+  }
+  emitOp(OpCode::TRUE);
+  const std::size_t toFinally = emitJump(OpCode::JUMP);
+  for (std::size_t j : toNormal) {
+    if (j != kNoOffset) patchJump(j);
+  }
+  emitOp(OpCode::NIL);
+  emitOp(OpCode::FALSE);
+  patchJump(toFinally);
+  consume(TokenType::LeftBrace, "Expect '{' after 'finally'.");
+  beginScope();
+  addLocal(syntheticToken("(error)"));
+  markInitialized();
+  addLocal(syntheticToken("(thrown)"));
+  markInitialized();
+  beginScope();
+  block();
+  endScope();
+  // END_FINALLY pops the two hidden locals (nothing can capture them: no name spells them).
+  emitOp(OpCode::END_FINALLY);
+  --fn_->scopeDepth;
+  fn_->locals.resize(fn_->locals.size() - 2);
+}
+
+// throw expr;  Raises the value (THROW never continues: the stack effect does not matter).
+void Parser::throwStatement() {
+  expression();
+  consume(TokenType::Semicolon, "Expect ';' after thrown value.");
+  emitOp(OpCode::THROW);
 }
 
 // spawn CALL;  The callee and arguments are evaluated here; OP_SPAWN starts the call

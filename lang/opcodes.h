@@ -102,7 +102,11 @@ namespace spindle::lang {
   X(JUMP_UNLESS_LESS_EQUAL_CONSTANT, IndexJump)    \
   X(ADD_TO_LOCAL, Index2)           \
   X(ADD_TO_GLOBAL, Index2)          \
-  X(WIDE, None)
+  X(WIDE, None)                      \
+  X(TRY, IndexJump)                 \
+  X(END_TRY, None)                  \
+  X(THROW, None)                    \
+  X(END_FINALLY, None)
 
 enum class OpCode : std::uint8_t {
 #define SPINDLE_OPCODE_ENUM(name, shape) name,

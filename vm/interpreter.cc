@@ -179,13 +179,18 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
     return RunStatus::Exit;
   }
   if (fiber->body->pending != FiberBody::Pending::None) {
-    if (!fiber->body->resume()) return RunStatus::Exit;
+    // A failed operation (send on a closed channel) may be caught by a try handler.
+    if (!fiber->body->resume() && !catchError(fiber)) return RunStatus::Exit;
   }
 
   if (fiber->state == FiberState::Ready) {
     fiber->state = FiberState::Running;
     const int argc = static_cast<int>(fiber->stackTop) - 1;
-    if (!callValue(fiber, fiber->stack->data()[0], argc)) return RunStatus::Exit;
+    if (!callValue(fiber, fiber->stack->data()[0], argc)) {
+      const bool caught = catchError(fiber);  // no frame yet: no handler either
+      SPINDLE_DCHECK(!caught, "VM::run: a fiber's first call failed inside a try");
+      return RunStatus::Exit;
+    }
     if (fiber->frameCount == 0) {  // a native or a class without init: already done
       writeBarrier(fiber, &fiber->result, fiber->stack->data()[0]);
       fiber->stackTop = 0;
@@ -251,15 +256,16 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
 #define PUSH(v) (stackStore(sp, (v)), ++sp)
 #define POP() (*--sp)
 #define PEEK(n) (sp[-1 - (n)])
+// A runtime error: recorded with the state saved, then handed to L_fail.
 #define ERROR(...)                                        \
   do {                                                    \
     SAVE();                                               \
     recordError(fiber, fmt::format(__VA_ARGS__));         \
-    return RunStatus::Exit;                               \
+    goto L_fail;                                          \
   } while (0)
-#define FAIL_IF_NOT(call) \
-  do {                    \
-    if (!(call)) return RunStatus::Exit; \
+#define FAIL_IF_NOT(call)      \
+  do {                         \
+    if (!(call)) goto L_fail;  \
   } while (0)
 #define SAFEPOINT()                                                             \
   do {                                                                          \
@@ -350,6 +356,18 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
 #undef SPINDLE_WIDE_PASS
 #undef INDEX
 #undef CASE
+
+  // An error was recorded (state saved): the innermost try handler resumes the fiber
+  // (error.cc), else the fiber has failed.
+  L_fail:
+    if (!catchError(fiber)) return RunStatus::Exit;
+    LOAD();
+    NEXT();
+  // A thrown value (the top of the stack, state saved): the same.
+  L_throw:
+    if (!throwValue(fiber, sp[-1])) return RunStatus::Exit;
+    LOAD();
+    NEXT();
 #undef LOAD
 #undef SAVE
 #undef NEXT

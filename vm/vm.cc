@@ -58,6 +58,7 @@ VM::VM(VMOptions options)
     setGlobal(clock, Value::object(newNative("clock", 0, nativeClock)));
     registerConcurrencyNatives();
     registerGCStatsNative();  // gcstats.cc
+    registerErrorClass();     // error.cc
     ffi::install(*this);  // FFI, Bytes, Pinner (vm/ffi.h)
   });
 }
@@ -359,7 +360,7 @@ void VM::forEachRoot(RootVisitor visit, void* ctx) {
   }
   for (Obj* s : std::initializer_list<Obj*>{initString_, pushString_, popString_, lenString_,
                                             sendString_, recvString_, closeString_, capString_,
-                                            hostDataKey_, gcStatsClass_}) {
+                                            hostDataKey_, gcStatsClass_, errorClass_}) {
     if (s == nullptr) continue;
     void* p = s;
     visit(ctx, &p, RootKind::Strong);
@@ -498,11 +499,16 @@ bool VM::raise(std::string message) {
 
 std::vector<std::string> VM::traceOf(ObjFiber* fiber) const {
   std::vector<std::string> trace;
+  std::uint32_t more = 0;
   for (std::uint32_t i = fiber->frameCount; i-- > 0;) {
     const CallFrame& f = fiber->frames->frames()[i];
     const lang::FunctionProto* proto = f.closure->function->proto;
     // A host method's closure (hostclass.cc) has no source: like a native, no frame.
     if (proto->chunk.lines.runs().empty()) continue;
+    if (trace.size() == kMaxTraceFrames) {
+      ++more;
+      continue;
+    }
     const auto offset = static_cast<std::size_t>(f.ip - f.closure->function->code);
     const int line = proto->chunk.lines.lineAt(offset == 0 ? 0 : offset - 1);
     if (proto->name.empty()) {
@@ -511,16 +517,17 @@ std::vector<std::string> VM::traceOf(ObjFiber* fiber) const {
       trace.push_back(fmt::format("[line {}] in {}()", line, proto->name));
     }
   }
+  if (more != 0) trace.push_back(fmt::format("... {} more frames", more));
   return trace;
 }
 
-// The fiber is finished: close its upvalues so that closures other fibers hold never
-// point into its (soon dead) stack.
+// The interpreter then hands the error to catchError (error.cc): a try handler resumes
+// the fiber, or the fiber is finished and its upvalues are closed, so that closures other
+// fibers hold never point into its (soon dead) stack.
 void VM::recordError(ObjFiber* fiber, std::string message) {
   RuntimeErrorInfo& e = fiber->body->error;
   e.message = std::move(message);
   e.trace = traceOf(fiber);
-  closeUpvalues(fiber, 0);
   fiber->state = FiberState::Failed;
 }
 
