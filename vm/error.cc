@@ -21,7 +21,9 @@
 // allocates nothing after truncating, and building an Error happens before it). Records
 // live only in their fiber: an error never crosses to another fiber's handlers (a
 // spawned fiber's uncaught error ends the host call, VM::fiberFailed; a nested fiber of
-// VM::call reports it to its native as a failed call).
+// VM::call reports it to its native as a failed call, and when the native fails with
+// that call's message, a thrown value is passed on to the calling fiber through
+// ObjFiber::thrown, so a try around the native catches the value itself).
 //
 // Error(message) builds an instance whose `trace` is the constructing fiber's trace; an
 // uncaught thrown instance with a `message` and a list `trace` prints those; any other
@@ -65,6 +67,12 @@ bool VM::catchError(ObjFiber* fiber) {
     closeUpvalues(fiber, 0);
     return false;
   }
+  const Value thrown = loadValue(&fiber->thrown);
+  if (!thrown.isUndefined()) {  // passed on from a nested call (recordNativeError)
+    writeBarrier(fiber, &fiber->thrown, Value::undefined());
+    unwind(fiber, thrown);
+    return true;
+  }
   ObjInstance* e = newInstance(errorClass_);
   storeField(e, intern("message"), Value::object(intern(body->error.message)));
   storeField(e, intern("trace"), Value::object(newTrace(body->error.trace)));
@@ -96,6 +104,7 @@ bool VM::throwValue(ObjFiber* fiber, Value v) {
     e.trace = traceOf(fiber);
   }
   fiber->state = FiberState::Failed;
+  writeBarrier(fiber, &fiber->thrown, v);
   closeUpvalues(fiber, 0);
   return false;
 }

@@ -483,11 +483,17 @@ bool VM::expectArgs(ObjFiber* fiber, int argc, int want) {
   return false;
 }
 
+// A native that fails with the message of its failed nested VM::call (see VM::call)
+// passes that call's thrown value on: the fiber's handlers catch it as itself.
 void VM::recordNativeError(ObjFiber* fiber) {
   FiberBody* body = fiber->body;
-  recordError(fiber, body->hasPendingError ? std::move(body->pendingError)
-                                           : std::string("Native function failed."));
+  const Value thrown = loadValue(&fiber->thrown);
+  std::string message = body->hasPendingError ? std::move(body->pendingError)
+                                              : std::string("Native function failed.");
+  const bool passOn = !thrown.isUndefined() && message == body->thrownMessage;
+  recordError(fiber, std::move(message));
   body->hasPendingError = false;
+  if (passOn) writeBarrier(fiber, &fiber->thrown, thrown);
 }
 
 bool VM::raise(std::string message) {
@@ -529,6 +535,7 @@ void VM::recordError(ObjFiber* fiber, std::string message) {
   e.message = std::move(message);
   e.trace = traceOf(fiber);
   fiber->state = FiberState::Failed;
+  if (!loadValue(&fiber->thrown).isUndefined()) writeBarrier(fiber, &fiber->thrown, Value::undefined());
 }
 
 // Moves the live part of the fiber's value stack (below stackTop) to `to` and makes it the
@@ -657,6 +664,7 @@ ObjFiber* VM::newFiber(Value callee, const Value* args, int argc) {
   fiber->stack = stack;
   fiber->frames = frames;
   fiber->result = Value::nil();
+  fiber->thrown = Value::undefined();
   fiber->state = FiberState::Ready;
   fiber->gen = generation_.load(std::memory_order_relaxed);
   fiber->body = new FiberBody(this, fiber, 1);
