@@ -33,6 +33,10 @@
 // raise errors on different lines are not made), so runtime errors keep their lines.
 //
 // for loops: the increment's code is moved after the body (cutCode / pasteCode).
+//
+// try/catch/finally (tryStatement): OP_TRY pushes a handler whose error slot is the try's
+// local count; `return` pops the handlers of the try bodies it leaves (END_TRY), so a
+// handler never outlives its frame.
 #include "lang/compiler.h"
 
 #include <charconv>

@@ -20,7 +20,8 @@
 //
 // The opcodes after JUMP_TABLE (up to WIDE) are superinstructions: the compiler's
 // peephole emits each in place of a short sequence it behaves exactly like (see
-// compiler.cc and the table in docs/ARCHITECTURE.md).
+// compiler.cc and the table in docs/ARCHITECTURE.md). After WIDE come the error
+// instructions (TRY depth, dist: a handler; END_TRY; THROW; END_FINALLY; vm/error.cc).
 //
 // Stack effects are documented in docs/ARCHITECTURE.md next to the VM's contract.
 #pragma once
