@@ -1242,8 +1242,10 @@ void Parser::tryStatement() {
     patchJump(toNormal[0]);
     return;
   }
-  if (firstReturn.type != TokenType::Eof) {
+  if (firstReturn.type != TokenType::Eof && !panicMode_) {
+    // Found after the fact: report it, but the parser is in sync (no recovery to do).
     errorAt(firstReturn, "Can't return from a 'try' that has a 'finally'.");
+    panicMode_ = false;
   }
   std::size_t handler = kNoOffset;  // H2: the catch block's handler
   if (hasCatch) {

@@ -517,5 +517,40 @@ TEST_CASE("disassembler") {
   CHECK(disassemble(*big).find("WIDE OP_CONSTANT  299 '299'") != std::string::npos);
 }
 
+TEST_CASE("try/catch/finally: handlers, the catch local, finally's hidden locals, return") {
+  auto fn = compileOk("try { print 1; } catch (e) { print e; }");
+  CHECK(opsOf(*fn) == std::vector<O>{O::TRY, O::CONSTANT, O::PRINT, O::END_TRY, O::JUMP,
+                                     O::GET_LOCAL, O::PRINT, O::POP, O::NIL, O::RETURN});
+  auto ins = instructionsOf(*fn);
+  CHECK(ins[0].operands[0] == 1);  // the error's slot: the script's locals (slot 0) end there
+  CHECK(ins[0].jumpTarget() == ins[5].offset);  // the handler is the catch block
+  CHECK(ins[4].jumpTarget() == ins[8].offset);
+  // With a finally, the catch block has its own handler (pasted in front of it); both
+  // ways in reach the finally block with [error, thrown?].
+  fn = compileOk("try { print 1; } catch (e) { print e; } finally { print 2; }");
+  CHECK(opsOf(*fn) == std::vector<O>{O::TRY, O::CONSTANT, O::PRINT, O::END_TRY, O::JUMP,
+                                     O::TRY, O::GET_LOCAL, O::PRINT, O::END_TRY, O::POP,
+                                     O::JUMP, O::TRUE, O::JUMP, O::NIL, O::FALSE, O::CONSTANT,
+                                     O::PRINT, O::END_FINALLY, O::NIL, O::RETURN});
+  ins = instructionsOf(*fn);
+  CHECK(ins[0].jumpTarget() == ins[5].offset);
+  CHECK(ins[5].operands[0] == 1);
+  CHECK(ins[5].jumpTarget() == ins[11].offset);
+  CHECK(ins[12].jumpTarget() == ins[15].offset);
+  // A return pops the handlers of the try bodies it leaves, not of a catch block's try.
+  fn = compileOk("fun f(a) { try { try { return 1; } catch (e) { return 2; } } catch (e) { return 3; } }");
+  const FunctionProto* f = nested(*fn, "f");
+  REQUIRE(f != nullptr);
+  CHECK(opsOf(*f) == std::vector<O>{O::TRY, O::TRY, O::CONSTANT, O::END_TRY, O::END_TRY,
+                                    O::RETURN, O::END_TRY, O::JUMP, O::CONSTANT, O::END_TRY,
+                                    O::RETURN, O::POP, O::END_TRY, O::JUMP, O::CONSTANT,
+                                    O::RETURN, O::POP, O::NIL, O::RETURN});
+  CHECK(instructionsOf(*f)[0].operands[0] == 2);  // callee and `a`
+  CHECK(errorsOf("fun f() { try { return 1; } finally { print 2; } }") ==
+        std::vector<std::string>{"[line 1] Error at 'return': Can't return from a 'try' that has a 'finally'."});
+  CHECK(errorsOf("fun f() { try { } catch (e) { return; } finally { } }") ==
+        std::vector<std::string>{"[line 1] Error at 'return': Can't return from a 'try' that has a 'finally'."});
+}
+
 }  // namespace
 }  // namespace spindle::lang

@@ -75,7 +75,7 @@ TokenType Scanner::identifierType() const {
     case 'a': return is("and", TokenType::And);
     case 'c':
       if (word.size() > 1 && word[1] == 'l') return is("class", TokenType::Class);
-      if (word.size() > 1 && word[1] == 'a' && word.size() > 2 && word[2] == 't') return is("catch", TokenType::Catch);
+      if (word.size() > 2 && word[2] == 't') return is("catch", TokenType::Catch);
       return is("case", TokenType::Case);
     case 'd': return is("default", TokenType::Default);
     case 'e': return is("else", TokenType::Else);
@@ -104,11 +104,10 @@ TokenType Scanner::identifierType() const {
       }
       break;
     case 't':
-      if (word.size() > 1 && word[1] == 'h') {
-        if (word.size() > 2 && word[2] == 'r') return is("throw", TokenType::Throw);
-        return is("this", TokenType::This);
+      if (word.size() > 2 && word[1] == 'h') {
+        return word[2] == 'r' ? is("throw", TokenType::Throw) : is("this", TokenType::This);
       }
-      if (word.size() > 1 && word[1] == 'r' && word.size() > 2 && word[2] == 'y') return is("try", TokenType::Try);
+      if (word.size() > 2 && word[2] == 'y') return is("try", TokenType::Try);
       return is("true", TokenType::True);
     case 'v': return is("var", TokenType::Var);
     case 'w': return is("while", TokenType::While);

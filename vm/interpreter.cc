@@ -14,6 +14,11 @@
 // Blocking (a channel op, a select, sleep()) saves the state with the operands still on
 // the stack and returns Park; FiberBody::resume completes the operation on the next run.
 //
+// Errors: a handler that finds a runtime error records it (ERROR, FAIL_IF_NOT: state saved,
+// recordError) and jumps to L_fail; THROW and END_FINALLY jump to L_throw. There the
+// innermost try handler of the fiber resumes the loop (error.cc: catchError / throwValue
+// unwind the frames and stack to it), or the fiber has failed and run returns Exit.
+//
 // Shared words (globals, instance fields and shapes, list counts, storage and elements,
 // upvalue locations and closed values, inline-cache records) are read with loadValue /
 // loadPtr and written through the barrier (barrier.h): fibers run in parallel. Every
