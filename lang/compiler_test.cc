@@ -531,25 +531,40 @@ TEST_CASE("try/catch/finally: handlers, the catch local, finally's hidden locals
   CHECK(opsOf(*fn) == std::vector<O>{O::TRY, O::CONSTANT, O::PRINT, O::END_TRY, O::JUMP,
                                      O::TRY, O::GET_LOCAL, O::PRINT, O::END_TRY, O::POP,
                                      O::JUMP, O::TRUE, O::JUMP, O::NIL, O::FALSE, O::CONSTANT,
-                                     O::PRINT, O::END_FINALLY, O::NIL, O::RETURN});
+                                     O::PRINT, O::END_FINALLY, O::JUMP, O::RETURN, O::NIL,
+                                     O::RETURN});
   ins = instructionsOf(*fn);
   CHECK(ins[0].jumpTarget() == ins[5].offset);
   CHECK(ins[5].operands[0] == 1);
   CHECK(ins[5].jumpTarget() == ins[11].offset);
   CHECK(ins[12].jumpTarget() == ins[15].offset);
-  // A return pops the handlers of the try bodies it leaves, not of a catch block's try.
+  CHECK(ins[17].jumpTarget() == ins[19].offset);  // a return under way goes on returning
+  CHECK(ins[18].jumpTarget() == ins[20].offset);
+  // A return goes through the return path of each try it leaves: the body's handler is
+  // popped, a catch block's has none without a finally.
   fn = compileOk("fun f(a) { try { try { return 1; } catch (e) { return 2; } } catch (e) { return 3; } }");
   const FunctionProto* f = nested(*fn, "f");
   REQUIRE(f != nullptr);
-  CHECK(opsOf(*f) == std::vector<O>{O::TRY, O::TRY, O::CONSTANT, O::END_TRY, O::END_TRY,
-                                    O::RETURN, O::END_TRY, O::JUMP, O::CONSTANT, O::END_TRY,
-                                    O::RETURN, O::POP, O::END_TRY, O::JUMP, O::CONSTANT,
-                                    O::RETURN, O::POP, O::NIL, O::RETURN});
+  CHECK(opsOf(*f) == std::vector<O>{
+                         O::TRY, O::TRY, O::CONSTANT, O::JUMP, O::END_TRY, O::JUMP,  // inner
+                         O::CONSTANT, O::JUMP, O::POP, O::JUMP, O::END_TRY, O::JUMP,
+                         O::JUMP,                                                    // inner paths
+                         O::END_TRY, O::JUMP, O::CONSTANT, O::JUMP, O::POP, O::JUMP, // outer
+                         O::END_TRY, O::RETURN, O::RETURN,                           // outer paths
+                         O::NIL, O::RETURN});
   CHECK(instructionsOf(*f)[0].operands[0] == 2);  // callee and `a`
-  CHECK(errorsOf("fun f() { try { return 1; } finally { print 2; } }") ==
-        std::vector<std::string>{"[line 1] Error at 'return': Can't return from a 'try' that has a 'finally'."});
-  CHECK(errorsOf("fun f() { try { } catch (e) { return; } finally { } }") ==
-        std::vector<std::string>{"[line 1] Error at 'return': Can't return from a 'try' that has a 'finally'."});
+  // With a finally, the return path moves the value into the error slot and enters the
+  // finally block with flag nil.
+  fn = compileOk("fun g() { try { var x; return 1; } finally { print 2; } }");
+  const FunctionProto* g = nested(*fn, "g");
+  REQUIRE(g != nullptr);
+  const auto gi = instructionsOf(*g);
+  const auto unwind = std::find_if(gi.begin(), gi.end(), [](const Instruction& in) { return in.op == O::UNWIND_TO; });
+  REQUIRE(unwind != gi.end());
+  CHECK(unwind->operands[0] == 1);
+  CHECK((unwind - 1)->op == O::END_TRY);
+  CHECK((unwind + 1)->op == O::NIL);
+  CHECK((unwind + 2)->op == O::LOOP);
 }
 
 }  // namespace

@@ -2,9 +2,9 @@
 //
 // Design (Lua's ldo.c without setjmp). Each fiber has a stack of handler records
 // (FiberBody::handlers, C++ memory touched only by the M running the fiber): OP_TRY
-// pushes {frame count, stack top, catch ip} for its frame, OP_END_TRY pops it (the
-// compiler emits one before every `return` that leaves a try body, so a record never
-// outlives its frame). An error, whether a runtime error of the VM or a native
+// pushes {frame count, stack top, catch ip} for its frame, OP_END_TRY pops it (a `return`
+// inside a try leaves through the try's return path, which pops it and runs the finally
+// block: UNWIND_TO, END_FINALLY; so a record never outlives its frame). An error, whether a runtime error of the VM or a native
 // (recordError: message and trace, fiber Failed) or a thrown value (OP_THROW,
 // OP_END_FINALLY), goes to the innermost record: unwind() pops it, closes the open upvalues
 // at or above its stack top (closures other fibers hold keep the values, as when a frame
