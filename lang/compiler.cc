@@ -33,6 +33,10 @@
 // raise errors on different lines are not made), so runtime errors keep their lines.
 //
 // for loops: the increment's code is moved after the body (cutCode / pasteCode).
+//
+// try/catch/finally (tryStatement): OP_TRY pushes a handler whose error slot is the try's
+// local count; a `return` inside a try or catch block goes through the try's return path
+// (pops its handler, runs its finally block), so a handler never outlives its frame.
 #include "lang/compiler.h"
 
 #include <charconv>
@@ -90,6 +94,14 @@ struct FunctionState {
   // and the offset most recently made a jump target.
   Emitted recent[3];
   std::size_t lastTarget = SIZE_MAX;
+  // The try statements whose body or catch block encloses the code being compiled,
+  // innermost last: a `return` inside one jumps to its return path (returnTop).
+  struct Try {
+    bool inBody = true;  // false while compiling its catch block
+    // The jumps of the `return`s inside its body / its catch block to its return paths.
+    std::vector<std::size_t> bodyReturns, catchReturns;
+  };
+  std::vector<Try> tries;
 };
 
 struct ClassState {
@@ -229,6 +241,10 @@ class Parser {
   void returnStatement();
   void spawnStatement();
   void selectStatement();
+  void tryStatement();
+  void returnTop();
+  void emitReturnValue();
+  void throwStatement();
   void selectCaseBody();
 
   Scanner scanner_;
@@ -343,6 +359,8 @@ void Parser::synchronize() {
       case TokenType::While:
       case TokenType::Print:
       case TokenType::Return:
+      case TokenType::Try:
+      case TokenType::Throw:
       case TokenType::Spawn:
       case TokenType::Select:
       case TokenType::Case:
@@ -548,12 +566,16 @@ void Parser::emitLoop(std::size_t loopStart) {
   for (int i = 0; i < 4; ++i) emitByte(static_cast<std::uint8_t>(distance >> (8 * i)));
 }
 
-void Parser::emitReturn() {
+void Parser::emitReturnValue() {
   if (fn_->proto->kind == FunctionKind::Initializer) {
     emitOp(OpCode::GET_LOCAL, {0});
   } else {
     emitOp(OpCode::NIL);
   }
+}
+
+void Parser::emitReturn() {
+  emitReturnValue();
   emitOp(OpCode::RETURN);
 }
 
@@ -1041,6 +1063,10 @@ void Parser::statement() {
     spawnStatement();
   } else if (match(TokenType::Select)) {
     selectStatement();
+  } else if (match(TokenType::Try)) {
+    tryStatement();
+  } else if (match(TokenType::Throw)) {
+    throwStatement();
   } else if (match(TokenType::LeftBrace)) {
     beginScope();
     block();
@@ -1142,15 +1168,158 @@ void Parser::forStatement() {
 void Parser::returnStatement() {
   if (fn_->proto->kind == FunctionKind::Script) error("Can't return from top-level code.");
   if (match(TokenType::Semicolon)) {
-    emitReturn();
+    emitReturnValue();
+  } else {
+    if (fn_->proto->kind == FunctionKind::Initializer) {
+      error("Can't return a value from an initializer.");
+    }
+    expression();
+    consume(TokenType::Semicolon, "Expect ';' after return value.");
+  }
+  returnTop();
+}
+
+// Returns the value on the top of the stack from here: RETURN, or, inside a try or catch
+// block of this function, a jump to that try's return path (tryStatement), which pops its
+// handler, runs its finally block, and goes on the same way.
+void Parser::returnTop() {
+  if (fn_->tries.empty()) {
+    emitOp(OpCode::RETURN);
     return;
   }
-  if (fn_->proto->kind == FunctionKind::Initializer) {
-    error("Can't return a value from an initializer.");
+  FunctionState::Try& t = fn_->tries.back();
+  (t.inBody ? t.bodyReturns : t.catchReturns).push_back(emitJump(OpCode::JUMP));
+}
+
+// try { body } catch (name) { handler } finally { cleanup }   (catch, finally or both)
+//
+//       TRY depth -> H1          (depth: the locals in scope, where the error will sit)
+//       body
+//       END_TRY
+//       JUMP -> N
+//   H1: catch: [error in local `name`] (TRY depth -> H2, with a finally) handler
+//              (END_TRY) pop name (JUMP -> N, with a finally)
+//       H2 / H1 without catch: TRUE; JUMP -> F
+//   N:  NIL; FALSE
+//   F:  cleanup with two hidden locals [error, flag]; END_FINALLY -> R
+//       (flag FALSE: pops both and goes on; TRUE: throws the error; NIL: a return is
+//       under way with the value in `error`: jumps to R)
+//       JUMP -> E
+//   R:  return the top (returnTop: the enclosing try's return path, or RETURN)
+//   Return paths, for the `return`s inside the body / the handler:
+//       END_TRY (the body's / H2's handler); with a finally: UNWIND_TO depth; NIL; LOOP F;
+//       without: as R.
+//   E:
+// A catch block is compiled before the parser knows whether a finally follows; then its
+// code is cut and pasted back behind its TRY (its jumps are relative and internal; the
+// recorded return jumps move with it).
+void Parser::tryStatement() {
+  const auto depth = static_cast<std::uint32_t>(fn_->locals.size());
+  auto emitTry = [&] {
+    emitOp(OpCode::TRY, {depth});
+    const std::size_t at = chunk().code.size();
+    for (int i = 0; i < 4; ++i) emitByte(0xff);
+    fn_->recent[0].end = chunk().code.size();
+    return at;
+  };
+  consume(TokenType::LeftBrace, "Expect '{' after 'try'.");
+  const std::size_t bodyHandler = emitTry();
+  fn_->tries.push_back({});
+  beginScope();
+  block();
+  endScope();
+  emitOp(OpCode::END_TRY);
+  std::size_t toNormal[2] = {emitJump(OpCode::JUMP), kNoOffset};
+  patchJump(bodyHandler);
+  fn_->tries.back().inBody = false;
+  const bool hasCatch = match(TokenType::Catch);
+  std::size_t catchStart = 0;
+  Token name;
+  if (hasCatch) {
+    consume(TokenType::LeftParen, "Expect '(' after 'catch'.");
+    consume(TokenType::Identifier, "Expect variable name after '('.");
+    name = previous_;
+    consume(TokenType::RightParen, "Expect ')' after catch variable.");
+    consume(TokenType::LeftBrace, "Expect '{' after catch variable.");
+    beginScope();
+    addLocal(name);
+    markInitialized();
+    catchStart = chunk().code.size();
+    beginScope();
+    block();
+    endScope();
   }
+  FunctionState::Try self = std::move(fn_->tries.back());
+  fn_->tries.pop_back();
+  const bool hasFinally = match(TokenType::Finally);
+  if (!hasFinally && !hasCatch) errorAt(current_, "Expect 'catch' or 'finally' after try block.");
+  std::size_t finallyStart = kNoOffset, endJump = kNoOffset, returnJump = kNoOffset;
+  if (!hasFinally) {
+    if (hasCatch) endScope();
+    patchJump(toNormal[0]);
+  } else {
+    std::size_t handler = kNoOffset;  // H2: the catch block's handler
+    if (hasCatch) {
+      CodeRange catchBody = cutCode(catchStart);
+      handler = emitTry();
+      const std::size_t shift = chunk().code.size() - catchStart;
+      for (std::size_t& j : self.catchReturns) j += shift;
+      pasteCode(catchBody);
+      emitOp(OpCode::END_TRY);
+      endScope();
+      toNormal[1] = emitJump(OpCode::JUMP);
+      patchJump(handler);
+    }
+    emitOp(OpCode::TRUE);
+    const std::size_t toFinally = emitJump(OpCode::JUMP);
+    for (std::size_t j : toNormal) {
+      if (j != kNoOffset) patchJump(j);
+    }
+    emitOp(OpCode::NIL);
+    emitOp(OpCode::FALSE);
+    patchJump(toFinally);
+    finallyStart = chunk().code.size();
+    consume(TokenType::LeftBrace, "Expect '{' after 'finally'.");
+    beginScope();
+    addLocal(syntheticToken("(error)"));
+    markInitialized();
+    addLocal(syntheticToken("(flag)"));
+    markInitialized();
+    beginScope();
+    block();
+    endScope();
+    // END_FINALLY pops the two hidden locals (nothing can capture them: no name spells them).
+    returnJump = emitJump(OpCode::END_FINALLY);
+    --fn_->scopeDepth;
+    fn_->locals.resize(fn_->locals.size() - 2);
+    endJump = emitJump(OpCode::JUMP);
+    patchJump(returnJump);
+    returnTop();
+  }
+  // The return paths (only where a return needs them).
+  const bool returns = !self.bodyReturns.empty() || !self.catchReturns.empty();
+  if (returns && endJump == kNoOffset) endJump = emitJump(OpCode::JUMP);
+  for (const auto* list : {&self.bodyReturns, &self.catchReturns}) {
+    if (list->empty()) continue;
+    for (std::size_t j : *list) patchJump(j);
+    const bool fromCatch = list == &self.catchReturns;
+    if (!fromCatch || hasFinally) emitOp(OpCode::END_TRY);  // the body's handler, or H2
+    if (hasFinally) {
+      emitOp(OpCode::UNWIND_TO, {depth});
+      emitOp(OpCode::NIL);
+      emitLoop(finallyStart);
+    } else {
+      returnTop();
+    }
+  }
+  if (endJump != kNoOffset) patchJump(endJump);
+}
+
+// throw expr;  Raises the value (THROW never continues: the stack effect does not matter).
+void Parser::throwStatement() {
   expression();
-  consume(TokenType::Semicolon, "Expect ';' after return value.");
-  emitOp(OpCode::RETURN);
+  consume(TokenType::Semicolon, "Expect ';' after thrown value.");
+  emitOp(OpCode::THROW);
 }
 
 // spawn CALL;  The callee and arguments are evaluated here; OP_SPAWN starts the call

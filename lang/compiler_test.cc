@@ -517,5 +517,55 @@ TEST_CASE("disassembler") {
   CHECK(disassemble(*big).find("WIDE OP_CONSTANT  299 '299'") != std::string::npos);
 }
 
+TEST_CASE("try/catch/finally: handlers, the catch local, finally's hidden locals, return") {
+  auto fn = compileOk("try { print 1; } catch (e) { print e; }");
+  CHECK(opsOf(*fn) == std::vector<O>{O::TRY, O::CONSTANT, O::PRINT, O::END_TRY, O::JUMP,
+                                     O::GET_LOCAL, O::PRINT, O::POP, O::NIL, O::RETURN});
+  auto ins = instructionsOf(*fn);
+  CHECK(ins[0].operands[0] == 1);  // the error's slot: the script's locals (slot 0) end there
+  CHECK(ins[0].jumpTarget() == ins[5].offset);  // the handler is the catch block
+  CHECK(ins[4].jumpTarget() == ins[8].offset);
+  // With a finally, the catch block has its own handler (pasted in front of it); both
+  // ways in reach the finally block with [error, thrown?].
+  fn = compileOk("try { print 1; } catch (e) { print e; } finally { print 2; }");
+  CHECK(opsOf(*fn) == std::vector<O>{O::TRY, O::CONSTANT, O::PRINT, O::END_TRY, O::JUMP,
+                                     O::TRY, O::GET_LOCAL, O::PRINT, O::END_TRY, O::POP,
+                                     O::JUMP, O::TRUE, O::JUMP, O::NIL, O::FALSE, O::CONSTANT,
+                                     O::PRINT, O::END_FINALLY, O::JUMP, O::RETURN, O::NIL,
+                                     O::RETURN});
+  ins = instructionsOf(*fn);
+  CHECK(ins[0].jumpTarget() == ins[5].offset);
+  CHECK(ins[5].operands[0] == 1);
+  CHECK(ins[5].jumpTarget() == ins[11].offset);
+  CHECK(ins[12].jumpTarget() == ins[15].offset);
+  CHECK(ins[17].jumpTarget() == ins[19].offset);  // a return under way goes on returning
+  CHECK(ins[18].jumpTarget() == ins[20].offset);
+  // A return goes through the return path of each try it leaves: the body's handler is
+  // popped, a catch block's has none without a finally.
+  fn = compileOk("fun f(a) { try { try { return 1; } catch (e) { return 2; } } catch (e) { return 3; } }");
+  const FunctionProto* f = nested(*fn, "f");
+  REQUIRE(f != nullptr);
+  CHECK(opsOf(*f) == std::vector<O>{
+                         O::TRY, O::TRY, O::CONSTANT, O::JUMP, O::END_TRY, O::JUMP,  // inner
+                         O::CONSTANT, O::JUMP, O::POP, O::JUMP, O::END_TRY, O::JUMP,
+                         O::JUMP,                                                    // inner paths
+                         O::END_TRY, O::JUMP, O::CONSTANT, O::JUMP, O::POP, O::JUMP, // outer
+                         O::END_TRY, O::RETURN, O::RETURN,                           // outer paths
+                         O::NIL, O::RETURN});
+  CHECK(instructionsOf(*f)[0].operands[0] == 2);  // callee and `a`
+  // With a finally, the return path moves the value into the error slot and enters the
+  // finally block with flag nil.
+  fn = compileOk("fun g() { try { var x; return 1; } finally { print 2; } }");
+  const FunctionProto* g = nested(*fn, "g");
+  REQUIRE(g != nullptr);
+  const auto gi = instructionsOf(*g);
+  const auto unwind = std::find_if(gi.begin(), gi.end(), [](const Instruction& in) { return in.op == O::UNWIND_TO; });
+  REQUIRE(unwind != gi.end());
+  CHECK(unwind->operands[0] == 1);
+  CHECK((unwind - 1)->op == O::END_TRY);
+  CHECK((unwind + 1)->op == O::NIL);
+  CHECK((unwind + 2)->op == O::LOOP);
+}
+
 }  // namespace
 }  // namespace spindle::lang

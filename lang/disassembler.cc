@@ -125,6 +125,9 @@ std::size_t disassembleInstruction(const FunctionProto& proto, std::size_t offse
                          (in.selectFlags & kSelectHasDefault) ? " default" : "");
       break;
     }
+    case OpCode::TRY:
+      out += fmt::format("{:<16} {:4} depth {:4} -> {}\n", name, offset, ops[0], in.jumpTarget());
+      break;
     case OpCode::JUMP_TABLE: {
       std::string targets;
       std::size_t end = offset + in.length;

@@ -20,7 +20,9 @@
 //
 // The opcodes after JUMP_TABLE (up to WIDE) are superinstructions: the compiler's
 // peephole emits each in place of a short sequence it behaves exactly like (see
-// compiler.cc and the table in docs/ARCHITECTURE.md).
+// compiler.cc and the table in docs/ARCHITECTURE.md). After WIDE come the error
+// instructions (TRY depth, dist: a handler; END_TRY; THROW; END_FINALLY dist; UNWIND_TO
+// depth; vm/error.cc).
 //
 // Stack effects are documented in docs/ARCHITECTURE.md next to the VM's contract.
 #pragma once
@@ -102,7 +104,12 @@ namespace spindle::lang {
   X(JUMP_UNLESS_LESS_EQUAL_CONSTANT, IndexJump)    \
   X(ADD_TO_LOCAL, Index2)           \
   X(ADD_TO_GLOBAL, Index2)          \
-  X(WIDE, None)
+  X(WIDE, None)                      \
+  X(TRY, IndexJump)                 \
+  X(END_TRY, None)                  \
+  X(THROW, None)                    \
+  X(END_FINALLY, Jump)              \
+  X(UNWIND_TO, Index1)
 
 enum class OpCode : std::uint8_t {
 #define SPINDLE_OPCODE_ENUM(name, shape) name,

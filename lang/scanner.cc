@@ -75,6 +75,7 @@ TokenType Scanner::identifierType() const {
     case 'a': return is("and", TokenType::And);
     case 'c':
       if (word.size() > 1 && word[1] == 'l') return is("class", TokenType::Class);
+      if (word.size() > 2 && word[2] == 't') return is("catch", TokenType::Catch);
       return is("case", TokenType::Case);
     case 'd': return is("default", TokenType::Default);
     case 'e': return is("else", TokenType::Else);
@@ -82,6 +83,7 @@ TokenType Scanner::identifierType() const {
       if (word.size() > 1) {
         switch (word[1]) {
           case 'a': return is("false", TokenType::False);
+          case 'i': return is("finally", TokenType::Finally);
           case 'o': return is("for", TokenType::For);
           case 'u': return is("fun", TokenType::Fun);
         }
@@ -102,7 +104,10 @@ TokenType Scanner::identifierType() const {
       }
       break;
     case 't':
-      if (word.size() > 1 && word[1] == 'h') return is("this", TokenType::This);
+      if (word.size() > 2 && word[1] == 'h') {
+        return word[2] == 'r' ? is("throw", TokenType::Throw) : is("this", TokenType::This);
+      }
+      if (word.size() > 2 && word[2] == 'y') return is("try", TokenType::Try);
       return is("true", TokenType::True);
     case 'v': return is("var", TokenType::Var);
     case 'w': return is("while", TokenType::While);

@@ -40,14 +40,17 @@ TEST_CASE("punctuation and operators") {
 
 TEST_CASE("keywords and identifiers") {
   CHECK(typesOf("and class else false for fun if nil or print return super this true var "
-                "while spawn select case default") ==
+                "while spawn select case default try catch finally throw") ==
         std::vector<T>{T::And, T::Class, T::Else, T::False, T::For, T::Fun, T::If, T::Nil,
                        T::Or, T::Print, T::Return, T::Super, T::This, T::True, T::Var,
-                       T::While, T::Spawn, T::Select, T::Case, T::Default, T::Eof});
+                       T::While, T::Spawn, T::Select, T::Case, T::Default, T::Try, T::Catch,
+                       T::Finally, T::Throw, T::Eof});
   // Prefixes and extensions of keywords are identifiers.
   for (const char* word : {"an", "andy", "classy", "c", "cas", "cases", "f", "fa", "fo",
                            "funny", "s", "sp", "spawner", "selec", "supers", "t", "th",
-                           "thisx", "tru", "v", "wh", "_x", "x1", "recv", "send"}) {
+                           "thisx", "tru", "v", "wh", "_x", "x1", "recv", "send", "tr",
+                           "tryx", "thr", "throws", "cat", "catcher", "fin", "finall",
+                           "tray", "thus", "cut"}) {
     CAPTURE(word);
     auto toks = scanAll(word);
     REQUIRE(toks.size() == 2);

@@ -24,6 +24,7 @@ enum class TokenType : std::uint8_t {
   While,
   // Keywords of the extensions.
   Spawn, Select, Case, Default,
+  Try, Catch, Finally, Throw,
   // Control.
   Error, Eof,
 };

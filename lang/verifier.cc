@@ -119,6 +119,9 @@ void Verifier::check(const FunctionProto& fn, const FunctionProto* enclosing) {
           jumps.emplace_back(offset, in.jumpTarget());
         }
         break;
+      case OpCode::TRY:  // the handler's stack depth (the VM checks it), then its offset
+        jumps.emplace_back(offset, in.jumpTarget());
+        break;
       case OpCode::JUMP_TABLE: {
         std::size_t end = offset + in.length;
         for (std::uint32_t i = 0; i < ops[0]; ++i) {

@@ -203,6 +203,12 @@ bool VM::call(Value callee, const Value* args, int argc, Value* result,
       if (resultHandle != nullptr) *resultHandle = newHandle(*result);
     } else {
       lastError_ = body->error;
+      // A thrown value goes on to the calling fiber, should its native fail with it.
+      const Value thrown = loadValue(&fiber->thrown);
+      if (parent != nullptr && !thrown.isUndefined()) {
+        writeBarrier(parent, &parent->thrown, thrown);
+        parent->body->thrownMessage = body->error.message;
+      }
     }
     body->release();
     return ok;

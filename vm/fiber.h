@@ -48,6 +48,13 @@
 
 namespace spindle::vm {
 
+// A try statement's handler (error.cc): where an error raised while it is open resumes.
+struct ErrorHandler {
+  std::uint32_t frameCount;  // the try's frame is frames[frameCount - 1]
+  std::uint32_t stackTop;    // the error value goes to this slot (the try's local count)
+  const std::uint8_t* catchIp;
+};
+
 class FiberBody final : public runtime::GBody {
  public:
   // Foreign: a foreign call the interpreter left undone on a host M that is not this
@@ -92,6 +99,11 @@ class FiberBody final : public runtime::GBody {
   RuntimeErrorInfo error;
   std::string pendingError;  // VM::raise from a native
   bool hasPendingError = false;
+  // The open try handlers, innermost last (error.cc; only the M running the fiber).
+  std::vector<ErrorHandler> handlers;
+  // The message of the last nested VM::call that failed by a throw (its value is in
+  // ObjFiber::thrown).
+  std::string thrownMessage;
 
   // The pending operation (only the M running the G touches these).
   Pending pending = Pending::None;

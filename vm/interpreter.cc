@@ -14,6 +14,11 @@
 // Blocking (a channel op, a select, sleep()) saves the state with the operands still on
 // the stack and returns Park; FiberBody::resume completes the operation on the next run.
 //
+// Errors: a handler that finds a runtime error records it (ERROR, FAIL_IF_NOT: state saved,
+// recordError) and jumps to L_fail; THROW and END_FINALLY jump to L_throw. There the
+// innermost try handler of the fiber resumes the loop (error.cc: catchError / throwValue
+// unwind the frames and stack to it), or the fiber has failed and run returns Exit.
+//
 // Shared words (globals, instance fields and shapes, list counts, storage and elements,
 // upvalue locations and closed values, inline-cache records) are read with loadValue /
 // loadPtr and written through the barrier (barrier.h): fibers run in parallel. Every
@@ -192,13 +197,18 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
     return RunStatus::Exit;
   }
   if (fiber->body->pending != FiberBody::Pending::None) {
-    if (!fiber->body->resume()) return RunStatus::Exit;
+    // A failed operation (send on a closed channel) may be caught by a try handler.
+    if (!fiber->body->resume() && !catchError(fiber)) return RunStatus::Exit;
   }
 
   if (fiber->state == FiberState::Ready) {
     fiber->state = FiberState::Running;
     const int argc = static_cast<int>(fiber->stackTop) - 1;
-    if (!callValue(fiber, fiber->stack->data()[0], argc)) return RunStatus::Exit;
+    if (!callValue(fiber, fiber->stack->data()[0], argc)) {
+      const bool caught = catchError(fiber);  // no frame yet: no handler either
+      SPINDLE_DCHECK(!caught, "VM::run: a fiber's first call failed inside a try");
+      return RunStatus::Exit;
+    }
     // A foreign callee moving to a worker M first (resume makes the call there).
     if (fiber->body->pending == FiberBody::Pending::Foreign) return RunStatus::Yield;
   }
@@ -267,15 +277,16 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
 #define PUSH(v) (stackStore(sp, (v)), ++sp)
 #define POP() (*--sp)
 #define PEEK(n) (sp[-1 - (n)])
+// A runtime error: recorded with the state saved, then handed to L_fail.
 #define ERROR(...)                                        \
   do {                                                    \
     SAVE();                                               \
     recordError(fiber, fmt::format(__VA_ARGS__));         \
-    return RunStatus::Exit;                               \
+    goto L_fail;                                          \
   } while (0)
-#define FAIL_IF_NOT(call) \
-  do {                    \
-    if (!(call)) return RunStatus::Exit; \
+#define FAIL_IF_NOT(call)      \
+  do {                         \
+    if (!(call)) goto L_fail;  \
   } while (0)
 #define SAFEPOINT()                                                             \
   do {                                                                          \
@@ -366,6 +377,18 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
 #undef SPINDLE_WIDE_PASS
 #undef INDEX
 #undef CASE
+
+  // An error was recorded (state saved): the innermost try handler resumes the fiber
+  // (error.cc), else the fiber has failed.
+  L_fail:
+    if (!catchError(fiber)) return RunStatus::Exit;
+    LOAD();
+    NEXT();
+  // A thrown value (the top of the stack, state saved): the same.
+  L_throw:
+    if (!throwValue(fiber, sp[-1])) return RunStatus::Exit;
+    LOAD();
+    NEXT();
 #undef LOAD
 #undef SAVE
 #undef NEXT

@@ -78,6 +78,7 @@ void traceFiber(void* o, VisitFn visit, void* ctx) {
   visitPtr(visit, ctx, loadPtr(&f->frames));
   visitPtr(visit, ctx, loadPtr(&f->openUpvalues));
   visitValue(visit, ctx, loadValue(&f->result));
+  visitValue(visit, ctx, loadValue(&f->thrown));
 }
 void traceChannel(void* o, VisitFn visit, void* ctx) {
   // Under orphanLock(): ~VM releases the hchans of its channels still allocated

@@ -271,6 +271,11 @@ struct ObjFiber : Obj {
   ObjUpvalue* openUpvalues;
   FiberState state;
   Value result;  // the value returned by the fiber's function once Done
+  // A thrown value in flight (error.cc): set by an uncaught throw (the fiber Failed),
+  // or, in a fiber whose native failed after its nested VM::call failed so, the value
+  // that call's fiber threw (catchError resumes a handler with it). Undefined otherwise;
+  // recordError clears it.
+  Value thrown;
   FiberBody* body;  // C++ side: G body, pending operation, error (not traced)
   std::atomic<bool>* preempt;  // polled at safepoints: the G's flag (set by FiberBody::run)
   bool request;  // a native asked to park or yield (FiberBody::request)

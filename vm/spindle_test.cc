@@ -123,6 +123,33 @@ TEST_CASE("a native can call back into the VM") {
   CHECK(out == "49\n");
 }
 
+TEST_CASE("errors cross a native that calls back into the VM; traces stop at 20 frames") {
+  std::string out;
+  spindle::Vm vm(capture(out));
+  vm.defineNative("apply", 2, [](spindle::Vm& v, std::span<const spindle::Value> args) {
+    return v.call(args[0], {args[1]});
+  });
+  // A thrown value crosses the native as itself; a runtime error as an Error.
+  REQUIRE(vm.run("fun boom(x) { throw [x]; }\n"
+                 "fun bad(x) { return x.field; }\n"
+                 "try { apply(boom, 7); } catch (e) { print e; }\n"
+                 "try { apply(bad, 7); } catch (e) { print e.message; print e.trace; }\n"
+                 "try { apply(apply, boom); } catch (e) { print e.message; }\n")
+              .ok());
+  CHECK(out == "[7]\nOnly instances have properties.\n[[line 4] in script]\n"
+               "Expected 2 arguments but got 1.\n");
+  // Uncaught, it ends the run with its message.
+  spindle::Result r = vm.run("apply(boom, 1);");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message == "Uncaught [1].");
+  spindle::Result deep = vm.run("fun f(n) { return f(n + 1); }\nf(0);");
+  REQUIRE_FALSE(deep.ok());
+  CHECK(deep.error().message == "Stack overflow.");
+  REQUIRE(deep.error().trace.size() == 21);
+  CHECK(deep.error().trace[0] == "[line 1] in f()");
+  CHECK(deep.error().trace[20] == "... 9980 more frames");
+}
+
 TEST_CASE("object values are handles: copies and lists, roots") {
   spindle::Vm vm;
   spindle::Value l = vm.list(std::vector<spindle::Value>{spindle::Value::number(1),

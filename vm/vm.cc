@@ -55,6 +55,7 @@ VM::VM(VMOptions options)
     setGlobal(clock, Value::object(newNative("clock", 0, nativeClock)));
     registerConcurrencyNatives();
     registerGCStatsNative();  // gcstats.cc
+    registerErrorClass();     // error.cc
     ffi::install(*this);  // FFI, Bytes, Pinner (vm/ffi.h)
   });
 }
@@ -328,7 +329,7 @@ void VM::forEachRoot(runtime::VisitFn visit, void* ctx) {
   }
   for (Obj* s : std::initializer_list<Obj*>{initString_, pushString_, popString_, lenString_,
                                             sendString_, recvString_, closeString_, capString_,
-                                            hostDataKey_, gcStatsClass_}) {
+                                            hostDataKey_, gcStatsClass_, errorClass_}) {
     if (s == nullptr) continue;
     void* p = s;
     visit(ctx, &p);
@@ -430,11 +431,17 @@ bool VM::expectArgs(ObjFiber* fiber, int argc, int want) {
   return false;
 }
 
+// A native that fails with the message of its failed nested VM::call (see VM::call)
+// passes that call's thrown value on: the fiber's handlers catch it as itself.
 void VM::recordNativeError(ObjFiber* fiber) {
   FiberBody* body = fiber->body;
-  recordError(fiber, body->hasPendingError ? std::move(body->pendingError)
-                                           : std::string("Native function failed."));
+  const Value thrown = loadValue(&fiber->thrown);
+  std::string message = body->hasPendingError ? std::move(body->pendingError)
+                                              : std::string("Native function failed.");
+  const bool passOn = !thrown.isUndefined() && message == body->thrownMessage;
+  recordError(fiber, std::move(message));
   body->hasPendingError = false;
+  if (passOn) writeBarrier(fiber, &fiber->thrown, thrown);
 }
 
 bool VM::raise(std::string message) {
@@ -446,11 +453,16 @@ bool VM::raise(std::string message) {
 
 std::vector<std::string> VM::traceOf(ObjFiber* fiber) const {
   std::vector<std::string> trace;
+  std::uint32_t more = 0;
   for (std::uint32_t i = fiber->frameCount; i-- > 0;) {
     const CallFrame& f = fiber->frames->frames()[i];
     const lang::FunctionProto* proto = f.closure->function->proto;
     // A host method's closure (hostclass.cc) has no source: like a native, no frame.
     if (proto->chunk.lines.runs().empty()) continue;
+    if (trace.size() == kMaxTraceFrames) {
+      ++more;
+      continue;
+    }
     const auto offset = static_cast<std::size_t>(f.ip - f.closure->function->code);
     const int line = proto->chunk.lines.lineAt(offset == 0 ? 0 : offset - 1);
     if (proto->name.empty()) {
@@ -459,17 +471,19 @@ std::vector<std::string> VM::traceOf(ObjFiber* fiber) const {
       trace.push_back(fmt::format("[line {}] in {}()", line, proto->name));
     }
   }
+  if (more != 0) trace.push_back(fmt::format("... {} more frames", more));
   return trace;
 }
 
-// The fiber is finished: close its upvalues so that closures other fibers hold never
-// point into its (soon dead) stack.
+// The interpreter then hands the error to catchError (error.cc): a try handler resumes
+// the fiber, or the fiber is finished and its upvalues are closed, so that closures other
+// fibers hold never point into its (soon dead) stack.
 void VM::recordError(ObjFiber* fiber, std::string message) {
   RuntimeErrorInfo& e = fiber->body->error;
   e.message = std::move(message);
   e.trace = traceOf(fiber);
-  closeUpvalues(fiber, 0);
   fiber->state = FiberState::Failed;
+  if (!loadValue(&fiber->thrown).isUndefined()) writeBarrier(fiber, &fiber->thrown, Value::undefined());
 }
 
 // Moves the live part of the fiber's value stack (below stackTop) to `to` and makes it the
@@ -604,6 +618,7 @@ ObjFiber* VM::newFiber(Value callee, const Value* args, int argc) {
   fiber->stack = stack;
   fiber->frames = frames;
   fiber->result = Value::nil();
+  fiber->thrown = Value::undefined();
   fiber->state = FiberState::Ready;
   fiber->gen = generation_.load(std::memory_order_relaxed);
   fiber->body = new FiberBody(this, fiber, 1);

@@ -214,7 +214,18 @@ class VM {
   void recordNativeError(ObjFiber* fiber);
   // Records "Expected N arguments but got M." unless argc == want.
   bool expectArgs(ObjFiber* fiber, int argc, int want);
+  // "[line N] in f()" per frame, innermost first; past kMaxTraceFrames frames, one last
+  // line "... N more frames".
   std::vector<std::string> traceOf(ObjFiber* fiber) const;
+  static constexpr std::uint32_t kMaxTraceFrames = 20;
+  // Errors you can catch (error.cc). catchError: after recordError, resume the innermost
+  // open try handler with a new Error instance; false when none is open (the fiber has
+  // failed: its upvalues are closed). throwValue: the same for a thrown value (caught as
+  // itself; uncaught, body->error gets its message and trace).
+  bool catchError(ObjFiber* fiber);
+  bool throwValue(ObjFiber* fiber, Value v);
+  // A list of strings (an Error's trace).
+  ObjList* newTrace(const std::vector<std::string>& trace);
   void closeUpvalues(ObjFiber* fiber, std::uint32_t fromSlot);
 
  private:
@@ -272,6 +283,8 @@ class VM {
   OwnedId own(Obj* obj, void* data, void (*release)(void*), void (*orphan)(void*));
   static void releaseOwned(void* id);
   void freeOwned();
+  void registerErrorClass();     // error.cc
+  void unwind(ObjFiber* fiber, Value v);
   ObjFunction* newHostMethodFunction(const HostMethod& m, bool initializer);
   static void scanRoots(void* self, runtime::VisitFn visit, void* ctx);
   // Methods.
@@ -346,6 +359,7 @@ class VM {
   // The hidden host-data field's name (hostclass.cc). gcstats() instances' class.
   ObjString* hostDataKey_ = nullptr;
   ObjClass* gcStatsClass_ = nullptr;
+  ObjClass* errorClass_ = nullptr;  // the built-in Error (a root: the global may be reassigned)
   // Last: destroyed first (~VM stops it explicitly before anything else goes).
   runtime::Sched* const sched_;  // owned; deleted in ~VM (never reassigned: Ms read it)
 };
