@@ -103,12 +103,16 @@ ValueArray* VM::newValueArray(std::uint32_t capacity) {
   return a;
 }
 
+// Storage first, then the list: a large storage is zeroed through checkpoints, so a mark
+// may begin in between, and then the storage is white (its allocation was accounted
+// before the mark began) while the list is born black and never scanned. The storage is
+// held only by this frame, not by the fiber's stack: the barrier shades it.
 ObjList* VM::newList(std::uint32_t count, const Value* items) {
   ValueArray* storage = newValueArray(count < 4 ? 4 : count);
   for (std::uint32_t i = 0; i < count; ++i) storage->data()[i] = items[i];
   auto* l = allocate<ObjList>(ObjKind::List, sizeof(ObjList));
   l->count = count;
-  l->items = storage;
+  writeBarrierPtr<ValueArray>(l, &l->items, storage);
   return l;
 }
 
