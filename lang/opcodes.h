@@ -20,7 +20,8 @@
 //
 // The opcodes after JUMP_TABLE (up to WIDE) are superinstructions: the compiler's
 // peephole emits each in place of a short sequence it behaves exactly like (see
-// compiler.cc and the table in docs/ARCHITECTURE.md).
+// compiler.cc and the table in docs/ARCHITECTURE.md). The opcodes after WIDE are ordinary
+// instructions again (maps, for-in).
 //
 // Stack effects are documented in docs/ARCHITECTURE.md next to the VM's contract.
 #pragma once
@@ -102,7 +103,10 @@ namespace spindle::lang {
   X(JUMP_UNLESS_LESS_EQUAL_CONSTANT, IndexJump)    \
   X(ADD_TO_LOCAL, Index2)           \
   X(ADD_TO_GLOBAL, Index2)          \
-  X(WIDE, None)
+  X(WIDE, None)                     \
+  X(MAP, Index1)                    \
+  X(FOR_IN_PREP, None)              \
+  X(FOR_IN_NEXT, Jump)
 
 enum class OpCode : std::uint8_t {
 #define SPINDLE_OPCODE_ENUM(name, shape) name,

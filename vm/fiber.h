@@ -50,7 +50,7 @@ namespace spindle::vm {
 
 class FiberBody final : public runtime::GBody {
  public:
-  enum class Pending : std::uint8_t { None, Send, Recv, Select, Sleep, Yield, Gc };
+  enum class Pending : std::uint8_t { None, Send, Recv, Select, Sleep, Yield, Gc, ForInRecv };
 
   FiberBody(VM* vm, ObjFiber* fiber, int refs) : vm_(vm), fiber_(fiber), refs_(refs) {}
 

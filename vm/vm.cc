@@ -58,6 +58,7 @@ VM::VM(VMOptions options)
     setGlobal(clock, Value::object(newNative("clock", 0, nativeClock)));
     registerConcurrencyNatives();
     registerGCStatsNative();  // gcstats.cc
+    registerMapNatives();     // map.cc
     ffi::install(*this);  // FFI, Bytes, Pinner (vm/ffi.h)
   });
 }
@@ -359,7 +360,9 @@ void VM::forEachRoot(RootVisitor visit, void* ctx) {
   }
   for (Obj* s : std::initializer_list<Obj*>{initString_, pushString_, popString_, lenString_,
                                             sendString_, recvString_, closeString_, capString_,
-                                            hostDataKey_, gcStatsClass_}) {
+                                            hostDataKey_, gcStatsClass_, mapNames_.has,
+                                            mapNames_.remove, mapNames_.keys, mapNames_.values,
+                                            mapNames_.clear}) {
     if (s == nullptr) continue;
     void* p = s;
     visit(ctx, &p, RootKind::Strong);
@@ -468,6 +471,23 @@ void VM::toString(Value v, std::string& out, int depth) const {
         if ((i + 1) % kPrintCheckpointElems == 0) runtime::checkpoint();
       }
       out += ']';
+      return;
+    }
+    case ObjKind::Map: {
+      if (depth > 32) {
+        out += "{...}";
+        return;
+      }
+      out += '{';
+      std::uint32_t i = 0;
+      forEachMapEntry(static_cast<ObjMap*>(o), [&](Value k, Value val) {
+        if (i > 0) out += ", ";
+        toString(k, out, depth + 1);
+        out += ": ";
+        toString(val, out, depth + 1);
+        if (++i % kPrintCheckpointElems == 0) runtime::checkpoint();
+      });
+      out += '}';
       return;
     }
     default: out += "<"; out += kindName(o->kind); out += ">"; return;
