@@ -13,8 +13,6 @@ namespace {
 
 constexpr std::uint32_t kNoEntry = UINT32_MAX;
 constexpr std::uint32_t kMinEntries = 8;
-// Entries copied between two checkpoints when a map grows (two Values each).
-constexpr std::uint32_t kCheckpointEntries = kCheckpointValues / 2;
 
 // A normalised key's bits, mixed (the finaliser of MurmurHash3).
 inline std::uint32_t hashKey(Value key) {
@@ -154,21 +152,23 @@ std::uint32_t VM::mapLen(ObjMap* m) const {
   return s == nullptr ? 0 : s->loadLive();
 }
 
-// A new list of the keys (or values) in insertion order. The list's storage is filled
-// before the list exists (initialising: no barrier), with a checkpoint every
-// kCheckpointEntries entries.
+// A new list of the keys (or values) in insertion order (forEachMapEntry passes the
+// checkpoints). The storage is filled before it is published into the list
+// (initialising: no barrier for the values; a value copied into storage born black during
+// a mark is still in the map, whose deletion barrier covers it), then published with the
+// barrier: a large storage's zeroing passes checkpoints, so a mark may begin between the
+// two allocations, and a list born black must not point at storage left white.
 ObjList* VM::mapKeys(ObjMap* m, bool values) {
   MapStorage* s = loadPtr(&m->storage);
   const std::uint32_t live = s == nullptr ? 0 : s->loadLive();
-  ValueArray* items = newValueArray(std::max<std::uint32_t>(live, 4));
-  std::uint32_t n = 0, seen = 0;
+  ObjList* l = newList(0, nullptr);
+  ValueArray* items = live > l->items->capacity ? newValueArray(live) : l->items;
+  std::uint32_t n = 0;
   forEachMapEntry(m, [&](Value k, Value v) {
-    if (++seen % kCheckpointEntries == 0) runtime::checkpoint();
     if (n < items->capacity) items->data()[n++] = values ? v : k;
   });
-  auto* l = allocate<ObjList>(ObjKind::List, sizeof(ObjList));
-  l->count = n;
-  l->items = items;
+  if (items != l->items) writeBarrierPtr<ValueArray>(l, &l->items, items);
+  l->count = n;  // not yet reachable by another fiber
   return l;
 }
 

@@ -81,15 +81,20 @@ inline bool mapKey(Value k, Value* out) {
 
 inline constexpr const char* kMapNaNKey = "Map key cannot be NaN.";
 
+// Entries copied or visited between two checkpoints (two Values each).
+inline constexpr std::uint32_t kCheckpointEntries = kCheckpointValues / 2;
+
 // Calls fn(key, value) for each live entry of m in insertion order, as loaded entry by
-// entry (racing writers: stale or missing entries, never torn ones). fn may allocate and
-// pass checkpoints: the storage is held in this frame (see the top of the file).
+// entry (racing writers: stale or missing entries, never torn ones), passing a checkpoint
+// every kCheckpointEntries entries visited, removed ones included. fn may allocate and pass
+// checkpoints too: the storage is held in this frame (see the top of the file).
 template <typename Fn>
 void forEachMapEntry(ObjMap* m, Fn&& fn) {
   MapStorage* s = loadPtr(&m->storage);
   if (s == nullptr) return;
   const std::uint32_t used = s->loadUsed();
   for (std::uint32_t i = 0; i < used; ++i) {
+    if ((i + 1) % kCheckpointEntries == 0) runtime::checkpoint();
     const Value key = loadValue(&s->entries()[i].key);
     if (key.isUndefined()) continue;
     fn(key, loadValue(&s->entries()[i].value));
