@@ -14,8 +14,17 @@ namespace {
 constexpr std::uint32_t kNoEntry = UINT32_MAX;
 constexpr std::uint32_t kMinEntries = 8;
 
-// A normalised key's bits, mixed (the finaliser of MurmurHash3).
+// A normalised key's hash. An integer-valued number hashes to itself (as in CPython), so
+// keys counting up land in neighbouring index slots and entries (no cache miss per key);
+// anything else mixes its bits (the finaliser of MurmurHash3).
 inline std::uint32_t hashKey(Value key) {
+  if (key.isNumber()) {
+    const double d = key.asNumber();
+    if (d >= -9.0e18 && d <= 9.0e18) {
+      const auto i = static_cast<std::int64_t>(d);
+      if (static_cast<double>(i) == d) return static_cast<std::uint32_t>(i);
+    }
+  }
   std::uint64_t h = key.bits();
   h ^= h >> 33;
   h *= 0xff51afd7ed558ccdULL;
@@ -27,13 +36,28 @@ inline std::uint32_t hashKey(Value key) {
 
 inline std::atomic_ref<std::uint32_t> word(std::uint32_t& w) { return std::atomic_ref<std::uint32_t>(w); }
 
+// CPython's probe sequence: slot h & mask first (integer keys counting up take
+// neighbouring slots, so they never collide), then i = 5i + 1 + perturb with perturb the
+// hash shifted right by 5 at each step: strided keys and runs of full slots are left after
+// a few probes, and once perturb is 0 the recurrence visits every slot (a full-period
+// generator modulo a power of two). Bounded by the index size plus the steps perturb
+// takes to reach 0, so even an index that racing writers filled is never probed forever.
+struct Probe {
+  std::uint32_t mask, i, perturb;
+  Probe(const MapStorage* s, std::uint32_t h) : mask(s->indexMask), i(h & s->indexMask), perturb(h) {}
+  void next() {
+    perturb >>= 5;
+    i = (5 * i + 1 + perturb) & mask;
+  }
+  std::uint32_t limit() const { return mask + 8; }
+};
+
 // The entry holding `key` in s, or kNoEntry. Bounded by s's own sizes (racing writers).
 std::uint32_t findEntry(MapStorage* s, Value key, std::uint32_t h) {
-  const std::uint32_t mask = s->indexMask;
   std::uint32_t* index = s->index();
-  std::uint32_t i = h & mask;
-  for (std::uint32_t probes = 0; probes <= mask; ++probes, i = (i + 1) & mask) {
-    const std::uint32_t slot = word(index[i]).load(std::memory_order_acquire);
+  Probe p(s, h);
+  for (std::uint32_t probes = 0; probes <= p.limit(); ++probes, p.next()) {
+    const std::uint32_t slot = word(index[p.i]).load(std::memory_order_acquire);
     if (slot == 0) return kNoEntry;
     const std::uint32_t e = slot - 1;
     if (e < s->entryCap && valueWord(&s->entries()[e].key).load(std::memory_order_acquire) == key.bits()) {
@@ -46,12 +70,11 @@ std::uint32_t findEntry(MapStorage* s, Value key, std::uint32_t h) {
 // Points the first empty index slot of key's probe sequence at entry e (dropped if a
 // racing writer left no empty slot: a lost update).
 void linkEntry(MapStorage* s, std::uint32_t h, std::uint32_t e) {
-  const std::uint32_t mask = s->indexMask;
   std::uint32_t* index = s->index();
-  std::uint32_t i = h & mask;
-  for (std::uint32_t probes = 0; probes <= mask; ++probes, i = (i + 1) & mask) {
-    if (word(index[i]).load(std::memory_order_acquire) == 0) {
-      word(index[i]).store(e + 1, std::memory_order_release);
+  Probe p(s, h);
+  for (std::uint32_t probes = 0; probes <= p.limit(); ++probes, p.next()) {
+    if (word(index[p.i]).load(std::memory_order_acquire) == 0) {
+      word(index[p.i]).store(e + 1, std::memory_order_release);
       return;
     }
   }
