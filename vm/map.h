@@ -4,8 +4,9 @@
 // Layout (CPython's compact dict). An ObjMap points at one MapStorage, a scan object that
 // holds, after its header, `entryCap` entries (key, value) in insertion order, then
 // `indexMask + 1` 32-bit index slots (a power of two, at least twice entryCap): open
-// addressing with linear probing over the index, each slot 0 (empty) or the number of an
-// entry plus one. Only the entries are traced (up to `used`); the index holds no pointers.
+// addressing over the index with CPython's perturbed probe sequence (map.cc Probe), each
+// slot 0 (empty) or the number of an entry plus one. Only the entries are traced (up to
+// `used`); the index holds no pointers.
 //   - Appending writes the entry, then `used`, then the index slot (release stores), so a
 //     reader that finds an index slot (acquire) sees the entry it names.
 //   - Removing writes the entry's key to `undefined` (no key is ever undefined) and its
@@ -22,7 +23,9 @@
 // Keys. Every key goes through mapKey first: a NaN is refused ("Map key cannot be NaN."),
 // -0 becomes 0. After that two keys are the same key exactly when their Value bits are
 // equal: numbers by value, strings by content (they are interned), booleans and nil, and
-// any object by identity. The hash mixes those bits (the collector does not move objects).
+// any object by identity. An integer hashes to itself (keys counting up fill neighbouring
+// slots and entries), anything else to a mix of its bits (the collector does not move
+// objects).
 //
 // Race safety (ARCHITECTURE "Race safety"). `storage`, `used`, `live`, every entry word and
 // every index slot are shared words (acquire loads, release stores). A reader works on the
