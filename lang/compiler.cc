@@ -149,6 +149,7 @@ class Parser {
   void super_(bool canAssign);
   void list(bool canAssign);
   void index(bool canAssign);
+  void map(bool canAssign);
 
  private:
   // --- tokens and errors --------------------------------------------------------
@@ -238,6 +239,8 @@ class Parser {
   void ifStatement();
   void whileStatement();
   void forStatement();
+  void forInStatement(Token name);
+  void finishVarDeclaration(std::uint32_t global);
   void returnStatement();
   void spawnStatement();
   void selectStatement();
@@ -259,6 +262,8 @@ class Parser {
 
   // spawn: true while parsing the outermost call chain of a spawn statement.
   bool spawnChain_ = false;
+  // The first token of the expression statement being compiled (Parser::map).
+  const char* expressionStatementStart_ = nullptr;
   // The last OP_CALL emitted: where it starts (WIDE prefix included) and ends.
   std::size_t lastCallStart_ = kNoOffset;
   std::size_t lastCallEnd_ = kNoOffset;
@@ -277,6 +282,7 @@ const ParseRule& getRule(TokenType type) {
     using P = Parser;
     set(TokenType::LeftParen, &P::grouping, &P::call, PREC_CALL);
     set(TokenType::LeftBracket, &P::list, &P::index, PREC_CALL);
+    set(TokenType::LeftBrace, &P::map, nullptr, PREC_NONE);  // a statement's `{` is a block
     set(TokenType::Dot, nullptr, &P::dot, PREC_CALL);
     set(TokenType::Minus, &P::unary, &P::binary, PREC_TERM);
     set(TokenType::Plus, nullptr, &P::binary, PREC_TERM);
@@ -945,6 +951,28 @@ void Parser::index(bool canAssign) {
   }
 }
 
+// {k: v, ...}: keys and values in source order, then MAP with the number of pairs.
+// A `{` that starts a statement is a block (statement()); one that starts an expression
+// statement (a `for` initializer) is no expression either, as in clox.
+void Parser::map(bool) {
+  if (previous_.lexeme.data() == expressionStatementStart_) {
+    error("Expect expression.");
+    return;
+  }
+  std::uint32_t count = 0;
+  if (!check(TokenType::RightBrace)) {
+    do {
+      if (check(TokenType::RightBrace)) break;  // a trailing comma
+      expression();
+      consume(TokenType::Colon, "Expect ':' after map key.");
+      expression();
+      ++count;
+    } while (match(TokenType::Comma));
+  }
+  consume(TokenType::RightBrace, "Expect '}' after map entries.");
+  emitOp(OpCode::MAP, {count});
+}
+
 // --- declarations -------------------------------------------------------------------
 
 void Parser::declaration() {
@@ -1035,8 +1063,9 @@ void Parser::function(FunctionKind kind) {
   emitOp(OpCode::CLOSURE, {makeConstant(std::shared_ptr<const FunctionProto>(proto))});
 }
 
-void Parser::varDeclaration() {
-  std::uint32_t global = parseVariable("Expect variable name.");
+void Parser::varDeclaration() { finishVarDeclaration(parseVariable("Expect variable name.")); }
+
+void Parser::finishVarDeclaration(std::uint32_t global) {
   if (match(TokenType::Equal)) {
     expression();
   } else {
@@ -1088,6 +1117,7 @@ void Parser::printStatement() {
 }
 
 void Parser::expressionStatement() {
+  expressionStatementStart_ = current_.lexeme.data();
   expression();
   consume(TokenType::Semicolon, "Expect ';' after expression.");
   emitPop();
@@ -1129,7 +1159,12 @@ void Parser::forStatement() {
   if (match(TokenType::Semicolon)) {
     // No initializer.
   } else if (match(TokenType::Var)) {
-    varDeclaration();
+    const std::uint32_t global = parseVariable("Expect variable name.");
+    if (check(TokenType::Identifier) && current_.lexeme == "in") {
+      forInStatement(previous_);
+      return;
+    }
+    finishVarDeclaration(global);
   } else {
     expressionStatement();
   }
@@ -1162,6 +1197,34 @@ void Parser::forStatement() {
   pasteCode(increment);
   emitLoop(loopStart);
   if (exitJump != kNoOffset) patchJump(exitJump);
+  endScope();
+}
+
+// for (var x in seq) body, inside forStatement's scope, `x` just declared. `in` is not a
+// keyword: it is recognised only here. Two hidden locals (names no identifier can spell)
+// hold the sequence, as FOR_IN_PREP leaves it, and the step state; each iteration's `x`
+// is a fresh local (closures capture one per iteration):
+//   seq FOR_IN_PREP  loop: FOR_IN_NEXT exit  [x] body  POP x  LOOP loop  exit: POP POP
+void Parser::forInStatement(Token name) {
+  fn_->locals.pop_back();  // `x` is declared again inside the loop, after the hidden ones
+  advance();               // `in`
+  expression();
+  consume(TokenType::RightParen, "Expect ')' after for-in sequence.");
+  emitOp(OpCode::FOR_IN_PREP);
+  addLocal(syntheticToken(" for-in sequence"));
+  markInitialized();
+  addLocal(syntheticToken(" for-in state"));
+  markInitialized();
+  const std::size_t loopStart = chunk().code.size();
+  markTarget();
+  const std::size_t exitJump = emitJump(OpCode::FOR_IN_NEXT);
+  beginScope();
+  addLocal(name);
+  markInitialized();
+  statement();
+  endScope();
+  emitLoop(loopStart);
+  patchJump(exitJump);
   endScope();
 }
 

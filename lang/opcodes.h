@@ -20,9 +20,10 @@
 //
 // The opcodes after JUMP_TABLE (up to WIDE) are superinstructions: the compiler's
 // peephole emits each in place of a short sequence it behaves exactly like (see
-// compiler.cc and the table in docs/ARCHITECTURE.md). After WIDE come the error
-// instructions (TRY depth, dist: a handler; END_TRY; THROW; END_FINALLY dist; UNWIND_TO
-// depth; vm/error.cc).
+// compiler.cc and the table in docs/ARCHITECTURE.md). The opcodes after WIDE are ordinary
+// instructions again: the error instructions (TRY depth, dist: a handler; END_TRY; THROW;
+// END_FINALLY dist; UNWIND_TO depth; vm/error.cc), then maps and for-in (MAP n;
+// FOR_IN_PREP; FOR_IN_NEXT dist; vm/map.cc).
 //
 // Stack effects are documented in docs/ARCHITECTURE.md next to the VM's contract.
 #pragma once
@@ -109,7 +110,10 @@ namespace spindle::lang {
   X(END_TRY, None)                  \
   X(THROW, None)                    \
   X(END_FINALLY, Jump)              \
-  X(UNWIND_TO, Index1)
+  X(UNWIND_TO, Index1)              \
+  X(MAP, Index1)                    \
+  X(FOR_IN_PREP, None)              \
+  X(FOR_IN_NEXT, Jump)
 
 enum class OpCode : std::uint8_t {
 #define SPINDLE_OPCODE_ENUM(name, shape) name,

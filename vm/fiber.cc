@@ -93,7 +93,8 @@ void FiberBody::traceStack(runtime::G* g, void (*visit)(void* ctx, void** slot),
   for (std::uint32_t i = 0; i < f->frameCount; ++i) ptr(frames[i].closure);
   for (ObjUpvalue* u = f->openUpvalues; u != nullptr; u = u->next) ptr(u);
   value(f->result);
-  if (pending == Pending::Recv && waitChannel != nullptr && g != nullptr) {
+  if ((pending == Pending::Recv || pending == Pending::ForInRecv) && waitChannel != nullptr &&
+      g != nullptr) {
     // A sender may have handed its element over already (under the channel's lock).
     std::lock_guard<std::mutex> lk(waitChannel->chan->lock);
     if (g->sud.success) value(Value::fromBits(g->sud.elem));
@@ -124,6 +125,14 @@ bool FiberBody::resume() {
       runtime::chanrecvResume(g_, &elem, &ok);
       waitChannel = nullptr;
       stackStore(top - 1, ok ? received(elem) : Value::nil());
+      return true;
+    }
+    case Pending::ForInRecv: {
+      std::uint64_t elem = 0;
+      bool ok = false;
+      runtime::chanrecvResume(g_, &elem, &ok);
+      waitChannel = nullptr;
+      VM::finishForInRecv(f, ok, ok ? received(elem) : Value::nil());
       return true;
     }
     case Pending::Select: return vm_->finishSelect(f, sel.resume(g_));
@@ -415,6 +424,42 @@ VM::OpResult VM::invokeChannel(ObjFiber* fiber, ObjChannel* ch, ObjString* name,
   stackStore(calleeSlot, result);
   fiber->stackTop -= static_cast<std::uint32_t>(argc);
   return OpResult::Ok;
+}
+
+// A for-in step over a channel (interpreter_ops.inc FOR_IN_NEXT, state saved, the frame's
+// ip just past the instruction): receive as `recv()` does, then finishForInRecv.
+VM::OpResult VM::forInRecv(ObjFiber* fiber, ObjChannel* ch) {
+  FiberBody* body = fiber->body;
+  runtime::G* g = body->g();
+  std::uint64_t elem = 0;
+  bool ok = false;
+  runtime::ChanResult r = g != nullptr ? runtime::chanrecv(ch->chan, g, &elem, &ok)
+                                       : runtime::tryrecv(ch->chan, &elem, &ok);
+  if (r == runtime::ChanResult::Park) {
+    body->pending = FiberBody::Pending::ForInRecv;
+    body->waitChannel = ch;
+    body->parkStep = runtime::chanRecvParkStep(ch->chan);
+    return OpResult::Park;
+  }
+  if (r == runtime::ChanResult::WouldBlock) {
+    recordError(fiber, "A channel operation would block in a native callback.");
+    return OpResult::Error;
+  }
+  finishForInRecv(fiber, ok, ok ? received(elem) : Value::nil());
+  return OpResult::Ok;
+}
+
+// Pushes the received element (the frame reserved the slot: FOR_IN_NEXT pushes one), or,
+// the channel being closed and drained, moves the frame's ip by FOR_IN_NEXT's jump
+// distance (the 4 bytes just before it), past the loop.
+void VM::finishForInRecv(ObjFiber* fiber, bool ok, Value v) {
+  if (ok) {
+    stackStore(fiber->stack->data() + fiber->stackTop, v);
+    ++fiber->stackTop;
+    return;
+  }
+  CallFrame& frame = fiber->frames->frames()[fiber->frameCount - 1];
+  frame.ip += lang::readU32(frame.ip - lang::kJumpBytes);
 }
 
 VM::OpResult VM::select(ObjFiber* fiber, std::uint32_t n, std::uint8_t flags, const std::uint8_t* kinds) {

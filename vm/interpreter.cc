@@ -169,6 +169,8 @@ bool VM::invokeBuiltin(ObjFiber* fiber, Value receiver, ObjString* name, int arg
     }
     if (!arity(0)) return false;
     result = Value::number(as<ObjString>(receiver)->length);
+  } else if (isKind(receiver, ObjKind::Map)) {
+    if (!invokeMap(fiber, as<ObjMap>(receiver), name, argc, calleeSlot + 1, &result)) return false;
   } else if (ffi::isFfiObject(receiver)) {
     if (!ffi::invoke(*this, receiver, name, argc, calleeSlot + 1, &result)) {
       recordNativeError(fiber);

@@ -7,6 +7,7 @@
 #include "vm/object.h"
 
 #include "vm/ffi.h"
+#include "vm/map.h"
 #include "vm/barrier.h"
 #include "vm/shape.h"
 
@@ -89,6 +90,19 @@ void traceChannel(void* o, VisitFn visit, void* ctx) {
   ch->chan->forEachWord([&](std::uint64_t& w) { visitValue(visit, ctx, Value::fromBits(w)); });
 }
 
+void traceMap(void* o, VisitFn visit, void* ctx) {
+  visitPtr(visit, ctx, loadPtr(&static_cast<ObjMap*>(o)->storage));
+}
+// Entries up to `used`: an append past a stale `used` stores through the write barrier.
+void traceMapStorage(void* o, VisitFn visit, void* ctx) {
+  auto* s = static_cast<MapStorage*>(o);
+  const std::uint32_t used = s->loadUsed();
+  for (std::uint32_t i = 0; i < used; ++i) {
+    visitValue(visit, ctx, loadValue(&s->entries()[i].key));
+    visitValue(visit, ctx, loadValue(&s->entries()[i].value));
+  }
+}
+
 }  // namespace
 
 const runtime::TypeInfo kTypes[static_cast<int>(ObjKind::kCount)] = {
@@ -114,6 +128,8 @@ const runtime::TypeInfo kTypes[static_cast<int>(ObjKind::kCount)] = {
     {"host data", sizeof(ObjHostData), nullptr},  // noscan: C++ state, no heap pointers
     {"shape", sizeof(Shape), traceShape},
     {"inline cache", sizeof(InlineCache), traceInlineCache},
+    {"map", sizeof(ObjMap), traceMap},
+    {"map storage", sizeof(MapStorage), traceMapStorage},
 };
 
 const char* kindName(ObjKind k) { return kTypes[static_cast<int>(k)].name; }

@@ -61,6 +61,8 @@ enum class ObjKind : std::uint8_t {
   HostData,    // C++ state owned by a heap object: a host's instance state, a function's protos
   Shape,       // shape.h: an instance layout (hidden class)
   InlineCache, // shape.h: one inline-cache record
+  Map,         // map.h: a Lox map
+  MapStorage,  // internal (map.h): a map's entries and index
   kCount,
 };
 

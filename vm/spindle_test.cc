@@ -809,6 +809,25 @@ TEST_CASE("growing a long list lets the world stop midway (copying its items)") 
   checkStopsMidway("var l = []; for (var i = 0; i < 16384; i = i + 1) l.push(i);", "l.push(0);");
 }
 
+// A map whose 20478 entries (8, 18, 38, ... doubled-plus-two growth) fill its storage, all
+// but one removed: the next new key copies the one live entry into a small storage (no
+// zeroing to pass checkpoints), so only the scan over the removed entries can stop.
+const char* const kMapOfRemoved =
+    "var m = {}; for (var i = 0; i < 20478; i = i + 1) m[i] = i;"
+    "for (var i = 1; i < 20478; i = i + 1) m.remove(i);";
+
+TEST_CASE("growing a map lets the world stop midway (scanning its entries)") {
+  checkStopsMidway(kMapOfRemoved, "m[\"new\"] = 1;");
+}
+
+TEST_CASE("listing a map's keys lets the world stop midway") {
+  checkStopsMidway(kMapOfRemoved, "m.keys();");
+}
+
+TEST_CASE("printing a big map lets the world stop midway") {
+  checkStopsMidway("var m = {}; for (var i = 0; i < 20000; i = i + 1) m[i] = i;", "print m;");
+}
+
 TEST_CASE("a native's nested VM::call polls preemption: the world stops midway") {
   checkStopsMidway("fun spin() { var i = 0; while (i < 100000) i = i + 1; finish(); }",
                    "armNest(spin);");

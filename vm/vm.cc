@@ -56,6 +56,7 @@ VM::VM(VMOptions options)
     registerConcurrencyNatives();
     registerGCStatsNative();  // gcstats.cc
     registerErrorClass();     // error.cc
+    registerMapNatives();     // map.cc
     ffi::install(*this);  // FFI, Bytes, Pinner (vm/ffi.h)
   });
 }
@@ -333,7 +334,9 @@ void VM::forEachRoot(runtime::VisitFn visit, void* ctx) {
   }
   for (Obj* s : std::initializer_list<Obj*>{initString_, pushString_, popString_, lenString_,
                                             sendString_, recvString_, closeString_, capString_,
-                                            hostDataKey_, gcStatsClass_, errorClass_}) {
+                                            hostDataKey_, gcStatsClass_, errorClass_,
+                                            mapNames_.has, mapNames_.remove, mapNames_.keys,
+                                            mapNames_.values, mapNames_.clear}) {
     if (s == nullptr) continue;
     void* p = s;
     visit(ctx, &p);
@@ -421,6 +424,23 @@ void VM::toString(Value v, std::string& out, int depth) const {
         if ((i + 1) % kPrintCheckpointElems == 0) runtime::checkpoint();
       }
       out += ']';
+      return;
+    }
+    case ObjKind::Map: {
+      if (depth > 32) {
+        out += "{...}";
+        return;
+      }
+      out += '{';
+      std::uint32_t i = 0;
+      forEachMapEntry(static_cast<ObjMap*>(o), [&](Value k, Value val) {
+        if (i > 0) out += ", ";
+        toString(k, out, depth + 1);
+        out += ": ";
+        toString(val, out, depth + 1);
+        if (++i % kPrintCheckpointElems == 0) runtime::checkpoint();
+      });
+      out += '}';
       return;
     }
     default: out += "<"; out += kindName(o->kind); out += ">"; return;

@@ -47,6 +47,7 @@
 #include "runtime/pheap.h"
 #include "runtime/proc.h"
 #include "vm/barrier.h"
+#include "vm/map.h"
 #include "vm/object.h"
 #include "vm/shape.h"
 #include "vm/string_table.h"
@@ -146,6 +147,15 @@ class VM {
   std::string toString(Value v) const;
   static const char* typeName(Value v);
   static std::string toStringNumber(double d);
+
+  // --- maps (map.cc) -------------------------------------------------------------------
+  // Keys are normalised by mapKey (map.h) first.
+  ObjMap* newMap();
+  bool mapGet(ObjMap* m, Value key, Value* out) const;
+  void mapSet(ObjMap* m, Value key, Value v);
+  bool mapRemove(ObjMap* m, Value key, Value* removed);
+  std::uint32_t mapLen(ObjMap* m) const;
+  ObjList* mapKeys(ObjMap* m, bool values);  // a new list of the keys or the values, in order
 
   // --- globals ---------------------------------------------------------------------------
   std::uint32_t globalSlot(std::string_view name);
@@ -318,6 +328,15 @@ class VM {
   bool callClosure(ObjFiber* fiber, ObjClosure* closure, int argc);
   bool invokeBuiltin(ObjFiber* fiber, Value receiver, ObjString* name, int argc);
   void toString(Value v, std::string& out, int depth) const;
+  // Maps (map.cc): storage, growth, the methods, the Map() native and the method names.
+  MapStorage* newMapStorage(std::uint32_t entryCap);
+  MapStorage* growMap(ObjMap* m, MapStorage* from);
+  bool invokeMap(ObjFiber* fiber, ObjMap* m, ObjString* name, int argc, const Value* args, Value* result);
+  void registerMapNatives();
+  // for-in (interpreter.cc, fiber.cc): a channel step receives the next element onto the
+  // stack or, once the channel is closed and drained, jumps past the loop.
+  OpResult forInRecv(ObjFiber* fiber, ObjChannel* ch);
+  static void finishForInRecv(ObjFiber* fiber, bool ok, Value v);
   void printValue(Value v);  // PRINT: the value and a newline, to the output
 
   VMOptions options_;
@@ -343,6 +362,9 @@ class VM {
   ObjString* recvString_ = nullptr;
   ObjString* closeString_ = nullptr;
   ObjString* capString_ = nullptr;
+  struct {
+    ObjString *has = nullptr, *remove = nullptr, *keys = nullptr, *values = nullptr, *clear = nullptr;
+  } mapNames_;
   std::atomic<bool> preempt_{false};
   // Generations: each host call is one; spawned fibers inherit their parent's. A failing
   // spawned fiber aborts its generation.
