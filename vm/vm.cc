@@ -58,6 +58,8 @@ VM::VM(VMOptions options)
     setGlobal(clock, Value::object(newNative("clock", 0, nativeClock)));
     registerConcurrencyNatives();
     registerGCStatsNative();  // gcstats.cc
+    registerStringLib();      // strlib.cc
+    registerMathLib();        // mathlib.cc
     ffi::install(*this);  // FFI, Bytes, Pinner (vm/ffi.h)
   });
 }
@@ -336,8 +338,8 @@ void VM::releaseHandle(std::uint32_t h) {
   freeHandles_.push_back(h);
 }
 
-// Strong roots: host-held fibers, globals, handles and the VM's name strings. Weak: the
-// interned strings.
+// Strong roots: host-held fibers, globals, handles, the VM's name strings, the library
+// method classes and the one-byte strings. Weak: the interned strings.
 void VM::forEachRoot(RootVisitor visit, void* ctx) {
   auto visitValue = [&](Value v, RootKind kind) {
     if (!v.isObj()) return;
@@ -359,9 +361,15 @@ void VM::forEachRoot(RootVisitor visit, void* ctx) {
   }
   for (Obj* s : std::initializer_list<Obj*>{initString_, pushString_, popString_, lenString_,
                                             sendString_, recvString_, closeString_, capString_,
-                                            hostDataKey_, gcStatsClass_}) {
+                                            hostDataKey_, gcStatsClass_, stringMethods_,
+                                            listMethods_}) {
     if (s == nullptr) continue;
     void* p = s;
+    visit(ctx, &p, RootKind::Strong);
+  }
+  for (const auto& b : byteStrings_) {
+    void* p = b.load(std::memory_order_acquire);
+    if (p == nullptr) continue;
     visit(ctx, &p, RootKind::Strong);
   }
   std::lock_guard<std::mutex> lk(stringsLock_);
