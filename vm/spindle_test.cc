@@ -748,3 +748,27 @@ TEST_CASE("sleep() in a nested VM::call gives up the P: the world stops during i
       },
       [&] { return nested->stackTop == markTop + 1; });
 }
+
+// The string library's long operations (strlib.cc: their WorkMeter).
+constexpr const char* kMiB = "var s = \"x\"; for (var i = 0; i < 20; i = i + 1) s = s + s;";
+
+TEST_CASE("string library: find over a huge string lets the world stop midway") {
+  checkStopsMidway(kMiB, "var i = s.find(\"y\");");
+}
+
+TEST_CASE("string library: comparing huge strings lets the world stop midway") {
+  checkStopsMidway(std::string(kMiB) + " var s2 = s + \"a\";", "var c = s < s2;");
+}
+
+TEST_CASE("string library: split, replace, repeat, upper let the world stop midway") {
+  checkStopsMidway(kMiB, "var l = s.split(\"\");");
+  checkStopsMidway(kMiB, "var r = s.replace(\"x\", \"yy\");");
+  checkStopsMidway(kMiB, "var r = s.repeat(4);");
+  checkStopsMidway(kMiB, "var u = s.upper();");
+}
+
+TEST_CASE("string library: join and format let the world stop midway") {
+  checkStopsMidway("var l = []; for (var i = 0; i < 20000; i = i + 1) l.push(\"abcdefgh\");",
+                   "var j = l.join(\",\");");
+  checkStopsMidway(kMiB, "var f = format(s);");
+}
