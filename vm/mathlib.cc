@@ -75,7 +75,7 @@ constexpr Binary kBinary[] = {
 
 bool mathUnary(VM& vm, const void* host, int, Value* args, Value* result) {
   const auto* f = static_cast<const Unary*>(host);
-  double x;
+  double x = 0;
   if (!lib::numberArg(vm, f->name, 1, args[0], &x)) return false;
   *result = Value::number(f->fn(x));
   return true;
@@ -83,21 +83,21 @@ bool mathUnary(VM& vm, const void* host, int, Value* args, Value* result) {
 
 bool mathBinary(VM& vm, const void* host, int, Value* args, Value* result) {
   const auto* f = static_cast<const Binary*>(host);
-  double x, y;
+  double x = 0, y = 0;
   if (!lib::numberArg(vm, f->name, 1, args[0], &x) || !lib::numberArg(vm, f->name, 2, args[1], &y)) return false;
   *result = Value::number(f->fn(x, y));
   return true;
 }
 
 bool mathIsNan(VM& vm, const void*, int, Value* args, Value* result) {
-  double x;
+  double x = 0;
   if (!lib::numberArg(vm, "math.isNan", 1, args[0], &x)) return false;
   *result = Value::boolean(std::isnan(x));
   return true;
 }
 
 bool mathIsInf(VM& vm, const void*, int, Value* args, Value* result) {
-  double x;
+  double x = 0;
   if (!lib::numberArg(vm, "math.isInf", 1, args[0], &x)) return false;
   *result = Value::boolean(std::isinf(x));
   return true;
@@ -109,7 +109,7 @@ bool mathRandom(VM& vm, const void*, int, Value*, Value* result) {
 }
 
 bool mathRandomInt(VM& vm, const void*, int, Value* args, Value* result) {
-  double lo, hi;
+  double lo = 0, hi = 0;
   if (!lib::intArg(vm, "math.randomInt", 1, args[0], &lo) || !lib::intArg(vm, "math.randomInt", 2, args[1], &hi)) {
     return false;
   }
@@ -125,7 +125,7 @@ bool mathRandomInt(VM& vm, const void*, int, Value* args, Value* result) {
 }
 
 bool mathSeed(VM& vm, const void*, int, Value* args, Value* result) {
-  double n;
+  double n = 0;
   if (!lib::numberArg(vm, "math.seed", 1, args[0], &n)) return false;
   vm.randomState_.store(mix(std::bit_cast<std::uint64_t>(n)), std::memory_order_relaxed);
   *result = Value::nil();

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string_view>
+#include <vector>
 
 #include "lang/proto.h"
 #include "runtime/chan.h"
@@ -299,30 +300,76 @@ inline std::uint32_t hashString(std::string_view s) {
 // Values copied or printed between two checkpoints (list growth, printing a list).
 inline constexpr std::uint32_t kCheckpointValues = runtime::kCheckpointBytes / sizeof(Value);
 
-// The interned-string table's set (VM::strings_): keyed by the string's own hash, probed
-// by a text and its hash computed beforehand (outside the table's lock), so the lock
-// covers no hashing.
+// The interned-string table (VM::strings_): open addressing with linear probing over a
+// power-of-two array of ObjString*, keyed by each string's own hash and probed by a text
+// and its hash computed beforehand (outside the table's lock), so the lock covers no
+// hashing. Strings that died (VM::clearWeak) become tombstones: probes pass them, inserts
+// reuse them, a rebuild drops them. Invariant: live + tombstones <= 3/4 of the capacity
+// (a rebuild, to twice the live count rounded up to a power of two, keeps it), so every
+// probe ends at an empty slot. C++ memory; every call is under VM::stringsLock_.
 struct StringProbe {
   std::string_view text;
   std::uint32_t hash;
 };
-struct StringTableHash {
-  using is_transparent = void;
-  std::size_t operator()(const ObjString* s) const { return s->hash; }
-  std::size_t operator()(const StringProbe& p) const { return p.hash; }
-};
-struct StringTableEq {
-  using is_transparent = void;
-  static bool same(std::string_view a, std::uint32_t ha, std::string_view b, std::uint32_t hb) {
-    return ha == hb && a == b;
+
+class StringTable {
+ public:
+  ObjString* find(const StringProbe& p) const {
+    if (slots_.empty()) return nullptr;
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t i = p.hash & mask;; i = (i + 1) & mask) {
+      const Entry& e = slots_[i];
+      if (e.s == nullptr) return nullptr;
+      if (e.hash == p.hash && e.s != tombstone() && e.s->view() == p.text) return e.s;
+    }
   }
-  bool operator()(const ObjString* a, const ObjString* b) const {
-    return same(a->view(), a->hash, b->view(), b->hash);
+  // Adds s, whose text is not in the table.
+  void insert(ObjString* s) {
+    if ((used_ + 1) * 4 > slots_.size() * 3) rebuild();
+    const std::size_t mask = slots_.size() - 1;
+    std::size_t i = s->hash & mask;
+    while (slots_[i].s != nullptr && slots_[i].s != tombstone()) i = (i + 1) & mask;
+    if (slots_[i].s == nullptr) ++used_;
+    slots_[i] = Entry{s, s->hash};
+    ++live_;
   }
-  bool operator()(const StringProbe& p, const ObjString* s) const {
-    return same(p.text, p.hash, s->view(), s->hash);
+  template <typename F>
+  void forEach(F f) const {
+    for (const Entry& e : slots_) {
+      if (e.s != nullptr && e.s != tombstone()) f(e.s);
+    }
   }
-  bool operator()(const ObjString* s, const StringProbe& p) const { return (*this)(p, s); }
+  template <typename Dead>
+  void removeIf(Dead dead) {
+    for (Entry& e : slots_) {
+      if (e.s != nullptr && e.s != tombstone() && dead(e.s)) {
+        e.s = tombstone();
+        --live_;
+      }
+    }
+  }
+  std::size_t size() const { return live_; }
+
+ private:
+  // The hash is kept beside the pointer: a probe dereferences only strings whose hash matches.
+  struct Entry {
+    ObjString* s;  // null: empty; tombstone(): a removed entry
+    std::uint32_t hash;
+  };
+  static ObjString* tombstone() { return reinterpret_cast<ObjString*>(std::uintptr_t{1}); }
+  void rebuild() {
+    std::size_t capacity = 16;
+    while (capacity < (live_ + 1) * 2) capacity *= 2;
+    std::vector<Entry> old(capacity, Entry{nullptr, 0});
+    old.swap(slots_);
+    used_ = live_ = 0;
+    for (const Entry& e : old) {
+      if (e.s != nullptr && e.s != tombstone()) insert(e.s);
+    }
+  }
+  std::vector<Entry> slots_;
+  std::size_t live_ = 0;
+  std::size_t used_ = 0;  // live + tombstones
 };
 
 // Human-readable kind name ("string", "instance", ...), for --stats and debugging.

@@ -772,3 +772,32 @@ TEST_CASE("string library: join and format let the world stop midway") {
                    "var j = l.join(\",\");");
   checkStopsMidway(kMiB, "var f = format(s);");
 }
+
+TEST_CASE("the interned-string table: find, insert, tombstones, rebuild") {
+  using namespace spindle::vm;
+  spindle::Vm vm;
+  VM& in = vm.internal();
+  StringTable t;
+  std::vector<ObjString*> strings;
+  in.withP([&] {
+    for (int i = 0; i < 1000; ++i) strings.push_back(in.intern(fmt::format("key{}", i)));
+  });
+  auto probe = [](const ObjString* s) { return StringProbe{s->view(), s->hash}; };
+  for (ObjString* s : strings) t.insert(s);
+  CHECK(t.size() == 1000);
+  for (ObjString* s : strings) CHECK(t.find(probe(s)) == s);
+  CHECK(t.find(StringProbe{"absent", hashString("absent")}) == nullptr);
+  // Every other string dies: the rest are still found past the tombstones.
+  t.removeIf([&](ObjString* s) { return (s->view().back() - '0') % 2 == 0; });
+  CHECK(t.size() == 500);
+  for (ObjString* s : strings) CHECK((t.find(probe(s)) == s) == ((s->view().back() - '0') % 2 != 0));
+  // Re-inserting reuses tombstones or rebuilds; all are found again, each once.
+  for (ObjString* s : strings) {
+    if (t.find(probe(s)) == nullptr) t.insert(s);
+  }
+  CHECK(t.size() == 1000);
+  std::size_t seen = 0;
+  t.forEach([&](ObjString*) { ++seen; });
+  CHECK(seen == 1000);
+  for (ObjString* s : strings) CHECK(t.find(probe(s)) == s);
+}

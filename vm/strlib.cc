@@ -92,7 +92,7 @@ bool strLen(VM&, const void*, int, Value* args, Value* result) {
 }
 
 bool strByte(VM& vm, const void*, int, Value* args, Value* result) {
-  std::uint32_t i;
+  std::uint32_t i = 0;
   if (const char* error = lib::stringIndex(as<ObjString>(args[0]), args[1], &i)) return vm.raise(error);
   *result = Value::number(static_cast<unsigned char>(self(args)[i]));
   return true;
@@ -105,7 +105,7 @@ bool clampedIndex(VM& vm, const char* fn, int argc, Value* args, int i, std::siz
     *out = dflt;
     return true;
   }
-  double d;
+  double d = 0;
   if (!lib::intArg(vm, fn, i, args[i], &d)) return false;
   *out = d <= 0 ? 0 : d >= static_cast<double>(len) ? len : static_cast<std::size_t>(d);
   return true;
@@ -114,7 +114,7 @@ bool clampedIndex(VM& vm, const char* fn, int argc, Value* args, int i, std::siz
 bool strSub(VM& vm, const void*, int argc, Value* args, Value* result) {
   if (!lib::argCount(vm, argc, 1, 2)) return false;
   const std::string_view s = self(args);
-  std::size_t start, end;
+  std::size_t start = 0, end = 0;
   if (!clampedIndex(vm, "sub", argc, args, 1, s.size(), 0, &start) ||
       !clampedIndex(vm, "sub", argc, args, 2, s.size(), s.size(), &end)) {
     return false;
@@ -126,8 +126,8 @@ bool strSub(VM& vm, const void*, int argc, Value* args, Value* result) {
 bool strFind(VM& vm, const void*, int argc, Value* args, Value* result) {
   if (!lib::argCount(vm, argc, 1, 2)) return false;
   const std::string_view s = self(args);
-  ObjString* t;
-  std::size_t from;
+  ObjString* t = nullptr;
+  std::size_t from = 0;
   if (!lib::stringArg(vm, "find", 1, args[1], &t) ||
       !clampedIndex(vm, "find", argc, args, 2, s.size(), 0, &from)) {
     return false;
@@ -139,7 +139,7 @@ bool strFind(VM& vm, const void*, int argc, Value* args, Value* result) {
 }
 
 bool strSplit(VM& vm, const void*, int, Value* args, Value* result) {
-  ObjString* sep;
+  ObjString* sep = nullptr;
   if (!lib::stringArg(vm, "split", 1, args[1], &sep)) return false;
   const std::string_view s = self(args);
   const std::string_view by = sep->view();
@@ -165,7 +165,7 @@ bool strSplit(VM& vm, const void*, int, Value* args, Value* result) {
 }
 
 bool strReplace(VM& vm, const void*, int, Value* args, Value* result) {
-  ObjString *from, *to;
+  ObjString *from = nullptr, *to = nullptr;
   if (!lib::stringArg(vm, "replace", 1, args[1], &from) ||
       !lib::stringArg(vm, "replace", 2, args[2], &to)) {
     return false;
@@ -210,7 +210,7 @@ bool strMapCase(VM& vm, const void*, int, Value* args, Value* result) {
 }
 
 bool strStartsWith(VM& vm, const void*, int, Value* args, Value* result) {
-  ObjString* p;
+  ObjString* p = nullptr;
   if (!lib::stringArg(vm, "startsWith", 1, args[1], &p)) return false;
   const std::string_view s = self(args);
   WorkMeter meter;
@@ -219,7 +219,7 @@ bool strStartsWith(VM& vm, const void*, int, Value* args, Value* result) {
 }
 
 bool strEndsWith(VM& vm, const void*, int, Value* args, Value* result) {
-  ObjString* p;
+  ObjString* p = nullptr;
   if (!lib::stringArg(vm, "endsWith", 1, args[1], &p)) return false;
   const std::string_view s = self(args);
   WorkMeter meter;
@@ -229,7 +229,7 @@ bool strEndsWith(VM& vm, const void*, int, Value* args, Value* result) {
 }
 
 bool strRepeat(VM& vm, const void*, int, Value* args, Value* result) {
-  double n;
+  double n = 0;
   if (!lib::intArg(vm, "repeat", 1, args[1], &n)) return false;
   if (n < 0) return vm.raise("repeat() argument 1 must not be negative.");
   const std::string_view s = self(args);
@@ -246,7 +246,7 @@ bool strRepeat(VM& vm, const void*, int, Value* args, Value* result) {
 
 // Race-safe as printing is: bounded by the count and the capacity of the storage loaded.
 bool listJoin(VM& vm, const void*, int, Value* args, Value* result) {
-  ObjString* sep;
+  ObjString* sep = nullptr;
   if (!lib::stringArg(vm, "join", 1, args[1], &sep)) return false;
   auto* list = as<ObjList>(args[0]);
   ValueArray* items = loadPtr(&list->items);
@@ -270,7 +270,7 @@ bool listJoin(VM& vm, const void*, int, Value* args, Value* result) {
 // --- globals ----------------------------------------------------------------------------
 
 bool nativeChr(VM& vm, const void*, int, Value* args, Value* result) {
-  double n;
+  double n = 0;
   if (!lib::intArg(vm, "chr", 1, args[0], &n)) return false;
   if (n < 0 || n > 255) return vm.raise("chr() argument 1 must be in 0..255.");
   *result = Value::object(vm.byteString(static_cast<unsigned char>(n)));
@@ -314,7 +314,7 @@ bool nativeNum(VM&, const void*, int, Value* args, Value* result) {
 // other brace is itself.
 bool nativeFormat(VM& vm, const void*, int argc, Value* args, Value* result) {
   if (!lib::argCount(vm, argc, 1, INT_MAX)) return false;
-  ObjString* f;
+  ObjString* f = nullptr;
   if (!lib::stringArg(vm, "format", 1, args[0], &f)) return false;
   const std::string_view s = f->view();
   WorkMeter meter;

@@ -97,10 +97,9 @@ ObjString* VM::intern(std::string_view s) {
   const StringProbe probe{s, hashString(s)};
   {
     std::lock_guard<std::mutex> lk(stringsLock_);
-    auto it = strings_.find(probe);
-    if (it != strings_.end()) {
-      if (runtime::writeBarrierEnabled()) runtime::shade(*it);
-      return *it;
+    if (ObjString* found = strings_.find(probe)) {
+      if (runtime::writeBarrierEnabled()) runtime::shade(found);
+      return found;
     }
   }
   // Not zeroed: every byte a reader looks at is written below.
@@ -111,9 +110,12 @@ ObjString* VM::intern(std::string_view s) {
   if (!s.empty()) runtime::memmoveChunked(str->mutableChars(), s.data(), s.size());
   str->mutableChars()[s.size()] = '\0';
   std::lock_guard<std::mutex> lk(stringsLock_);
-  auto [it, inserted] = strings_.insert(str);
-  if (!inserted && runtime::writeBarrierEnabled()) runtime::shade(*it);
-  return *it;
+  if (ObjString* raced = strings_.find(probe)) {
+    if (runtime::writeBarrierEnabled()) runtime::shade(raced);
+    return raced;
+  }
+  strings_.insert(str);
+  return str;
 }
 
 // The joined text is built in a C++ buffer in chunks (a checkpoint between them), then
@@ -373,10 +375,10 @@ void VM::forEachRoot(RootVisitor visit, void* ctx) {
     visit(ctx, &p, RootKind::Strong);
   }
   std::lock_guard<std::mutex> lk(stringsLock_);
-  for (ObjString* s : strings_) {
+  strings_.forEach([&](ObjString* s) {
     void* p = s;
     visit(ctx, &p, RootKind::Weak);
-  }
+  });
 }
 
 void VM::scanRoots(void* self, runtime::VisitFn visit, void* ctx) {
@@ -396,7 +398,7 @@ void VM::scanRoots(void* self, runtime::VisitFn visit, void* ctx) {
 void VM::clearWeak(void* self) {
   auto* vm = static_cast<VM*>(self);
   std::lock_guard<std::mutex> lk(vm->stringsLock_);
-  std::erase_if(vm->strings_, [](ObjString* s) { return !runtime::isMarked(s); });
+  vm->strings_.removeIf([](ObjString* s) { return !runtime::isMarked(s); });
 }
 
 // --- printing ----------------------------------------------------------------------------------

@@ -317,7 +317,7 @@ class VM {
   mutable std::mutex globalsLock_;
   // Interned strings (weak). Never allocates or hashes under the lock (see intern).
   std::mutex stringsLock_;
-  std::unordered_set<ObjString*, StringTableHash, StringTableEq> strings_;
+  StringTable strings_;
   mutable std::mutex nativesLock_;
   // Appended under nativesLock_, never removed: each ObjNative::host points at one.
   std::vector<std::unique_ptr<const HostNative>> hostNatives_;
