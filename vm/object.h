@@ -196,8 +196,9 @@ struct ObjNative : Obj {
   NativeFn fn;
   ObjString* name;
   std::int32_t arity;  // -1: any number of arguments
-  // A host-defined native: the HostNative it calls (owned by its VM, never moved or
-  // freed before the VM). Null for the built-in natives.
+  // Data for fn: for a host-defined native the HostNative it calls (owned by its VM, never
+  // moved or freed before the VM); for a math function its static table entry (mathlib.cc).
+  // Null for the other built-in natives.
   const void* host;
 };
 
