@@ -19,6 +19,12 @@ std::string formatNumberRoundTrip(double value) {
   if (std::isnan(value)) return "nan";
   if (std::isinf(value)) return value < 0 ? "-inf" : "inf";
   if (value == 0) return std::signbit(value) ? "-0" : "0";
+  if (std::fabs(value) < 0x1p53 && std::trunc(value) == value) {
+    // An integer below 2^53: its shortest digits are the integer's own, laid out plainly.
+    char buf[24];
+    const auto r = std::to_chars(buf, buf + sizeof buf, static_cast<long long>(value));
+    return std::string(buf, r.ptr);
+  }
   // Shortest round-trip digits in scientific form: [-]d[.ddd]e(+|-)XX.
   char buf[64];
   const auto r = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::scientific);
