@@ -29,6 +29,7 @@
 #include "lang/proto.h"
 #include "runtime/chan.h"
 #include "runtime/pheap.h"
+#include "runtime/throw.h"
 #include "runtime/typeinfo.h"
 #include "vm/value.h"
 
@@ -333,6 +334,9 @@ class StringTable {
     if (slots_[i].s == nullptr) ++used_;
     slots_[i] = Entry{s, s->hash};
     ++live_;
+    SPINDLE_DCHECK(live_ <= used_ && used_ * 4 <= slots_.size() * 3,
+                   "StringTable: live {} used {} capacity {} (live <= used <= 3/4 capacity)", live_, used_,
+                   slots_.size());
   }
   template <typename F>
   void forEach(F f) const {
