@@ -803,7 +803,9 @@ void Parser::number(bool) {
 
 void Parser::string(bool) {
   std::string_view text = previous_.lexeme;
-  emitOp(OpCode::CONSTANT, {stringConstant(text.substr(1, text.size() - 2))});
+  std::string decoded;
+  unescape(text.substr(1, text.size() - 2), &decoded);  // the scanner checked every escape
+  emitOp(OpCode::CONSTANT, {stringConstant(decoded)});
 }
 
 void Parser::literal(bool) {

@@ -2,6 +2,8 @@
 // of an identifier (clox's trie), which is both fast and easy to check by eye.
 #include "lang/scanner.h"
 
+#include <cstdint>
+
 namespace spindle::lang {
 
 namespace {
@@ -9,7 +11,80 @@ namespace {
 bool isAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 bool isDigit(char c) { return c >= '0' && c <= '9'; }
 
+int hexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+void appendUtf8(std::uint32_t cp, std::string* out) {
+  if (cp < 0x80) {
+    *out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    *out += static_cast<char>(0xC0 | (cp >> 6));
+    *out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    *out += static_cast<char>(0xE0 | (cp >> 12));
+    *out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    *out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    *out += static_cast<char>(0xF0 | (cp >> 18));
+    *out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    *out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    *out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
 }  // namespace
+
+bool unescape(std::string_view body, std::string* out) {
+  std::string scratch;
+  std::string* to = out != nullptr ? out : &scratch;
+  for (std::size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (c != '\\') {
+      if (out != nullptr) *to += c;
+      continue;
+    }
+    if (++i == body.size()) return false;
+    switch (body[i]) {
+      case 'n': *to += '\n'; break;
+      case 't': *to += '\t'; break;
+      case 'r': *to += '\r'; break;
+      case '"': *to += '"'; break;
+      case '\\': *to += '\\'; break;
+      case '0': *to += '\0'; break;
+      case 'x': {
+        if (i + 2 >= body.size()) return false;
+        const int hi = hexValue(body[i + 1]), lo = hexValue(body[i + 2]);
+        if (hi < 0 || lo < 0) return false;
+        *to += static_cast<char>(hi * 16 + lo);
+        i += 2;
+        break;
+      }
+      case 'u': {
+        if (i + 1 >= body.size() || body[i + 1] != '{') return false;
+        std::size_t j = i + 2;
+        std::uint32_t cp = 0;
+        int digits = 0;
+        for (; j < body.size() && body[j] != '}'; ++j) {
+          const int h = hexValue(body[j]);
+          if (h < 0 || ++digits > 6) return false;
+          cp = cp * 16 + static_cast<std::uint32_t>(h);
+        }
+        if (j == body.size() || digits == 0) return false;
+        if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+        appendUtf8(cp, to);
+        i = j;
+        break;
+      }
+      default: return false;
+    }
+    if (out == nullptr) scratch.clear();
+  }
+  return true;
+}
 
 bool Scanner::match(char expected) {
   if (atEnd() || source_[current_] != expected) return false;
@@ -49,11 +124,15 @@ Token Scanner::error(const char* message) const {
 
 Token Scanner::string() {
   while (peek() != '"' && !atEnd()) {
+    if (peek() == '\\' && current_ + 1 < source_.size()) advance();  // takes the next character
     if (peek() == '\n') ++line_;
     advance();
   }
   if (atEnd()) return error("Unterminated string.");
   advance();  // The closing quote.
+  if (!unescape(source_.substr(start_ + 1, current_ - start_ - 2), nullptr)) {
+    return error("Invalid escape sequence.");
+  }
   return make(TokenType::String);
 }
 

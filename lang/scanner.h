@@ -3,15 +3,27 @@
 // The scanner is a cheap value type: two positions into the source and a line number.
 // Copying it gives a lookahead that costs nothing to throw away. It never fails: bad
 // input becomes TokenType::Error tokens whose lexeme is the message ("Unexpected
-// character." or "Unterminated string."), and after the end it returns Eof forever.
-// Invariant: start_ <= current_ <= source_.size().
+// character.", "Unterminated string." or "Invalid escape sequence."), and after the end
+// it returns Eof forever. Invariant: start_ <= current_ <= source_.size().
+//
+// String literals: a String token's lexeme is the source text with its quotes and
+// escapes; the scanner has checked every escape with unescape (a backslash always takes
+// the next character with it, so `\"` does not end the string), and the compiler decodes
+// the body with the same function.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 #include "lang/token.h"
 
 namespace spindle::lang {
+
+// Decodes the body of a string literal (without its quotes): `\n \t \r \" \\ \0`,
+// `\xHH` (two hex digits: one byte) and `\u{H...}` (1 to 6 hex digits, a Unicode scalar
+// value: at most 10FFFF and not a surrogate, UTF-8 encoded). Appends the bytes to *out
+// (when out is not null); false at the first invalid escape.
+bool unescape(std::string_view body, std::string* out);
 
 class Scanner {
  public:

@@ -95,6 +95,37 @@ TEST_CASE("errors") {
   CHECK(toks[4].type == T::Eof);
 }
 
+TEST_CASE("string escapes: an escaped quote does not end the string; a bad escape is an error") {
+  auto toks = scanAll(R"("a\"b" "\q" "\x4g" x)");
+  REQUIRE(toks.size() == 5);
+  CHECK(toks[0].type == T::String);
+  CHECK(toks[0].lexeme == R"("a\"b")");
+  CHECK(toks[1].type == T::Error);
+  CHECK(toks[1].lexeme == "Invalid escape sequence.");
+  CHECK(toks[2].type == T::Error);
+  CHECK(toks[3].lexeme == "x");
+  auto multi = scanAll("\"a\n\\z\" y");  // the error is on the line the string ends on
+  REQUIRE(multi.size() == 3);
+  CHECK(multi[0].type == T::Error);
+  CHECK(multi[0].line == 2);
+  CHECK(multi[1].line == 2);
+}
+
+TEST_CASE("unescape decodes every escape") {
+  std::string out;
+  REQUIRE(unescape(R"(n\n t\t r\r q\" b\\ z\0)", &out));
+  CHECK(out == std::string("n\n t\t r\r q\" b\\ z\0", 17));
+  out.clear();
+  REQUIRE(unescape(R"(\x41\xfF\u{41}\u{e9}\u{20ac}\u{1F600}\u{10ffff})", &out));
+  CHECK(out == "A\xff" "A\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf");
+  for (const char* bad : {"\\", "\\a", "\\x", "\\x1", "\\xz1", "\\u41", "\\u{", "\\u{}", "\\u{41",
+                          "\\u{110000}", "\\u{d800}", "\\u{dfff}", "\\u{0000041}", "\\u{4g}"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(unescape(bad, nullptr));
+  }
+  CHECK(unescape("plain", nullptr));
+}
+
 TEST_CASE("Eof forever") {
   Scanner s("");
   for (int i = 0; i < 3; ++i) CHECK(s.next().type == T::Eof);

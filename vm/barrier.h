@@ -17,9 +17,12 @@
 // program may lose updates or read stale values; it never reads a torn word.
 #pragma once
 
+#include <sched.h>
+
 #include <atomic>
 
 #include "runtime/gc.h"
+#include "runtime/pheap.h"
 #include "vm/object.h"
 #include "vm/value.h"
 
@@ -97,6 +100,14 @@ class WordLock {
  private:
   std::atomic_ref<std::uint32_t> word_;
 };
+
+// WordLock's `relax` for locks whose holder may allocate or pass a checkpoint (a script
+// Pinner's methods, appending to a map): a waiter passes a checkpoint too, so a stop of the
+// world proceeds while it waits.
+inline void checkpointRelax() {
+  runtime::checkpoint();
+  sched_yield();
+}
 
 // --- upvalues (any fiber) -----------------------------------------------------------------
 // Reads through an upvalue. An open location may go stale while we read it (the owner

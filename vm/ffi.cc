@@ -2,7 +2,6 @@
 #include "vm/ffi.h"
 
 #include <dlfcn.h>
-#include <sched.h>
 #include <fmt/format.h>
 
 #include <cmath>
@@ -364,14 +363,8 @@ bool bytesMethod(VM& vm, ObjBytes* b, std::string_view m, int argc, Value* args,
   return vm.raise(fmt::format("Undefined property '{}'.", m));
 }
 
-// Waiting for another fiber's Pinner method: let a stop of the world proceed meanwhile.
-void pinnerLockRelax() {
-  runtime::Sched::checkpoint();
-  sched_yield();
-}
-
 bool pinnerMethod(VM& vm, ObjPinner* p, std::string_view m, int argc, Value* args, Value* result) {
-  WordLock lock(p->lock, pinnerLockRelax);
+  WordLock lock(p->lock, checkpointRelax);
   if (m == "pin" || m == "isPinned") {
     if (!arity(vm, m, argc, 1)) return false;
     if (!args[0].isObj()) return vm.raise(fmt::format("{}() expects an object.", m));

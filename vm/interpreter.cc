@@ -38,6 +38,7 @@
 #include "runtime/throw.h"
 #include "vm/ffi.h"
 #include "vm/fiber.h"
+#include "vm/lib.h"
 #include "vm/vm.h"
 
 
@@ -158,17 +159,11 @@ bool VM::invokeBuiltin(ObjFiber* fiber, Value receiver, ObjString* name, int arg
     } else if (name == lenString_) {
       if (!arity(0)) return false;
       result = Value::number(std::atomic_ref<std::uint32_t>(l->count).load(std::memory_order_acquire));
-    } else {
-      recordError(fiber, fmt::format("Undefined property '{}'.", name->view()));
+    } else if (!invokeLibMethod(fiber, listMethods_, name, argc, &result)) {
       return false;
     }
   } else if (isKind(receiver, ObjKind::String)) {
-    if (name != lenString_) {
-      recordError(fiber, fmt::format("Undefined property '{}'.", name->view()));
-      return false;
-    }
-    if (!arity(0)) return false;
-    result = Value::number(as<ObjString>(receiver)->length);
+    if (!invokeLibMethod(fiber, stringMethods_, name, argc, &result)) return false;
   } else if (isKind(receiver, ObjKind::Map)) {
     if (!invokeMap(fiber, as<ObjMap>(receiver), name, argc, calleeSlot + 1, &result)) return false;
   } else if (ffi::isFfiObject(receiver)) {
@@ -182,6 +177,23 @@ bool VM::invokeBuiltin(ObjFiber* fiber, Value receiver, ObjString* name, int arg
   }
   stackStore(calleeSlot, result);
   fiber->stackTop -= static_cast<std::uint32_t>(argc);
+  return true;
+}
+
+bool VM::invokeLibMethod(ObjFiber* fiber, ObjClass* methods, ObjString* name, int argc, Value* result) {
+  Value method;
+  if (!findMethod(methods, name, &method)) {
+    recordError(fiber, fmt::format("Undefined property '{}'.", name->view()));
+    return false;
+  }
+  auto* n = as<ObjNative>(method);
+  if (n->arity >= 0 && !expectArgs(fiber, argc, n->arity)) return false;
+  // The receiver and the arguments stay on the stack (rooted) during the call.
+  Value* receiverSlot = fiber->stack->data() + fiber->stackTop - argc - 1;
+  if (!n->fn(*this, n->host, argc, receiverSlot, result)) {
+    recordNativeError(fiber);
+    return false;
+  }
   return true;
 }
 
@@ -331,13 +343,35 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
     SPINDLE_DCHECK(*ip < lang::kOpCodeCount, "VM::run: bad opcode {}", int{*ip});  \
     goto* kDispatch[*ip++];                                                         \
   } while (0)
+// The operands of < <= > >= as numbers a and b such that `a op b` is the answer: two
+// numbers themselves, two strings their bytewise order (compareStrings(x, y) against 0).
+#define COMPARE_OPERANDS(va, vb, a, b)                                              \
+  do {                                                                              \
+    if (va.isNumber() && vb.isNumber()) [[likely]] {                                \
+      a = va.asNumber();                                                            \
+      b = vb.asNumber();                                                            \
+    } else if (isKind(va, ObjKind::String) && isKind(vb, ObjKind::String)) {        \
+      a = compareStrings(as<ObjString>(va), as<ObjString>(vb));                     \
+      b = 0;                                                                        \
+    } else {                                                                        \
+      ERROR("Operands must be numbers.");                                           \
+    }                                                                               \
+  } while (0)
+// A comparison: pops both operands, pushes `cond` (with a and b as COMPARE_OPERANDS).
+#define COMPARE_OP(cond)                                                     \
+  do {                                                                       \
+    const Value va = PEEK(1), vb = PEEK(0);                                  \
+    double a, b;                                                             \
+    COMPARE_OPERANDS(va, vb, a, b);                                          \
+    --sp;                                                                    \
+    stackStore(sp - 1, Value::boolean(cond));                                \
+  } while (0)
 // A comparison fused with POP_JUMP_IF_FALSE: pops both operands, jumps unless `cond`.
 #define COMPARE_JUMP(cond)                                                   \
   do {                                                                       \
     const Value va = PEEK(1), vb = PEEK(0);                                  \
-    if (!va.isNumber() || !vb.isNumber()) [[unlikely]]                       \
-      ERROR("Operands must be numbers.");                                    \
-    const double a = va.asNumber(), b = vb.asNumber();                       \
+    double a, b;                                                             \
+    COMPARE_OPERANDS(va, vb, a, b);                                          \
     const std::uint32_t d = JUMP_OPERAND();                                  \
     sp -= 2;                                                                 \
     if (!(cond)) ip += d;                                                    \

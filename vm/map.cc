@@ -146,9 +146,17 @@ void VM::mapSet(ObjMap* m, Value key, Value v) {
       return;
     }
   }
+  WordLock lock(m->lock, checkpointRelax);
+  s = loadPtr(&m->storage);
+  if (s != nullptr) {  // another append may have added the key meanwhile
+    const std::uint32_t e = findEntry(s, key, h);
+    if (e != kNoEntry) {
+      writeBarrier(s, &s->entries()[e].value, v);
+      return;
+    }
+  }
   if (s == nullptr || s->loadUsed() >= s->entryCap) s = growMap(m, s);
   const std::uint32_t e = s->loadUsed();
-  if (e >= s->entryCap) return;  // racing appends filled it: a lost update
   writeBarrier(s, &s->entries()[e].key, key);
   writeBarrier(s, &s->entries()[e].value, v);
   word(s->used).store(e + 1, std::memory_order_release);

@@ -30,9 +30,10 @@
 // Race safety (ARCHITECTURE "Race safety"). `storage`, `used`, `live`, every entry word and
 // every index slot are shared words (acquire loads, release stores). A reader works on the
 // storage it loaded and bounds every entry number by that storage's `entryCap` and every
-// probe sequence by its index size, so racing writers may lose updates (two appends
-// claiming one entry, a store into a storage being replaced) but never make anyone read or
-// write out of bounds or loop forever. A replaced storage is left to the collector.
+// probe sequence by its index size. Appends are serialised by the map's lock (below), so
+// an entry is claimed once and holds one key's value; other racing writers may lose
+// updates (a store into a storage being replaced) but never make anyone read or write out
+// of bounds or loop forever. A replaced storage is left to the collector.
 #pragma once
 
 #include <atomic>
@@ -66,9 +67,13 @@ struct MapStorage : Obj {
   }
 };
 
-// `storage` is null until the first key is set.
+// `storage` is null until the first key is set. Appending a key takes `lock` (a WordLock
+// whose waiters pass checkpoints: growth allocates and copies through checkpoints), so two
+// racing appends never claim one entry (a reader would pair one key with the other's
+// value) nor append one key twice; lookups, re-sets, removals and clear take none.
 struct ObjMap : Obj {
   MapStorage* storage;
+  std::uint32_t lock;  // 0 free, 1 held (zeroed by mallocgc)
 };
 
 // The key `k` stands for (see above): false for a NaN.

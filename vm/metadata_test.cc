@@ -166,3 +166,20 @@ TEST_CASE("fibers adding the same fields at once share one transition per key") 
 }
 
 }  // namespace
+
+TEST_CASE("calling a callable field (math.floor) keeps the site's one record: no update per call") {
+  spindle::Vm vm;
+  REQUIRE(vm.run("fun g(o) { for (var i = 0; i < 100; i = i + 1) o.f(i); }\n"
+                 "class C {}\n"
+                 "var c = C();\n"
+                 "c.f = math.floor;").ok());
+  spindle::vm::VM& in = vm.internal();
+  const std::uint64_t before = in.allocations(spindle::vm::ObjKind::InlineCache);
+  REQUIRE(vm.run("g(c);").ok());
+  CHECK(in.allocations(spindle::vm::ObjKind::InlineCache) - before == 1);
+  // math's own fields are called the same way.
+  const std::uint64_t mathBefore = in.allocations(spindle::vm::ObjKind::InlineCache);
+  REQUIRE(vm.run("fun h() { var s = 0; for (var i = 0; i < 100; i = i + 1) s = s + math.abs(i); return s; }\n"
+                 "h();").ok());
+  CHECK(in.allocations(spindle::vm::ObjKind::InlineCache) - mathBefore == 1);
+}

@@ -24,10 +24,12 @@
 #include <cstdint>
 #include <mutex>
 #include <string_view>
+#include <vector>
 
 #include "lang/proto.h"
 #include "runtime/chan.h"
 #include "runtime/pheap.h"
+#include "runtime/throw.h"
 #include "runtime/typeinfo.h"
 #include "vm/value.h"
 
@@ -201,8 +203,9 @@ struct ObjNative : Obj {
   NativeFn fn;
   ObjString* name;
   std::int32_t arity;  // -1: any number of arguments
-  // A host-defined native: the HostNative it calls (owned by its VM, never moved or
-  // freed before the VM). Null for the built-in natives.
+  // Data for fn: for a host-defined native the HostNative it calls (owned by its VM, never
+  // moved or freed before the VM); for a math function its static table entry (mathlib.cc).
+  // Null for the other built-in natives.
   const void* host;
 };
 

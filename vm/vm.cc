@@ -57,6 +57,8 @@ VM::VM(VMOptions options)
     registerGCStatsNative();  // gcstats.cc
     registerErrorClass();     // error.cc
     registerMapNatives();     // map.cc
+    registerStringLib();      // strlib.cc
+    registerMathLib();        // mathlib.cc
     ffi::install(*this);  // FFI, Bytes, Pinner (vm/ffi.h)
   });
 }
@@ -310,9 +312,9 @@ void VM::releaseHandle(std::uint32_t h) {
   freeHandles_.push_back(h);
 }
 
-// Host-held fibers, globals, handles and the VM's name strings. Not the interned strings:
-// that table is weak and cleared by the sweepers (string_table.h), so nothing here grows
-// with it.
+// Host-held fibers, globals, handles, the VM's name strings, the library method classes
+// and the one-byte strings. Not the interned strings: that table is weak and cleared by
+// the sweepers (string_table.h), so nothing here grows with it.
 void VM::forEachRoot(runtime::VisitFn visit, void* ctx) {
   auto visitValue = [&](Value v) {
     if (!v.isObj()) return;
@@ -336,9 +338,15 @@ void VM::forEachRoot(runtime::VisitFn visit, void* ctx) {
                                             sendString_, recvString_, closeString_, capString_,
                                             hostDataKey_, gcStatsClass_, errorClass_,
                                             mapNames_.has, mapNames_.remove, mapNames_.keys,
-                                            mapNames_.values, mapNames_.clear}) {
+                                            mapNames_.values, mapNames_.clear, stringMethods_,
+                                            listMethods_}) {
     if (s == nullptr) continue;
     void* p = s;
+    visit(ctx, &p);
+  }
+  for (const auto& b : byteStrings_) {
+    void* p = b.load(std::memory_order_acquire);
+    if (p == nullptr) continue;
     visit(ctx, &p);
   }
 }

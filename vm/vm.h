@@ -147,6 +147,13 @@ class VM {
   std::string toString(Value v) const;
   static const char* typeName(Value v);
   static std::string toStringNumber(double d);
+  // The one-byte string of b (interned once, a root): s[i], chr(), split("").
+  ObjString* byteString(unsigned char b) const {
+    return byteStrings_[b].load(std::memory_order_acquire);  // pairs with registerStringLib's release
+  }
+  // Bytewise three-way comparison (<0, 0, >0), checkpointing every kCheckpointBytes
+  // (strlib.cc): string < <= > >=.
+  static int compareStrings(const ObjString* a, const ObjString* b);
 
   // --- maps (map.cc) -------------------------------------------------------------------
   // Keys are normalised by mapKey (map.h) first.
@@ -295,6 +302,13 @@ class VM {
   void freeOwned();
   void registerErrorClass();     // error.cc
   void unwind(ObjFiber* fiber, Value v);
+  // The string library (strlib.cc: string and list methods, chr, str, num, format) and
+  // the math global (mathlib.cc).
+  void registerStringLib();
+  void registerMathLib();
+  // Calls the library method `name` of `methods` (stringMethods_, listMethods_: classes
+  // whose methods are natives, never exposed) with the receiver as args[0].
+  bool invokeLibMethod(ObjFiber* fiber, ObjClass* methods, ObjString* name, int argc, Value* result);
   ObjFunction* newHostMethodFunction(const HostMethod& m, bool initializer);
   static void scanRoots(void* self, runtime::VisitFn visit, void* ctx);
   // Methods.
@@ -382,6 +396,18 @@ class VM {
   ObjString* hostDataKey_ = nullptr;
   ObjClass* gcStatsClass_ = nullptr;
   ObjClass* errorClass_ = nullptr;  // the built-in Error (a root: the global may be reassigned)
+  // Library methods of strings and lists (strlib.cc), the one-byte strings: roots.
+  ObjClass* stringMethods_ = nullptr;
+  ObjClass* listMethods_ = nullptr;
+  std::atomic<ObjString*> byteStrings_[256] = {};
+
+ public:
+  // math.random's state (mathlib.cc): a splitmix64 counter, advanced by fetch_add
+  // (relaxed: fibers drawing at once each get a distinct step; no other memory is
+  // published through it).
+  std::atomic<std::uint64_t> randomState_{0};
+
+ private:
   // Last: destroyed first (~VM stops it explicitly before anything else goes).
   runtime::Sched* const sched_;  // owned; deleted in ~VM (never reassigned: Ms read it)
 };

@@ -1,0 +1,124 @@
+// lib.h: what the built-in libraries (strlib.cc, mathlib.cc) share: argument checks and
+// a meter of bounded work.
+//
+// Argument checks raise (VM::raise) a runtime error naming the function and the argument
+// (1-based), e.g. "sub() argument 1 must be an integer.", and return false; a native
+// returns false right after. They never throw: a bad argument is the script's error.
+//
+// WorkMeter: a long operation (split, replace, repeat, join, find, upper, ...) charges
+// the bytes it scans or writes; every kCheckpointBytes charged it passes a checkpoint
+// (runtime/pheap.h), so the world can stop midway (ARCHITECTURE "What bounds a pause").
+// The rule for raw pointers held across those checkpoints is the interpreter's: they
+// are valid for the run() slice (no scan point of the G inside it).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include "runtime/pheap.h"
+#include "vm/object.h"
+#include "vm/vm.h"
+
+namespace spindle::vm::lib {
+
+// The longest string an ObjString can hold (its length is 32 bits).
+inline constexpr std::size_t kMaxStringLength = UINT32_MAX;
+
+inline bool numberArg(VM& vm, std::string_view fn, int i, Value v, double* out) {
+  if (!v.isNumber()) return vm.raise(fmt::format("{}() argument {} must be a number.", fn, i));
+  *out = v.asNumber();
+  return true;
+}
+
+inline bool intArg(VM& vm, std::string_view fn, int i, Value v, double* out) {
+  if (!v.isNumber() || std::trunc(v.asNumber()) != v.asNumber()) {
+    return vm.raise(fmt::format("{}() argument {} must be an integer.", fn, i));
+  }
+  *out = v.asNumber();
+  return true;
+}
+
+inline bool stringArg(VM& vm, std::string_view fn, int i, Value v, ObjString** out) {
+  if (!isKind(v, ObjKind::String)) return vm.raise(fmt::format("{}() argument {} must be a string.", fn, i));
+  *out = as<ObjString>(v);
+  return true;
+}
+
+// s[i] and s.byte(i): the byte index, or the error message (as for lists).
+inline const char* stringIndex(const ObjString* s, Value index, std::uint32_t* out) {
+  if (!index.isNumber() || std::trunc(index.asNumber()) != index.asNumber()) {
+    return "String index must be an integer.";
+  }
+  const double i = index.asNumber();
+  if (i < 0 || i >= s->length) return "String index out of range.";
+  *out = static_cast<std::uint32_t>(i);
+  return nullptr;
+}
+
+// For natives with optional arguments (declared with arity -1).
+inline bool argCount(VM& vm, int argc, int min, int max) {
+  if (argc >= min && argc <= max) return true;
+  if (min == max) return vm.raise(fmt::format("Expected {} arguments but got {}.", min, argc));
+  if (max == min + 1) return vm.raise(fmt::format("Expected {} or {} arguments but got {}.", min, max, argc));
+  return vm.raise(fmt::format("Expected at least {} arguments but got {}.", min, argc));
+}
+
+class WorkMeter {
+ public:
+  void charge(std::size_t bytes) {
+    done_ += bytes;
+    if (done_ >= runtime::kCheckpointBytes) {
+      done_ = 0;
+      runtime::checkpoint();
+    }
+  }
+
+ private:
+  std::size_t done_ = 0;
+};
+
+// A string under construction: appends are copied in kCheckpointBytes pieces, charged
+// to the meter. finish() interns the text (VM::intern: hashed and copied with
+// checkpoints), or raises "String too long." past kMaxStringLength.
+class StringBuilder {
+ public:
+  explicit StringBuilder(WorkMeter& meter) : meter_(meter) {}
+  void append(std::string_view s) {
+    if (s.size() > kMaxStringLength - text_.size()) {
+      tooLong_ = true;  // nothing more is kept: finish() raises
+      return;
+    }
+    while (!s.empty()) {
+      const std::size_t n = std::min(s.size(), runtime::kCheckpointBytes);
+      text_.append(s.data(), n);
+      s.remove_prefix(n);
+      meter_.charge(n);
+    }
+  }
+  void append(char c) {
+    if (text_.size() == kMaxStringLength) {
+      tooLong_ = true;
+      return;
+    }
+    text_ += c;
+    meter_.charge(1);
+  }
+  std::size_t size() const { return text_.size(); }
+  std::string& text() { return text_; }
+  bool finish(VM& vm, Value* result) {
+    if (tooLong_) return vm.raise("String too long.");
+    *result = Value::object(vm.intern(text_));
+    return true;
+  }
+
+ private:
+  WorkMeter& meter_;
+  std::string text_;
+  bool tooLong_ = false;
+};
+
+}  // namespace spindle::vm::lib
