@@ -55,7 +55,9 @@ class FiberBody final : public runtime::GBody {
   // makes the call (foreignArgc arguments above the callee on the stack) on a worker M.
   enum class Pending : std::uint8_t { None, Send, Recv, Select, Sleep, Yield, Gc, Foreign };
 
-  FiberBody(VM* vm, ObjFiber* fiber, int refs) : vm_(vm), fiber_(fiber), refs_(refs) {}
+  FiberBody(VM* vm, ObjFiber* fiber, int refs) : vm_(vm), fiber_(fiber), refs_(refs) {
+    vm_->bodyMade();
+  }
 
   runtime::Step run(runtime::G* g, std::uint32_t budget) override;
   void exited(runtime::G*) override { release(); }
@@ -63,6 +65,7 @@ class FiberBody final : public runtime::GBody {
   void traceStack(runtime::G* g, void (*visit)(void* ctx, void** slot), void* ctx) override;
   bool wantsStackShrink(runtime::G*) override { return VM::stackShrink(fiber_).any(); }
   void shrinkStack(runtime::G*) override { vm_->shrinkStack(fiber_); }
+  const void* owner() const override { return vm_; }
 
   // Drops one reference; deletes the body at zero.
   void release() {
@@ -103,7 +106,7 @@ class FiberBody final : public runtime::GBody {
   int foreignArgc = 0;               // Foreign: the call's argument count
 
  private:
-  ~FiberBody() = default;
+  ~FiberBody() { vm_->bodyGone(); }  // release(): the body's last access to its VM
   VM* vm_;
   ObjFiber* fiber_;
   runtime::G* g_ = nullptr;

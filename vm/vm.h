@@ -95,7 +95,17 @@ class VM {
   VM& operator=(const VM&) = delete;
 
   const VMOptions& options() const { return options_; }
+  // The process runtime's scheduler, shared by every VM.
   runtime::Sched& sched() { return *sched_; }
+  // VMs alive in the process (they share one Sched and the collector).
+  static int liveVMs();
+  // ~VM has begun: this VM's fibers exit at their next run (FiberBody::run).
+  bool dying() const { return dying_.load(std::memory_order_acquire); }
+  // FiberBody construction and destruction (fiber.h): ~VM waits for zero.
+  void bodyMade() { liveBodies_.fetch_add(1, std::memory_order_relaxed); }
+  // The release pairs with ~VM's acquire load: the body's last access to this VM
+  // happens before the VM goes. Nothing may touch the VM after this call.
+  void bodyGone() { liveBodies_.fetch_sub(1, std::memory_order_release); }
 
   // Runs fn with a P bound to this thread: inline when the thread already holds one (a
   // native called from a fiber), else as a G through runMain.
@@ -274,6 +284,20 @@ class VM {
   void freeOwned();
   ObjFunction* newHostMethodFunction(const HostMethod& m, bool initializer);
   static void scanRoots(void* self, runtime::VisitFn visit, void* ctx);
+  // The process runtime (vm.cc): acquireSched takes a reference (creating the Sched with
+  // o's procs and collector settings when there is none); releaseSchedIfLast drops this
+  // VM's, only if it is the last one when onlyIfLast (then it detaches and deletes the
+  // Sched, unregistering this VM's roots first) and returns whether it dropped it.
+  static runtime::Sched* acquireSched(const VMOptions& o);
+  bool releaseSchedIfLast(bool onlyIfLast);
+  // ~VM with other VMs alive (fiber.cc): makes every fiber of this VM exit (preempts
+  // the running, closes this VM's channels and expires its sleepers so the parked wake,
+  // each exits at its next run; a foreign call returns first) and waits until no
+  // FiberBody of this VM is left.
+  void stopFibers();
+  // Calls fn(data) under orphanLock() for this VM's owned records released by `release`
+  // (owned.cc): data stays valid during the call.
+  void forEachOwned(void (*release)(void*), void (*fn)(void*));
   // Methods.
   bool findMethod(ObjClass* klass, ObjString* name, Value* out) const;
   void setMethod(ObjClass* klass, ObjString* name, Value method);
@@ -330,6 +354,8 @@ class VM {
   ObjString* closeString_ = nullptr;
   ObjString* capString_ = nullptr;
   std::atomic<bool> preempt_{false};
+  std::atomic<bool> dying_{false};
+  std::atomic<std::int64_t> liveBodies_{0};  // FiberBodies of this VM not yet destroyed
   // Generations: each host call is one; spawned fibers inherit their parent's. A failing
   // spawned fiber aborts its generation.
   std::atomic<std::uint32_t> generation_{1};
@@ -345,8 +371,8 @@ class VM {
   // The hidden host-data field's name (hostclass.cc). gcstats() instances' class.
   ObjString* hostDataKey_ = nullptr;
   ObjClass* gcStatsClass_ = nullptr;
-  // Last: destroyed first (~VM stops it explicitly before anything else goes).
-  runtime::Sched* const sched_;  // owned; deleted in ~VM (never reassigned: Ms read it)
+  // The process runtime's Sched (acquireSched; never reassigned: Ms read it).
+  runtime::Sched* const sched_;
 };
 
 }  // namespace spindle::vm
