@@ -90,7 +90,11 @@ Step FiberBody::run(runtime::G* g, std::uint32_t budget) {
     case RunStatus::Exit:
       if (fiber_->state == FiberState::Failed && spawned && !vm_->aborted(fiber_) &&
           !vm_->dying()) {
-        vm_->fiberFailed(fiber_);
+        if (vm_->options().onFiberError) {
+          vm_->options().onFiberError(error);  // the host's: this fiber alone ends
+        } else {
+          vm_->fiberFailed(fiber_);
+        }
       }
       return Step::exit();
   }

@@ -5,7 +5,9 @@
 #include <dirent.h>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -140,6 +142,9 @@ TEST_CASE("destroying a Vm stops its parked, runnable, sleeping and foreign-call
       spawn sleeper(); spawn foreign();
     )").ok());
     while (!entered.load()) std::this_thread::yield();
+    // Give the fiber time to be inside usleep (200 ms) rather than about to call it (the
+    // checks hold either way; this makes the foreign-call case the one usually taken).
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   // Each fiber exited without running another instruction (nothing printed) and its
   // body is gone (the Vm waited for them), the other Vm runs on.
@@ -191,4 +196,43 @@ TEST_CASE("~Vm destroys host natives before the handles their Values hold") {
   }
   REQUIRE(vm->run("print point();").ok());
   vm.reset();  // under ASan: heap-use-after-free without the order in ~VM
+}
+
+TEST_CASE("on_fiber_error: a spawned fiber's error ends that fiber only") {
+  std::mutex lock;
+  std::vector<spindle::Error> errors;
+  spindle::Options o = procs(2);
+  o.on_fiber_error = [&](const spindle::Error& e) {
+    std::lock_guard<std::mutex> lk(lock);
+    errors.push_back(e);
+  };
+  spindle::Vm vm(o);
+  REQUIRE(vm.run(R"(
+    var req = Channel();
+    var ack = Channel();
+    var n = 0;
+    fun good() { while (true) { req.recv(); n = n + 1; ack.send(n); } }
+    fun bad() {
+      var x = nil;
+      return x.field;
+    }
+    spawn good(); spawn bad();
+  )").ok());
+  auto count = [&] {
+    std::lock_guard<std::mutex> lk(lock);
+    return errors.size();
+  };
+  while (count() == 0) std::this_thread::yield();
+  // The fiber spawned beside it (same host call) still serves requests, and so does a
+  // fiber failing after its run returned: no later call sees its error.
+  REQUIRE(vm.run("req.send(1); ack.recv(); req.send(2); ack.recv(); spawn bad();").ok());
+  while (count() < 2) std::this_thread::yield();
+  spindle::Result r = vm.run("req.send(3); ack.recv();");
+  REQUIRE(r.ok());
+  CHECK(vm.global("n")->asNumber() == 3);
+  std::lock_guard<std::mutex> lk(lock);
+  REQUIRE(errors.size() == 2);
+  CHECK(errors[0].message == "Only instances have properties.");
+  REQUIRE(errors[0].trace.size() == 1);
+  CHECK(errors[0].trace[0] == "[line 8] in bad()");
 }

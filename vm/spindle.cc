@@ -142,6 +142,11 @@ vm::VMOptions internalOptions(const Options& o) {
   v.gccheckmark = o.gccheckmark;
   if (o.ffi_check.has_value()) v.ffiCheck = *o.ffi_check;
   v.output = o.output;
+  if (o.on_fiber_error) {
+    v.onFiberError = [fn = o.on_fiber_error](const vm::RuntimeErrorInfo& e) {
+      fn(Error{Error::Kind::Runtime, e.message, e.trace});
+    };
+  }
   return v;
 }
 

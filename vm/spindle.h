@@ -62,13 +62,25 @@ namespace runtime {
 class Pinner;
 }
 
+struct Error;
+
+// Options. Process-wide (one runtime per process, shared by every Vm: see "The process
+// runtime" above): procs, gc_percent, gctrace, gcstress and gccheckmark take effect
+// when this Vm creates the runtime (no other Vm is alive) and are ignored otherwise.
+// The rest are this Vm's.
 struct Options {
-  int procs = 0;            // worker Ps (0: one per core)
-  int gc_percent = 100;     // collector pacing: next goal = live * (1 + gc_percent/100)
-  bool gctrace = false;     // one line per GC cycle on stderr
+  int procs = 0;            // process-wide: worker Ps (0: one per core)
+  int gc_percent = 100;     // process-wide: next goal = live * (1 + gc_percent/100)
+  bool gctrace = false;     // process-wide: one line per GC cycle on stderr
   bool stats = false;       // the host may print stats() at exit
-  int gcstress = 0;         // collect every N allocations (0: off)
-  bool gccheckmark = false; // verify each mark with a stop-the-world re-mark
+  int gcstress = 0;         // process-wide: collect every N allocations (0: off)
+  bool gccheckmark = false; // process-wide: verify each mark with a stop-the-world re-mark
+  // A spawned fiber's uncaught runtime error (message and trace). Set: the callback runs
+  // on the runtime thread of the failing fiber (it must not call into a Vm nor block for
+  // long) and only that fiber ends; the call that spawned it and every other fiber go on.
+  // Empty: Go's rule, as the CLI wants it: the error ends the host call (run/call) the
+  // fiber descends from, which fails with it, and stops that call's fibers.
+  std::function<void(const Error&)> on_fiber_error = nullptr;
   // FFI checking mode (reject unpinned heap pointers inside memory passed to foreign
   // code); unset: on in builds with invariant checks, off in -c opt.
   std::optional<bool> ffi_check;

@@ -56,6 +56,11 @@ namespace spindle::vm {
 
 struct ObjForeignFn;  // ffi.h
 
+struct RuntimeErrorInfo {
+  std::string message;
+  std::vector<std::string> trace;  // "[line N] in fn()" / "[line N] in script", innermost first
+};
+
 struct VMOptions {
   int procs = 0;          // Ps of the VM's scheduler; 0: the number of cores
   int gcPercent = 100;    // collector pacing (gc.h setGCPercent; -1 off)
@@ -72,14 +77,13 @@ struct VMOptions {
 #endif
   // Where `print` writes; null: stdout.
   std::function<void(std::string_view)> output;
+  // A spawned fiber's runtime error: set, it is called (on the failing fiber's thread)
+  // and only that fiber ends; null: the error ends the host call of the fiber's
+  // generation and stops its fibers (VM::fiberFailed, Go's rule: the CLI).
+  std::function<void(const RuntimeErrorInfo&)> onFiberError;
 };
 
 enum class RunStatus : std::uint8_t { Yield, Park, Exit };
-
-struct RuntimeErrorInfo {
-  std::string message;
-  std::vector<std::string> trace;  // "[line N] in fn()" / "[line N] in script", innermost first
-};
 
 // A host-defined native: receives the arguments, writes the result; returns false after
 // vm.raise(message) to raise a runtime error.
