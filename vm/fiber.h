@@ -9,7 +9,9 @@
 //     completes the operation (pushes the received value, or raises `send on closed
 //     channel`) before the interpreter continues;
 //   - Exit: the fiber returned or failed. A failed spawned fiber reports its error to
-//     the VM (VM::fiberFailed), which ends the program's host call.
+//     the host's onFiberError if set (only it ends), else to the VM (VM::fiberFailed),
+//     which ends the program's host call. Once the VM is dying (~VM), run() exits at
+//     once (finishing a pending channel or select operation, never a foreign call).
 // gc(): the native only records the request; run() calls runtime::gcCollect() after the
 // interpreter returned, with the fiber's state fully saved (a true safepoint).
 //

@@ -3,8 +3,13 @@
 // bounded by procs (not by Vms), and destroying a Vm stops its fibers (parked, runnable,
 // sleeping, in a foreign call) without disturbing the others.
 #include <dirent.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <functional>
+#include <optional>
+#include <utility>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -235,4 +240,48 @@ TEST_CASE("on_fiber_error: a spawned fiber's error ends that fiber only") {
   CHECK(errors[0].message == "Only instances have properties.");
   REQUIRE(errors[0].trace.size() == 1);
   CHECK(errors[0].trace[0] == "[line 8] in bad()");
+}
+
+namespace {
+// Runs fn in a forked child with stderr captured; returns what it wrote and whether it
+// failed (a fatal error aborts; under a sanitizer the child may exit non-zero instead).
+std::pair<std::string, bool> inChild(const std::function<void()>& fn) {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    dup2(fds[1], 2);
+    fn();
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string err;
+  char buf[512];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) err.append(buf, static_cast<std::size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return {err, WIFSIGNALED(status) || WEXITSTATUS(status) != 0};
+}
+}  // namespace
+
+TEST_CASE("a Value used after its Vm was destroyed, or with another Vm, is a fatal error") {
+  std::optional<spindle::Value> stale;
+  {
+    spindle::Vm vm(procs(1));
+    REQUIRE(vm.run("class A {} var a = A();").ok());
+    stale = *vm.global("a");
+    spindle::Value copy = *stale;  // destroyed while its Vm lives
+  }
+  auto [err, died] = inChild([&] { (void)stale->toString(); });
+  CHECK(died);
+  CHECK(err.find("used after its Vm was destroyed") != std::string::npos);
+  spindle::Vm a(procs(1)), b(procs(1));
+  REQUIRE(a.run("class A {} var x = A();").ok());
+  spindle::Value fromA = *a.global("x");
+  auto [err2, died2] = inChild([&] { b.setGlobal("y", fromA); });
+  CHECK(died2);
+  CHECK(err2.find("used with a Vm it does not belong to") != std::string::npos);
+  stale.reset();  // destroying a stale Value is allowed
 }

@@ -1,7 +1,9 @@
 // vm.h: VM, the internal state of one Spindle session (the public face is spindle.h).
 //
-// A VM owns: a scheduler (runtime::Sched, `procs` Ps) on which every fiber runs as a G
-// (vm/fiber.h), the session's GlobalTable and the global values by slot, the
+// The process runtime (vm.cc): one scheduler (runtime::Sched), attached to the collector,
+// shared by every VM of the process; each fiber of each VM runs as a G on it (vm/fiber.h).
+// The VM that finds none creates it (its procs and collector settings apply); the VM that
+// drops the last reference deletes it. A VM owns: the session's GlobalTable and the global values by slot, the
 // interned-string table, host natives and persistent handles. Everything a Lox program
 // creates lives on the GC'd heap (object.h), and so does the VM's metadata about it:
 // shapes and inline-cache records (shape.h) are heap objects, and each function's protos
@@ -20,6 +22,10 @@
 // handles, the VM's own name strings and host-held fibers (scanRoots); the interned-string
 // table (string_table.h) is weak and no root: the sweepers unlink dead strings;
 // each fiber's stack, frames and open upvalues are reported by its G (traceStack).
+//
+// ~VM with other VMs alive stops this VM's fibers first (stopFibers: each exits at its
+// next run; one in a foreign call finishes the call), then unregisters its roots; its
+// objects are garbage for the next cycle.
 //
 // Execution: run(fiber, budget) resumes a fiber and returns Yield (budget spent or
 // preemption requested: polled at calls and OP_LOOP), Park (blocked on a channel, a
