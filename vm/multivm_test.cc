@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <functional>
 #include <optional>
 #include <utility>
@@ -251,6 +252,8 @@ std::pair<std::string, bool> inChild(const std::function<void()>& fn) {
   const pid_t pid = fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
+    std::signal(SIGABRT, SIG_DFL);  // not doctest's crash report
+    dup2(fds[1], 1);
     dup2(fds[1], 2);
     fn();
     _exit(0);
