@@ -94,6 +94,9 @@ class GBody {
   // else reads or writes the G's stack meanwhile except through what the body itself
   // synchronises (the VM's open upvalues). Default: nothing.
   virtual void shrinkStack(G*) {}
+  // The embedder's group this body belongs to (the VM uses its VM: Sched::expireTimers
+  // selects a group's sleepers). Fixed for the body's life. Default: none.
+  virtual const void* owner() const { return nullptr; }
 
  protected:
   ~GBody() = default;

@@ -157,6 +157,9 @@ class Sched {
 
   // Timers (time.cc). sleep: the body returns the Step; the G wakes after `ns`.
   Step sleep(G* g, std::int64_t ns);
+  // Makes every sleeping G whose body's owner() is `owner` due now (sysmon fires it at
+  // once), so an embedder stopping a group of Gs need not wait out their sleeps.
+  void expireTimers(const void* owner);
   std::int64_t pendingTimers() const { return ntimers_.load(std::memory_order_acquire); }
 
   // Visits every G except the dead ones on the global free list (the collector's stack

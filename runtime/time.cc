@@ -49,6 +49,25 @@ void Sched::timerCommit(G* g, void* arg) {
   }
 }
 
+// A G in the heap is Waiting with its body fixed (its park commit inserted it, under
+// timerLock_, after the G stopped running), so reading g->body here is safe.
+void Sched::expireTimers(const void* owner) {
+  bool any = false;
+  {
+    std::lock_guard<std::mutex> lk(timerLock_);
+    for (Timer& t : timers_) {
+      if (t.g->body->owner() != owner || t.when == 0) continue;
+      t.when = 0;
+      any = true;
+    }
+    if (any) std::make_heap(timers_.begin(), timers_.end(), Later{});
+  }
+  if (any) {
+    std::lock_guard<std::mutex> lk(sysmonLock_);
+    sysmonCv_.notify_one();
+  }
+}
+
 std::int64_t Sched::runTimers(std::int64_t now) {
   for (;;) {
     G* g = nullptr;

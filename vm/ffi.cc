@@ -466,6 +466,8 @@ bool call(VM& vm, ObjForeignFn* fn, int argc, Value* args, Value* result) {
   if (inG) runtime::Sched::enterSyscall(quiescent);
   ffi_call(&fn->cif, FFI_FN(fn->fn), &ret, values);
   if (inG) runtime::Sched::exitSyscall();
+  // ~VM began during the call (VM::stopFibers waits for it): the fiber ends here.
+  if (vm.dying()) return vm.raise("The Vm was destroyed during a foreign call.");
   *result = fromC(vm, fn->ret, ret);
   return true;
 }

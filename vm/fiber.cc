@@ -27,6 +27,16 @@ Value received(std::uint64_t bits) {
 }  // namespace
 
 namespace {
+// At ~VM a channel may still list sudogs of abandoned Gs: its memory goes without
+// freechan's no-waiters check. Freed by its cleanup, the channel was unreachable, so no G
+// waits on it (a waiting G's stack holds it): freechan checks that.
+void releaseChan(void* c) { runtime::freechan(static_cast<runtime::hchan*>(c)); }
+void orphanChan(void* p) {
+  auto* c = static_cast<runtime::hchan*>(p);
+  delete[] c->buf;
+  delete c;
+}
+
 thread_local ObjFiber* tlsFiber = nullptr;
 thread_local RuntimeErrorInfo lastError_;  // VM::lastError
 
@@ -42,6 +52,18 @@ void setCurrentFiber(ObjFiber* f) { tlsFiber = f; }
 
 Step FiberBody::run(runtime::G* g, std::uint32_t budget) {
   g_ = g;
+  if (vm_->dying()) {
+    // ~VM stops this fiber: finish a channel or select operation (it unlinks the G's
+    // sudogs from the channels' queues), never a pending foreign call, and exit.
+    if (pending == Pending::Foreign) pending = Pending::None;
+    if (pending != Pending::None) {
+      ObjFiber* prev = tlsFiber;
+      tlsFiber = fiber_;
+      (void)resume();
+      tlsFiber = prev;
+    }
+    return Step::exit();
+  }
   fiber_->preempt = &g->preempt;
   if (hostMain_) vm_->setHostG(g, fiber_->gen);
   ObjFiber* prev = tlsFiber;
@@ -66,8 +88,13 @@ Step FiberBody::run(runtime::G* g, std::uint32_t budget) {
       fiber_->request = false;
       return parkStep;
     case RunStatus::Exit:
-      if (fiber_->state == FiberState::Failed && spawned && !vm_->aborted(fiber_)) {
-        vm_->fiberFailed(fiber_);
+      if (fiber_->state == FiberState::Failed && spawned && !vm_->aborted(fiber_) &&
+          !vm_->dying()) {
+        if (vm_->options().onFiberError) {
+          vm_->options().onFiberError(error);  // the host's: this fiber alone ends
+        } else {
+          vm_->fiberFailed(fiber_);
+        }
       }
       return Step::exit();
   }
@@ -301,6 +328,22 @@ bool VM::aborted(const ObjFiber* fiber) const {
   return fiber->gen <= abortGen_.load(std::memory_order_relaxed);
 }
 
+void VM::stopFibers() {
+  dying_.store(true, std::memory_order_seq_cst);
+  // Closing a channel wakes every G parked on it (plain send/recv and select cases);
+  // the record, hence the hchan, stays while orphanLock is held.
+  auto closeChan = [](void* c) { (void)runtime::closechan(static_cast<runtime::hchan*>(c)); };
+  // Acquire: pairs with bodyGone's release, so every body's accesses to this VM happen
+  // before ~VM frees it. Fibers that were inside run() when dying_ was set may still
+  // make channels or park, so the wake-up repeats until none is left.
+  while (liveBodies_.load(std::memory_order_acquire) != 0) {
+    sched_->forEachG([](runtime::G* g) { g->preempt.store(true, std::memory_order_relaxed); });
+    forEachOwned(&releaseChan, closeChan);
+    sched_->expireTimers(this);
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+}
+
 // --- spawn ------------------------------------------------------------------------------------
 
 bool VM::spawn(ObjFiber* parent, Value callee, const Value* args, int argc) {
@@ -342,18 +385,6 @@ bool VM::spawn(ObjFiber* parent, Value callee, const Value* args, int argc) {
 }
 
 // --- channels -----------------------------------------------------------------------------------
-
-namespace {
-// At ~VM a channel may still list sudogs of abandoned Gs: its memory goes without
-// freechan's no-waiters check. Freed by its cleanup, the channel was unreachable, so no G
-// waits on it (a waiting G's stack holds it): freechan checks that.
-void releaseChan(void* c) { runtime::freechan(static_cast<runtime::hchan*>(c)); }
-void orphanChan(void* p) {
-  auto* c = static_cast<runtime::hchan*>(p);
-  delete[] c->buf;
-  delete c;
-}
-}  // namespace
 
 // The hchan is C++ memory owned by the channel object (owned.cc): a cleanup frees it once
 // the object was freed, ~VM if the VM goes first. No finalizer: a channel reachable from

@@ -9,7 +9,9 @@
 //     completes the operation (pushes the received value, or raises `send on closed
 //     channel`) before the interpreter continues;
 //   - Exit: the fiber returned or failed. A failed spawned fiber reports its error to
-//     the VM (VM::fiberFailed), which ends the program's host call.
+//     the host's onFiberError if set (only it ends), else to the VM (VM::fiberFailed),
+//     which ends the program's host call. Once the VM is dying (~VM), run() exits at
+//     once (finishing a pending channel or select operation, never a foreign call).
 // gc(): the native only records the request; run() calls runtime::gcCollect() after the
 // interpreter returned, with the fiber's state fully saved (a true safepoint).
 //
@@ -62,7 +64,9 @@ class FiberBody final : public runtime::GBody {
   // makes the call (foreignArgc arguments above the callee on the stack) on a worker M.
   enum class Pending : std::uint8_t { None, Send, Recv, Select, Sleep, Yield, Gc, Foreign, ForInRecv };
 
-  FiberBody(VM* vm, ObjFiber* fiber, int refs) : vm_(vm), fiber_(fiber), refs_(refs) {}
+  FiberBody(VM* vm, ObjFiber* fiber, int refs) : vm_(vm), fiber_(fiber), refs_(refs) {
+    vm_->bodyMade();
+  }
 
   runtime::Step run(runtime::G* g, std::uint32_t budget) override;
   void exited(runtime::G*) override { release(); }
@@ -70,6 +74,7 @@ class FiberBody final : public runtime::GBody {
   void traceStack(runtime::G* g, void (*visit)(void* ctx, void** slot), void* ctx) override;
   bool wantsStackShrink(runtime::G*) override { return VM::stackShrink(fiber_).any(); }
   void shrinkStack(runtime::G*) override { vm_->shrinkStack(fiber_); }
+  const void* owner() const override { return vm_; }
 
   // Drops one reference; deletes the body at zero.
   void release() {
@@ -115,7 +120,7 @@ class FiberBody final : public runtime::GBody {
   int foreignArgc = 0;               // Foreign: the call's argument count
 
  private:
-  ~FiberBody() = default;
+  ~FiberBody() { vm_->bodyGone(); }  // release(): the body's last access to its VM
   VM* vm_;
   ObjFiber* fiber_;
   runtime::G* g_ = nullptr;

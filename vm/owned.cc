@@ -98,6 +98,13 @@ void VM::freeOwned() {
   for (const Owned& o : mine) o.orphan(o.data);
 }
 
+void VM::forEachOwned(void (*release)(void*), void (*fn)(void*)) {
+  std::lock_guard<std::mutex> lk(orphanLock());
+  for (const auto& [id, o] : owned().records) {
+    if (o.vm == this && o.release == release) fn(o.data);
+  }
+}
+
 std::size_t VM::ownedCount() const {
   std::lock_guard<std::mutex> lk(orphanLock());
   std::size_t n = 0;

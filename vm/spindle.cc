@@ -37,27 +37,38 @@ Value Value::string(std::string_view s) {
   return v;
 }
 
+Vm& Value::owner() const {
+  Vm* v = anchor_->vm.load(std::memory_order_acquire);
+  SPINDLE_CHECK(v != nullptr, "spindle::Value (object, handle {}) used after its Vm was destroyed",
+                handle_);
+  return *v;
+}
+
 Value::Value(const Value& o)
-    : kind_(o.kind_), bool_(o.bool_), number_(o.number_), string_(o.string_), vm_(o.vm_) {
-  if (kind_ == Kind::Object) handle_ = vm_->vm_->newHandle(o.vm_->vm_->handleValue(o.handle_));
+    : kind_(o.kind_), bool_(o.bool_), number_(o.number_), string_(o.string_), anchor_(o.anchor_) {
+  if (kind_ == Kind::Object) {
+    vm::VM& in = *o.owner().vm_;
+    handle_ = in.newHandle(in.handleValue(o.handle_));
+  }
 }
 Value::Value(Value&& o) noexcept
     : kind_(o.kind_), bool_(o.bool_), number_(o.number_), string_(std::move(o.string_)),
-      vm_(o.vm_), handle_(o.handle_) {
+      anchor_(std::move(o.anchor_)), handle_(o.handle_) {
   o.kind_ = Kind::Nil;
-  o.vm_ = nullptr;
 }
 Value& Value::operator=(Value o) noexcept {
   std::swap(kind_, o.kind_);
   std::swap(bool_, o.bool_);
   std::swap(number_, o.number_);
   std::swap(string_, o.string_);
-  std::swap(vm_, o.vm_);
+  std::swap(anchor_, o.anchor_);
   std::swap(handle_, o.handle_);
   return *this;
 }
 Value::~Value() {
-  if (kind_ == Kind::Object && vm_ != nullptr) vm_->vm_->releaseHandle(handle_);
+  if (kind_ != Kind::Object) return;
+  // A Value outliving its Vm: its handle went with the Vm's handle table.
+  if (Vm* v = anchor_->vm.load(std::memory_order_acquire)) v->vm_->releaseHandle(handle_);
 }
 
 bool Value::asBool() const {
@@ -78,7 +89,7 @@ std::string Value::typeName() const {
     case Kind::Bool: return "bool";
     case Kind::Number: return "number";
     case Kind::String: return "string";
-    case Kind::Object: return vm::VM::typeName(vm_->vm_->handleValue(handle_));
+    case Kind::Object: return vm::VM::typeName(owner().vm_->handleValue(handle_));
   }
   return "?";
 }
@@ -88,7 +99,7 @@ std::string Value::toString() const {
     case Kind::Bool: return bool_ ? "true" : "false";
     case Kind::Number: return vm::VM::toStringNumber(number_);
     case Kind::String: return string_;
-    case Kind::Object: return vm_->vm_->toString(vm_->vm_->handleValue(handle_));
+    case Kind::Object: return owner().vm_->toString(owner().vm_->handleValue(handle_));
   }
   return "?";
 }
@@ -142,6 +153,11 @@ vm::VMOptions internalOptions(const Options& o) {
   v.gccheckmark = o.gccheckmark;
   if (o.ffi_check.has_value()) v.ffiCheck = *o.ffi_check;
   v.output = o.output;
+  if (o.on_fiber_error) {
+    v.onFiberError = [fn = o.on_fiber_error](const vm::RuntimeErrorInfo& e) {
+      fn(Error{Error::Kind::Runtime, e.message, e.trace});
+    };
+  }
   return v;
 }
 
@@ -181,14 +197,14 @@ Value Vm::fromInternal(vm::Value x) {
   if (vm::isKind(x, vm::ObjKind::String)) return Value::string(vm::as<vm::ObjString>(x)->view());
   Value out;
   out.kind_ = Value::Kind::Object;
-  out.vm_ = this;
+  out.anchor_ = anchor_.anchor;
   out.handle_ = vm_->newHandle(x);
   return out;
 }
 
 vm::Value Vm::toInternalValue(const Value& x) {
   if (x.isObject()) {
-    SPINDLE_CHECK(x.vm_ == this, "spindle::Value used with a Vm it does not belong to");
+    SPINDLE_CHECK(&x.owner() == this, "spindle::Value used with a Vm it does not belong to");
     return vm_->handleValue(x.handle_);
   }
   return toInternal(*vm_, x);

@@ -13,13 +13,29 @@
 //   - Value is a host-side value: nil, bool, number, string (a copy of its bytes) or an
 //     object (function, class, instance, list, ...). An object Value owns a persistent
 //     handle, a root of the collector, so the object stays alive while the host holds
-//     the Value (copies take their own handle). Values must not outlive their Vm.
+//     the Value (copies take their own handle). Using an object Value after its Vm was
+//     destroyed, or with another Vm, is a fatal error naming the misuse (destroying or
+//     moving it is fine).
 //   - Errors are values: run/call return a Result holding a Value or an Error (kind,
 //     message, trace). Nothing in this API prints (except Lox `print`, which goes to
 //     Options::output or stdout), exits or aborts on a script error.
-//   - One thread drives a Vm at a time; each entry point binds the Vm's P (heap
-//     allocation context) to the calling thread for its duration. Natives may call back
-//     into the Vm (run, call, global).
+//   - The process runtime: one heap, one collector and one scheduler (procs Ps and the
+//     Ms running them) per process, shared by every Vm, as Go has one runtime per
+//     process. The first Vm creates it (its process-wide Options apply, see Options)
+//     and the last one destroyed ends it. A Vm is its globals, roots, handles, natives
+//     and fibers on that runtime: every collection scans every Vm, fibers of all Vms
+//     share the Ps, and OS threads are bounded by procs plus the threads in foreign
+//     calls, never by the number of Vms.
+//   - Threads. One thread drives a Vm at a time; different Vms may be driven from
+//     different threads at once. Each entry point binds a P (heap allocation context) to
+//     the calling thread for its duration. Natives may call back into their Vm (run,
+//     call, global); they run on runtime threads, in parallel when fibers do.
+//   - Fibers spawned by a run or call keep running after it returned, until the Vm is
+//     destroyed. ~Vm stops its fibers wherever they are (parked, runnable, sleeping; one
+//     in a foreign call finishes the call, ~Vm waiting for it, and never resumes) and
+//     leaves other Vms undisturbed; its objects become garbage. The last Vm of the
+//     process does not wait for foreign calls (the runtime ends, as a Go program does).
+//     A spawned fiber's runtime error goes to Options::on_fiber_error when set.
 //   - Native classes (defineClass): a class whose methods are C++ functions receiving
 //     `this` and the arguments as Values. Scripts instantiate it, call its methods,
 //     subclass it and use `super` as with any Lox class. C++ state is attached to an
@@ -42,6 +58,7 @@
 //   vm.run("var c = Counter(1); print c.add(2);");  // 3
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -62,13 +79,25 @@ namespace runtime {
 class Pinner;
 }
 
+struct Error;
+
+// Options. Process-wide (one runtime per process, shared by every Vm: see "The process
+// runtime" above): procs, gc_percent, gctrace, gcstress and gccheckmark take effect
+// when this Vm creates the runtime (no other Vm is alive) and are ignored otherwise.
+// The rest are this Vm's.
 struct Options {
-  int procs = 0;            // worker Ps (0: one per core)
-  int gc_percent = 100;     // collector pacing: next goal = live * (1 + gc_percent/100)
-  bool gctrace = false;     // one line per GC cycle on stderr
+  int procs = 0;            // process-wide: worker Ps (0: one per core)
+  int gc_percent = 100;     // process-wide: next goal = live * (1 + gc_percent/100)
+  bool gctrace = false;     // process-wide: one line per GC cycle on stderr
   bool stats = false;       // the host may print stats() at exit
-  int gcstress = 0;         // collect every N allocations (0: off)
-  bool gccheckmark = false; // verify each mark with a stop-the-world re-mark
+  int gcstress = 0;         // process-wide: collect every N allocations (0: off)
+  bool gccheckmark = false; // process-wide: verify each mark with a stop-the-world re-mark
+  // A spawned fiber's uncaught runtime error (message and trace). Set: the callback runs
+  // on the runtime thread of the failing fiber (it must not call into a Vm nor block for
+  // long) and only that fiber ends; the call that spawned it and every other fiber go on.
+  // Empty: Go's rule, as the CLI wants it: the error ends the host call (run/call) the
+  // fiber descends from, which fails with it, and stops that call's fibers.
+  std::function<void(const Error&)> on_fiber_error = nullptr;
   // FFI checking mode (reject unpinned heap pointers inside memory passed to foreign
   // code); unset: on in builds with invariant checks, off in -c opt.
   std::optional<bool> ffi_check;
@@ -78,6 +107,21 @@ struct Options {
 
 class Vm;
 class Pinner;
+
+namespace detail {
+// What a Vm's object Values hold of it: `vm` is the Vm until its internal VM (and the
+// handle table) is gone, then null (release store in ~Vm; Values load it with acquire).
+// A Value used after that is a fatal error naming the misuse; destroying one is a no-op.
+struct VmAnchor {
+  std::atomic<Vm*> vm;
+};
+// Vm's member: nulls the anchor when destroyed (after the internal VM, declared after it).
+struct VmAnchorOwner {
+  std::shared_ptr<VmAnchor> anchor;
+  explicit VmAnchorOwner(Vm* vm) : anchor(std::make_shared<VmAnchor>()) { anchor->vm.store(vm); }
+  ~VmAnchorOwner() { anchor->vm.store(nullptr, std::memory_order_release); }
+};
+}  // namespace detail
 
 class Value {
  public:
@@ -112,12 +156,14 @@ class Value {
  private:
   friend class Vm;
   friend class Pinner;
+  // The Vm of an object Value (fatal if it was destroyed).
+  Vm& owner() const;
   Kind kind_ = Kind::Nil;
   bool bool_ = false;
   double number_ = 0;
   std::string string_;
-  Vm* vm_ = nullptr;          // for objects
-  std::uint32_t handle_ = 0;  // persistent handle in vm_
+  std::shared_ptr<detail::VmAnchor> anchor_;  // for objects: the Vm holding handle_
+  std::uint32_t handle_ = 0;                  // persistent handle in that Vm
 };
 
 struct Error {
@@ -290,6 +336,7 @@ class Vm {
   void* hostDataRaw(const Value& instance, const void* tag);
   friend class ClassBuilder;
   Options options_;
+  detail::VmAnchorOwner anchor_{this};  // nulled after vm_ is gone
   std::unique_ptr<vm::VM> vm_;
 };
 

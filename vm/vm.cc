@@ -30,14 +30,64 @@ bool nativeClock(VM&, const void*, int, Value*, Value* result) {
 
 }  // namespace
 
+// --- the process runtime ---------------------------------------------------------------
+// One Sched, attached to the collector, for every VM of the process (Go: one runtime per
+// process). The VM that finds none creates it with its procs and collector settings;
+// it lives while any VM holds it (refs, under lock) and the VM that drops the last
+// reference detaches and deletes it.
+namespace {
+struct ProcessRuntime {
+  std::mutex lock;
+  runtime::Sched* sched = nullptr;  // under lock
+  int refs = 0;                     // under lock: VMs holding sched
+};
+ProcessRuntime& processRuntime() {
+  static auto* r = new ProcessRuntime;  // never destroyed: VMs may outlive statics
+  return *r;
+}
+}  // namespace
+
+runtime::Sched* VM::acquireSched(const VMOptions& o) {
+  ProcessRuntime& r = processRuntime();
+  std::lock_guard<std::mutex> lk(r.lock);
+  if (r.refs++ == 0) {
+    r.sched = new runtime::Sched(o.procs);
+    runtime::gcAttach(r.sched);
+    runtime::setGCPercent(o.gcPercent);
+    runtime::setGCTrace(o.gctrace);
+    runtime::setGCStress(o.gcstress);
+    runtime::setCheckmark(o.gccheckmark);
+  }
+  return r.sched;
+}
+
+bool VM::releaseSchedIfLast(bool onlyIfLast) {
+  ProcessRuntime& r = processRuntime();
+  std::lock_guard<std::mutex> lk(r.lock);
+  SPINDLE_CHECK(r.refs > 0 && r.sched == sched_, "VM: releasing the process runtime with refs={}",
+                r.refs);
+  if (onlyIfLast && r.refs != 1) return false;
+  if (--r.refs == 0) {
+    // The last VM: detach first (no cycle may start while the world goes away), then
+    // stop every M; Gs still running or parked are abandoned (their bodies freed), and an
+    // M in a foreign call is left behind, as when a Go program's main returns.
+    runtime::gcDetach(r.sched);
+    runtime::unregisterRoots(rootsId_);
+    runtime::unregisterWeak(weakId_);
+    delete r.sched;
+    r.sched = nullptr;
+  }
+  return true;
+}
+
+int VM::liveVMs() {
+  ProcessRuntime& r = processRuntime();
+  std::lock_guard<std::mutex> lk(r.lock);
+  return r.refs;
+}
+
 VM::VM(VMOptions options)
-    : options_(std::move(options)), sched_(new runtime::Sched(options_.procs)) {
-  runtime::gcAttach(sched_);
-  // Collector settings are process-wide (one heap): the last VM created sets them.
-  runtime::setGCPercent(options_.gcPercent);
-  if (options_.gctrace) runtime::setGCTrace(true);
-  runtime::setGCStress(options_.gcstress);
-  runtime::setCheckmark(options_.gccheckmark);
+    : options_(std::move(options)), sched_(acquireSched(options_)) {
   rootsId_ = runtime::registerRoots(scanRoots, this);
   weakId_ = runtime::registerWeak(&kTypes[static_cast<int>(ObjKind::String)],
                                   &StringTable::sweepFree, &strings_);
@@ -64,15 +114,21 @@ VM::VM(VMOptions options)
 }
 
 VM::~VM() {
-  // Detach first: no cycle may start while the world goes away. Then stop every M (fibers
-  // still running or parked are abandoned: their bodies are freed) before anything they
-  // could touch is destroyed.
-  runtime::gcDetach(sched_);
-  runtime::unregisterRoots(rootsId_);
-  runtime::unregisterWeak(weakId_);
-  // Not unique_ptr::reset: that nulls the pointer before ~Sched has joined the Ms, and an
-  // M finishing a failed fiber (fiberFailed) may still read sched_.
-  delete sched_;
+  if (!releaseSchedIfLast(/*onlyIfLast=*/true)) {
+    // Other VMs share the runtime: stop this VM's fibers (each exits at its next run;
+    // a foreign call finishes first), then stop being a root. Later cycles free what
+    // this VM's objects leave; its C++ memory goes with freeOwned below.
+    stopFibers();
+    runtime::unregisterRoots(rootsId_);
+    runtime::unregisterWeak(weakId_);
+    releaseSchedIfLast(/*onlyIfLast=*/false);
+  }
+  // No fiber of this VM runs now. Host natives before handles_: a native may hold host
+  // Values, whose handles live there.
+  {
+    std::lock_guard<std::mutex> lk(nativesLock_);
+    for (auto& n : hostNatives_) n.reset();
+  }
   freeOwned();  // owned.cc: hchans and host data of the objects still alive
 }
 

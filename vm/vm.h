@@ -1,7 +1,9 @@
 // vm.h: VM, the internal state of one Spindle session (the public face is spindle.h).
 //
-// A VM owns: a scheduler (runtime::Sched, `procs` Ps) on which every fiber runs as a G
-// (vm/fiber.h), the session's GlobalTable and the global values by slot, the
+// The process runtime (vm.cc): one scheduler (runtime::Sched), attached to the collector,
+// shared by every VM of the process; each fiber of each VM runs as a G on it (vm/fiber.h).
+// The VM that finds none creates it (its procs and collector settings apply); the VM that
+// drops the last reference deletes it. A VM owns: the session's GlobalTable and the global values by slot, the
 // interned-string table, host natives and persistent handles. Everything a Lox program
 // creates lives on the GC'd heap (object.h), and so does the VM's metadata about it:
 // shapes and inline-cache records (shape.h) are heap objects, and each function's protos
@@ -20,6 +22,10 @@
 // handles, the VM's own name strings and host-held fibers (scanRoots); the interned-string
 // table (string_table.h) is weak and no root: the sweepers unlink dead strings;
 // each fiber's stack, frames and open upvalues are reported by its G (traceStack).
+//
+// ~VM with other VMs alive stops this VM's fibers first (stopFibers: each exits at its
+// next run; one in a foreign call finishes the call), then unregisters its roots; its
+// objects are garbage for the next cycle.
 //
 // Execution: run(fiber, budget) resumes a fiber and returns Yield (budget spent or
 // preemption requested: polled at calls and OP_LOOP), Park (blocked on a channel, a
@@ -57,6 +63,11 @@ namespace spindle::vm {
 
 struct ObjForeignFn;  // ffi.h
 
+struct RuntimeErrorInfo {
+  std::string message;
+  std::vector<std::string> trace;  // "[line N] in fn()" / "[line N] in script", innermost first
+};
+
 struct VMOptions {
   int procs = 0;          // Ps of the VM's scheduler; 0: the number of cores
   int gcPercent = 100;    // collector pacing (gc.h setGCPercent; -1 off)
@@ -73,14 +84,13 @@ struct VMOptions {
 #endif
   // Where `print` writes; null: stdout.
   std::function<void(std::string_view)> output;
+  // A spawned fiber's runtime error: set, it is called (on the failing fiber's thread)
+  // and only that fiber ends; null: the error ends the host call of the fiber's
+  // generation and stops its fibers (VM::fiberFailed, Go's rule: the CLI).
+  std::function<void(const RuntimeErrorInfo&)> onFiberError;
 };
 
 enum class RunStatus : std::uint8_t { Yield, Park, Exit };
-
-struct RuntimeErrorInfo {
-  std::string message;
-  std::vector<std::string> trace;  // "[line N] in fn()" / "[line N] in script", innermost first
-};
 
 // A host-defined native: receives the arguments, writes the result; returns false after
 // vm.raise(message) to raise a runtime error.
@@ -96,7 +106,17 @@ class VM {
   VM& operator=(const VM&) = delete;
 
   const VMOptions& options() const { return options_; }
+  // The process runtime's scheduler, shared by every VM.
   runtime::Sched& sched() { return *sched_; }
+  // VMs alive in the process (they share one Sched and the collector).
+  static int liveVMs();
+  // ~VM has begun: this VM's fibers exit at their next run (FiberBody::run).
+  bool dying() const { return dying_.load(std::memory_order_acquire); }
+  // FiberBody construction and destruction (fiber.h): ~VM waits for zero.
+  void bodyMade() { liveBodies_.fetch_add(1, std::memory_order_relaxed); }
+  // The release pairs with ~VM's acquire load: the body's last access to this VM
+  // happens before the VM goes. Nothing may touch the VM after this call.
+  void bodyGone() { liveBodies_.fetch_sub(1, std::memory_order_release); }
 
   // Runs fn with a P bound to this thread: inline when the thread already holds one (a
   // native called from a fiber), else as a G through runMain.
@@ -311,6 +331,20 @@ class VM {
   bool invokeLibMethod(ObjFiber* fiber, ObjClass* methods, ObjString* name, int argc, Value* result);
   ObjFunction* newHostMethodFunction(const HostMethod& m, bool initializer);
   static void scanRoots(void* self, runtime::VisitFn visit, void* ctx);
+  // The process runtime (vm.cc): acquireSched takes a reference (creating the Sched with
+  // o's procs and collector settings when there is none); releaseSchedIfLast drops this
+  // VM's, only if it is the last one when onlyIfLast (then it detaches and deletes the
+  // Sched, unregistering this VM's roots first) and returns whether it dropped it.
+  static runtime::Sched* acquireSched(const VMOptions& o);
+  bool releaseSchedIfLast(bool onlyIfLast);
+  // ~VM with other VMs alive (fiber.cc): makes every fiber of this VM exit (preempts
+  // the running, closes this VM's channels and expires its sleepers so the parked wake,
+  // each exits at its next run; a foreign call returns first) and waits until no
+  // FiberBody of this VM is left.
+  void stopFibers();
+  // Calls fn(data) under orphanLock() for this VM's owned records released by `release`
+  // (owned.cc): data stays valid during the call.
+  void forEachOwned(void (*release)(void*), void (*fn)(void*));
   // Methods.
   bool findMethod(ObjClass* klass, ObjString* name, Value* out) const;
   void setMethod(ObjClass* klass, ObjString* name, Value method);
@@ -380,6 +414,8 @@ class VM {
     ObjString *has = nullptr, *remove = nullptr, *keys = nullptr, *values = nullptr, *clear = nullptr;
   } mapNames_;
   std::atomic<bool> preempt_{false};
+  std::atomic<bool> dying_{false};
+  std::atomic<std::int64_t> liveBodies_{0};  // FiberBodies of this VM not yet destroyed
   // Generations: each host call is one; spawned fibers inherit their parent's. A failing
   // spawned fiber aborts its generation.
   std::atomic<std::uint32_t> generation_{1};
@@ -408,8 +444,8 @@ class VM {
   std::atomic<std::uint64_t> randomState_{0};
 
  private:
-  // Last: destroyed first (~VM stops it explicitly before anything else goes).
-  runtime::Sched* const sched_;  // owned; deleted in ~VM (never reassigned: Ms read it)
+  // The process runtime's Sched (acquireSched; never reassigned: Ms read it).
+  runtime::Sched* const sched_;
 };
 
 }  // namespace spindle::vm
