@@ -45,6 +45,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "runtime/throw.h"
 #include "runtime/typeinfo.h"
 
 namespace spindle::runtime {
@@ -111,6 +112,13 @@ void gcDetach(Sched* sched);
 // Runs a full cycle (mark and sweep) and returns when it is done. From a G body only at a
 // safepoint (the G's traceStack must describe all it holds); or from a thread without a P.
 void gcCollect();
+#if SPINDLE_DCHECKS_ON
+// Test seam (builds with invariant checks only): `hook` runs once, at the next mark
+// termination, world stopped, on the collector's thread (no P), after the last drain of
+// what the Ps and the barrier left and before the barrier goes off: where a thread
+// without a P, which no stop of the world stops, may still shade.
+void setMarkTerminationTestHook(void (*hook)());
+#endif
 // GOGC: 100 by default, -1 turns pacing off (explicit gcCollect still works).
 void setGCPercent(int percent);
 int gcPercent();

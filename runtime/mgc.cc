@@ -68,6 +68,9 @@ std::atomic<std::uint32_t> markGen{0};
 namespace {
 // The world being marked (set and cleared with it stopped, next to gcMarking).
 std::atomic<Sched*> gMarkSched{nullptr};
+#if SPINDLE_DCHECKS_ON
+std::atomic<void (*)()> gMarkTerminationTestHook{nullptr};  // setMarkTerminationTestHook
+#endif
 }  // namespace
 
 void enlistWorker() {
@@ -364,6 +367,9 @@ void runCycle() {
   drain(&c.gcw, -1);
   // Threads without a P are not stopped: whatever they greyed is drained here, and the
   // barrier goes off (under the buffer's lock) only once their buffer is empty.
+#if SPINDLE_DCHECKS_ON
+  if (auto hook = gMarkTerminationTestHook.exchange(nullptr)) hook();
+#endif
   while (!noPWorkDisableBarrier()) drain(&c.gcw, -1);
   SPINDLE_CHECK(workQueues().full.empty() && c.gcw.empty(), "mark termination: grey objects left");
   forEachCachedSpan(s, [&h](MSpan* sp) {
@@ -604,6 +610,10 @@ void gcDetach(Sched* sched) {
     attachOne(gWorlds[0]);
   }
 }
+
+#if SPINDLE_DCHECKS_ON
+void setMarkTerminationTestHook(void (*hook)()) { gc_detail::gMarkTerminationTestHook.store(hook); }
+#endif
 
 void gcCollect() {
   auto& c = C();

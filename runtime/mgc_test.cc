@@ -792,3 +792,29 @@ TEST_CASE("mark termination flushes every P's page cache") {
   gcCollect();
   CHECK(cached() == 0);
 }
+
+#if SPINDLE_DCHECKS_ON
+// Threads without a P are not stopped by mark termination, so one may shade after the
+// Ps' buffers and the barrier's no-P buffer were drained: here the collector's own thread
+// (no P) publishes a node nothing else reaches into a root, through the barrier, at that
+// point. The barrier goes off only once the no-P buffer is empty, so the node is marked:
+// checkmark (on) would be fatal otherwise, and the node and its child must survive.
+Node* gLateNode = nullptr;
+TEST_CASE("a shade from a thread without a P late in mark termination is drained") {
+  World w(1);
+  setCheckmark(true);
+  REQUIRE(w.s.runMain(fn([&](G*) -> Step {
+    Node* n = newNode();
+    writePointer(&n->kids[0], newNode());
+    gLateNode = n;  // C++ only: no root reaches it
+    return Step::exit();
+  })) == RunStatus::Ok);
+  setMarkTerminationTestHook([] { writePointer(&gShared[0], gLateNode); });
+  gcCollect();
+  gcCollect();
+  REQUIRE(gShared[0] == gLateNode);
+  checkNode(gLateNode);
+  checkNode(static_cast<Node*>(gLateNode->kids[0]));
+  verifyHeap();
+}
+#endif
