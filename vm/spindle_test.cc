@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "runtime/m.h"
+#include "runtime/pheap.h"
 #include "vm/fiber.h"
 #include "vm/vm.h"
 
@@ -721,22 +723,31 @@ TEST_CASE("gcstats() is a GCStats instance of numbers; its fields read through t
 }  // namespace
 
 // Long operations reach a checkpoint within bounded work (ARCHITECTURE "What bounds a
-// pause"). The script calls armStop() right before the operation: a host thread then
-// asks for a stopTheWorld, and armStop returns once that stop waits for this fiber's P
-// (clearing the G's preemption flag, so the safepoint after the call lets the operation
-// start), so the operation starts with the stop pending. When the stop returns, the G
-// must be held inside the operation: in a checkpoint (the syscall state, in place), with
-// finish() (run right after the operation, before any safepoint) not yet run. Without a
-// checkpoint inside the operation the stop waits for it to end and takes the G at its
-// next safepoint. armNest(f) arms the stop itself, then calls f nested (VM::call). The
-// stopper re-preempts every 100 us: if that made the G stop before the operation began
-// (not in a checkpoint, finish() not run), the attempt is repeated (kStopAttempts).
+// pause"). checkStopsMidway(setup, op) runs op and, at the first runtime::checkpoint()
+// op reaches (a test hook wraps Sched::checkpoint), has a host thread ask for a
+// stopTheWorld and waits until that stop waits for this fiber's P; the checkpoint then
+// hands the P over. When the stop returns, the G must be held inside the operation: in
+// the checkpoint (the syscall state, in place), with finish() (run right after the
+// operation) not yet run. An operation that reaches no checkpoint fails at once.
+//
+// armNest(f) ops check a nested VM::call instead: armNest arms the stop itself, then
+// calls f nested, whose fiber must poll preemption (or give up its P in sleep()). The
+// stopper re-preempts every 100 us, so an attempt can stop the G before f begins; such an
+// attempt (neither in a checkpoint nor finished) is repeated, up to kStopAttempts times.
 // inProgress (if given) is asked too, with the world stopped.
-// Attempts before giving up: one fails (and is repeated) when the stopper's re-preemption
-// stops the G at a safepoint before the operation's first checkpoint, which happens in
-// some runs (more on a loaded machine); 50 make a false failure negligible, while a missing
-// checkpoint fails the first attempt that reaches the operation (finishedAtStop).
 constexpr int kStopAttempts = 50;
+
+// checkpointArmHook's state (the hook is a plain function pointer): the G whose next
+// checkpoint arms the stop, and what arming does. Written before gArmG is (seq_cst).
+std::atomic<spindle::runtime::G*> gArmG{nullptr};
+std::function<void()> gArmAction;
+
+void checkpointArmHook() {
+  spindle::runtime::M* m = spindle::runtime::getm();
+  spindle::runtime::G* g = m != nullptr ? m->curg : nullptr;
+  if (g != nullptr && gArmG.load() == g && gArmG.compare_exchange_strong(g, nullptr)) gArmAction();
+  spindle::runtime::Sched::checkpoint();
+}
 
 void checkStopsMidway(const std::string& setup, const std::string& op,
                       const std::function<void(spindle::Vm&)>& define = nullptr,
@@ -744,8 +755,11 @@ void checkStopsMidway(const std::string& setup, const std::string& op,
   std::string out;
   spindle::Options o = capture(out);
   o.procs = 1;
+  // No paced cycle: a GC's own stop or forEachP request would make checkpointPending()
+  // true in arm() before the stopper's stop is pending.
+  o.gc_percent = -1;
   spindle::Vm vm(o);
-  std::atomic<bool> armed{false}, finished{false};
+  std::atomic<bool> armed{false}, finished{false}, opDone{false};
   spindle::runtime::G* g = nullptr;  // written before armed (seq_cst), read after it
   auto arm = [&] {
     g = spindle::runtime::getm()->curg;
@@ -753,8 +767,8 @@ void checkStopsMidway(const std::string& setup, const std::string& op,
     while (!spindle::runtime::Sched::checkpointPending()) std::this_thread::yield();
   };
   vm.defineNative("armStop", 0, [&](spindle::Vm&, std::span<const spindle::Value>) {
-    arm();
-    g->preempt.store(false, std::memory_order_relaxed);
+    gArmAction = arm;
+    gArmG.store(spindle::runtime::getm()->curg);
     return spindle::Result::success(spindle::Value::nil());
   });
   vm.defineNative("finish", 0, [&](spindle::Vm&, std::span<const spindle::Value>) {
@@ -767,13 +781,17 @@ void checkStopsMidway(const std::string& setup, const std::string& op,
     return v.call(args[0], {});
   });
   if (define) define(vm);
+  spindle::runtime::setCheckpointHook(&checkpointArmHook);
+  const bool armsItself = op.starts_with("armNest(");
   bool inCheckpoint = false, finishedAtStop = false;
   for (int attempt = 0; attempt < kStopAttempts && !inCheckpoint && !finishedAtStop; attempt++) {
     armed.store(false);
     finished.store(false);
+    opDone.store(false);
     REQUIRE(vm.run(setup).ok());
     std::thread stopper([&] {
-      while (!armed.load()) std::this_thread::yield();
+      while (!armed.load() && !opDone.load()) std::this_thread::yield();
+      if (!armed.load()) return;  // op reached no checkpoint: nothing to stop
       spindle::runtime::Sched& s = vm.internal().sched();
       s.stopTheWorld("test");
       finishedAtStop = finished.load();
@@ -781,12 +799,18 @@ void checkStopsMidway(const std::string& setup, const std::string& op,
                      (!inProgress || inProgress());
       s.startTheWorld();
     });
-    const bool armsItself = op.starts_with("armNest(");
     const spindle::Result r = vm.run((armsItself ? "" : "armStop();\n") + op + "\nfinish();");
+    opDone.store(true);
     stopper.join();
     REQUIRE(r.ok());
     CHECK(finished.load());
+    if (!armsItself) {
+      CHECK_MESSAGE(armed.load(), "the operation reached no checkpoint");
+      break;  // armed at the checkpoint itself: one attempt decides
+    }
   }
+  gArmG.store(nullptr);
+  spindle::runtime::setCheckpointHook(&spindle::runtime::Sched::checkpoint);
   CHECK_FALSE(finishedAtStop);
   CHECK(inCheckpoint);
 }

@@ -42,15 +42,19 @@ Value slice(VM& vm, std::string_view s) {
   return Value::object(vm.intern(s));
 }
 
-// The first index >= from where needle starts in hay, or npos. memmem (linear) over
-// windows of kCheckpointBytes start positions, charged to the meter.
+// The first index >= from where needle starts in hay, or npos. memchr (one byte) or memmem
+// (linear) over windows of kCheckpointBytes start positions, charged to the meter. memchr
+// for one byte also keeps sanitizers linear: their memmem interceptor reads the whole
+// window on every call, however early the match.
 std::size_t findBytes(std::string_view hay, std::string_view needle, std::size_t from,
                       WorkMeter& meter) {
   if (from > hay.size()) return npos;
   if (needle.empty()) return from;
   while (needle.size() <= hay.size() - from) {
     const std::size_t starts = std::min(hay.size() - needle.size() + 1 - from, runtime::kCheckpointBytes);
-    const void* p = memmem(hay.data() + from, starts + needle.size() - 1, needle.data(), needle.size());
+    const void* p = needle.size() == 1
+                        ? std::memchr(hay.data() + from, needle[0], starts)
+                        : memmem(hay.data() + from, starts + needle.size() - 1, needle.data(), needle.size());
     if (p != nullptr) return static_cast<std::size_t>(static_cast<const char*>(p) - hay.data());
     from += starts;
     meter.charge(starts + needle.size());
