@@ -11,9 +11,12 @@
 //
 // Random numbers: splitmix64 over VM::randomState_, a counter advanced by fetch_add, so
 // fibers drawing at once each get a distinct step and never race; after math.seed(n) the
-// sequence is a function of n alone. Unseeded, the state starts from std::random_device.
+// sequence is a function of n alone. Unseeded, a Vm's state is the next step of a
+// process-wide splitmix64 sequence that starts from std::random_device once per process
+// (opening the device is most of a Vm's creation cost when done per Vm).
 // random() is 53 random bits scaled into [0, 1); randomInt(lo, hi) is uniform over the
 // integers of [lo, hi] (Lemire's multiply-shift over 64 random bits).
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <numbers>
@@ -145,9 +148,18 @@ constexpr Other kOther[] = {
 
 }  // namespace
 
+namespace {
+std::uint64_t freshSeed() {
+  static std::atomic<std::uint64_t> process = [] {
+    std::random_device device;
+    return (std::uint64_t{device()} << 32) ^ device();
+  }();
+  return mix(process.fetch_add(kGolden, std::memory_order_relaxed) + kGolden);
+}
+}  // namespace
+
 void VM::registerMathLib() {
-  std::random_device device;
-  randomState_.store((std::uint64_t{device()} << 32) ^ device(), std::memory_order_relaxed);
+  randomState_.store(freshSeed(), std::memory_order_relaxed);
   ObjInstance* math = newInstance(newClass(intern("Math")));
   // The instance is a root as soon as the global holds it; fields are added after.
   setGlobal(globalSlot("math"), Value::object(math));

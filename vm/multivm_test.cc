@@ -191,6 +191,50 @@ TEST_CASE("Vms created and destroyed in a loop while others run fibers") {
   CHECK(spindle::vm::VM::liveVMs() == 2);
 }
 
+TEST_CASE("a spindle::Runtime creates the process runtime and keeps it between Vms") {
+  REQUIRE(spindle::vm::VM::liveVMs() == 0);
+  {
+    spindle::Runtime runtime(procs(3));
+    CHECK(runtime.created());
+    {
+      spindle::Runtime joined(procs(1));  // joins the one alive: its Options are ignored
+      CHECK_FALSE(joined.created());
+    }
+    spindle::runtime::Sched* sched = nullptr;
+    for (int i = 0; i < 3; i++) {
+      spindle::Vm vm(procs(1));
+      CHECK(vm.internal().sched().procs() == 3);  // the Runtime's procs, not this Vm's
+      if (sched == nullptr) sched = &vm.internal().sched();
+      CHECK(&vm.internal().sched() == sched);  // no Vm alive in between: still the same
+      REQUIRE(vm.run("var l = []; for (var i = 0; i < 1000; i = i + 1) l.push([i]); gc();").ok());
+    }
+    CHECK(spindle::vm::VM::liveVMs() == 0);
+  }
+  // Every reference dropped: the next Vm creates a runtime with its own Options.
+  spindle::Vm vm(procs(2));
+  CHECK(vm.internal().sched().procs() == 2);
+}
+
+TEST_CASE("a Vm keeps running after the Runtime that created the runtime is destroyed") {
+  auto runtime = std::make_unique<spindle::Runtime>(procs(2));
+  REQUIRE(runtime->created());
+  spindle::Vm vm(procs(1));
+  REQUIRE(vm.run(R"(
+    var ch = Channel(0);
+    fun echo() { while (true) ch.send(ch.recv() + 1); }
+    spawn echo();
+    fun ask(x) { ch.send(x); return ch.recv(); }
+  )").ok());
+  runtime.reset();
+  CHECK(vm.internal().sched().procs() == 2);
+  spindle::Value ask = *vm.global("ask");
+  for (int i = 0; i < 100; i++) {
+    REQUIRE(vm.run("var g = []; for (var i = 0; i < 100; i = i + 1) g.push([i]);").ok());
+    CHECK(vm.call(ask, {spindle::Value::number(i)}).value().asNumber() == i + 1);
+  }
+  REQUIRE(vm.run("gc();").ok());
+}
+
 TEST_CASE("~Vm destroys host natives before the handles their Values hold") {
   auto vm = std::make_unique<spindle::Vm>(procs(1));
   REQUIRE(vm->run("class Point {} var p = Point();").ok());

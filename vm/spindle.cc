@@ -174,6 +174,13 @@ Result compileFailure(const lang::CompileResult& compiled) {
 
 }  // namespace
 
+// --- Runtime ---------------------------------------------------------------------------------
+
+Runtime::Runtime(const Options& options)
+    : created_(vm::VM::retainRuntime(internalOptions(options))) {}
+
+Runtime::~Runtime() { vm::VM::releaseRuntime(); }
+
 Vm::Vm(Options options)
     : options_(std::move(options)), vm_(std::make_unique<vm::VM>(internalOptions(options_))) {}
 Vm::~Vm() = default;

@@ -22,7 +22,9 @@
 //   - The process runtime: one heap, one collector and one scheduler (procs Ps and the
 //     Ms running them) per process, shared by every Vm, as Go has one runtime per
 //     process. The first Vm creates it (its process-wide Options apply, see Options)
-//     and the last one destroyed ends it. A Vm is its globals, roots, handles, natives
+//     and the last one destroyed ends it, unless the host holds a spindle::Runtime: that
+//     creates it (or joins the one alive) and keeps it, with its threads and heap,
+//     between Vms, so a Vm then costs only itself to create and destroy. A Vm is its globals, roots, handles, natives
 //     and fibers on that runtime: every collection scans every Vm, fibers of all Vms
 //     share the Ps, and OS threads are bounded by procs plus the threads in foreign
 //     calls, never by the number of Vms.
@@ -83,8 +85,8 @@ struct Error;
 
 // Options. Process-wide (one runtime per process, shared by every Vm: see "The process
 // runtime" above): procs, gc_percent, gctrace, gcstress and gccheckmark take effect
-// when this Vm creates the runtime (no other Vm is alive) and are ignored otherwise.
-// The rest are this Vm's.
+// when this Vm (or a Runtime) creates the runtime (no Vm or Runtime is alive) and are
+// ignored otherwise. The rest are this Vm's.
 struct Options {
   int procs = 0;            // process-wide: worker Ps (0: one per core)
   int gc_percent = 100;     // process-wide: next goal = live * (1 + gc_percent/100)
@@ -107,6 +109,28 @@ struct Options {
 
 class Vm;
 class Pinner;
+
+// A host's reference to the process runtime (see "The process runtime" above), for
+// hosts that create and destroy Vms over time or want the runtime configured in one
+// place. The first of Vms and Runtimes alive creates it with its Options' process-wide
+// fields (created() says whether this one did); the runtime ends when the last of them
+// is destroyed. Any thread may create or destroy a Runtime; a Runtime destroyed while
+// Vms live leaves them running.
+//
+//   spindle::Runtime runtime({.procs = 4, .gc_percent = 200});
+//   for (auto& request : requests) { spindle::Vm vm; vm.run(request.script); }
+class Runtime {
+ public:
+  explicit Runtime(const Options& options = {});
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+  // Whether this Runtime created the process runtime (its Options took effect).
+  bool created() const { return created_; }
+
+ private:
+  bool created_ = false;
+};
 
 namespace detail {
 // What a Vm's object Values hold of it: `vm` is the Vm until its internal VM (and the

@@ -394,11 +394,17 @@ int VM::compareStrings(const ObjString* a, const ObjString* b) {
   return a->length < b->length ? -1 : a->length > b->length ? 1 : 0;
 }
 
+// Racing first uses intern the same string (it is reachable from the racer that interned
+// it first) and store the same pointer. A store while marking needs no shade: intern shades
+// what it finds and allocates black.
+ObjString* VM::internByteString(unsigned char b) {
+  const char c = static_cast<char>(b);
+  ObjString* s = intern(std::string_view(&c, 1));
+  byteStrings_[b].store(s, std::memory_order_release);  // pairs with byteString's acquire
+  return s;
+}
+
 void VM::registerStringLib() {
-  for (int b = 0; b < 256; ++b) {
-    const char c = static_cast<char>(b);
-    byteStrings_[b].store(intern(std::string_view(&c, 1)), std::memory_order_release);
-  }
   auto methods = [&](std::string_view className, const auto& defs) {
     ObjClass* k = newClass(intern(className));
     for (const LibFn& d : defs) setMethod(k, intern(d.name), Value::object(newNative(d.name, d.arity, d.fn)));

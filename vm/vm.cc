@@ -32,58 +32,88 @@ bool nativeClock(VM&, const void*, int, Value*, Value* result) {
 
 // --- the process runtime ---------------------------------------------------------------
 // One Sched, attached to the collector, for every VM of the process (Go: one runtime per
-// process). The VM that finds none creates it with its procs and collector settings;
-// it lives while any VM holds it (refs, under lock) and the VM that drops the last
-// reference detaches and deletes it.
+// process). The first reference creates it with its procs and collector settings: a VM,
+// or a host's spindle::Runtime (a reference without a VM, retainRuntime). It lives while
+// any reference is held (refs, under lock); dropping the last detaches and deletes it.
 namespace {
 struct ProcessRuntime {
   std::mutex lock;
   runtime::Sched* sched = nullptr;  // under lock
-  int refs = 0;                     // under lock: VMs holding sched
+  int refs = 0;                     // under lock: VMs and retainRuntime references
+  int vms = 0;                      // under lock: the VMs among refs
 };
 ProcessRuntime& processRuntime() {
   static auto* r = new ProcessRuntime;  // never destroyed: VMs may outlive statics
   return *r;
+}
+
+// Under r.lock: takes a reference; the first creates the runtime with o's settings.
+bool acquireLocked(ProcessRuntime& r, const VMOptions& o) {
+  if (r.refs++ != 0) return false;
+  r.sched = new runtime::Sched(o.procs);
+  runtime::gcAttach(r.sched);
+  runtime::setGCPercent(o.gcPercent);
+  runtime::setGCTrace(o.gctrace);
+  runtime::setGCStress(o.gcstress);
+  runtime::setCheckmark(o.gccheckmark);
+  return true;
+}
+
+// Under r.lock, after the last reference was dropped: detach first (no cycle may start
+// while the world goes away), then stop every M; Gs still running or parked are
+// abandoned (their bodies freed), and an M in a foreign call is left behind, as when a Go
+// program's main returns. beforeDelete runs between (the last VM unregisters its roots).
+template <typename F>
+void destroyLocked(ProcessRuntime& r, F beforeDelete) {
+  runtime::gcDetach(r.sched);
+  beforeDelete();
+  delete r.sched;
+  r.sched = nullptr;
 }
 }  // namespace
 
 runtime::Sched* VM::acquireSched(const VMOptions& o) {
   ProcessRuntime& r = processRuntime();
   std::lock_guard<std::mutex> lk(r.lock);
-  if (r.refs++ == 0) {
-    r.sched = new runtime::Sched(o.procs);
-    runtime::gcAttach(r.sched);
-    runtime::setGCPercent(o.gcPercent);
-    runtime::setGCTrace(o.gctrace);
-    runtime::setGCStress(o.gcstress);
-    runtime::setCheckmark(o.gccheckmark);
-  }
+  acquireLocked(r, o);
+  r.vms++;
   return r.sched;
 }
 
 bool VM::releaseSchedIfLast(bool onlyIfLast) {
   ProcessRuntime& r = processRuntime();
   std::lock_guard<std::mutex> lk(r.lock);
-  SPINDLE_CHECK(r.refs > 0 && r.sched == sched_, "VM: releasing the process runtime with refs={}",
-                r.refs);
+  SPINDLE_CHECK(r.refs > 0 && r.vms > 0 && r.sched == sched_,
+                "VM: releasing the process runtime with refs={} vms={}", r.refs, r.vms);
   if (onlyIfLast && r.refs != 1) return false;
+  r.vms--;
   if (--r.refs == 0) {
-    // The last VM: detach first (no cycle may start while the world goes away), then
-    // stop every M; Gs still running or parked are abandoned (their bodies freed), and an
-    // M in a foreign call is left behind, as when a Go program's main returns.
-    runtime::gcDetach(r.sched);
-    runtime::unregisterRoots(rootsId_);
-    runtime::unregisterWeak(weakId_);
-    delete r.sched;
-    r.sched = nullptr;
+    destroyLocked(r, [this] {
+      runtime::unregisterRoots(rootsId_);
+      runtime::unregisterWeak(weakId_);
+    });
   }
   return true;
+}
+
+bool VM::retainRuntime(const VMOptions& o) {
+  ProcessRuntime& r = processRuntime();
+  std::lock_guard<std::mutex> lk(r.lock);
+  return acquireLocked(r, o);
+}
+
+void VM::releaseRuntime() {
+  ProcessRuntime& r = processRuntime();
+  std::lock_guard<std::mutex> lk(r.lock);
+  SPINDLE_CHECK(r.refs > r.vms, "VM: releasing a runtime reference with refs={} vms={}", r.refs,
+                r.vms);
+  if (--r.refs == 0) destroyLocked(r, [] {});
 }
 
 int VM::liveVMs() {
   ProcessRuntime& r = processRuntime();
   std::lock_guard<std::mutex> lk(r.lock);
-  return r.refs;
+  return r.vms;
 }
 
 VM::VM(VMOptions options)

@@ -110,6 +110,11 @@ class VM {
   runtime::Sched& sched() { return *sched_; }
   // VMs alive in the process (they share one Sched and the collector).
   static int liveVMs();
+  // A reference to the process runtime without a VM (spindle::Runtime): creates it with
+  // o's procs and collector settings if there is none (then returns true); the runtime
+  // lives until releaseRuntime drops the last reference.
+  static bool retainRuntime(const VMOptions& o);
+  static void releaseRuntime();
   // ~VM has begun: this VM's fibers exit at their next run (FiberBody::run).
   bool dying() const { return dying_.load(std::memory_order_acquire); }
   // FiberBody construction and destruction (fiber.h): ~VM waits for zero.
@@ -167,9 +172,10 @@ class VM {
   std::string toString(Value v) const;
   static const char* typeName(Value v);
   static std::string toStringNumber(double d);
-  // The one-byte string of b (interned once, a root): s[i], chr(), split("").
-  ObjString* byteString(unsigned char b) const {
-    return byteStrings_[b].load(std::memory_order_acquire);  // pairs with registerStringLib's release
+  // The one-byte string of b (interned on first use, then a root): s[i], chr(), split("").
+  ObjString* byteString(unsigned char b) {
+    ObjString* s = byteStrings_[b].load(std::memory_order_acquire);  // pairs with internByteString
+    return s != nullptr ? s : internByteString(b);
   }
   // Bytewise three-way comparison (<0, 0, >0), checkpointing every kCheckpointBytes
   // (strlib.cc): string < <= > >=.
@@ -325,6 +331,7 @@ class VM {
   // The string library (strlib.cc: string and list methods, chr, str, num, format) and
   // the math global (mathlib.cc).
   void registerStringLib();
+  ObjString* internByteString(unsigned char b);  // byteString's first use (strlib.cc)
   void registerMathLib();
   // Calls the library method `name` of `methods` (stringMethods_, listMethods_: classes
   // whose methods are natives, never exposed) with the receiver as args[0].
