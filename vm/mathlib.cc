@@ -163,21 +163,19 @@ void VM::registerMathLib() {
   ObjInstance* math = newInstance(newClass(intern("Math")));
   // The instance is a root as soon as the global holds it; fields are added after.
   setGlobal(globalSlot("math"), Value::object(math));
-  auto field = [&](std::string_view name, Value v) { storeField(math, intern(name), v); };
+  auto function = [&](std::string_view name, int arity, NativeFn fn, const void* host) {
+    ObjString* key = intern(name);
+    storeField(math, key, Value::object(newNative(key, arity, fn, host)));
+  };
   constexpr std::string_view kPrefix = "math.";
-  for (const Unary& f : kUnary) {
-    const std::string_view name = std::string_view(f.name).substr(kPrefix.size());
-    field(name, Value::object(newNative(name, 1, mathUnary, &f)));
-  }
-  for (const Binary& f : kBinary) {
-    const std::string_view name = std::string_view(f.name).substr(kPrefix.size());
-    field(name, Value::object(newNative(name, 2, mathBinary, &f)));
-  }
-  for (const Other& f : kOther) field(f.name, Value::object(newNative(f.name, f.arity, f.fn)));
-  field("pi", Value::number(std::numbers::pi));
-  field("e", Value::number(std::numbers::e));
-  field("inf", Value::number(INFINITY));
-  field("nan", Value::number(NAN));
+  for (const Unary& f : kUnary) function(std::string_view(f.name).substr(kPrefix.size()), 1, mathUnary, &f);
+  for (const Binary& f : kBinary) function(std::string_view(f.name).substr(kPrefix.size()), 2, mathBinary, &f);
+  for (const Other& f : kOther) function(f.name, f.arity, f.fn, nullptr);
+  auto constant = [&](std::string_view name, double v) { storeField(math, intern(name), Value::number(v)); };
+  constant("pi", std::numbers::pi);
+  constant("e", std::numbers::e);
+  constant("inf", INFINITY);
+  constant("nan", NAN);
 }
 
 }  // namespace spindle::vm

@@ -235,6 +235,26 @@ TEST_CASE("a Vm keeps running after the Runtime that created the runtime is dest
   REQUIRE(vm.run("gc();").ok());
 }
 
+TEST_CASE("Vms share one interned-string table: a string is one object in every Vm") {
+  // One table, one weak hook: a freed string is looked up once, whatever the number of
+  // Vms (with a table per Vm, each freed string visited every live Vm's table).
+  spindle::Vm a(procs(1)), b(procs(1));
+  spindle::vm::VM& ia = a.internal();
+  spindle::vm::VM& ib = b.internal();
+  spindle::vm::ObjString* sa = nullptr;
+  spindle::vm::ObjString* sb = nullptr;
+  ia.withP([&] { sa = ia.intern("shared between Vms"); });
+  ib.withP([&] { sb = ib.intern("shared between Vms"); });
+  CHECK(sa == sb);
+  // A string dropped by both is cleared from the one table by the sweepers.
+  REQUIRE(a.run("var t = \"\"; for (var i = 0; i < 2000; i = i + 1) t = \"dropped \" + str(i);").ok());
+  REQUIRE(b.run("var u = \"dropped 1999\";").ok());
+  const std::size_t before = ia.internedCount();
+  REQUIRE(a.run("t = nil; gc(); gc();").ok());
+  CHECK(ia.internedCount() < before);
+  CHECK(ia.internedCount() == ib.internedCount());
+}
+
 TEST_CASE("~Vm destroys host natives before the handles their Values hold") {
   auto vm = std::make_unique<spindle::Vm>(procs(1));
   REQUIRE(vm->run("class Point {} var p = Point();").ok());

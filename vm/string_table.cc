@@ -10,6 +10,15 @@
 
 namespace spindle::vm {
 
+StringTable& processStrings() {
+  static StringTable* table = [] {
+    auto* t = new StringTable;  // never destroyed: sweeps may outlive statics
+    runtime::registerWeak(&kTypes[static_cast<int>(ObjKind::String)], &StringTable::sweepFree, t);
+    return t;
+  }();
+  return *table;
+}
+
 StringTable::StringTable()
     : buckets_(new ObjString*[kMinCapacity]()), mask_(kMinCapacity - 1) {}
 

@@ -1,6 +1,12 @@
 // string_table.h: the interned-string table (Lua's lstring.c): every ObjString is
 // interned, so equal strings are one object and compare by address.
 //
+// One table per process (processStrings), shared by every VM as the heap is: strings are
+// immutable, so VMs share them safely, a VM's library names cost a lookup once another VM
+// made them, and a dead string reaches its one table through one weak hook, whatever the
+// number of VMs (a table per VM made each freed string visit every VM's table). It lives
+// as long as the process (the heap does too: its strings are freed by later cycles).
+//
 // Design. Open hashing: a power-of-two array of buckets (C++ memory), each a chain linked
 // through the strings themselves (ObjString::hnext), keyed by ObjString::hash. The table
 // is weak, and no root: the collector never scans it, and mark termination does nothing
@@ -77,5 +83,8 @@ class StringTable {
   std::size_t moved_ = 0;      // lock_: old buckets below this index are moved
   std::size_t count_ = 0;      // lock_
 };
+
+// The process's table, registered with the sweepers (runtime::registerWeak) on first use.
+StringTable& processStrings();
 
 }  // namespace spindle::vm

@@ -407,7 +407,10 @@ ObjString* VM::internByteString(unsigned char b) {
 void VM::registerStringLib() {
   auto methods = [&](std::string_view className, const auto& defs) {
     ObjClass* k = newClass(intern(className));
-    for (const LibFn& d : defs) setMethod(k, intern(d.name), Value::object(newNative(d.name, d.arity, d.fn)));
+    for (const LibFn& d : defs) {
+      ObjString* name = intern(d.name);
+      setMethod(k, name, Value::object(newNative(name, d.arity, d.fn)));
+    }
     return k;
   };
   stringMethods_ = methods("String", kStringMethods);

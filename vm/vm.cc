@@ -88,10 +88,7 @@ bool VM::releaseSchedIfLast(bool onlyIfLast) {
   if (onlyIfLast && r.refs != 1) return false;
   r.vms--;
   if (--r.refs == 0) {
-    destroyLocked(r, [this] {
-      runtime::unregisterRoots(rootsId_);
-      runtime::unregisterWeak(weakId_);
-    });
+    destroyLocked(r, [this] { runtime::unregisterRoots(rootsId_); });
   }
   return true;
 }
@@ -119,8 +116,6 @@ int VM::liveVMs() {
 VM::VM(VMOptions options)
     : options_(std::move(options)), sched_(acquireSched(options_)) {
   rootsId_ = runtime::registerRoots(scanRoots, this);
-  weakId_ = runtime::registerWeak(&kTypes[static_cast<int>(ObjKind::String)],
-                                  &StringTable::sweepFree, &strings_);
   withP([this] {
     initString_ = intern("init");
     pushString_ = intern("push");
@@ -150,7 +145,6 @@ VM::~VM() {
     // this VM's objects leave; its C++ memory goes with freeOwned below.
     stopFibers();
     runtime::unregisterRoots(rootsId_);
-    runtime::unregisterWeak(weakId_);
     releaseSchedIfLast(/*onlyIfLast=*/false);
   }
   // No fiber of this VM runs now. Host natives before handles_: a native may hold host
@@ -224,7 +218,10 @@ void VM::listPush(ObjList* list, Value v) {
 }
 
 ObjNative* VM::newNative(std::string_view name, int arity, NativeFn fn, const void* host) {
-  ObjString* n = intern(name);
+  return newNative(intern(name), arity, fn, host);
+}
+
+ObjNative* VM::newNative(ObjString* n, int arity, NativeFn fn, const void* host) {
   auto* nat = allocate<ObjNative>(ObjKind::Native, sizeof(ObjNative));
   nat->fn = fn;
   nat->name = n;

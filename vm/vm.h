@@ -164,6 +164,7 @@ class VM {
   ObjList* newList(std::uint32_t count, const Value* items);
   void listPush(ObjList* list, Value v);
   ObjNative* newNative(std::string_view name, int arity, NativeFn fn, const void* host = nullptr);
+  ObjNative* newNative(ObjString* name, int arity, NativeFn fn, const void* host = nullptr);
   // A new object of `kind` (size bytes, zeroed, header and kind set), for object kinds
   // defined outside vm.cc (ffi.h).
   template <typename T>
@@ -400,7 +401,7 @@ class VM {
   std::size_t globalsCapacity_ = 0;  // under globalsLock_
   std::vector<std::unique_ptr<Value[]>> globalArrays_;  // current and retired
   mutable std::mutex globalsLock_;
-  StringTable strings_;  // interned strings (weak: cleared by the sweepers)
+  StringTable& strings_ = processStrings();  // interned strings, the process's (weak)
   mutable std::mutex nativesLock_;
   // Appended under nativesLock_, never removed: each ObjNative::host points at one.
   std::vector<std::unique_ptr<const HostNative>> hostNatives_;
@@ -434,7 +435,7 @@ class VM {
   RuntimeErrorInfo fiberError_;       // under errorLock_
   std::atomic<std::uint64_t> allocCount_[static_cast<int>(ObjKind::kCount)] = {};
   std::atomic<std::uint64_t> allocBytes_{0};
-  int rootsId_ = -1, weakId_ = -1;
+  int rootsId_ = -1;
   // The hidden host-data field's name (hostclass.cc). gcstats() instances' class.
   ObjString* hostDataKey_ = nullptr;
   ObjClass* gcStatsClass_ = nullptr;
