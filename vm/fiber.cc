@@ -239,11 +239,12 @@ bool VM::call(Value callee, const Value* args, int argc, Value* result,
       if (resultHandle != nullptr) *resultHandle = newHandle(*result);
     } else {
       lastError_ = body->error;
-      // A thrown value goes on to the calling fiber, should its native fail with it.
-      const Value thrown = loadValue(&fiber->thrown);
-      if (parent != nullptr && !thrown.isUndefined()) {
+      // The error (and a thrown value) goes on to the calling fiber, should its native
+      // fail with it (recordNativeError).
+      if (parent != nullptr) {
+        const Value thrown = loadValue(&fiber->thrown);
         writeBarrier(parent, &parent->thrown, thrown);
-        parent->body->thrownMessage = body->error.message;
+        parent->body->nestedError = body->error;
       }
     }
     body->release();

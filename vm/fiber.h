@@ -106,9 +106,9 @@ class FiberBody final : public runtime::GBody {
   bool hasPendingError = false;
   // The open try handlers, innermost last (error.cc; only the M running the fiber).
   std::vector<ErrorHandler> handlers;
-  // The message of the last nested VM::call that failed by a throw (its value is in
-  // ObjFiber::thrown).
-  std::string thrownMessage;
+  // The error of the last nested VM::call that failed (a throw's value is in
+  // ObjFiber::thrown): a native failing with its message passes it on, value and trace.
+  RuntimeErrorInfo nestedError;
 
   // The pending operation (only the M running the G touches these).
   Pending pending = Pending::None;

@@ -138,8 +138,26 @@ TEST_CASE("errors cross a native that calls back into the VM; traces stop at 20 
                  "try { apply(bad, 7); } catch (e) { print e.message; print e.trace; }\n"
                  "try { apply(apply, boom); } catch (e) { print e.message; }\n")
               .ok());
-  CHECK(out == "[7]\nOnly instances have properties.\n[[line 4] in script]\n"
+  // The callback's frames come first in the trace, then the caller's.
+  CHECK(out == "[7]\nOnly instances have properties.\n[[line 2] in bad(), [line 4] in script]\n"
                "Expected 2 arguments but got 1.\n");
+  // 31 frames of the callback and one of the script: 20 kept, the rest counted.
+  spindle::Result cb = vm.run("fun down(n) { if (n == 0) return nil.x; return down(n - 1); }\n"
+                              "apply(down, 30);");
+  REQUIRE_FALSE(cb.ok());
+  CHECK(cb.error().message == "Only instances have properties.");
+  REQUIRE(cb.error().trace.size() == 21);
+  CHECK(cb.error().trace[0] == "[line 1] in down()");
+  CHECK(cb.error().trace[20] == "... 12 more frames");
+  // A native that fails with a message of its own keeps only the caller's trace.
+  vm.defineNative("swallow", 1, [](spindle::Vm& v, std::span<const spindle::Value> args) {
+    spindle::Result r = v.call(args[0], {});
+    return r.ok() ? r : spindle::Result::failure(spindle::Error{spindle::Error::Kind::Runtime, "wrapped", {}});
+  });
+  spindle::Result own = vm.run("fun bad0() { return nil.x; }\nswallow(bad0);");
+  REQUIRE_FALSE(own.ok());
+  CHECK(own.error().message == "wrapped");
+  CHECK(own.error().trace == std::vector<std::string>{"[line 2] in script"});
   // Uncaught, it ends the run with its message.
   spindle::Result r = vm.run("apply(boom, 1);");
   REQUIRE_FALSE(r.ok());

@@ -547,16 +547,36 @@ bool VM::expectArgs(ObjFiber* fiber, int argc, int want) {
 }
 
 // A native that fails with the message of its failed nested VM::call (see VM::call)
-// passes that call's thrown value on: the fiber's handlers catch it as itself.
+// passes that call's error on: its trace lines come first (the callback's frames, then
+// the caller's, kMaxTraceFrames in all), and a thrown value is caught as itself.
 void VM::recordNativeError(ObjFiber* fiber) {
   FiberBody* body = fiber->body;
   const Value thrown = loadValue(&fiber->thrown);
   std::string message = body->hasPendingError ? std::move(body->pendingError)
                                               : std::string("Native function failed.");
-  const bool passOn = !thrown.isUndefined() && message == body->thrownMessage;
+  const bool passOn = !body->nestedError.message.empty() && message == body->nestedError.message;
   recordError(fiber, std::move(message));
   body->hasPendingError = false;
-  if (passOn) writeBarrier(fiber, &fiber->thrown, thrown);
+  if (passOn) {
+    if (!thrown.isUndefined()) writeBarrier(fiber, &fiber->thrown, thrown);
+    std::vector<std::string>& trace = body->error.trace;
+    trace.insert(trace.begin(), body->nestedError.trace.begin(), body->nestedError.trace.end());
+    capTrace(trace);
+  }
+  body->nestedError = {};
+}
+
+// Past kMaxTraceFrames frame lines, the rest become one "... N more frames" line (a
+// line of that form already in the trace counts its N).
+void VM::capTrace(std::vector<std::string>& trace) {
+  if (trace.size() <= kMaxTraceFrames + 1) return;
+  std::uint64_t more = 0;
+  for (std::size_t i = kMaxTraceFrames; i < trace.size(); ++i) {
+    std::uint64_t n = 0;
+    more += std::sscanf(trace[i].c_str(), "... %lu more frames", &n) == 1 ? n : 1;
+  }
+  trace.resize(kMaxTraceFrames);
+  trace.push_back(fmt::format("... {} more frames", more));
 }
 
 bool VM::raise(std::string message) {

@@ -256,6 +256,7 @@ class VM {
   void recordError(ObjFiber* fiber, std::string message);
   // Records the error a native (or foreign call) raised with raise(), or a generic one.
   void recordNativeError(ObjFiber* fiber);
+  static void capTrace(std::vector<std::string>& trace);  // at kMaxTraceFrames
   // Records "Expected N arguments but got M." unless argc == want.
   bool expectArgs(ObjFiber* fiber, int argc, int want);
   // "[line N] in f()" per frame, innermost first; past kMaxTraceFrames frames, one last
