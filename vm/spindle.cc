@@ -72,17 +72,46 @@ Value::~Value() {
 }
 
 bool Value::asBool() const {
-  SPINDLE_CHECK(isBool(), "spindle::Value::asBool on a {}", typeName());
+  if (!isBool()) throw TypeError("bool", typeName());
   return bool_;
 }
 double Value::asNumber() const {
-  SPINDLE_CHECK(isNumber(), "spindle::Value::asNumber on a {}", typeName());
+  if (!isNumber()) throw TypeError("number", typeName());
   return number_;
 }
 const std::string& Value::asString() const {
-  SPINDLE_CHECK(isString(), "spindle::Value::asString on a {}", typeName());
+  if (!isString()) throw TypeError("string", typeName());
   return string_;
 }
+
+// --- TypeError and argument checks ---------------------------------------------------------
+
+TypeError::TypeError(std::string want, std::string given, int argument)
+    : want_(std::move(want)), given_(std::move(given)), argument_(argument) {
+  what_ = argument_ < 0 ? fmt::format("expected a {} ({} given)", want_, given_)
+                        : fmt::format("argument {} must be a {} ({} given)", argument_ + 1, want_, given_);
+}
+
+std::string TypeError::messageFor(std::string_view native) const {
+  if (argument_ < 0) return fmt::format("{}() expected a {} ({} given).", native, want_, given_);
+  return fmt::format("Argument {} of {}() must be a {} ({} given).", argument_ + 1, native, want_,
+                     given_);
+}
+
+namespace {
+const Value& argument(Args args, std::size_t i, const char* want, bool (Value::*is)() const) {
+  if (i >= args.size()) throw TypeError(want, "none", static_cast<int>(i));
+  if (!(args[i].*is)()) throw TypeError(want, args[i].typeName(), static_cast<int>(i));
+  return args[i];
+}
+}  // namespace
+
+double checkNumber(Args args, std::size_t i) { return argument(args, i, "number", &Value::isNumber).asNumber(); }
+bool checkBool(Args args, std::size_t i) { return argument(args, i, "bool", &Value::isBool).asBool(); }
+const std::string& checkString(Args args, std::size_t i) {
+  return argument(args, i, "string", &Value::isString).asString();
+}
+const Value& checkObject(Args args, std::size_t i) { return argument(args, i, "object", &Value::isObject); }
 std::string Value::typeName() const {
   switch (kind_) {
     case Kind::Nil: return "nil";
@@ -153,6 +182,9 @@ vm::VMOptions internalOptions(const Options& o) {
   v.gccheckmark = o.gccheckmark;
   if (o.ffi_check.has_value()) v.ffiCheck = *o.ffi_check;
   v.output = o.output;
+  v.ffi = o.ffi;
+  v.without = o.without;
+  v.only = o.only;
   if (o.on_fiber_error) {
     v.onFiberError = [fn = o.on_fiber_error](const vm::RuntimeErrorInfo& e) {
       fn(Error{Error::Kind::Runtime, e.message, e.trace});
@@ -288,12 +320,25 @@ void Vm::setGlobal(std::string_view name, const Value& value) {
 
 // A host function as the VM's HostNative: arguments become host Values (objects held
 // by handles for the call), a failure Result raises a runtime error.
-vm::HostNative Vm::hostNative(Vm& host, Native fn) {
-  return [&host, fn = std::move(fn)](vm::VM& v, int argc, const vm::Value* args, vm::Value* result) {
+// An exception escaping fn (TypeError from an accessor or check, or any other) becomes
+// the script's runtime error: it never crosses the interpreter's frames.
+vm::HostNative Vm::hostNative(Vm& host, std::string name, Native fn) {
+  return [&host, name = std::move(name), fn = std::move(fn)](vm::VM& v, int argc, const vm::Value* args,
+                                                             vm::Value* result) {
     std::vector<Value> hostArgs;
     hostArgs.reserve(static_cast<std::size_t>(argc));
     for (int i = 0; i < argc; ++i) hostArgs.push_back(host.fromInternal(args[i]));
-    Result r = fn(host, hostArgs);
+    std::optional<Result> called;
+    try {
+      called.emplace(fn(host, hostArgs));
+    } catch (const TypeError& e) {
+      return v.raise(e.messageFor(name));
+    } catch (const std::exception& e) {
+      return v.raise(fmt::format("{}() failed: {}.", name, e.what()));
+    } catch (...) {
+      return v.raise(fmt::format("{}() failed.", name));
+    }
+    Result& r = *called;
     if (!r.ok()) return v.raise(r.error().message);
     *result = host.toInternalValue(r.value());
     return true;
@@ -301,7 +346,7 @@ vm::HostNative Vm::hostNative(Vm& host, Native fn) {
 }
 
 void Vm::defineNative(std::string_view name, int arity, Native fn) {
-  vm_->defineNative(name, arity, hostNative(*this, std::move(fn)));
+  vm_->defineNative(name, arity, hostNative(*this, std::string(name), std::move(fn)));
 }
 
 // --- native classes, host data, fields ------------------------------------------------------
@@ -318,7 +363,7 @@ Value ClassBuilder::define() {
   for (const Def& d : methods_) {
     // The VM passes `this` as the first argument.
     Native native = [fn = d.fn](Vm& host, Args args) { return fn(host, args[0], args.subspan(1)); };
-    methods.push_back({d.name, d.arity, Vm::hostNative(*vm_, std::move(native))});
+    methods.push_back({d.name, d.arity, Vm::hostNative(*vm_, name_ + "." + d.name, std::move(native))});
   }
   Value out;
   vm::VM& v = *vm_->vm_;

@@ -62,6 +62,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <initializer_list>
 #include <memory>
@@ -103,7 +104,16 @@ struct Options {
   // FFI checking mode (reject unpinned heap pointers inside memory passed to foreign
   // code); unset: on in builds with invariant checks, off in -c opt.
   std::optional<bool> ffi_check;
-  // Where Lox `print` writes; empty: stdout.
+  // Sandboxing: what this Vm's scripts get besides the language. ffi = false leaves out
+  // FFI, Bytes and Pinner (no foreign code). Built-in globals named in `without` (e.g.
+  // "sleep", "gc", "gcstats", "clock", "math"), or, when `only` is set, every built-in
+  // global not named there, are left undefined: a script naming one fails with
+  // "Undefined variable 'gc'.". Natives the host defines are always there.
+  bool ffi = true;
+  std::vector<std::string> without;
+  std::optional<std::vector<std::string>> only;
+  // Where Lox `print` writes; empty: stdout. Called for one print at a time (the Vm
+  // serializes the calls of its fibers on every P), from the printing fiber's thread.
   std::function<void(std::string_view)> output;
 };
 
@@ -168,7 +178,8 @@ class Value {
   bool isNumber() const { return kind_ == Kind::Number; }
   bool isString() const { return kind_ == Kind::String; }
   bool isObject() const { return kind_ == Kind::Object; }
-  // Each accessor requires the matching kind (checked: a wrong kind is a fatal error).
+  // Each accessor requires the matching kind: a wrong kind throws TypeError (inside a
+  // native, the script's runtime error "f() expected a number (string given).").
   bool asBool() const;
   double asNumber() const;
   const std::string& asString() const;
@@ -220,6 +231,34 @@ class Result {
 };
 
 using Args = std::span<const Value>;
+
+// A value of the wrong kind: thrown by Value's accessors (asNumber on a string, ...) and
+// by the argument checks below. A native or method that lets it escape does not end the
+// host: the Vm turns it into the calling script's runtime error, as Lua's luaL_check*:
+//   checkNumber(args, 1) in hostAdd: "Argument 2 of hostAdd() must be a number (string given)."
+//   asNumber() in hostAdd:          "hostAdd() expected a number (string given)."
+// Any other exception escaping a native is the runtime error "hostAdd() failed: <what()>.".
+class TypeError : public std::exception {
+ public:
+  // argument: the 0-based argument index, or -1 for an accessor.
+  TypeError(std::string want, std::string given, int argument = -1);
+  const char* what() const noexcept override { return what_.c_str(); }
+  const std::string& want() const { return want_; }    // "number", "bool", "string", "object"
+  const std::string& given() const { return given_; }  // the typeName, or "none" (missing)
+  int argument() const { return argument_; }
+  // The script's message for a native named `native` (no parentheses).
+  std::string messageFor(std::string_view native) const;
+
+ private:
+  std::string want_, given_, what_;
+  int argument_;
+};
+
+// Argument i of a native, checked (a missing or wrong one throws TypeError).
+double checkNumber(Args args, std::size_t i);
+bool checkBool(Args args, std::size_t i);
+const std::string& checkString(Args args, std::size_t i);
+const Value& checkObject(Args args, std::size_t i);  // function, class, instance, list, ...
 using Native = std::function<Result(Vm& vm, std::span<const Value> args)>;
 // A native method: `self` is the instance the method was called on (`this`: an
 // instance of the class or of a subclass), `args` the call's arguments.
@@ -355,7 +394,9 @@ class Vm {
   Value fromInternal(vm::Value x);
   vm::Value toInternalValue(const Value& x);
   // fn as the internal VM's host native (vm::HostNative).
-  static std::function<bool(vm::VM&, int, const vm::Value*, vm::Value*)> hostNative(Vm& host, Native fn);
+  static std::function<bool(vm::VM&, int, const vm::Value*, vm::Value*)> hostNative(Vm& host,
+                                                                                 std::string name,
+                                                                                 Native fn);
   bool setHostDataRaw(const Value& instance, void* data, const void* tag, void (*destroy)(void*));
   void* hostDataRaw(const Value& instance, const void* tag);
   friend class ClassBuilder;

@@ -13,6 +13,7 @@
 #include <memory>
 #include <thread>
 
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -84,6 +85,83 @@ TEST_CASE("natives receive values and raise errors") {
   spindle::Result arity = vm.run("twice();");
   REQUIRE_FALSE(arity.ok());
   CHECK(arity.error().message == "Expected 1 arguments but got 0.");
+}
+
+TEST_CASE("a native that forgets to check its arguments cannot kill the host") {
+  std::string out;
+  spindle::Vm vm(capture(out));
+  // Unchecked: asNumber on a string throws spindle::TypeError, which the Vm turns into
+  // the script's runtime error (catchable; the host goes on).
+  vm.defineNative("hostAdd", 2, [](spindle::Vm&, spindle::Args args) {
+    return spindle::Result::success(spindle::Value::number(args[0].asNumber() + args[1].asNumber()));
+  });
+  // Checked, as Lua's luaL_checknumber.
+  vm.defineNative("hostMul", -1, [](spindle::Vm&, spindle::Args args) {
+    return spindle::Result::success(
+        spindle::Value::number(spindle::checkNumber(args, 0) * spindle::checkNumber(args, 1)));
+  });
+  vm.defineNative("hostThrows", 0, [](spindle::Vm&, spindle::Args) -> spindle::Result {
+    throw std::runtime_error("disk on fire");
+  });
+  vm.defineClass("Box")
+      .method("put", 1, [](spindle::Vm&, const spindle::Value&, spindle::Args args) {
+        return spindle::Result::success(spindle::Value::string(spindle::checkString(args, 0)));
+      })
+      .define();
+  REQUIRE(vm.run("print hostAdd(1, 2); print hostMul(3, 4);").ok());
+  const std::pair<const char*, const char*> cases[] = {
+      {"hostAdd(1, \"x\");", "hostAdd() expected a number (string given)."},
+      {"hostMul(1, \"x\");", "Argument 2 of hostMul() must be a number (string given)."},
+      {"hostMul(nil, 2);", "Argument 1 of hostMul() must be a number (nil given)."},
+      {"hostMul(2);", "Argument 2 of hostMul() must be a number (none given)."},
+      {"hostThrows();", "hostThrows() failed: disk on fire."},
+      {"Box().put(1);", "Argument 1 of Box.put() must be a string (number given)."},
+  };
+  for (const auto& [script, message] : cases) {
+    spindle::Result r = vm.run(script);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message == message);
+    CHECK(r.error().trace == std::vector<std::string>{"[line 1] in script"});
+  }
+  REQUIRE(vm.run("try { hostAdd([], 1); } catch (e) { print e.message; }").ok());
+  CHECK(out == "3\n12\nhostAdd() expected a number (list given).\n");
+  // Outside a native the accessor throws to the host, which may catch it.
+  CHECK_THROWS_AS(spindle::Value::string("s").asNumber(), spindle::TypeError);
+}
+
+TEST_CASE("a sandboxed Vm has no FFI, and only the built-in globals its Options allow") {
+  std::string out;
+  spindle::Options o = capture(out);
+  o.ffi = false;
+  o.without = {"sleep", "gc"};
+  spindle::Vm vm(o);
+  for (const char* name : {"FFI", "Bytes", "Pinner", "sleep", "gc"}) {
+    spindle::Result r = vm.run(std::string("print ") + name + ";");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message == std::string("Undefined variable '") + name + "'.");
+  }
+  REQUIRE(vm.run("print math.sqrt(16); print str(1) + \"!\";").ok());
+  CHECK(out == "4\n1!\n");
+  // A script may still define a global of that name.
+  REQUIRE(vm.run("fun gc() { return \"mine\"; } print gc();").ok());
+  CHECK(out == "4\n1!\nmine\n");
+
+  spindle::Options strict = capture(out);
+  strict.only = std::vector<std::string>{"str"};
+  spindle::Vm only(strict);
+  only.defineNative("hostFn", 0, [](spindle::Vm&, spindle::Args) { return spindle::Result::success({}); });
+  REQUIRE(only.run("print str(2); hostFn();").ok());
+  for (const char* name : {"math", "clock", "Map", "gcstats", "FFI", "chr"}) {
+    spindle::Result r = only.run(std::string(name) + ";");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message == std::string("Undefined variable '") + name + "'.");
+  }
+  // The language itself stays: lists, maps literals, strings' methods, errors.
+  REQUIRE(only.run("var m = {\"a\": [1]}; print m; try { throw 1; } catch (e) { print e; }").ok());
+
+  // Unsandboxed, the same names are defined.
+  spindle::Vm open(capture(out));
+  REQUIRE(open.run("FFI; Bytes; Pinner; sleep; gc;").ok());
 }
 
 TEST_CASE("call a script function, a class and a method from C++") {
@@ -389,6 +467,29 @@ TEST_CASE("host natives run on every P; nested calls from fibers work") {
                  "if (total != 8 * 9900) print nil + 1;")
               .ok());
   CHECK(calls.load() == 800);
+}
+
+TEST_CASE("Options::output is called for one print at a time, from fibers on every P") {
+  std::atomic<int> inside{0}, overlaps{0};
+  std::vector<std::string> lines;  // appended only inside the callback
+  spindle::Options o;
+  o.procs = 2;
+  o.output = [&](std::string_view s) {
+    if (inside.fetch_add(1) != 0) overlaps.fetch_add(1);
+    volatile int spin = 0;
+    while (spin < 20000) spin = spin + 1;  // widens the window
+    lines.emplace_back(s);
+    inside.fetch_sub(1);
+  };
+  spindle::Vm vm(o);
+  REQUIRE(vm.run("var done = Channel();\n"
+                 "fun w(k) { for (var i = 0; i < 300; i = i + 1) print k; done.send(k); }\n"
+                 "for (var k = 0; k < 6; k = k + 1) spawn w(k);\n"
+                 "for (var k = 0; k < 6; k = k + 1) done.recv();")
+              .ok());
+  CHECK(overlaps.load() == 0);
+  CHECK(lines.size() == 1800);
+  for (const std::string& l : lines) CHECK(l.size() == 2);  // "k\n", never torn
 }
 
 TEST_CASE("a parked fiber's G reports its stack, frames and the fiber to the collector") {

@@ -134,7 +134,8 @@ VM::VM(VMOptions options)
     registerMapNatives();     // map.cc
     registerStringLib();      // strlib.cc
     registerMathLib();        // mathlib.cc
-    ffi::install(*this);  // FFI, Bytes, Pinner (vm/ffi.h)
+    if (options_.ffi) ffi::install(*this);  // FFI, Bytes, Pinner (vm/ffi.h)
+    sandbox();
   });
 }
 
@@ -156,8 +157,20 @@ VM::~VM() {
   freeOwned();  // owned.cc: hchans and host data of the objects still alive
 }
 
+// Every built-in global is defined by now: those the options leave out become undefined
+// (a script naming one fails with "Undefined variable 'x'.", as for any unset global).
+void VM::sandbox() {
+  for (std::uint32_t slot = 0; slot < globalNames_.size(); ++slot) {
+    const std::string& name = globalNames_.name(slot);
+    const bool denied = std::find(options_.without.begin(), options_.without.end(), name) != options_.without.end();
+    const bool allowed = !options_.only || std::find(options_.only->begin(), options_.only->end(), name) != options_.only->end();
+    if (denied || !allowed) setGlobal(slot, Value::undefined());
+  }
+}
+
 void VM::write(std::string_view text) {
   if (options_.output) {
+    std::lock_guard<std::mutex> lk(outputLock_);
     options_.output(text);
   } else {
     std::fwrite(text.data(), 1, text.size(), stdout);

@@ -39,6 +39,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -88,6 +89,12 @@ struct VMOptions {
   // and only that fiber ends; null: the error ends the host call of the fiber's
   // generation and stops its fibers (VM::fiberFailed, Go's rule: the CLI).
   std::function<void(const RuntimeErrorInfo&)> onFiberError;
+  // Sandboxing (VM::VM, applied after the library is built): ffi false leaves FFI, Bytes
+  // and Pinner out; built-in globals named in `without`, or not in `only` when set, are
+  // left undefined.
+  bool ffi = true;
+  std::vector<std::string> without;
+  std::optional<std::vector<std::string>> only;
 };
 
 enum class RunStatus : std::uint8_t { Yield, Park, Exit };
@@ -333,6 +340,7 @@ class VM {
   // The string library (strlib.cc: string and list methods, chr, str, num, format) and
   // the math global (mathlib.cc).
   void registerStringLib();
+  void sandbox();  // the options' ffi / without / only (vm.cc)
   ObjString* internByteString(unsigned char b);  // byteString's first use (strlib.cc)
   void registerMathLib();
   // Calls the library method `name` of `methods` (stringMethods_, listMethods_: classes
@@ -430,6 +438,7 @@ class VM {
   std::atomic<std::uint32_t> generation_{1};
   std::atomic<std::uint32_t> abortGen_{0};
   std::mutex errorLock_;
+  std::mutex outputLock_;  // serializes options_.output (fibers print from every P)
   runtime::G* hostG_ = nullptr;       // under errorLock_: the main G of the host call
   std::uint32_t hostGen_ = 0;         // under errorLock_: its generation
   std::uint32_t failedGen_ = 0;       // under errorLock_
