@@ -55,6 +55,7 @@ struct MapStorage : Obj {
   std::uint32_t indexMask;  // index slots - 1
   std::uint32_t used;       // entries appended (live and removed); atomic
   std::uint32_t live;       // entries not removed; atomic
+  std::uint32_t dense;      // the dense prefix (see the top of the file); atomic
   MapEntry* entries() { return reinterpret_cast<MapEntry*>(this + 1); }
   std::uint32_t* index() { return reinterpret_cast<std::uint32_t*>(entries() + entryCap); }
 
@@ -64,6 +65,10 @@ struct MapStorage : Obj {
   }
   std::uint32_t loadLive() const {
     return std::atomic_ref<const std::uint32_t>(live).load(std::memory_order_acquire);
+  }
+  std::uint32_t loadDense() const {
+    return std::min(std::atomic_ref<const std::uint32_t>(dense).load(std::memory_order_acquire),
+                    entryCap);
   }
 };
 
@@ -88,6 +93,106 @@ inline bool mapKey(Value k, Value* out) {
 }
 
 inline constexpr const char* kMapNaNKey = "Map key cannot be NaN.";
+
+inline constexpr std::uint32_t kMapNoEntry = UINT32_MAX;
+
+// The entry number a normalised key names in the dense prefix: k when the key is the
+// integer k and k < dense, else kMapNoEntry.
+inline std::uint32_t denseEntry(Value key, std::uint32_t dense) {
+  if (!key.isNumber()) return kMapNoEntry;
+  const double d = key.asNumber();
+  if (!(d >= 0 && d < dense)) return kMapNoEntry;
+  const auto k = static_cast<std::uint32_t>(d);
+  return static_cast<double>(k) == d ? k : kMapNoEntry;
+}
+
+// A normalised key's hash. An integer-valued number hashes to itself (as in CPython), so
+// keys counting up land in neighbouring index slots; an object hashes to its address
+// shifted right by 4 (CPython's object hash: objects are 16-byte aligned), so keys
+// allocated one after another (strings made in a loop) take neighbouring slots and keep a
+// lookup loop in the cache; anything else mixes its bits (the finaliser of MurmurHash3).
+// The probe sequence (mapProbe) folds in the high bits at its second probe.
+inline std::uint32_t mapHash(Value key) {
+  if (key.isNumber()) {
+    const double d = key.asNumber();
+    if (d >= -9.0e18 && d <= 9.0e18) {
+      const auto i = static_cast<std::int64_t>(d);
+      if (static_cast<double>(i) == d) return static_cast<std::uint32_t>(i);
+    }
+  } else if (key.isObj()) {
+    return static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(key.asObj()) >> 4);
+  }
+  std::uint64_t h = key.bits();
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
+  return static_cast<std::uint32_t>(h);
+}
+
+// CPython's probe sequence: slot h & mask first (integer keys counting up take
+// neighbouring slots, so they never collide), then i = 5i + 1 + perturb with perturb the
+// hash shifted right by 5 at each step: strided keys and runs of full slots are left after
+// a few probes, and once perturb is 0 the recurrence visits every slot (a full-period
+// generator modulo a power of two). Bounded by the index size plus the steps perturb
+// takes to reach 0, so even an index that racing writers filled is never probed forever.
+struct MapProbe {
+  std::uint32_t mask, i, perturb;
+  MapProbe(const MapStorage* s, std::uint32_t h) : mask(s->indexMask), i(h & s->indexMask), perturb(h) {}
+  void next() {
+    perturb >>= 5;
+    i = (5 * i + 1 + perturb) & mask;
+  }
+  std::uint32_t limit() const { return mask + 8; }
+};
+
+inline std::atomic_ref<std::uint32_t> mapIndexSlot(MapStorage* s, std::uint32_t i) {
+  return std::atomic_ref<std::uint32_t>(s->index()[i]);
+}
+
+// The entry holding the normalised `key` in s, or kMapNoEntry: the dense prefix for an
+// integer below it, else the index, unless every entry is in the prefix (the index is
+// then empty, so its pages are never touched). Bounded by s's own sizes (racing writers).
+[[gnu::always_inline]] inline std::uint32_t mapFind(MapStorage* s, Value key) {
+  const std::uint32_t dense = s->loadDense();
+  const std::uint32_t d = denseEntry(key, dense);
+  if (d != kMapNoEntry) {
+    return valueWord(&s->entries()[d].key).load(std::memory_order_acquire) == key.bits() ? d : kMapNoEntry;
+  }
+  if (s->loadUsed() <= dense) return kMapNoEntry;
+  MapProbe p(s, mapHash(key));
+  for (std::uint32_t probes = 0; probes <= p.limit(); ++probes, p.next()) {
+    const std::uint32_t slot = mapIndexSlot(s, p.i).load(std::memory_order_acquire);
+    if (slot == 0) return kMapNoEntry;
+    const std::uint32_t e = slot - 1;
+    if (e < s->entryCap && valueWord(&s->entries()[e].key).load(std::memory_order_acquire) == key.bits()) {
+      return e;
+    }
+  }
+  return kMapNoEntry;
+}
+
+// m[key] for a normalised key: false when absent. Takes no lock.
+[[gnu::always_inline]] inline bool mapGet(ObjMap* m, Value key, Value* out) {
+  MapStorage* s = loadPtr(&m->storage);
+  if (s == nullptr) return false;
+  const std::uint32_t e = mapFind(s, key);
+  if (e == kMapNoEntry) return false;
+  *out = loadValue(&s->entries()[e].value);
+  return true;
+}
+
+// Re-sets a normalised key that is present (in place: it keeps its place) and returns
+// true; false when absent (VM::mapSet then appends under the lock). Takes no lock.
+[[gnu::always_inline]] inline bool mapTrySet(ObjMap* m, Value key, Value v) {
+  MapStorage* s = loadPtr(&m->storage);
+  if (s == nullptr) return false;
+  const std::uint32_t e = mapFind(s, key);
+  if (e == kMapNoEntry) return false;
+  writeBarrier(s, &s->entries()[e].value, v);
+  return true;
+}
 
 // Entries copied or visited between two checkpoints (two Values each).
 inline constexpr std::uint32_t kCheckpointEntries = kCheckpointValues / 2;
