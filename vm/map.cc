@@ -44,21 +44,27 @@ void cutDense(MapStorage* s, std::uint32_t to) {
   word(s->dense).store(to, std::memory_order_release);
 }
 
-// Appends (key, v), absent from s, to s, which has room. The integer key e appended at
-// entry e while every entry is in the dense prefix extends the prefix (and is not linked);
-// an integer key k below the prefix (k was removed and is added again: it goes last) cuts
-// the prefix to k first; any other key is linked into the index.
+// Whether the key appended at entry e extends a dense prefix of `dense` entries: it is the
+// integer e and every entry before it is in the prefix.
+inline bool extendsDense(Value key, std::uint32_t e, std::uint32_t dense) {
+  return e == dense && denseEntry(key, e + 1) == e;
+}
+
+// Appends (key, v), absent from s, to s, which has room. A key that extends the dense
+// prefix extends it (and is not linked); an integer key k below the prefix (k was removed
+// and is added again: it goes last) cuts the prefix to k first; any other key is linked
+// into the index.
 void appendEntry(MapStorage* s, Value key, Value v) {
   const std::uint32_t e = s->loadUsed();
   SPINDLE_DCHECK(e < s->entryCap, "map append at entry {} of {}", e, s->entryCap);
   const std::uint32_t dense = s->loadDense();
-  const std::uint32_t k = denseEntry(key, dense + 1);
-  if (k != kMapNoEntry && k < dense) cutDense(s, k);
+  const std::uint32_t k = denseEntry(key, dense);
+  if (k != kMapNoEntry) cutDense(s, k);
   writeBarrierFresh(s, &s->entries()[e].key, key);  // past `used`: never written (appends are serialised)
   writeBarrierFresh(s, &s->entries()[e].value, v);
   word(s->used).store(e + 1, std::memory_order_release);
   word(s->live).store(s->loadLive() + 1, std::memory_order_release);
-  if (k == e && k == dense) {
+  if (extendsDense(key, e, dense)) {
     word(s->dense).store(e + 1, std::memory_order_release);
   } else {
     linkEntry(s, key, e);
@@ -87,22 +93,35 @@ MapStorage* VM::newMapStorage(std::uint32_t entryCap) {
 }
 
 // Copies the live entries of `from` (null: none), in order, into a new storage with room
-// for twice as many (appendEntry rebuilds the index and the dense prefix; `to` is not yet
-// reachable: its barriered stores shade only values `from` holds), then publishes it.
-// Returns the storage now in use.
+// for twice as many, rebuilding the dense prefix and the index (the barriered stores into
+// `to` shade only values `from` holds), then publishes it. Returns the storage now in use.
 MapStorage* VM::growMap(ObjMap* m, MapStorage* from) {
   const std::uint32_t live = from == nullptr ? 0 : from->loadLive();
   const std::uint32_t cap = std::max(kMinEntries, 2 * (live + 1));
   MapStorage* to = newMapStorage(cap);
+  // `to` is reachable by no one else until it is published: its counts are stored once,
+  // at the end (before the publishing barrier, which shades it: its scan sees them).
+  std::uint32_t n = 0, dense = 0;
   if (from != nullptr) {
     const std::uint32_t used = from->loadUsed();
-    for (std::uint32_t i = 0; i < used && to->used < cap; ++i) {
+    MapEntry* entries = to->entries();
+    for (std::uint32_t i = 0; i < used && n < cap; ++i) {
       if ((i + 1) % kCheckpointEntries == 0) runtime::checkpoint();
       const Value key = loadValue(&from->entries()[i].key);
       if (key.isUndefined()) continue;
-      appendEntry(to, key, loadValue(&from->entries()[i].value));
+      writeBarrierFresh(to, &entries[n].key, key);
+      writeBarrierFresh(to, &entries[n].value, loadValue(&from->entries()[i].value));
+      if (extendsDense(key, n, dense)) {
+        ++dense;
+      } else {
+        linkEntry(to, key, n);
+      }
+      ++n;
     }
   }
+  word(to->used).store(n, std::memory_order_release);
+  word(to->live).store(n, std::memory_order_release);
+  word(to->dense).store(dense, std::memory_order_release);
   writeBarrierPtr<MapStorage>(m, &m->storage, to);
   return to;
 }
