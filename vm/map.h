@@ -3,37 +3,52 @@
 //
 // Layout (CPython's compact dict). An ObjMap points at one MapStorage, a scan object that
 // holds, after its header, `entryCap` entries (key, value) in insertion order, then
-// `indexMask + 1` 32-bit index slots (a power of two, at least twice entryCap): open
-// addressing over the index with CPython's perturbed probe sequence (map.cc Probe), each
-// slot 0 (empty) or the number of an entry plus one. Only the entries are traced (up to
-// `used`); the index holds no pointers.
-//   - Appending writes the entry, then `used`, then the index slot (release stores), so a
-//     reader that finds an index slot (acquire) sees the entry it names.
+// `indexMask + 1` 32-bit index slots (a power of two, at least 1.5 times entryCap, so at
+// most two-thirds full): open addressing over the index with CPython's perturbed probe
+// sequence (MapProbe), each slot 0 (empty) or the number of an entry plus one. Only the
+// entries are traced (up to `used`); the index holds no pointers.
+//   - The dense prefix (Lua's array part, kept in insertion order): `dense` counts the
+//     leading entries appended as "the integer e at entry e" (m[0], m[1], ... set in order
+//     into an empty map). Invariant: for every integer k < dense, entry k was appended with
+//     key k, and key k is in no other entry; so k is present exactly when entry k's key
+//     is still k, and a lookup reads that entry, never the index. Prefix entries are not
+//     linked into the index (a map of keys counting up never touches its index pages).
+//     An append extends the prefix when every entry is in it and the key is the entry's
+//     number; re-adding a removed key k < dense (it goes last) first links the prefix's
+//     live entries above k into the index, then cuts `dense` to k (release: a reader
+//     that loads the new bound finds them through the index).
+//   - Appending writes the entry, then `used`, then `dense` or the index slot (release
+//     stores), so a reader that sees the bound or the slot (acquire) sees the entry. An
+//     entry past `used` has never been written (appends are serialised), so appends store
+//     through writeBarrierFresh (the old word is known to hold no reference and is not
+//     read: a fresh page is faulted in once).
 //   - Removing writes the entry's key to `undefined` (no key is ever undefined) and its
 //     value to nil; the index slot keeps naming the entry, whose key then matches nothing,
 //     so probing goes past it. A removed key added again is appended: it goes last.
 //   - Re-setting a key stores into its entry: it keeps its place.
 //   - When `used` reaches `entryCap` the live entries are copied, in order, into a new
-//     storage (room for twice the live ones) whose index is rebuilt, and the map's
-//     `storage` is replaced (writeBarrierPtr). The copy passes runtime::checkpoint() every
-//     kCheckpointValues / 2 entries, so growing a map of any size never holds up a stop
-//     (the new storage is held in the C++ frame across them: see ARCHITECTURE "What bounds
-//     a pause"; it is initialised before it is published, so it takes no barrier).
+//     storage (room for twice the live ones) whose dense prefix and index are rebuilt, and
+//     the map's `storage` is replaced (writeBarrierPtr). The copy passes
+//     runtime::checkpoint() every kCheckpointEntries entries, so growing a map of any size
+//     never holds up a stop (the new storage is held in the C++ frame across them: see
+//     ARCHITECTURE "What bounds a pause"; it is published through the barrier, which
+//     shades it, after its counts are stored).
 //
 // Keys. Every key goes through mapKey first: a NaN is refused ("Map key cannot be NaN."),
 // -0 becomes 0. After that two keys are the same key exactly when their Value bits are
 // equal: numbers by value, strings by content (they are interned), booleans and nil, and
-// any object by identity. An integer hashes to itself (keys counting up fill neighbouring
-// slots and entries), anything else to a mix of its bits (the collector does not move
-// objects).
+// any object by identity. Hashes: see mapHash (the collector does not move objects).
 //
-// Race safety (ARCHITECTURE "Race safety"). `storage`, `used`, `live`, every entry word and
-// every index slot are shared words (acquire loads, release stores). A reader works on the
-// storage it loaded and bounds every entry number by that storage's `entryCap` and every
-// probe sequence by its index size. Appends are serialised by the map's lock (below), so
-// an entry is claimed once and holds one key's value; other racing writers may lose
-// updates (a store into a storage being replaced) but never make anyone read or write out
-// of bounds or loop forever. A replaced storage is left to the collector.
+// Race safety (ARCHITECTURE "Race safety"). `storage`, `used`, `live`, `dense`, every
+// entry word and every index slot are shared words (acquire loads, release stores). A
+// reader works on the storage it loaded and bounds every entry number by that storage's
+// `entryCap` and every probe sequence by its index size. Lookups, re-sets and removals
+// take no lock. Appends are serialised by the map's lock (below), so an entry is claimed
+// once and holds one key's value, only appends write `dense` and index slots, and the
+// index never fills; other racing writers may lose updates (a store into a storage being
+// replaced, a re-set racing a removal) but never make anyone read or write out of bounds
+// or loop forever. A reader racing a cut of the prefix may miss the re-added key (its
+// lookup overlaps the append). A replaced storage is left to the collector.
 #pragma once
 
 #include <atomic>
@@ -152,15 +167,18 @@ inline std::atomic_ref<std::uint32_t> mapIndexSlot(MapStorage* s, std::uint32_t 
 }
 
 // The entry holding the normalised `key` in s, or kMapNoEntry: the dense prefix for an
-// integer below it, else the index, unless every entry is in the prefix (the index is
-// then empty, so its pages are never touched). Bounded by s's own sizes (racing writers).
+// integer below it, else the index, which a number key skips when every entry is in the
+// prefix (the index is then empty: keys counting up never touch its pages). Bounded by
+// s's own sizes (racing writers).
 [[gnu::always_inline]] inline std::uint32_t mapFind(MapStorage* s, Value key) {
-  const std::uint32_t dense = s->loadDense();
-  const std::uint32_t d = denseEntry(key, dense);
-  if (d != kMapNoEntry) {
-    return valueWord(&s->entries()[d].key).load(std::memory_order_acquire) == key.bits() ? d : kMapNoEntry;
+  if (key.isNumber()) {
+    const std::uint32_t dense = s->loadDense();
+    const std::uint32_t d = denseEntry(key, dense);
+    if (d != kMapNoEntry) {
+      return valueWord(&s->entries()[d].key).load(std::memory_order_acquire) == key.bits() ? d : kMapNoEntry;
+    }
+    if (s->loadUsed() <= dense) return kMapNoEntry;
   }
-  if (s->loadUsed() <= dense) return kMapNoEntry;
   MapProbe p(s, mapHash(key));
   for (std::uint32_t probes = 0; probes <= p.limit(); ++probes, p.next()) {
     const std::uint32_t slot = mapIndexSlot(s, p.i).load(std::memory_order_acquire);
