@@ -70,7 +70,14 @@ inline void writeBarrier([[maybe_unused]] Obj* holder, Value* slot, Value value)
   valueWord(slot).store(value.bits(), std::memory_order_release);
 }
 
-// Same, for a raw object pointer field.
+// Same, for a slot that holds no reference: never written since its object was zeroed
+// (a map entry past `used`). Only the new referent is shaded and the slot is not read
+// (so a fresh page is not faulted in twice, once to read it and once to write it).
+inline void writeBarrierFresh([[maybe_unused]] Obj* holder, Value* slot, Value value) {
+  if (runtime::writeBarrierEnabled()) [[unlikely]] shadeValue(value);
+  valueWord(slot).store(value.bits(), std::memory_order_release);
+}
+// Same as writeBarrier, for a raw object pointer field.
 template <typename T>
 inline void writeBarrierPtr([[maybe_unused]] Obj* holder, T** slot, T* value) {
   if (runtime::writeBarrierEnabled()) [[unlikely]] {

@@ -5,78 +5,69 @@
 
 #include <fmt/format.h>
 
+#include "runtime/throw.h"
 #include "vm/fiber.h"
 #include "vm/vm.h"
 
 namespace spindle::vm {
 namespace {
 
-constexpr std::uint32_t kNoEntry = UINT32_MAX;
 constexpr std::uint32_t kMinEntries = 8;
-
-// A normalised key's hash. An integer-valued number hashes to itself (as in CPython), so
-// keys counting up land in neighbouring index slots and entries (no cache miss per key);
-// anything else mixes its bits (the finaliser of MurmurHash3).
-inline std::uint32_t hashKey(Value key) {
-  if (key.isNumber()) {
-    const double d = key.asNumber();
-    if (d >= -9.0e18 && d <= 9.0e18) {
-      const auto i = static_cast<std::int64_t>(d);
-      if (static_cast<double>(i) == d) return static_cast<std::uint32_t>(i);
-    }
-  }
-  std::uint64_t h = key.bits();
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdULL;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ULL;
-  h ^= h >> 33;
-  return static_cast<std::uint32_t>(h);
-}
 
 inline std::atomic_ref<std::uint32_t> word(std::uint32_t& w) { return std::atomic_ref<std::uint32_t>(w); }
 
-// CPython's probe sequence: slot h & mask first (integer keys counting up take
-// neighbouring slots, so they never collide), then i = 5i + 1 + perturb with perturb the
-// hash shifted right by 5 at each step: strided keys and runs of full slots are left after
-// a few probes, and once perturb is 0 the recurrence visits every slot (a full-period
-// generator modulo a power of two). Bounded by the index size plus the steps perturb
-// takes to reach 0, so even an index that racing writers filled is never probed forever.
-struct Probe {
-  std::uint32_t mask, i, perturb;
-  Probe(const MapStorage* s, std::uint32_t h) : mask(s->indexMask), i(h & s->indexMask), perturb(h) {}
-  void next() {
-    perturb >>= 5;
-    i = (5 * i + 1 + perturb) & mask;
-  }
-  std::uint32_t limit() const { return mask + 8; }
-};
-
-// The entry holding `key` in s, or kNoEntry. Bounded by s's own sizes (racing writers).
-std::uint32_t findEntry(MapStorage* s, Value key, std::uint32_t h) {
-  std::uint32_t* index = s->index();
-  Probe p(s, h);
+// Under the map's lock (or while s is not yet published; so for the three functions
+// below): points the first empty index slot of the key's probe sequence at entry e. Only
+// appends write index slots, and they are serialised, so a slot is always left (the index
+// is at most two-thirds full) and no two entries of one key are ever linked.
+void linkEntry(MapStorage* s, Value key, std::uint32_t e) {
+  MapProbe p(s, mapHash(key));
   for (std::uint32_t probes = 0; probes <= p.limit(); ++probes, p.next()) {
-    const std::uint32_t slot = word(index[p.i]).load(std::memory_order_acquire);
-    if (slot == 0) return kNoEntry;
-    const std::uint32_t e = slot - 1;
-    if (e < s->entryCap && valueWord(&s->entries()[e].key).load(std::memory_order_acquire) == key.bits()) {
-      return e;
-    }
-  }
-  return kNoEntry;
-}
-
-// Points the first empty index slot of key's probe sequence at entry e (dropped if a
-// racing writer left no empty slot: a lost update).
-void linkEntry(MapStorage* s, std::uint32_t h, std::uint32_t e) {
-  std::uint32_t* index = s->index();
-  Probe p(s, h);
-  for (std::uint32_t probes = 0; probes <= p.limit(); ++probes, p.next()) {
-    if (word(index[p.i]).load(std::memory_order_acquire) == 0) {
-      word(index[p.i]).store(e + 1, std::memory_order_release);
+    if (mapIndexSlot(s, p.i).load(std::memory_order_relaxed) == 0) {  // only we write slots
+      mapIndexSlot(s, p.i).store(e + 1, std::memory_order_release);
       return;
     }
+  }
+  SPINDLE_DCHECK(false, "map index full: {} slots for {} entries", s->indexMask + 1, s->entryCap);
+}
+
+// Cuts the dense prefix to `to`: links its live entries from `to` + 1 on into the index
+// (passing checkpoints), then stores the new bound (release), so a reader that loads it
+// finds them through the index.
+void cutDense(MapStorage* s, std::uint32_t to) {
+  const std::uint32_t dense = s->loadDense();
+  for (std::uint32_t i = to + 1; i < dense; ++i) {
+    if ((i + 1) % kCheckpointEntries == 0) runtime::checkpoint();
+    const Value key = loadValue(&s->entries()[i].key);
+    if (!key.isUndefined()) linkEntry(s, key, i);
+  }
+  word(s->dense).store(to, std::memory_order_release);
+}
+
+// Whether the key appended at entry e extends a dense prefix of `dense` entries: it is the
+// integer e and every entry before it is in the prefix.
+inline bool extendsDense(Value key, std::uint32_t e, std::uint32_t dense) {
+  return e == dense && denseEntry(key, e + 1) == e;
+}
+
+// Appends (key, v), absent from s, to s, which has room. A key that extends the dense
+// prefix extends it (and is not linked); an integer key k below the prefix (k was removed
+// and is added again: it goes last) cuts the prefix to k first; any other key is linked
+// into the index.
+void appendEntry(MapStorage* s, Value key, Value v) {
+  const std::uint32_t e = s->loadUsed();
+  SPINDLE_DCHECK(e < s->entryCap, "map append at entry {} of {}", e, s->entryCap);
+  const std::uint32_t dense = s->loadDense();
+  const std::uint32_t k = denseEntry(key, dense);
+  if (k != kMapNoEntry) cutDense(s, k);
+  writeBarrierFresh(s, &s->entries()[e].key, key);  // past `used`: never written (appends are serialised)
+  writeBarrierFresh(s, &s->entries()[e].value, v);
+  word(s->used).store(e + 1, std::memory_order_release);
+  word(s->live).store(s->loadLive() + 1, std::memory_order_release);
+  if (extendsDense(key, e, dense)) {
+    word(s->dense).store(e + 1, std::memory_order_release);
+  } else {
+    linkEntry(s, key, e);
   }
 }
 
@@ -91,7 +82,7 @@ ObjMap* VM::newMap() { return allocate<ObjMap>(ObjKind::Map, sizeof(ObjMap)); }
 
 MapStorage* VM::newMapStorage(std::uint32_t entryCap) {
   std::uint32_t slots = 16;
-  while (slots < 2 * std::size_t{entryCap}) slots *= 2;
+  while (2 * std::size_t{slots} < 3 * std::size_t{entryCap}) slots *= 2;  // at most 2/3 full
   const std::size_t size =
       sizeof(MapStorage) + std::size_t{entryCap} * sizeof(MapEntry) + std::size_t{slots} * sizeof(std::uint32_t);
   // Zeroed: entries are the number 0 (valid Values), index slots empty.
@@ -101,74 +92,59 @@ MapStorage* VM::newMapStorage(std::uint32_t entryCap) {
   return s;
 }
 
-// Copies the live entries of `from` (null: none) into a new storage with room for twice
-// as many, then publishes it. Returns the storage now in use.
+// Copies the live entries of `from` (null: none), in order, into a new storage with room
+// for twice as many, rebuilding the dense prefix and the index (the barriered stores into
+// `to` shade only values `from` holds), then publishes it. Returns the storage now in use.
 MapStorage* VM::growMap(ObjMap* m, MapStorage* from) {
   const std::uint32_t live = from == nullptr ? 0 : from->loadLive();
   const std::uint32_t cap = std::max(kMinEntries, 2 * (live + 1));
   MapStorage* to = newMapStorage(cap);
-  std::uint32_t n = 0;
+  // `to` is reachable by no one else until it is published: its counts are stored once,
+  // at the end (before the publishing barrier, which shades it: its scan sees them).
+  std::uint32_t n = 0, dense = 0;
   if (from != nullptr) {
     const std::uint32_t used = from->loadUsed();
+    MapEntry* entries = to->entries();
     for (std::uint32_t i = 0; i < used && n < cap; ++i) {
       if ((i + 1) % kCheckpointEntries == 0) runtime::checkpoint();
       const Value key = loadValue(&from->entries()[i].key);
       if (key.isUndefined()) continue;
-      // Initialising `to` (not yet reachable): no barrier.
-      to->entries()[n].key = key;
-      to->entries()[n].value = loadValue(&from->entries()[i].value);
-      linkEntry(to, hashKey(key), n);
+      writeBarrierFresh(to, &entries[n].key, key);
+      writeBarrierFresh(to, &entries[n].value, loadValue(&from->entries()[i].value));
+      if (extendsDense(key, n, dense)) {
+        ++dense;
+      } else {
+        linkEntry(to, key, n);
+      }
       ++n;
     }
   }
-  to->used = n;
-  to->live = n;
+  word(to->used).store(n, std::memory_order_release);
+  word(to->live).store(n, std::memory_order_release);
+  word(to->dense).store(dense, std::memory_order_release);
   writeBarrierPtr<MapStorage>(m, &m->storage, to);
   return to;
 }
 
-bool VM::mapGet(ObjMap* m, Value key, Value* out) const {
-  MapStorage* s = loadPtr(&m->storage);
-  if (s == nullptr) return false;
-  const std::uint32_t e = findEntry(s, key, hashKey(key));
-  if (e == kNoEntry) return false;
-  *out = loadValue(&s->entries()[e].value);
-  return true;
-}
-
-void VM::mapSet(ObjMap* m, Value key, Value v) {
-  const std::uint32_t h = hashKey(key);
-  MapStorage* s = loadPtr(&m->storage);
-  if (s != nullptr) {
-    const std::uint32_t e = findEntry(s, key, h);
-    if (e != kNoEntry) {
-      writeBarrier(s, &s->entries()[e].value, v);
-      return;
-    }
-  }
+void VM::mapInsert(ObjMap* m, Value key, Value v) {
   WordLock lock(m->lock, checkpointRelax);
-  s = loadPtr(&m->storage);
+  MapStorage* s = loadPtr(&m->storage);
   if (s != nullptr) {  // another append may have added the key meanwhile
-    const std::uint32_t e = findEntry(s, key, h);
-    if (e != kNoEntry) {
+    const std::uint32_t e = mapFind(s, key);
+    if (e != kMapNoEntry) {
       writeBarrier(s, &s->entries()[e].value, v);
       return;
     }
   }
   if (s == nullptr || s->loadUsed() >= s->entryCap) s = growMap(m, s);
-  const std::uint32_t e = s->loadUsed();
-  writeBarrier(s, &s->entries()[e].key, key);
-  writeBarrier(s, &s->entries()[e].value, v);
-  word(s->used).store(e + 1, std::memory_order_release);
-  word(s->live).store(s->loadLive() + 1, std::memory_order_release);
-  linkEntry(s, h, e);
+  appendEntry(s, key, v);
 }
 
 bool VM::mapRemove(ObjMap* m, Value key, Value* removed) {
   MapStorage* s = loadPtr(&m->storage);
   if (s == nullptr) return false;
-  const std::uint32_t e = findEntry(s, key, hashKey(key));
-  if (e == kNoEntry) return false;
+  const std::uint32_t e = mapFind(s, key);
+  if (e == kMapNoEntry) return false;
   MapEntry& entry = s->entries()[e];
   *removed = loadValue(&entry.value);
   writeBarrier(s, &entry.key, Value::undefined());

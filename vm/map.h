@@ -3,37 +3,52 @@
 //
 // Layout (CPython's compact dict). An ObjMap points at one MapStorage, a scan object that
 // holds, after its header, `entryCap` entries (key, value) in insertion order, then
-// `indexMask + 1` 32-bit index slots (a power of two, at least twice entryCap): open
-// addressing over the index with CPython's perturbed probe sequence (map.cc Probe), each
-// slot 0 (empty) or the number of an entry plus one. Only the entries are traced (up to
-// `used`); the index holds no pointers.
-//   - Appending writes the entry, then `used`, then the index slot (release stores), so a
-//     reader that finds an index slot (acquire) sees the entry it names.
+// `indexMask + 1` 32-bit index slots (a power of two, at least 1.5 times entryCap, so at
+// most two-thirds full): open addressing over the index with CPython's perturbed probe
+// sequence (MapProbe), each slot 0 (empty) or the number of an entry plus one. Only the
+// entries are traced (up to `used`); the index holds no pointers.
+//   - The dense prefix (Lua's array part, kept in insertion order): `dense` counts the
+//     leading entries appended as "the integer e at entry e" (m[0], m[1], ... set in order
+//     into an empty map). Invariant: for every integer k < dense, entry k was appended with
+//     key k, and key k is in no other entry; so k is present exactly when entry k's key
+//     is still k, and a lookup reads that entry, never the index. Prefix entries are not
+//     linked into the index (a map of keys counting up never touches its index pages).
+//     An append extends the prefix when every entry is in it and the key is the entry's
+//     number; re-adding a removed key k < dense (it goes last) first links the prefix's
+//     live entries above k into the index, then cuts `dense` to k (release: a reader
+//     that loads the new bound finds them through the index).
+//   - Appending writes the entry, then `used`, then `dense` or the index slot (release
+//     stores), so a reader that sees the bound or the slot (acquire) sees the entry. An
+//     entry past `used` has never been written (appends are serialised), so appends store
+//     through writeBarrierFresh (the old word is known to hold no reference and is not
+//     read: a fresh page is faulted in once).
 //   - Removing writes the entry's key to `undefined` (no key is ever undefined) and its
 //     value to nil; the index slot keeps naming the entry, whose key then matches nothing,
 //     so probing goes past it. A removed key added again is appended: it goes last.
 //   - Re-setting a key stores into its entry: it keeps its place.
 //   - When `used` reaches `entryCap` the live entries are copied, in order, into a new
-//     storage (room for twice the live ones) whose index is rebuilt, and the map's
-//     `storage` is replaced (writeBarrierPtr). The copy passes runtime::checkpoint() every
-//     kCheckpointValues / 2 entries, so growing a map of any size never holds up a stop
-//     (the new storage is held in the C++ frame across them: see ARCHITECTURE "What bounds
-//     a pause"; it is initialised before it is published, so it takes no barrier).
+//     storage (room for twice the live ones) whose dense prefix and index are rebuilt, and
+//     the map's `storage` is replaced (writeBarrierPtr). The copy passes
+//     runtime::checkpoint() every kCheckpointEntries entries, so growing a map of any size
+//     never holds up a stop (the new storage is held in the C++ frame across them: see
+//     ARCHITECTURE "What bounds a pause"; it is published through the barrier, which
+//     shades it, after its counts are stored).
 //
 // Keys. Every key goes through mapKey first: a NaN is refused ("Map key cannot be NaN."),
 // -0 becomes 0. After that two keys are the same key exactly when their Value bits are
 // equal: numbers by value, strings by content (they are interned), booleans and nil, and
-// any object by identity. An integer hashes to itself (keys counting up fill neighbouring
-// slots and entries), anything else to a mix of its bits (the collector does not move
-// objects).
+// any object by identity. Hashes: see mapHash (the collector does not move objects).
 //
-// Race safety (ARCHITECTURE "Race safety"). `storage`, `used`, `live`, every entry word and
-// every index slot are shared words (acquire loads, release stores). A reader works on the
-// storage it loaded and bounds every entry number by that storage's `entryCap` and every
-// probe sequence by its index size. Appends are serialised by the map's lock (below), so
-// an entry is claimed once and holds one key's value; other racing writers may lose
-// updates (a store into a storage being replaced) but never make anyone read or write out
-// of bounds or loop forever. A replaced storage is left to the collector.
+// Race safety (ARCHITECTURE "Race safety"). `storage`, `used`, `live`, `dense`, every
+// entry word and every index slot are shared words (acquire loads, release stores). A
+// reader works on the storage it loaded and bounds every entry number by that storage's
+// `entryCap` and every probe sequence by its index size. Lookups, re-sets and removals
+// take no lock. Appends are serialised by the map's lock (below), so an entry is claimed
+// once and holds one key's value, only appends write `dense` and index slots, and the
+// index never fills; other racing writers may lose updates (a store into a storage being
+// replaced, a re-set racing a removal) but never make anyone read or write out of bounds
+// or loop forever. A reader racing a cut of the prefix may miss the re-added key (its
+// lookup overlaps the append). A replaced storage is left to the collector.
 #pragma once
 
 #include <atomic>
@@ -55,6 +70,7 @@ struct MapStorage : Obj {
   std::uint32_t indexMask;  // index slots - 1
   std::uint32_t used;       // entries appended (live and removed); atomic
   std::uint32_t live;       // entries not removed; atomic
+  std::uint32_t dense;      // the dense prefix (see the top of the file); atomic
   MapEntry* entries() { return reinterpret_cast<MapEntry*>(this + 1); }
   std::uint32_t* index() { return reinterpret_cast<std::uint32_t*>(entries() + entryCap); }
 
@@ -64,6 +80,10 @@ struct MapStorage : Obj {
   }
   std::uint32_t loadLive() const {
     return std::atomic_ref<const std::uint32_t>(live).load(std::memory_order_acquire);
+  }
+  std::uint32_t loadDense() const {
+    return std::min(std::atomic_ref<const std::uint32_t>(dense).load(std::memory_order_acquire),
+                    entryCap);
   }
 };
 
@@ -88,6 +108,109 @@ inline bool mapKey(Value k, Value* out) {
 }
 
 inline constexpr const char* kMapNaNKey = "Map key cannot be NaN.";
+
+inline constexpr std::uint32_t kMapNoEntry = UINT32_MAX;
+
+// The entry number a normalised key names in the dense prefix: k when the key is the
+// integer k and k < dense, else kMapNoEntry.
+inline std::uint32_t denseEntry(Value key, std::uint32_t dense) {
+  if (!key.isNumber()) return kMapNoEntry;
+  const double d = key.asNumber();
+  if (!(d >= 0 && d < dense)) return kMapNoEntry;
+  const auto k = static_cast<std::uint32_t>(d);
+  return static_cast<double>(k) == d ? k : kMapNoEntry;
+}
+
+// A normalised key's hash. An integer-valued number hashes to itself (as in CPython), so
+// keys counting up land in neighbouring index slots; an object hashes to its address
+// shifted right by 4 (CPython's object hash: objects are 16-byte aligned), so keys
+// allocated one after another (strings made in a loop) take neighbouring slots and keep a
+// lookup loop in the cache; anything else mixes its bits (the finaliser of MurmurHash3).
+// The probe sequence (mapProbe) folds in the high bits at its second probe.
+inline std::uint32_t mapHash(Value key) {
+  if (key.isNumber()) {
+    const double d = key.asNumber();
+    if (d >= -9.0e18 && d <= 9.0e18) {
+      const auto i = static_cast<std::int64_t>(d);
+      if (static_cast<double>(i) == d) return static_cast<std::uint32_t>(i);
+    }
+  } else if (key.isObj()) {
+    return static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(key.asObj()) >> 4);
+  }
+  std::uint64_t h = key.bits();
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
+  return static_cast<std::uint32_t>(h);
+}
+
+// CPython's probe sequence: slot h & mask first (integer keys counting up take
+// neighbouring slots, so they never collide), then i = 5i + 1 + perturb with perturb the
+// hash shifted right by 5 at each step: strided keys and runs of full slots are left after
+// a few probes, and once perturb is 0 the recurrence visits every slot (a full-period
+// generator modulo a power of two). Bounded by the index size plus the steps perturb
+// takes to reach 0, so even an index that racing writers filled is never probed forever.
+struct MapProbe {
+  std::uint32_t mask, i, perturb;
+  MapProbe(const MapStorage* s, std::uint32_t h) : mask(s->indexMask), i(h & s->indexMask), perturb(h) {}
+  void next() {
+    perturb >>= 5;
+    i = (5 * i + 1 + perturb) & mask;
+  }
+  std::uint32_t limit() const { return mask + 8; }
+};
+
+inline std::atomic_ref<std::uint32_t> mapIndexSlot(MapStorage* s, std::uint32_t i) {
+  return std::atomic_ref<std::uint32_t>(s->index()[i]);
+}
+
+// The entry holding the normalised `key` in s, or kMapNoEntry: the dense prefix for an
+// integer below it, else the index, which a number key skips when every entry is in the
+// prefix (the index is then empty: keys counting up never touch its pages). Bounded by
+// s's own sizes (racing writers).
+[[gnu::always_inline]] inline std::uint32_t mapFind(MapStorage* s, Value key) {
+  if (key.isNumber()) {
+    const std::uint32_t dense = s->loadDense();
+    const std::uint32_t d = denseEntry(key, dense);
+    if (d != kMapNoEntry) {
+      return valueWord(&s->entries()[d].key).load(std::memory_order_acquire) == key.bits() ? d : kMapNoEntry;
+    }
+    if (s->loadUsed() <= dense) return kMapNoEntry;
+  }
+  MapProbe p(s, mapHash(key));
+  for (std::uint32_t probes = 0; probes <= p.limit(); ++probes, p.next()) {
+    const std::uint32_t slot = mapIndexSlot(s, p.i).load(std::memory_order_acquire);
+    if (slot == 0) return kMapNoEntry;
+    const std::uint32_t e = slot - 1;
+    if (e < s->entryCap && valueWord(&s->entries()[e].key).load(std::memory_order_acquire) == key.bits()) {
+      return e;
+    }
+  }
+  return kMapNoEntry;
+}
+
+// m[key] for a normalised key: false when absent. Takes no lock.
+[[gnu::always_inline]] inline bool mapGet(ObjMap* m, Value key, Value* out) {
+  MapStorage* s = loadPtr(&m->storage);
+  if (s == nullptr) return false;
+  const std::uint32_t e = mapFind(s, key);
+  if (e == kMapNoEntry) return false;
+  *out = loadValue(&s->entries()[e].value);
+  return true;
+}
+
+// Re-sets a normalised key that is present (in place: it keeps its place) and returns
+// true; false when absent (VM::mapSet then appends under the lock). Takes no lock.
+[[gnu::always_inline]] inline bool mapTrySet(ObjMap* m, Value key, Value v) {
+  MapStorage* s = loadPtr(&m->storage);
+  if (s == nullptr) return false;
+  const std::uint32_t e = mapFind(s, key);
+  if (e == kMapNoEntry) return false;
+  writeBarrier(s, &s->entries()[e].value, v);
+  return true;
+}
 
 // Entries copied or visited between two checkpoints (two Values each).
 inline constexpr std::uint32_t kCheckpointEntries = kCheckpointValues / 2;

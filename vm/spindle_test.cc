@@ -974,6 +974,13 @@ TEST_CASE("listing a map's keys lets the world stop midway") {
   checkStopsMidway(kMapOfRemoved, "m.keys();");
 }
 
+// 20000 keys counting up (the dense prefix; the storage holds 20478, so no growth), the
+// first removed: adding it again links the prefix's other entries into the index.
+TEST_CASE("re-adding a removed key of a dense map lets the world stop midway (linking)") {
+  checkStopsMidway("var m = {}; for (var i = 0; i < 20000; i = i + 1) m[i] = i; m.remove(0);",
+                   "m[0] = 1;");
+}
+
 TEST_CASE("printing a big map lets the world stop midway") {
   checkStopsMidway("var m = {}; for (var i = 0; i < 20000; i = i + 1) m[i] = i;", "print m;");
 }

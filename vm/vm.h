@@ -190,10 +190,13 @@ class VM {
   static int compareStrings(const ObjString* a, const ObjString* b);
 
   // --- maps (map.cc) -------------------------------------------------------------------
-  // Keys are normalised by mapKey (map.h) first.
+  // Keys are normalised by mapKey (map.h) first. Lookups (mapGet) and re-sets
+  // (mapTrySet) are inline in map.h and take no lock; an append takes the map's lock.
   ObjMap* newMap();
-  bool mapGet(ObjMap* m, Value key, Value* out) const;
-  void mapSet(ObjMap* m, Value key, Value v);
+  void mapSet(ObjMap* m, Value key, Value v) {
+    if (!mapTrySet(m, key, v)) mapInsert(m, key, v);
+  }
+  void mapInsert(ObjMap* m, Value key, Value v);  // under the lock: re-set or append
   bool mapRemove(ObjMap* m, Value key, Value* removed);
   std::uint32_t mapLen(ObjMap* m) const;
   ObjList* mapKeys(ObjMap* m, bool values);  // a new list of the keys or the values, in order
