@@ -110,8 +110,8 @@ struct Options {
   // global not named there, are left undefined: a script naming one fails with
   // "Undefined variable 'gc'.". Natives the host defines are always there.
   bool ffi = true;
-  std::vector<std::string> without;
-  std::optional<std::vector<std::string>> only;
+  std::vector<std::string> without = {};
+  std::optional<std::vector<std::string>> only = std::nullopt;
   // Where Lox `print` writes; empty: stdout. Called for one print at a time (the Vm
   // serializes the calls of its fibers on every P), from the printing fiber's thread.
   std::function<void(std::string_view)> output;

@@ -93,8 +93,8 @@ struct VMOptions {
   // and Pinner out; built-in globals named in `without`, or not in `only` when set, are
   // left undefined.
   bool ffi = true;
-  std::vector<std::string> without;
-  std::optional<std::vector<std::string>> only;
+  std::vector<std::string> without = {};
+  std::optional<std::vector<std::string>> only = std::nullopt;
 };
 
 enum class RunStatus : std::uint8_t { Yield, Park, Exit };
