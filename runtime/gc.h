@@ -127,6 +127,7 @@ int gcPercent();
 struct GCStats {
   std::uint64_t cycles = 0;               // completed mark terminations
   std::uint64_t forcedCycles = 0;         // started by gcCollect
+  std::uint64_t stressCycles = 0;         // run for gcstress (gcStressSafepoint)
   std::vector<std::int64_t> pausesNs;     // every STW pause (two per cycle), last 1024
   std::uint64_t numPauses = 0;            // STW pauses recorded since start (all of them)
   // pauseHist[i]: pauses in [2^i, 2^(i+1)) microseconds (i = 0 also holds < 1 us).
@@ -160,10 +161,22 @@ GCStats gcStats();
 void setGCTrace(bool on);
 
 // --- verification ----------------------------------------------------------------------
-// gcstress: request a cycle every n allocations (counted over all Ps; small allocations
-// then all take the slow path); 0 turns it off. Cycles only start; nothing blocks, so
-// requests made while a cycle is pending or running fold into it.
-void setGCStress(int n);
+// gcstress: every n allocations of each P (each P counts its own, so counting shares
+// no cache line; small allocations then all take the slow path); 0 turns it off. Counts
+// restart at every call.
+//   Exact: a complete cycle. The n-th allocation makes the P owe a cycle and asks the
+//   running G to yield; the G body runs what its P owes at its next safepoint
+//   (gcStressSafepoint), blocked like gcCollect, each cycle its own (never folded into
+//   another request). With pacing off (setGCPercent(-1)) and one P: cycles =
+//   allocations / n exactly, once the allocating G has passed a safepoint.
+//   Continuous: a cycle request that never blocks; requests made while a cycle is
+//   pending or running fold into it, so with n = 1 cycles run back to back and marking
+//   overlaps the mutators (for races between them and the collector).
+enum class GCStressMode : std::uint8_t { Exact, Continuous };
+void setGCStress(int n, GCStressMode mode = GCStressMode::Exact);
+// Called by a G body at a safepoint (where it could call gcCollect): runs the cycles its
+// P owes to gcstress, one after the other; returns how many. Cheap when none is owed.
+int gcStressSafepoint();
 // checkmark: after every concurrent mark, re-mark from the roots with the world stopped
 // into a separate bitmap; a reachable object the concurrent mark missed is fatal.
 void setCheckmark(bool on);

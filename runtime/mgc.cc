@@ -3,8 +3,8 @@
 //
 // One world is attached at a time (gcAttach). A controller thread (not an M: it holds
 // no P) runs every cycle and the background sweep; cycles are requested by the pacer
-// trigger and gcstress in the allocation slow path (requestCycle, never blocking) or by
-// gcCollect (which waits). A cycle:
+// trigger in the allocation slow path (requestCycle, never blocking) or by gcCollect and
+// gcstress's gcStressSafepoint (both wait; gcstress's requests never fold). A cycle:
 //   1. Sweep termination, world stopped: finish the previous sweep (finishSweep);
 //      check that every P's MCache was flushed since the last sg += 2 (flushGen ==
 //      sweepgen, else fatal naming the P); pre-mark every cached span (allocate-black);
@@ -121,6 +121,7 @@ struct Collector {
   bool stopping = false;
   std::uint64_t requested = 0, started = 0, marked = 0, swept = 0;
   std::uint64_t forced = 0;
+  std::uint64_t stressed = 0;  // cycles run for gcstress (gcCollectNew(true))
   std::int64_t attachTime = 0;
   std::int64_t gcTimeNs = 0;  // STW pauses + mark work, for gctrace's P%
   std::vector<std::int64_t> pauses;
@@ -615,16 +616,18 @@ void gcDetach(Sched* sched) {
 void setMarkTerminationTestHook(void (*hook)()) { gc_detail::gMarkTerminationTestHook.store(hook); }
 #endif
 
-void gcCollect() {
+void gcCollect() { gc_detail::gcCollectNew(/*stress=*/false); }
+
+void gc_detail::gcCollectNew(bool stress) {
   auto& c = C();
   M* m = getm();
   G* g = nullptr;
   std::unique_lock<std::mutex> lk(c.lock);
   if (c.sched == nullptr) return;
   if (m != nullptr && m->sched == c.sched && m->curg != nullptr && m->p != nullptr) g = m->curg;
-  const std::uint64_t want = c.started + 1;
+  const std::uint64_t want = (stress ? std::max(c.requested, c.started) : c.started) + 1;
   c.requested = std::max(c.requested, want);
-  c.forced++;
+  (stress ? c.stressed : c.forced)++;
   c.cv.notify_all();
   if (g == nullptr) {
     c.cv.wait(lk, [&] { return c.swept >= want || c.stopping || c.sched == nullptr; });
@@ -650,6 +653,7 @@ GCStats gcStats() {
     std::lock_guard<std::mutex> lk(c.lock);
     st.cycles = c.marked;
     st.forcedCycles = c.forced;
+    st.stressCycles = c.stressed;
     st.pausesNs = c.pauses;
     st.numPauses = c.numPauses;
     std::copy(std::begin(c.pauseHist), std::end(c.pauseHist), st.pauseHist);

@@ -103,12 +103,16 @@ void pacerEndCycle(std::uint64_t marked, std::uint64_t heapAtTermination);
 void pacerStartCycle();
 // MHeap::allocSlowHook.
 void allocSlowHook(std::size_t bytes);
-// MHeap::allocStressHook (set by setGCStress): a cycle request every N allocations.
+// MHeap::allocStressHook (set by setGCStress): every N allocations of a P, one owed
+// cycle (exact) or one cycle request (continuous).
 void allocStressHook();
 
 // --- mgc.cc ---
 // Asks the controller for a new cycle without waiting (the pacer trigger, gcstress).
 void requestCycle();
+// gcCollect's body. stress: a cycle of its own, started after every one requested so far
+// (never folded into another caller's), counted in GCStats::stressCycles.
+void gcCollectNew(bool stress);
 bool sweepingDone();
 struct Counters {
   std::atomic<std::int64_t> assistTimeNs{0}, workerTimeNs{0};
@@ -122,7 +126,8 @@ struct Counters {
   std::atomic<std::int64_t> idleMarkTimeNs{0};
   std::atomic<std::uint64_t> idleMarkWork{0};
   std::atomic<int> gcstress{0};
-  std::atomic<std::uint64_t> stressAllocs{0};  // allocations counted by gcstress
+  std::atomic<std::uint32_t> stressGen{0};  // bumped by setGCStress: Ps reset their counts
+  std::atomic<bool> gcstressContinuous{false};  // GCStressMode::Continuous
   std::atomic<bool> checkmark{false};
 };
 Counters& counters();

@@ -263,7 +263,7 @@ TEST_CASE("gcCollect from a G at a safepoint keeps what its stack holds") {
 TEST_CASE("mutators racing the barrier under gcstress with checkmark: nothing reachable is freed") {
   World w(3);
   setCheckmark(true);
-  setGCStress(3);
+  setGCStress(3, GCStressMode::Continuous);
   const GCStats before = gcStats();
   runMutators(w.s, 4, 40 * kScale);
   setGCStress(0);
@@ -290,7 +290,7 @@ TEST_CASE("mutators racing the barrier under gcstress with checkmark: nothing re
 
 TEST_CASE("lazy mcache flushing: both acquireP and forEachP flush, stale spans swept by uncacheSpan") {
   World w(4);
-  setGCStress(4);
+  setGCStress(4, GCStressMode::Continuous);
   const GCStats before = gcStats();
   runMutators(w.s, 2, 30 * kScale);
   setGCStress(0);
@@ -403,7 +403,7 @@ TEST_CASE("gctrace prints one line per cycle in Go's format") {
 TEST_CASE("8 Ps: extra background mark workers share the marking, checkmark stays clean") {
   World w(8);
   setCheckmark(true);
-  setGCStress(2);
+  setGCStress(2, GCStressMode::Continuous);
   // A live graph big enough that the workers find buffers to take.
   std::vector<void*> live(4096);
   auto scanLive = [](void* ctx, VisitFn visit, void* vctx) {
@@ -438,43 +438,33 @@ TEST_CASE("8 Ps: extra background mark workers share the marking, checkmark stay
   verifyHeap();
 }
 
-TEST_CASE("gcstress: a cycle every N allocations (not every N slow paths)") {
+TEST_CASE("gcstress: a complete cycle every N allocations, run at the next safepoint") {
   // A fresh world: its P's MCache starts empty, so no span with a filled allocCache
   // lets allocations bypass the count. Pacing off: only gcstress starts cycles.
   World w(1);
   setGCPercent(-1);
-  constexpr int kN = 1000;  // 16-byte objects: ~2 span refills per kN allocations
-  constexpr std::uint64_t kCycles = 5;
+  constexpr int kN = 10;
+  constexpr int kPerStep = 25;  // several owed cycles per step: none folds into another
+  constexpr int kSteps = 40;
   setGCStress(kN);
-  const std::uint64_t c0 = gcStats().cycles;
+  const GCStats before = gcStats();
   std::uint64_t allocs = 0;
-  bool timedOut = false;
-  const auto deadlineFor = [] { return std::chrono::steady_clock::now() + std::chrono::seconds(30); };
-  auto deadline = deadlineFor();
+  int step = 0, mismatches = 0;
   RunStatus st = w.s.runMain(fn([&](G*) -> Step {
-    // After every kN-th allocation, wait (yielding: a safepoint) for the cycle it asked for.
-    if (allocs > 0 && allocs % kN == 0 && gcStats().cycles < c0 + allocs / kN) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        timedOut = true;
-        return Step::exit();
-      }
-      return Step::yield();
-    }
-    if (allocs == kCycles * kN + kN - 1) return Step::exit();
-    mallocgc(16, nullptr);
-    allocs++;
-    deadline = deadlineFor();
+    // A safepoint: the cycles owed for the allocations so far run (and complete) here.
+    gcStressSafepoint();
+    if (gcStats().cycles - before.cycles != allocs / kN) mismatches++;
+    if (step++ == kSteps) return Step::exit();
+    for (int i = 0; i < kPerStep; i++) mallocgc(16, nullptr);
+    allocs += kPerStep;
     return Step::yield();
   }));
   REQUIRE(st == RunStatus::Ok);
-  CHECK_FALSE(timedOut);
-  // kN - 1 allocations after the last cycle: no further cycle may start. Give a wrongly
-  // requested one time to finish before counting.
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
   const GCStats gs = gcStats();
-  MESSAGE("allocations " << allocs << ", cycles " << gs.cycles - c0);
-  CHECK(gs.cycles - c0 == kCycles);
-  CHECK(gs.cycles - c0 == allocs / kN);
+  MESSAGE("allocations " << allocs << ", cycles " << gs.cycles - before.cycles);
+  CHECK(mismatches == 0);
+  CHECK(gs.cycles - before.cycles == allocs / kN);
+  CHECK(gs.stressCycles - before.stressCycles == allocs / kN);
 }
 
 namespace {

@@ -19,9 +19,18 @@
 // work buffer (bounded by the debt). If it could not pay and the heap is past the goal,
 // the G is flagged to park at its next yield until mark termination (Go parks it on the
 // assist queue; here the G cannot block inside mallocgc, holding its P mid-step).
-// The hook also starts cycles when heapLive >= trigger; gcstress has a hook of its own,
-// called once per allocation (allocStressHook: every N-th requests a cycle).
-// requestCycle never blocks (the caller may be in the middle of an interpreter step).
+// The hook also starts cycles when heapLive >= trigger. requestCycle never blocks (the
+// caller may be in the middle of an interpreter step).
+// gcstress has a hook of its own, called once per allocation (allocStressHook): each P
+// counts its own allocations (P::gcStressCount, owner only: no shared counter). Its N-th
+//   - exact mode: adds one to the P's owed cycles and asks the running G to yield. The G
+//     body pays them at its next safepoint (gcStressSafepoint), one complete cycle each,
+//     blocking like gcCollect but never folding into another request (gcCollectNew). So
+//     with pacing off, cycles = sum over Ps of floor(allocations on P / N): allocations
+//     / N with one P;
+//   - continuous mode: requests a cycle (requestCycle, never blocking); requests made
+//     while one is pending or running fold into it, so with N = 1 cycles run back to
+//     back and every mark overlaps the mutators.
 // When no cycle marks and the last sweep is not finished, the slow path sweeps a couple
 // of spans (proportional sweep), so allocation helps the background sweeper.
 #include <algorithm>
@@ -130,19 +139,39 @@ void allocSlowHook(std::size_t bytes) {
   }
 }
 
+namespace {
+// p's stress counters, reset when setGCStress ran since p last counted.
+void stressSync(P* p, std::uint32_t gen) {
+  if (p->gcStressGen == gen) return;
+  p->gcStressGen = gen;
+  p->gcStressCount = 0;
+  p->gcStressOwed = 0;
+}
+}  // namespace
+
 void allocStressHook() {
   Counters& c = counters();
   const int n = c.gcstress.load(std::memory_order_relaxed);
-  if (n <= 0) return;
-  if ((c.stressAllocs.fetch_add(1, std::memory_order_relaxed) + 1) % static_cast<std::uint64_t>(n) == 0)
+  P* p = currentP();
+  if (n <= 0 || p == nullptr) return;
+  stressSync(p, c.stressGen.load(std::memory_order_relaxed));
+  if (++p->gcStressCount < static_cast<std::uint32_t>(n)) return;
+  p->gcStressCount = 0;
+  if (c.gcstressContinuous.load(std::memory_order_relaxed)) {
     requestCycle();
+    return;
+  }
+  p->gcStressOwed++;
+  // The cycle runs at the G's next safepoint: ask it to get there.
+  if (M* m = getm(); m != nullptr && m->curg != nullptr) m->curg->preempt.store(true, std::memory_order_relaxed);
 }
 }  // namespace spindle::runtime::gc_detail
 
 namespace spindle::runtime {
-void setGCStress(int n) {
+void setGCStress(int n, GCStressMode mode) {
+  gc_detail::counters().gcstressContinuous.store(mode == GCStressMode::Continuous, std::memory_order_relaxed);
   gc_detail::counters().gcstress.store(n, std::memory_order_relaxed);
-  gc_detail::counters().stressAllocs.store(0, std::memory_order_relaxed);
+  gc_detail::counters().stressGen.fetch_add(1, std::memory_order_relaxed);
   mheap().allocStressHook.store(n > 0 ? gc_detail::allocStressHook : nullptr, std::memory_order_relaxed);
 }
 
@@ -159,5 +188,16 @@ void setGCPercent(int percent) {
                                : marked + static_cast<std::uint64_t>(static_cast<double>(goal - marked) * 0.7),
                    std::memory_order_relaxed);
 }
+int gcStressSafepoint() {
+  gc_detail::Counters& c = gc_detail::counters();
+  P* p = currentP();
+  if (p == nullptr) return 0;
+  gc_detail::stressSync(p, c.stressGen.load(std::memory_order_relaxed));
+  const std::uint32_t owed = p->gcStressOwed;
+  p->gcStressOwed = 0;  // this G may come back on another P
+  for (std::uint32_t i = 0; i < owed; i++) gc_detail::gcCollectNew(/*stress=*/true);
+  return static_cast<int>(owed);
+}
+
 int gcPercent() { return gc_detail::pacer().percent.load(std::memory_order_relaxed); }
 }  // namespace spindle::runtime

@@ -77,6 +77,8 @@ Step FiberBody::run(runtime::G* g, std::uint32_t budget) {
         pending = Pending::None;
         runtime::gcCollect();
       }
+      // The cycles gcstress owes (their count was reached inside the step just run).
+      if (pending != Pending::Foreign) runtime::gcStressSafepoint();
       if (pending == Pending::Foreign) {
         g->needWorkerM.store(true, std::memory_order_relaxed);  // resume() makes the call
       } else {

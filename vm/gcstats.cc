@@ -39,6 +39,7 @@ ObjInstance* VM::newGCStats() {
   } fields[] = {
       {"cycles", static_cast<double>(gs.cycles)},
       {"forcedCycles", static_cast<double>(gs.forcedCycles)},
+      {"stressCycles", static_cast<double>(gs.stressCycles)},
       {"heapLive", static_cast<double>(gs.heapLive)},
       {"heapMarked", static_cast<double>(gs.heapMarked)},
       {"heapGoal", static_cast<double>(gs.heapGoal)},

@@ -150,6 +150,7 @@ vm::VMOptions internalOptions(const Options& o) {
   v.gctrace = o.gctrace;
   v.stats = o.stats;
   v.gcstress = o.gcstress;
+  v.gcstressContinuous = o.gcstress_continuous;
   v.gccheckmark = o.gccheckmark;
   if (o.ffi_check.has_value()) v.ffiCheck = *o.ffi_check;
   v.output = o.output;

@@ -55,7 +55,11 @@ runtime::Sched* VM::acquireSched(const VMOptions& o) {
     runtime::gcAttach(r.sched);
     runtime::setGCPercent(o.gcPercent);
     runtime::setGCTrace(o.gctrace);
-    runtime::setGCStress(o.gcstress);
+    if (o.gcstress > 0 || o.gcstressContinuous <= 0) {
+      runtime::setGCStress(o.gcstress);
+    } else {
+      runtime::setGCStress(o.gcstressContinuous, runtime::GCStressMode::Continuous);
+    }
     runtime::setCheckmark(o.gccheckmark);
   }
   return r.sched;
