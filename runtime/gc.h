@@ -128,6 +128,7 @@ struct GCStats {
   std::uint64_t cycles = 0;               // completed mark terminations
   std::uint64_t forcedCycles = 0;         // started by gcCollect
   std::uint64_t stressCycles = 0;         // run for gcstress (gcStressSafepoint)
+  std::uint64_t stwMarkCycles = 0;        // marked in one pause (gcstoptheworld)
   std::vector<std::int64_t> pausesNs;     // every STW pause (two per cycle), last 1024
   std::uint64_t numPauses = 0;            // STW pauses recorded since start (all of them)
   // pauseHist[i]: pauses in [2^i, 2^(i+1)) microseconds (i = 0 also holds < 1 us).
@@ -177,6 +178,15 @@ void setGCStress(int n, GCStressMode mode = GCStressMode::Exact);
 // Called by a G body at a safepoint (where it could call gcCollect): runs the cycles its
 // P owes to gcstress, one after the other; returns how many. Cheap when none is owed.
 int gcStressSafepoint();
+// clobberfree (Go's GODEBUG=clobberfree=1): small spans created from now on are
+// poisoned; sweeping fills what it frees with a pattern and allocation checks it as the
+// slot is handed out (a changed word, a write after free, is fatal), in every build
+// (-c opt too). On from the start in debug builds (SPINDLE_DEBUG).
+void setClobberFree(bool on);
+// gcstoptheworld (Go's GODEBUG=gcstoptheworld=1): a cycle marks with the world stopped
+// from sweep termination to mark termination (one pause, GCStats::stwMarkCycles), to
+// tell a marking bug from a concurrency bug.
+void setGCStopTheWorld(bool on);
 // checkmark: after every concurrent mark, re-mark from the roots with the world stopped
 // into a separate bitmap; a reachable object the concurrent mark missed is fatal.
 void setCheckmark(bool on);

@@ -31,6 +31,9 @@
 //   Assists that cannot keep up: a G allocating past the goal (while marking, or while
 //   its requested cycle has not started) is parked at its next yield (GCAssistWait,
 //   Go's assist queue) and readied after the next step 3.
+//   gcstoptheworld (setGCStopTheWorld): steps 1 to 3 are one pause: the world is not
+//   started between them, the roots are scanned with it stopped and step 3's scan of
+//   every G and drain do the whole mark (no mark worker, assist or barrier work runs).
 //   4. Concurrent sweep: the controller sweeps span by span (sweepone) while no new
 //      cycle is requested; allocating Ps sweep proportionally (mgcpacer.cc), cacheSpan
 //      sweeps what it takes, uncacheSpan sweeps stale cached spans.
@@ -122,6 +125,7 @@ struct Collector {
   std::uint64_t requested = 0, started = 0, marked = 0, swept = 0;
   std::uint64_t forced = 0;
   std::uint64_t stressed = 0;  // cycles run for gcstress (gcCollectNew(true))
+  std::uint64_t stwMarks = 0;  // cycles marked with the world stopped (gcstoptheworld)
   std::int64_t attachTime = 0;
   std::int64_t gcTimeNs = 0;  // STW pauses + mark work, for gctrace's P%
   std::vector<std::int64_t> pauses;
@@ -328,11 +332,16 @@ void runCycle() {
     std::lock_guard<std::mutex> lk(c.lock);
     cycle = ++c.started;
   }
-  const std::int64_t pause1 = s->startTheWorld();
-  recordPause(pause1);
-  s->wakeIdlePs(procs);  // idle Ps run the idle mark worker
-  afterSweep();  // the previous cycle's sweep finished at sweep termination
-  markWorkersBegin();
+  // gcstoptheworld: the world stays stopped through the mark (one pause, below).
+  const bool stwMark = counters().stwMark.load(std::memory_order_relaxed);
+  std::int64_t pause1 = 0;
+  if (!stwMark) {
+    pause1 = s->startTheWorld();
+    recordPause(pause1);
+    s->wakeIdlePs(procs);  // idle Ps run the idle mark worker
+    afterSweep();  // the previous cycle's sweep finished at sweep termination
+    markWorkersBegin();
+  }
 
   // --- 2. concurrent mark -------------------------------------------------------------
   const std::int64_t tMark = nanotime();
@@ -342,12 +351,13 @@ void runCycle() {
     scanRoots(&c.gcw);
     workNs += nanotime() - t0;
   }
-  markLoop(s, workNs);
+  // With the world stopped, mark termination below scans every G and drains it all.
+  if (!stwMark) markLoop(s, workNs);
   const std::int64_t markNs = nanotime() - tMark;
   counters().workerTimeNs.fetch_add(workNs, std::memory_order_relaxed);
 
   // --- 3. mark termination ------------------------------------------------------------
-  s->stopTheWorld("gc mark termination");
+  if (!stwMark) s->stopTheWorld("gc mark termination");
   std::uint64_t marked = c.orphanBytesMarked.load(std::memory_order_relaxed);
   const int procs2 = s->procs();
   for (int i = 0; i < procs2; i++) {
@@ -400,6 +410,11 @@ void runCycle() {
   startSweepCycle(h);
   const std::int64_t pause2 = s->startTheWorld();
   recordPause(pause2);
+  if (stwMark) {
+    afterSweep();
+    std::lock_guard<std::mutex> lk(c.lock);
+    c.stwMarks++;
+  }
   s->forEachP([](P* p) {
     prepareForSweep(p, counters().flushesForEachP);
     // Its cached free pages go back to the page allocator, where the scavenger sees
@@ -654,6 +669,7 @@ GCStats gcStats() {
     st.cycles = c.marked;
     st.forcedCycles = c.forced;
     st.stressCycles = c.stressed;
+    st.stwMarkCycles = c.stwMarks;
     st.pausesNs = c.pauses;
     st.numPauses = c.numPauses;
     std::copy(std::begin(c.pauseHist), std::end(c.pauseHist), st.pauseHist);

@@ -128,6 +128,7 @@ struct Counters {
   std::atomic<int> gcstress{0};
   std::atomic<std::uint32_t> stressGen{0};  // bumped by setGCStress: Ps reset their counts
   std::atomic<bool> gcstressContinuous{false};  // GCStressMode::Continuous
+  std::atomic<bool> stwMark{false};  // gcstoptheworld
   std::atomic<bool> checkmark{false};
 };
 Counters& counters();

@@ -105,4 +105,7 @@ void verifyHeap() {
   gc_detail::unlockForVerify();
 }
 
+void setClobberFree(bool on) { mheap().poisonFreed.store(on, std::memory_order_relaxed); }
+void setGCStopTheWorld(bool on) { gc_detail::counters().stwMark.store(on, std::memory_order_relaxed); }
+
 }  // namespace spindle::runtime

@@ -40,6 +40,7 @@ ObjInstance* VM::newGCStats() {
       {"cycles", static_cast<double>(gs.cycles)},
       {"forcedCycles", static_cast<double>(gs.forcedCycles)},
       {"stressCycles", static_cast<double>(gs.stressCycles)},
+      {"stwMarkCycles", static_cast<double>(gs.stwMarkCycles)},
       {"heapLive", static_cast<double>(gs.heapLive)},
       {"heapMarked", static_cast<double>(gs.heapMarked)},
       {"heapGoal", static_cast<double>(gs.heapGoal)},

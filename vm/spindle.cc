@@ -152,6 +152,8 @@ vm::VMOptions internalOptions(const Options& o) {
   v.gcstress = o.gcstress;
   v.gcstressContinuous = o.gcstress_continuous;
   v.gccheckmark = o.gccheckmark;
+  v.clobberfree = o.clobberfree;
+  v.gcstoptheworld = o.gcstoptheworld;
   if (o.ffi_check.has_value()) v.ffiCheck = *o.ffi_check;
   v.output = o.output;
   if (o.on_fiber_error) {

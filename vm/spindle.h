@@ -82,8 +82,8 @@ class Pinner;
 struct Error;
 
 // Options. Process-wide (one runtime per process, shared by every Vm: see "The process
-// runtime" above): procs, gc_percent, gctrace, the gcstress modes and gccheckmark take
-// effect when this Vm creates the runtime (no other Vm is alive) and are ignored
+// runtime" above): procs, gc_percent, gctrace, the gcstress modes, gccheckmark,
+// clobberfree and gcstoptheworld take effect when this Vm creates the runtime (no other Vm is alive) and are ignored
 // otherwise.
 // The rest are this Vm's.
 struct Options {
@@ -100,6 +100,13 @@ struct Options {
   // fibers (0: off; gcstress wins when both are set).
   int gcstress_continuous = 0;
   bool gccheckmark = false; // process-wide: verify each mark with a stop-the-world re-mark
+  // process-wide (Go's clobberfree): poison freed memory and check it when the slot is
+  // handed out again (a write after free is a fatal error), in every build; stays on for
+  // the process (debug builds have it on from the start).
+  bool clobberfree = false;
+  // process-wide (Go's gcstoptheworld=1): every cycle marks with the world stopped (one
+  // pause per cycle), to tell a marking bug from a concurrency bug.
+  bool gcstoptheworld = false;
   // A spawned fiber's uncaught runtime error (message and trace). Set: the callback runs
   // on the runtime thread of the failing fiber (it must not call into a Vm nor block for
   // long) and only that fiber ends; the call that spawned it and every other fiber go on.

@@ -733,6 +733,33 @@ TEST_CASE("--gcstress 10 with pacing off: exactly allocations / 10 complete cycl
   CHECK(vm.field(s, "stressCycles")->asNumber() >= cycles);
 }
 
+TEST_CASE("gcstoptheworld: every cycle marks with the world stopped, fibers running") {
+  spindle::Options o;
+  o.procs = 2;
+  o.gcstoptheworld = true;
+  o.gccheckmark = true;
+  o.output = [](std::string_view) {};
+  double c0, s0;
+  {
+    spindle::Vm probe;  // gone before vm, which creates the runtime with o
+    c0 = gcstatsField(probe, "cycles");
+    s0 = gcstatsField(probe, "stwMarkCycles");
+  }
+  spindle::Vm vm(o);
+  REQUIRE(vm.run("var done = Channel(2);\n"
+                 "fun churn(n) { var l = nil; for (var i = 0; i < n; i = i + 1) l = [i, l];\n"
+                 "  done.send(true); }\n"
+                 "spawn churn(20000); spawn churn(20000);\n"
+                 "for (var i = 0; i < 3; i = i + 1) gc();\n"
+                 "done.recv(); done.recv();\n"
+                 "gc();\n")
+              .ok());
+  const double cycles = gcstatsField(vm, "cycles") - c0;
+  MESSAGE("cycles " << cycles);
+  CHECK(cycles >= 4);
+  CHECK(gcstatsField(vm, "stwMarkCycles") - s0 == cycles);
+}
+
 TEST_CASE("gcstats() is a GCStats instance of numbers; its fields read through the API") {
   spindle::Vm vm;
   spindle::Result before = vm.call(*vm.global("gcstats"), {});
@@ -742,7 +769,7 @@ TEST_CASE("gcstats() is a GCStats instance of numbers; its fields read through t
   spindle::Result after = vm.call(*vm.global("gcstats"), {});
   REQUIRE(after.ok());
   for (const char* f : {"cycles", "forcedCycles", "heapLive", "heapMarked", "heapGoal", "heapTrigger",
-                        "heapInUse", "heapSys", "gcPercent", "numPauses", "stressCycles", "lastPauseNs", "maxPauseNs",
+                        "heapInUse", "heapSys", "gcPercent", "numPauses", "stressCycles", "stwMarkCycles", "lastPauseNs", "maxPauseNs",
                         "totalPauseNs", "allocs", "allocBytes", "procs"}) {
     CAPTURE(f);
     std::optional<spindle::Value> v = vm.field(after.value(), f);

@@ -61,6 +61,8 @@ runtime::Sched* VM::acquireSched(const VMOptions& o) {
       runtime::setGCStress(o.gcstressContinuous, runtime::GCStressMode::Continuous);
     }
     runtime::setCheckmark(o.gccheckmark);
+    if (o.clobberfree) runtime::setClobberFree(true);  // never off: debug builds start with it
+    runtime::setGCStopTheWorld(o.gcstoptheworld);
   }
   return r.sched;
 }

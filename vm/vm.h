@@ -76,6 +76,8 @@ struct VMOptions {
   int gcstress = 0;       // a complete cycle every N allocations of a P (gc.h setGCStress)
   int gcstressContinuous = 0;  // a cycle request every N (GCStressMode::Continuous); gcstress wins
   bool gccheckmark = false;
+  bool clobberfree = false;     // gc.h setClobberFree (on already in debug builds)
+  bool gcstoptheworld = false;  // gc.h setGCStopTheWorld
   // FFI checking mode (ffi.h): reject passing unpinned heap pointers inside memory.
   // On by default where invariant checks are (every build but -c opt).
 #if !defined(NDEBUG) || defined(SPINDLE_DEBUG)

@@ -46,13 +46,16 @@ void printUsage(std::FILE* out) {
              "                     request a GC cycle every N allocations without waiting:\n"
              "                     cycles run back to back, overlapping the fibers\n"
              "  --gccheckmark      verify each mark phase with a stop-the-world re-mark\n"
+             "  --clobberfree      poison freed memory; a write after free is fatal on reuse\n"
+             "  --gcstoptheworld   mark with the world stopped (one pause per cycle)\n"
              "  --ffi-check        reject unpinned heap pointers passed to foreign code\n"
              "  --no-ffi-check     turn that check off (it is on in debug builds)\n"
              "  --help             print this help and exit\n"
              "  --version          print the version and exit\n"
              "\n"
              "Fibers (spawn) run in parallel on --procs Ps. --gc-percent sets the collector's\n"
-             "pacing; the other --gc* flags are passed to the collector (process-wide).\n");
+             "pacing; the other --gc* flags and --clobberfree are passed to the collector\n"
+             "(process-wide). docs/STRESS.md: stress testing the collector.\n");
 }
 
 struct CliOptions {
@@ -118,6 +121,14 @@ int parseArgs(int argc, char** argv, CliOptions& opts) {
     }
     if (arg == "--gccheckmark") {
       opts.vm.gccheckmark = true;
+      continue;
+    }
+    if (arg == "--clobberfree") {
+      opts.vm.clobberfree = true;
+      continue;
+    }
+    if (arg == "--gcstoptheworld") {
+      opts.vm.gcstoptheworld = true;
       continue;
     }
     if (arg == "--ffi-check" || arg == "--no-ffi-check") {
