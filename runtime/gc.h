@@ -119,8 +119,16 @@ void gcCollect();
 // without a P, which no stop of the world stops, may still shade.
 void setMarkTerminationTestHook(void (*hook)());
 #endif
-// GOGC: 100 by default, -1 turns pacing off (explicit gcCollect still works).
-void setGCPercent(int percent);
+// GOGC: 100 by default, negative turns pacing off (explicit gcCollect still works).
+// Returns the old value.
+int setGCPercent(int percent);
+// Go's debug.FreeOSMemory: a full cycle (gcCollect, same callers), then every free page
+// goes back to the OS at once (the scavenger's scavengeAll). Returns the bytes released.
+std::uint64_t freeOSMemory();
+// Go's SetMemoryLimit, a soft limit: the pacer's goal never exceeds `bytes` (with pacing
+// on or off), so cycles come as often as needed to stay under it. ~0: no limit (the
+// default). Returns the old one.
+std::uint64_t setMemoryLimit(std::uint64_t bytes);
 int gcPercent();
 
 // --- observability -------------------------------------------------------------------

@@ -660,6 +660,11 @@ void gc_detail::gcCollectNew(bool stress) {
   gc_detail::drainStackShrinks(m->sched);
 }
 
+std::uint64_t freeOSMemory() {
+  gcCollect();
+  return scavengeAll(mheap());
+}
+
 GCStats gcStats() {
   auto& c = C();
   auto& k = gc_detail::counters();

@@ -89,6 +89,7 @@ struct Pacer {
   std::atomic<int> percent{100};
   std::atomic<std::uint64_t> heapMarked{0};  // live bytes found by the last mark
   std::atomic<std::uint64_t> goal{0};
+  std::atomic<std::uint64_t> memoryLimit{~std::uint64_t{0}};  // setMemoryLimit; ~0: none
   std::atomic<std::uint64_t> trigger{0};
   double triggerRatio = 0.7;                 // controller only
   // Assist ratio: scan work owed per byte allocated while marking (bits of a double).
@@ -99,6 +100,8 @@ Pacer& pacer();
 inline constexpr std::uint64_t kMinHeap = 4u << 20;
 // At mark termination: new goal and trigger from the marked bytes.
 void pacerEndCycle(std::uint64_t marked, std::uint64_t heapAtTermination);
+// Goal and trigger from the marked bytes, gc_percent and the memory limit.
+void pacerSetGoal(std::uint64_t marked, double triggerRatio);
 // At sweep termination: the assist ratio for this cycle.
 void pacerStartCycle();
 // MHeap::allocSlowHook.

@@ -5,8 +5,11 @@
 // heapMarked is what the mark found live plus the objects allocated black during it (as
 // Go's): heapLive restarts from that total after mark termination, so a goal computed
 // from the traced bytes alone would leave only traced - black bytes of runway.
-// gc_percent < 0 turns pacing off. heapLive (mheap.h; up to 256 KiB per P wait in the
-// P's MCache, folded in at both pauses) counts whole spans as they are
+// gc_percent < 0 turns pacing off. A soft memory limit (setMemoryLimit, Go's
+// GOMEMLIMIT) caps the goal, with pacing on or off: the goal never exceeds it (a goal
+// at or below the marked bytes makes the trigger the goal: cycles back to back).
+// Pacing is off exactly when goal == trigger == ~0. heapLive (mheap.h; up to 256 KiB
+// per P wait in the P's MCache, folded in at both pauses) counts whole spans as they are
 // cached (Go's accounting at refill) and large objects; it is reset to the marked bytes
 // at mark termination.
 // Trigger: heapMarked + (goal - heapMarked) * triggerRatio. A proportional controller
@@ -78,22 +81,30 @@ void pacerEndCycle(std::uint64_t marked, std::uint64_t heapAtTermination) {
     pc.triggerRatio += 0.02;
   }
   pc.triggerRatio = std::clamp(pc.triggerRatio, 0.5, 0.95);
-  const int percent = pc.percent.load(std::memory_order_relaxed);
   pc.heapMarked.store(marked, std::memory_order_relaxed);
-  const std::uint64_t goal =
+  pacerSetGoal(marked, pc.triggerRatio);
+}
+
+void pacerSetGoal(std::uint64_t marked, double triggerRatio) {
+  Pacer& pc = pacer();
+  const int percent = pc.percent.load(std::memory_order_relaxed);
+  const std::uint64_t limit = pc.memoryLimit.load(std::memory_order_relaxed);
+  std::uint64_t goal =
       percent < 0 ? ~std::uint64_t{0}
                   : std::max<std::uint64_t>(kMinHeap, marked + marked * static_cast<std::uint64_t>(percent) / 100);
+  goal = std::min(goal, limit);  // the soft memory limit caps the goal, pacing off or on
   pc.goal.store(goal, std::memory_order_relaxed);
   const std::uint64_t trigger =
-      percent < 0 ? ~std::uint64_t{0}
-                  : marked + static_cast<std::uint64_t>(static_cast<double>(goal - marked) * pc.triggerRatio);
+      goal == ~std::uint64_t{0} ? goal
+      : goal <= marked          ? goal
+                                : marked + static_cast<std::uint64_t>(static_cast<double>(goal - marked) * triggerRatio);
   pc.trigger.store(trigger, std::memory_order_relaxed);
 }
 
 namespace {
 void parkIfPastGoal() {
   const Pacer& pc = pacer();
-  if (pc.percent.load(std::memory_order_relaxed) < 0 ||
+  if (pc.goal.load(std::memory_order_relaxed) == ~std::uint64_t{0} ||
       mheap().heapLive.load(std::memory_order_relaxed) <= static_cast<std::int64_t>(pc.goal.load(std::memory_order_relaxed)))
     return;
   M* m = getm();
@@ -129,7 +140,7 @@ void allocSlowHook(std::size_t bytes) {
     }
   }
   const Pacer& pc = pacer();
-  if (pc.percent.load(std::memory_order_relaxed) >= 0 &&
+  if (pc.trigger.load(std::memory_order_relaxed) != ~std::uint64_t{0} &&
       static_cast<std::uint64_t>(std::max<std::int64_t>(h.heapLive.load(std::memory_order_relaxed), 0)) >=
           pc.trigger.load(std::memory_order_relaxed)) {
     requestCycle();
@@ -175,19 +186,21 @@ void setGCStress(int n, GCStressMode mode) {
   mheap().allocStressHook.store(n > 0 ? gc_detail::allocStressHook : nullptr, std::memory_order_relaxed);
 }
 
-void setGCPercent(int percent) {
+int setGCPercent(int percent) {
   gc_detail::Pacer& pc = gc_detail::pacer();
-  pc.percent.store(percent, std::memory_order_relaxed);
+  const int old = pc.percent.exchange(percent, std::memory_order_relaxed);
   // Recompute the goal and trigger from the last mark right away.
-  const std::uint64_t marked = pc.heapMarked.load(std::memory_order_relaxed);
-  const std::uint64_t goal =
-      percent < 0 ? ~std::uint64_t{0}
-                  : std::max<std::uint64_t>(gc_detail::kMinHeap, marked + marked * static_cast<std::uint64_t>(percent) / 100);
-  pc.goal.store(goal, std::memory_order_relaxed);
-  pc.trigger.store(percent < 0 ? ~std::uint64_t{0}
-                               : marked + static_cast<std::uint64_t>(static_cast<double>(goal - marked) * 0.7),
-                   std::memory_order_relaxed);
+  gc_detail::pacerSetGoal(pc.heapMarked.load(std::memory_order_relaxed), 0.7);
+  return old;
 }
+
+std::uint64_t setMemoryLimit(std::uint64_t bytes) {
+  gc_detail::Pacer& pc = gc_detail::pacer();
+  const std::uint64_t old = pc.memoryLimit.exchange(bytes, std::memory_order_relaxed);
+  gc_detail::pacerSetGoal(pc.heapMarked.load(std::memory_order_relaxed), 0.7);
+  return old;
+}
+
 int gcStressSafepoint() {
   gc_detail::Counters& c = gc_detail::counters();
   P* p = currentP();

@@ -72,10 +72,15 @@ Step FiberBody::run(runtime::G* g, std::uint32_t budget) {
   tlsFiber = prev;
   switch (st) {
     case RunStatus::Yield:
-      if (pending == Pending::Gc) {
+      if (pending == Pending::Gc || pending == Pending::FreeOSMemory) {
         // A true safepoint: the interpreter returned, everything is in the fiber.
+        const bool release = pending == Pending::FreeOSMemory;
         pending = Pending::None;
-        runtime::gcCollect();
+        if (release) {
+          runtime::freeOSMemory();  // a full cycle, then the free pages go back
+        } else {
+          runtime::gcCollect();
+        }
       }
       // The cycles gcstress owes (their count was reached inside the step just run).
       if (pending != Pending::Foreign) runtime::gcStressSafepoint();
