@@ -137,6 +137,7 @@ struct GCStats {
   std::uint64_t forcedCycles = 0;         // started by gcCollect
   std::uint64_t stressCycles = 0;         // run for gcstress (gcStressSafepoint)
   std::uint64_t stwMarkCycles = 0;        // marked in one pause (gcstoptheworld)
+  std::uint64_t heapVerifications = 0;    // verifyHeap runs (calls and gcverify's)
   std::vector<std::int64_t> pausesNs;     // every STW pause (two per cycle), last 1024
   std::uint64_t numPauses = 0;            // STW pauses recorded since start (all of them)
   // pauseHist[i]: pauses in [2^i, 2^(i+1)) microseconds (i = 0 also holds < 1 us).
@@ -198,10 +199,16 @@ void setGCStopTheWorld(bool on);
 // checkmark: after every concurrent mark, re-mark from the roots with the world stopped
 // into a separate bitmap; a reachable object the concurrent mark missed is fatal.
 void setCheckmark(bool on);
-// Checks every span's state, sweepgen, counts and bits, with the world stopped (stops
-// the attached world itself; call it from a thread without a P or a G at a safepoint).
-// Fatal on a broken invariant.
+// Checks every span's state, sweepgen, counts and bits, and that every pointer reachable
+// from the roots points at a live object of a plausible type, with the world stopped
+// (stops the attached world itself; call it from a thread without a P or a G at a
+// safepoint). Fatal on a broken invariant, naming the object, its span, the pointer's
+// source and the phase.
 void verifyHeap();
+// gcverify: verifyHeap runs in every cycle, with the world stopped, at sweep termination
+// ("before cycle N") and after mark termination ("after cycle N", where every reachable
+// object must also be marked).
+void setGCVerify(bool on);
 
 // --- finalizers ----------------------------------------------------------------------
 // fn(obj, arg) runs once, on a finalizer G, after obj became unreachable; obj and

@@ -89,6 +89,12 @@ Counters& counters() {
   return *c;
 }
 
+std::vector<G*> allGs(Sched* s) {
+  std::vector<G*> gs;
+  s->forEachG([&](G* g) { gs.push_back(g); });
+  return gs;
+}
+
 namespace {
 
 // A sweep finished (world running): wake the finalizer G for what the sweep queued (the
@@ -209,12 +215,6 @@ void readyAssists(Sched* s, std::vector<G*>& q) {
   }
 }
 
-std::vector<G*> allGs(Sched* s) {
-  std::vector<G*> gs;
-  s->forEachG([&](G* g) { gs.push_back(g); });
-  return gs;
-}
-
 template <typename F>
 void forEachCachedSpan(Sched* s, F&& f) {
   const int n = s->procs();
@@ -314,6 +314,15 @@ void runCycle() {
   }
   SPINDLE_CHECK(workQueues().full.empty(), "gcStart: global work list not empty");
   SPINDLE_CHECK(noPWorkEmpty(), "gcStart: the barrier's no-P buffer holds grey objects outside a mark phase");
+  const bool verify = counters().verify.load(std::memory_order_relaxed);
+  if (verify) {
+    std::uint64_t next;
+    {
+      std::lock_guard<std::mutex> lk(c.lock);
+      next = c.started + 1;
+    }
+    verifyHeapStopped(s, fmt::format("before cycle {}", next).c_str(), /*afterMark=*/false);
+  }
   forEachCachedSpan(s, [](MSpan* sp) { sp->allocBlackBegin(); });
   markGen.fetch_add(1, std::memory_order_relaxed);
   pacerStartCycle();
@@ -408,6 +417,7 @@ void runCycle() {
   h.heapLive.store(static_cast<std::int64_t>(marked), std::memory_order_relaxed);
   c.sweepDone.store(false, std::memory_order_relaxed);
   startSweepCycle(h);
+  if (verify) verifyHeapStopped(s, fmt::format("after cycle {}", cycle).c_str(), /*afterMark=*/true);
   const std::int64_t pause2 = s->startTheWorld();
   recordPause(pause2);
   if (stwMark) {
@@ -703,6 +713,7 @@ GCStats gcStats() {
   st.stacksScannedByCollector = k.stacksByCollector.load(std::memory_order_relaxed);
   st.stacksScannedBeforeRun = k.stacksBeforeRun.load(std::memory_order_relaxed);
   st.checkmarkObjects = k.checkmarkObjects.load(std::memory_order_relaxed);
+  st.heapVerifications = k.heapVerifications.load(std::memory_order_relaxed);
   return st;
 }
 

@@ -827,3 +827,81 @@ TEST_CASE("a shade from a thread without a P late in mark termination is drained
   verifyHeap();
 }
 #endif
+
+namespace {
+// verifyHeap's scenario, in a child process: a rooted chain of nodes, collected once;
+// then `corrupt` (a test-only write, as a memory bug would make) and verifyHeap. Exits 0
+// unless a fatal error ends it; prints the first node's address.
+enum class Corruption { None, Header, Dangling };
+void verifyScenario(Corruption corrupt) {
+  World w(1);
+  setGCPercent(-1);  // only the explicit cycles
+  Node* dead = nullptr;
+  RunStatus st = w.s.runMain(fn([&](G*) -> Step {
+    Node* head = nullptr;
+    for (int i = 0; i < 8; i++) {
+      Node* n = newNode();
+      writePointer(&n->kids[0], head);
+      head = n;
+    }
+    writePointer(&gShared[0], head);
+    dead = newNode();  // garbage: freed by the cycle below
+    return Step::exit();
+  }));
+  if (st != RunStatus::Ok) std::_Exit(3);
+  setGCVerify(true);  // before and after the cycle: the heap is healthy
+  gcCollect();
+  setGCVerify(false);
+  auto* head = static_cast<Node*>(gShared[0]);
+  std::fprintf(stderr, "head %p dead %p\n", static_cast<void*>(head), static_cast<void*>(dead));
+  if (corrupt == Corruption::Header) {
+    head->h.type = reinterpret_cast<const TypeInfo*>(std::uintptr_t{0xdeadbeefdeadbeef});
+  } else if (corrupt == Corruption::Dangling) {
+    static_cast<Node*>(head->kids[0])->kids[3] = dead;  // no barrier: a memory bug
+  }
+  verifyHeap();
+  for (auto& p : gShared) p = nullptr;
+}
+}  // namespace
+
+TEST_CASE("verifyHeap: a healthy heap passes; a corrupted one is fatal naming the object and span") {
+  using spindle::runtime::testing::runChild;
+  SUBCASE("healthy: --gcverify's checks before and after a cycle, then verifyHeap()") {
+    const std::uint64_t before = gcStats().heapVerifications;
+    {
+      World w(2);  // detached before the child below makes its own
+      setGCVerify(true);
+      runMutators(w.s, 2, 5 * kScale);
+      gcCollect();
+      setGCVerify(false);
+    }
+    const std::uint64_t ran = gcStats().heapVerifications - before;
+    MESSAGE("verifications " << ran);
+    CHECK(ran >= 2);
+    CHECK(ran % 2 == 0);  // one before and one after each cycle
+    auto [died, err] = runChild([] { verifyScenario(Corruption::None); });
+    CHECK_FALSE(died);
+    CHECK(err.find("head 0x") != std::string::npos);
+  }
+  SUBCASE("a reachable object's header overwritten: no plausible type") {
+    auto [died, err] = runChild([] { verifyScenario(Corruption::Header); });
+    MESSAGE(err);
+    CHECK(died);
+    const std::string head = err.substr(err.find("head ") + 5, err.find(" dead") - err.find("head ") - 5);
+    CHECK(err.find("verifyHeap (verifyHeap()): object " + head) != std::string::npos);
+    CHECK(err.find("has no plausible type: header word 0xdeadbeefdeadbeef") != std::string::npos);
+    CHECK(err.find("(span 0x") != std::string::npos);
+    CHECK(err.find("reached from root scanner") != std::string::npos);
+  }
+  SUBCASE("a reachable pointer to a freed object: a dangling pointer from the field that holds it") {
+    auto [died, err] = runChild([] { verifyScenario(Corruption::Dangling); });
+    MESSAGE(err);
+    CHECK(died);
+    const std::size_t d = err.find("dead ") + 5;
+    const std::string dead = err.substr(d, err.find('\n', d) - d);
+    CHECK(err.find("object " + dead + " (span 0x") != std::string::npos);
+    CHECK(err.find("a dangling pointer") != std::string::npos);
+    CHECK(err.find("reached from a field of object 0x") != std::string::npos);
+    CHECK(err.find("(type Node)") != std::string::npos);
+  }
+}

@@ -72,12 +72,14 @@ Step FiberBody::run(runtime::G* g, std::uint32_t budget) {
   tlsFiber = prev;
   switch (st) {
     case RunStatus::Yield:
-      if (pending == Pending::Gc || pending == Pending::FreeOSMemory) {
+      if (pending == Pending::Gc || pending == Pending::FreeOSMemory || pending == Pending::GcVerify) {
         // A true safepoint: the interpreter returned, everything is in the fiber.
-        const bool release = pending == Pending::FreeOSMemory;
+        const Pending p = pending;
         pending = Pending::None;
-        if (release) {
+        if (p == Pending::FreeOSMemory) {
           runtime::freeOSMemory();  // a full cycle, then the free pages go back
+        } else if (p == Pending::GcVerify) {
+          runtime::verifyHeap();  // between cycles: stops the world, fatal if broken
         } else {
           runtime::gcCollect();
         }

@@ -63,7 +63,7 @@ class FiberBody final : public runtime::GBody {
   // fiber's host's (Sched::onOtherHostM); the G yields with needWorkerM and resume()
   // makes the call (foreignArgc arguments above the callee on the stack) on a worker M.
   enum class Pending : std::uint8_t {
-    None, Send, Recv, Select, Sleep, Yield, Gc, FreeOSMemory, WaitFinalizers, Foreign, ForInRecv
+    None, Send, Recv, Select, Sleep, Yield, Gc, FreeOSMemory, GcVerify, WaitFinalizers, Foreign, ForInRecv
   };
 
   FiberBody(VM* vm, ObjFiber* fiber, int refs) : vm_(vm), fiber_(fiber), refs_(refs) {

@@ -10,6 +10,7 @@
 // every VM): setGCPercent(n) and setMemoryLimit(bytes) return the old value;
 // freeOSMemory() runs a full cycle and returns every free page to the OS at the calling
 // fiber's next safepoint (FiberBody::run);
+// gcverify() runs the heap verifier (runtime verifyHeap) there too;
 // gcWaitFinalizers() parks the fiber (runtime/fing.h waitFinalizersStep) until the
 // finalizers and cleanups queued so far have run. Bad arguments are runtime errors.
 #include <cmath>
@@ -56,6 +57,13 @@ bool nativeFreeOSMemory(VM&, const void*, int, Value*, Value*) {
   return true;
 }
 
+bool nativeGcVerify(VM&, const void*, int, Value*, Value*) {
+  // verifyHeap runs in FiberBody::run at the fiber's next safepoint.
+  FiberBody* body = currentFiber()->body;
+  if (body->g() != nullptr) body->request(FiberBody::Pending::GcVerify);
+  return true;
+}
+
 bool nativeGcWaitFinalizers(VM& vm, const void*, int, Value*, Value*) {
   const std::uint64_t target = runtime::finalizersQueuedTotal();
   if (runtime::finalizersRan(target)) return true;
@@ -75,6 +83,7 @@ void VM::registerGCStatsNative() {
   setGlobal(globalSlot("setGCPercent"), Value::object(newNative("setGCPercent", 1, nativeSetGCPercent)));
   setGlobal(globalSlot("setMemoryLimit"), Value::object(newNative("setMemoryLimit", 1, nativeSetMemoryLimit)));
   setGlobal(globalSlot("freeOSMemory"), Value::object(newNative("freeOSMemory", 0, nativeFreeOSMemory)));
+  setGlobal(globalSlot("gcverify"), Value::object(newNative("gcverify", 0, nativeGcVerify)));
   setGlobal(globalSlot("gcWaitFinalizers"),
             Value::object(newNative("gcWaitFinalizers", 0, nativeGcWaitFinalizers)));
 }
@@ -93,6 +102,7 @@ ObjInstance* VM::newGCStats() {
       {"forcedCycles", static_cast<double>(gs.forcedCycles)},
       {"stressCycles", static_cast<double>(gs.stressCycles)},
       {"stwMarkCycles", static_cast<double>(gs.stwMarkCycles)},
+      {"heapVerifications", static_cast<double>(gs.heapVerifications)},
       {"finalizersQueued", static_cast<double>(fs.queued + fs.cleanupsQueued)},
       {"finalizersRun", static_cast<double>(fs.run)},
       {"heapLive", static_cast<double>(gs.heapLive)},

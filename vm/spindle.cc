@@ -154,6 +154,7 @@ vm::VMOptions internalOptions(const Options& o) {
   v.gccheckmark = o.gccheckmark;
   v.clobberfree = o.clobberfree;
   v.gcstoptheworld = o.gcstoptheworld;
+  v.gcverify = o.gcverify;
   if (o.ffi_check.has_value()) v.ffiCheck = *o.ffi_check;
   v.output = o.output;
   if (o.on_fiber_error) {

@@ -83,7 +83,7 @@ struct Error;
 
 // Options. Process-wide (one runtime per process, shared by every Vm: see "The process
 // runtime" above): procs, gc_percent, gctrace, the gcstress modes, gccheckmark,
-// clobberfree and gcstoptheworld take effect when this Vm creates the runtime (no other Vm is alive) and are ignored
+// clobberfree, gcstoptheworld and gcverify take effect when this Vm creates the runtime (no other Vm is alive) and are ignored
 // otherwise.
 // The rest are this Vm's.
 struct Options {
@@ -107,6 +107,10 @@ struct Options {
   // process-wide (Go's gcstoptheworld=1): every cycle marks with the world stopped (one
   // pause per cycle), to tell a marking bug from a concurrency bug.
   bool gcstoptheworld = false;
+  // process-wide: the heap verifier (span map, sweepgen, bits, and every reachable
+  // pointer at a live object of a plausible type) runs before and after every cycle; a
+  // failure is a fatal error naming the object, its span, the pointer's source and phase.
+  bool gcverify = false;
   // A spawned fiber's uncaught runtime error (message and trace). Set: the callback runs
   // on the runtime thread of the failing fiber (it must not call into a Vm nor block for
   // long) and only that fiber ends; the call that spawned it and every other fiber go on.

@@ -769,7 +769,8 @@ TEST_CASE("gcstats() is a GCStats instance of numbers; its fields read through t
   spindle::Result after = vm.call(*vm.global("gcstats"), {});
   REQUIRE(after.ok());
   for (const char* f : {"cycles", "forcedCycles", "heapLive", "heapMarked", "heapGoal", "heapTrigger",
-                        "heapInUse", "heapSys", "gcPercent", "numPauses", "stressCycles", "stwMarkCycles", "lastPauseNs", "maxPauseNs",
+                        "heapInUse", "heapSys", "gcPercent", "numPauses", "stressCycles", "stwMarkCycles", "heapVerifications",
+                        "finalizersQueued", "finalizersRun", "lastPauseNs", "maxPauseNs",
                         "totalPauseNs", "allocs", "allocBytes", "procs"}) {
     CAPTURE(f);
     std::optional<spindle::Value> v = vm.field(after.value(), f);

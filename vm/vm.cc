@@ -63,6 +63,7 @@ runtime::Sched* VM::acquireSched(const VMOptions& o) {
     runtime::setCheckmark(o.gccheckmark);
     if (o.clobberfree) runtime::setClobberFree(true);  // never off: debug builds start with it
     runtime::setGCStopTheWorld(o.gcstoptheworld);
+    runtime::setGCVerify(o.gcverify);
   }
   return r.sched;
 }

@@ -78,6 +78,7 @@ struct VMOptions {
   bool gccheckmark = false;
   bool clobberfree = false;     // gc.h setClobberFree (on already in debug builds)
   bool gcstoptheworld = false;  // gc.h setGCStopTheWorld
+  bool gcverify = false;        // gc.h setGCVerify
   // FFI checking mode (ffi.h): reject passing unpinned heap pointers inside memory.
   // On by default where invariant checks are (every build but -c opt).
 #if !defined(NDEBUG) || defined(SPINDLE_DEBUG)

@@ -51,7 +51,9 @@ expect gcstress-checkmark 0 "^4.49998e\+10$" -- --gcstress-continuous 1 --gcchec
 # Exact gcstress: a complete cycle every 1000 allocations (about 300 here).
 expect gcstoptheworld 0 "^4.49998e\+10$" -- --gcstoptheworld --gccheckmark --gcstress-continuous 1 -e "$garbage"
 expect clobberfree 0 "^4.49998e\+10$" -- --clobberfree --gcstress-continuous 1 -e "$garbage"
-expect help-stress 0 "--gcstoptheworld" -- --help
+expect help-stress 0 "--gcstress-continuous" -- --help
+expect help-verify 0 "--gcverify " -- --help
+expect gcverify 0 "^4.49998e\+10$" -- --gcverify --procs 2 -e "$garbage"
 expect gcstress-exact 0 "^4.49998e\+10$" -- --gcstress 1000 --gccheckmark -e "$garbage"
 # When the main script ends, the program ends (as in Go), even while a spawned fiber is
 # blocked in a 30 s C sleep: the host thread never makes another fiber's foreign call,

@@ -48,6 +48,7 @@ void printUsage(std::FILE* out) {
              "  --gccheckmark      verify each mark phase with a stop-the-world re-mark\n"
              "  --clobberfree      poison freed memory; a write after free is fatal on reuse\n"
              "  --gcstoptheworld   mark with the world stopped (one pause per cycle)\n"
+             "  --gcverify         verify the heap before and after every GC cycle\n"
              "  --ffi-check        reject unpinned heap pointers passed to foreign code\n"
              "  --no-ffi-check     turn that check off (it is on in debug builds)\n"
              "  --help             print this help and exit\n"
@@ -129,6 +130,10 @@ int parseArgs(int argc, char** argv, CliOptions& opts) {
     }
     if (arg == "--gcstoptheworld") {
       opts.vm.gcstoptheworld = true;
+      continue;
+    }
+    if (arg == "--gcverify") {
+      opts.vm.gcverify = true;
       continue;
     }
     if (arg == "--ffi-check" || arg == "--no-ffi-check") {
