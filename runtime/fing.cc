@@ -1,7 +1,9 @@
 // fing.cc: see fing.h.
 #include "runtime/fing.h"
 
+#include <cstdint>
 #include <mutex>
+#include <vector>
 
 #include "runtime/gc.h"
 #include "runtime/mheap.h"
@@ -57,7 +59,9 @@ class FinalizerBody final : public GBody {
         e.cleanup(e.arg);
       }
       tlsRunningFinalizerG = nullptr;
-      noteFinalizerRan();
+      due_.clear();
+      noteFinalizerRan(&due_);
+      for (G* w : due_) w->sched->ready(w);  // gcWaitFinalizers's waiters it released
       if (++done >= budget || g->preemptRequested()) return Step::yield();
     }
   }
@@ -75,9 +79,27 @@ class FinalizerBody final : public GBody {
     }
     delete this;
   }
+
+ private:
+  std::vector<G*> due_;  // noteFinalizerRan's out list, reused
 };
 
+// waitFinalizersStep's park commit (g is Waiting): joins the waiters, unless the
+// entries ran meanwhile; then no one else will ready g, so do it here.
+void finWaitCommit(G* g, void* arg) {
+  if (!addFinalizerWaiter(g, reinterpret_cast<std::uintptr_t>(arg))) g->sched->ready(g);
+}
+
 }  // namespace
+
+Step waitFinalizersStep(G* g, std::uint64_t target) {
+  SPINDLE_CHECK(g->parkCommit == nullptr, "waitFinalizersStep: G {} already has a park commit", g->goid);
+  g->parkCommit = &finWaitCommit;
+  g->parkArg = reinterpret_cast<void*>(static_cast<std::uintptr_t>(target));
+  // The entries may wait only on the wake hint (findRunnable): wake the finalizer G now.
+  wakeFinalizerG();
+  return Step::park(WaitReason::FinalizersRunWait, nullptr);
+}
 
 G* startFinalizerG(Sched* sched) {
   registerFinalizerRoots();

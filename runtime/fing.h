@@ -18,6 +18,7 @@
 // registerRoots on first use.
 #pragma once
 
+#include "runtime/g.h"
 #include "runtime/mfinal.h"
 
 namespace spindle::runtime {
@@ -37,5 +38,11 @@ void wakeFinalizerG();
 G* finalizerG();
 // The finalizer G while it runs a finalizer on this thread, else null.
 G* runningFinalizerG();
+// gcWaitFinalizers (Go has none; its tests poll): from G g's body at a safepoint, with
+// target = finalizersQueuedTotal() taken when the wait began and !finalizersRan(target):
+// records a park commit that adds g to the waiters (mfinal.h) and returns the park step,
+// which the body must return at once. g is readied when the first `target` entries ever
+// queued have all run (by the finalizer G, or by the commit if they already had).
+Step waitFinalizersStep(G* g, std::uint64_t target);
 
 }  // namespace spindle::runtime

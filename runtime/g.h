@@ -51,6 +51,7 @@ enum class WaitReason : std::uint8_t {
   Host,
   FinalizerWait,
   GCAssistWait,  // parked by the collector: the heap reached its goal while marking
+  FinalizersRunWait,  // waitFinalizersStep: until the finalizers queued so far have run
 };
 
 const char* waitReasonString(WaitReason r);

@@ -119,14 +119,25 @@ void gcCollect();
 // without a P, which no stop of the world stops, may still shade.
 void setMarkTerminationTestHook(void (*hook)());
 #endif
-// GOGC: 100 by default, -1 turns pacing off (explicit gcCollect still works).
-void setGCPercent(int percent);
+// GOGC: 100 by default, negative turns pacing off (explicit gcCollect still works).
+// Returns the old value.
+int setGCPercent(int percent);
+// Go's debug.FreeOSMemory: a full cycle (gcCollect, same callers), then every free page
+// goes back to the OS at once (the scavenger's scavengeAll). Returns the bytes released.
+std::uint64_t freeOSMemory();
+// Go's SetMemoryLimit, a soft limit: the pacer's goal never exceeds `bytes` (with pacing
+// on or off), so cycles come as often as needed to stay under it. ~0: no limit (the
+// default). Returns the old one.
+std::uint64_t setMemoryLimit(std::uint64_t bytes);
 int gcPercent();
 
 // --- observability -------------------------------------------------------------------
 struct GCStats {
   std::uint64_t cycles = 0;               // completed mark terminations
   std::uint64_t forcedCycles = 0;         // started by gcCollect
+  std::uint64_t stressCycles = 0;         // run for gcstress (gcStressSafepoint)
+  std::uint64_t stwMarkCycles = 0;        // marked in one pause (gcstoptheworld)
+  std::uint64_t heapVerifications = 0;    // verifyHeap runs (calls and gcverify's)
   std::vector<std::int64_t> pausesNs;     // every STW pause (two per cycle), last 1024
   std::uint64_t numPauses = 0;            // STW pauses recorded since start (all of them)
   // pauseHist[i]: pauses in [2^i, 2^(i+1)) microseconds (i = 0 also holds < 1 us).
@@ -160,17 +171,44 @@ GCStats gcStats();
 void setGCTrace(bool on);
 
 // --- verification ----------------------------------------------------------------------
-// gcstress: request a cycle every n allocations (counted over all Ps; small allocations
-// then all take the slow path); 0 turns it off. Cycles only start; nothing blocks, so
-// requests made while a cycle is pending or running fold into it.
-void setGCStress(int n);
+// gcstress: every n allocations of each P (each P counts its own, so counting shares
+// no cache line; small allocations then all take the slow path); 0 turns it off. Counts
+// restart at every call.
+//   Exact: a complete cycle. The n-th allocation makes the P owe a cycle and asks the
+//   running G to yield; the G body runs what its P owes at its next safepoint
+//   (gcStressSafepoint), blocked like gcCollect, each cycle its own (never folded into
+//   another request). With pacing off (setGCPercent(-1)) and one P: cycles =
+//   allocations / n exactly, once the allocating G has passed a safepoint.
+//   Continuous: a cycle request that never blocks; requests made while a cycle is
+//   pending or running fold into it, so with n = 1 cycles run back to back and marking
+//   overlaps the mutators (for races between them and the collector).
+enum class GCStressMode : std::uint8_t { Exact, Continuous };
+void setGCStress(int n, GCStressMode mode = GCStressMode::Exact);
+// Called by a G body at a safepoint (where it could call gcCollect): runs the cycles its
+// P owes to gcstress, one after the other; returns how many. Cheap when none is owed.
+int gcStressSafepoint();
+// clobberfree (Go's GODEBUG=clobberfree=1): small spans created from now on are
+// poisoned; sweeping fills what it frees with a pattern and allocation checks it as the
+// slot is handed out (a changed word, a write after free, is fatal), in every build
+// (-c opt too). On from the start in debug builds (SPINDLE_DEBUG).
+void setClobberFree(bool on);
+// gcstoptheworld (Go's GODEBUG=gcstoptheworld=1): a cycle marks with the world stopped
+// from sweep termination to mark termination (one pause, GCStats::stwMarkCycles), to
+// tell a marking bug from a concurrency bug.
+void setGCStopTheWorld(bool on);
 // checkmark: after every concurrent mark, re-mark from the roots with the world stopped
 // into a separate bitmap; a reachable object the concurrent mark missed is fatal.
 void setCheckmark(bool on);
-// Checks every span's state, sweepgen, counts and bits, with the world stopped (stops
-// the attached world itself; call it from a thread without a P or a G at a safepoint).
-// Fatal on a broken invariant.
+// Checks every span's state, sweepgen, counts and bits, and that every pointer reachable
+// from the roots points at a live object of a plausible type, with the world stopped
+// (stops the attached world itself; call it from a thread without a P or a G at a
+// safepoint). Fatal on a broken invariant, naming the object, its span, the pointer's
+// source and the phase.
 void verifyHeap();
+// gcverify: verifyHeap runs in every cycle, with the world stopped, at sweep termination
+// ("before cycle N") and after mark termination ("after cycle N", where every reachable
+// object must also be marked).
+void setGCVerify(bool on);
 
 // --- finalizers ----------------------------------------------------------------------
 // fn(obj, arg) runs once, on a finalizer G, after obj became unreachable; obj and

@@ -20,11 +20,14 @@ void* nextFreeSlow(MCache* c, SpanClass spc) {
   ++s->allocCount;
   SPINDLE_DCHECK(s->allocCount <= s->nelems, "span {:#x}: allocCount {} > nelems {}", s->base(),
                  s->allocCount, s->nelems);
-  if (auto stress = mheap().allocStressHook.load(std::memory_order_relaxed)) [[unlikely]] {
-    // gcstress counts allocations, not slow paths: with the cache empty, the next
-    // allocation from this span misses the fast path and comes back here.
+  auto stress = mheap().allocStressHook.load(std::memory_order_relaxed);
+  if (stress != nullptr || s->poisoned) [[unlikely]] {
+    // gcstress counts allocations, not slow paths, and a poisoned slot is checked as it
+    // is handed out: with the cache empty, the next allocation from this span misses the
+    // fast path and comes back here.
     s->allocCache = 0;
-    stress();
+    if (s->poisoned) s->checkPoisonedSlot(idx);
+    if (stress != nullptr) stress();
   }
   return reinterpret_cast<void*>(s->base() + std::uintptr_t{idx} * s->elemsize);
 }

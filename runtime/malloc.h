@@ -14,6 +14,9 @@
 //   - gcstress (MHeap::allocStressHook set): nextFreeSlow empties the span's allocCache
 //     after each allocation, so the fast path always misses and every allocation is
 //     counted in the slow path; the fast path itself has no check.
+//   - freed-memory poisoning (MSpan::poisoned, clobberfree): the same empty allocCache
+//     sends every allocation from a poisoned span to nextFreeSlow, which checks the slot
+//     it hands out (fatal if a word of the poison changed) in every build, -c opt too.
 // A large object is zeroed in chunks of kCheckpointBytes with a checkpoint between them
 // (pheap.h), so a stop never waits for a whole memset; mallocgc of a large object may
 // therefore pass a checkpoint (its caller must hold no lock a stopped world needs).
@@ -111,9 +114,6 @@ inline void memclrObject(void* v, std::size_t n) {
     v = nextFreeSlow(c, spc);
     s = c->alloc[spc.value];
   }
-#if SPINDLE_DCHECKS_ON
-  if (s->poisoned) s->checkPoisonedSlot(s->objIndex(reinterpret_cast<std::uintptr_t>(v)));
-#endif
   if (needzero && s->needzero != NeedZero::No) {
     if (s->needzero == NeedZero::Rest) [[unlikely]] {
       zeroRest(s, v);

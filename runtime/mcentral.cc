@@ -103,7 +103,7 @@ MSpan* MCentral::grow() {
   MSpan* s = heap_->allocSpan(kSizeClasses[sc].npages, SpanKind::Heap, spanclass_);
   if (s == nullptr) return nullptr;
   if (heap_->poisonFreed.load(std::memory_order_relaxed)) {
-    // Debug builds: every free slot holds the poison, checked and zeroed as it is handed
+    // clobberfree: every free slot holds the poison, checked and zeroed as it is handed
     // out (poisonSpan sets needzero Each), so a write after free is caught.
     poisonSpan(s);
   } else if (s->needzero != NeedZero::No) {

@@ -32,7 +32,15 @@ struct FinState {
   G* fing = nullptr;                // finqLock: its G, once it ran
   Sched* fingSched = nullptr;       // finqLock
   bool fingParked = false;          // finqLock: fing is (about to be) Waiting
+  // Written under finqLock (queued, cleanupsQueued by sweepSpecials; run by
+  // noteFinalizerRan); atomics so that finalizerStats reads them without it.
   std::atomic<std::uint64_t> queued{0}, cleanupsQueued{0}, run{0};
+  // Gs parked in waitFinalizersStep until run >= target (finqLock).
+  struct Waiter {
+    G* g;
+    std::uint64_t target;
+  };
+  std::vector<Waiter> finWaiters;
 
   // Special records come from a FixAlloc (Go's specialfinalizeralloc): off the C++ heap,
   // like the spans that point at them. A leaf lock.
@@ -300,7 +308,36 @@ FinqTake finqTakeOrPark(const void* owner, G* g, FinalizerEntry* out) {
 
 void finqParkCommit(G*, void*) { fin().finqLock.unlock(); }
 
-void noteFinalizerRan() { fin().run.fetch_add(1, std::memory_order_relaxed); }
+void noteFinalizerRan(std::vector<G*>* due) {
+  FinState& f = fin();
+  std::lock_guard<std::mutex> qlk(f.finqLock);
+  const std::uint64_t run = f.run.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (f.finWaiters.empty()) return;
+  auto done = [run](const FinState::Waiter& w) { return w.target <= run; };
+  for (const FinState::Waiter& w : f.finWaiters)
+    if (done(w)) due->push_back(w.g);
+  std::erase_if(f.finWaiters, done);
+}
+
+std::uint64_t finalizersQueuedTotal() {
+  FinState& f = fin();
+  std::lock_guard<std::mutex> qlk(f.finqLock);
+  return f.queued.load(std::memory_order_relaxed) + f.cleanupsQueued.load(std::memory_order_relaxed);
+}
+
+bool finalizersRan(std::uint64_t target) {
+  FinState& f = fin();
+  std::lock_guard<std::mutex> qlk(f.finqLock);
+  return f.run.load(std::memory_order_relaxed) >= target;
+}
+
+bool addFinalizerWaiter(G* g, std::uint64_t target) {
+  FinState& f = fin();
+  std::lock_guard<std::mutex> qlk(f.finqLock);
+  if (f.run.load(std::memory_order_relaxed) >= target) return false;
+  f.finWaiters.push_back(FinState::Waiter{g, target});
+  return true;
+}
 
 G* wakefing(const Sched* sched) {
   FinState& f = fin();

@@ -44,10 +44,16 @@
 //     sweeper that owns the span (sweepgen == sg-1); so the sweeper never races an adder.
 //   - Lock order: finIndexLock -> span->specialLock -> finqLock (never the reverse).
 //   - Each queued entry is handed to exactly one fing run (popped under finqLock).
+//   - Entries run in queue order, one at a time, and `run` is counted (under finqLock)
+//     after each: so once run >= N, the first N entries ever queued have all run. A G
+//     waiting for that (fing.h waitFinalizersStep) is readied for the noteFinalizerRan
+//     that makes run reach its target, or by its own park commit if run already has
+//     (addFinalizerWaiter false); both look under finqLock, so no wake-up is lost.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <vector>
 
 #include "runtime/mheap.h"
 #include "runtime/mspan.h"
@@ -124,7 +130,16 @@ enum class FinqTake { Entry, Park, Exit };
 // registered finalizer body.
 FinqTake finqTakeOrPark(const void* owner, G* g, FinalizerEntry* out);
 void finqParkCommit(G* g, void* arg);
-void noteFinalizerRan();
+// After each entry ran: counts it and appends to *due the waiting Gs whose target it
+// reached (removed from the waiters: the caller readies them).
+void noteFinalizerRan(std::vector<G*>* due);
+// Finalizers and cleanups ever queued (under finqLock): the target for a wait.
+std::uint64_t finalizersQueuedTotal();
+// Whether the first `target` entries ever queued have all run.
+bool finalizersRan(std::uint64_t target);
+// Adds the Waiting G g to the waiters until `target` entries have run; false (nothing
+// added) if they have already.
+bool addFinalizerWaiter(G* g, std::uint64_t target);
 // If the finalizer G of `sched` (any sched if null) is parked and the queue is not
 // empty: marks it awake and returns it; the caller must ready() it.
 G* wakefing(const Sched* sched);

@@ -383,3 +383,69 @@ TEST_CASE("finalizer: through gcAttach/gcCollect") {
   stopFinalizerG(&sched);
   gcDetach(&sched);
 }
+
+TEST_CASE("waitFinalizersStep: the waiter parks until the finalizers queued before it ran") {
+  Sched sched(2);
+  gcAttach(&sched);
+  setGCPercent(-1);  // only the explicit cycle: none stops the world while fn blocks
+  static Record rec;
+  rec.runs = 0;
+  static std::atomic<bool> release{false};
+  release = false;
+  // Runs on the finalizer G's M and holds it until the helper below lets it go.
+  auto blockingFinalizer = [](void* obj, void* arg) {
+    while (!release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    recordFinalizer(obj, arg);
+  };
+  std::atomic<G*> waiter{nullptr};
+  bool ranBeforePark = true, ranAfterWake = false;
+  struct Body final : GBody {
+    int phase = 0;
+    std::uint64_t target = 0;
+    std::atomic<G*>* waiter;
+    bool *ranBeforePark, *ranAfterWake;
+    FinalizerFn fn;
+    Step run(G* g, std::uint32_t) override {
+      switch (phase++) {
+        case 0: {
+          Node* obj = newNode(7);
+          REQUIRE(setFinalizer(obj, fn, &rec));
+          gcCollect();  // obj is unreachable: its sweep queues the finalizer
+          return Step::yield();
+        }
+        case 1:
+          target = finalizersQueuedTotal();
+          *ranBeforePark = finalizersRan(target);
+          if (*ranBeforePark) return Step::exit();
+          waiter->store(g);
+          return waitFinalizersStep(g, target);
+        default:
+          *ranAfterWake = finalizersRan(target);
+          return Step::exit();
+      }
+    }
+  } body;
+  body.waiter = &waiter;
+  body.ranBeforePark = &ranBeforePark;
+  body.ranAfterWake = &ranAfterWake;
+  body.fn = blockingFinalizer;
+  // Sees the waiter parked (Waiting, FinalizersRunWait: not spinning) while the finalizer
+  // it waits for is still held, then lets the finalizer go.
+  bool sawParked = false;
+  std::thread helper([&] {
+    sawParked = eventually([&] {
+      G* g = waiter.load();
+      return g != nullptr && g->status.load(std::memory_order_acquire) == GStatus::Waiting &&
+             g->waitreason == WaitReason::FinalizersRunWait;
+    });
+    release = true;
+  });
+  REQUIRE(sched.runMain(&body) == RunStatus::Ok);
+  helper.join();
+  CHECK_FALSE(ranBeforePark);
+  CHECK(sawParked);
+  CHECK(ranAfterWake);
+  CHECK(rec.runs.load() == 1);
+  setGCPercent(100);
+  gcDetach(&sched);
+}

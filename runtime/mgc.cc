@@ -3,8 +3,8 @@
 //
 // One world is attached at a time (gcAttach). A controller thread (not an M: it holds
 // no P) runs every cycle and the background sweep; cycles are requested by the pacer
-// trigger and gcstress in the allocation slow path (requestCycle, never blocking) or by
-// gcCollect (which waits). A cycle:
+// trigger in the allocation slow path (requestCycle, never blocking) or by gcCollect and
+// gcstress's gcStressSafepoint (both wait; gcstress's requests never fold). A cycle:
 //   1. Sweep termination, world stopped: finish the previous sweep (finishSweep);
 //      check that every P's MCache was flushed since the last sg += 2 (flushGen ==
 //      sweepgen, else fatal naming the P); pre-mark every cached span (allocate-black);
@@ -31,6 +31,9 @@
 //   Assists that cannot keep up: a G allocating past the goal (while marking, or while
 //   its requested cycle has not started) is parked at its next yield (GCAssistWait,
 //   Go's assist queue) and readied after the next step 3.
+//   gcstoptheworld (setGCStopTheWorld): steps 1 to 3 are one pause: the world is not
+//   started between them, the roots are scanned with it stopped and step 3's scan of
+//   every G and drain do the whole mark (no mark worker, assist or barrier work runs).
 //   4. Concurrent sweep: the controller sweeps span by span (sweepone) while no new
 //      cycle is requested; allocating Ps sweep proportionally (mgcpacer.cc), cacheSpan
 //      sweeps what it takes, uncacheSpan sweeps stale cached spans.
@@ -86,6 +89,12 @@ Counters& counters() {
   return *c;
 }
 
+std::vector<G*> allGs(Sched* s) {
+  std::vector<G*> gs;
+  s->forEachG([&](G* g) { gs.push_back(g); });
+  return gs;
+}
+
 namespace {
 
 // A sweep finished (world running): wake the finalizer G for what the sweep queued (the
@@ -121,6 +130,8 @@ struct Collector {
   bool stopping = false;
   std::uint64_t requested = 0, started = 0, marked = 0, swept = 0;
   std::uint64_t forced = 0;
+  std::uint64_t stressed = 0;  // cycles run for gcstress (gcCollectNew(true))
+  std::uint64_t stwMarks = 0;  // cycles marked with the world stopped (gcstoptheworld)
   std::int64_t attachTime = 0;
   std::int64_t gcTimeNs = 0;  // STW pauses + mark work, for gctrace's P%
   std::vector<std::int64_t> pauses;
@@ -202,12 +213,6 @@ void readyAssists(Sched* s, std::vector<G*>& q) {
     s->ready(g);
     s->addHostWait(-1);
   }
-}
-
-std::vector<G*> allGs(Sched* s) {
-  std::vector<G*> gs;
-  s->forEachG([&](G* g) { gs.push_back(g); });
-  return gs;
 }
 
 template <typename F>
@@ -309,6 +314,15 @@ void runCycle() {
   }
   SPINDLE_CHECK(workQueues().full.empty(), "gcStart: global work list not empty");
   SPINDLE_CHECK(noPWorkEmpty(), "gcStart: the barrier's no-P buffer holds grey objects outside a mark phase");
+  const bool verify = counters().verify.load(std::memory_order_relaxed);
+  if (verify) {
+    std::uint64_t next;
+    {
+      std::lock_guard<std::mutex> lk(c.lock);
+      next = c.started + 1;
+    }
+    verifyHeapStopped(s, fmt::format("before cycle {}", next).c_str(), /*afterMark=*/false);
+  }
   forEachCachedSpan(s, [](MSpan* sp) { sp->allocBlackBegin(); });
   markGen.fetch_add(1, std::memory_order_relaxed);
   pacerStartCycle();
@@ -327,11 +341,16 @@ void runCycle() {
     std::lock_guard<std::mutex> lk(c.lock);
     cycle = ++c.started;
   }
-  const std::int64_t pause1 = s->startTheWorld();
-  recordPause(pause1);
-  s->wakeIdlePs(procs);  // idle Ps run the idle mark worker
-  afterSweep();  // the previous cycle's sweep finished at sweep termination
-  markWorkersBegin();
+  // gcstoptheworld: the world stays stopped through the mark (one pause, below).
+  const bool stwMark = counters().stwMark.load(std::memory_order_relaxed);
+  std::int64_t pause1 = 0;
+  if (!stwMark) {
+    pause1 = s->startTheWorld();
+    recordPause(pause1);
+    s->wakeIdlePs(procs);  // idle Ps run the idle mark worker
+    afterSweep();  // the previous cycle's sweep finished at sweep termination
+    markWorkersBegin();
+  }
 
   // --- 2. concurrent mark -------------------------------------------------------------
   const std::int64_t tMark = nanotime();
@@ -341,12 +360,13 @@ void runCycle() {
     scanRoots(&c.gcw);
     workNs += nanotime() - t0;
   }
-  markLoop(s, workNs);
+  // With the world stopped, mark termination below scans every G and drains it all.
+  if (!stwMark) markLoop(s, workNs);
   const std::int64_t markNs = nanotime() - tMark;
   counters().workerTimeNs.fetch_add(workNs, std::memory_order_relaxed);
 
   // --- 3. mark termination ------------------------------------------------------------
-  s->stopTheWorld("gc mark termination");
+  if (!stwMark) s->stopTheWorld("gc mark termination");
   std::uint64_t marked = c.orphanBytesMarked.load(std::memory_order_relaxed);
   const int procs2 = s->procs();
   for (int i = 0; i < procs2; i++) {
@@ -397,8 +417,14 @@ void runCycle() {
   h.heapLive.store(static_cast<std::int64_t>(marked), std::memory_order_relaxed);
   c.sweepDone.store(false, std::memory_order_relaxed);
   startSweepCycle(h);
+  if (verify) verifyHeapStopped(s, fmt::format("after cycle {}", cycle).c_str(), /*afterMark=*/true);
   const std::int64_t pause2 = s->startTheWorld();
   recordPause(pause2);
+  if (stwMark) {
+    afterSweep();
+    std::lock_guard<std::mutex> lk(c.lock);
+    c.stwMarks++;
+  }
   s->forEachP([](P* p) {
     prepareForSweep(p, counters().flushesForEachP);
     // Its cached free pages go back to the page allocator, where the scavenger sees
@@ -615,16 +641,18 @@ void gcDetach(Sched* sched) {
 void setMarkTerminationTestHook(void (*hook)()) { gc_detail::gMarkTerminationTestHook.store(hook); }
 #endif
 
-void gcCollect() {
+void gcCollect() { gc_detail::gcCollectNew(/*stress=*/false); }
+
+void gc_detail::gcCollectNew(bool stress) {
   auto& c = C();
   M* m = getm();
   G* g = nullptr;
   std::unique_lock<std::mutex> lk(c.lock);
   if (c.sched == nullptr) return;
   if (m != nullptr && m->sched == c.sched && m->curg != nullptr && m->p != nullptr) g = m->curg;
-  const std::uint64_t want = c.started + 1;
+  const std::uint64_t want = (stress ? std::max(c.requested, c.started) : c.started) + 1;
   c.requested = std::max(c.requested, want);
-  c.forced++;
+  (stress ? c.stressed : c.forced)++;
   c.cv.notify_all();
   if (g == nullptr) {
     c.cv.wait(lk, [&] { return c.swept >= want || c.stopping || c.sched == nullptr; });
@@ -642,6 +670,11 @@ void gcCollect() {
   gc_detail::drainStackShrinks(m->sched);
 }
 
+std::uint64_t freeOSMemory() {
+  gcCollect();
+  return scavengeAll(mheap());
+}
+
 GCStats gcStats() {
   auto& c = C();
   auto& k = gc_detail::counters();
@@ -650,6 +683,8 @@ GCStats gcStats() {
     std::lock_guard<std::mutex> lk(c.lock);
     st.cycles = c.marked;
     st.forcedCycles = c.forced;
+    st.stressCycles = c.stressed;
+    st.stwMarkCycles = c.stwMarks;
     st.pausesNs = c.pauses;
     st.numPauses = c.numPauses;
     std::copy(std::begin(c.pauseHist), std::end(c.pauseHist), st.pauseHist);
@@ -678,6 +713,7 @@ GCStats gcStats() {
   st.stacksScannedByCollector = k.stacksByCollector.load(std::memory_order_relaxed);
   st.stacksScannedBeforeRun = k.stacksBeforeRun.load(std::memory_order_relaxed);
   st.checkmarkObjects = k.checkmarkObjects.load(std::memory_order_relaxed);
+  st.heapVerifications = k.heapVerifications.load(std::memory_order_relaxed);
   return st;
 }
 

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "runtime/gc.h"
@@ -83,12 +84,35 @@ void markProgressWake();
 // The checkmark pass (world stopped, after mark): fatal on a reachable unmarked object.
 // Returns the number of objects it reached.
 std::uint64_t checkmark(const std::vector<G*>& gs);
+// Every G of s (world stopped, or under the scheduler's own locking: Sched::forEachG).
+std::vector<G*> allGs(Sched* s);
+// Where a pointer was found: a root (kind "root scanner" / "the stack of G", id) or a
+// field of the object obj (type).
+struct ReachSource {
+  const char* kind = "";
+  std::uint64_t id = 0;
+  std::uintptr_t obj = 0;
+  const TypeInfo* type = nullptr;
+};
+std::string describeSource(const ReachSource& from);
+// mgcverify.cc: verifyHeap's body, with the cycle lock held and the world stopped (sched
+// null: none attached). phase names the caller in a failure; afterMark: after mark
+// termination (every reachable object must be marked).
+void verifyHeapStopped(Sched* sched, const char* phase, bool afterMark);
+// Called once per heap object reached (r: its span and slot; p: the pointer as found). A
+// pointer into the heap's pages where no span is in use comes with r.span that span and
+// r.base == p. Returning means "scan it": the callback rejects fatally.
+using ReachFn = void (*)(void* ctx, const ObjectRef& r, std::uintptr_t p, const ReachSource& from);
+// World stopped: walks everything reachable from the registered roots and the stacks of
+// gs (those stopped at a safepoint), each object once; returns how many it reached.
+std::uint64_t walkReachable(const std::vector<G*>& gs, ReachFn reached, void* ctx);
 
 // --- mgcpacer.cc ---
 struct Pacer {
   std::atomic<int> percent{100};
   std::atomic<std::uint64_t> heapMarked{0};  // live bytes found by the last mark
   std::atomic<std::uint64_t> goal{0};
+  std::atomic<std::uint64_t> memoryLimit{~std::uint64_t{0}};  // setMemoryLimit; ~0: none
   std::atomic<std::uint64_t> trigger{0};
   double triggerRatio = 0.7;                 // controller only
   // Assist ratio: scan work owed per byte allocated while marking (bits of a double).
@@ -99,16 +123,22 @@ Pacer& pacer();
 inline constexpr std::uint64_t kMinHeap = 4u << 20;
 // At mark termination: new goal and trigger from the marked bytes.
 void pacerEndCycle(std::uint64_t marked, std::uint64_t heapAtTermination);
+// Goal and trigger from the marked bytes, gc_percent and the memory limit.
+void pacerSetGoal(std::uint64_t marked, double triggerRatio);
 // At sweep termination: the assist ratio for this cycle.
 void pacerStartCycle();
 // MHeap::allocSlowHook.
 void allocSlowHook(std::size_t bytes);
-// MHeap::allocStressHook (set by setGCStress): a cycle request every N allocations.
+// MHeap::allocStressHook (set by setGCStress): every N allocations of a P, one owed
+// cycle (exact) or one cycle request (continuous).
 void allocStressHook();
 
 // --- mgc.cc ---
 // Asks the controller for a new cycle without waiting (the pacer trigger, gcstress).
 void requestCycle();
+// gcCollect's body. stress: a cycle of its own, started after every one requested so far
+// (never folded into another caller's), counted in GCStats::stressCycles.
+void gcCollectNew(bool stress);
 bool sweepingDone();
 struct Counters {
   std::atomic<std::int64_t> assistTimeNs{0}, workerTimeNs{0};
@@ -122,7 +152,11 @@ struct Counters {
   std::atomic<std::int64_t> idleMarkTimeNs{0};
   std::atomic<std::uint64_t> idleMarkWork{0};
   std::atomic<int> gcstress{0};
-  std::atomic<std::uint64_t> stressAllocs{0};  // allocations counted by gcstress
+  std::atomic<std::uint32_t> stressGen{0};  // bumped by setGCStress: Ps reset their counts
+  std::atomic<bool> gcstressContinuous{false};  // GCStressMode::Continuous
+  std::atomic<bool> stwMark{false};  // gcstoptheworld
+  std::atomic<bool> verify{false};   // gcverify: verifyHeap before and after every cycle
+  std::atomic<std::uint64_t> heapVerifications{0};
   std::atomic<bool> checkmark{false};
 };
 Counters& counters();

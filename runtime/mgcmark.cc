@@ -23,8 +23,12 @@
 // used flags the G; it is halved under gcscanlock by a thread with a P while the G is
 // paused (execute() before it resumes, or the shrink queue's drainers).
 // Checkmark: with the world stopped after the concurrent mark, a second mark from the
-// same roots into a private bitmap; any object it reaches that the real mark left white
-// is a collector bug, reported with its address, type and span.
+// same roots into a private bitmap (walkReachable, shared with verifyHeap); any object
+// it reaches that the real mark left white is a collector bug, reported with its
+// address, type, span and the root or object that points at it.
+#include <fmt/format.h>
+
+#include <string>
 #include <thread>
 #include <unordered_map>
 
@@ -282,68 +286,102 @@ void gBeforeRun(G* g) {
   markProgressWake();
 }
 
-// --- checkmark ---------------------------------------------------------------------
+// --- walking the reachable heap (checkmark, verifyHeap) ------------------------------
+
+std::string describeSource(const ReachSource& from) {
+  if (from.obj != 0) {
+    return fmt::format("a field of object {:#x} (type {})", from.obj,
+                       from.type != nullptr ? from.type->name : "(no type)");
+  }
+  return fmt::format("{} {}", from.kind, from.id);
+}
 
 namespace {
-struct Checkmarker {
-  std::unordered_map<MSpan*, std::vector<std::uint8_t>> bits;
-  std::vector<std::uintptr_t> stack;
+struct Walker {
+  Walker(ReachFn fn, void* c) : reached(fn), ctx(c) {}
+  ReachFn reached;
+  void* ctx;
+  std::unordered_map<MSpan*, std::vector<std::uint8_t>> bits;  // reached objects
+  std::vector<std::uintptr_t> stack;                          // reached scan objects
+  ReachSource from;
   std::uint64_t objects = 0;
 
-  void mark(std::uintptr_t p) {
+  void visitPointer(std::uintptr_t p) {
     if (p == 0) return;
+    MSpan* s = mheap().spanOf(p);
+    if (s == nullptr) return;  // not the heap
     ObjectRef r;
-    if (!mheap().findObject(reinterpret_cast<const void*>(p), &r)) return;
-    MSpan* s = r.span;
+    if (!mheap().findObject(reinterpret_cast<const void*>(p), &r)) {
+      // Into the heap's pages but no in-use span: report it (a dangling pointer).
+      r = ObjectRef{p, s, 0};
+      reached(ctx, r, p, from);
+      return;
+    }
+    s = r.span;
     auto& b = bits[s];
     if (b.empty()) b.resize((s->nelems + 7) / 8);
     const std::uint8_t mask = static_cast<std::uint8_t>(1u << (r.index % 8));
     if (b[r.index / 8] & mask) return;
     b[r.index / 8] |= mask;
     objects++;
-    if (!s->isMarked(r.index)) {
-      const char* tname = "noscan";
-      if (!s->spanclass.noscan()) {
-        const TypeInfo* t = reinterpret_cast<const ObjectHeader*>(r.base)->type;
-        tname = t != nullptr ? t->name : "(no type)";
-      }
-      SPINDLE_FATAL(
-          "checkmark: object {:#x} (type {}, span {:#x} class {} elemsize {}, slot {}) is "
-          "reachable but was not marked by the concurrent mark (pointer {:#x})",
-          r.base, tname, s->base(), s->spanclass.value, s->elemsize, r.index, p);
-    }
+    reached(ctx, r, p, from);  // fatal on what it rejects: r is safe to scan below
     if (!s->spanclass.noscan()) stack.push_back(r.base);
   }
   static void visit(void* ctx, void** slot) {
-    static_cast<Checkmarker*>(ctx)->mark(reinterpret_cast<std::uintptr_t>(
+    static_cast<Walker*>(ctx)->visitPointer(reinterpret_cast<std::uintptr_t>(
         std::atomic_ref<void*>(*slot).load(std::memory_order_relaxed)));
   }
 };
 }  // namespace
 
-std::uint64_t checkmark(const std::vector<G*>& gs) {
-  Checkmarker cm;
+std::uint64_t walkReachable(const std::vector<G*>& gs, ReachFn reached, void* ctx) {
+  Walker w(reached, ctx);
   std::vector<std::pair<RootScanFn, void*>> roots;
   {
     std::lock_guard<std::mutex> lk(registry().lock);
     roots = registry().roots;
   }
-  for (auto& [fn, ctx] : roots)
-    if (fn != nullptr) fn(ctx, Checkmarker::visit, &cm);
+  for (std::size_t i = 0; i < roots.size(); i++) {
+    w.from = ReachSource{"root scanner", i, 0, nullptr};
+    if (roots[i].first != nullptr) roots[i].first(roots[i].second, Walker::visit, &w);
+  }
   for (G* g : gs) {
     const GStatus st = g->status.load(std::memory_order_acquire);
     const bool scannable = st == GStatus::Runnable || st == GStatus::Waiting ||
                            (st == GStatus::Syscall && g->gcAtSafepoint.load(std::memory_order_acquire));
-    if (scannable && g->body != nullptr) g->body->traceStack(g, Checkmarker::visit, &cm);
+    w.from = ReachSource{"the stack of G", g->goid, 0, nullptr};
+    if (scannable && g->body != nullptr) g->body->traceStack(g, Walker::visit, &w);
   }
-  while (!cm.stack.empty()) {
-    std::uintptr_t b = cm.stack.back();
-    cm.stack.pop_back();
+  while (!w.stack.empty()) {
+    std::uintptr_t b = w.stack.back();
+    w.stack.pop_back();
     const TypeInfo* t = reinterpret_cast<const ObjectHeader*>(b)->type;
-    if (t != nullptr && t->trace != nullptr)
-      t->trace(reinterpret_cast<void*>(b), Checkmarker::visit, &cm);
+    w.from = ReachSource{"object", 0, b, t};
+    if (t != nullptr && t->trace != nullptr) t->trace(reinterpret_cast<void*>(b), Walker::visit, &w);
   }
-  return cm.objects;
+  return w.objects;
+}
+
+// --- checkmark ---------------------------------------------------------------------
+
+std::uint64_t checkmark(const std::vector<G*>& gs) {
+  return walkReachable(
+      gs,
+      [](void*, const ObjectRef& r, std::uintptr_t p, const ReachSource& from) {
+        MSpan* s = r.span;
+        if (s->state() == SpanState::InUse && s->isMarked(r.index)) return;
+        const char* tname = "noscan";
+        if (s->state() == SpanState::InUse && !s->spanclass.noscan()) {
+          const TypeInfo* t = reinterpret_cast<const ObjectHeader*>(r.base)->type;
+          tname = t != nullptr ? t->name : "(no type)";
+        }
+        SPINDLE_FATAL(
+            "checkmark: object {:#x} (type {}, span {:#x} class {} elemsize {}, slot {}) is "
+            "reachable but was not marked by the concurrent mark (pointer {:#x}, from {})",
+            r.base, tname, s->base(), s->spanclass.value, s->elemsize, r.index, p,
+            describeSource(from));
+      },
+      nullptr);
 }
 
 }  // namespace spindle::runtime::gc_detail

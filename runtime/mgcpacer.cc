@@ -5,8 +5,11 @@
 // heapMarked is what the mark found live plus the objects allocated black during it (as
 // Go's): heapLive restarts from that total after mark termination, so a goal computed
 // from the traced bytes alone would leave only traced - black bytes of runway.
-// gc_percent < 0 turns pacing off. heapLive (mheap.h; up to 256 KiB per P wait in the
-// P's MCache, folded in at both pauses) counts whole spans as they are
+// gc_percent < 0 turns pacing off. A soft memory limit (setMemoryLimit, Go's
+// GOMEMLIMIT) caps the goal, with pacing on or off: the goal never exceeds it (a goal
+// at or below the marked bytes makes the trigger the goal: cycles back to back).
+// Pacing is off exactly when goal == trigger == ~0. heapLive (mheap.h; up to 256 KiB
+// per P wait in the P's MCache, folded in at both pauses) counts whole spans as they are
 // cached (Go's accounting at refill) and large objects; it is reset to the marked bytes
 // at mark termination.
 // Trigger: heapMarked + (goal - heapMarked) * triggerRatio. A proportional controller
@@ -19,9 +22,18 @@
 // work buffer (bounded by the debt). If it could not pay and the heap is past the goal,
 // the G is flagged to park at its next yield until mark termination (Go parks it on the
 // assist queue; here the G cannot block inside mallocgc, holding its P mid-step).
-// The hook also starts cycles when heapLive >= trigger; gcstress has a hook of its own,
-// called once per allocation (allocStressHook: every N-th requests a cycle).
-// requestCycle never blocks (the caller may be in the middle of an interpreter step).
+// The hook also starts cycles when heapLive >= trigger. requestCycle never blocks (the
+// caller may be in the middle of an interpreter step).
+// gcstress has a hook of its own, called once per allocation (allocStressHook): each P
+// counts its own allocations (P::gcStressCount, owner only: no shared counter). Its N-th
+//   - exact mode: adds one to the P's owed cycles and asks the running G to yield. The G
+//     body pays them at its next safepoint (gcStressSafepoint), one complete cycle each,
+//     blocking like gcCollect but never folding into another request (gcCollectNew). So
+//     with pacing off, cycles = sum over Ps of floor(allocations on P / N): allocations
+//     / N with one P;
+//   - continuous mode: requests a cycle (requestCycle, never blocking); requests made
+//     while one is pending or running fold into it, so with N = 1 cycles run back to
+//     back and every mark overlaps the mutators.
 // When no cycle marks and the last sweep is not finished, the slow path sweeps a couple
 // of spans (proportional sweep), so allocation helps the background sweeper.
 #include <algorithm>
@@ -69,22 +81,30 @@ void pacerEndCycle(std::uint64_t marked, std::uint64_t heapAtTermination) {
     pc.triggerRatio += 0.02;
   }
   pc.triggerRatio = std::clamp(pc.triggerRatio, 0.5, 0.95);
-  const int percent = pc.percent.load(std::memory_order_relaxed);
   pc.heapMarked.store(marked, std::memory_order_relaxed);
-  const std::uint64_t goal =
+  pacerSetGoal(marked, pc.triggerRatio);
+}
+
+void pacerSetGoal(std::uint64_t marked, double triggerRatio) {
+  Pacer& pc = pacer();
+  const int percent = pc.percent.load(std::memory_order_relaxed);
+  const std::uint64_t limit = pc.memoryLimit.load(std::memory_order_relaxed);
+  std::uint64_t goal =
       percent < 0 ? ~std::uint64_t{0}
                   : std::max<std::uint64_t>(kMinHeap, marked + marked * static_cast<std::uint64_t>(percent) / 100);
+  goal = std::min(goal, limit);  // the soft memory limit caps the goal, pacing off or on
   pc.goal.store(goal, std::memory_order_relaxed);
   const std::uint64_t trigger =
-      percent < 0 ? ~std::uint64_t{0}
-                  : marked + static_cast<std::uint64_t>(static_cast<double>(goal - marked) * pc.triggerRatio);
+      goal == ~std::uint64_t{0} ? goal
+      : goal <= marked          ? goal
+                                : marked + static_cast<std::uint64_t>(static_cast<double>(goal - marked) * triggerRatio);
   pc.trigger.store(trigger, std::memory_order_relaxed);
 }
 
 namespace {
 void parkIfPastGoal() {
   const Pacer& pc = pacer();
-  if (pc.percent.load(std::memory_order_relaxed) < 0 ||
+  if (pc.goal.load(std::memory_order_relaxed) == ~std::uint64_t{0} ||
       mheap().heapLive.load(std::memory_order_relaxed) <= static_cast<std::int64_t>(pc.goal.load(std::memory_order_relaxed)))
     return;
   M* m = getm();
@@ -120,7 +140,7 @@ void allocSlowHook(std::size_t bytes) {
     }
   }
   const Pacer& pc = pacer();
-  if (pc.percent.load(std::memory_order_relaxed) >= 0 &&
+  if (pc.trigger.load(std::memory_order_relaxed) != ~std::uint64_t{0} &&
       static_cast<std::uint64_t>(std::max<std::int64_t>(h.heapLive.load(std::memory_order_relaxed), 0)) >=
           pc.trigger.load(std::memory_order_relaxed)) {
     requestCycle();
@@ -130,34 +150,67 @@ void allocSlowHook(std::size_t bytes) {
   }
 }
 
+namespace {
+// p's stress counters, reset when setGCStress ran since p last counted.
+void stressSync(P* p, std::uint32_t gen) {
+  if (p->gcStressGen == gen) return;
+  p->gcStressGen = gen;
+  p->gcStressCount = 0;
+  p->gcStressOwed = 0;
+}
+}  // namespace
+
 void allocStressHook() {
   Counters& c = counters();
   const int n = c.gcstress.load(std::memory_order_relaxed);
-  if (n <= 0) return;
-  if ((c.stressAllocs.fetch_add(1, std::memory_order_relaxed) + 1) % static_cast<std::uint64_t>(n) == 0)
+  P* p = currentP();
+  if (n <= 0 || p == nullptr) return;
+  stressSync(p, c.stressGen.load(std::memory_order_relaxed));
+  if (++p->gcStressCount < static_cast<std::uint32_t>(n)) return;
+  p->gcStressCount = 0;
+  if (c.gcstressContinuous.load(std::memory_order_relaxed)) {
     requestCycle();
+    return;
+  }
+  p->gcStressOwed++;
+  // The cycle runs at the G's next safepoint: ask it to get there.
+  if (M* m = getm(); m != nullptr && m->curg != nullptr) m->curg->preempt.store(true, std::memory_order_relaxed);
 }
 }  // namespace spindle::runtime::gc_detail
 
 namespace spindle::runtime {
-void setGCStress(int n) {
+void setGCStress(int n, GCStressMode mode) {
+  gc_detail::counters().gcstressContinuous.store(mode == GCStressMode::Continuous, std::memory_order_relaxed);
   gc_detail::counters().gcstress.store(n, std::memory_order_relaxed);
-  gc_detail::counters().stressAllocs.store(0, std::memory_order_relaxed);
+  gc_detail::counters().stressGen.fetch_add(1, std::memory_order_relaxed);
   mheap().allocStressHook.store(n > 0 ? gc_detail::allocStressHook : nullptr, std::memory_order_relaxed);
 }
 
-void setGCPercent(int percent) {
+int setGCPercent(int percent) {
   gc_detail::Pacer& pc = gc_detail::pacer();
-  pc.percent.store(percent, std::memory_order_relaxed);
+  const int old = pc.percent.exchange(percent, std::memory_order_relaxed);
   // Recompute the goal and trigger from the last mark right away.
-  const std::uint64_t marked = pc.heapMarked.load(std::memory_order_relaxed);
-  const std::uint64_t goal =
-      percent < 0 ? ~std::uint64_t{0}
-                  : std::max<std::uint64_t>(gc_detail::kMinHeap, marked + marked * static_cast<std::uint64_t>(percent) / 100);
-  pc.goal.store(goal, std::memory_order_relaxed);
-  pc.trigger.store(percent < 0 ? ~std::uint64_t{0}
-                               : marked + static_cast<std::uint64_t>(static_cast<double>(goal - marked) * 0.7),
-                   std::memory_order_relaxed);
+  gc_detail::pacerSetGoal(pc.heapMarked.load(std::memory_order_relaxed), 0.7);
+  return old;
 }
+
+std::uint64_t setMemoryLimit(std::uint64_t bytes) {
+  gc_detail::Pacer& pc = gc_detail::pacer();
+  const std::uint64_t old = pc.memoryLimit.exchange(bytes, std::memory_order_relaxed);
+  gc_detail::pacerSetGoal(pc.heapMarked.load(std::memory_order_relaxed), 0.7);
+  return old;
+}
+
+int gcStressSafepoint() {
+  gc_detail::Counters& c = gc_detail::counters();
+  P* p = currentP();
+  if (p == nullptr) return 0;
+  gc_detail::stressSync(p, c.stressGen.load(std::memory_order_relaxed));
+  const std::uint32_t owed = p->gcStressOwed;
+  p->gcStressOwed = 0;  // this G may come back on another P
+  for (std::uint32_t i = 0; i < owed; i++) gc_detail::gcCollectNew(/*stress=*/true);
+  return static_cast<int>(owed);
+}
+
 int gcPercent() { return gc_detail::pacer().percent.load(std::memory_order_relaxed); }
 }  // namespace spindle::runtime

@@ -25,10 +25,10 @@ void forEachFreed(const MSpan* s, Fn fn) {
   }
 }
 
-// Poisoning (MSpan::poisoned, debug builds): fill every object this sweep frees
+// Poisoning (MSpan::poisoned, clobberfree): fill every object this sweep frees
 // (allocated, not marked) with a pattern, so a use after free reads garbage loudly (a
 // header word that is no TypeInfo, pointers into nowhere) and a write after free is
-// caught when the slot is handed out again (mallocgc). Allocation zeroes them
+// caught when the slot is handed out again (nextFreeSlow). Allocation zeroes them
 // (needzero).
 void poisonFreed(MSpan* s) {
   forEachFreed(s, [s](std::uint32_t i) { s->poisonSlot(i); });

@@ -143,9 +143,10 @@ class MHeap {
   // True while the collector marks (set and cleared with the world stopped): spans an
   // MCache takes are pre-marked (MSpan::allocBlackBegin), large objects born marked.
   std::atomic<bool> gcAllocBlack{false};
-  // Freed-memory poisoning: small spans created while it is set are poisoned
-  // (MSpan::poisoned). On by default in debug builds (SPINDLE_DEBUG); the allocation
-  // check is compiled in wherever SPINDLE_DCHECK is (every build but -c opt).
+  // Freed-memory poisoning (Go's clobberfree; gc.h setClobberFree): small spans created
+  // while it is set are poisoned (MSpan::poisoned): sweeping poisons what it frees and
+  // nextFreeSlow checks each slot it hands out, in every build. On by default in debug
+  // builds (SPINDLE_DEBUG).
 #ifdef SPINDLE_DEBUG
   std::atomic<bool> poisonFreed{true};
 #else

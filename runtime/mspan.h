@@ -99,9 +99,10 @@ struct alignas(64) MSpan {
   std::uint8_t* allocBits = nullptr;
   std::uint8_t* gcmarkBits = nullptr;
   std::uint8_t* pinnerBits = nullptr;
-  // Freed-memory poisoning (MHeap::poisonFreed, debug builds): every free slot holds
-  // kFreedPoison; sweeping poisons what it frees, allocation checks the slot it hands
-  // out (mallocgc, fatal if a word changed) and zeroes it (needzero stays Each).
+  // Freed-memory poisoning (MHeap::poisonFreed): every free slot holds kFreedPoison;
+  // sweeping poisons what it frees, allocation checks the slot it hands out
+  // (nextFreeSlow: allocCache stays empty, fatal if a word changed) and zeroes it
+  // (needzero stays Each).
   bool poisoned = false;
   // Holds objects of a weakly tabled type (gc.h registerWeak, set by markWeakTabled):
   // its sweeps report the dead ones to the weak hooks. Cleared when the span is

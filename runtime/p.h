@@ -129,6 +129,13 @@ struct P {
   // Grey objects this P produced (write barrier, assists, stack scans before a G
   // runs). Owner only; the collector flushes it in forEachP or with the world stopped.
   GCWork gcw;
+  // gcstress (mgcpacer.cc allocStressHook): allocations counted on this P since its last
+  // stress cycle, for setGCStress generation gcStressGen; and the complete cycles this
+  // P owes, run by the next G body to reach a safepoint on it (gcStressSafepoint). Owner
+  // only: plain fields, so counting shares no cache line between Ps.
+  std::uint32_t gcStressCount = 0;
+  std::uint32_t gcStressGen = 0;
+  std::uint32_t gcStressOwed = 0;
 };
 
 }  // namespace spindle::runtime

@@ -43,6 +43,7 @@ const char* waitReasonString(WaitReason r) {
     case WaitReason::Host: return "host";
     case WaitReason::FinalizerWait: return "finalizer wait";
     case WaitReason::GCAssistWait: return "GC assist wait";
+    case WaitReason::FinalizersRunWait: return "wait for finalizers";
   }
   return "?";
 }

@@ -72,11 +72,20 @@ Step FiberBody::run(runtime::G* g, std::uint32_t budget) {
   tlsFiber = prev;
   switch (st) {
     case RunStatus::Yield:
-      if (pending == Pending::Gc) {
+      if (pending == Pending::Gc || pending == Pending::FreeOSMemory || pending == Pending::GcVerify) {
         // A true safepoint: the interpreter returned, everything is in the fiber.
+        const Pending p = pending;
         pending = Pending::None;
-        runtime::gcCollect();
+        if (p == Pending::FreeOSMemory) {
+          runtime::freeOSMemory();  // a full cycle, then the free pages go back
+        } else if (p == Pending::GcVerify) {
+          runtime::verifyHeap();  // between cycles: stops the world, fatal if broken
+        } else {
+          runtime::gcCollect();
+        }
       }
+      // The cycles gcstress owes (their count was reached inside the step just run).
+      if (pending != Pending::Foreign) runtime::gcStressSafepoint();
       if (pending == Pending::Foreign) {
         g->needWorkerM.store(true, std::memory_order_relaxed);  // resume() makes the call
       } else {

@@ -62,7 +62,9 @@ class FiberBody final : public runtime::GBody {
   // Foreign: a foreign call the interpreter left undone on a host M that is not this
   // fiber's host's (Sched::onOtherHostM); the G yields with needWorkerM and resume()
   // makes the call (foreignArgc arguments above the callee on the stack) on a worker M.
-  enum class Pending : std::uint8_t { None, Send, Recv, Select, Sleep, Yield, Gc, Foreign, ForInRecv };
+  enum class Pending : std::uint8_t {
+    None, Send, Recv, Select, Sleep, Yield, Gc, FreeOSMemory, GcVerify, WaitFinalizers, Foreign, ForInRecv
+  };
 
   FiberBody(VM* vm, ObjFiber* fiber, int refs) : vm_(vm), fiber_(fiber), refs_(refs) {
     vm_->bodyMade();
@@ -81,11 +83,13 @@ class FiberBody final : public runtime::GBody {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
-  // For natives: the interpreter returns (Park for Sleep, else Yield) right after the call.
+  // For natives: the interpreter returns (Park if parks(), else Yield) right after the call.
   void request(Pending p) {
     pending = p;
     fiber_->request = true;
   }
+  // The pending operations whose native recorded a park commit (returned in parkStep).
+  bool parks() const { return pending == Pending::Sleep || pending == Pending::WaitFinalizers; }
 
   // Completes a pending operation when the G runs again; false after recording an error.
   bool resume();

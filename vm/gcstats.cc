@@ -6,10 +6,20 @@
 // empty GCStats), and is kept as a root (VM::gcStatsClass_). Every call returns a new
 // instance: a script compares two snapshots to see what happened in between. The
 // collector's numbers are process-wide (one heap), like runtime::gcStats().
+// Also Go's runtime/debug knobs, process-wide like the collector (one runtime shared by
+// every VM): setGCPercent(n) and setMemoryLimit(bytes) return the old value;
+// freeOSMemory() runs a full cycle and returns every free page to the OS at the calling
+// fiber's next safepoint (FiberBody::run);
+// gcverify() runs the heap verifier (runtime verifyHeap) there too;
+// gcWaitFinalizers() parks the fiber (runtime/fing.h waitFinalizersStep) until the
+// finalizers and cleanups queued so far have run. Bad arguments are runtime errors.
+#include <cmath>
 #include <string_view>
 
+#include "runtime/fing.h"
 #include "runtime/gc.h"
 #include "runtime/mheap.h"
+#include "vm/fiber.h"
 #include "vm/vm.h"
 
 namespace spindle::vm {
@@ -21,16 +31,67 @@ bool nativeGcStats(VM& vm, const void*, int, Value*, Value* result) {
   return true;
 }
 
+// Go's runtime/debug knobs. They set process-wide collector state (one heap).
+bool nativeSetGCPercent(VM& vm, const void*, int, Value* args, Value* result) {
+  const double n = args[0].isNumber() ? args[0].asNumber() : 0.5;
+  if (!(n >= -1 && n <= 1e9) || n != std::floor(n))
+    return vm.raise("setGCPercent() takes an integer from -1 (off) to 1e9.");
+  *result = Value::number(runtime::setGCPercent(static_cast<int>(n)));
+  return true;
+}
+
+bool nativeSetMemoryLimit(VM& vm, const void*, int, Value* args, Value* result) {
+  if (!args[0].isNumber() || !(args[0].asNumber() >= 0))
+    return vm.raise("setMemoryLimit() takes a number of bytes (>= 0; inf: no limit).");
+  const double b = args[0].asNumber();
+  const std::uint64_t bytes = b >= 1.8e19 ? ~std::uint64_t{0} : static_cast<std::uint64_t>(b);
+  const std::uint64_t old = runtime::setMemoryLimit(bytes);
+  *result = Value::number(old == ~std::uint64_t{0} ? HUGE_VAL : static_cast<double>(old));
+  return true;
+}
+
+bool nativeFreeOSMemory(VM&, const void*, int, Value*, Value*) {
+  // The cycle and the release run in FiberBody::run at the fiber's next safepoint.
+  FiberBody* body = currentFiber()->body;
+  if (body->g() != nullptr) body->request(FiberBody::Pending::FreeOSMemory);
+  return true;
+}
+
+bool nativeGcVerify(VM&, const void*, int, Value*, Value*) {
+  // verifyHeap runs in FiberBody::run at the fiber's next safepoint.
+  FiberBody* body = currentFiber()->body;
+  if (body->g() != nullptr) body->request(FiberBody::Pending::GcVerify);
+  return true;
+}
+
+bool nativeGcWaitFinalizers(VM& vm, const void*, int, Value*, Value*) {
+  const std::uint64_t target = runtime::finalizersQueuedTotal();
+  if (runtime::finalizersRan(target)) return true;
+  FiberBody* body = currentFiber()->body;
+  if (body->g() == nullptr)  // nested in a native (VM::call): the fiber cannot park
+    return vm.raise("gcWaitFinalizers() cannot wait inside a native call.");
+  body->parkStep = runtime::waitFinalizersStep(body->g(), target);
+  body->request(FiberBody::Pending::WaitFinalizers);
+  return true;
+}
+
 }  // namespace
 
 void VM::registerGCStatsNative() {
   gcStatsClass_ = newClass(intern("GCStats"));
   setGlobal(globalSlot("gcstats"), Value::object(newNative("gcstats", 0, nativeGcStats)));
+  setGlobal(globalSlot("setGCPercent"), Value::object(newNative("setGCPercent", 1, nativeSetGCPercent)));
+  setGlobal(globalSlot("setMemoryLimit"), Value::object(newNative("setMemoryLimit", 1, nativeSetMemoryLimit)));
+  setGlobal(globalSlot("freeOSMemory"), Value::object(newNative("freeOSMemory", 0, nativeFreeOSMemory)));
+  setGlobal(globalSlot("gcverify"), Value::object(newNative("gcverify", 0, nativeGcVerify)));
+  setGlobal(globalSlot("gcWaitFinalizers"),
+            Value::object(newNative("gcWaitFinalizers", 0, nativeGcWaitFinalizers)));
 }
 
 ObjInstance* VM::newGCStats() {
   const runtime::GCStats gs = runtime::gcStats();
   const runtime::HeapStatsSnapshot hs = runtime::mheap().readStats();
+  const runtime::FinalizerStats fs = runtime::finalizerStats();
   std::uint64_t allocs = 0;
   for (int k = 0; k < static_cast<int>(ObjKind::kCount); ++k) allocs += allocations(static_cast<ObjKind>(k));
   const struct {
@@ -39,6 +100,11 @@ ObjInstance* VM::newGCStats() {
   } fields[] = {
       {"cycles", static_cast<double>(gs.cycles)},
       {"forcedCycles", static_cast<double>(gs.forcedCycles)},
+      {"stressCycles", static_cast<double>(gs.stressCycles)},
+      {"stwMarkCycles", static_cast<double>(gs.stwMarkCycles)},
+      {"heapVerifications", static_cast<double>(gs.heapVerifications)},
+      {"finalizersQueued", static_cast<double>(fs.queued + fs.cleanupsQueued)},
+      {"finalizersRun", static_cast<double>(fs.run)},
       {"heapLive", static_cast<double>(gs.heapLive)},
       {"heapMarked", static_cast<double>(gs.heapMarked)},
       {"heapGoal", static_cast<double>(gs.heapGoal)},

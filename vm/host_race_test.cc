@@ -43,7 +43,7 @@ spawn churn();
 TEST_CASE("a host holds what it reads and what calls return while fibers overwrite it") {
   spindle::Options o;
   o.procs = 2;
-  o.gcstress = 1;
+  o.gcstress_continuous = 1;
   o.gccheckmark = true;
   spindle::Vm vm(o);
   REQUIRE(vm.run(kScript).ok());

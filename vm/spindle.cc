@@ -179,7 +179,11 @@ vm::VMOptions internalOptions(const Options& o) {
   v.gctrace = o.gctrace;
   v.stats = o.stats;
   v.gcstress = o.gcstress;
+  v.gcstressContinuous = o.gcstress_continuous;
   v.gccheckmark = o.gccheckmark;
+  v.clobberfree = o.clobberfree;
+  v.gcstoptheworld = o.gcstoptheworld;
+  v.gcverify = o.gcverify;
   if (o.ffi_check.has_value()) v.ffiCheck = *o.ffi_check;
   v.output = o.output;
   v.ffi = o.ffi;

@@ -85,16 +85,35 @@ class Pinner;
 struct Error;
 
 // Options. Process-wide (one runtime per process, shared by every Vm: see "The process
-// runtime" above): procs, gc_percent, gctrace, gcstress and gccheckmark take effect
-// when this Vm (or a Runtime) creates the runtime (no Vm or Runtime is alive) and are
-// ignored otherwise. The rest are this Vm's.
+// runtime" above): procs, gc_percent, gctrace, the gcstress modes, gccheckmark,
+// clobberfree, gcstoptheworld and gcverify take effect when this Vm (or a Runtime)
+// creates the runtime (no Vm or Runtime is alive) and are ignored otherwise. The rest
+// are this Vm's.
 struct Options {
   int procs = 0;            // process-wide: worker Ps (0: one per core)
   int gc_percent = 100;     // process-wide: next goal = live * (1 + gc_percent/100)
   bool gctrace = false;     // process-wide: one line per GC cycle on stderr
   bool stats = false;       // the host may print stats() at exit
-  int gcstress = 0;         // process-wide: collect every N allocations (0: off)
+  // process-wide: a complete GC cycle every N allocations of a P, blocking the allocating
+  // fiber at its next safepoint until it is done (0: off). With pacing off and one P,
+  // cycles = allocations / N.
+  int gcstress = 0;
+  // process-wide: a cycle request every N allocations of a P, never blocking; requests
+  // fold while a cycle runs, so with N = 1 cycles run back to back, overlapping the
+  // fibers (0: off; gcstress wins when both are set).
+  int gcstress_continuous = 0;
   bool gccheckmark = false; // process-wide: verify each mark with a stop-the-world re-mark
+  // process-wide (Go's clobberfree): poison freed memory and check it when the slot is
+  // handed out again (a write after free is a fatal error), in every build; stays on for
+  // the process (debug builds have it on from the start).
+  bool clobberfree = false;
+  // process-wide (Go's gcstoptheworld=1): every cycle marks with the world stopped (one
+  // pause per cycle), to tell a marking bug from a concurrency bug.
+  bool gcstoptheworld = false;
+  // process-wide: the heap verifier (span map, sweepgen, bits, and every reachable
+  // pointer at a live object of a plausible type) runs before and after every cycle; a
+  // failure is a fatal error naming the object, its span, the pointer's source and phase.
+  bool gcverify = false;
   // A spawned fiber's uncaught runtime error (message and trace). Set: the callback runs
   // on the runtime thread of the failing fiber (it must not call into a Vm nor block for
   // long) and only that fiber ends; the call that spawned it and every other fiber go on.

@@ -818,6 +818,68 @@ TEST_CASE("native methods run from fibers on every P") {
   CHECK(vm.hostData<Shared>(*vm.global("shared"))->n.load() == 800);
 }
 
+double gcstatsField(spindle::Vm& vm, const char* field) {
+  spindle::Result r = vm.call(*vm.global("gcstats"), {});
+  REQUIRE(r.ok());
+  return vm.field(r.value(), field)->asNumber();
+}
+
+TEST_CASE("--gcstress 10 with pacing off: exactly allocations / 10 complete cycles") {
+  spindle::Options o;
+  o.procs = 1;        // one P: its count is every allocation
+  o.gc_percent = -1;  // only gcstress starts cycles
+  o.gcstress = 10;
+  o.output = [](std::string_view) {};
+  // Cycles are process-wide: count from before this Vm (whose allocations all count). The
+  // probe is gone before vm exists, so vm creates the runtime with o.
+  double c0;
+  {
+    spindle::Vm probe;
+    c0 = gcstatsField(probe, "cycles");
+  }
+  spindle::Vm vm(o);
+  // yield(): a safepoint after the last allocation, where the owed cycles complete.
+  REQUIRE(vm.run("var keep = nil;\n"
+                 "for (var i = 0; i < 2000; i = i + 1) { keep = [i, [i]]; }\n"
+                 "yield();\n"
+                 "var s = gcstats();\n")
+              .ok());
+  const spindle::Value s = *vm.global("s");
+  const double allocs = vm.field(s, "allocs")->asNumber();  // read before its own allocation
+  const double cycles = vm.field(s, "cycles")->asNumber() - c0;
+  MESSAGE("allocations " << allocs << ", cycles " << cycles);
+  CHECK(allocs > 4000);
+  CHECK(cycles == static_cast<double>(static_cast<std::uint64_t>(allocs) / 10));
+  CHECK(vm.field(s, "stressCycles")->asNumber() >= cycles);
+}
+
+TEST_CASE("gcstoptheworld: every cycle marks with the world stopped, fibers running") {
+  spindle::Options o;
+  o.procs = 2;
+  o.gcstoptheworld = true;
+  o.gccheckmark = true;
+  o.output = [](std::string_view) {};
+  double c0, s0;
+  {
+    spindle::Vm probe;  // gone before vm, which creates the runtime with o
+    c0 = gcstatsField(probe, "cycles");
+    s0 = gcstatsField(probe, "stwMarkCycles");
+  }
+  spindle::Vm vm(o);
+  REQUIRE(vm.run("var done = Channel(2);\n"
+                 "fun churn(n) { var l = nil; for (var i = 0; i < n; i = i + 1) l = [i, l];\n"
+                 "  done.send(true); }\n"
+                 "spawn churn(20000); spawn churn(20000);\n"
+                 "for (var i = 0; i < 3; i = i + 1) gc();\n"
+                 "done.recv(); done.recv();\n"
+                 "gc();\n")
+              .ok());
+  const double cycles = gcstatsField(vm, "cycles") - c0;
+  MESSAGE("cycles " << cycles);
+  CHECK(cycles >= 4);
+  CHECK(gcstatsField(vm, "stwMarkCycles") - s0 == cycles);
+}
+
 TEST_CASE("gcstats() is a GCStats instance of numbers; its fields read through the API") {
   spindle::Vm vm;
   spindle::Result before = vm.call(*vm.global("gcstats"), {});
@@ -827,7 +889,8 @@ TEST_CASE("gcstats() is a GCStats instance of numbers; its fields read through t
   spindle::Result after = vm.call(*vm.global("gcstats"), {});
   REQUIRE(after.ok());
   for (const char* f : {"cycles", "forcedCycles", "heapLive", "heapMarked", "heapGoal", "heapTrigger",
-                        "heapInUse", "heapSys", "gcPercent", "numPauses", "lastPauseNs", "maxPauseNs",
+                        "heapInUse", "heapSys", "gcPercent", "numPauses", "stressCycles", "stwMarkCycles", "heapVerifications",
+                        "finalizersQueued", "finalizersRun", "lastPauseNs", "maxPauseNs",
                         "totalPauseNs", "allocs", "allocBytes", "procs"}) {
     CAPTURE(f);
     std::optional<spindle::Value> v = vm.field(after.value(), f);

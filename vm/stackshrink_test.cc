@@ -17,7 +17,7 @@ spindle::Options options(std::string& out, bool stress) {
   o.procs = 2;
   o.output = [&out](std::string_view s) { out.append(s); };
   if (stress) {
-    o.gcstress = 1;
+    o.gcstress_continuous = 1;
     o.gccheckmark = true;
   }
   return o;

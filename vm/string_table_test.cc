@@ -1,5 +1,5 @@
 // The interned-string table under the collector: fibers on every P intern the same texts
-// while cycles run back to back (gcstress 1, checkmark), so lookups race with the
+// while cycles run back to back (continuous gcstress 1, checkmark), so lookups race with the
 // sweepers unlinking dead strings. Each text is interned twice in a row and must give one
 // object (a dead string handed out and then freed would give two, or a poisoned one).
 #include <doctest/doctest.h>
@@ -12,7 +12,7 @@
 TEST_CASE("fibers intern the same strings while cycles sweep them: one object per text") {
   spindle::Options o;
   o.procs = 4;
-  o.gcstress = 1;
+  o.gcstress_continuous = 1;
   o.gccheckmark = true;
   std::string out;
   o.output = [&out](std::string_view s) { out += s; };

@@ -33,7 +33,7 @@ for (var k = 0; k < 4; k = k + 1) if (!ch.recv()) all = false;
 TEST_CASE("fibers use the string and math libraries in parallel under gcstress") {
   spindle::Options o;
   o.procs = 2;
-  o.gcstress = 50;
+  o.gcstress_continuous = 50;
   o.gccheckmark = true;
   spindle::Vm vm(o);
   REQUIRE(vm.run(kScript).ok());

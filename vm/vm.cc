@@ -54,8 +54,15 @@ bool acquireLocked(ProcessRuntime& r, const VMOptions& o) {
   runtime::gcAttach(r.sched);
   runtime::setGCPercent(o.gcPercent);
   runtime::setGCTrace(o.gctrace);
-  runtime::setGCStress(o.gcstress);
+  if (o.gcstress > 0 || o.gcstressContinuous <= 0) {
+    runtime::setGCStress(o.gcstress);
+  } else {
+    runtime::setGCStress(o.gcstressContinuous, runtime::GCStressMode::Continuous);
+  }
   runtime::setCheckmark(o.gccheckmark);
+  if (o.clobberfree) runtime::setClobberFree(true);  // never off: debug builds start with it
+  runtime::setGCStopTheWorld(o.gcstoptheworld);
+  runtime::setGCVerify(o.gcverify);
   return true;
 }
 

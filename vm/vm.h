@@ -74,8 +74,12 @@ struct VMOptions {
   int gcPercent = 100;    // collector pacing (gc.h setGCPercent; -1 off)
   bool gctrace = false;
   bool stats = false;
-  int gcstress = 0;       // request a cycle every N allocations (gc.h setGCStress)
+  int gcstress = 0;       // a complete cycle every N allocations of a P (gc.h setGCStress)
+  int gcstressContinuous = 0;  // a cycle request every N (GCStressMode::Continuous); gcstress wins
   bool gccheckmark = false;
+  bool clobberfree = false;     // gc.h setClobberFree (on already in debug builds)
+  bool gcstoptheworld = false;  // gc.h setGCStopTheWorld
+  bool gcverify = false;        // gc.h setGCVerify
   // FFI checking mode (ffi.h): reject passing unpinned heap pointers inside memory.
   // On by default where invariant checks are (every build but -c opt).
 #if !defined(NDEBUG) || defined(SPINDLE_DEBUG)

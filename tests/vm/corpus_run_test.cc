@@ -7,8 +7,9 @@
 //   - otherwise: stdout exactly the expected output, empty stderr, exit 0.
 // Built three times: //tests/vm:corpus_run_test runs the binary plainly;
 // //tests/vm:corpus_gcstress_test (SPINDLE_CORPUS_GCSTRESS=N) runs every file with
-// `--gcstress N --gccheckmark`, so the collector checks its marking against a
-// stop-the-world re-mark while every fiber allocates; //tests/vm:gcrace_repeat_test
+// `--gcstress-continuous N --gccheckmark`, so cycles run back to back, overlapping the
+// fibers, and the collector checks its marking against a stop-the-world re-mark while
+// every fiber allocates; //tests/vm:gcrace_repeat_test
 // (SPINDLE_CORPUS_REPEAT=K, SPINDLE_CORPUS_DIR) runs only the adversarial programs of
 // tests/lang/gcrace K times each with `--procs 2` added, because each of those catches
 // its race in only some runs.
@@ -31,7 +32,7 @@ struct Run {
 
 #ifdef SPINDLE_CORPUS_GCSTRESS
 const std::string kStressFlags =
-    fmt::format("--gcstress {} --gccheckmark ", SPINDLE_CORPUS_GCSTRESS);
+    fmt::format("--gcstress-continuous {} --gccheckmark ", SPINDLE_CORPUS_GCSTRESS);
 #else
 const std::string kStressFlags;
 #endif

@@ -26,7 +26,7 @@ expect run-file 0 "^ok$" -- run "$TEST_TMPDIR/ok.lox"
 expect script-args 0 "^\[a, b\]$" -- "$TEST_TMPDIR/args.lox" a b
 expect disasm 0 "OP_PRINT" -- --disasm -e "print 1;"
 expect procs-bad 64 "--procs needs an integer" -- --procs zero -e "print 1;"
-expect procs-ok 0 "^1$" -- --procs 4 --gc-percent 50 --gctrace --gcstress 1 --gccheckmark -e "print 1;"
+expect procs-ok 0 "^1$" -- --procs 4 --gc-percent 50 --gctrace --gcstress-continuous 1 --gccheckmark -e "print 1;"
 ffi='var i = Bytes(8); var o = Bytes(8); o.write("pointer", 0, i); FFI.fn("memcpy", "pointer", ["pointer", "pointer", "size_t"])(Bytes(8), o, 8); print "passed";'
 expect ffi-check 70 "unpinned heap pointer at offset 0" -- --ffi-check -e "$ffi"
 expect no-ffi-check 0 "^passed$" -- --no-ffi-check -e "$ffi"
@@ -47,7 +47,14 @@ expect stats 0 "stats: .* objects" -- --stats -e "print 1;"
 garbage='var t = 0; for (var i = 0; i < 300000; i = i + 1) { var l = [i, i, i]; t = t + l[1]; } print t;'
 expect gctrace 0 "^gc [0-9]+ @[0-9.]+s [0-9]+%: [0-9.]+\+[0-9.]+\+[0-9.]+ ms clock, [0-9]+->[0-9]+->[0-9]+ MB, [0-9]+ MB goal, [0-9]+ P$" -- --gctrace -e "$garbage"
 expect stats-cycles 0 "stats: .* [1-9][0-9]* GC cycles, max pause" -- --stats -e "$garbage"
-expect gcstress-checkmark 0 "^4.49998e\+10$" -- --gcstress 1 --gccheckmark -e "$garbage"
+expect gcstress-checkmark 0 "^4.49998e\+10$" -- --gcstress-continuous 1 --gccheckmark -e "$garbage"
+# Exact gcstress: a complete cycle every 1000 allocations (about 300 here).
+expect gcstoptheworld 0 "^4.49998e\+10$" -- --gcstoptheworld --gccheckmark --gcstress-continuous 1 -e "$garbage"
+expect clobberfree 0 "^4.49998e\+10$" -- --clobberfree --gcstress-continuous 1 -e "$garbage"
+expect help-stress 0 "--gcstress-continuous" -- --help
+expect help-verify 0 "--gcverify " -- --help
+expect gcverify 0 "^4.49998e\+10$" -- --gcverify --procs 2 -e "$garbage"
+expect gcstress-exact 0 "^4.49998e\+10$" -- --gcstress 1000 --gccheckmark -e "$garbage"
 # When the main script ends, the program ends (as in Go), even while a spawned fiber is
 # blocked in a 30 s C sleep: the host thread never makes another fiber's foreign call,
 # and Vm destruction does not wait for an M stuck in C. `timeout 20` fails the test (rc

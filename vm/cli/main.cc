@@ -40,15 +40,23 @@ void printUsage(std::FILE* out) {
              "  --gc-percent N     collector pacing: next goal = live * (1 + N/100)\n"
              "  --gctrace          print one line per GC cycle\n"
              "  --stats            print allocation statistics at exit (on stderr)\n"
-             "  --gcstress N       start a GC cycle every N allocations\n"
+             "  --gcstress N       run a complete GC cycle every N allocations (of each P),\n"
+             "                     blocking the allocating fiber until it is done\n"
+             "  --gcstress-continuous N\n"
+             "                     request a GC cycle every N allocations without waiting:\n"
+             "                     cycles run back to back, overlapping the fibers\n"
              "  --gccheckmark      verify each mark phase with a stop-the-world re-mark\n"
+             "  --clobberfree      poison freed memory; a write after free is fatal on reuse\n"
+             "  --gcstoptheworld   mark with the world stopped (one pause per cycle)\n"
+             "  --gcverify         verify the heap before and after every GC cycle\n"
              "  --ffi-check        reject unpinned heap pointers passed to foreign code\n"
              "  --no-ffi-check     turn that check off (it is on in debug builds)\n"
              "  --help             print this help and exit\n"
              "  --version          print the version and exit\n"
              "\n"
              "Fibers (spawn) run in parallel on --procs Ps. --gc-percent sets the collector's\n"
-             "pacing; --gctrace, --gcstress and --gccheckmark are passed to the collector.\n");
+             "pacing; the other --gc* flags and --clobberfree are passed to the collector\n"
+             "(process-wide). docs/STRESS.md: stress testing the collector.\n");
 }
 
 struct CliOptions {
@@ -116,20 +124,34 @@ int parseArgs(int argc, char** argv, CliOptions& opts) {
       opts.vm.gccheckmark = true;
       continue;
     }
+    if (arg == "--clobberfree") {
+      opts.vm.clobberfree = true;
+      continue;
+    }
+    if (arg == "--gcstoptheworld") {
+      opts.vm.gcstoptheworld = true;
+      continue;
+    }
+    if (arg == "--gcverify") {
+      opts.vm.gcverify = true;
+      continue;
+    }
     if (arg == "--ffi-check" || arg == "--no-ffi-check") {
       opts.vm.ffi_check = arg == "--ffi-check";
       continue;
     }
-    if (arg == "--procs" || arg == "--gc-percent" || arg == "--gcstress") {
+    if (arg == "--procs" || arg == "--gc-percent" || arg == "--gcstress" ||
+        arg == "--gcstress-continuous") {
       if (i + 1 >= argc) {
         fmt::print(stderr, "spindle: {} needs a number\n", arg);
         return kExitUsage;
       }
       std::string_view value = argv[++i];
       // gc-percent may be -1 (off, as Go's GOGC=off); procs needs at least 1.
-      int* target = arg == "--procs" ? &opts.vm.procs
+      int* target = arg == "--procs"        ? &opts.vm.procs
                     : arg == "--gc-percent" ? &opts.vm.gc_percent
-                                            : &opts.vm.gcstress;
+                    : arg == "--gcstress"   ? &opts.vm.gcstress
+                                            : &opts.vm.gcstress_continuous;
       const int min = arg == "--procs" ? 1 : arg == "--gc-percent" ? -1 : 0;
       if (!parseInt(value, min, *target)) {
         fmt::print(stderr, "spindle: {} needs an integer >= {}, got '{}'\n", arg, min, value);
