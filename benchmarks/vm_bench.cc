@@ -47,51 +47,49 @@ spindle::Options quiet() {
   return o;
 }
 
-constexpr const char* kScript = "var x = 1 + 2;";
-
-void BM_IdleVms(benchmark::State& state) {
+// Creates state.range(0) interpreters with make() (timed), reports the process RSS with
+// them alive and its growth per interpreter, then destroys them with destroy().
+template <typename T, typename Make, typename Destroy>
+void idle(benchmark::State& state, Make make, Destroy destroy) {
   const auto n = static_cast<std::size_t>(state.range(0));
   for (auto _ : state) {
     state.PauseTiming();
     const long before = rssKiB();
     state.ResumeTiming();
-    std::vector<std::unique_ptr<spindle::Vm>> vms;
-    vms.reserve(n);
-    for (std::size_t i = 0; i < n; i++) {
-      vms.push_back(std::make_unique<spindle::Vm>(quiet()));
-      if (!vms.back()->run(kScript).ok()) state.SkipWithError("script failed");
-    }
+    std::vector<T> alive;
+    alive.reserve(n);
+    for (std::size_t i = 0; i < n; i++) alive.push_back(make());
     state.PauseTiming();
     const long during = rssKiB();
     state.counters["rss_MiB"] = static_cast<double>(during) / 1024.0;
     state.counters["grow_KiB_per_vm"] = static_cast<double>(during - before) / static_cast<double>(n);
     state.ResumeTiming();
-    vms.clear();
+    for (T& t : alive) destroy(t);
   }
+}
+
+void BM_IdleVms(benchmark::State& state) {
+  idle<std::unique_ptr<spindle::Vm>>(
+      state,
+      [&] {
+        auto vm = std::make_unique<spindle::Vm>(quiet());
+        if (!vm->run("var x = 1 + 2;").ok()) state.SkipWithError("script failed");
+        return vm;
+      },
+      [](std::unique_ptr<spindle::Vm>& vm) { vm.reset(); });
 }
 BENCHMARK(BM_IdleVms)->Name("IdleVms")->Arg(1000)->Iterations(1)->Unit(benchmark::kMillisecond);
 
 void BM_LuaIdleStates(benchmark::State& state) {
-  const auto n = static_cast<std::size_t>(state.range(0));
-  for (auto _ : state) {
-    state.PauseTiming();
-    const long before = rssKiB();
-    state.ResumeTiming();
-    std::vector<lua_State*> states;
-    states.reserve(n);
-    for (std::size_t i = 0; i < n; i++) {
-      lua_State* L = luaL_newstate();
-      luaL_openlibs(L);
-      if (luaL_dostring(L, "local x = 1 + 2") != LUA_OK) state.SkipWithError("chunk failed");
-      states.push_back(L);
-    }
-    state.PauseTiming();
-    const long during = rssKiB();
-    state.counters["rss_MiB"] = static_cast<double>(during) / 1024.0;
-    state.counters["grow_KiB_per_vm"] = static_cast<double>(during - before) / static_cast<double>(n);
-    state.ResumeTiming();
-    for (lua_State* L : states) lua_close(L);
-  }
+  idle<lua_State*>(
+      state,
+      [&] {
+        lua_State* L = luaL_newstate();
+        luaL_openlibs(L);
+        if (luaL_dostring(L, "local x = 1 + 2") != LUA_OK) state.SkipWithError("chunk failed");
+        return L;
+      },
+      [](lua_State* L) { lua_close(L); });
 }
 BENCHMARK(BM_LuaIdleStates)->Name("LuaIdleStates")->Arg(1000)->Iterations(1)->Unit(benchmark::kMillisecond);
 
