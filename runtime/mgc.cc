@@ -188,7 +188,19 @@ void onDestroyP(P* p) {
   p->gcw.scanWork = 0;
 }
 
-const int gHooksRegistered = registerPLifecycleHooks({nullptr, onDestroyP, onAcquireP, nullptr});
+// A fatal error names the collector's state (throw.h: atomics only, no lock): the phase,
+// and the heap's sweepgen (twice the cycles begun).
+void printGCState(std::FILE* out) {
+  const std::uint32_t sg = mheap().sweepgenLoad();
+  fmt::print(out, "gc: phase {}, sweepgen {} (cycle {}){}\n",
+             gcMarking.load(std::memory_order_relaxed) ? "mark" : "off (sweeping or idle)", sg, sg / 2,
+             counters().stwMark.load(std::memory_order_relaxed) ? ", gcstoptheworld" : "");
+}
+
+const int gHooksRegistered = [] {
+  addFatalContext(&printGCState);
+  return registerPLifecycleHooks({nullptr, onDestroyP, onAcquireP, nullptr});
+}();
 
 // The scheduler's assist-park commit (g is Waiting): queue g until mark termination,
 // or ready it at once if this cycle's marking already ended.

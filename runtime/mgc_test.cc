@@ -547,6 +547,10 @@ TEST_CASE("freed-memory poisoning: a write to a freed object is fatal when its s
     CHECK(err.find("was written after it was freed: word 5") != std::string::npos);
     CHECK(err.find("size class") != std::string::npos);
     CHECK(err.find("= 0x2a") != std::string::npos);
+    // The fatal error's context (throw.h addFatalContext): the collector's state and
+    // the M, P and G it happened on.
+    CHECK(err.find("gc: phase off (sweeping or idle), sweepgen ") != std::string::npos);
+    CHECK(err.find("on M ") != std::string::npos);
   }
 }
 

@@ -17,6 +17,23 @@ std::atomic<int> gLiveScheds{0};
 
 namespace {
 thread_local M* tlsM = nullptr;
+
+namespace {
+// A fatal error names the thread it happened on (throw.h: thread-locals only, no lock):
+// its M, the P it holds and the G it runs, as Go's throw names the goroutine.
+void printThreadState(std::FILE* out) {
+  const M* m = tlsM;
+  if (m == nullptr) {
+    fmt::print(out, "on a thread without an M (a host thread)\n");
+    return;
+  }
+  const P* p = m->p;
+  const G* g = m->curg;
+  fmt::print(out, "on M {}, P {}, G {}\n", m->id, p != nullptr ? p->id : -1,
+             g != nullptr ? static_cast<std::int64_t>(g->goid) : -1);
+}
+[[maybe_unused]] const bool gThreadStateRegistered = (addFatalContext(&printThreadState), true);
+}  // namespace
 constexpr std::int32_t kGFreeLocalMax = 64;
 constexpr std::uint64_t kGoidCacheBatch = 16;
 // How long an M stopped by stopTheWorld spins for the restart before it sleeps.

@@ -16,7 +16,16 @@
 #include <source_location>
 #include <string_view>
 
+#include <cstdio>
+
 namespace spindle::runtime {
+
+// Context a fatal error prints after its message and location, as Go's throw prints the
+// GC state and the goroutines: each registered function writes lines to the stream. They
+// run on the dying thread, maybe with runtime locks held, so they read atomics and
+// thread-locals only, take no lock and allocate nothing on the heap. At most 8; a fatal
+// error inside one ends the process without the rest.
+void addFatalContext(void (*print)(std::FILE* out));
 
 [[noreturn]] void fatalMessage(std::string_view message, const std::source_location& where);
 

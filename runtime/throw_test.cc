@@ -31,3 +31,24 @@ TEST_CASE("SPINDLE_DCHECK is on in test builds") {
   CHECK(SPINDLE_DCHECKS_ON);
 #endif
 }
+
+namespace {
+void printContext(std::FILE* out) { std::fputs("context: the state\n", out); }
+void fatalInContext(std::FILE*) { SPINDLE_FATAL("inside the context"); }
+}  // namespace
+
+TEST_CASE("a fatal error prints the registered context once, after its message") {
+  auto [aborted, err] = runChild([] {
+    spindle::runtime::addFatalContext(&printContext);
+    spindle::runtime::addFatalContext(&fatalInContext);  // a fatal error while printing
+    SPINDLE_FATAL("broken: x={}", 1);
+  });
+  CHECK(aborted);
+  const auto msg = err.find("fatal error: broken: x=1");
+  const auto ctx = err.find("context: the state");
+  REQUIRE(msg != std::string::npos);
+  REQUIRE(ctx != std::string::npos);
+  CHECK(msg < ctx);
+  CHECK(err.find("context: the state", ctx + 1) == std::string::npos);
+  CHECK(err.find("fatal error: inside the context") != std::string::npos);
+}
