@@ -834,6 +834,24 @@ TEST_CASE("interning a huge string lets the world stop midway (hashing)") {
   });
 }
 
+TEST_CASE("hashString: every byte and the length count (the word-at-a-time tail reads)") {
+  // For each length, flipping any one byte changes the hash, and so does appending a zero
+  // byte (the zero-padded tail word alone would not tell "ab" from "ab\0").
+  for (std::size_t n = 0; n <= 40; ++n) {
+    std::string s(n, 'a');
+    for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + i % 26);
+    const std::uint32_t h = spindle::vm::hashString(s);
+    INFO("length ", n);
+    CHECK(spindle::vm::hashString(s + std::string(1, '\0')) != h);
+    for (std::size_t i = 0; i < n; ++i) {
+      std::string t = s;
+      t[i] = static_cast<char>(t[i] ^ 0x40);
+      INFO("byte ", i);
+      CHECK(spindle::vm::hashString(t) != h);
+    }
+  }
+}
+
 TEST_CASE("growing a long list lets the world stop midway (copying its items)") {
   // 16384 elements fill the storage exactly (4 doubled 12 times): the push copies them.
   checkStopsMidway("var l = []; for (var i = 0; i < 16384; i = i + 1) l.push(i);", "l.push(0);");

@@ -44,7 +44,7 @@ void StringTable::rehashStep() {
 }
 
 ObjString* StringTable::find(std::string_view s, std::uint32_t hash) {
-  rehashStep();
+  if (old_ != nullptr) rehashStep();
   for (ObjString* e = *bucketOf(hash); e != nullptr; e = e->hnext) {
     if (e->hash == hash && e->length == s.size() &&
         (s.empty() || std::memcmp(e->chars(), s.data(), s.size()) == 0)) {
@@ -59,6 +59,7 @@ void StringTable::insert(ObjString* str) {
   str->hnext = *head;
   *head = str;
   ++count_;
+  ++inserts_;
 }
 
 void StringTable::remove(ObjString* str) {
@@ -104,21 +105,24 @@ void StringTable::sweepFree(void* ctx, void* obj) {
 // root before its insert: the checkpoints are no scan points of this G, so the only mark
 // that can finish meanwhile is one that scanned this G before this slice began, and it
 // allocates black (ARCHITECTURE "What bounds a pause"). A racing intern of the same text
-// keeps whichever string got in first.
+// keeps whichever string got in first; if no string was inserted since our miss, the text
+// is still absent and ours goes in without a second lookup.
 ObjString* VM::intern(std::string_view s) {
   const std::uint32_t hash = hashString(s);
   ObjString* str = nullptr;  // ours, once a lookup missed
+  std::uint64_t missedAt = 0;  // strings_.inserts() when it missed
   std::size_t resize = 0;
   for (;;) {
     ObjString* unswept = nullptr;
     {
       std::lock_guard<std::mutex> lk(strings_.lock());
-      ObjString* e = strings_.find(s, hash);
+      ObjString* e = str != nullptr && strings_.inserts() == missedAt ? nullptr : strings_.find(s, hash);
       if (e == nullptr && str != nullptr) {
         strings_.insert(str);
         resize = strings_.wantedCapacity();
         break;
       }
+      if (e == nullptr) missedAt = strings_.inserts();
       if (e != nullptr) {
         // Marking: the collector may have found no other reference; shade it before it
         // is handed out. Sweeping: hand it out only if its span's sweep kept it.

@@ -57,6 +57,9 @@ class StringTable {
   // otherwise returns fresh for the caller to free.
   ObjString** startResize(ObjString** fresh, std::size_t capacity);
   std::size_t count() const { return count_; }  // under lock()
+  // Under lock(): strings inserted so far. Only an insert adds a text, so a lookup that
+  // missed stays a miss while this is unchanged.
+  std::uint64_t inserts() const { return inserts_; }
   std::size_t capacity() const { return mask_ + 1; }  // under lock()
 
   // The sweepers' hook (runtime::registerWeak): ctx is the table.
@@ -76,6 +79,7 @@ class StringTable {
   std::size_t oldMask_ = 0;    // lock_
   std::size_t moved_ = 0;      // lock_: old buckets below this index are moved
   std::size_t count_ = 0;      // lock_
+  std::uint64_t inserts_ = 0;  // lock_
 };
 
 }  // namespace spindle::vm
