@@ -9,8 +9,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include <string>
@@ -850,6 +852,41 @@ TEST_CASE("hashString: every byte and the length count (the word-at-a-time tail 
       CHECK(spindle::vm::hashString(t) != h);
     }
   }
+}
+
+// Strings outside the heap: StringTable reads only hash, length, the bytes and hnext.
+struct FakeString {
+  alignas(spindle::vm::ObjString) unsigned char bytes[sizeof(spindle::vm::ObjString) + 8] = {};
+  explicit FakeString(std::string_view text, std::uint32_t hash) {
+    auto* s = str();
+    s->length = static_cast<std::uint32_t>(text.size());
+    s->hash = hash;
+    s->hnext = nullptr;
+    std::memcpy(s->mutableChars(), text.data(), text.size());
+  }
+  spindle::vm::ObjString* str() { return reinterpret_cast<spindle::vm::ObjString*>(bytes); }
+};
+
+TEST_CASE("StringTable: the sweepers' hook unlinks a batch under one lock; a hit moves to the front") {
+  spindle::vm::StringTable t;
+  // One chain (equal hashes): a, b, c, inserted in that order (c at the front).
+  FakeString a("a", 7), b("b", 7), c("c", 7);
+  std::lock_guard<std::mutex> lk(t.lock());
+  t.insert(a.str());
+  t.insert(b.str());
+  t.insert(c.str());
+  CHECK(t.find("a", 7) == a.str());  // now at the front: a, c, b
+  CHECK(t.find("b", 7) == b.str());
+  CHECK(t.find("c", 7) == c.str());
+  CHECK(t.count() == 3);
+  void* dead[] = {a.str(), c.str()};
+  t.lock().unlock();  // the hook takes the lock itself
+  spindle::vm::StringTable::sweepFree(&t, dead, 2);
+  t.lock().lock();
+  CHECK(t.count() == 1);
+  CHECK(t.find("a", 7) == nullptr);
+  CHECK(t.find("c", 7) == nullptr);
+  CHECK(t.find("b", 7) == b.str());
 }
 
 TEST_CASE("growing a long list lets the world stop midway (copying its items)") {

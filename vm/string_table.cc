@@ -45,9 +45,16 @@ void StringTable::rehashStep() {
 
 ObjString* StringTable::find(std::string_view s, std::uint32_t hash) {
   if (old_ != nullptr) rehashStep();
-  for (ObjString* e = *bucketOf(hash); e != nullptr; e = e->hnext) {
+  ObjString** head = bucketOf(hash);
+  for (ObjString** link = head; *link != nullptr; link = &(*link)->hnext) {
+    ObjString* e = *link;
     if (e->hash == hash && e->length == s.size() &&
         (s.empty() || std::memcmp(e->chars(), s.data(), s.size()) == 0)) {
+      if (link != head) {  // move to the front: the next lookup of this text reads no other string
+        *link = e->hnext;
+        e->hnext = *head;
+        *head = e;
+      }
       return e;
     }
   }
@@ -94,10 +101,10 @@ ObjString** StringTable::startResize(ObjString** fresh, std::size_t capacity) {
   return nullptr;
 }
 
-void StringTable::sweepFree(void* ctx, void* obj) {
+void StringTable::sweepFree(void* ctx, void* const* objs, std::size_t n) {
   auto* t = static_cast<StringTable*>(ctx);
   std::lock_guard<std::mutex> lk(t->lock_);
-  t->remove(static_cast<ObjString*>(obj));
+  for (std::size_t i = 0; i < n; ++i) t->remove(static_cast<ObjString*>(objs[i]));
 }
 
 // Hashing, allocation and copying happen outside the table's lock (they pass

@@ -4,10 +4,12 @@
 // Design. Open hashing: a power-of-two array of buckets (C++ memory), each a chain linked
 // through the strings themselves (ObjString::hnext), keyed by ObjString::hash. The table
 // is weak, and no root: the collector never scans it, and mark termination does nothing
-// for it. Clearing is the sweepers' (runtime/gc.h registerWeak): a sweep that frees an
-// interned string calls sweepFree first, which unlinks exactly that object (by address)
-// while its bytes are intact; an entry that now holds another string of the same text is
-// never touched.
+// for it. Clearing is the sweepers' (runtime/gc.h registerWeak): a sweep that frees
+// interned strings calls sweepFree first with a batch of them (one lock per batch), which
+// unlinks exactly those objects (by address) while their bytes are intact; an entry that
+// now holds another string of the same text is never touched. A lookup that finds its
+// string behind others in the chain moves it to the front (a text looked up again and
+// again then costs no walk past strings that came after it).
 //
 // Growth and shrinking are incremental (as Redis's dict): resizing installs a second
 // array and every later operation under the lock moves at most kRehashStep buckets from
@@ -62,8 +64,8 @@ class StringTable {
   std::uint64_t inserts() const { return inserts_; }
   std::size_t capacity() const { return mask_ + 1; }  // under lock()
 
-  // The sweepers' hook (runtime::registerWeak): ctx is the table.
-  static void sweepFree(void* ctx, void* obj);
+  // The sweepers' hook (runtime::registerWeak): ctx is the table; one lock per batch.
+  static void sweepFree(void* ctx, void* const* objs, std::size_t n);
 
   static constexpr std::size_t kMinCapacity = 64;
   static constexpr std::size_t kRehashStep = 64;  // buckets moved per operation
