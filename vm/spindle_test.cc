@@ -889,6 +889,40 @@ TEST_CASE("StringTable: the sweepers' hook unlinks a batch under one lock; a hit
   CHECK(t.find("b", 7) == b.str());
 }
 
+TEST_CASE("StringTable: shrinks only after capacity/2 inserts in a row left it under 1/8 full") {
+  spindle::vm::StringTable t;
+  std::lock_guard<std::mutex> lk(t.lock());
+  std::vector<std::unique_ptr<FakeString>> strs;
+  auto add = [&](std::uint32_t i) {
+    strs.push_back(std::make_unique<FakeString>("s", i * 2654435761u));
+    t.insert(strs.back()->str());
+    if (const std::size_t want = t.wantedCapacity(); want != 0) {
+      CHECK(t.startResize(new spindle::vm::ObjString*[want](), want) == nullptr);
+    }
+    t.find("none", 1);  // moves buckets while resizing
+    t.find("none", 1);
+  };
+  for (std::uint32_t i = 0; i < 600; ++i) add(i);
+  REQUIRE(t.capacity() == 1024);
+  // The garbage of a cycle is swept: 10 strings left.
+  while (strs.size() > 10) {
+    t.remove(strs.back()->str());
+    strs.pop_back();
+  }
+  add(1000);  // 11 of 1024: under 1/8, but one low insert only
+  CHECK(t.wantedCapacity() == 0);
+  // Garbage comes and goes, never filling 1/8: after 512 such inserts the table shrinks.
+  for (std::uint32_t i = 0; i < 510; ++i) {
+    add(2000 + i);
+    t.remove(strs.back()->str());
+    strs.pop_back();
+  }
+  CHECK(t.capacity() == 1024);
+  add(3000);
+  add(3001);
+  CHECK(t.capacity() < 1024);
+}
+
 TEST_CASE("growing a long list lets the world stop midway (copying its items)") {
   // 16384 elements fill the storage exactly (4 doubled 12 times): the push copies them.
   checkStopsMidway("var l = []; for (var i = 0; i < 16384; i = i + 1) l.push(i);", "l.push(0);");

@@ -67,6 +67,7 @@ void StringTable::insert(ObjString* str) {
   *head = str;
   ++count_;
   ++inserts_;
+  lowInserts_ = count_ < capacity() / 8 ? lowInserts_ + 1 : 0;
 }
 
 void StringTable::remove(ObjString* str) {
@@ -83,7 +84,11 @@ std::size_t StringTable::wantedCapacity() const {
   if (old_ != nullptr) return 0;  // one resize at a time
   const std::size_t cap = mask_ + 1;
   if (count_ > cap) return cap * 2;  // load factor 1
-  if (cap > kMinCapacity && count_ < cap / 8) {
+  // Shrinking waits until cap / 2 inserts in a row found the table under 1/8 full: dead
+  // strings pile up between collections and leave at each sweep, so a table sized for a
+  // cycle's garbage is needed again in the next cycle (shrinking it after every sweep
+  // regrew it through every power of two, moving each string again).
+  if (cap > kMinCapacity && count_ < cap / 8 && lowInserts_ >= cap / 2) {
     std::size_t want = kMinCapacity;
     while (want < count_ * 2) want *= 2;
     return want;
@@ -98,6 +103,7 @@ ObjString** StringTable::startResize(ObjString** fresh, std::size_t capacity) {
   moved_ = 0;
   buckets_ = fresh;
   mask_ = capacity - 1;
+  lowInserts_ = 0;
   return nullptr;
 }
 

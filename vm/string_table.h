@@ -82,6 +82,7 @@ class StringTable {
   std::size_t moved_ = 0;      // lock_: old buckets below this index are moved
   std::size_t count_ = 0;      // lock_
   std::uint64_t inserts_ = 0;  // lock_
+  std::size_t lowInserts_ = 0;  // lock_: inserts in a row that left it under 1/8 full
 };
 
 }  // namespace spindle::vm
