@@ -83,7 +83,7 @@ void StringTable::remove(ObjString* str) {
 std::size_t StringTable::wantedCapacity() const {
   if (old_ != nullptr) return 0;  // one resize at a time
   const std::size_t cap = mask_ + 1;
-  if (count_ > cap) return cap * 2;  // load factor 1
+  if (count_ > cap) return cap * 2;  // load factor at most 1
   // Shrinking waits until cap / 2 inserts in a row found the table under 1/8 full: dead
   // strings pile up between collections and leave at each sweep, so a table sized for a
   // cycle's garbage is needed again in the next cycle (shrinking it after every sweep
