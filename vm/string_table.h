@@ -16,7 +16,9 @@
 // the old one, so no operation holds the lock for work that grows with the table. A
 // string lives in the old array iff its old bucket index is >= `moved_`; lookups,
 // inserts and removals go to the array that owns the hash. The new array is allocated
-// (and zeroed) outside the lock.
+// (and zeroed) outside the lock. The table grows past load factor 1 and shrinks below
+// 1/8 only once capacity/2 inserts in a row found it that empty (the garbage of one
+// collection cycle is expected again in the next).
 //
 // Invariants (all under lock_, which is never held while allocating GC memory or while
 // sweeping; the sweepers' hook takes it, so intern never sweeps while holding it):
