@@ -34,8 +34,8 @@
 //
 // Weak tables (Go's weak handles, cleared by the sweeper, never with the world stopped).
 // A table registers a hook for a TypeInfo (registerWeak) and flags each object it holds
-// (markWeakTabled: one bit on the object's span). A sweep that frees an object of that
-// type in a flagged span calls the hook with it first, while its bytes are intact and
+// (markWeakTabled: one bit on the object's span). A sweep that frees objects of that
+// type in a flagged span calls the hook with them first (in batches), while its bytes are intact and
 // before its slot can be reused; the table drops the entry that points at it. The table
 // is no root and costs mark termination nothing. Lookups must not hand out an object the
 // sweeper will free: see weakSwept. (Implemented in mgcsweep.cc.)
@@ -85,11 +85,13 @@ using RootScanFn = void (*)(void* ctx, VisitFn visit, void* visitCtx);
 int registerRoots(RootScanFn fn, void* ctx);
 void unregisterRoots(int id);
 
-// fn(ctx, obj) for each object of `type` a sweep frees in a flagged span (obj's slot is
-// at least type->size bytes and its header points at type). Runs on any thread, with or
-// without a P, possibly under the scheduler's lock (a stale cache flushed by procresize):
-// fn may take only leaf locks, which no one holds while allocating or sweeping.
-using WeakFreeFn = void (*)(void* ctx, void* obj);
+// fn(ctx, objs, n) for the objects of `type` a sweep frees in a flagged span (each slot
+// at least type->size bytes, its header pointing at type), in batches of at most
+// kWeakBatch (mgcsweep.h: 64) objects of one span, so a table takes its lock once per batch. Runs on any
+// thread, with or without a P, possibly under the scheduler's lock (a stale cache flushed
+// by procresize): fn may take only leaf locks, which no one holds while allocating or
+// sweeping.
+using WeakFreeFn = void (*)(void* ctx, void* const* objs, std::size_t n);
 int registerWeak(const TypeInfo* type, WeakFreeFn fn, void* ctx);
 // When it returns, no sweeper is in (or will enter) that hook.
 void unregisterWeak(int id);

@@ -53,19 +53,28 @@ WeakHooks& weakHooks() {
 }
 
 // s is claimed, its marks final, nothing freed yet: report the dead objects of weakly
-// tabled types before their slots are poisoned or reused.
+// tabled types before their slots are poisoned or reused, to each hook in batches of
+// kWeakBatch (one pass over the span per hook; there is one hook per VM).
 void sweepWeak(MSpan* s) {
   WeakHooks& w = weakHooks();
   std::shared_lock<std::shared_mutex> lk(w.lock);
-  forEachFreed(s, [&](std::uint32_t i) {
-    void* obj = reinterpret_cast<void*>(s->base() + std::size_t{i} * s->elemsize);
-    // The header word of an object with a type (a headerless noscan object's first
-    // word never passes both checks for a registered type unless it is that type's).
-    const TypeInfo* t = static_cast<const ObjectHeader*>(obj)->type;
-    for (const WeakHook& hk : w.hooks) {
-      if (hk.type == t && hk.type != nullptr && s->elemsize >= t->size) hk.fn(hk.ctx, obj);
-    }
-  });
+  for (const WeakHook& hk : w.hooks) {
+    if (hk.type == nullptr || s->elemsize < hk.type->size) continue;
+    void* batch[kWeakBatch];
+    std::size_t n = 0;
+    forEachFreed(s, [&](std::uint32_t i) {
+      void* obj = reinterpret_cast<void*>(s->base() + std::size_t{i} * s->elemsize);
+      // The header word of an object with a type (a headerless noscan object's first
+      // word never passes the check for a registered type unless it is that type's).
+      if (static_cast<const ObjectHeader*>(obj)->type != hk.type) return;
+      batch[n++] = obj;
+      if (n == kWeakBatch) {
+        hk.fn(hk.ctx, batch, n);
+        n = 0;
+      }
+    });
+    if (n != 0) hk.fn(hk.ctx, batch, n);
+  }
 }
 }  // namespace
 

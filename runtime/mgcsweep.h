@@ -56,7 +56,8 @@ void finishSweep(MHeap& h);
 
 // Weak tables cleared by the sweepers: the registry lives here, below the collector.
 // Declared for users in gc.h (same declarations; see there).
-using WeakFreeFn = void (*)(void* ctx, void* obj);
+using WeakFreeFn = void (*)(void* ctx, void* const* objs, std::size_t n);
+inline constexpr std::size_t kWeakBatch = 64;  // objects per call of a weak hook, at most
 int registerWeak(const TypeInfo* type, WeakFreeFn fn, void* ctx);
 void unregisterWeak(int id);
 void markWeakTabled(void* obj);

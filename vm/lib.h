@@ -59,12 +59,16 @@ inline const char* stringIndex(const ObjString* s, Value index, std::uint32_t* o
   return nullptr;
 }
 
-// For natives with optional arguments (declared with arity -1).
-inline bool argCount(VM& vm, int argc, int min, int max) {
-  if (argc >= min && argc <= max) return true;
+// argCount's error (out of line: the check itself is inlined into every native).
+[[gnu::noinline]] inline bool argCountError(VM& vm, int argc, int min, int max) {
   if (min == max) return vm.raise(fmt::format("Expected {} arguments but got {}.", min, argc));
   if (max == min + 1) return vm.raise(fmt::format("Expected {} or {} arguments but got {}.", min, max, argc));
   return vm.raise(fmt::format("Expected at least {} arguments but got {}.", min, argc));
+}
+
+// For natives with optional arguments (declared with arity -1).
+inline bool argCount(VM& vm, int argc, int min, int max) {
+  return (argc >= min && argc <= max) || argCountError(vm, argc, min, max);
 }
 
 class WorkMeter {

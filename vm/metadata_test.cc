@@ -183,3 +183,18 @@ TEST_CASE("calling a callable field (math.floor) keeps the site's one record: no
                  "h();").ok());
   CHECK(in.allocations(spindle::vm::ObjKind::InlineCache) - mathBefore == 1);
 }
+
+TEST_CASE("a string method site keeps one record (String's root shape): a hit skips the lookup") {
+  spindle::Vm vm;
+  REQUIRE(vm.run("fun g(s) { var n = 0; for (var i = 0; i < 100; i = i + 1) n = n + s.sub(1, 3).len(); return n; }").ok());
+  spindle::vm::VM& in = vm.internal();
+  const std::uint64_t before = in.allocations(spindle::vm::ObjKind::InlineCache);
+  REQUIRE(vm.run("g(\"hello\");").ok());
+  CHECK(in.allocations(spindle::vm::ObjKind::InlineCache) - before == 2);  // sub's site, len's
+  // One site seeing strings and instances with a method of the same name calls each its own.
+  auto r = vm.run(
+      "class L { len() { return 100; } }\n"
+      "fun h(x) { return x.len(); }\n"
+      "if (h(\"ab\") + h(L()) + h(\"abc\") + h(L()) != 205) nil.wrongMethod;");
+  CHECK(r.ok());
+}

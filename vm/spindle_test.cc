@@ -9,8 +9,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include <stdexcept>
@@ -1015,6 +1017,93 @@ TEST_CASE("interning a huge string lets the world stop midway (hashing)") {
       return spindle::Result::success(spindle::Value::nil());
     });
   });
+}
+
+TEST_CASE("hashString: every byte and the length count (the word-at-a-time tail reads)") {
+  // For each length, flipping any one byte changes the hash, and so does appending a zero
+  // byte (the zero-padded tail word alone would not tell "ab" from "ab\0").
+  for (std::size_t n = 0; n <= 40; ++n) {
+    std::string s(n, 'a');
+    for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + i % 26);
+    const std::uint32_t h = spindle::vm::hashString(s);
+    INFO("length ", n);
+    CHECK(spindle::vm::hashString(s + std::string(1, '\0')) != h);
+    for (std::size_t i = 0; i < n; ++i) {
+      std::string t = s;
+      t[i] = static_cast<char>(t[i] ^ 0x40);
+      INFO("byte ", i);
+      CHECK(spindle::vm::hashString(t) != h);
+    }
+  }
+}
+
+// Strings outside the heap: StringTable reads only hash, length, the bytes and hnext.
+struct FakeString {
+  alignas(spindle::vm::ObjString) unsigned char bytes[sizeof(spindle::vm::ObjString) + 8] = {};
+  explicit FakeString(std::string_view text, std::uint32_t hash) {
+    auto* s = str();
+    s->length = static_cast<std::uint32_t>(text.size());
+    s->hash = hash;
+    s->hnext = nullptr;
+    std::memcpy(s->mutableChars(), text.data(), text.size());
+  }
+  spindle::vm::ObjString* str() { return reinterpret_cast<spindle::vm::ObjString*>(bytes); }
+};
+
+TEST_CASE("StringTable: the sweepers' hook unlinks a batch under one lock; a hit moves to the front") {
+  spindle::vm::StringTable t;
+  // One chain (equal hashes): a, b, c, inserted in that order (c at the front).
+  FakeString a("a", 7), b("b", 7), c("c", 7);
+  std::lock_guard<std::mutex> lk(t.lock());
+  t.insert(a.str());
+  t.insert(b.str());
+  t.insert(c.str());
+  CHECK(t.find("a", 7) == a.str());  // now at the front: a, c, b
+  CHECK(t.find("b", 7) == b.str());
+  CHECK(t.find("c", 7) == c.str());
+  CHECK(t.count() == 3);
+  void* dead[] = {a.str(), c.str()};
+  t.lock().unlock();  // the hook takes the lock itself
+  spindle::vm::StringTable::sweepFree(&t, dead, 2);
+  t.lock().lock();
+  CHECK(t.count() == 1);
+  CHECK(t.find("a", 7) == nullptr);
+  CHECK(t.find("c", 7) == nullptr);
+  CHECK(t.find("b", 7) == b.str());
+}
+
+TEST_CASE("StringTable: shrinks only after capacity/2 inserts in a row left it under 1/8 full") {
+  spindle::vm::StringTable t;
+  std::lock_guard<std::mutex> lk(t.lock());
+  std::vector<std::unique_ptr<FakeString>> strs;
+  auto add = [&](std::uint32_t i) {
+    strs.push_back(std::make_unique<FakeString>("s", i * 2654435761u));
+    t.insert(strs.back()->str());
+    if (const std::size_t want = t.wantedCapacity(); want != 0) {
+      CHECK(t.startResize(new spindle::vm::ObjString*[want](), want) == nullptr);
+    }
+    t.find("none", 1);  // moves buckets while resizing
+    t.find("none", 1);
+  };
+  for (std::uint32_t i = 0; i < 600; ++i) add(i);
+  REQUIRE(t.capacity() == 1024);
+  // The garbage of a cycle is swept: 10 strings left.
+  while (strs.size() > 10) {
+    t.remove(strs.back()->str());
+    strs.pop_back();
+  }
+  add(1000);  // 11 of 1024: under 1/8, but one low insert only
+  CHECK(t.wantedCapacity() == 0);
+  // Garbage comes and goes, never filling 1/8: after 512 such inserts the table shrinks.
+  for (std::uint32_t i = 0; i < 510; ++i) {
+    add(2000 + i);
+    t.remove(strs.back()->str());
+    strs.pop_back();
+  }
+  CHECK(t.capacity() == 1024);
+  add(3000);
+  add(3001);
+  CHECK(t.capacity() < 1024);
 }
 
 TEST_CASE("growing a long list lets the world stop midway (copying its items)") {

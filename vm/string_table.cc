@@ -53,10 +53,17 @@ void StringTable::rehashStep() {
 }
 
 ObjString* StringTable::find(std::string_view s, std::uint32_t hash) {
-  rehashStep();
-  for (ObjString* e = *bucketOf(hash); e != nullptr; e = e->hnext) {
+  if (old_ != nullptr) rehashStep();
+  ObjString** head = bucketOf(hash);
+  for (ObjString** link = head; *link != nullptr; link = &(*link)->hnext) {
+    ObjString* e = *link;
     if (e->hash == hash && e->length == s.size() &&
         (s.empty() || std::memcmp(e->chars(), s.data(), s.size()) == 0)) {
+      if (link != head) {  // move to the front: the next lookup of this text reads no other string
+        *link = e->hnext;
+        e->hnext = *head;
+        *head = e;
+      }
       return e;
     }
   }
@@ -68,6 +75,8 @@ void StringTable::insert(ObjString* str) {
   str->hnext = *head;
   *head = str;
   ++count_;
+  ++inserts_;
+  lowInserts_ = count_ < capacity() / 8 ? lowInserts_ + 1 : 0;
 }
 
 void StringTable::remove(ObjString* str) {
@@ -83,8 +92,12 @@ void StringTable::remove(ObjString* str) {
 std::size_t StringTable::wantedCapacity() const {
   if (old_ != nullptr) return 0;  // one resize at a time
   const std::size_t cap = mask_ + 1;
-  if (count_ > cap) return cap * 2;  // load factor 1
-  if (cap > kMinCapacity && count_ < cap / 8) {
+  if (count_ > cap) return cap * 2;  // load factor at most 1
+  // Shrinking waits until cap / 2 inserts in a row found the table under 1/8 full: dead
+  // strings pile up between collections and leave at each sweep, so a table sized for a
+  // cycle's garbage is needed again in the next cycle (shrinking it after every sweep
+  // regrew it through every power of two, moving each string again).
+  if (cap > kMinCapacity && count_ < cap / 8 && lowInserts_ >= cap / 2) {
     std::size_t want = kMinCapacity;
     while (want < count_ * 2) want *= 2;
     return want;
@@ -99,13 +112,14 @@ ObjString** StringTable::startResize(ObjString** fresh, std::size_t capacity) {
   moved_ = 0;
   buckets_ = fresh;
   mask_ = capacity - 1;
+  lowInserts_ = 0;
   return nullptr;
 }
 
-void StringTable::sweepFree(void* ctx, void* obj) {
+void StringTable::sweepFree(void* ctx, void* const* objs, std::size_t n) {
   auto* t = static_cast<StringTable*>(ctx);
   std::lock_guard<std::mutex> lk(t->lock_);
-  t->remove(static_cast<ObjString*>(obj));
+  for (std::size_t i = 0; i < n; ++i) t->remove(static_cast<ObjString*>(objs[i]));
 }
 
 // Hashing, allocation and copying happen outside the table's lock (they pass
@@ -113,21 +127,24 @@ void StringTable::sweepFree(void* ctx, void* obj) {
 // root before its insert: the checkpoints are no scan points of this G, so the only mark
 // that can finish meanwhile is one that scanned this G before this slice began, and it
 // allocates black (ARCHITECTURE "What bounds a pause"). A racing intern of the same text
-// keeps whichever string got in first.
+// keeps whichever string got in first; if no string was inserted since our miss, the text
+// is still absent and ours goes in without a second lookup.
 ObjString* VM::intern(std::string_view s) {
   const std::uint32_t hash = hashString(s);
   ObjString* str = nullptr;  // ours, once a lookup missed
+  std::uint64_t missedAt = 0;  // strings_.inserts() when it missed
   std::size_t resize = 0;
   for (;;) {
     ObjString* unswept = nullptr;
     {
       std::lock_guard<std::mutex> lk(strings_.lock());
-      ObjString* e = strings_.find(s, hash);
+      ObjString* e = str != nullptr && strings_.inserts() == missedAt ? nullptr : strings_.find(s, hash);
       if (e == nullptr && str != nullptr) {
         strings_.insert(str);
         resize = strings_.wantedCapacity();
         break;
       }
+      if (e == nullptr) missedAt = strings_.inserts();
       if (e != nullptr) {
         // Marking: the collector may have found no other reference; shade it before it
         // is handed out. Sweeping: hand it out only if its span's sweep kept it.

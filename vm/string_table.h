@@ -10,17 +10,21 @@
 // Design. Open hashing: a power-of-two array of buckets (C++ memory), each a chain linked
 // through the strings themselves (ObjString::hnext), keyed by ObjString::hash. The table
 // is weak, and no root: the collector never scans it, and mark termination does nothing
-// for it. Clearing is the sweepers' (runtime/gc.h registerWeak): a sweep that frees an
-// interned string calls sweepFree first, which unlinks exactly that object (by address)
-// while its bytes are intact; an entry that now holds another string of the same text is
-// never touched.
+// for it. Clearing is the sweepers' (runtime/gc.h registerWeak): a sweep that frees
+// interned strings calls sweepFree first with a batch of them (one lock per batch), which
+// unlinks exactly those objects (by address) while their bytes are intact; an entry that
+// now holds another string of the same text is never touched. A lookup that finds its
+// string behind others in the chain moves it to the front (a text looked up again and
+// again then costs no walk past strings that came after it).
 //
 // Growth and shrinking are incremental (as Redis's dict): resizing installs a second
 // array and every later operation under the lock moves at most kRehashStep buckets from
 // the old one, so no operation holds the lock for work that grows with the table. A
 // string lives in the old array iff its old bucket index is >= `moved_`; lookups,
 // inserts and removals go to the array that owns the hash. The new array is allocated
-// (and zeroed) outside the lock.
+// (and zeroed) outside the lock. The table grows past load factor 1 and shrinks below
+// 1/8 only once capacity/2 inserts in a row found it that empty (the garbage of one
+// collection cycle is expected again in the next).
 //
 // Invariants (all under lock_, which is never held while allocating GC memory or while
 // sweeping; the sweepers' hook takes it, so intern never sweeps while holding it):
@@ -63,10 +67,13 @@ class StringTable {
   // otherwise returns fresh for the caller to free.
   ObjString** startResize(ObjString** fresh, std::size_t capacity);
   std::size_t count() const { return count_; }  // under lock()
+  // Under lock(): strings inserted so far. Only an insert adds a text, so a lookup that
+  // missed stays a miss while this is unchanged.
+  std::uint64_t inserts() const { return inserts_; }
   std::size_t capacity() const { return mask_ + 1; }  // under lock()
 
-  // The sweepers' hook (runtime::registerWeak): ctx is the table.
-  static void sweepFree(void* ctx, void* obj);
+  // The sweepers' hook (runtime::registerWeak): ctx is the table; one lock per batch.
+  static void sweepFree(void* ctx, void* const* objs, std::size_t n);
 
   static constexpr std::size_t kMinCapacity = 64;
   static constexpr std::size_t kRehashStep = 64;  // buckets moved per operation
@@ -82,6 +89,8 @@ class StringTable {
   std::size_t oldMask_ = 0;    // lock_
   std::size_t moved_ = 0;      // lock_: old buckets below this index are moved
   std::size_t count_ = 0;      // lock_
+  std::uint64_t inserts_ = 0;  // lock_
+  std::size_t lowInserts_ = 0;  // lock_: inserts in a row that left it under 1/8 full
 };
 
 // The process's table, registered with the sweepers (runtime::registerWeak) on first use.

@@ -42,18 +42,36 @@ Value slice(VM& vm, std::string_view s) {
   return Value::object(vm.intern(s));
 }
 
-// The first index >= from where needle starts in hay, or npos. memchr (one byte) or memmem
-// (linear) over windows of kCheckpointBytes start positions, charged to the meter. memchr
-// for one byte also keeps sanitizers linear: their memmem interceptor reads the whole
-// window on every call, however early the match.
+// Needles up to this long are found by memchr on their first byte and memcmp of the rest:
+// at most kShortNeedle - 1 bytes compared per candidate, so linear, and without memmem's
+// per-call setup (a shift table), which dominated finds in short strings.
+constexpr std::size_t kShortNeedle = 16;
+
+// The first of the `starts` positions from p where needle (1..kShortNeedle bytes, all of
+// it inside the text for every start) begins, or null.
+const char* findShort(const char* p, std::size_t starts, std::string_view needle) {
+  const char* const end = p + starts;
+  while (p < end) {
+    p = static_cast<const char*>(std::memchr(p, needle[0], static_cast<std::size_t>(end - p)));
+    if (p == nullptr) return nullptr;
+    if (std::memcmp(p + 1, needle.data() + 1, needle.size() - 1) == 0) return p;
+    ++p;
+  }
+  return nullptr;
+}
+
+// The first index >= from where needle starts in hay, or npos. findShort or memmem
+// (linear) over windows of kCheckpointBytes start positions, charged to the meter.
+// memchr also keeps sanitizers linear: their memmem interceptor reads the whole window on
+// every call, however early the match.
 std::size_t findBytes(std::string_view hay, std::string_view needle, std::size_t from,
                       WorkMeter& meter) {
   if (from > hay.size()) return npos;
   if (needle.empty()) return from;
   while (needle.size() <= hay.size() - from) {
     const std::size_t starts = std::min(hay.size() - needle.size() + 1 - from, runtime::kCheckpointBytes);
-    const void* p = needle.size() == 1
-                        ? std::memchr(hay.data() + from, needle[0], starts)
+    const void* p = needle.size() <= kShortNeedle
+                        ? findShort(hay.data() + from, starts, needle)
                         : memmem(hay.data() + from, starts + needle.size() - 1, needle.data(), needle.size());
     if (p != nullptr) return static_cast<std::size_t>(static_cast<const char*>(p) - hay.data());
     from += starts;
@@ -103,7 +121,7 @@ bool strByte(VM& vm, const void*, int, Value* args, Value* result) {
 }
 
 // An optional index argument clamped to [0, len] (absent: dflt).
-bool clampedIndex(VM& vm, const char* fn, int argc, Value* args, int i, std::size_t len,
+bool clampedIndex(VM& vm, std::string_view fn, int argc, Value* args, int i, std::size_t len,
                   std::size_t dflt, std::size_t* out) {
   if (argc < i) {
     *out = dflt;
@@ -205,11 +223,21 @@ bool strTrim(VM& vm, const void*, int, Value* args, Value* result) {
   return true;
 }
 
+// Copies the receiver a kCheckpointBytes piece at a time (charged by the builder) and maps
+// each piece in place.
 template <char kFrom, char kTo>
 bool strMapCase(VM& vm, const void*, int, Value* args, Value* result) {
+  const std::string_view s = self(args);
   WorkMeter meter;
   StringBuilder out(meter);
-  for (char c : self(args)) out.append(c >= kFrom && c <= static_cast<char>(kFrom + 25) ? static_cast<char>(c - kFrom + kTo) : c);
+  for (std::size_t at = 0; at < s.size(); at += runtime::kCheckpointBytes) {
+    const std::size_t from = out.size();
+    out.append(s.substr(at, runtime::kCheckpointBytes));
+    std::string& text = out.text();
+    for (std::size_t i = from; i < text.size(); ++i) {
+      if (text[i] >= kFrom && text[i] <= kFrom + 25) text[i] = static_cast<char>(text[i] - kFrom + kTo);
+    }
+  }
   return out.finish(vm, result);
 }
 
@@ -314,42 +342,56 @@ bool nativeNum(VM&, const void*, int, Value* args, Value* result) {
   return true;
 }
 
+// The `{}`s in a format string (`{{` and `}}` are braces), for format()'s error.
+int formatSlots(std::string_view s, WorkMeter& meter) {
+  int slots = 0;
+  for (std::size_t i = 0; i + 1 < s.size(); ++i) {
+    if ((s[i] == '{' && s[i + 1] == '{') || (s[i] == '}' && s[i + 1] == '}')) {
+      ++i;
+    } else if (s[i] == '{' && s[i + 1] == '}') {
+      ++slots;
+      ++i;
+    }
+    meter.charge(1);
+  }
+  return slots;
+}
+
 // format(fmt, ...): `{}` is str() of the next argument, `{{` and `}}` are braces, any
-// other brace is itself.
+// other brace is itself. One pass: the text between braces is appended as one piece (at
+// most kCheckpointBytes at a time, so the scan is charged as it goes).
 bool nativeFormat(VM& vm, const void*, int argc, Value* args, Value* result) {
   if (!lib::argCount(vm, argc, 1, INT_MAX)) return false;
   ObjString* f = nullptr;
   if (!lib::stringArg(vm, "format", 1, args[0], &f)) return false;
   const std::string_view s = f->view();
   WorkMeter meter;
-  int needed = 0;
-  for (std::size_t i = 0; i + 1 < s.size(); ++i) {
-    if ((s[i] == '{' && s[i + 1] == '{') || (s[i] == '}' && s[i + 1] == '}')) {
-      ++i;
-    } else if (s[i] == '{' && s[i + 1] == '}') {
-      ++needed;
-      ++i;
-    }
-    meter.charge(1);
-  }
-  if (needed > argc - 1) {
-    return vm.raise(fmt::format("format() needs {} arguments but got {}.", needed, argc - 1));
-  }
   StringBuilder out(meter);
   int next = 1;
+  std::size_t run = 0;  // where the text not yet appended starts
   for (std::size_t i = 0; i < s.size(); ++i) {
     const char c = s[i];
+    if (c != '{' && c != '}') {
+      if (i - run >= runtime::kCheckpointBytes) {
+        out.append(s.substr(run, i - run));
+        run = i;
+      }
+      continue;
+    }
     const char d = i + 1 < s.size() ? s[i + 1] : '\0';
-    if ((c == '{' || c == '}') && d == c) {
-      out.append(c);
-      ++i;
+    if (d == c) {  // `{{` or `}}`: the first brace ends the run
+      out.append(s.substr(run, i + 1 - run));
+      run = ++i + 1;
     } else if (c == '{' && d == '}') {
+      out.append(s.substr(run, i - run));
+      if (next == argc) {
+        return vm.raise(fmt::format("format() needs {} arguments but got {}.", formatSlots(s, meter), argc - 1));
+      }
       appendStr(vm, args[next++], out);
-      ++i;
-    } else {
-      out.append(c);
+      run = ++i + 1;
     }
   }
+  out.append(s.substr(run));
   return out.finish(vm, result);
 }
 

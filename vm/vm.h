@@ -350,9 +350,13 @@ class VM {
   void sandbox();  // the options' ffi / without / only (vm.cc)
   ObjString* internByteString(unsigned char b);  // byteString's first use (strlib.cc)
   void registerMathLib();
-  // Calls the library method `name` of `methods` (stringMethods_, listMethods_: classes
-  // whose methods are natives, never exposed) with the receiver as args[0].
-  bool invokeLibMethod(ObjFiber* fiber, ObjClass* methods, ObjString* name, int argc, Value* result);
+  // INVOKE of the library method `name` of `methods` (stringMethods_, listMethods_:
+  // classes whose methods are natives, never exposed): calls it with the receiver as
+  // args[0] and replaces receiver and arguments by the result (state saved); false after
+  // recording the error. The site's inline-cache record (fn's icIndex, loaded as ic) keys
+  // `methods`' root shape, which no instance has: a hit skips the method lookup.
+  bool invokeLibMethod(ObjFiber* fiber, ObjClass* methods, ObjString* name, int argc,
+                       ObjFunction* fn, std::uint32_t icIndex, const InlineCache* ic);
   ObjFunction* newHostMethodFunction(const HostMethod& m, bool initializer);
   static void scanRoots(void* self, runtime::VisitFn visit, void* ctx);
   // The process runtime (vm.cc): acquireSched takes a reference (creating the Sched with
@@ -398,7 +402,9 @@ class VM {
   // result; false after recording the error.
   bool callForeign(ObjFiber* fiber, ObjForeignFn* fn, int argc);
   bool callClosure(ObjFiber* fiber, ObjClosure* closure, int argc);
-  bool invokeBuiltin(ObjFiber* fiber, Value receiver, ObjString* name, int argc);
+  // INVOKE on a list, a map or an FFI object (site as for invokeLibMethod).
+  bool invokeBuiltin(ObjFiber* fiber, Value receiver, ObjString* name, int argc,
+                     ObjFunction* fn, std::uint32_t icIndex, const InlineCache* ic);
   void toString(Value v, std::string& out, int depth) const;
   // Maps (map.cc): storage, growth, the methods, the Map() native and the method names.
   MapStorage* newMapStorage(std::uint32_t entryCap);
