@@ -15,6 +15,7 @@
 #include "runtime/proc.h"
 #include "vm/barrier.h"
 #include "vm/fiber.h"
+#include "vm/lib.h"
 #include "vm/vm.h"
 
 namespace spindle::vm {
@@ -379,6 +380,7 @@ bool bytesMethod(VM& vm, ObjBytes* b, std::string_view m, int argc, Value* args,
     const void* end = std::memchr(b->data() + off, 0, b->length - off);
     const std::size_t n = end == nullptr ? b->length - off
                                          : static_cast<std::size_t>(static_cast<const std::uint8_t*>(end) - (b->data() + off));
+    if (n > lib::maxStringLength()) return vm.raise("String too long.");
     *result = Value::object(vm.intern(std::string_view(reinterpret_cast<const char*>(b->data() + off), n)));
     return true;
   }

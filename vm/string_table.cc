@@ -6,6 +6,7 @@
 #include "runtime/gc.h"
 #include "runtime/malloc.h"
 #include "runtime/throw.h"
+#include "vm/lib.h"
 #include "vm/vm.h"
 
 namespace spindle::vm {
@@ -115,6 +116,9 @@ void StringTable::sweepFree(void* ctx, void* obj) {
 // allocates black (ARCHITECTURE "What bounds a pause"). A racing intern of the same text
 // keeps whichever string got in first.
 ObjString* VM::intern(std::string_view s) {
+  SPINDLE_DCHECK(s.size() <= lib::kMaxStringLength,
+                 "intern: a string of {} bytes passes the 32-bit length (callers check lib::maxStringLength)",
+                 s.size());
   const std::uint32_t hash = hashString(s);
   ObjString* str = nullptr;  // ours, once a lookup missed
   std::size_t resize = 0;

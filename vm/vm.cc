@@ -16,6 +16,7 @@
 #include "lang/number_format.h"
 #include "lang/opcodes.h"
 #include "vm/ffi.h"
+#include "vm/lib.h"
 
 namespace spindle::vm {
 
@@ -191,6 +192,7 @@ void VM::write(std::string_view text) {
 // slice this runs in contains no scan point of its G (see ARCHITECTURE "What bounds a
 // pause").
 ObjString* VM::concat(ObjString* a, ObjString* b) {
+  if (std::size_t{a->length} + b->length > lib::maxStringLength()) return nullptr;
   std::string joined;
   joined.resize(std::size_t{a->length} + b->length);
   if (a->length != 0) runtime::memmoveChunked(joined.data(), a->chars(), a->length);

@@ -316,6 +316,8 @@ class VM {
   ObjInstance* newInstance(ObjClass* klass);
   ObjBoundMethod* newBoundMethod(Value receiver, ObjClosure* method);
   ObjUpvalue* captureUpvalue(ObjFiber* fiber, std::uint32_t slot);
+  // a + b interned, or null when it would pass lib::maxStringLength() (the caller raises
+  // "String too long.").
   ObjString* concat(ObjString* a, ObjString* b);
   // Shapes and inline caches (shape.cc).
   Shape* newShape(Shape* parent, ObjString* key, ObjClass* klass);

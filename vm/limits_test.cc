@@ -1,0 +1,63 @@
+// limits_test.cc: hostile input at the language's size limits. Every limit a script can
+// reach is a runtime error (never a wrapped length, a hang or quadratic work): strings
+// past lib::maxStringLength() ("String too long.", the limit lowered through the test
+// seam so no test allocates 4 GiB).
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "vm/lib.h"
+#include "vm/spindle.h"
+
+namespace {
+
+spindle::Options capture(std::string& out) {
+  spindle::Options o;
+  o.output = [&out](std::string_view s) { out.append(s); };
+  return o;
+}
+
+// The message of the runtime error `source` ends with ("" when it succeeds).
+std::string errorOf(spindle::Vm& vm, const std::string& source) {
+  spindle::Result r = vm.run(source);
+  return r.ok() ? "" : r.error().message;
+}
+
+// Lowers the string limit for one test case.
+struct StringLimit {
+  explicit StringLimit(std::size_t n) { spindle::vm::lib::setMaxStringLengthForTest(n); }
+  ~StringLimit() { spindle::vm::lib::setMaxStringLengthForTest(spindle::vm::lib::kMaxStringLength); }
+};
+
+TEST_CASE("every way a string grows stops at the limit with String too long.") {
+  StringLimit limit(64);
+  std::string out;
+  spindle::Vm vm(capture(out));
+  REQUIRE(vm.run("var s32 = \"0123456789abcdef0123456789abcdef\";").ok());
+  // Exactly at the limit is allowed everywhere.
+  CHECK(errorOf(vm, "print (s32 + s32).len();") == "");
+  CHECK(errorOf(vm, "print s32.repeat(2).len();") == "");
+  CHECK(errorOf(vm, "print [s32, s32].join(\"\").len();") == "");
+  CHECK(errorOf(vm, "print format(\"{}{}\", s32, s32).len();") == "");
+  CHECK(out == "64\n64\n64\n64\n");
+  // One byte past it.
+  CHECK(errorOf(vm, "var t = s32 + s32 + \"x\";") == "String too long.");
+  CHECK(errorOf(vm, "var t = \"x\" + s32 + s32;") == "String too long.");
+  CHECK(errorOf(vm, "var t = s32.repeat(3);") == "String too long.");
+  CHECK(errorOf(vm, "var t = [s32, s32, \"x\"].join(\"\");") == "String too long.");
+  CHECK(errorOf(vm, "var t = [s32, s32].join(\"-\");") == "String too long.");
+  CHECK(errorOf(vm, "var t = format(\"{}{}!\", s32, s32);") == "String too long.");
+  CHECK(errorOf(vm, "var t = format(\"{}{}{{\", s32, s32);") == "String too long.");
+  CHECK(errorOf(vm, "var t = str([s32, s32]);") == "String too long.");
+  CHECK(errorOf(vm, "var t = s32.replace(\"0\", s32);") == "String too long.");
+  CHECK(errorOf(vm, "var b = Bytes(100); b.write(\"uint8\", 0, 65); b.write(\"uint8\", 99, 0);"
+                    "for (var i = 0; i < 99; i = i + 1) b.set(i, 65); var t = b.string(0);") ==
+        "String too long.");
+  // A growing loop ends at the limit with the error, and the VM stays usable.
+  CHECK(errorOf(vm, "var g = \"x\"; while (true) g = g + g;") == "String too long.");
+  out.clear();
+  CHECK(errorOf(vm, "print g.len();") == "");
+  CHECK(out == "64\n");
+}
+
+}  // namespace
