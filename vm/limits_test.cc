@@ -1,7 +1,8 @@
 // limits_test.cc: hostile input at the language's size limits. Every limit a script can
 // reach is a runtime error (never a wrapped length, a hang or quadratic work): strings
 // past lib::maxStringLength() ("String too long.", the limit lowered through the test
-// seam so no test allocates 4 GiB).
+// seam so no test allocates 4 GiB); printing a structure whose text doubles per level
+// (bounded by the same limit).
 #include <doctest/doctest.h>
 
 #include <string>
@@ -58,6 +59,22 @@ TEST_CASE("every way a string grows stops at the limit with String too long.") {
   out.clear();
   CHECK(errorOf(vm, "print g.len();") == "");
   CHECK(out == "64\n");
+}
+
+TEST_CASE("printing a DAG whose text doubles per level stops at the string limit") {
+  StringLimit limit(1 << 20);
+  std::string out;
+  spindle::Vm vm(capture(out));
+  // 2^60 leaves: without the bound this print never ends.
+  REQUIRE(vm.run("var x = [1]; for (var i = 0; i < 60; i = i + 1) x = [x, x];").ok());
+  CHECK(errorOf(vm, "print x;") == "String too long.");
+  CHECK(errorOf(vm, "var t = str(x);") == "String too long.");
+  CHECK(errorOf(vm, "var t = [x].join(\"\");") == "String too long.");
+  CHECK(errorOf(vm, "var m = {}; m[1] = x; print m;") == "String too long.");
+  CHECK(out.empty());
+  // Shallow sharing still prints in full.
+  CHECK(errorOf(vm, "var y = [1]; for (var i = 0; i < 3; i = i + 1) y = [y, y]; print y;") == "");
+  CHECK(out == "[[[[1], [1]], [[1], [1]]], [[[1], [1]], [[1], [1]]]]\n");
 }
 
 }  // namespace
