@@ -2,10 +2,13 @@
 // reach is a runtime error (never a wrapped length, a hang or quadratic work): strings
 // past lib::maxStringLength() ("String too long.", the limit lowered through the test
 // seam so no test allocates 4 GiB); printing a structure whose text doubles per level
-// (bounded by the same limit).
+// (bounded by the same limit); a million locals, parameters and fields on one instance,
+// each compiled and run in linear time (quadratic, each takes minutes).
 #include <doctest/doctest.h>
 
 #include <string>
+
+#include <fmt/format.h>
 
 #include "vm/lib.h"
 #include "vm/spindle.h"
@@ -75,6 +78,38 @@ TEST_CASE("printing a DAG whose text doubles per level stops at the string limit
   // Shallow sharing still prints in full.
   CHECK(errorOf(vm, "var y = [1]; for (var i = 0; i < 3; i = i + 1) y = [y, y]; print y;") == "");
   CHECK(out == "[[[[1], [1]], [[1], [1]]], [[[1], [1]], [[1], [1]]]]\n");
+}
+
+constexpr int kMillion = 1000000;
+
+TEST_CASE("a million locals in one function compile and run") {
+  std::string src = "fun f() {\n";
+  for (int i = 0; i < kMillion; ++i) src += fmt::format("var l{};\n", i);
+  // Shadowing and scope checks keep working in a huge scope.
+  src += "l0 = 1; l999999 = 2; { var l0 = 40; print l0 + l999999; } return l0 + l999999; }\n"
+         "print f();";
+  std::string out;
+  spindle::Vm vm(capture(out));
+  CHECK(errorOf(vm, src) == "");
+  CHECK(out == "42\n3\n");
+  std::string dup = "fun f() {\n";
+  for (int i = 0; i < kMillion; ++i) dup += fmt::format("var l{};\n", i);
+  dup += "var l7; }";
+  spindle::Result r = vm.run(dup);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message == "[line 1000002] Error at 'l7': Already a variable with this name in this scope.");
+}
+
+TEST_CASE("a function of a million parameters compiles and is called") {
+  std::string params, args;
+  for (int i = 0; i < kMillion; ++i) {
+    params += fmt::format("{}p{}", i == 0 ? "" : ", ", i);
+    args += i == 0 ? "1" : ", 2";
+  }
+  std::string out;
+  spindle::Vm vm(capture(out));
+  CHECK(errorOf(vm, "fun g(" + params + ") { return p0 + p999999; } print g(" + args + ");") == "");
+  CHECK(out == "3\n");
 }
 
 }  // namespace
