@@ -83,10 +83,55 @@ struct Emitted {
   int line = 0;
 };
 
+// A function's locals, innermost last. Name lookups scan from the top while there are
+// at most kScannedLocals (clox's fast path); past that, `byName` indexes every local by
+// name (its slots, innermost last), so lookups in huge scopes stay O(1) and compiling n
+// locals is linear. Invariant: when byName is built, it holds exactly the slots of
+// `slots` (every push and pop goes through push/pop).
+class LocalStack {
+ public:
+  static constexpr std::size_t kScannedLocals = 32;
+  std::size_t size() const { return slots_.size(); }
+  bool empty() const { return slots_.empty(); }
+  Local& operator[](std::size_t i) { return slots_[i]; }
+  Local& back() { return slots_.back(); }
+  void push(const Local& l) {
+    slots_.push_back(l);
+    if (!byName_.empty()) {
+      byName_[l.name].push_back(static_cast<std::uint32_t>(slots_.size() - 1));
+    } else if (slots_.size() > kScannedLocals) {
+      for (std::size_t i = 0; i < slots_.size(); ++i) byName_[slots_[i].name].push_back(static_cast<std::uint32_t>(i));
+    }
+  }
+  void pop() {
+    if (!byName_.empty()) {
+      auto it = byName_.find(slots_.back().name);
+      it->second.pop_back();
+      if (it->second.empty()) byName_.erase(it);
+    }
+    slots_.pop_back();
+  }
+  // The innermost local named `name`, or -1.
+  std::int64_t find(std::string_view name) const {
+    if (!byName_.empty()) {
+      auto it = byName_.find(name);
+      return it == byName_.end() ? -1 : static_cast<std::int64_t>(it->second.back());
+    }
+    for (std::size_t i = slots_.size(); i-- > 0;) {
+      if (slots_[i].name == name) return static_cast<std::int64_t>(i);
+    }
+    return -1;
+  }
+
+ private:
+  std::vector<Local> slots_;
+  std::unordered_map<std::string_view, std::vector<std::uint32_t>> byName_;
+};
+
 struct FunctionState {
   FunctionState* enclosing = nullptr;
   std::shared_ptr<FunctionProto> proto;
-  std::vector<Local> locals;
+  LocalStack locals;
   int scopeDepth = 0;
   std::unordered_map<std::uint64_t, std::uint32_t> numberConstants;
   std::unordered_map<std::string, std::uint32_t> stringConstants;
@@ -617,7 +662,7 @@ void Parser::beginFunction(FunctionState& state, FunctionKind kind, std::string_
   // resolves to it; "" can never be referenced).
   Local slot0{"", 0, false};
   if (kind == FunctionKind::Method || kind == FunctionKind::Initializer) slot0.name = "this";
-  state.locals.push_back(slot0);
+  state.locals.push(slot0);
 }
 
 std::shared_ptr<FunctionProto> Parser::endFunction() {
@@ -632,21 +677,18 @@ void Parser::endScope() {
   auto& locals = fn_->locals;
   while (!locals.empty() && locals.back().depth > fn_->scopeDepth) {
     emitOp(locals.back().isCaptured ? OpCode::CLOSE_UPVALUE : OpCode::POP);
-    locals.pop_back();
+    locals.pop();
   }
 }
 
 // --- variables ----------------------------------------------------------------------
 
 std::int64_t Parser::resolveLocal(FunctionState& state, const Token& name) {
-  for (std::size_t i = state.locals.size(); i-- > 0;) {
-    const Local& local = state.locals[i];
-    if (local.name == name.lexeme) {
-      if (local.depth == -1) error("Can't read local variable in its own initializer.");
-      return static_cast<std::int64_t>(i);
-    }
+  const std::int64_t i = state.locals.find(name.lexeme);
+  if (i != -1 && state.locals[static_cast<std::size_t>(i)].depth == -1) {
+    error("Can't read local variable in its own initializer.");
   }
-  return -1;
+  return i;
 }
 
 std::int64_t Parser::addUpvalue(FunctionState& state, std::uint32_t index, bool isLocal) {
@@ -672,15 +714,17 @@ std::int64_t Parser::resolveUpvalue(FunctionState& state, const Token& name) {
   return -1;
 }
 
-void Parser::addLocal(const Token& name) { fn_->locals.push_back(Local{name.lexeme, -1, false}); }
+void Parser::addLocal(const Token& name) { fn_->locals.push(Local{name.lexeme, -1, false}); }
 
+// Locals are pushed in scope order (depths never decrease toward the top, -1 being the
+// current scope's), so the name is in this scope iff its innermost local is.
 void Parser::declareVariable() {
   if (fn_->scopeDepth == 0) return;
   const Token& name = previous_;
-  for (std::size_t i = fn_->locals.size(); i-- > 0;) {
-    const Local& local = fn_->locals[i];
-    if (local.depth != -1 && local.depth < fn_->scopeDepth) break;
-    if (local.name == name.lexeme) error("Already a variable with this name in this scope.");
+  const std::int64_t i = fn_->locals.find(name.lexeme);
+  if (i != -1) {
+    const int depth = fn_->locals[static_cast<std::size_t>(i)].depth;
+    if (depth == -1 || depth >= fn_->scopeDepth) error("Already a variable with this name in this scope.");
   }
   addLocal(name);
 }
@@ -1208,7 +1252,7 @@ void Parser::forStatement() {
 // is a fresh local (closures capture one per iteration):
 //   seq FOR_IN_PREP  loop: FOR_IN_NEXT exit  [x] body  POP x  LOOP loop  exit: POP POP
 void Parser::forInStatement(Token name) {
-  fn_->locals.pop_back();  // `x` is declared again inside the loop, after the hidden ones
+  fn_->locals.pop();  // `x` is declared again inside the loop, after the hidden ones
   advance();               // `in`
   expression();
   consume(TokenType::RightParen, "Expect ')' after for-in sequence.");
@@ -1356,7 +1400,8 @@ void Parser::tryStatement() {
     // END_FINALLY pops the two hidden locals (nothing can capture them: no name spells them).
     returnJump = emitJump(OpCode::END_FINALLY);
     --fn_->scopeDepth;
-    fn_->locals.resize(fn_->locals.size() - 2);
+    fn_->locals.pop();
+    fn_->locals.pop();
     endJump = emitJump(OpCode::JUMP);
     patchJump(returnJump);
     returnTop();

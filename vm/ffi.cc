@@ -15,6 +15,7 @@
 #include "runtime/proc.h"
 #include "vm/barrier.h"
 #include "vm/fiber.h"
+#include "vm/lib.h"
 #include "vm/vm.h"
 
 namespace spindle::vm {
@@ -138,6 +139,23 @@ union Slot {
   ffi_arg ret;  // integer results are widened to ffi_arg
 };
 
+// An integer argument must lie in [-2^63, 2^64): there it has a 64-bit two's-complement
+// representation, which the narrower C types truncate as C's conversions do (300 as a
+// uint8 is 44). Anything else (an infinity, 1e22) is the script's error, named by the
+// argument: outOfRange raises it.
+bool integerInRange(double d) { return d >= -9223372036854775808.0 && d < 18446744073709551616.0; }
+
+// The 64-bit two's-complement representation of the integer d (integerInRange(d)).
+std::uint64_t integerBits(double d) {
+  return d >= 9223372036854775808.0 ? static_cast<std::uint64_t>(d)
+                                    : static_cast<std::uint64_t>(static_cast<std::int64_t>(d));
+}
+
+bool outOfRange(VM& vm, std::string_view fn, int argNo, Value v) {
+  return vm.raise(fmt::format("Argument {} of {}() is out of the range of a 64-bit integer ({} given).",
+                              argNo, fn, vm.toString(v)));
+}
+
 bool toC(VM& vm, ObjForeignFn* fn, int i, CType t, Value v, Slot* out) {
   auto bad = [&](const char* want) {
     return vm.raise(fmt::format("Argument {} of {}() must be {} ({} given).", i + 1,
@@ -188,18 +206,21 @@ bool toC(VM& vm, ObjForeignFn* fn, int i, CType t, Value v, Slot* out) {
   }
   if (!v.isNumber()) return bad("a number");
   const double d = v.asNumber();
-  if (std::trunc(d) != d) return bad("an integer");
-  const auto n = static_cast<std::int64_t>(d);
+  if (!std::isfinite(d) || std::trunc(d) != d) {
+    if (std::isinf(d)) return outOfRange(vm, fn->name->view(), i + 1, v);
+    return bad("an integer");
+  }
+  if (!integerInRange(d)) return outOfRange(vm, fn->name->view(), i + 1, v);
+  const std::uint64_t n = integerBits(d);
   switch (t) {
     case CType::Int8: out->i8 = static_cast<std::int8_t>(n); break;
     case CType::Int16: out->i16 = static_cast<std::int16_t>(n); break;
     case CType::Int32: out->i32 = static_cast<std::int32_t>(n); break;
-    case CType::Int64: out->i64 = n; break;
+    case CType::Int64: out->i64 = static_cast<std::int64_t>(n); break;
     case CType::UInt8: out->u8 = static_cast<std::uint8_t>(n); break;
     case CType::UInt16: out->u16 = static_cast<std::uint16_t>(n); break;
     case CType::UInt32: out->u32 = static_cast<std::uint32_t>(n); break;
-    case CType::UInt64: out->u64 = d >= 9223372036854775808.0 ? static_cast<std::uint64_t>(d)
-                                                             : static_cast<std::uint64_t>(n); break;
+    case CType::UInt64: out->u64 = n; break;
     default: break;
   }
   return true;
@@ -316,7 +337,9 @@ bool bytesMethod(VM& vm, ObjBytes* b, std::string_view m, int argc, Value* args,
       *result = Value::number(b->data()[off]);
     } else {
       if (!args[1].isNumber()) return vm.raise("set() expects a number.");
-      b->data()[off] = static_cast<std::uint8_t>(static_cast<std::int64_t>(args[1].asNumber()));
+      const double d = std::trunc(args[1].asNumber());
+      if (!integerInRange(d)) return outOfRange(vm, m, 2, args[1]);
+      b->data()[off] = static_cast<std::uint8_t>(integerBits(d));
     }
     return true;
   }
@@ -357,6 +380,7 @@ bool bytesMethod(VM& vm, ObjBytes* b, std::string_view m, int argc, Value* args,
     const void* end = std::memchr(b->data() + off, 0, b->length - off);
     const std::size_t n = end == nullptr ? b->length - off
                                          : static_cast<std::size_t>(static_cast<const std::uint8_t*>(end) - (b->data() + off));
+    if (n > lib::maxStringLength()) return vm.raise("String too long.");
     *result = Value::object(vm.intern(std::string_view(reinterpret_cast<const char*>(b->data() + off), n)));
     return true;
   }

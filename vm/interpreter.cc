@@ -224,11 +224,13 @@ bool VM::invokeLibMethod(ObjFiber* fiber, ObjClass* methods, ObjString* name, in
   return true;
 }
 
-void VM::printValue(Value v) {
+bool VM::printValue(Value v) {
   std::string line;
-  toString(v, line, 0);
+  PrintPath path;
+  if (!appendValue(v, line, path)) return false;
   line += '\n';
   write(line);
+  return true;
 }
 
 RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {

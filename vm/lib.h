@@ -12,6 +12,8 @@
 // are valid for the run() slice (no scan point of the G inside it).
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -25,8 +27,19 @@
 
 namespace spindle::vm::lib {
 
-// The longest string an ObjString can hold (its length is 32 bits).
+// The longest string an ObjString can hold (its length is 32 bits). Every way a script
+// grows a string (concat, repeat, join, format, str, split, replace, Bytes.string, ...)
+// checks its result against maxStringLength() before building it and raises
+// "String too long." past it, so no length wraps.
 inline constexpr std::size_t kMaxStringLength = UINT32_MAX;
+
+// The limit in force: kMaxStringLength, lowered by tests (setMaxStringLengthForTest) to
+// reach it without allocating 4 GiB. Relaxed: a knob set before the scripts it governs run.
+inline std::atomic<std::size_t> gMaxStringLength{kMaxStringLength};
+inline std::size_t maxStringLength() { return gMaxStringLength.load(std::memory_order_relaxed); }
+inline void setMaxStringLengthForTest(std::size_t n) {
+  gMaxStringLength.store(std::min(n, kMaxStringLength), std::memory_order_relaxed);
+}
 
 inline bool numberArg(VM& vm, std::string_view fn, int i, Value v, double* out) {
   if (!v.isNumber()) return vm.raise(fmt::format("{}() argument {} must be a number.", fn, i));
@@ -87,12 +100,12 @@ class WorkMeter {
 
 // A string under construction: appends are copied in kCheckpointBytes pieces, charged
 // to the meter. finish() interns the text (VM::intern: hashed and copied with
-// checkpoints), or raises "String too long." past kMaxStringLength.
+// checkpoints), or raises "String too long." past maxStringLength().
 class StringBuilder {
  public:
   explicit StringBuilder(WorkMeter& meter) : meter_(meter) {}
   void append(std::string_view s) {
-    if (s.size() > kMaxStringLength - text_.size()) {
+    if (tooLong_ || s.size() > maxStringLength() - std::min(text_.size(), maxStringLength())) {
       tooLong_ = true;  // nothing more is kept: finish() raises
       return;
     }
@@ -104,7 +117,7 @@ class StringBuilder {
     }
   }
   void append(char c) {
-    if (text_.size() == kMaxStringLength) {
+    if (tooLong_ || text_.size() >= maxStringLength()) {
       tooLong_ = true;
       return;
     }

@@ -6,6 +6,7 @@
 #include "runtime/gc.h"
 #include "runtime/malloc.h"
 #include "runtime/throw.h"
+#include "vm/lib.h"
 #include "vm/vm.h"
 
 namespace spindle::vm {
@@ -130,6 +131,9 @@ void StringTable::sweepFree(void* ctx, void* const* objs, std::size_t n) {
 // keeps whichever string got in first; if no string was inserted since our miss, the text
 // is still absent and ours goes in without a second lookup.
 ObjString* VM::intern(std::string_view s) {
+  SPINDLE_DCHECK(s.size() <= lib::kMaxStringLength,
+                 "intern: a string of {} bytes passes the 32-bit length (callers check lib::maxStringLength)",
+                 s.size());
   const std::uint32_t hash = hashString(s);
   ObjString* str = nullptr;  // ours, once a lookup missed
   std::uint64_t missedAt = 0;  // strings_.inserts() when it missed

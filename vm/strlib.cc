@@ -14,7 +14,7 @@
 // every kCheckpointBytes. The receiver and arguments stay on the caller's stack, lists and
 // strings made here are fresh (black while marking) and reachable from this frame only:
 // valid across those checkpoints under the slice rule (lib.h, ARCHITECTURE "What bounds a
-// pause"). A result longer than lib::kMaxStringLength is the error "String too long.".
+// pause"). A result longer than lib::maxStringLength() is the error "String too long.".
 #include <algorithm>
 #include <charconv>
 #include <climits>
@@ -265,7 +265,7 @@ bool strRepeat(VM& vm, const void*, int, Value* args, Value* result) {
   if (!lib::intArg(vm, "repeat", 1, args[1], &n)) return false;
   if (n < 0) return vm.raise("repeat() argument 1 must not be negative.");
   const std::string_view s = self(args);
-  if (!s.empty() && n > static_cast<double>(lib::kMaxStringLength / s.size())) return vm.raise("String too long.");
+  if (!s.empty() && n > static_cast<double>(lib::maxStringLength() / s.size())) return vm.raise("String too long.");
   const auto times = s.empty() ? 0 : static_cast<std::size_t>(n);
   WorkMeter meter;
   StringBuilder out(meter);

@@ -16,6 +16,7 @@
 #include "lang/number_format.h"
 #include "lang/opcodes.h"
 #include "vm/ffi.h"
+#include "vm/lib.h"
 
 namespace spindle::vm {
 
@@ -191,6 +192,7 @@ void VM::write(std::string_view text) {
 // slice this runs in contains no scan point of its G (see ARCHITECTURE "What bounds a
 // pause").
 ObjString* VM::concat(ObjString* a, ObjString* b) {
+  if (std::size_t{a->length} + b->length > lib::maxStringLength()) return nullptr;
   std::string joined;
   joined.resize(std::size_t{a->length} + b->length);
   if (a->length != 0) runtime::memmoveChunked(joined.data(), a->chars(), a->length);
@@ -472,31 +474,41 @@ std::string VM::toStringNumber(double d) { return lang::formatNumber(d); }
 
 std::string VM::toString(Value v) const {
   std::string out;
-  toString(v, out, 0);
+  PrintPath path;
+  (void)appendValue(v, out, path);  // a cut text is still the value's description
   return out;
+}
+
+bool VM::PrintPath::contains(const Obj* o) const {
+  for (int i = 0; i < depth; ++i) {
+    if (objs[i] == o) return true;
+  }
+  return false;
 }
 
 // A list passes a checkpoint every kPrintCheckpointElems elements (formatting one costs far
 // more than copying it). The list and its items are held in this frame across them; see
-// ARCHITECTURE "What bounds a pause".
+// ARCHITECTURE "What bounds a pause". The path makes a cycle print once per place it is
+// met, and the length check after each element bounds the work of a DAG that shares
+// sublists (whose text doubles per level) by the longest string.
 constexpr std::uint32_t kPrintCheckpointElems = 1024;
 
-void VM::toString(Value v, std::string& out, int depth) const {
+bool VM::appendValue(Value v, std::string& out, PrintPath& path) const {
   if (v.isNumber()) {
     out += lang::formatNumber(v.asNumber());
-    return;
+    return true;
   }
   if (v.isNil()) {
     out += "nil";
-    return;
+    return true;
   }
   if (v.isBool()) {
     out += v.asBool() ? "true" : "false";
-    return;
+    return true;
   }
   if (!v.isObj()) {
     out += "<undefined>";
-    return;
+    return true;
   }
   auto fnName = [&](ObjFunction* f) {
     if (f->name == nullptr) {
@@ -508,54 +520,61 @@ void VM::toString(Value v, std::string& out, int depth) const {
     }
   };
   Obj* o = v.asObj();
+  const bool container = o->kind == ObjKind::List || o->kind == ObjKind::Map;
+  if (container && (path.depth > kMaxPrintDepth || path.contains(o))) {
+    out += o->kind == ObjKind::List ? "[...]" : "{...}";
+    return true;
+  }
   switch (o->kind) {
-    case ObjKind::String: out += static_cast<ObjString*>(o)->view(); return;
-    case ObjKind::Function: fnName(static_cast<ObjFunction*>(o)); return;
-    case ObjKind::Closure: fnName(static_cast<ObjClosure*>(o)->function); return;
-    case ObjKind::BoundMethod: fnName(static_cast<ObjBoundMethod*>(o)->method->function); return;
-    case ObjKind::Native: out += "<native fn>"; return;
-    case ObjKind::Class: out += static_cast<ObjClass*>(o)->name->view(); return;
+    case ObjKind::String: out += static_cast<ObjString*>(o)->view(); break;
+    case ObjKind::Function: fnName(static_cast<ObjFunction*>(o)); break;
+    case ObjKind::Closure: fnName(static_cast<ObjClosure*>(o)->function); break;
+    case ObjKind::BoundMethod: fnName(static_cast<ObjBoundMethod*>(o)->method->function); break;
+    case ObjKind::Native: out += "<native fn>"; break;
+    case ObjKind::Class: out += static_cast<ObjClass*>(o)->name->view(); break;
     case ObjKind::Instance:
       out += static_cast<ObjInstance*>(o)->klass->name->view();
       out += " instance";
-      return;
+      break;
     case ObjKind::List: {
-      if (depth > 32) {
-        out += "[...]";
-        return;
-      }
       auto* l = static_cast<ObjList*>(o);
       out += '[';
       ValueArray* items = loadPtr(&l->items);
       const std::uint32_t count = std::min(
           std::atomic_ref<std::uint32_t>(l->count).load(std::memory_order_acquire), items->capacity);
-      for (std::uint32_t i = 0; i < count; ++i) {
+      path.objs[path.depth++] = o;
+      bool ok = true;
+      for (std::uint32_t i = 0; i < count && ok; ++i) {
         if (i > 0) out += ", ";
-        toString(loadValue(&items->data()[i]), out, depth + 1);
+        ok = appendValue(loadValue(&items->data()[i]), out, path) && out.size() <= lib::maxStringLength();
         if ((i + 1) % kPrintCheckpointElems == 0) runtime::checkpoint();
       }
+      --path.depth;
+      if (!ok) return false;
       out += ']';
-      return;
+      break;
     }
     case ObjKind::Map: {
-      if (depth > 32) {
-        out += "{...}";
-        return;
-      }
       out += '{';
       std::uint32_t i = 0;
+      path.objs[path.depth++] = o;
+      bool ok = true;
       forEachMapEntry(static_cast<ObjMap*>(o), [&](Value k, Value val) {
+        if (!ok) return;
         if (i > 0) out += ", ";
-        toString(k, out, depth + 1);
+        ok = appendValue(k, out, path);
         out += ": ";
-        toString(val, out, depth + 1);
+        ok = ok && appendValue(val, out, path) && out.size() <= lib::maxStringLength();
         if (++i % kPrintCheckpointElems == 0) runtime::checkpoint();
       });
+      --path.depth;
+      if (!ok) return false;
       out += '}';
-      return;
+      break;
     }
-    default: out += "<"; out += kindName(o->kind); out += ">"; return;
+    default: out += "<"; out += kindName(o->kind); out += ">"; break;
   }
+  return out.size() <= lib::maxStringLength();
 }
 
 // --- fibers ---------------------------------------------------------------------------------------

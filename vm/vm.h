@@ -181,6 +181,7 @@ class VM {
   template <typename T>
   T* newObject(ObjKind kind, std::size_t size) { return allocate<T>(kind, size); }
   ObjChannel* newChannel(std::uint32_t capacity);
+  // The text print shows (appendValue), cut at lib::maxStringLength() + a little.
   std::string toString(Value v) const;
   static const char* typeName(Value v);
   static std::string toStringNumber(double d);
@@ -316,6 +317,8 @@ class VM {
   ObjInstance* newInstance(ObjClass* klass);
   ObjBoundMethod* newBoundMethod(Value receiver, ObjClosure* method);
   ObjUpvalue* captureUpvalue(ObjFiber* fiber, std::uint32_t slot);
+  // a + b interned, or null when it would pass lib::maxStringLength() (the caller raises
+  // "String too long.").
   ObjString* concat(ObjString* a, ObjString* b);
   // Shapes and inline caches (shape.cc).
   Shape* newShape(Shape* parent, ObjString* key, ObjClass* klass);
@@ -405,7 +408,17 @@ class VM {
   // INVOKE on a list, a map or an FFI object (site as for invokeLibMethod).
   bool invokeBuiltin(ObjFiber* fiber, Value receiver, ObjString* name, int argc,
                      ObjFunction* fn, std::uint32_t icIndex, const InlineCache* ic);
-  void toString(Value v, std::string& out, int depth) const;
+  // Printing (vm.cc). A value's text is appended to `out`; `path` holds the lists and
+  // maps being printed, outermost first: one met again on its own path is a cycle,
+  // printed `[...]` / `{...}`, as is anything deeper than kMaxPrintDepth. False once out
+  // passed lib::maxStringLength(): printing stopped there, so its work is bounded too.
+  static constexpr int kMaxPrintDepth = 32;
+  struct PrintPath {
+    const Obj* objs[kMaxPrintDepth + 1];
+    int depth = 0;
+    bool contains(const Obj* o) const;
+  };
+  bool appendValue(Value v, std::string& out, PrintPath& path) const;
   // Maps (map.cc): storage, growth, the methods, the Map() native and the method names.
   MapStorage* newMapStorage(std::uint32_t entryCap);
   MapStorage* growMap(ObjMap* m, MapStorage* from);
@@ -415,7 +428,9 @@ class VM {
   // stack or, once the channel is closed and drained, jumps past the loop.
   OpResult forInRecv(ObjFiber* fiber, ObjChannel* ch);
   static void finishForInRecv(ObjFiber* fiber, bool ok, Value v);
-  void printValue(Value v);  // PRINT: the value and a newline, to the output
+  // PRINT: the value and a newline, to the output; false (nothing written) when its text
+  // passes lib::maxStringLength().
+  bool printValue(Value v);
 
   VMOptions options_;
   lang::GlobalTable globalNames_;  // compile-time only (host thread)
