@@ -70,5 +70,9 @@ for procs in 1 2; do
   out=$(timeout 20 "$bin" --procs $procs -e "$sleeper $garbage" 2>&1); rc=$?
   if [[ $rc -eq 0 && "$out" == "4.49998e+10" ]]; then echo "ok gc-while-ffi-sleeps-procs-$procs"; else echo "FAIL gc-while-ffi-sleeps-procs-$procs: exit $rc; output: $out"; fails=$((fails+1)); fi
 done
+# 100,000 nested ifs (each closed): one "Too much nesting." error, exit 65, no crash.
+printf 'if (true) %.0s' $(seq 100000) >"$TEST_TMPDIR/deep.lox"; echo 'print 1;' >>"$TEST_TMPDIR/deep.lox"
+out=$("$bin" "$TEST_TMPDIR/deep.lox" 2>&1); rc=$?
+if [[ $rc -eq 65 && "$out" == *"Too much nesting." && $(wc -l <<<"$out") -eq 1 ]]; then echo "ok deep-nesting"; else echo "FAIL deep-nesting: exit $rc; output: ${out:0:300}"; fails=$((fails+1)); fi
 out=$(echo "print 1 + 2;" | "$bin" 2>&1); if grep -q "3" <<<"$out"; then echo "ok repl"; else echo "FAIL repl: $out"; fails=$((fails+1)); fi
 exit $((fails > 0))
