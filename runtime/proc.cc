@@ -55,7 +55,11 @@ void sysmonLoop(Sched* s);
 Sched::Sched(int procs) {
   gLiveScheds.fetch_add(1, std::memory_order_acq_rel);
   setCheckpointHook(&Sched::checkpoint);  // the heap's chunked work (pheap.h)
-  if (procs <= 0) procs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // One P per core by default, at most kMaxProcs (hosts clamp theirs: vm/spindle.h).
+  if (procs <= 0) {
+    procs = static_cast<int>(
+        std::clamp(std::thread::hardware_concurrency(), 1u, static_cast<unsigned>(kMaxProcs)));
+  }
   SPINDLE_CHECK(procs <= kMaxProcs, "Sched: procs={} > kMaxProcs={}", procs, kMaxProcs);
   std::lock_guard<std::mutex> lk(lock_);
   for (int i = 0; i < procs; i++) {

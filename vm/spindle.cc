@@ -1,6 +1,7 @@
 // spindle.cc: the embedding API (spindle.h) over the internal VM (vm.h).
 #include "vm/spindle.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <cerrno>
@@ -9,6 +10,7 @@
 #include "lang/disassembler.h"
 #include "runtime/mheap.h"
 #include "runtime/pinner.h"
+#include "runtime/proc.h"
 #include "runtime/throw.h"
 #include "runtime/gc.h"
 #include "vm/ffi.h"
@@ -172,9 +174,11 @@ const Error& Result::error() const {
 
 namespace {
 
+static_assert(kMaxProcs == runtime::kMaxProcs, "spindle.h's kMaxProcs is the scheduler's");
+
 vm::VMOptions internalOptions(const Options& o) {
   vm::VMOptions v;
-  v.procs = o.procs;
+  v.procs = std::min(o.procs, kMaxProcs);  // a host's procs is clamped (spindle.h)
   v.gcPercent = o.gc_percent;
   v.gctrace = o.gctrace;
   v.stats = o.stats;

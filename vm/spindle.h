@@ -89,8 +89,12 @@ struct Error;
 // clobberfree, gcstoptheworld and gcverify take effect when this Vm (or a Runtime)
 // creates the runtime (no Vm or Runtime is alive) and are ignored otherwise. The rest
 // are this Vm's.
+// The most worker Ps: Options::procs above it is clamped to it (as Go's GOMAXPROCS clamps
+// to its maximum), never an error; so is the default of one per core.
+inline constexpr int kMaxProcs = 256;
+
 struct Options {
-  int procs = 0;            // process-wide: worker Ps (0: one per core)
+  int procs = 0;            // process-wide: worker Ps (0: one per core, at most kMaxProcs)
   int gc_percent = 100;     // process-wide: next goal = live * (1 + gc_percent/100)
   bool gctrace = false;     // process-wide: one line per GC cycle on stderr
   bool stats = false;       // the host may print stats() at exit

@@ -358,6 +358,15 @@ TEST_CASE("deep recursion reports Stack overflow.") {
   CHECK(out == "5000\n");
 }
 
+TEST_CASE("procs above kMaxProcs is clamped, not fatal") {
+  std::string out;
+  spindle::Options o = capture(out);
+  o.procs = 1000;
+  spindle::Vm vm(o);
+  REQUIRE(vm.run("print procs();").ok());
+  CHECK(out == std::to_string(spindle::kMaxProcs) + "\n");
+}
+
 TEST_CASE("spawned fibers and channels through the API") {
   std::string out;
   spindle::Options o = capture(out);

@@ -26,6 +26,8 @@ expect run-file 0 "^ok$" -- run "$TEST_TMPDIR/ok.lox"
 expect script-args 0 "^\[a, b\]$" -- "$TEST_TMPDIR/args.lox" a b
 expect disasm 0 "OP_PRINT" -- --disasm -e "print 1;"
 expect procs-bad 64 "--procs needs an integer" -- --procs zero -e "print 1;"
+expect procs-too-many 64 "--procs needs an integer in \[1, 256\], got '1000'" -- --procs 1000 -e "print 1;"
+expect procs-max 0 "^256$" -- --procs 256 -e "print procs();"
 expect procs-ok 0 "^1$" -- --procs 4 --gc-percent 50 --gctrace --gcstress-continuous 1 --gccheckmark -e "print 1;"
 ffi='var i = Bytes(8); var o = Bytes(8); o.write("pointer", 0, i); FFI.fn("memcpy", "pointer", ["pointer", "pointer", "size_t"])(Bytes(8), o, 8); print "passed";'
 expect ffi-check 70 "unpinned heap pointer at offset 0" -- --ffi-check -e "$ffi"

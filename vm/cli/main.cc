@@ -10,6 +10,7 @@
 
 #include <charconv>
 #include <cstdio>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -68,10 +69,11 @@ struct CliOptions {
   std::vector<std::string> scriptArgs;
 };
 
-bool parseInt(std::string_view s, int min, int& out) {
+// Parses all of s as an integer in [min, max].
+bool parseInt(std::string_view s, int min, int max, int& out) {
   int v = 0;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size() || v < min) return false;
+  if (ec != std::errc() || end != s.data() + s.size() || v < min || v > max) return false;
   out = v;
   return true;
 }
@@ -153,8 +155,10 @@ int parseArgs(int argc, char** argv, CliOptions& opts) {
                     : arg == "--gcstress"   ? &opts.vm.gcstress
                                             : &opts.vm.gcstress_continuous;
       const int min = arg == "--procs" ? 1 : arg == "--gc-percent" ? -1 : 0;
-      if (!parseInt(value, min, *target)) {
-        fmt::print(stderr, "spindle: {} needs an integer >= {}, got '{}'\n", arg, min, value);
+      const int max = arg == "--procs" ? spindle::kMaxProcs : std::numeric_limits<int>::max();
+      if (!parseInt(value, min, max, *target)) {
+        fmt::print(stderr, "spindle: {} needs an integer in [{}, {}], got '{}'\n", arg, min, max,
+                   value);
         return kExitUsage;
       }
       continue;
