@@ -72,6 +72,24 @@ for procs in 1 2; do
   out=$(timeout 20 "$bin" --procs $procs -e "$sleeper $garbage" 2>&1); rc=$?
   if [[ $rc -eq 0 && "$out" == "4.49998e+10" ]]; then echo "ok gc-while-ffi-sleeps-procs-$procs"; else echo "FAIL gc-while-ffi-sleeps-procs-$procs: exit $rc; output: $out"; fails=$((fails+1)); fi
 done
+# Write failures never abort: a closed or full stderr keeps each exit code; a stdout that
+# cannot be written (full, closed) is reported with exit 74.
+rc_is() {  # rc_is NAME WANT_RC RC
+  if [[ $3 -eq $2 ]]; then echo "ok $1"; else echo "FAIL $1: exit $3, want $2"; fails=$((fails+1)); fi
+}
+"$bin" -e 'nil.x();' 2>&-; rc_is stderr-closed-runtime-error 70 $?
+"$bin" -e 'nil.x();' 2>/dev/full; rc_is stderr-full-runtime-error 70 $?
+"$bin" -e 'print' 2>/dev/full; rc_is stderr-full-compile-error 65 $?
+"$bin" --bogus 2>/dev/full; rc_is stderr-full-usage 64 $?
+"$bin" --procs x -e 'print 1;' 2>&-; rc_is stderr-closed-usage 64 $?
+"$bin" --gctrace -e "$garbage" >/dev/null 2>/dev/full; rc_is stderr-full-gctrace 0 $?
+"$bin" --gctrace -e "$garbage" >/dev/null 2>&-; rc_is stderr-closed-gctrace 0 $?
+"$bin" -e 'print 1;' >/dev/full 2>"$TEST_TMPDIR/full.err"; rc_is stdout-full 74 $?
+grep -q "error writing output: No space left on device" "$TEST_TMPDIR/full.err" || { echo "FAIL stdout-full message: $(cat "$TEST_TMPDIR/full.err")"; fails=$((fails+1)); }
+"$bin" -e 'for (var i = 0; i < 100000; i = i + 1) print i;' >/dev/full 2>/dev/null; rc_is stdout-full-long 74 $?
+"$bin" --version >/dev/full 2>/dev/null; rc_is stdout-full-version 74 $?
+"$bin" -e 'print 1;' >&- 2>/dev/null; rc_is stdout-closed 74 $?
+"$bin" -e 'print 1; nil();' >/dev/full 2>/dev/null; rc_is stdout-full-runtime-error 70 $?
 # 100,000 nested ifs (each closed): one "Too much nesting." error, exit 65, no crash.
 printf 'if (true) %.0s' $(seq 100000) >"$TEST_TMPDIR/deep.lox"; echo 'print 1;' >>"$TEST_TMPDIR/deep.lox"
 out=$("$bin" "$TEST_TMPDIR/deep.lox" 2>&1); rc=$?
