@@ -39,13 +39,13 @@
 // (pops its handler, runs its finally block), so a handler never outlives its frame.
 #include "lang/compiler.h"
 
-#include <charconv>
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
 #include <string>
 #include <unordered_map>
 
+#include "lang/number_format.h"
 #include "lang/opcodes.h"
 #include "lang/scanner.h"
 
@@ -802,8 +802,9 @@ void Parser::grouping(bool) {
 
 void Parser::number(bool) {
   double value = 0;
-  std::string_view text = previous_.lexeme;
-  std::from_chars(text.data(), text.data() + text.size(), value);
+  // A number token (digits, optionally a fraction) always parses; beyond the doubles it is
+  // inf (as clox's strtod reads it).
+  parseNumber(previous_.lexeme, value);
   emitOp(OpCode::CONSTANT, {numberConstant(value)});
 }
 
