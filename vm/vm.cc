@@ -476,6 +476,10 @@ std::string VM::toString(Value v) const {
   return out;
 }
 
+std::string VM::toStringQuoted(Value v) const {
+  return isKind(v, ObjKind::String) ? "\"" + toString(v) + "\"" : toString(v);
+}
+
 // A list passes a checkpoint every kPrintCheckpointElems elements (formatting one costs far
 // more than copying it). The list and its items are held in this frame across them; see
 // ARCHITECTURE "What bounds a pause".

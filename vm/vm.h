@@ -182,6 +182,9 @@ class VM {
   T* newObject(ObjKind kind, std::size_t size) { return allocate<T>(kind, size); }
   ObjChannel* newChannel(std::uint32_t capacity);
   std::string toString(Value v) const;
+  // A value as an error message names it: a string in double quotes (so "0" reads apart
+  // from 0), anything else as toString.
+  std::string toStringQuoted(Value v) const;
   static const char* typeName(Value v);
   static std::string toStringNumber(double d);
   // The one-byte string of b (interned on first use, then a root): s[i], chr(), split("").
