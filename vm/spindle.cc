@@ -2,9 +2,8 @@
 #include "vm/spindle.h"
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "lang/disassembler.h"
@@ -271,18 +270,29 @@ Result Vm::run(std::string_view source) {
   return Result::success(Value());
 }
 
-Result Vm::runFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+Result readFile(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
     return Result::failure(Error{Error::Kind::Io,
                                  "cannot open '" + path + "': " + std::strerror(errno), {}});
   }
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) {
-    return Result::failure(Error{Error::Kind::Io, "cannot read '" + path + "'", {}});
+  std::string source;
+  char buf[65536];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) source.append(buf, n);
+  const int err = std::ferror(f) != 0 ? errno : 0;  // a directory opens, but reads EISDIR
+  std::fclose(f);
+  if (err != 0) {
+    return Result::failure(Error{Error::Kind::Io,
+                                 "cannot read '" + path + "': " + std::strerror(err), {}});
   }
-  return run(buf.str());
+  return Result::success(Value::string(source));
+}
+
+Result Vm::runFile(const std::string& path) {
+  Result source = readFile(path);
+  if (!source.ok()) return source;
+  return run(source.value().asString());
 }
 
 Result Vm::call(const Value& callee, std::span<const Value> args) {

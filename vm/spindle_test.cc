@@ -64,6 +64,12 @@ TEST_CASE("compile and runtime errors are values with message and trace") {
   spindle::Result io = vm.runFile("/no/such/file.lox");
   REQUIRE_FALSE(io.ok());
   CHECK(io.error().kind == spindle::Error::Kind::Io);
+  CHECK(io.error().message == "cannot open '/no/such/file.lox': No such file or directory");
+  // A directory opens but cannot be read: the error says why (it never runs as empty).
+  io = vm.runFile("/");
+  REQUIRE_FALSE(io.ok());
+  CHECK(io.error().kind == spindle::Error::Kind::Io);
+  CHECK(io.error().message == "cannot read '/': Is a directory");
 }
 
 TEST_CASE("natives receive values and raise errors") {

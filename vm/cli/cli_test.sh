@@ -19,6 +19,13 @@ expect unknown-flag 64 "unknown option '--bogus'" -- --bogus
 expect e-missing-arg 64 "-e needs an argument" -- -e
 expect run-missing-file 64 "'run' needs a FILE" -- run
 expect missing-file 66 "cannot open 'no/such/file.lox'" -- no/such/file.lox
+expect empty-file-arg 66 "^spindle: cannot open '': No such file or directory$" -- ''
+expect run-empty-file-arg 66 "^spindle: cannot open '': No such file or directory$" -- run ''
+expect directory-arg 66 "^spindle: cannot read '$TEST_TMPDIR': Is a directory$" -- "$TEST_TMPDIR"
+expect two-e 64 "-e given twice" -- -e "print 1;" -e "print 2;"
+printf '\xEF\xBB\xBFprint "bom";\n' >"$TEST_TMPDIR/bom.lox"
+expect utf8-bom 0 "^bom$" -- "$TEST_TMPDIR/bom.lox"
+expect gc-percent-range 64 "--gc-percent needs an integer in \[-1, 2147483647\], got '99999999999'" -- --gc-percent 99999999999 -e "print 1;"
 expect e-runs 0 "^3$" -- -e "print 1 + 2;"
 expect e-compile-error 65 "Error at end: Expect expression." -- -e "print"
 expect e-runtime-error 70 "in script" -- -e "nil();"

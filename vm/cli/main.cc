@@ -74,6 +74,7 @@ void printUsage(std::FILE* out) {
 struct CliOptions {
   spindle::Options vm;
   std::string file;
+  bool haveFile = false;  // a FILE argument was given (an empty one too: it cannot be read)
   std::string code;
   bool haveCode = false;
   bool disasm = false;
@@ -115,6 +116,10 @@ int parseArgs(int argc, char** argv, CliOptions& opts) {
     if (arg == "-e") {
       if (i + 1 >= argc) {
         printTo(stderr, "spindle: -e needs an argument\n");
+        return kExitUsage;
+      }
+      if (opts.haveCode) {
+        printTo(stderr, "spindle: -e given twice (one program per run)\n");
         return kExitUsage;
       }
       opts.code = argv[++i];
@@ -185,14 +190,18 @@ int parseArgs(int argc, char** argv, CliOptions& opts) {
     }
     break;
   }
-  if (!opts.haveCode && i < argc) opts.file = argv[i++];
+  if (!opts.haveCode && i < argc) {
+    opts.file = argv[i++];
+    opts.haveFile = true;
+  }
   for (; i < argc; ++i) opts.scriptArgs.emplace_back(argv[i]);
   return -1;
 }
 
 int exitCodeFor(const spindle::Result& r) {
   if (r.ok()) return 0;
-  printTo(stderr, "{}", r.error().format());
+  printTo(stderr, "{}{}", r.error().kind == spindle::Error::Kind::Io ? "spindle: " : "",
+          r.error().format());
   switch (r.error().kind) {
     case spindle::Error::Kind::Compile: return kExitCompile;
     case spindle::Error::Kind::Io: return kExitNoInput;
@@ -254,21 +263,10 @@ int runMain(int argc, char** argv) {
   if (int rc = parseArgs(argc, argv, opts); rc >= 0) return rc;
 
   std::string source = opts.code;
-  if (!opts.haveCode && !opts.file.empty()) {
-    std::FILE* f = std::fopen(opts.file.c_str(), "rb");
-    if (f == nullptr) {
-      printTo(stderr, "spindle: cannot open '{}': {}\n", opts.file, std::strerror(errno));
-      return kExitNoInput;
-    }
-    char buf[65536];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) source.append(buf, n);
-    const bool failed = std::ferror(f) != 0;
-    std::fclose(f);
-    if (failed) {
-      printTo(stderr, "spindle: cannot read '{}'\n", opts.file);
-      return kExitNoInput;
-    }
+  if (opts.haveFile) {
+    spindle::Result read = spindle::readFile(opts.file);
+    if (!read.ok()) return exitCodeFor(read);
+    source = read.value().asString();
   }
 
   spindle::Vm vm(opts.vm);
@@ -281,7 +279,7 @@ int runMain(int argc, char** argv) {
     spindle::Result r = vm.disassemble(source);
     if (r.ok()) printTo(stdout, "{}", r.value().asString());
     rc = exitCodeFor(r);
-  } else if (!opts.haveCode && opts.file.empty()) {
+  } else if (!opts.haveCode && !opts.haveFile) {
     rc = repl(vm);
   } else {
     rc = exitCodeFor(vm.run(source));
