@@ -39,13 +39,13 @@
 // (pops its handler, runs its finally block), so a handler never outlives its frame.
 #include "lang/compiler.h"
 
-#include <charconv>
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
 #include <string>
 #include <unordered_map>
 
+#include "lang/number_format.h"
 #include "lang/opcodes.h"
 #include "lang/scanner.h"
 
@@ -300,6 +300,8 @@ class Parser {
   Token current_;
   Token previous_;
   bool panicMode_ = false;
+  // Set by enterNesting on too much nesting: the parse is over, errors are not reported.
+  bool abandoned_ = false;
   std::vector<Diagnostic> diagnostics_;
   FunctionState* fn_ = nullptr;
   ClassState* class_ = nullptr;
@@ -384,7 +386,7 @@ bool Parser::match(TokenType type) {
 }
 
 void Parser::errorAt(const Token& token, const char* message) {
-  if (panicMode_) return;
+  if (panicMode_ || abandoned_) return;
   panicMode_ = true;
   Diagnostic d;
   d.line = token.line;
@@ -424,12 +426,16 @@ void Parser::synchronize() {
   }
 }
 
-// Counts one level of nesting; on too much, reports it, consumes a token (so that every
-// caller's loop makes progress) and returns false. Callers pair a true with --nesting_.
+// Counts one level of nesting (declarations, statements, expressions: every recursion of
+// the parser passes through one of them); on too much, reports it once and abandons the
+// parse: the rest of the source is skipped to Eof and no further error is reported, so
+// that the enclosing levels unwind without one "Expect '}'" per level. Returns false
+// then. Callers pair a true with --nesting_.
 bool Parser::enterNesting() {
   if (nesting_ >= kMaxNesting) {
     errorAtCurrent("Too much nesting.");
-    if (!check(TokenType::Eof)) advance();
+    abandoned_ = true;
+    while (!check(TokenType::Eof)) advance();
     return false;
   }
   ++nesting_;
@@ -840,8 +846,9 @@ void Parser::grouping(bool) {
 
 void Parser::number(bool) {
   double value = 0;
-  std::string_view text = previous_.lexeme;
-  std::from_chars(text.data(), text.data() + text.size(), value);
+  // A number token (digits, optionally a fraction) always parses; beyond the doubles it is
+  // inf (as clox's strtod reads it).
+  parseNumber(previous_.lexeme, value);
   emitOp(OpCode::CONSTANT, {numberConstant(value)});
 }
 
@@ -1021,19 +1028,24 @@ void Parser::map(bool) {
 
 // --- declarations -------------------------------------------------------------------
 
+// A statement counts its own level of nesting (statement()); a class, fun or var
+// declaration counts one here.
 void Parser::declaration() {
-  if (!enterNesting()) return;
-  if (match(TokenType::Class)) {
-    classDeclaration();
-  } else if (match(TokenType::Fun)) {
-    funDeclaration();
-  } else if (match(TokenType::Var)) {
-    varDeclaration();
+  if (check(TokenType::Class) || check(TokenType::Fun) || check(TokenType::Var)) {
+    if (!enterNesting()) return;
+    if (match(TokenType::Class)) {
+      classDeclaration();
+    } else if (match(TokenType::Fun)) {
+      funDeclaration();
+    } else {
+      advance();  // var
+      varDeclaration();
+    }
+    --nesting_;
   } else {
     statement();
   }
   if (panicMode_) synchronize();
-  --nesting_;
 }
 
 void Parser::classDeclaration() {
@@ -1124,6 +1136,8 @@ void Parser::finishVarDeclaration(std::uint32_t global) {
 // --- statements ---------------------------------------------------------------------
 
 void Parser::statement() {
+  // if / while / for / else bodies recurse here without passing through declaration().
+  if (!enterNesting()) return;
   if (match(TokenType::Print)) {
     printStatement();
   } else if (match(TokenType::For)) {
@@ -1149,6 +1163,7 @@ void Parser::statement() {
   } else {
     expressionStatement();
   }
+  --nesting_;
 }
 
 void Parser::block() {

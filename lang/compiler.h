@@ -11,8 +11,10 @@
 //
 // There are no fixed limits on constants, locals, upvalues, parameters, arguments or
 // jump distances (see opcodes.h for the encoding). The one limit is nesting depth
-// (kMaxNesting levels of nested expressions / declarations, "Too much nesting."), which
-// keeps the recursive-descent parser within a thread's stack on hostile input.
+// (kMaxNesting levels of nested declarations, statements and expressions together: each
+// recursion of the parser is counted), which keeps the recursive-descent parser within
+// a thread's stack on hostile input. Exceeding it is one error, "Too much nesting.", and
+// ends the parse (no cascade of errors from the levels it leaves open).
 #pragma once
 
 #include <memory>

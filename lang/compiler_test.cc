@@ -469,15 +469,45 @@ TEST_CASE("every error is reported, with clox's formats") {
         std::vector<std::string>{"[line 1] Error at 'return': Can't return from top-level code."});
 }
 
-TEST_CASE("deep nesting is an error, not a crash") {
+// `n` copies of `open`, then `body`, then `n` copies of `close`.
+std::string nestedSource(int n, std::string_view open, std::string_view body, std::string_view close) {
+  std::string s;
+  for (int i = 0; i < n; ++i) s += open;
+  s += body;
+  for (int i = 0; i < n; ++i) s += close;
+  return s;
+}
+
+TEST_CASE("deep nesting is one error, not a crash or a cascade") {
+  // Complete programs (every level closed) 50,000 levels deep: each kind of recursion of
+  // the parser is counted, and the levels left open are not reported one by one.
+  constexpr int kDeep = 50000;
+  const std::string sources[] = {
+      nestedSource(kDeep, "if (true) ", "print 1;", ""),
+      nestedSource(kDeep, "while (false) ", "print 1;", ""),
+      nestedSource(kDeep, "for (;false;) ", "print 1;", ""),
+      nestedSource(kDeep, "for (var x in []) ", "print 1;", ""),
+      "if (false) print 0;" + nestedSource(kDeep, " else if (false) print 0;", " else print 1;", ""),
+      nestedSource(kDeep, "{ ", "print 1;", " }"),
+      nestedSource(kDeep, "fun f() { ", "", "} "),
+      nestedSource(kDeep, "class C { m() { ", "", "} } "),
+      "print " + nestedSource(kDeep, "(", "1", ")") + ";",
+      "print " + nestedSource(kDeep, "-", "1", "") + ";",
+      "print " + nestedSource(kDeep, "[", "1", "]") + ";",
+      "print " + nestedSource(kDeep, "1 + (", "1", ")") + ";",
+  };
+  for (const std::string& source : sources) {
+    INFO(source.substr(0, 60));
+    auto errs = errorsOf(source);
+    REQUIRE(errs.size() == 1);
+    CHECK(errs[0].find("Error at '") != std::string::npos);
+    CHECK(errs[0].ends_with(": Too much nesting."));
+  }
   std::string deep(100000, '(');
-  auto errs = errorsOf("print " + deep + "1;");
-  REQUIRE(!errs.empty());
-  CHECK(errs[0] == "[line 1] Error at '(': Too much nesting.");
-  std::string blocks(50000, '{');
-  errs = errorsOf(blocks);
-  REQUIRE(!errs.empty());
-  CHECK(errs[0] == "[line 1] Error at '{': Too much nesting.");
+  CHECK(errorsOf("print " + deep + "1;") ==
+        std::vector<std::string>{"[line 1] Error at '(': Too much nesting."});
+  CHECK(errorsOf(std::string(50000, '{')) ==
+        std::vector<std::string>{"[line 1] Error at '{': Too much nesting."});
   // Just under the limit compiles.
   std::string ok = "print " + std::string(kMaxNesting - 2, '(') + "1" +
                    std::string(kMaxNesting - 2, ')') + ";";

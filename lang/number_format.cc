@@ -66,4 +66,18 @@ std::string formatNumberRoundTrip(double value) {
   return out;
 }
 
+bool parseNumber(std::string_view text, double& out) {
+  double d = 0;
+  const auto r = std::from_chars(text.data(), text.data() + text.size(), d);
+  if (text.empty() || r.ptr != text.data() + text.size()) return false;
+  if (r.ec == std::errc::result_out_of_range) {
+    // from_chars leaves d unset; strtod saturates (HUGE_VAL) or underflows as C does.
+    d = std::strtod(std::string(text).c_str(), nullptr);
+  } else if (r.ec != std::errc()) {
+    return false;
+  }
+  out = d;
+  return true;
+}
+
 }  // namespace spindle::lang

@@ -1,4 +1,4 @@
-// number_format.h: how Lox writes numbers as text.
+// number_format.h: how Lox writes numbers as text, and reads them.
 //
 // formatNumber is how `print` shows a number, exactly as clox does: printf("%g"), six
 // significant digits, trailing zeros dropped, exponent form outside [1e-4, 1e6). So
@@ -14,13 +14,21 @@
 // 4999950000 -> 4999950000, 1/3 -> 0.3333333333333333, 1e-7 -> 1e-7. Unlike ECMAScript,
 // -0 -> -0 (it reads back exactly), and the non-finite values are inf, -inf, nan (what
 // num() reads).
+//
+// parseNumber reads all of a text as a double (std::from_chars' syntax: digits, fraction,
+// exponent; inf, nan): number literals (the compiler) and num(). A magnitude beyond the
+// doubles reads as +-inf, one below them as 0 or a denormal, as C's strtod (and clox) read
+// them: 1e309 is inf, never 0.
 #pragma once
 
 #include <string>
+#include <string_view>
 
 namespace spindle::lang {
 
 std::string formatNumber(double value);
 std::string formatNumberRoundTrip(double value);
+// False (out untouched) when text is empty or not wholly a number.
+bool parseNumber(std::string_view text, double& out);
 
 }  // namespace spindle::lang

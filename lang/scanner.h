@@ -6,6 +6,9 @@
 // character.", "Unterminated string." or "Invalid escape sequence."), and after the end
 // it returns Eof forever. Invariant: start_ <= current_ <= source_.size().
 //
+// A UTF-8 byte order mark (EF BB BF) at the very start of the source is skipped, as
+// editors on some systems write one; anywhere else it is an unexpected character.
+//
 // String literals: a String token's lexeme is the source text with its quotes and
 // escapes; the scanner has checked every escape with unescape (a backslash always takes
 // the next character with it, so `\"` does not end the string), and the compiler decodes
@@ -27,7 +30,8 @@ bool unescape(std::string_view body, std::string* out);
 
 class Scanner {
  public:
-  explicit Scanner(std::string_view source) : source_(source) {}
+  explicit Scanner(std::string_view source)
+      : source_(source), start_(bomSize(source)), current_(start_) {}
 
   Token next();
 
@@ -46,6 +50,9 @@ class Scanner {
   Token number();
   Token identifier();
   TokenType identifierType() const;
+  static std::size_t bomSize(std::string_view source) {
+    return source.starts_with("\xEF\xBB\xBF") ? 3 : 0;
+  }
 
   std::string_view source_;
   std::size_t start_ = 0;

@@ -95,6 +95,17 @@ TEST_CASE("errors") {
   CHECK(toks[4].type == T::Eof);
 }
 
+TEST_CASE("a UTF-8 byte order mark is skipped at the start only") {
+  CHECK(typesOf("\xEF\xBB\xBFprint 1;") ==
+        std::vector<TokenType>{T::Print, T::Number, T::Semicolon, T::Eof});
+  CHECK(scanAll("\xEF\xBB\xBFx")[0].lexeme == "x");
+  CHECK(typesOf("\xEF\xBB\xBF") == std::vector<TokenType>{T::Eof});
+  // Elsewhere it is not whitespace.
+  auto toks = scanAll("x \xEF\xBB\xBF");
+  REQUIRE(toks.size() >= 2);
+  CHECK(toks[1].type == T::Error);
+}
+
 TEST_CASE("string escapes: an escaped quote does not end the string; a bad escape is an error") {
   auto toks = scanAll(R"("a\"b" "\q" "\x4g" x)");
   REQUIRE(toks.size() == 5);

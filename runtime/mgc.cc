@@ -58,6 +58,7 @@
 #include "runtime/mgcsweep.h"
 #include "runtime/mheap.h"
 #include "runtime/phooks.h"
+#include "runtime/print.h"
 #include "runtime/proc.h"
 #include "runtime/throw.h"
 
@@ -192,9 +193,9 @@ void onDestroyP(P* p) {
 // and the heap's sweepgen (twice the cycles begun).
 void printGCState(std::FILE* out) {
   const std::uint32_t sg = mheap().sweepgenLoad();
-  fmt::print(out, "gc: phase {}, sweepgen {} (cycle {}){}\n",
-             gcMarking.load(std::memory_order_relaxed) ? "mark" : "off (sweeping or idle)", sg, sg / 2,
-             counters().stwMark.load(std::memory_order_relaxed) ? ", gcstoptheworld" : "");
+  printTo(out, "gc: phase {}, sweepgen {} (cycle {}){}\n",
+          gcMarking.load(std::memory_order_relaxed) ? "mark" : "off (sweeping or idle)", sg, sg / 2,
+          counters().stwMark.load(std::memory_order_relaxed) ? ", gcstoptheworld" : "");
 }
 
 const int gHooksRegistered = [] {
@@ -463,14 +464,14 @@ void runCycle() {
       since = std::max<std::int64_t>(now - c.attachTime, 1);
     }
     constexpr double kMB = 1 << 20;
-    fmt::print(stderr, "gc {} @{:.3f}s {}%: {:.3f}+{:.3f}+{:.3f} ms clock, {}->{}->{} MB, {} MB goal, {} P\n",
-               cycle, static_cast<double>(tStart - c.attachTime) / 1e9,
-               static_cast<int>(100 * gcTime / since), static_cast<double>(pause1) / 1e6,
-               static_cast<double>(markNs) / 1e6, static_cast<double>(pause2) / 1e6,
-               static_cast<std::uint64_t>(static_cast<double>(heap0) / kMB),
-               static_cast<std::uint64_t>(static_cast<double>(heap1) / kMB),
-               static_cast<std::uint64_t>(static_cast<double>(marked) / kMB),
-               static_cast<std::uint64_t>(static_cast<double>(pacer().goal.load()) / kMB), procs2);
+    printTo(stderr, "gc {} @{:.3f}s {}%: {:.3f}+{:.3f}+{:.3f} ms clock, {}->{}->{} MB, {} MB goal, {} P\n",
+            cycle, static_cast<double>(tStart - c.attachTime) / 1e9,
+            static_cast<int>(100 * gcTime / since), static_cast<double>(pause1) / 1e6,
+            static_cast<double>(markNs) / 1e6, static_cast<double>(pause2) / 1e6,
+            static_cast<std::uint64_t>(static_cast<double>(heap0) / kMB),
+            static_cast<std::uint64_t>(static_cast<double>(heap1) / kMB),
+            static_cast<std::uint64_t>(static_cast<double>(marked) / kMB),
+            static_cast<std::uint64_t>(static_cast<double>(pacer().goal.load()) / kMB), procs2);
   }
 }
 

@@ -9,6 +9,7 @@
 #include "runtime/mfinal.h"
 #include "runtime/pheap.h"
 #include "runtime/phooks.h"
+#include "runtime/print.h"
 #include "runtime/throw.h"
 
 namespace spindle::runtime {
@@ -24,13 +25,13 @@ namespace {
 void printThreadState(std::FILE* out) {
   const M* m = tlsM;
   if (m == nullptr) {
-    fmt::print(out, "on a thread without an M (a host thread)\n");
+    printTo(out, "on a thread without an M (a host thread)\n");
     return;
   }
   const P* p = m->p;
   const G* g = m->curg;
-  fmt::print(out, "on M {}, P {}, G {}\n", m->id, p != nullptr ? p->id : -1,
-             g != nullptr ? static_cast<std::int64_t>(g->goid) : -1);
+  printTo(out, "on M {}, P {}, G {}\n", m->id, p != nullptr ? p->id : -1,
+          g != nullptr ? static_cast<std::int64_t>(g->goid) : -1);
 }
 [[maybe_unused]] const bool gThreadStateRegistered = (addFatalContext(&printThreadState), true);
 }  // namespace
@@ -72,7 +73,11 @@ void sysmonLoop(Sched* s);
 Sched::Sched(int procs) {
   gLiveScheds.fetch_add(1, std::memory_order_acq_rel);
   setCheckpointHook(&Sched::checkpoint);  // the heap's chunked work (pheap.h)
-  if (procs <= 0) procs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // One P per core by default, at most kMaxProcs (hosts clamp theirs: vm/spindle.h).
+  if (procs <= 0) {
+    procs = static_cast<int>(
+        std::clamp(std::thread::hardware_concurrency(), 1u, static_cast<unsigned>(kMaxProcs)));
+  }
   SPINDLE_CHECK(procs <= kMaxProcs, "Sched: procs={} > kMaxProcs={}", procs, kMaxProcs);
   std::lock_guard<std::mutex> lk(lock_);
   for (int i = 0; i < procs; i++) {

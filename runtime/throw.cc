@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "runtime/print.h"
+
 namespace spindle::runtime {
 
 namespace {
@@ -20,9 +22,10 @@ void addFatalContext(void (*print)(std::FILE* out)) {
 }
 
 void fatalMessage(std::string_view message, const std::source_location& where) {
-  // fmt::print to stderr, then flush: nothing after this point may allocate on our heap.
-  fmt::print(stderr, "fatal error: {}\n\tat {}:{} ({})\n", message, where.file_name(),
-             where.line(), where.function_name());
+  // printTo stderr (a failed write is ignored), then flush: nothing after this point may
+  // allocate on our heap.
+  printTo(stderr, "fatal error: {}\n\tat {}:{} ({})\n", message, where.file_name(),
+          where.line(), where.function_name());
   std::fflush(stderr);
   // The first fatal error prints the context; one raised while printing it (or racing
   // on another thread) does not print it again.

@@ -1,7 +1,7 @@
 // time.cc: timers and sleep (Go's time.go, simplified to one heap per Sched).
 //
 // Design. A min-heap of (when, seq, G) under timerLock_. sleep(g, ns) records the deadline
-// in the G and returns Park(Sleep); the timer is inserted by the park commit, i.e. only
+// in the G (now + ns, saturating at int64's maximum) and returns Park(Sleep); the timer is inserted by the park commit, i.e. only
 // after the G is Waiting, so the timer can never ready a G that is still running. sysmon
 // sleeps until the earliest deadline (or its 1 ms tick) and fires every expired timer in
 // (when, seq) order: Gs with equal deadlines wake in the order they slept.
@@ -10,6 +10,7 @@
 // run queue and ntimers_ decremented in one sched.lock section, so checkdead never sees
 // "no timer and nothing runnable" in between.
 #include <algorithm>
+#include <limits>
 
 #include "runtime/proc.h"
 #include "runtime/throw.h"
@@ -27,7 +28,13 @@ struct Later {
 
 Step Sched::sleep(G* g, std::int64_t ns) {
   SPINDLE_CHECK(g->parkCommit == nullptr, "sleep: G {} already has a park commit", g->goid);
-  g->timerWhen = nanotime() + (ns > 0 ? ns : 0);
+  // Saturating (Go's when()): a deadline beyond int64 nanoseconds is the last one, which
+  // never comes in practice; it must not wrap into the past and fire at once.
+  const std::int64_t now = nanotime();
+  if (ns < 0) ns = 0;
+  g->timerWhen = ns > std::numeric_limits<std::int64_t>::max() - now
+                     ? std::numeric_limits<std::int64_t>::max()
+                     : now + ns;
   g->parkCommit = &Sched::timerCommit;
   g->parkArg = this;
   return Step::park(WaitReason::Sleep, nullptr);

@@ -313,7 +313,7 @@ bool libFn(VM& vm, ObjForeignLib* lib, int argc, Value* args, Value* result) {
 bool bytesIndex(VM& vm, ObjBytes* b, Value v, std::size_t width, std::uint64_t* out) {
   if (!v.isNumber() || std::trunc(v.asNumber()) != v.asNumber() || v.asNumber() < 0 ||
       v.asNumber() + static_cast<double>(width) > static_cast<double>(b->length)) {
-    return vm.raise(fmt::format("Bytes offset {} out of range (length {}).", vm.toString(v), b->length));
+    return vm.raise(fmt::format("Bytes offset {} out of range (length {}).", vm.toStringQuoted(v), b->length));
   }
   *out = static_cast<std::uint64_t>(v.asNumber());
   return true;

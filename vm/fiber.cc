@@ -4,6 +4,8 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <thread>
 
 #include "lang/opcodes.h"
@@ -585,7 +587,13 @@ bool nativeSleep(VM& vm, const void*, int, Value* args, Value*) {
   if (!args[0].isNumber()) return vm.raise("sleep() takes a number of seconds.");
   const double secs = args[0].asNumber();
   FiberBody* body = currentFiber()->body;
-  const auto ns = static_cast<std::int64_t>(secs > 0 ? secs * 1e9 : 0);
+  // Seconds to nanoseconds, saturating: from about 9.2e9 s (int64's range) and inf, the
+  // longest sleep (about 292 years, forever in practice; the cast alone would overflow
+  // and return at once). NaN and non-positive seconds yield.
+  constexpr double kMaxNs = static_cast<double>(std::numeric_limits<std::int64_t>::max());
+  const std::int64_t ns = !(secs > 0)          ? 0
+                          : secs * 1e9 >= kMaxNs ? std::numeric_limits<std::int64_t>::max()
+                                                 : static_cast<std::int64_t>(secs * 1e9);
   if (body->g() == nullptr) {
     // Nested in a native (VM::call): the fiber cannot park, so this M blocks, but as in a
     // foreign call it gives up its P meanwhile (a stop or sysmon's retake need not wait).

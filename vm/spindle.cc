@@ -1,14 +1,15 @@
 // spindle.cc: the embedding API (spindle.h) over the internal VM (vm.h).
 #include "vm/spindle.h"
 
-#include <fstream>
-#include <sstream>
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "lang/disassembler.h"
 #include "runtime/mheap.h"
 #include "runtime/pinner.h"
+#include "runtime/proc.h"
 #include "runtime/throw.h"
 #include "runtime/gc.h"
 #include "vm/ffi.h"
@@ -172,9 +173,11 @@ const Error& Result::error() const {
 
 namespace {
 
+static_assert(kMaxProcs == runtime::kMaxProcs, "spindle.h's kMaxProcs is the scheduler's");
+
 vm::VMOptions internalOptions(const Options& o) {
   vm::VMOptions v;
-  v.procs = o.procs;
+  v.procs = std::min(o.procs, kMaxProcs);  // a host's procs is clamped (spindle.h)
   v.gcPercent = o.gc_percent;
   v.gctrace = o.gctrace;
   v.stats = o.stats;
@@ -267,18 +270,29 @@ Result Vm::run(std::string_view source) {
   return Result::success(Value());
 }
 
-Result Vm::runFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+Result readFile(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
     return Result::failure(Error{Error::Kind::Io,
                                  "cannot open '" + path + "': " + std::strerror(errno), {}});
   }
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) {
-    return Result::failure(Error{Error::Kind::Io, "cannot read '" + path + "'", {}});
+  std::string source;
+  char buf[65536];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) source.append(buf, n);
+  const int err = std::ferror(f) != 0 ? errno : 0;  // a directory opens, but reads EISDIR
+  std::fclose(f);
+  if (err != 0) {
+    return Result::failure(Error{Error::Kind::Io,
+                                 "cannot read '" + path + "': " + std::strerror(err), {}});
   }
-  return run(buf.str());
+  return Result::success(Value::string(source));
+}
+
+Result Vm::runFile(const std::string& path) {
+  Result source = readFile(path);
+  if (!source.ok()) return source;
+  return run(source.value().asString());
 }
 
 Result Vm::call(const Value& callee, std::span<const Value> args) {

@@ -84,13 +84,17 @@ class Pinner;
 
 struct Error;
 
+// The most worker Ps: Options::procs above it is clamped to it (as Go's GOMAXPROCS clamps
+// to its maximum), never an error; so is the default of one per core.
+inline constexpr int kMaxProcs = 256;
+
 // Options. Process-wide (one runtime per process, shared by every Vm: see "The process
 // runtime" above): procs, gc_percent, gctrace, the gcstress modes, gccheckmark,
 // clobberfree, gcstoptheworld and gcverify take effect when this Vm (or a Runtime)
 // creates the runtime (no Vm or Runtime is alive) and are ignored otherwise. The rest
 // are this Vm's.
 struct Options {
-  int procs = 0;            // process-wide: worker Ps (0: one per core)
+  int procs = 0;            // process-wide: worker Ps (0: one per core, at most kMaxProcs)
   int gc_percent = 100;     // process-wide: next goal = live * (1 + gc_percent/100)
   bool gctrace = false;     // process-wide: one line per GC cycle on stderr
   bool stats = false;       // the host may print stats() at exit
@@ -249,6 +253,12 @@ class Result {
   Error error_;
 };
 
+// The whole of a file (a script's source) as a string Value; a file that cannot be opened
+// or read (missing, empty path, a directory, no permission) is an Error of kind Io whose
+// message names the path and the reason: "cannot open 'x': No such file or directory",
+// "cannot read 'd': Is a directory". Vm::runFile reads with it.
+Result readFile(const std::string& path);
+
 using Args = std::span<const Value>;
 
 // A value of the wrong kind: thrown by Value's accessors (asNumber on a string, ...) and
@@ -348,7 +358,7 @@ class Vm {
   // Compiles and runs a script (globals persist across calls, as in a REPL). The
   // value of a successful run is nil.
   Result run(std::string_view source);
-  // Reads and runs a file; an unreadable file is an Error of kind Io.
+  // Reads (readFile) and runs a file; an unreadable file is an Error of kind Io.
   Result runFile(const std::string& path);
   // Calls a callable Value (function, bound method, class, native) with arguments.
   Result call(const Value& callee, std::span<const Value> args);

@@ -66,6 +66,12 @@ TEST_CASE("compile and runtime errors are values with message and trace") {
   spindle::Result io = vm.runFile("/no/such/file.lox");
   REQUIRE_FALSE(io.ok());
   CHECK(io.error().kind == spindle::Error::Kind::Io);
+  CHECK(io.error().message == "cannot open '/no/such/file.lox': No such file or directory");
+  // A directory opens but cannot be read: the error says why (it never runs as empty).
+  io = vm.runFile("/");
+  REQUIRE_FALSE(io.ok());
+  CHECK(io.error().kind == spindle::Error::Kind::Io);
+  CHECK(io.error().message == "cannot read '/': Is a directory");
 }
 
 TEST_CASE("natives receive values and raise errors") {
@@ -358,6 +364,15 @@ TEST_CASE("deep recursion reports Stack overflow.") {
   // Recursion well below the limit works (the stack grows).
   REQUIRE(vm.run("fun d(n) { if (n == 0) return 0; return 1 + d(n - 1); } print d(5000);").ok());
   CHECK(out == "5000\n");
+}
+
+TEST_CASE("procs above kMaxProcs is clamped, not fatal") {
+  std::string out;
+  spindle::Options o = capture(out);
+  o.procs = 1000;
+  spindle::Vm vm(o);
+  REQUIRE(vm.run("print procs();").ok());
+  CHECK(out == std::to_string(spindle::kMaxProcs) + "\n");
 }
 
 TEST_CASE("spawned fibers and channels through the API") {

@@ -16,7 +16,6 @@
 // valid across those checkpoints under the slice rule (lib.h, ARCHITECTURE "What bounds a
 // pause"). A result longer than lib::maxStringLength() is the error "String too long.".
 #include <algorithm>
-#include <charconv>
 #include <climits>
 #include <cstring>
 #include <string>
@@ -334,11 +333,7 @@ bool nativeNum(VM&, const void*, int, Value* args, Value* result) {
   while (!s.empty() && isSpace(s.back())) s.remove_suffix(1);
   if (s.size() > 1 && s[0] == '+' && s[1] != '-') s.remove_prefix(1);
   double d = 0;
-  const auto r = std::from_chars(s.data(), s.data() + s.size(), d);
-  if (s.empty() || r.ptr != s.data() + s.size()) return true;
-  if (r.ec == std::errc::result_out_of_range) d = std::strtod(std::string(s).c_str(), nullptr);
-  else if (r.ec != std::errc()) return true;
-  *result = Value::number(d);
+  if (lang::parseNumber(s, d)) *result = Value::number(d);
   return true;
 }
 

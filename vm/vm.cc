@@ -486,6 +486,10 @@ bool VM::PrintPath::contains(const Obj* o) const {
   return false;
 }
 
+std::string VM::toStringQuoted(Value v) const {
+  return isKind(v, ObjKind::String) ? "\"" + toString(v) + "\"" : toString(v);
+}
+
 // A list passes a checkpoint every kPrintCheckpointElems elements (formatting one costs far
 // more than copying it). The list and its items are held in this frame across them; see
 // ARCHITECTURE "What bounds a pause". The path makes a cycle print once per place it is

@@ -183,6 +183,9 @@ class VM {
   ObjChannel* newChannel(std::uint32_t capacity);
   // The text print shows (appendValue), cut at lib::maxStringLength() + a little.
   std::string toString(Value v) const;
+  // A value as an error message names it: a string in double quotes (so "0" reads apart
+  // from 0), anything else as toString.
+  std::string toStringQuoted(Value v) const;
   static const char* typeName(Value v);
   static std::string toStringNumber(double d);
   // The one-byte string of b (interned on first use, then a root): s[i], chr(), split("").

@@ -84,6 +84,8 @@ TEST_CASE("Bytes: typed reads and writes") {
               "print b;") == "-7\ntrue\n1.5\ntrue\n44\n<bytes>\n");
   CHECK(s.run("Bytes(4).read(\"int64\", 0);") == "error: Bytes offset 0 out of range (length 4).");
   CHECK(s.run("Bytes(4).get(-1);") == "error: Bytes offset -1 out of range (length 4).");
+  // A string offset is quoted: "0" is not the number 0.
+  CHECK(s.run("Bytes(3).get(\"0\");") == "error: Bytes offset \"0\" out of range (length 3).");
   CHECK(s.run("Bytes(-1);") == "error: Bytes() expects a non-negative integer size.");
   CHECK(s.run("Bytes(4).nope();") == "error: Undefined property 'nope'.");
 }

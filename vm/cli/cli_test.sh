@@ -19,6 +19,13 @@ expect unknown-flag 64 "unknown option '--bogus'" -- --bogus
 expect e-missing-arg 64 "-e needs an argument" -- -e
 expect run-missing-file 64 "'run' needs a FILE" -- run
 expect missing-file 66 "cannot open 'no/such/file.lox'" -- no/such/file.lox
+expect empty-file-arg 66 "^spindle: cannot open '': No such file or directory$" -- ''
+expect run-empty-file-arg 66 "^spindle: cannot open '': No such file or directory$" -- run ''
+expect directory-arg 66 "^spindle: cannot read '$TEST_TMPDIR': Is a directory$" -- "$TEST_TMPDIR"
+expect two-e 64 "-e given twice" -- -e "print 1;" -e "print 2;"
+printf '\xEF\xBB\xBFprint "bom";\n' >"$TEST_TMPDIR/bom.lox"
+expect utf8-bom 0 "^bom$" -- "$TEST_TMPDIR/bom.lox"
+expect gc-percent-range 64 "--gc-percent needs an integer in \[-1, 2147483647\], got '99999999999'" -- --gc-percent 99999999999 -e "print 1;"
 expect e-runs 0 "^3$" -- -e "print 1 + 2;"
 expect e-compile-error 65 "Error at end: Expect expression." -- -e "print"
 expect e-runtime-error 70 "in script" -- -e "nil();"
@@ -26,6 +33,8 @@ expect run-file 0 "^ok$" -- run "$TEST_TMPDIR/ok.lox"
 expect script-args 0 "^\[a, b\]$" -- "$TEST_TMPDIR/args.lox" a b
 expect disasm 0 "OP_PRINT" -- --disasm -e "print 1;"
 expect procs-bad 64 "--procs needs an integer" -- --procs zero -e "print 1;"
+expect procs-too-many 64 "--procs needs an integer in \[1, 256\], got '1000'" -- --procs 1000 -e "print 1;"
+expect procs-max 0 "^256$" -- --procs 256 -e "print procs();"
 expect procs-ok 0 "^1$" -- --procs 4 --gc-percent 50 --gctrace --gcstress-continuous 1 --gccheckmark -e "print 1;"
 ffi='var i = Bytes(8); var o = Bytes(8); o.write("pointer", 0, i); FFI.fn("memcpy", "pointer", ["pointer", "pointer", "size_t"])(Bytes(8), o, 8); print "passed";'
 expect ffi-check 70 "unpinned heap pointer at offset 0" -- --ffi-check -e "$ffi"
@@ -70,5 +79,27 @@ for procs in 1 2; do
   out=$(timeout 20 "$bin" --procs $procs -e "$sleeper $garbage" 2>&1); rc=$?
   if [[ $rc -eq 0 && "$out" == "4.49998e+10" ]]; then echo "ok gc-while-ffi-sleeps-procs-$procs"; else echo "FAIL gc-while-ffi-sleeps-procs-$procs: exit $rc; output: $out"; fails=$((fails+1)); fi
 done
+# Write failures never abort: a closed or full stderr keeps each exit code; a stdout that
+# cannot be written (full, closed) is reported with exit 74.
+rc_is() {  # rc_is NAME WANT_RC RC
+  if [[ $3 -eq $2 ]]; then echo "ok $1"; else echo "FAIL $1: exit $3, want $2"; fails=$((fails+1)); fi
+}
+"$bin" -e 'nil.x();' 2>&-; rc_is stderr-closed-runtime-error 70 $?
+"$bin" -e 'nil.x();' 2>/dev/full; rc_is stderr-full-runtime-error 70 $?
+"$bin" -e 'print' 2>/dev/full; rc_is stderr-full-compile-error 65 $?
+"$bin" --bogus 2>/dev/full; rc_is stderr-full-usage 64 $?
+"$bin" --procs x -e 'print 1;' 2>&-; rc_is stderr-closed-usage 64 $?
+"$bin" --gctrace -e "$garbage" >/dev/null 2>/dev/full; rc_is stderr-full-gctrace 0 $?
+"$bin" --gctrace -e "$garbage" >/dev/null 2>&-; rc_is stderr-closed-gctrace 0 $?
+"$bin" -e 'print 1;' >/dev/full 2>"$TEST_TMPDIR/full.err"; rc_is stdout-full 74 $?
+grep -q "error writing output: No space left on device" "$TEST_TMPDIR/full.err" || { echo "FAIL stdout-full message: $(cat "$TEST_TMPDIR/full.err")"; fails=$((fails+1)); }
+"$bin" -e 'for (var i = 0; i < 100000; i = i + 1) print i;' >/dev/full 2>/dev/null; rc_is stdout-full-long 74 $?
+"$bin" --version >/dev/full 2>/dev/null; rc_is stdout-full-version 74 $?
+"$bin" -e 'print 1;' >&- 2>/dev/null; rc_is stdout-closed 74 $?
+"$bin" -e 'print 1; nil();' >/dev/full 2>/dev/null; rc_is stdout-full-runtime-error 70 $?
+# 100,000 nested ifs (each closed): one "Too much nesting." error, exit 65, no crash.
+printf 'if (true) %.0s' $(seq 100000) >"$TEST_TMPDIR/deep.lox"; echo 'print 1;' >>"$TEST_TMPDIR/deep.lox"
+out=$("$bin" "$TEST_TMPDIR/deep.lox" 2>&1); rc=$?
+if [[ $rc -eq 65 && "$out" == *"Too much nesting." && $(wc -l <<<"$out") -eq 1 ]]; then echo "ok deep-nesting"; else echo "FAIL deep-nesting: exit $rc; output: ${out:0:300}"; fails=$((fails+1)); fi
 out=$(echo "print 1 + 2;" | "$bin" 2>&1); if grep -q "3" <<<"$out"; then echo "ok repl"; else echo "FAIL repl: $out"; fails=$((fails+1)); fi
 exit $((fails > 0))

@@ -4,16 +4,25 @@
 // a -e string or a REPL (libedit: line editing and history) through spindle::Vm.
 // Exit codes follow sysexits(3) and clox:
 //   0 ok, 64 usage error, 65 compile error, 66 missing or unreadable input,
-//   70 runtime error.
+//   70 runtime error, 74 output error (stdout could not be written).
+//
+// Output never throws (runtime::printTo): a closed or full stderr loses the messages but
+// keeps the exit code. Standard descriptors closed at start are opened on /dev/null
+// (read-only), so no file the program opens takes their place. stdout is checked at exit.
 #include <editline/readline.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <fmt/format.h>
 
 #include <charconv>
 #include <cstdio>
+#include <cstring>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "runtime/print.h"
 #include "vm/spindle.h"
 
 namespace {
@@ -24,9 +33,12 @@ constexpr int kExitUsage = 64;
 constexpr int kExitCompile = 65;
 constexpr int kExitNoInput = 66;
 constexpr int kExitRuntime = 70;
+constexpr int kExitIo = 74;
+
+using spindle::runtime::printTo;
 
 void printUsage(std::FILE* out) {
-  fmt::print(out,
+  printTo(out,
              "usage: spindle [options] [FILE [ARGS...]]\n"
              "       spindle [options] run FILE [ARGS...]\n"
              "       spindle [options] -e CODE\n"
@@ -62,16 +74,18 @@ void printUsage(std::FILE* out) {
 struct CliOptions {
   spindle::Options vm;
   std::string file;
+  bool haveFile = false;  // a FILE argument was given (an empty one too: it cannot be read)
   std::string code;
   bool haveCode = false;
   bool disasm = false;
   std::vector<std::string> scriptArgs;
 };
 
-bool parseInt(std::string_view s, int min, int& out) {
+// Parses all of s as an integer in [min, max].
+bool parseInt(std::string_view s, int min, int max, int& out) {
   int v = 0;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size() || v < min) return false;
+  if (ec != std::errc() || end != s.data() + s.size() || v < min || v > max) return false;
   out = v;
   return true;
 }
@@ -85,7 +99,7 @@ int parseArgs(int argc, char** argv, CliOptions& opts) {
     if (arg == "run" && !runCommand && !opts.haveCode) {
       runCommand = true;
       if (i + 1 >= argc) {
-        fmt::print(stderr, "spindle: 'run' needs a FILE\n");
+        printTo(stderr, "spindle: 'run' needs a FILE\n");
         printUsage(stderr);
         return kExitUsage;
       }
@@ -96,12 +110,16 @@ int parseArgs(int argc, char** argv, CliOptions& opts) {
       return 0;
     }
     if (arg == "--version") {
-      fmt::print("spindle {}\n", kVersion);
+      printTo(stdout, "spindle {}\n", kVersion);
       return 0;
     }
     if (arg == "-e") {
       if (i + 1 >= argc) {
-        fmt::print(stderr, "spindle: -e needs an argument\n");
+        printTo(stderr, "spindle: -e needs an argument\n");
+        return kExitUsage;
+      }
+      if (opts.haveCode) {
+        printTo(stderr, "spindle: -e given twice (one program per run)\n");
         return kExitUsage;
       }
       opts.code = argv[++i];
@@ -143,7 +161,7 @@ int parseArgs(int argc, char** argv, CliOptions& opts) {
     if (arg == "--procs" || arg == "--gc-percent" || arg == "--gcstress" ||
         arg == "--gcstress-continuous") {
       if (i + 1 >= argc) {
-        fmt::print(stderr, "spindle: {} needs a number\n", arg);
+        printTo(stderr, "spindle: {} needs a number\n", arg);
         return kExitUsage;
       }
       std::string_view value = argv[++i];
@@ -153,8 +171,10 @@ int parseArgs(int argc, char** argv, CliOptions& opts) {
                     : arg == "--gcstress"   ? &opts.vm.gcstress
                                             : &opts.vm.gcstress_continuous;
       const int min = arg == "--procs" ? 1 : arg == "--gc-percent" ? -1 : 0;
-      if (!parseInt(value, min, *target)) {
-        fmt::print(stderr, "spindle: {} needs an integer >= {}, got '{}'\n", arg, min, value);
+      const int max = arg == "--procs" ? spindle::kMaxProcs : std::numeric_limits<int>::max();
+      if (!parseInt(value, min, max, *target)) {
+        printTo(stderr, "spindle: {} needs an integer in [{}, {}], got '{}'\n", arg, min, max,
+                   value);
         return kExitUsage;
       }
       continue;
@@ -164,20 +184,24 @@ int parseArgs(int argc, char** argv, CliOptions& opts) {
       break;
     }
     if (arg.size() > 1 && arg[0] == '-') {
-      fmt::print(stderr, "spindle: unknown option '{}'\n", arg);
+      printTo(stderr, "spindle: unknown option '{}'\n", arg);
       printUsage(stderr);
       return kExitUsage;
     }
     break;
   }
-  if (!opts.haveCode && i < argc) opts.file = argv[i++];
+  if (!opts.haveCode && i < argc) {
+    opts.file = argv[i++];
+    opts.haveFile = true;
+  }
   for (; i < argc; ++i) opts.scriptArgs.emplace_back(argv[i]);
   return -1;
 }
 
 int exitCodeFor(const spindle::Result& r) {
   if (r.ok()) return 0;
-  fmt::print(stderr, "{}", r.error().format());
+  printTo(stderr, "{}{}", r.error().kind == spindle::Error::Kind::Io ? "spindle: " : "",
+          r.error().format());
   switch (r.error().kind) {
     case spindle::Error::Kind::Compile: return kExitCompile;
     case spindle::Error::Kind::Io: return kExitNoInput;
@@ -187,11 +211,11 @@ int exitCodeFor(const spindle::Result& r) {
 }
 
 int repl(spindle::Vm& vm) {
-  fmt::print("spindle {} (Lox). Ctrl-D to exit.\n", kVersion);
+  printTo(stdout, "spindle {} (Lox). Ctrl-D to exit.\n", kVersion);
   for (;;) {
     char* line = readline("> ");
     if (line == nullptr) {
-      fmt::print("\n");
+      printTo(stdout, "\n");
       return 0;
     }
     std::string source = line;
@@ -200,43 +224,49 @@ int repl(spindle::Vm& vm) {
     add_history(source.c_str());
     std::fflush(stdout);
     spindle::Result r = vm.run(source);
-    if (!r.ok()) fmt::print(stderr, "{}", r.error().format());
+    if (!r.ok()) printTo(stderr, "{}", r.error().format());
     std::fflush(stderr);
   }
 }
 
 void printStats(const spindle::Vm& vm) {
   spindle::Stats s = vm.stats();
-  fmt::print(stderr,
+  printTo(stderr,
              "stats: {} objects, {} bytes allocated; heap {} bytes in use, {} bytes mapped; {} GC "
              "cycles, max pause {:.3f} ms, total pause {:.3f} ms\n",
              s.objects, s.bytes, s.heap_in_use, s.heap_sys, s.gc_cycles, s.gc_max_pause_ns / 1e6,
              s.gc_total_pause_ns / 1e6);
-  for (const auto& [kind, n] : s.by_kind) fmt::print(stderr, "stats:   {:<14} {}\n", kind, n);
+  for (const auto& [kind, n] : s.by_kind) printTo(stderr, "stats:   {:<14} {}\n", kind, n);
 }
 
-}  // namespace
+// Opens any of stdin, stdout and stderr that is closed on /dev/null, read-only: reads see
+// end of input and writes fail as on the closed descriptor (stdout's are reported at
+// exit), and no file the program opens later takes the descriptor's place.
+void openStandardFds() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    // open() takes the lowest free descriptor: fd, as those below it are open.
+    if (fcntl(fd, F_GETFD) == -1 && errno == EBADF) open("/dev/null", O_RDONLY);
+  }
+}
 
-int main(int argc, char** argv) {
+// Flushes stdout and reports a failed write (a full disk, /dev/full, a closed stdout): the
+// script's output was lost, so an otherwise clean exit becomes kExitIo.
+int checkStdout(int rc) {
+  if (std::fflush(stdout) == 0 && std::ferror(stdout) == 0) return rc;
+  const int err = errno;
+  printTo(stderr, "spindle: error writing output: {}\n", std::strerror(err));
+  return rc == 0 ? kExitIo : rc;
+}
+
+int runMain(int argc, char** argv) {
   CliOptions opts;
   if (int rc = parseArgs(argc, argv, opts); rc >= 0) return rc;
 
   std::string source = opts.code;
-  if (!opts.haveCode && !opts.file.empty()) {
-    std::FILE* f = std::fopen(opts.file.c_str(), "rb");
-    if (f == nullptr) {
-      fmt::print(stderr, "spindle: cannot open '{}': {}\n", opts.file, std::strerror(errno));
-      return kExitNoInput;
-    }
-    char buf[65536];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) source.append(buf, n);
-    const bool failed = std::ferror(f) != 0;
-    std::fclose(f);
-    if (failed) {
-      fmt::print(stderr, "spindle: cannot read '{}'\n", opts.file);
-      return kExitNoInput;
-    }
+  if (opts.haveFile) {
+    spindle::Result read = spindle::readFile(opts.file);
+    if (!read.ok()) return exitCodeFor(read);
+    source = read.value().asString();
   }
 
   spindle::Vm vm(opts.vm);
@@ -247,14 +277,21 @@ int main(int argc, char** argv) {
   int rc;
   if (opts.disasm) {
     spindle::Result r = vm.disassemble(source);
-    if (r.ok()) fmt::print("{}", r.value().asString());
+    if (r.ok()) printTo(stdout, "{}", r.value().asString());
     rc = exitCodeFor(r);
-  } else if (!opts.haveCode && opts.file.empty()) {
+  } else if (!opts.haveCode && !opts.haveFile) {
     rc = repl(vm);
   } else {
     rc = exitCodeFor(vm.run(source));
   }
-  std::fflush(stdout);
+  std::fflush(stdout);  // the script's output before the stats; main checks it
   if (opts.vm.stats) printStats(vm);
   return rc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  openStandardFds();
+  return checkStdout(runMain(argc, argv));
 }
