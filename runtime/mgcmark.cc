@@ -349,8 +349,12 @@ std::uint64_t walkReachable(const std::vector<G*>& gs, ReachFn reached, void* ct
     const GStatus st = g->status.load(std::memory_order_acquire);
     const bool scannable = st == GStatus::Runnable || st == GStatus::Waiting ||
                            (st == GStatus::Syscall && g->gcAtSafepoint.load(std::memory_order_acquire));
+    if (!scannable || g->body == nullptr) continue;
+    // goid only now: a G that is not scannable may be a free G being set up by a host
+    // thread without a P (runMain's initG writes goid; the world stop does not hold it
+    // off). A scannable status was stored after the G's setup (the acquire load above).
     w.from = ReachSource{"the stack of G", g->goid, 0, nullptr};
-    if (scannable && g->body != nullptr) g->body->traceStack(g, Walker::visit, &w);
+    g->body->traceStack(g, Walker::visit, &w);
   }
   while (!w.stack.empty()) {
     std::uintptr_t b = w.stack.back();
