@@ -408,13 +408,15 @@ TEST_CASE("waitFinalizersStep: the waiter parks until the finalizers queued befo
     Step run(G* g, std::uint32_t) override {
       switch (phase++) {
         case 0: {
+          // The target counts obj's finalizer whether or not its span was swept (and the
+          // finalizer queued) by the time gcCollect returns.
+          target = finalizersQueuedTotal() + 1;
           Node* obj = newNode(7);
           REQUIRE(setFinalizer(obj, fn, &rec));
           gcCollect();  // obj is unreachable: its sweep queues the finalizer
           return Step::yield();
         }
         case 1:
-          target = finalizersQueuedTotal();
           *ranBeforePark = finalizersRan(target);
           if (*ranBeforePark) return Step::exit();
           waiter->store(g);
