@@ -137,13 +137,7 @@ inline std::uint32_t mapHash(Value key) {
   } else if (key.isObj()) {
     return static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(key.asObj()) >> 4);
   }
-  std::uint64_t h = key.bits();
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdULL;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ULL;
-  h ^= h >> 33;
-  return static_cast<std::uint32_t>(h);
+  return mix64(key.bits());
 }
 
 // CPython's probe sequence: slot h & mask first (integer keys counting up take

@@ -302,6 +302,17 @@ inline T* as(Value v) {
 // depend on every byte. A checkpoint (runtime/pheap.h) after every kCheckpointBytes (a
 // multiple of 8): a huge string never holds up a stop. So never called under a lock the
 // stopped world takes.
+// MurmurHash3's 64-bit finaliser (fmix64), folded to 32 bits: every input bit reaches the
+// low bits that pick a bucket (hashString, mapHash).
+inline std::uint32_t mix64(std::uint64_t h) {
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 33;
+  return static_cast<std::uint32_t>(h);
+}
+
 inline std::uint32_t hashString(std::string_view s) {
   constexpr std::uint64_t kMul = 0x9e3779b97f4a7c15ull;
   const char* p = s.data();
@@ -330,12 +341,7 @@ inline std::uint32_t hashString(std::string_view s) {
     const auto byte = [&](std::size_t i) { return std::uint64_t{static_cast<unsigned char>(p[i])}; };
     h = (h ^ (byte(0) | byte(n / 2) << 8 | byte(n - 1) << 16)) * kMul;
   }
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ull;
-  h ^= h >> 33;
-  return static_cast<std::uint32_t>(h);
+  return mix64(h);
 }
 
 // Values copied or printed between two checkpoints (list growth, printing a list).

@@ -14,12 +14,14 @@
 #include <unistd.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <limits>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "runtime/print.h"
@@ -126,32 +128,17 @@ int parseArgs(int argc, char** argv, CliOptions& opts) {
       opts.haveCode = true;
       continue;
     }
-    if (arg == "--disasm") {
-      opts.disasm = true;
-      continue;
-    }
-    if (arg == "--gctrace") {
-      opts.vm.gctrace = true;
-      continue;
-    }
-    if (arg == "--stats") {
-      opts.vm.stats = true;
-      continue;
-    }
-    if (arg == "--gccheckmark") {
-      opts.vm.gccheckmark = true;
-      continue;
-    }
-    if (arg == "--clobberfree") {
-      opts.vm.clobberfree = true;
-      continue;
-    }
-    if (arg == "--gcstoptheworld") {
-      opts.vm.gcstoptheworld = true;
-      continue;
-    }
-    if (arg == "--gcverify") {
-      opts.vm.gcverify = true;
+    // Flags that turn one option on.
+    const std::pair<std::string_view, bool*> switches[] = {
+        {"--disasm", &opts.disasm},           {"--gctrace", &opts.vm.gctrace},
+        {"--stats", &opts.vm.stats},          {"--gccheckmark", &opts.vm.gccheckmark},
+        {"--clobberfree", &opts.vm.clobberfree}, {"--gcstoptheworld", &opts.vm.gcstoptheworld},
+        {"--gcverify", &opts.vm.gcverify},
+    };
+    if (auto it = std::find_if(std::begin(switches), std::end(switches),
+                               [&](const auto& sw) { return arg == sw.first; });
+        it != std::end(switches)) {
+      *it->second = true;
       continue;
     }
     if (arg == "--ffi-check" || arg == "--no-ffi-check") {
