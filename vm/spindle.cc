@@ -12,6 +12,7 @@
 #include "runtime/proc.h"
 #include "runtime/throw.h"
 #include "runtime/gc.h"
+#include "vm/barrier.h"
 #include "vm/ffi.h"
 #include "vm/vm.h"
 
@@ -435,6 +436,61 @@ Value Vm::list(std::span<const Value> items) {
         vm_->newList(static_cast<std::uint32_t>(internal.size()), internal.data())));
   });
   return out;
+}
+
+// The list access below reads and writes as GET_INDEX / SET_INDEX do (count acquired,
+// storage loaded once, a store through the barrier), inside withP.
+namespace {
+vm::ObjList* asList(vm::Value v) {
+  return vm::isKind(v, vm::ObjKind::List) ? vm::as<vm::ObjList>(v) : nullptr;
+}
+}  // namespace
+
+std::optional<std::size_t> Vm::listLength(const Value& list) {
+  if (!list.isObject()) return std::nullopt;
+  std::optional<std::size_t> out;
+  vm_->withP([&] {
+    if (vm::ObjList* l = asList(toInternalValue(list)))
+      out = std::atomic_ref<std::uint32_t>(l->count).load(std::memory_order_acquire);
+  });
+  return out;
+}
+
+std::optional<Value> Vm::listGet(const Value& list, std::size_t index) {
+  if (!list.isObject()) return std::nullopt;
+  std::optional<Value> out;
+  vm_->withP([&] {
+    vm::ObjList* l = asList(toInternalValue(list));
+    if (l == nullptr || index >= std::atomic_ref<std::uint32_t>(l->count).load(std::memory_order_acquire)) return;
+    vm::ValueArray* items = vm::loadPtr(&l->items);
+    out = fromInternal(index < items->capacity ? vm::loadValue(&items->data()[index]) : vm::Value::nil());
+  });
+  return out;
+}
+
+bool Vm::listSet(const Value& list, std::size_t index, const Value& value) {
+  if (!list.isObject()) return false;
+  bool ok = false;
+  vm_->withP([&] {
+    vm::ObjList* l = asList(toInternalValue(list));
+    if (l == nullptr || index >= std::atomic_ref<std::uint32_t>(l->count).load(std::memory_order_acquire)) return;
+    vm::ValueArray* items = vm::loadPtr(&l->items);
+    if (index < items->capacity) vm::writeBarrier(items, &items->data()[index], toInternalValue(value));
+    ok = true;
+  });
+  return ok;
+}
+
+bool Vm::listPush(const Value& list, const Value& value) {
+  if (!list.isObject()) return false;
+  bool ok = false;
+  vm_->withP([&] {
+    if (vm::ObjList* l = asList(toInternalValue(list))) {
+      vm_->listPush(l, toInternalValue(value));
+      ok = true;
+    }
+  });
+  return ok;
 }
 
 Result Vm::disassemble(std::string_view source) {

@@ -401,6 +401,13 @@ class Vm {
   bool setField(const Value& instance, std::string_view name, const Value& value);
   // A new list holding `items`.
   Value list(std::span<const Value> items);
+  // A list's length and elements, as a script sees them (fibers may change the list
+  // meanwhile; each call is one read or write). nullopt / false: not a list, or (get and
+  // set) the index is out of range.
+  std::optional<std::size_t> listLength(const Value& list);
+  std::optional<Value> listGet(const Value& list, std::size_t index);
+  bool listSet(const Value& list, std::size_t index, const Value& value);
+  bool listPush(const Value& list, const Value& value);
 
   // A new zeroed Bytes buffer of n bytes (the FFI's buffers, see docs/LANGUAGE.md).
   Value newBytes(std::size_t n);

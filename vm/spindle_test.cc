@@ -172,6 +172,27 @@ TEST_CASE("a sandboxed Vm has no FFI, and only the built-in globals its Options 
   REQUIRE(open.run("FFI; Bytes; Pinner; sleep; gc;").ok());
 }
 
+TEST_CASE("a host reads and writes list elements and length") {
+  std::string out;
+  spindle::Vm vm(capture(out));
+  REQUIRE(vm.run("var l = [1, \"two\", nil]; var notList = {};").ok());
+  const spindle::Value l = *vm.global("l");
+  REQUIRE(vm.listLength(l) == std::optional<std::size_t>(3));
+  CHECK(vm.listGet(l, 0)->asNumber() == 1);
+  CHECK(vm.listGet(l, 1)->asString() == "two");
+  CHECK(vm.listGet(l, 2)->isNil());
+  CHECK_FALSE(vm.listGet(l, 3).has_value());
+  CHECK(vm.listSet(l, 2, spindle::Value::number(3)));
+  CHECK_FALSE(vm.listSet(l, 3, spindle::Value::number(4)));
+  for (int i = 0; i < 100; i++) REQUIRE(vm.listPush(l, vm.list(std::vector<spindle::Value>{spindle::Value::number(i)})));
+  REQUIRE(vm.run("gc(); print l.len(); print l[2]; print l[102];").ok());
+  CHECK(out == "103\n3\n[99]\n");
+  const spindle::Value notList = *vm.global("notList");
+  CHECK_FALSE(vm.listLength(notList).has_value());
+  CHECK_FALSE(vm.listGet(spindle::Value::number(1), 0).has_value());
+  CHECK_FALSE(vm.listPush(notList, spindle::Value::nil()));
+}
+
 TEST_CASE("call a script function, a class and a method from C++") {
   std::string out;
   spindle::Vm vm(capture(out));
