@@ -320,6 +320,45 @@ Result Vm::call(const Value& callee, std::span<const Value> args) {
   return Result::success(std::move(out));
 }
 
+// A trampoline per method name and argument count, compiled once:
+//   fun __invoke_<method>_<n>(o, a0, ...) { return o.<method>(a0, ...); }
+// so the interpreter's INVOKE decides what the method is. Its global is made undefined
+// again at once (scripts do not see it); the host keeps the function in invokers_.
+Result Vm::invoke(const Value& receiver, std::string_view method, std::span<const Value> args) {
+  const bool identifier =
+      !method.empty() && (std::isalpha(static_cast<unsigned char>(method[0])) || method[0] == '_') &&
+      std::all_of(method.begin(), method.end(),
+                  [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+  const Result invalid = Result::failure(fmt::format("Invalid method name '{}'.", method));
+  if (!identifier) return invalid;
+  const std::string key = fmt::format("{}/{}", method, args.size());
+  std::optional<Value> fn;
+  {
+    std::lock_guard<std::mutex> lk(invokersLock_);
+    if (auto it = invokers_.find(key); it != invokers_.end()) fn = it->second;
+  }
+  if (!fn) {
+    std::string params = "o", passed;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+      params += fmt::format(", a{}", i);
+      passed += fmt::format("{}a{}", i == 0 ? "" : ", ", i);
+    }
+    const std::string name = fmt::format("__invoke_{}_{}", method, args.size());
+    // A keyword is no method name: the trampoline does not compile.
+    if (!run(fmt::format("fun {}({}) {{ return o.{}({}); }}", name, params, method, passed)).ok()) return invalid;
+    fn = global(name);
+    if (!fn) return invalid;
+    vm_->withP([&] { vm_->setGlobal(vm_->globalSlot(name), vm::Value::undefined()); });
+    std::lock_guard<std::mutex> lk(invokersLock_);
+    invokers_.emplace(key, *fn);
+  }
+  std::vector<Value> all;
+  all.reserve(args.size() + 1);
+  all.push_back(receiver);
+  all.insert(all.end(), args.begin(), args.end());
+  return call(*fn, all);
+}
+
 std::optional<Value> Vm::global(std::string_view name) {
   const std::int64_t slot = vm_->globalNames().find(name);
   if (slot < 0) return std::nullopt;

@@ -66,6 +66,8 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <unordered_map>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -365,6 +367,14 @@ class Vm {
   Result call(const Value& callee, std::initializer_list<Value> args) {
     return call(callee, std::span<const Value>(args.begin(), args.size()));
   }
+  // Calls receiver.method(args...) exactly as a script's `receiver.method(...)` does: a
+  // method of its class, a field holding a callable, or a built-in method of a list,
+  // string, map or channel. A method that is not an identifier is the failure "Invalid
+  // method name 'x'."; a missing one the script's "Undefined property 'x'.".
+  Result invoke(const Value& receiver, std::string_view method, std::span<const Value> args);
+  Result invoke(const Value& receiver, std::string_view method, std::initializer_list<Value> args) {
+    return invoke(receiver, method, std::span<const Value>(args.begin(), args.size()));
+  }
 
   // A global's value, or nullopt when it is not defined.
   std::optional<Value> global(std::string_view name);
@@ -439,6 +449,9 @@ class Vm {
   Options options_;
   detail::VmAnchorOwner anchor_{this};  // nulled after vm_ is gone
   std::unique_ptr<vm::VM> vm_;
+  // invoke's compiled trampolines, by "method/argc" (destroyed before vm_).
+  std::mutex invokersLock_;
+  std::unordered_map<std::string, Value> invokers_;
 };
 
 template <typename T, typename F>

@@ -193,6 +193,39 @@ TEST_CASE("a host reads and writes list elements and length") {
   CHECK_FALSE(vm.listPush(notList, spindle::Value::nil()));
 }
 
+TEST_CASE("invoke calls a method by name as a script's receiver.method(...) does") {
+  std::string out;
+  spindle::Vm vm(capture(out));
+  REQUIRE(vm.run("fun fun2(x) { return x * 2; }\n"
+                 "class Counter { init(n) { this.n = n; } add(k) { this.n = this.n + k; return this.n; } }\n"
+                 "var c = Counter(10); c.twice = fun2; var l = [1]; var m = {\"a\": 1};")
+              .ok());
+  const spindle::Value c = *vm.global("c");
+  CHECK(vm.invoke(c, "add", {spindle::Value::number(5)}).value().asNumber() == 15);
+  CHECK(vm.invoke(c, "add", {spindle::Value::number(1)}).value().asNumber() == 16);  // cached
+  CHECK(vm.invoke(c, "twice", {spindle::Value::number(4)}).value().asNumber() == 8);  // a field
+  const spindle::Value l = *vm.global("l");
+  REQUIRE(vm.invoke(l, "push", {spindle::Value::number(2)}).ok());
+  CHECK(vm.invoke(l, "len", {}).value().asNumber() == 2);
+  CHECK(vm.invoke(*vm.global("m"), "has", {spindle::Value::string("a")}).value().asBool());
+  CHECK(vm.invoke(spindle::Value::string("abc"), "upper", {}).value().asString() == "ABC");
+  spindle::Result missing = vm.invoke(c, "nope", {});
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().message == "Undefined property 'nope'.");
+  spindle::Result arity = vm.invoke(c, "add", {});
+  REQUIRE_FALSE(arity.ok());
+  CHECK(arity.error().message == "Expected 1 arguments but got 0.");
+  for (const char* bad : {"", "1x", "a-b", "while", "this"}) {
+    spindle::Result r = vm.invoke(c, bad, {});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message == std::string("Invalid method name '") + bad + "'.");
+  }
+  // The trampolines are no globals a script sees.
+  spindle::Result hidden = vm.run("print __invoke_add_1;");
+  REQUIRE_FALSE(hidden.ok());
+  CHECK(hidden.error().message == "Undefined variable '__invoke_add_1'.");
+}
+
 TEST_CASE("call a script function, a class and a method from C++") {
   std::string out;
   spindle::Vm vm(capture(out));
