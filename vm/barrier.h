@@ -87,6 +87,21 @@ inline void writeBarrierPtr([[maybe_unused]] Obj* holder, T** slot, T* value) {
   storePtr(slot, value);
 }
 
+// A list's elements, read and written as fibers race on it: the count is acquired, the
+// storage loaded once; a racing push may publish a count before the storage that holds
+// element k (k < count), which then reads as nil and takes no store.
+inline std::uint32_t listCount(ObjList* l) {
+  return std::atomic_ref<std::uint32_t>(l->count).load(std::memory_order_acquire);
+}
+inline Value listLoad(ObjList* l, std::uint32_t k) {
+  ValueArray* items = loadPtr(&l->items);
+  return k < items->capacity ? loadValue(&items->data()[k]) : Value::nil();
+}
+inline void listStore(ObjList* l, std::uint32_t k, Value v) {
+  ValueArray* items = loadPtr(&l->items);
+  if (k < items->capacity) writeBarrier(items, &items->data()[k], v);
+}
+
 // A one-word spin lock inside a heap object (0 = free, 1 = held). `relax` runs while
 // another holds it: a lock whose holder may allocate (and so be stopped mid-section by a
 // stop-the-world or forEachP) needs waiters that let the world stop as well, or the stop

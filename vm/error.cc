@@ -94,7 +94,7 @@ bool VM::throwValue(ObjFiber* fiber, Value v) {
                                                  : toString(message);
     e.trace.clear();
     auto* list = as<ObjList>(trace);
-    const std::uint32_t count = std::atomic_ref<std::uint32_t>(list->count).load(std::memory_order_acquire);
+    const std::uint32_t count = listCount(list);
     ValueArray* items = loadPtr(&list->items);
     for (std::uint32_t i = 0; i < count && i < items->capacity; ++i) {
       e.trace.push_back(toString(loadValue(&items->data()[i])));

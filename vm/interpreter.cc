@@ -178,7 +178,7 @@ bool VM::invokeBuiltin(ObjFiber* fiber, Value receiver, ObjString* name, int arg
       countRef.store(count - 1, std::memory_order_release);
     } else if (name == lenString_) {
       if (!arity(0)) return false;
-      result = Value::number(std::atomic_ref<std::uint32_t>(l->count).load(std::memory_order_acquire));
+      result = Value::number(listCount(l));
     } else {
       return invokeLibMethod(fiber, listMethods_, name, argc, fn, icIndex, ic);
     }

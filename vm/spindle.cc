@@ -477,8 +477,8 @@ Value Vm::list(std::span<const Value> items) {
   return out;
 }
 
-// The list access below reads and writes as GET_INDEX / SET_INDEX do (count acquired,
-// storage loaded once, a store through the barrier), inside withP.
+// The list access below reads and writes as GET_INDEX / SET_INDEX do (barrier.h
+// listCount, listLoad, listStore), inside withP.
 namespace {
 vm::ObjList* asList(vm::Value v) {
   return vm::isKind(v, vm::ObjKind::List) ? vm::as<vm::ObjList>(v) : nullptr;
@@ -489,8 +489,7 @@ std::optional<std::size_t> Vm::listLength(const Value& list) {
   if (!list.isObject()) return std::nullopt;
   std::optional<std::size_t> out;
   vm_->withP([&] {
-    if (vm::ObjList* l = asList(toInternalValue(list)))
-      out = std::atomic_ref<std::uint32_t>(l->count).load(std::memory_order_acquire);
+    if (vm::ObjList* l = asList(toInternalValue(list))) out = vm::listCount(l);
   });
   return out;
 }
@@ -500,9 +499,7 @@ std::optional<Value> Vm::listGet(const Value& list, std::size_t index) {
   std::optional<Value> out;
   vm_->withP([&] {
     vm::ObjList* l = asList(toInternalValue(list));
-    if (l == nullptr || index >= std::atomic_ref<std::uint32_t>(l->count).load(std::memory_order_acquire)) return;
-    vm::ValueArray* items = vm::loadPtr(&l->items);
-    out = fromInternal(index < items->capacity ? vm::loadValue(&items->data()[index]) : vm::Value::nil());
+    if (l != nullptr && index < vm::listCount(l)) out = fromInternal(vm::listLoad(l, static_cast<std::uint32_t>(index)));
   });
   return out;
 }
@@ -512,9 +509,8 @@ bool Vm::listSet(const Value& list, std::size_t index, const Value& value) {
   bool ok = false;
   vm_->withP([&] {
     vm::ObjList* l = asList(toInternalValue(list));
-    if (l == nullptr || index >= std::atomic_ref<std::uint32_t>(l->count).load(std::memory_order_acquire)) return;
-    vm::ValueArray* items = vm::loadPtr(&l->items);
-    if (index < items->capacity) vm::writeBarrier(items, &items->data()[index], toInternalValue(value));
+    if (l == nullptr || index >= vm::listCount(l)) return;
+    vm::listStore(l, static_cast<std::uint32_t>(index), toInternalValue(value));
     ok = true;
   });
   return ok;

@@ -282,7 +282,7 @@ bool listJoin(VM& vm, const void*, int, Value* args, Value* result) {
   auto* list = as<ObjList>(args[0]);
   ValueArray* items = loadPtr(&list->items);
   const std::uint32_t count = std::min(
-      std::atomic_ref<std::uint32_t>(list->count).load(std::memory_order_acquire), items->capacity);
+      listCount(list), items->capacity);
   WorkMeter meter;
   StringBuilder out(meter);
   for (std::uint32_t i = 0; i < count; ++i) {

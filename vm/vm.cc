@@ -545,7 +545,7 @@ bool VM::appendValue(Value v, std::string& out, PrintPath& path) const {
       out += '[';
       ValueArray* items = loadPtr(&l->items);
       const std::uint32_t count = std::min(
-          std::atomic_ref<std::uint32_t>(l->count).load(std::memory_order_acquire), items->capacity);
+          listCount(l), items->capacity);
       path.objs[path.depth++] = o;
       bool ok = true;
       for (std::uint32_t i = 0; i < count && ok; ++i) {
