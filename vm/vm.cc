@@ -168,6 +168,7 @@ VM::~VM() {
 // Every built-in global is defined by now: those the options leave out become undefined
 // (a script naming one fails with "Undefined variable 'x'.", as for any unset global).
 void VM::sandbox() {
+  if (options_.without.empty() && !options_.only) return;  // the usual Vm: nothing to leave out
   for (std::uint32_t slot = 0; slot < globalNames_.size(); ++slot) {
     const std::string& name = globalNames_.name(slot);
     const bool denied = std::find(options_.without.begin(), options_.without.end(), name) != options_.without.end();
