@@ -390,10 +390,12 @@ TEST_CASE("waitFinalizersStep: the waiter parks until the finalizers queued befo
   setGCPercent(-1);  // only the explicit cycle: none stops the world while fn blocks
   static Record rec;
   rec.runs = 0;
-  static std::atomic<bool> release{false};
+  static std::atomic<bool> release{false}, started{false};
   release = false;
+  started = false;
   // Runs on the finalizer G's M and holds it until the helper below lets it go.
   auto blockingFinalizer = [](void* obj, void* arg) {
+    started = true;
     while (!release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     recordFinalizer(obj, arg);
   };
@@ -408,15 +410,20 @@ TEST_CASE("waitFinalizersStep: the waiter parks until the finalizers queued befo
     Step run(G* g, std::uint32_t) override {
       switch (phase++) {
         case 0: {
-          // The target counts obj's finalizer whether or not its span was swept (and the
-          // finalizer queued) by the time gcCollect returns.
-          target = finalizersQueuedTotal() + 1;
           Node* obj = newNode(7);
           REQUIRE(setFinalizer(obj, fn, &rec));
           gcCollect();  // obj is unreachable: its sweep queues the finalizer
           return Step::yield();
         }
         case 1:
+          // Until obj's finalizer has begun (and blocks), it may not be queued yet, and
+          // finalizers of earlier tests' garbage, freed by this cycle, may run meanwhile:
+          // a target taken before it would count them instead.
+          if (!started.load()) {
+            phase = 1;
+            return Step::yield();
+          }
+          target = finalizersQueuedTotal();
           *ranBeforePark = finalizersRan(target);
           if (*ranBeforePark) return Step::exit();
           waiter->store(g);
