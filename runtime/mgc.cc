@@ -131,7 +131,7 @@ struct Collector {
   bool stopping = false;
   std::uint64_t requested = 0, started = 0, marked = 0, swept = 0;
   std::uint64_t forced = 0;
-  std::uint64_t stressed = 0;  // cycles run for gcstress (gcCollectNew(true))
+  std::uint64_t stressed = 0;  // cycles run for gcstress (CycleCause::Stress)
   std::uint64_t stwMarks = 0;  // cycles marked with the world stopped (gcstoptheworld)
   std::int64_t attachTime = 0;
   std::int64_t gcTimeNs = 0;  // STW pauses + mark work, for gctrace's P%
@@ -520,6 +520,16 @@ void controllerLoop() {
 
 void requestCycle() {
   Collector& c = C();
+  if (counters().seeded.load(std::memory_order_relaxed)) [[unlikely]] {
+    // Seeded: the cycle runs at the requesting G's next safepoint, so where it falls is a
+    // function of the schedule (a request from no G, the controller's own, goes on below).
+    M* m = getm();
+    if (m != nullptr && m->curg != nullptr && m->p != nullptr) {
+      counters().seededOwed.store(true, std::memory_order_relaxed);
+      m->curg->preempt.store(true, std::memory_order_relaxed);
+      return;
+    }
+  }
   if (c.requestPending.exchange(true, std::memory_order_relaxed)) return;
   std::lock_guard<std::mutex> lk(c.lock);
   if (c.sched == nullptr) {
@@ -589,6 +599,7 @@ void attachOne(Sched* sched) {
     c.trace.store(true, std::memory_order_relaxed);
   mheap().allocSlowHook.store(gc_detail::allocSlowHook, std::memory_order_release);
   setGCAssistParkHook(gc_detail::assistPark);
+  gc_detail::counters().seeded.store(sched->seeded(), std::memory_order_relaxed);
   c.controller = std::thread(gc_detail::controllerLoop);
   gc_detail::startMarkWorkers(gc_detail::markWorkersFor(sched->procs()));
   startFinalizerG(sched);
@@ -614,6 +625,8 @@ void detachOne(Sched* sched) {
   {
     std::lock_guard<std::mutex> lk(c.lock);
     c.sched = nullptr;
+    gc_detail::counters().seeded.store(false, std::memory_order_relaxed);
+    gc_detail::counters().seededOwed.store(false, std::memory_order_relaxed);
     c.requested = c.started;
     c.requestPending.store(false, std::memory_order_relaxed);
     parked.swap(c.assistQueue);
@@ -654,9 +667,10 @@ void gcDetach(Sched* sched) {
 void setMarkTerminationTestHook(void (*hook)()) { gc_detail::gMarkTerminationTestHook.store(hook); }
 #endif
 
-void gcCollect() { gc_detail::gcCollectNew(/*stress=*/false); }
+void gcCollect() { gc_detail::gcCollectNew(gc_detail::CycleCause::Forced); }
 
-void gc_detail::gcCollectNew(bool stress) {
+void gc_detail::gcCollectNew(CycleCause cause) {
+  const bool stress = cause == CycleCause::Stress;
   auto& c = C();
   M* m = getm();
   G* g = nullptr;
@@ -665,7 +679,7 @@ void gc_detail::gcCollectNew(bool stress) {
   if (m != nullptr && m->sched == c.sched && m->curg != nullptr && m->p != nullptr) g = m->curg;
   const std::uint64_t want = (stress ? std::max(c.requested, c.started) : c.started) + 1;
   c.requested = std::max(c.requested, want);
-  (stress ? c.stressed : c.forced)++;
+  if (cause != CycleCause::Paced) (stress ? c.stressed : c.forced)++;
   c.cv.notify_all();
   if (g == nullptr) {
     c.cv.wait(lk, [&] { return c.swept >= want || c.stopping || c.sched == nullptr; });

@@ -134,11 +134,16 @@ void allocSlowHook(std::size_t bytes);
 void allocStressHook();
 
 // --- mgc.cc ---
-// Asks the controller for a new cycle without waiting (the pacer trigger, gcstress).
+// Asks the controller for a new cycle without waiting (the pacer trigger, gcstress). In
+// seeded mode (Counters::seeded) a running G owes the cycle instead (seededOwed) and is
+// asked to yield: it runs the cycle at its next safepoint (gcStressSafepoint), blocking.
 void requestCycle();
-// gcCollect's body. stress: a cycle of its own, started after every one requested so far
-// (never folded into another caller's), counted in GCStats::stressCycles.
-void gcCollectNew(bool stress);
+// gcCollectNew's caller. Forced: gcCollect (GCStats::forcedCycles). Stress: a cycle of
+// its own, started after every one requested so far (never folded into another
+// caller's), counted in GCStats::stressCycles. Paced: a seeded run's pacer or continuous
+// gcstress request, paid at a safepoint (folds like Forced, counted in neither).
+enum class CycleCause { Forced, Stress, Paced };
+void gcCollectNew(CycleCause cause);
 bool sweepingDone();
 struct Counters {
   std::atomic<std::int64_t> assistTimeNs{0}, workerTimeNs{0};
@@ -158,6 +163,11 @@ struct Counters {
   std::atomic<bool> verify{false};   // gcverify: verifyHeap before and after every cycle
   std::atomic<std::uint64_t> heapVerifications{0};
   std::atomic<bool> checkmark{false};
+  // Seeded mode (the attached Sched has a seed): cycles run synchronously on the G that
+  // requested them, at its next safepoint; seededOwed: one is owed. Set at attach; the
+  // owed flag is touched only by the one M that runs Gs at a time (relaxed).
+  std::atomic<bool> seeded{false};
+  std::atomic<bool> seededOwed{false};
 };
 Counters& counters();
 

@@ -34,6 +34,10 @@
 //   - continuous mode: requests a cycle (requestCycle, never blocking); requests made
 //     while one is pending or running fold into it, so with N = 1 cycles run back to
 //     back and every mark overlaps the mutators.
+// Seeded mode (the attached Sched has a seed): requestCycle makes the running G owe the
+// cycle and yield; it runs it at its next safepoint (gcStressSafepoint), blocking like
+// gcCollect, so no mark overlaps a mutator and no G parks for an assist: where collector
+// work happens is a function of the schedule.
 // When no cycle marks and the last sweep is not finished, the slow path sweeps a couple
 // of spans (proportional sweep), so allocation helps the background sweeper.
 #include <algorithm>
@@ -103,6 +107,8 @@ void pacerSetGoal(std::uint64_t marked, double triggerRatio) {
 
 namespace {
 void parkIfPastGoal() {
+  // Seeded mode: the G runs the owed cycle itself at its next safepoint.
+  if (counters().seeded.load(std::memory_order_relaxed)) return;
   const Pacer& pc = pacer();
   if (pc.goal.load(std::memory_order_relaxed) == ~std::uint64_t{0} ||
       mheap().heapLive.load(std::memory_order_relaxed) <= static_cast<std::int64_t>(pc.goal.load(std::memory_order_relaxed)))
@@ -208,7 +214,10 @@ int gcStressSafepoint() {
   gc_detail::stressSync(p, c.stressGen.load(std::memory_order_relaxed));
   const std::uint32_t owed = p->gcStressOwed;
   p->gcStressOwed = 0;  // this G may come back on another P
-  for (std::uint32_t i = 0; i < owed; i++) gc_detail::gcCollectNew(/*stress=*/true);
+  for (std::uint32_t i = 0; i < owed; i++) gc_detail::gcCollectNew(gc_detail::CycleCause::Stress);
+  // Seeded mode: the cycle the pacer (or continuous gcstress) asked for.
+  if (c.seeded.load(std::memory_order_relaxed) && c.seededOwed.exchange(false, std::memory_order_relaxed))
+    gc_detail::gcCollectNew(gc_detail::CycleCause::Paced);
   return static_cast<int>(owed);
 }
 

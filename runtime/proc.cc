@@ -68,10 +68,29 @@ const char* waitReasonString(WaitReason r) {
 
 void sysmonLoop(Sched* s);
 
+namespace {
+// The seed of the last seeded Sched made, for fatal errors (replay with --sched-seed).
+std::atomic<std::uint64_t> gSchedSeed{0};
+void printSchedSeed(std::FILE* out) {
+  if (std::uint64_t seed = gSchedSeed.load(std::memory_order_relaxed); seed != 0)
+    fmt::print(out, "sched seed {} (replay with --sched-seed {})\n", seed, seed);
+}
+void noteSeededSched(std::uint64_t seed) {
+  static const bool registered = (addFatalContext(printSchedSeed), true);
+  (void)registered;
+  gSchedSeed.store(seed, std::memory_order_relaxed);
+}
+// An M's random source: from its id, mixed with the seed in seeded mode.
+std::int64_t randSeed(std::uint64_t seed, std::int64_t id) {
+  return seed == 0 ? id : static_cast<std::int64_t>(seed * 0xD1B54A32D192ED03ull + static_cast<std::uint64_t>(id));
+}
+}  // namespace
+
 // --- construction -------------------------------------------------------------------
 
-Sched::Sched(int procs) {
+Sched::Sched(int procs, std::uint64_t seed) : seed_(seed) {
   gLiveScheds.fetch_add(1, std::memory_order_acq_rel);
+  if (seed != 0) noteSeededSched(seed);
   setCheckpointHook(&Sched::checkpoint);  // the heap's chunked work (pheap.h)
   // One P per core by default, at most kMaxProcs (hosts clamp theirs: vm/spindle.h).
   if (procs <= 0) {
@@ -521,7 +540,7 @@ M* Sched::startmLocked(P* p, bool spinning, bool deferWake, bool workerOnly) {
   nm = new M();
   nm->sched = this;
   nm->id = mnext_++;
-  nm->seedRand(nm->id);
+  nm->seedRand(randSeed(seed_, nm->id));
   nm->nextp = p;
   p->handoff.store(nm, std::memory_order_release);
   nm->spinning = spinning;
@@ -537,7 +556,8 @@ void Sched::startm(P* p, bool spinning) {
 }
 
 void Sched::wakeIdlePs(int n) {
-  if (npidle_.load(std::memory_order_relaxed) == 0) return;
+  // Seeded: no M runs beside the one running Gs (the collector's work is synchronous).
+  if (npidle_.load(std::memory_order_relaxed) == 0 || seeded()) return;
   std::vector<M*> wake;
   {
     std::lock_guard<std::mutex> lk(lock_);
@@ -551,6 +571,10 @@ void Sched::wakeIdlePs(int n) {
 
 void Sched::wakep() {
   if (npidle_.load() == 0) return;
+  if (seeded()) [[unlikely]] {
+    wakepSeeded();
+    return;
+  }
   std::int32_t zero = 0;
   if (nmspinning_.load() != 0 || !nmspinning_.compare_exchange_strong(zero, 1)) return;
   startm(nullptr, true);
@@ -564,7 +588,8 @@ void Sched::resetspinning(M* m) {
 // Hands off a P that nobody holds (from sysmon, forEachP, an exiting host M).
 void Sched::handoffp(P* p) {
   std::lock_guard<std::mutex> lk(lock_);
-  if (!runqempty(p) || runqsize_.load(std::memory_order_relaxed) > 0) {
+  // Seeded: the P goes idle; the M running Gs (or wakepSeeded) takes it.
+  if (!seeded() && (!runqempty(p) || runqsize_.load(std::memory_order_relaxed) > 0)) {
     startmLocked(p, false);
     return;
   }
@@ -680,6 +705,7 @@ G* Sched::findRunnable(M* m, bool* inheritTime) {
       (m->isHost && m->hostRun->done.load(std::memory_order_acquire)))
     return nullptr;
   *inheritTime = false;
+  if (seeded()) [[unlikely]] return findRunnableSeeded(m);
   std::uint32_t tick = p->schedtick.load(std::memory_order_relaxed);
   if (tick % 61 == 0 && runqsize_.load(std::memory_order_relaxed) > 0) {
     std::lock_guard<std::mutex> lk(lock_);
@@ -746,6 +772,81 @@ G* Sched::findRunnable(M* m, bool* inheritTime) {
   return nullptr;
 }
 
+// Seeded mode (after findRunnable's checks for a stop, a safepoint function, the
+// finalizer G and the end of the run): fire the timers due on the virtual clock, or, when
+// nothing is runnable, jump the clock to the earliest deadline; move this M to a drawn
+// P; run a drawn G from the global queue. With nothing to run, the M goes idle in the
+// same sched.lock section in which it found the queue empty, so wakepSeeded (which
+// starts an M only when every M is idle) cannot miss it.
+G* Sched::findRunnableSeeded(M* m) {
+  std::int64_t next = runTimers(vclock_.load(std::memory_order_relaxed));
+  if (next != 0 && runqsize_.load(std::memory_order_relaxed) == 0) {
+    vclock_.store(std::max(next, vclock_.load(std::memory_order_relaxed)), std::memory_order_relaxed);
+    runTimers(vclock_.load(std::memory_order_relaxed));
+  }
+  P* p = m->p;
+  const std::int32_t n = gomaxprocs_.load(std::memory_order_relaxed);
+  if (n > 1) {
+    P* to = allp(static_cast<int>(m->rand() % static_cast<std::uint32_t>(n)));
+    bool moved = false;
+    {
+      std::lock_guard<std::mutex> lk(lock_);
+      if (to != p && !gcwaiting_.load() && pidleRemove(to)) {
+        releaseP(m);
+        pidleput(p);
+        moved = true;
+      }
+    }
+    if (moved) {
+      acquireP(m, to);  // may run a safepoint fn that takes lock_: after unlocking
+      return nullptr;   // back to the top: checks for the new P first
+    }
+  }
+  bool listed = false;
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    if (gcwaiting_.load() || p->runSafePointFn.load() != 0) return nullptr;
+    if (std::int32_t size = runqsize_.load(std::memory_order_relaxed); size > 0) {
+      const std::uint64_t mask = runq_.size() - 1;
+      const std::uint64_t k = m->rand() % static_cast<std::uint32_t>(size);
+      std::swap(runq_[runqHead_ & mask], runq_[(runqHead_ + k) & mask]);
+      return globrunqget(p, 1);
+    }
+    if (ntimers_.load() > 0) return nullptr;  // inserted since: fire them at the top
+    releaseP(m);
+    pidleput(p);
+    listed = mputUnlessDone(m);
+  }
+  if (listed) parkm(m, 0);
+  return nullptr;
+}
+
+// A G's budget in seeded mode, in safepoints: 1 to 256, small ones more likely (a draw of
+// the range's width first), so preemption falls at many different points.
+std::uint32_t Sched::seededBudget(M* m) {
+  const std::uint32_t width = 1u << (1 + m->rand() % 8);
+  return 1 + m->rand() % width;
+}
+
+// Seeded wakep: a G readied while no M runs Gs (by the collector's thread, a timer, a
+// host) gets an M; while one does, it finds the G itself.
+void Sched::wakepSeeded() {
+  std::lock_guard<std::mutex> lk(lock_);
+  if (hostRuns_ == nullptr || nmidle_ != mcount_ || gcwaiting_.load() || shutdown_.load()) return;
+  startmLocked(nullptr, false);
+}
+
+bool Sched::pidleRemove(P* p) {
+  for (P** pp = &pidle_; *pp != nullptr; pp = &(*pp)->link) {
+    if (*pp != p) continue;
+    *pp = p->link;
+    p->link = nullptr;
+    npidle_.store(npidle_.load(std::memory_order_relaxed) - 1);
+    return true;
+  }
+  return false;
+}
+
 G* Sched::stealWork(M* m) {
   P* p = m->p;
   for (int attempt = 0; attempt < 4; attempt++) {
@@ -785,7 +886,7 @@ void Sched::execute(M* m, G* g, bool inheritTime) {
   }
   p->curg.store(g, std::memory_order_release);  // sysmon and preemptall acquire it to touch g
 
-  Step step = g->body->run(g, budget_);
+  Step step = g->body->run(g, seeded() ? seededBudget(m) : budget_);
 
   p = m->p;  // exitSyscall may have moved us to another P
   SPINDLE_CHECK(p != nullptr, "execute: G {} returned while its M holds no P (in a syscall?)",
@@ -896,7 +997,7 @@ RunStatus Sched::runMain(GBody* body) {
   {
     std::lock_guard<std::mutex> lk(lock_);
     m.id = mnext_++;
-    m.seedRand(m.id);
+    m.seedRand(randSeed(seed_, m.id));
     mcount_++;
     hr.next = hostRuns_;
     hostRuns_ = &hr;

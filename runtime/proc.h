@@ -20,6 +20,15 @@
 //   - Deadlock (checkdead): when every M is idle, no G is runnable, no timer is pending,
 //     no G waits on the host, and a host thread waits in runMain, that run ends with
 //     RunStatus::Deadlock ("all fibers are asleep - deadlock!").
+//   - Seeded mode (Sched(procs, seed), seed != 0; CHESS/Loom-style): a run is a function
+//     of the Gs' bodies and the seed. The Ps' work is serialised onto one M at a time:
+//     wakep starts an M only when every M is idle (and a host runs), startTheWorld,
+//     handoffp and wakeIdlePs start none, sysmon neither preempts, retakes nor fires
+//     timers. Every runnable G waits on the global queue; findRunnableSeeded moves the M
+//     to a P drawn from the M's random source (seeded from the seed and the M's id), then
+//     runs a G drawn from that queue with a drawn budget (seededBudget: safepoint counts,
+//     never time). Timers run on a virtual clock (vclock_) that jumps to the earliest
+//     deadline when nothing is runnable. The unseeded paths pay one predictable branch.
 //
 // Locks, in order: worldsema -> sched.lock. (Notes take no lock.) Channel locks and timer
 // lock are never held while taking sched.lock except through ready() of a runnable G
@@ -74,8 +83,8 @@ struct SchedStats {
 
 class Sched {
  public:
-  // procs <= 0: the number of online CPUs.
-  explicit Sched(int procs = 0);
+  // procs <= 0: the number of online CPUs. seed != 0: seeded mode (see above).
+  explicit Sched(int procs = 0, std::uint64_t seed = 0);
   ~Sched();
   Sched(const Sched&) = delete;
   Sched& operator=(const Sched&) = delete;
@@ -123,6 +132,10 @@ class Sched {
   P* allp(int i) const { return allp_[i].load(std::memory_order_acquire); }
   SchedStats stats();
   std::uint32_t budget() const { return budget_; }
+  // Seeded mode: the seed (0 when unseeded), and the virtual clock timers run on (ns).
+  std::uint64_t seed() const { return seed_; }
+  bool seeded() const { return seed_ != 0; }
+  std::int64_t virtualNow() const { return vclock_.load(std::memory_order_relaxed); }
   // Gs parked waiting for the host (Go: a goroutine blocked on a cgo callback); while
   // positive, deadlock is not reported. Balanced calls from the embedding API.
   void addHostWait(int delta);
@@ -178,6 +191,10 @@ class Sched {
   void mstart(M* m);
   void schedule(M* m);
   G* findRunnable(M* m, bool* inheritTime);
+  G* findRunnableSeeded(M* m);
+  std::uint32_t seededBudget(M* m);
+  void wakepSeeded();
+  bool pidleRemove(P* p);  // under lock_: takes p off the idle list if it is there
   G* stealWork(M* m);
   void execute(M* m, G* g, bool inheritTime);
   void goexit(M* m, G* g);
@@ -295,6 +312,10 @@ class Sched {
   std::vector<G*> allgs_;
   std::atomic<std::uint64_t> goidgen_{0};
   std::uint32_t budget_ = 4096;
+  const std::uint64_t seed_;
+  // Seeded mode: virtual time in ns. Written only by the M that runs Gs (one at a time,
+  // ordered by the sched.lock hand-offs between them), so relaxed.
+  std::atomic<std::int64_t> vclock_{0};
 
   // Timers: a min-heap on (when, seq) under timerLock_.
   struct Timer {

@@ -11,6 +11,10 @@
 // Global run queue: a FIFO ring of G pointers under sched.lock (never touching the Gs, which
 // may be cold); runqsize_ is its length, also read without the lock as an emptiness hint.
 //
+// Seeded mode (proc.h): runqput puts every G on the global queue, taking sched.lock (no
+// caller holds it: globrunqget moves nothing to a local queue when asked for one G, as
+// findRunnableSeeded does), so the local rings stay empty.
+//
 // Invariants: 0 <= tail - head <= kLocalRunQueueSize (checked); a G is in at most one queue.
 #include <algorithm>
 
@@ -24,6 +28,13 @@ constexpr std::uint32_t kN = kLocalRunQueueSize;
 }
 
 bool Sched::runqput(Sched* s, P* p, G* g, bool next) {
+  if (s->seeded()) [[unlikely]] {
+    // Seeded mode: every runnable G waits on the global queue, where findRunnableSeeded
+    // draws the next one.
+    std::lock_guard<std::mutex> lk(s->lock_);
+    s->globrunqput(g);
+    return true;
+  }
   if (next) {
     // Stealers may CAS runnext (see runqgrab); exchange keeps it correct. acq_rel: the
     // G's state travels with the pointer.

@@ -10,6 +10,10 @@
 //   - wakes a spinning M when a P's runnext waited a whole tick behind a running G;
 //   - when Ms wait in exitSyscall for a P, asks every running G to yield so a P frees up.
 //
+// Seeded mode (proc.h): sysmon does nothing but wait to be stopped, so no schedule depends
+// on time: the M running Gs fires timers on the virtual clock, preemption comes from the
+// drawn budgets, and no P is retaken from a foreign call (the program waits for it).
+//
 // Invariants. sysmon touches only atomics of Ps and Gs, and takes sched.lock through
 // handoffp; its per-P bookkeeping (sysmonTick/When) is its own.
 #include "runtime/proc.h"
@@ -22,6 +26,11 @@ constexpr std::int64_t kForcePreemptNs = 10000000;  // 10 ms
 }  // namespace
 
 void sysmonLoop(Sched* s) {
+  if (s->seeded()) {
+    std::unique_lock<std::mutex> lk(s->sysmonLock_);
+    s->sysmonCv_.wait(lk, [s] { return s->sysmonStop_; });
+    return;
+  }
   for (;;) {
     std::int64_t now = nanotime();
     std::int64_t next = s->runTimers(now);

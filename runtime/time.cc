@@ -6,6 +6,10 @@
 // sleeps until the earliest deadline (or its 1 ms tick) and fires every expired timer in
 // (when, seq) order: Gs with equal deadlines wake in the order they slept.
 //
+// Seeded mode (proc.h): deadlines are on the virtual clock (vclock_), and the M running Gs
+// fires them (findRunnableSeeded), not sysmon: sleep(s) costs no real time, and Gs wake in
+// (when, seq) order whatever the machine's speed.
+//
 // Invariants. ntimers_ counts timers not yet fired; a fired timer's G is put on the global
 // run queue and ntimers_ decremented in one sched.lock section, so checkdead never sees
 // "no timer and nothing runnable" in between.
@@ -30,7 +34,7 @@ Step Sched::sleep(G* g, std::int64_t ns) {
   SPINDLE_CHECK(g->parkCommit == nullptr, "sleep: G {} already has a park commit", g->goid);
   // Saturating (Go's when()): a deadline beyond int64 nanoseconds is the last one, which
   // never comes in practice; it must not wrap into the past and fire at once.
-  const std::int64_t now = nanotime();
+  const std::int64_t now = seeded() ? virtualNow() : nanotime();
   if (ns < 0) ns = 0;
   g->timerWhen = ns > std::numeric_limits<std::int64_t>::max() - now
                      ? std::numeric_limits<std::int64_t>::max()
