@@ -179,6 +179,7 @@ static_assert(kMaxProcs == runtime::kMaxProcs, "spindle.h's kMaxProcs is the sch
 vm::VMOptions internalOptions(const Options& o) {
   vm::VMOptions v;
   v.procs = std::min(o.procs, kMaxProcs);  // a host's procs is clamped (spindle.h)
+  v.schedSeed = o.sched_seed;
   v.gcPercent = o.gc_percent;
   v.gctrace = o.gctrace;
   v.stats = o.stats;

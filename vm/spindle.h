@@ -91,12 +91,17 @@ struct Error;
 inline constexpr int kMaxProcs = 256;
 
 // Options. Process-wide (one runtime per process, shared by every Vm: see "The process
-// runtime" above): procs, gc_percent, gctrace, the gcstress modes, gccheckmark,
-// clobberfree, gcstoptheworld and gcverify take effect when this Vm (or a Runtime)
+// runtime" above): procs, sched_seed, gc_percent, gctrace, the gcstress modes,
+// gccheckmark, clobberfree, gcstoptheworld and gcverify take effect when this Vm (or a Runtime)
 // creates the runtime (no Vm or Runtime is alive) and are ignored otherwise. The rest
 // are this Vm's.
 struct Options {
   int procs = 0;            // process-wide: worker Ps (0: one per core, at most kMaxProcs)
+  // process-wide: a reproducible schedule (0: off). The run is a function of the program,
+  // its input and the seed: which fiber runs next, where fibers are preempted, select's
+  // choice, where GC cycles run (synchronously, on the fiber that triggered them) and
+  // sleep's virtual clock. The Ps' work is serialised onto one thread (docs/STRESS.md).
+  std::uint64_t sched_seed = 0;
   int gc_percent = 100;     // process-wide: next goal = live * (1 + gc_percent/100)
   bool gctrace = false;     // process-wide: one line per GC cycle on stderr
   bool stats = false;       // the host may print stats() at exit

@@ -51,7 +51,7 @@ ProcessRuntime& processRuntime() {
 // Under r.lock: takes a reference; the first creates the runtime with o's settings.
 bool acquireLocked(ProcessRuntime& r, const VMOptions& o) {
   if (r.refs++ != 0) return false;
-  r.sched = new runtime::Sched(o.procs);
+  r.sched = new runtime::Sched(o.procs, o.schedSeed);
   runtime::gcAttach(r.sched);
   runtime::setGCPercent(o.gcPercent);
   runtime::setGCTrace(o.gctrace);

@@ -71,6 +71,7 @@ struct RuntimeErrorInfo {
 
 struct VMOptions {
   int procs = 0;          // Ps of the VM's scheduler; 0: the number of cores
+  std::uint64_t schedSeed = 0;  // runtime::Sched's seed: a reproducible schedule (0: off)
   int gcPercent = 100;    // collector pacing (gc.h setGCPercent; -1 off)
   bool gctrace = false;
   bool stats = false;

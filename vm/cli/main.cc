@@ -2,6 +2,11 @@
 //
 // A thin host of the embedding API (vm/spindle.h): it parses flags, then runs a file,
 // a -e string or a REPL (libedit: line editing and history) through spindle::Vm.
+// `spindle stress FILE --seeds A..B` runs FILE once per seed in a child process (this
+// binary, with the other options and --sched-seed K) and stops at the first seed whose
+// run fails: a non-zero exit, death by a signal (a fatal error aborts), or output (stdout)
+// different from the first seed's. It prints that seed and the command that replays it,
+// and exits 1; 0 when every seed passed.
 // Exit codes follow sysexits(3) and clox:
 //   0 ok, 64 usage error, 65 compile error, 66 missing or unreadable input,
 //   70 runtime error, 74 output error (stdout could not be written).
@@ -11,6 +16,8 @@
 // (read-only), so no file the program opens takes their place. stdout is checked at exit.
 #include <editline/readline.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <fmt/format.h>
 
@@ -44,13 +51,18 @@ void printUsage(std::FILE* out) {
              "usage: spindle [options] [FILE [ARGS...]]\n"
              "       spindle [options] run FILE [ARGS...]\n"
              "       spindle [options] -e CODE\n"
+             "       spindle [options] stress FILE --seeds A..B [ARGS...]\n"
              "\n"
              "Runs a Spindle (Lox) script. With no FILE and no -e, opens a REPL.\n"
+             "'stress' runs FILE once per seed A..B (each with --sched-seed) and reports the\n"
+             "first seed whose run fails or prints other output than the first seed's.\n"
              "\n"
              "options:\n"
              "  -e CODE            run CODE instead of a file\n"
              "  --disasm           print the bytecode listing instead of running\n"
              "  --procs N          worker Ps (default: one per core)\n"
+             "  --sched-seed N     a reproducible schedule: the run is a function of the\n"
+             "                     program, its input and N (0: off; docs/STRESS.md)\n"
              "  --gc-percent N     collector pacing: next goal = live * (1 + N/100)\n"
              "  --gctrace          print one line per GC cycle\n"
              "  --stats            print allocation statistics at exit (on stderr)\n"
@@ -81,7 +93,20 @@ struct CliOptions {
   bool haveCode = false;
   bool disasm = false;
   std::vector<std::string> scriptArgs;
+  // spindle stress: the seeds to run, and the options to pass on to each run.
+  bool stress = false;
+  std::uint64_t seedFirst = 0, seedLast = 0;
+  std::vector<std::string> passOn;
 };
+
+// Parses all of s as an unsigned 64-bit integer.
+bool parseU64(std::string_view s, std::uint64_t& out) {
+  std::uint64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || s.empty()) return false;
+  out = v;
+  return true;
+}
 
 // Parses all of s as an integer in [min, max].
 bool parseInt(std::string_view s, int min, int max, int& out) {
@@ -93,12 +118,51 @@ bool parseInt(std::string_view s, int min, int max, int& out) {
 }
 
 // Returns -1 to continue, or an exit code.
+// spindle stress: --seeds A..B (1 <= A <= B).
+int parseSeeds(int argc, char** argv, int& i, CliOptions& opts) {
+  if (i + 1 >= argc) {
+    printTo(stderr, "spindle: --seeds needs a range A..B\n");
+    return kExitUsage;
+  }
+  std::string_view v = argv[++i];
+  const std::size_t dots = v.find("..");
+  if (dots == std::string_view::npos || !parseU64(v.substr(0, dots), opts.seedFirst) ||
+      !parseU64(v.substr(dots + 2), opts.seedLast) || opts.seedFirst == 0 ||
+      opts.seedLast < opts.seedFirst) {
+    printTo(stderr, "spindle: --seeds needs a range A..B with 1 <= A <= B, got '{}'\n", v);
+    return kExitUsage;
+  }
+  return -1;
+}
+
 int parseArgs(int argc, char** argv, CliOptions& opts) {
   int i = 1;
   bool runCommand = false;
   for (; i < argc; ++i) {
     std::string_view arg = argv[i];
-    if (arg == "run" && !runCommand && !opts.haveCode) {
+    const int optStart = i;
+    // Stress mode passes every option but --seeds on to its runs.
+    auto pass = [&] {
+      for (int k = optStart; k <= i; ++k) opts.passOn.emplace_back(argv[k]);
+    };
+    if (arg == "stress" && !runCommand && !opts.stress && !opts.haveCode) {
+      opts.stress = true;
+      continue;
+    }
+    if (arg == "--seeds" && opts.stress) {
+      if (int rc = parseSeeds(argc, argv, i, opts); rc >= 0) return rc;
+      continue;
+    }
+    if (arg == "--sched-seed") {
+      if (i + 1 >= argc || !parseU64(argv[i + 1], opts.vm.sched_seed)) {
+        printTo(stderr, "spindle: --sched-seed needs an unsigned integer, got '{}'\n",
+                i + 1 < argc ? argv[i + 1] : "");
+        return kExitUsage;
+      }
+      ++i;
+      continue;
+    }
+    if (arg == "run" && !runCommand && !opts.haveCode && !opts.stress) {
       runCommand = true;
       if (i + 1 >= argc) {
         printTo(stderr, "spindle: 'run' needs a FILE\n");
@@ -126,6 +190,7 @@ int parseArgs(int argc, char** argv, CliOptions& opts) {
       }
       opts.code = argv[++i];
       opts.haveCode = true;
+      pass();
       continue;
     }
     // Flags that turn one option on.
@@ -139,10 +204,12 @@ int parseArgs(int argc, char** argv, CliOptions& opts) {
                                [&](const auto& sw) { return arg == sw.first; });
         it != std::end(switches)) {
       *it->second = true;
+      pass();
       continue;
     }
     if (arg == "--ffi-check" || arg == "--no-ffi-check") {
       opts.vm.ffi_check = arg == "--ffi-check";
+      pass();
       continue;
     }
     if (arg == "--procs" || arg == "--gc-percent" || arg == "--gcstress" ||
@@ -164,6 +231,7 @@ int parseArgs(int argc, char** argv, CliOptions& opts) {
                    value);
         return kExitUsage;
       }
+      pass();
       continue;
     }
     if (arg == "--") {
@@ -181,9 +249,159 @@ int parseArgs(int argc, char** argv, CliOptions& opts) {
     opts.file = argv[i++];
     opts.haveFile = true;
   }
-  for (; i < argc; ++i) opts.scriptArgs.emplace_back(argv[i]);
+  for (; i < argc; ++i) {
+    if (opts.stress && std::string_view(argv[i]) == "--seeds") {
+      if (int rc = parseSeeds(argc, argv, i, opts); rc >= 0) return rc;
+      continue;
+    }
+    opts.scriptArgs.emplace_back(argv[i]);
+  }
+  if (opts.stress) {
+    const char* why = opts.haveCode             ? "takes a FILE, not -e"
+                      : !opts.haveFile           ? "needs a FILE"
+                      : opts.seedFirst == 0      ? "needs --seeds A..B"
+                      : opts.vm.sched_seed != 0  ? "sets --sched-seed itself"
+                                                 : nullptr;
+    if (why != nullptr) {
+      printTo(stderr, "spindle: 'stress' {}\n", why);
+      return kExitUsage;
+    }
+  }
   return -1;
 }
+
+// --- spindle stress ------------------------------------------------------------------
+
+struct ChildRun {
+  int status = 0;  // as waitpid's; -1: could not be run
+  std::string out, err;
+};
+
+// Runs this binary with args (argv[0] included), collecting its stdout and stderr.
+ChildRun runChild(const std::vector<std::string>& args) {
+  ChildRun r;
+  int outPipe[2], errPipe[2];
+  if (pipe(outPipe) != 0) {
+    r.status = -1;
+    return r;
+  }
+  if (pipe(errPipe) != 0) {
+    close(outPipe[0]);
+    close(outPipe[1]);
+    r.status = -1;
+    return r;
+  }
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(outPipe[1], 1);
+    dup2(errPipe[1], 2);
+    close(outPipe[0]);
+    close(outPipe[1]);
+    close(errPipe[0]);
+    close(errPipe[1]);
+    execv("/proc/self/exe", argv.data());
+    _exit(127);
+  }
+  close(outPipe[1]);
+  close(errPipe[1]);
+  pollfd fds[2] = {{outPipe[0], POLLIN, 0}, {errPipe[0], POLLIN, 0}};
+  std::string* into[2] = {&r.out, &r.err};
+  int open = 2;
+  char buf[4096];
+  while (open > 0) {
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int k = 0; k < 2; ++k) {
+      if (fds[k].fd < 0 || fds[k].revents == 0) continue;
+      const ssize_t n = read(fds[k].fd, buf, sizeof buf);
+      if (n > 0) {
+        into[k]->append(buf, static_cast<std::size_t>(n));
+      } else if (n == 0 || errno != EINTR) {
+        close(fds[k].fd);
+        fds[k].fd = -1;
+        --open;
+      }
+    }
+  }
+  for (pollfd& f : fds) {
+    if (f.fd >= 0) close(f.fd);
+  }
+  if (pid < 0 || waitpid(pid, &r.status, 0) < 0) r.status = -1;
+  return r;
+}
+
+// A command line as a shell reads it: a word with anything but [A-Za-z0-9_./=:,+-] in it
+// is single-quoted.
+std::string shellQuote(const std::vector<std::string>& words) {
+  std::string line;
+  for (const std::string& w : words) {
+    if (!line.empty()) line += ' ';
+    const bool plain =
+        !w.empty() && w.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                          "0123456789_./=:,+-") == std::string::npos;
+    if (plain) {
+      line += w;
+      continue;
+    }
+    line += '\'';
+    for (char c : w) line += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    line += '\'';
+  }
+  return line;
+}
+
+// The line of s that holds offset at.
+std::string lineAt(const std::string& s, std::size_t at) {
+  const std::size_t nl = at == 0 ? std::string::npos : s.rfind('\n', at - 1);
+  const std::size_t begin = nl == std::string::npos ? 0 : nl + 1;
+  const std::size_t end = s.find('\n', begin);
+  return s.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+}
+
+// Why a run failed ("" if it did not): how it ended, or where its output leaves the
+// first run's (first: null for the first run itself).
+std::string stressFailure(const ChildRun& r, const std::string* first) {
+  if (r.status == -1) return "could not be started";
+  if (WIFSIGNALED(r.status))
+    return fmt::format("died of signal {} ({})", WTERMSIG(r.status), strsignal(WTERMSIG(r.status)));
+  if (WEXITSTATUS(r.status) != 0) return fmt::format("exited with status {}", WEXITSTATUS(r.status));
+  if (first == nullptr || r.out == *first) return "";
+  std::size_t line = 1, at = 0;
+  for (; at < r.out.size() && at < first->size() && r.out[at] == (*first)[at]; ++at) {
+    if (r.out[at] == '\n') ++line;
+  }
+  return fmt::format("printed other output than the first seed's: line {} is '{}', was '{}'", line,
+                     lineAt(r.out, at), lineAt(*first, at));
+}
+
+int stress(const CliOptions& opts, const char* argv0) {
+  std::string first;
+  for (std::uint64_t seed = opts.seedFirst;; ++seed) {
+    std::vector<std::string> args{argv0};
+    args.insert(args.end(), opts.passOn.begin(), opts.passOn.end());
+    args.insert(args.end(), {"--sched-seed", std::to_string(seed), opts.file});
+    args.insert(args.end(), opts.scriptArgs.begin(), opts.scriptArgs.end());
+    const ChildRun r = runChild(args);
+    const std::string why = stressFailure(r, seed == opts.seedFirst ? nullptr : &first);
+    if (!why.empty()) {
+      printTo(stdout, "spindle stress: seed {} failed: the run {}\n", seed, why);
+      if (!r.err.empty()) printTo(stdout, "its stderr:\n{}{}", r.err, r.err.back() == '\n' ? "" : "\n");
+      printTo(stdout, "replay: {}\n", shellQuote(args));
+      return 1;
+    }
+    if (seed == opts.seedFirst) first = r.out;
+    if (seed == opts.seedLast) break;
+  }
+  printTo(stdout, "spindle stress: seeds {}..{} passed (exit status 0, the same output)\n",
+          opts.seedFirst, opts.seedLast);
+  return 0;
+}
+
 
 int exitCodeFor(const spindle::Result& r) {
   if (r.ok()) return 0;
@@ -248,6 +466,7 @@ int checkStdout(int rc) {
 int runMain(int argc, char** argv) {
   CliOptions opts;
   if (int rc = parseArgs(argc, argv, opts); rc >= 0) return rc;
+  if (opts.stress) return stress(opts, argv[0]);
 
   std::string source = opts.code;
   if (opts.haveFile) {
@@ -272,6 +491,10 @@ int runMain(int argc, char** argv) {
     rc = exitCodeFor(vm.run(source));
   }
   std::fflush(stdout);  // the script's output before the stats; main checks it
+  if (rc != 0 && opts.vm.sched_seed != 0) {
+    printTo(stderr, "spindle: sched seed {} (replay with --sched-seed {})\n", opts.vm.sched_seed,
+            opts.vm.sched_seed);
+  }
   if (opts.vm.stats) printStats(vm);
   return rc;
 }
