@@ -69,7 +69,8 @@ const char* waitReasonString(WaitReason r) {
 void sysmonLoop(Sched* s);
 
 namespace {
-// The seed of the last seeded Sched made, for fatal errors (replay with --sched-seed).
+// The seed of the last seeded Sched made while it lives, for fatal errors (replay with
+// --sched-seed).
 std::atomic<std::uint64_t> gSchedSeed{0};
 void printSchedSeed(std::FILE* out) {
   if (std::uint64_t seed = gSchedSeed.load(std::memory_order_relaxed); seed != 0)
@@ -174,6 +175,8 @@ Sched::~Sched() {
       g = next;
     }
   }
+  if (std::uint64_t mine = seed_; mine != 0)
+    gSchedSeed.compare_exchange_strong(mine, 0, std::memory_order_relaxed);
   gLiveScheds.fetch_sub(1, std::memory_order_acq_rel);
 }
 

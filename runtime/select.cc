@@ -39,7 +39,8 @@ int Select::begin(G* g, const SelectCase* cases, int n, bool hasDefault) {
   lockorder_.erase(std::unique(lockorder_.begin(), lockorder_.end()), lockorder_.end());
   pollorder_.resize(n);
   for (int i = 0; i < n; i++) pollorder_[i] = static_cast<std::uint16_t>(i);
-  // Fisher-Yates with the M's random source (or a G-derived one off an M).
+  // Fisher-Yates with the M's random source (or a G-derived one off an M). A seeded
+  // Sched seeds its Ms' sources from its seed (proc.h), so the order is reproducible.
   M* m = getm();
   std::uint64_t seed = g->goid * 0x9E3779B97F4A7C15ull + 1;
   for (int i = n - 1; i > 0; i--) {
