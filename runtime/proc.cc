@@ -778,7 +778,8 @@ G* Sched::findRunnable(M* m, bool* inheritTime) {
 // Seeded mode (after findRunnable's checks for a stop, a safepoint function, the
 // finalizer G and the end of the run): fire the timers due on the virtual clock, or, when
 // nothing is runnable, jump the clock to the earliest deadline; move this M to a drawn
-// P; run a drawn G from the global queue. With nothing to run, the M goes idle in the
+// P (one draw per G: its P's pending safepoint fn runs in acquireP, a stop is checked
+// below); run a drawn G from the global queue. With nothing to run, the M goes idle in the
 // same sched.lock section in which it found the queue empty, so wakepSeeded (which
 // starts an M only when every M is idle) cannot miss it.
 G* Sched::findRunnableSeeded(M* m) {
@@ -802,7 +803,7 @@ G* Sched::findRunnableSeeded(M* m) {
     }
     if (moved) {
       acquireP(m, to);  // may run a safepoint fn that takes lock_: after unlocking
-      return nullptr;   // back to the top: checks for the new P first
+      p = to;
     }
   }
   bool listed = false;
