@@ -60,5 +60,8 @@ if [[ $rc -eq 0 && "$report" == *"seeds 1..5 passed"* ]]; then echo "ok stress-p
 out=$("$bin" stress "$TEST_TMPDIR/one.lox" 2>&1); rc=$?
 if [[ $rc -eq 64 && "$out" == *"needs --seeds A..B"* ]]; then echo "ok stress-usage"; else fail "stress-usage: exit $rc: $out"; fi
 
+out=$("$bin" --sched-seed x -e 'print 1;' 2>&1); rc=$?
+if [[ $rc -eq 64 && "$out" == *"--sched-seed needs an unsigned integer, got 'x'"* ]]; then echo "ok sched-seed-usage"; else fail "sched-seed-usage: exit $rc: $out"; fi
+
 [[ $fails -eq 0 ]] || { echo "$fails failed"; exit 1; }
 echo "all ok"
