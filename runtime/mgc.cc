@@ -550,15 +550,19 @@ int addSlot(Vec& v, Fn fn, void* ctx) {
 }
 }  // namespace
 
-int registerRoots(RootScanFn fn, void* ctx) {
+int registerRoots(RootScanFn fn, void* ctx, LabelRootsFn labelled) {
   auto& r = gc_detail::registry();
   std::lock_guard<std::mutex> lk(r.lock);
-  return addSlot(r.roots, fn, ctx);
+  const int id = addSlot(r.roots, fn, ctx);
+  r.labelledRoots.resize(r.roots.size());
+  r.labelledRoots[static_cast<std::size_t>(id)] = labelled;
+  return id;
 }
 void unregisterRoots(int id) {
   auto& r = gc_detail::registry();
   std::lock_guard<std::mutex> lk(r.lock);
   r.roots.at(static_cast<std::size_t>(id)) = {nullptr, nullptr};
+  r.labelledRoots.at(static_cast<std::size_t>(id)) = nullptr;
 }
 namespace {
 

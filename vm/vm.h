@@ -227,6 +227,11 @@ class VM {
   // --- roots and statistics ---------------------------------------------------------------
   // Reports every root slot (what scanRoots gives the collector).
   void forEachRoot(runtime::VisitFn visit, void* ctx);
+  // gcinspect.cc, at a fiber's safepoint (FiberBody::run): gccensus()'s Map after a full
+  // cycle, and gcpath(target)'s list of steps (nil: target is no heap object reachable
+  // from a root).
+  Value gcCensus();
+  Value gcPath(Value target);
   // Strings in the interned-string table.
   std::size_t internedCount();
   std::uint64_t allocations(ObjKind k) const {
@@ -365,6 +370,12 @@ class VM {
                        ObjFunction* fn, std::uint32_t icIndex, const InlineCache* ic);
   ObjFunction* newHostMethodFunction(const HostMethod& m, bool initializer);
   static void scanRoots(void* self, runtime::VisitFn visit, void* ctx);
+  // The same roots named ("global ring", "host handle"), for runtime::retainingPath.
+  static void scanRootsLabelled(void* self, runtime::LabelVisitFn visit, void* ctx);
+  // forEachRoot's body: ptr(p, name) per root pointer, name(out) naming it.
+  template <typename Ptr>
+  void forEachRootRef(const Ptr& ptr);
+  void registerInspectNatives();  // gcinspect.cc
   // The process runtime (vm.cc): acquireSched takes a reference (creating the Sched with
   // o's procs and collector settings when there is none); releaseSchedIfLast drops this
   // VM's, only if it is the last one when onlyIfLast (then it detaches and deletes the
@@ -436,7 +447,9 @@ class VM {
   bool printValue(Value v);
 
   VMOptions options_;
-  lang::GlobalTable globalNames_;  // compile-time only (host thread)
+  lang::GlobalTable globalNames_;  // written by the host thread under globalNamesLock_
+  // Held while globalNames_ changes, and by a root's name (gcpath) reading it.
+  mutable std::mutex globalNamesLock_;
   std::atomic<Value*> globals_{nullptr};
   std::size_t globalsCapacity_ = 0;  // under globalsLock_
   std::vector<std::unique_ptr<Value[]>> globalArrays_;  // current and retired
