@@ -96,7 +96,9 @@ void unregisterRoots(int id);
 // by procresize): fn may take only leaf locks, which no one holds while allocating or
 // sweeping.
 using WeakFreeFn = void (*)(void* ctx, void* const* objs, std::size_t n);
-int registerWeak(const TypeInfo* type, WeakFreeFn fn, void* ctx);
+// name (a static string; default: type's name) is the table's name in the event log
+// (gcevents.h: the sweeper's time in fn and the objects it was handed, per cycle).
+int registerWeak(const TypeInfo* type, WeakFreeFn fn, void* ctx, const char* name = nullptr);
 // When it returns, no sweeper is in (or will enter) that hook.
 void unregisterWeak(int id);
 // Flags obj's span (obj: a heap object of a registered type, just allocated by the

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "runtime/gc.h"
+#include "runtime/gcevents.h"
 #include "runtime/mgcwork.h"
 #include "runtime/mheap.h"
 
@@ -146,8 +147,9 @@ void allocSlowHook(std::size_t bytes);
 void allocStressHook();
 
 // --- mgc.cc ---
-// Asks the controller for a new cycle without waiting (the pacer trigger, gcstress).
-void requestCycle();
+// Asks the controller for a new cycle without waiting (the pacer trigger, continuous
+// gcstress); cause: for the event log, unless the request folds into one pending.
+void requestCycle(GCCause cause);
 // gcCollect's body. stress: a cycle of its own, started after every one requested so far
 // (never folded into another caller's), counted in GCStats::stressCycles.
 void gcCollectNew(bool stress);

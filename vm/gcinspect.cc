@@ -1,5 +1,6 @@
-// gcinspect.cc: "why is this alive" (docs/STRESS.md): the natives gccensus() and
-// gcpath(obj), over runtime::forEachReachable and runtime::retainingPath (gc.h).
+// gcinspect.cc: "why is this alive" and the event log (docs/STRESS.md): the natives
+// gccensus() and gcpath(obj), over runtime::forEachReachable and runtime::retainingPath
+// (gc.h), and gcevents(), over runtime::gcEventsSince (gcevents.h).
 //
 // Both natives only record a request (FiberBody::Pending GcCensus / GcPath); the fiber's
 // run() answers at its next true safepoint (the interpreter returned, the stack is
@@ -23,12 +24,21 @@
 //     nil when obj is no heap object or nothing but the argument retains it: the
 //     argument waits in FiberBody::pathTarget, which keeps it alive (traceStack) but
 //     which the labelled stack walk leaves out.
+//   - gcevents(): the records published since this VM's last call (or its creation), a
+//     list of Maps with the fields and keys of the --gclog JSON line (runtime
+//     visitGCEvent: nested Maps for objects, lists for arrays, strings, numbers and
+//     booleans). Records that fell out of the ring (gcevents.h kGCEventRing) between two
+//     calls are not returned. It runs inside the native (no walk, no stop): its fresh
+//     objects are held in the C++ frame for one run() slice and stored through the
+//     barrier (mapSet, listPush).
+#include <algorithm>
 #include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "runtime/gc.h"
+#include "runtime/gcevents.h"
 #include "vm/fiber.h"
 #include "vm/vm.h"
 
@@ -69,7 +79,59 @@ std::string censusName(void* obj, bool noscan) {
   return "runtime data";
 }
 
+bool nativeGcEvents(VM& vm, const void*, int, Value*, Value* result) {
+  *result = vm.gcEvents();
+  return true;
+}
+
+// Builds a record's Map (runtime::visitGCEvent's tree) on the VM's heap.
+class EventMapBuilder final : public runtime::GCEventVisitor {
+ public:
+  explicit EventMapBuilder(VM& vm) : vm_(vm) {}
+  Value result = Value::nil();
+  void number(const char* key, std::int64_t v) override { put(key, Value::number(static_cast<double>(v))); }
+  void text(const char* key, std::string_view v) override { put(key, Value::object(vm_.intern(v))); }
+  void flag(const char* key, bool v) override { put(key, Value::boolean(v)); }
+  void begin(const char* key, bool array) override {
+    Obj* o = array ? static_cast<Obj*>(vm_.newList(0, nullptr)) : static_cast<Obj*>(vm_.newMap());
+    put(key, Value::object(o));
+    open_.push_back(o);
+  }
+  void end(bool) override { open_.pop_back(); }
+
+ private:
+  void put(const char* key, Value v) {
+    if (open_.empty()) {
+      result = v;
+    } else if (open_.back()->kind == ObjKind::List) {
+      vm_.listPush(static_cast<ObjList*>(open_.back()), v);
+    } else {
+      vm_.mapSet(static_cast<ObjMap*>(open_.back()), Value::object(vm_.intern(key)), v);
+    }
+  }
+  VM& vm_;
+  std::vector<Obj*> open_;  // the containers being filled, outermost first
+};
+
 }  // namespace
+
+Value VM::gcEvents() {
+  std::vector<runtime::GCEvent> events;
+  std::uint64_t seen = gcEventsSeen_.load(std::memory_order_relaxed);
+  for (;;) {
+    events.clear();
+    const std::uint64_t last = runtime::gcEventsSince(seen, &events);
+    // Relaxed: the seq orders nothing else (the records come from the ring's lock).
+    if (gcEventsSeen_.compare_exchange_weak(seen, std::max(seen, last), std::memory_order_relaxed)) break;
+  }
+  ObjList* list = newList(0, nullptr);  // held in this frame as in gcCensus
+  for (const runtime::GCEvent& e : events) {
+    EventMapBuilder b(*this);
+    runtime::visitGCEvent(e, b);
+    listPush(list, b.result);
+  }
+  return Value::object(list);
+}
 
 Value VM::gcCensus() {
   runtime::gcCollect();
@@ -104,6 +166,8 @@ Value VM::gcPath(Value target) {
 void VM::registerInspectNatives() {
   setGlobal(globalSlot("gccensus"), Value::object(newNative("gccensus", 0, nativeGcCensus)));
   setGlobal(globalSlot("gcpath"), Value::object(newNative("gcpath", 1, nativeGcPath)));
+  setGlobal(globalSlot("gcevents"), Value::object(newNative("gcevents", 0, nativeGcEvents)));
+  gcEventsSeen_.store(runtime::gcEventsLast(), std::memory_order_relaxed);
 }
 
 }  // namespace spindle::vm

@@ -1338,3 +1338,30 @@ TEST_CASE("gccensus counts the live instances of a class after a full cycle") {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_CASE("gcevents() returns the event log's records since the last call: gc() is a forced cycle") {
+  std::string out;
+  spindle::Vm vm(capture(out));
+  // Interned strings dropped by the loop are cleared from the string table by the sweep.
+  REQUIRE(vm.run("var before = gcevents();\n"
+                 "var t = 0; for (var i = 0; i < 20000; i = i + 1) { var s = \"k\" + str(i); t = t + s.len(); }\n"
+                 "gc();\n"
+                 "var ev = gcevents();\n"
+                 "var last = ev[ev.len() - 1];\n"
+                 "print last[\"cause\"];\n"
+                 "print last[\"cycle\"] >= 1 and last[\"phases\"][\"mark\"][\"duration_ns\"] >= 0;\n"
+                 "print last[\"stw\"][1][\"phase\"]; print last[\"mark_termination_steps\"][0][\"step\"];\n"
+                 "var weak = 0;\n"
+                 "for (var e in ev) for (var w in e[\"weak\"]) if (w[\"table\"] == \"string table weak\") weak = weak + w[\"objects\"];\n"
+                 "print weak > 0;\n"
+                 // Since the last call: none of ev again (seq increases by one per record).
+                 "var again = gcevents();\n"
+                 "print again.len() == 0 or again[0][\"seq\"] > last[\"seq\"];\n"
+                 "print before.len() == 0 or ev[0][\"seq\"] > before[before.len() - 1][\"seq\"];\n")
+              .ok());
+  CHECK(out == "forced\ntrue\nmark_termination\nroot flush\ntrue\ntrue\ntrue\n");
+}
+
+}  // namespace

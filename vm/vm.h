@@ -232,6 +232,8 @@ class VM {
   // from a root).
   Value gcCensus();
   Value gcPath(Value target);
+  // gcevents(): the event log's records since the last call, a list of Maps.
+  Value gcEvents();
   // Strings in the interned-string table.
   std::size_t internedCount();
   std::uint64_t allocations(ObjKind k) const {
@@ -493,6 +495,9 @@ class VM {
   // The hidden host-data field's name (hostclass.cc). gcstats() instances' class.
   ObjString* hostDataKey_ = nullptr;
   ObjClass* gcStatsClass_ = nullptr;
+  // gcevents(): the seq of the newest event-log record a call returned (runtime/gcevents.h);
+  // starts at the newest published when the VM was made. CAS by racing callers.
+  std::atomic<std::uint64_t> gcEventsSeen_{0};
   ObjClass* errorClass_ = nullptr;  // the built-in Error (a root: the global may be reassigned)
   // Library methods of strings and lists (strlib.cc), the one-byte strings: roots.
   ObjClass* stringMethods_ = nullptr;
