@@ -84,13 +84,31 @@ std::uint64_t gcEventsLast() {
   return l.lastSeq;
 }
 
+namespace {
+// Under sinkLock: hands the records published since the last delivery to the sink (or
+// skips them when there is none).
+void deliverLocked(Log& l) {
+  std::vector<GCEvent> due;
+  {
+    std::lock_guard<std::mutex> lk(l.lock);
+    if (l.sink != nullptr) {
+      for (const GCEvent& e : l.ring) {
+        if (e.seq > l.deliveredSeq) due.push_back(e);
+      }
+    }
+    l.deliveredSeq = l.lastSeq;
+  }
+  for (const GCEvent& e : due) l.sink(l.sinkCtx, e);
+}
+}  // namespace
+
 void setGCEventSink(GCEventSink fn, void* ctx) {
   Log& l = log();
   std::lock_guard<std::mutex> sk(l.sinkLock);
+  deliverLocked(l);  // the old sink gets what was published before the call
   std::lock_guard<std::mutex> lk(l.lock);
   l.sink = fn;
   l.sinkCtx = ctx;
-  l.deliveredSeq = l.lastSeq;  // a new sink starts with the next record
 }
 
 void visitGCEvent(const GCEvent& e, GCEventVisitor& v) {
@@ -214,19 +232,7 @@ void publishGCEvent(GCEvent e) {
 void deliverGCEvents() {
   Log& l = log();
   std::lock_guard<std::mutex> sk(l.sinkLock);
-  std::vector<GCEvent> due;
-  {
-    std::lock_guard<std::mutex> lk(l.lock);
-    if (l.sink == nullptr) {
-      l.deliveredSeq = l.lastSeq;
-      return;
-    }
-    for (const GCEvent& e : l.ring) {
-      if (e.seq > l.deliveredSeq) due.push_back(e);
-    }
-    l.deliveredSeq = l.lastSeq;
-  }
-  for (const GCEvent& e : due) l.sink(l.sinkCtx, e);
+  deliverLocked(l);
 }
 
 void noteWeakClear(const char* table, std::int64_t ns, std::uint64_t objects) {

@@ -76,8 +76,9 @@ std::uint64_t gcEventsSince(std::uint64_t after, std::vector<GCEvent>* out);
 std::uint64_t gcEventsLast();
 // A sink called with each record soon after it is published, on the collector's thread
 // with the world running, never concurrently with itself; fn must not allocate on the GC
-// heap nor wait for the collector. Null removes it; when setGCEventSink returns, the old
-// sink is not running and will not be called again.
+// heap nor wait for the collector. The old sink is first given the records published
+// before the call; when setGCEventSink returns it is not running and will not be called
+// again (null: no sink). A new sink starts with the next record published.
 using GCEventSink = void (*)(void* ctx, const GCEvent& e);
 void setGCEventSink(GCEventSink fn, void* ctx);
 // A record as a tree of named fields, for every consumer that writes one out (the JSON

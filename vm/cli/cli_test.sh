@@ -94,6 +94,8 @@ PY
 }
 expect gclog-run 0 "^588890$" -- --gclog "$TEST_TMPDIR/gc.jsonl" -e "$strings"
 check_gclog gclog-json "$TEST_TMPDIR/gc.jsonl" forced
+# The last line is the final gc()'s: records published before exit reach the file.
+if tail -n 1 "$TEST_TMPDIR/gc.jsonl" | grep -q '"cause":"forced"'; then echo "ok gclog-last-forced"; else echo "FAIL gclog-last-forced: $(tail -n 1 "$TEST_TMPDIR/gc.jsonl" | head -c 200)"; fails=$((fails+1)); fi
 expect gclog-gcstress-run 0 "^588890$" -- --gcstress 5000 --gc-percent -1 --gclog "$TEST_TMPDIR/gcstress.jsonl" -e "$strings"
 check_gclog gclog-gcstress-json "$TEST_TMPDIR/gcstress.jsonl" gcstress
 # When the main script ends, the program ends (as in Go), even while a spawned fiber is
