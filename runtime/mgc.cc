@@ -737,6 +737,7 @@ void detachOne(Sched* sched) {
     std::lock_guard<std::mutex> lk(c.lock);
     c.sched = nullptr;
     c.requested = c.started;
+    c.causes.clear();  // the requests dropped with it
     c.requestPending.store(false, std::memory_order_relaxed);
     parked.swap(c.assistQueue);
     c.cv.notify_all();
