@@ -66,7 +66,9 @@ bool nativeGcPath(VM& vm, const void*, int, Value* args, Value*) {
 // readable and stay put).
 std::string censusName(void* obj, bool noscan) {
   const auto* t = static_cast<const runtime::ObjectHeader*>(obj)->type;
-  if (t >= &kTypes[0] && t < &kTypes[static_cast<int>(ObjKind::kCount)]) {
+  const auto tp = reinterpret_cast<std::uintptr_t>(t);
+  if (tp >= reinterpret_cast<std::uintptr_t>(&kTypes[0]) &&
+      tp < reinterpret_cast<std::uintptr_t>(&kTypes[static_cast<int>(ObjKind::kCount)])) {
     const Obj* o = static_cast<const Obj*>(obj);
     if (o->kind == ObjKind::Instance) {
       const ObjClass* k = static_cast<const ObjInstance*>(obj)->klass;
