@@ -30,7 +30,10 @@ void finalizerRoots(void*, VisitFn visit, void* visitCtx) { scanFinalizerRoots(v
 
 void registerFinalizerRoots() {
   static std::once_flag once;
-  std::call_once(once, [] { registerRoots(&finalizerRoots, nullptr); });
+  std::call_once(once, [] {
+    registerRoots(&finalizerRoots, nullptr,
+                  [](void*, LabelVisitFn visit, void* visitCtx) { scanFinalizerRootsLabelled(visit, visitCtx); });
+  });
 }
 
 class FinalizerBody final : public GBody {

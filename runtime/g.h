@@ -31,6 +31,8 @@
 #include <cstdint>
 #include <thread>
 
+#include "runtime/typeinfo.h"
+
 namespace spindle::runtime {
 
 struct G;
@@ -85,6 +87,15 @@ class GBody {
   virtual void traceStack(G*, void (*visit)(void* ctx, void** slot), void* ctx) {
     (void)visit;
     (void)ctx;
+  }
+  // The same pointers as traceStack, each with a name for its slot ("fiber 3 frame f()
+  // slot 2"), for retainingPath (gc.h), under traceStack's conditions; it may leave out
+  // what the question is about (gcpath's argument, which traceStack keeps alive).
+  // Returns false if the body names nothing (the walk then uses traceStack).
+  virtual bool traceStackLabelled(G*, LabelVisitFn visit, void* ctx) {
+    (void)visit;
+    (void)ctx;
+    return false;
   }
   // Called by a stack scanner right after traceStack, under the same conditions: true
   // if the stack uses so little of its storage that shrinkStack should run (Go: less

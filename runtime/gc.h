@@ -43,6 +43,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "runtime/throw.h"
@@ -81,8 +82,11 @@ inline void writePointer(void** slot, void* value) {
 // --- roots ---------------------------------------------------------------------------
 // Reports root slots: call visit(visitCtx, slot) for each.
 using RootScanFn = void (*)(void* ctx, VisitFn visit, void* visitCtx);
+// The same root slots with names ("global ring"), for retainingPath.
+using LabelRootsFn = void (*)(void* ctx, LabelVisitFn visit, void* visitCtx);
 // Returns an id for unregisterRoots. Callable at any time (the collector takes a lock).
-int registerRoots(RootScanFn fn, void* ctx);
+// labelled (optional) reports what fn reports, each pointer with a name.
+int registerRoots(RootScanFn fn, void* ctx, LabelRootsFn labelled = nullptr);
 void unregisterRoots(int id);
 
 // fn(ctx, objs, n) for the objects of `type` a sweep frees in a flagged span (each slot
@@ -92,7 +96,9 @@ void unregisterRoots(int id);
 // by procresize): fn may take only leaf locks, which no one holds while allocating or
 // sweeping.
 using WeakFreeFn = void (*)(void* ctx, void* const* objs, std::size_t n);
-int registerWeak(const TypeInfo* type, WeakFreeFn fn, void* ctx);
+// name (a static string; default: type's name) is the table's name in the event log
+// (gcevents.h: the sweeper's time in fn and the objects it was handed, per cycle).
+int registerWeak(const TypeInfo* type, WeakFreeFn fn, void* ctx, const char* name = nullptr);
 // When it returns, no sweeper is in (or will enter) that hook.
 void unregisterWeak(int id);
 // Flags obj's span (obj: a heap object of a registered type, just allocated by the
@@ -211,6 +217,21 @@ void verifyHeap();
 // ("before cycle N") and after mark termination ("after cycle N", where every reachable
 // object must also be marked).
 void setGCVerify(bool on);
+
+// --- heap inspection ("why is this alive") --------------------------------------------
+// Both stop the world as verifyHeap does (call from a thread without a P or a G at a
+// safepoint) and walk what is reachable from the roots (registered roots, Gs' stacks,
+// finalizer roots) without marking anything.
+// Calls fn(ctx, obj, bytes, noscan) once per reachable object (bytes: its slot size).
+using ReachableFn = void (*)(void* ctx, void* obj, std::size_t bytes, bool noscan);
+void forEachReachable(ReachableFn fn, void* ctx);
+// A shortest retaining path from a root to the object at target, one string per step:
+// the root's name (its scanner's labelled variant, a G body's traceStackLabelled, or
+// "root scanner N" / "the stack of G N"), then for each object on the way the slot
+// that holds the next one (the type's traceLabelled, or "a field of <type>"). Roots
+// whose labelled variant leaves a pointer out do not retain it here. False (path
+// untouched) when target is not reachable.
+bool retainingPath(const void* target, std::vector<std::string>* path);
 
 // --- finalizers ----------------------------------------------------------------------
 // fn(obj, arg) runs once, on a finalizer G, after obj became unreachable; obj and

@@ -2,6 +2,9 @@
 #include "runtime/mfinal.h"
 
 
+#include <fmt/format.h>
+
+#include <atomic>
 #include <deque>
 #include <mutex>
 #include <unordered_set>
@@ -239,7 +242,12 @@ void sweepSpecials(MHeap& h, MSpan* s) {
   mfinal_detail::finWake.store(true, std::memory_order_relaxed);
 }
 
-void scanFinalizerRoots(VisitFn visit, void* ctx) {
+namespace {
+// The finalizer roots, once for marking and once with names: traced(obj, type) for an
+// object with a finalizer whose fields are roots (not obj itself), slot(slot, what,
+// obj) for a root word (`obj` the object it belongs to; what: "argument" or "queue").
+template <typename Traced, typename Slot>
+void forEachFinalizerRoot(Traced&& traced, Slot&& slot) {
   FinState& f = fin();
   {
     std::lock_guard<std::mutex> ilk(f.indexLock);
@@ -252,17 +260,66 @@ void scanFinalizerRoots(VisitFn visit, void* ctx) {
         void* obj = reinterpret_cast<void*>(s->base() + sp->offset);
         if (!noscan && sp->kind == kSpecialFinalizer) {
           const TypeInfo* t = static_cast<ObjectHeader*>(obj)->type;
-          if (t != nullptr && t->trace != nullptr) t->trace(obj, visit, ctx);
+          if (t != nullptr && t->trace != nullptr) traced(obj, t);
         }
-        visit(ctx, &sf->arg);
+        slot(&sf->arg, "argument", obj);
       }
     }
   }
   std::lock_guard<std::mutex> qlk(f.finqLock);
   for (FinalizerEntry& e : f.finq) {
-    visit(ctx, &e.obj);
-    visit(ctx, &e.arg);
+    slot(&e.obj, "queue", e.obj);
+    slot(&e.arg, "queue", e.obj);
   }
+}
+
+const char* typeNameOf(void* obj) {
+  ObjectRef r;
+  if (!mheap().findObject(obj, &r) || r.span->spanclass.noscan()) return "object";
+  const TypeInfo* t = static_cast<ObjectHeader*>(obj)->type;
+  return t != nullptr ? t->name : "object";
+}
+
+// A labelled visit nested in a finalizer root: "finalizer root of <type>", then what the
+// type's own labelled trace names.
+struct FinalizerLabels {
+  LabelVisitFn visit;
+  void* ctx;
+  const TypeInfo* type;
+  static void inner(void* self, void* p, const SlotName& name) {
+    auto* fl = static_cast<FinalizerLabels*>(self);
+    visitNamed(fl->visit, fl->ctx, p, [&](std::vector<std::string>* out) {
+      out->push_back(fmt::format("finalizer root of <{}>", fl->type->name));
+      if (name.name != nullptr) name.name(name.env, out);
+    });
+  }
+  static void plain(void* self, void** slot) {
+    inner(self, std::atomic_ref<void*>(*slot).load(std::memory_order_relaxed), SlotName{nullptr, nullptr});
+  }
+};
+}  // namespace
+
+void scanFinalizerRoots(VisitFn visit, void* ctx) {
+  forEachFinalizerRoot([&](void* obj, const TypeInfo* t) { t->trace(obj, visit, ctx); },
+                       [&](void** slot, const char*, void*) { visit(ctx, slot); });
+}
+
+void scanFinalizerRootsLabelled(LabelVisitFn visit, void* ctx) {
+  forEachFinalizerRoot(
+      [&](void* obj, const TypeInfo* t) {
+        FinalizerLabels fl{visit, ctx, t};
+        if (t->traceLabelled != nullptr) {
+          t->traceLabelled(obj, FinalizerLabels::inner, &fl);
+        } else {
+          t->trace(obj, FinalizerLabels::plain, &fl);
+        }
+      },
+      [&](void** slot, const char* what, void* obj) {
+        visitNamed(visit, ctx, std::atomic_ref<void*>(*slot).load(std::memory_order_relaxed),
+                   [&](std::vector<std::string>* out) {
+                     out->push_back(fmt::format("finalizer {} of <{}>", what, typeNameOf(obj)));
+                   });
+      });
 }
 
 FinalizerStats finalizerStats() {

@@ -115,6 +115,10 @@ void sweepSpecials(MHeap& h, MSpan* s);
 
 // The finalizer roots (see above). Callable concurrently with mutators.
 void scanFinalizerRoots(VisitFn visit, void* ctx);
+// The same roots with names (retainingPath): "finalizer root of <channel>" followed by
+// the type's labelled trace's name for the field, "finalizer argument of <T>",
+// "finalizer queue of <T>".
+void scanFinalizerRootsLabelled(LabelVisitFn visit, void* ctx);
 
 FinalizerStats finalizerStats();
 

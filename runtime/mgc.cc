@@ -37,6 +37,15 @@
 //   4. Concurrent sweep: the controller sweeps span by span (sweepone) while no new
 //      cycle is requested; allocating Ps sweep proportionally (mgcpacer.cc), cacheSpan
 //      sweeps what it takes, uncacheSpan sweeps stale cached spans.
+// Event log (gcevents.h): runCycle fills a GCEvent at the phase points (phases, the two
+// stops split into time to safepoint and work, mark termination's named steps, heap,
+// assist and background mark time); it becomes Collector::sweeping at the end of step 3
+// and is published, with the sweep's share (spans swept, weak clearing per table,
+// finalizers queued), when that sweep is done: the background sweeper's last step or the
+// next sweep termination, before `swept` moves (so gcCollect's caller finds it). The
+// controller hands new records to the sink (deliverGCEvents) after each cycle or sweep
+// step, with the world running and no collector lock held. A cycle's cause is recorded
+// by whoever raised `requested` for it (Collector::causes).
 // Counters: started (past step 1), marked (past step 3), swept (sweep finished).
 // gcCollect waits until swept >= started+1 at the time of the call.
 // Locks: cycleLock (one cycle or one background sweep step at a time; verifyHeap) ->
@@ -47,10 +56,13 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
+#include <map>
 #include <thread>
 
 #include "runtime/fing.h"
 #include "runtime/g.h"
+#include "runtime/gcevents.h"
+#include "runtime/mfinal.h"
 #include "runtime/m.h"
 #include "runtime/mcache.h"
 #include "runtime/mgc.h"
@@ -141,6 +153,17 @@ struct Collector {
   std::int64_t maxPause = 0, totalPause = 0;
 
   std::vector<G*> assistQueue;  // Gs parked in GCAssistWait until mark termination
+  // Why each requested cycle not yet started was asked for (by cycle number; a later
+  // request folded into one keeps the first cause).
+  std::map<std::uint64_t, GCCause> causes;
+  // The event of the cycle whose sweep is in progress (cycleLock: the cycle driver and
+  // the background sweep steps), published when that sweep is done (gcevents.h).
+  GCEvent sweeping;
+  bool sweepingEvent = false;
+  std::int64_t sweepStartNs = 0;
+  std::uint64_t sweptAtStart = 0, finQueuedAtStart = 0;
+  std::vector<GCWeakClear> weakAtStart;
+  std::uint64_t finRunAtLastEvent = 0;
 
   std::atomic<bool> requestPending{false};
   std::atomic<bool> sweepDone{true};
@@ -228,6 +251,51 @@ void readyAssists(Sched* s, std::vector<G*>& q) {
   }
 }
 
+// Spans swept so far by anyone (the background sweeper, allocating Ps, uncacheSpan).
+std::uint64_t spansSweptTotal() {
+  return counters().sweptBackground.load(std::memory_order_relaxed) +
+         counters().sweptProportional.load(std::memory_order_relaxed) +
+         mheap().stats.sweptByUncache.load(std::memory_order_relaxed);
+}
+
+// Under cycleLock, at the end of mark termination: c.sweeping's sweep begins.
+void beginSweepEvent(GCEvent ev) {
+  Collector& c = C();
+  c.sweeping = std::move(ev);
+  c.sweepingEvent = true;
+  c.sweepStartNs = nanotime();
+  c.sweptAtStart = spansSweptTotal();
+  c.finQueuedAtStart = finalizersQueuedTotal();
+  c.weakAtStart = weakClearTotals();
+}
+
+// Under cycleLock, once the sweep is finished (before gcCollect's waiters are released):
+// the sweep's share of the record, then publish it.
+void finishSweepEvent() {
+  Collector& c = C();
+  if (!c.sweepingEvent) return;
+  c.sweepingEvent = false;
+  GCEvent& ev = c.sweeping;
+  const std::int64_t now = nanotime();
+  ev.sweep = GCPhase{c.sweepStartNs - c.attachTime, now - c.sweepStartNs};
+  ev.spansSwept = spansSweptTotal() - c.sweptAtStart;
+  ev.finalizersQueued = finalizersQueuedTotal() - c.finQueuedAtStart;
+  const std::uint64_t run = finalizerStats().run;
+  ev.finalizersRun = run - std::min(run, c.finRunAtLastEvent);
+  c.finRunAtLastEvent = run;
+  for (const GCWeakClear& w : weakClearTotals()) {
+    GCWeakClear d = w;
+    for (const GCWeakClear& w0 : c.weakAtStart) {
+      if (w0.table == w.table) {
+        d.ns -= w0.ns;
+        d.objects -= w0.objects;
+      }
+    }
+    ev.weak.push_back(std::move(d));
+  }
+  publishGCEvent(std::move(ev));
+}
+
 template <typename F>
 void forEachCachedSpan(Sched* s, F&& f) {
   const int n = s->procs();
@@ -307,8 +375,11 @@ void runCycle() {
   while (sweepone(h)) counters().sweptBackground.fetch_add(1, std::memory_order_relaxed);
 
   // --- 1. sweep termination ---------------------------------------------------------
-  s->stopTheWorld("gc sweep termination");
+  GCEvent ev;
+  const std::int64_t tStop1 = nanotime();
+  const std::int64_t stop1 = s->stopTheWorld("gc sweep termination");
   finishSweep(h);
+  finishSweepEvent();  // the previous cycle's, if the background sweeper had not finished it
   h.foldHeapLiveDeltas();
   {
     std::lock_guard<std::mutex> lk(c.lock);
@@ -353,12 +424,23 @@ void runCycle() {
   {
     std::lock_guard<std::mutex> lk(c.lock);
     cycle = ++c.started;
+    if (auto it = c.causes.find(cycle); it != c.causes.end()) ev.cause = it->second;
+    c.causes.erase(c.causes.begin(), c.causes.upper_bound(cycle));
   }
+  ev.cycle = cycle;
+  ev.procs = procs;
+  ev.heapBefore = heap0;
+  const std::int64_t assist0 = counters().assistTimeNs.load(std::memory_order_relaxed);
+  const std::int64_t idle0 = counters().idleMarkTimeNs.load(std::memory_order_relaxed);
   // gcstoptheworld: the world stays stopped through the mark (one pause, below).
   const bool stwMark = counters().stwMark.load(std::memory_order_relaxed);
   std::int64_t pause1 = 0;
+  ev.stwMark = stwMark;
   if (!stwMark) {
     pause1 = s->startTheWorld();
+    ev.sweepTermination = GCPhase{tStop1 - c.attachTime, nanotime() - tStop1};
+    ev.stw1ToSafepointNs = stop1;
+    ev.stw1WorkNs = pause1 - stop1;
     recordPause(pause1);
     s->wakeIdlePs(procs);  // idle Ps run the idle mark worker
     afterSweep();  // the previous cycle's sweep finished at sweep termination
@@ -377,9 +459,21 @@ void runCycle() {
   if (!stwMark) markLoop(s, workNs);
   const std::int64_t markNs = nanotime() - tMark;
   counters().workerTimeNs.fetch_add(workNs, std::memory_order_relaxed);
+  if (stwMark) ev.sweepTermination = GCPhase{tStop1 - c.attachTime, tMark - tStop1};
+  ev.mark = GCPhase{tMark - c.attachTime, markNs};
+  ev.assistNs = counters().assistTimeNs.load(std::memory_order_relaxed) - assist0;
+  ev.backgroundMarkNs = workNs + counters().idleMarkTimeNs.load(std::memory_order_relaxed) - idle0;
 
   // --- 3. mark termination ------------------------------------------------------------
-  if (!stwMark) s->stopTheWorld("gc mark termination");
+  const std::int64_t tStop2 = nanotime();
+  const std::int64_t stop2 = stwMark ? 0 : s->stopTheWorld("gc mark termination");
+  // The named steps of mark termination, each timed from the end of the one before.
+  std::int64_t tStep = nanotime();
+  auto step = [&ev, &tStep](const char* name) {
+    const std::int64_t now = nanotime();
+    ev.markTerminationSteps.push_back(GCStep{name, now - tStep});
+    tStep = now;
+  };
   std::uint64_t marked = c.orphanBytesMarked.load(std::memory_order_relaxed);
   const int procs2 = s->procs();
   for (int i = 0; i < procs2; i++) {
@@ -391,12 +485,14 @@ void runCycle() {
   }
   flushNoPWork();
   marked += markWorkersEnd();
+  step("root flush");
   std::vector<G*> gs = allGs(s);
   for (G* g : gs) {
     SPINDLE_CHECK(tryScanG(g, &c.gcw, /*byCollector=*/true),
                   "mark termination: G {} (status {}) still unscanned and not stopped", g->goid,
                   static_cast<int>(g->status.load()));
   }
+  step("stack rescan");
   drain(&c.gcw, -1);
   // Threads without a P are not stopped: whatever they greyed is drained here, and the
   // barrier goes off (under the buffer's lock) only once their buffer is empty.
@@ -405,6 +501,7 @@ void runCycle() {
 #endif
   while (!noPWorkDisableBarrier()) drain(&c.gcw, -1);
   SPINDLE_CHECK(workQueues().full.empty() && c.gcw.empty(), "mark termination: grey objects left");
+  step("drain and barrier off");
   forEachCachedSpan(s, [&h](MSpan* sp) {
     if (sp->allocBlackStart != MSpan::kNoAllocBlack)
       h.allocBlackBytes.fetch_add(std::uint64_t{sp->allocBlackEnd()} * sp->elemsize, std::memory_order_relaxed);
@@ -421,17 +518,32 @@ void runCycle() {
   // leave the next one almost no runway (back-to-back cycles).
   marked += h.allocBlackBytes.load(std::memory_order_relaxed);
   c.gcw.bytesMarked = 0;
+  step("allocate-black end");
   if (counters().checkmark.load(std::memory_order_relaxed)) {
     counters().checkmarkObjects.fetch_add(checkmark(gs), std::memory_order_relaxed);
+    step("checkmark");
   }
   h.foldHeapLiveDeltas();
   const std::uint64_t heap1 = static_cast<std::uint64_t>(std::max<std::int64_t>(h.heapLive.load(), 0));
   pacerEndCycle(marked, heap1);
   h.heapLive.store(static_cast<std::int64_t>(marked), std::memory_order_relaxed);
+  step("pacer");
   c.sweepDone.store(false, std::memory_order_relaxed);
   startSweepCycle(h);
-  if (verify) verifyHeapStopped(s, fmt::format("after cycle {}", cycle).c_str(), /*afterMark=*/true);
+  step("sweep start");
+  if (verify) {
+    verifyHeapStopped(s, fmt::format("after cycle {}", cycle).c_str(), /*afterMark=*/true);
+    step("gcverify");
+  }
+  ev.heapAtTermination = heap1;
+  ev.heapMarked = marked;
+  ev.heapGoal = pacer().goal.load(std::memory_order_relaxed);
   const std::int64_t pause2 = s->startTheWorld();
+  ev.markTermination = GCPhase{tStop2 - c.attachTime, nanotime() - tStop2};
+  // gcstoptheworld: one stop, from sweep termination's.
+  ev.stw2ToSafepointNs = stwMark ? stop1 : stop2;
+  ev.stw2WorkNs = pause2 - ev.stw2ToSafepointNs;
+  beginSweepEvent(std::move(ev));
   recordPause(pause2);
   if (stwMark) {
     afterSweep();
@@ -481,6 +593,7 @@ bool sweepStep() {
   std::lock_guard<std::mutex> cl(c.cycleLock);
   for (int i = 0; i < 16; i++) {
     if (!sweepone(mheap())) {
+      finishSweepEvent();
       {
         std::lock_guard<std::mutex> lk(c.lock);
         c.swept = std::max(c.swept, c.marked);
@@ -503,12 +616,14 @@ void controllerLoop() {
     if (c.requested > c.started) {
       lk.unlock();
       runCycle();
+      deliverGCEvents();
       lk.lock();
       continue;
     }
     if (c.swept < c.marked) {
       lk.unlock();
       sweepStep();
+      deliverGCEvents();
       lk.lock();
       continue;
     }
@@ -518,7 +633,7 @@ void controllerLoop() {
 
 }  // namespace
 
-void requestCycle() {
+void requestCycle(GCCause cause) {
   Collector& c = C();
   if (counters().seeded.load(std::memory_order_relaxed)) [[unlikely]] {
     // Seeded: the cycle runs at the requesting G's next safepoint, so where it falls is a
@@ -536,7 +651,10 @@ void requestCycle() {
     c.requestPending.store(false, std::memory_order_relaxed);
     return;
   }
-  c.requested = std::max(c.requested, c.started + 1);
+  if (c.requested < c.started + 1) {
+    c.requested = c.started + 1;
+    c.causes.emplace(c.requested, cause);
+  }
   c.cv.notify_all();
 }
 
@@ -560,15 +678,19 @@ int addSlot(Vec& v, Fn fn, void* ctx) {
 }
 }  // namespace
 
-int registerRoots(RootScanFn fn, void* ctx) {
+int registerRoots(RootScanFn fn, void* ctx, LabelRootsFn labelled) {
   auto& r = gc_detail::registry();
   std::lock_guard<std::mutex> lk(r.lock);
-  return addSlot(r.roots, fn, ctx);
+  const int id = addSlot(r.roots, fn, ctx);
+  r.labelledRoots.resize(r.roots.size());
+  r.labelledRoots[static_cast<std::size_t>(id)] = labelled;
+  return id;
 }
 void unregisterRoots(int id) {
   auto& r = gc_detail::registry();
   std::lock_guard<std::mutex> lk(r.lock);
   r.roots.at(static_cast<std::size_t>(id)) = {nullptr, nullptr};
+  r.labelledRoots.at(static_cast<std::size_t>(id)) = nullptr;
 }
 namespace {
 
@@ -628,6 +750,7 @@ void detachOne(Sched* sched) {
     gc_detail::counters().seeded.store(false, std::memory_order_relaxed);
     gc_detail::counters().seededOwed.store(false, std::memory_order_relaxed);
     c.requested = c.started;
+    c.causes.clear();  // the requests dropped with it
     c.requestPending.store(false, std::memory_order_relaxed);
     parked.swap(c.assistQueue);
     c.cv.notify_all();
@@ -678,6 +801,9 @@ void gc_detail::gcCollectNew(CycleCause cause) {
   if (c.sched == nullptr) return;
   if (m != nullptr && m->sched == c.sched && m->curg != nullptr && m->p != nullptr) g = m->curg;
   const std::uint64_t want = (stress ? std::max(c.requested, c.started) : c.started) + 1;
+  for (std::uint64_t n = c.requested + 1; n <= want; n++) c.causes.emplace(n, stress                        ? GCCause::Stress
+                                     : cause == CycleCause::Paced ? GCCause::Pacer
+                                                                  : GCCause::Forced);
   c.requested = std::max(c.requested, want);
   if (cause != CycleCause::Paced) (stress ? c.stressed : c.forced)++;
   c.cv.notify_all();

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "runtime/gc.h"
+#include "runtime/gcevents.h"
 #include "runtime/mgcwork.h"
 #include "runtime/mheap.h"
 
@@ -35,6 +36,7 @@ extern std::atomic<std::uint32_t> markGen;
 struct Registry {
   std::mutex lock;
   std::vector<std::pair<RootScanFn, void*>> roots;
+  std::vector<LabelRootsFn> labelledRoots;  // by id, beside roots (null: none)
 };
 Registry& registry();
 
@@ -86,13 +88,14 @@ void markProgressWake();
 std::uint64_t checkmark(const std::vector<G*>& gs);
 // Every G of s (world stopped, or under the scheduler's own locking: Sched::forEachG).
 std::vector<G*> allGs(Sched* s);
-// Where a pointer was found: a root (kind "root scanner" / "the stack of G", id) or a
-// field of the object obj (type).
+// Where a pointer was found: a root (kind "root scanner" / "the stack of G", id; g: that
+// G) or a field of the object obj (type).
 struct ReachSource {
   const char* kind = "";
   std::uint64_t id = 0;
   std::uintptr_t obj = 0;
   const TypeInfo* type = nullptr;
+  G* g = nullptr;
 };
 std::string describeSource(const ReachSource& from);
 // mgcverify.cc: verifyHeap's body, with the cycle lock held and the world stopped (sched
@@ -104,8 +107,18 @@ void verifyHeapStopped(Sched* sched, const char* phase, bool afterMark);
 // r.base == p. Returning means "scan it": the callback rejects fatally.
 using ReachFn = void (*)(void* ctx, const ObjectRef& r, std::uintptr_t p, const ReachSource& from);
 // World stopped: walks everything reachable from the registered roots and the stacks of
-// gs (those stopped at a safepoint), each object once; returns how many it reached.
-std::uint64_t walkReachable(const std::vector<G*>& gs, ReachFn reached, void* ctx);
+// gs (those stopped at a safepoint), each object once, breadth first (so the first
+// source reported for an object lies on a shortest path to it); returns how many it
+// reached. labelledRoots: roots are read through their labelled variants where they
+// have one (the sources retainingPath names).
+std::uint64_t walkReachable(const std::vector<G*>& gs, ReachFn reached, void* ctx, bool labelledRoots = false);
+// The root-reading variant walkReachable(labelledRoots) uses for a source: root scanner
+// `id` or G g, through its labelled variant when it has one; visit gets null names from
+// a plain one. Returns false if that source has gone.
+bool scanRootSource(const ReachSource& root, LabelVisitFn visit, void* ctx);
+// mgcverify.cc: runs fn(sched, ctx) with the cycle lock held and the attached world (if
+// any: sched null otherwise) stopped, from a thread without a P or a G at a safepoint.
+void withWorldStopped(const char* why, void (*fn)(Sched* sched, void* ctx), void* ctx);
 
 // --- mgcpacer.cc ---
 struct Pacer {
@@ -134,10 +147,11 @@ void allocSlowHook(std::size_t bytes);
 void allocStressHook();
 
 // --- mgc.cc ---
-// Asks the controller for a new cycle without waiting (the pacer trigger, gcstress). In
-// seeded mode (Counters::seeded) a running G owes the cycle instead (seededOwed) and is
-// asked to yield: it runs the cycle at its next safepoint (gcStressSafepoint), blocking.
-void requestCycle();
+// Asks the controller for a new cycle without waiting (the pacer trigger, gcstress); cause:
+// for the event log, unless the request folds into one pending. In seeded mode
+// (Counters::seeded) a running G owes the cycle instead (seededOwed) and is asked to
+// yield: it runs the cycle at its next safepoint (gcStressSafepoint), blocking.
+void requestCycle(GCCause cause);
 // gcCollectNew's caller. Forced: gcCollect (GCStats::forcedCycles). Stress: a cycle of
 // its own, started after every one requested so far (never folded into another
 // caller's), counted in GCStats::stressCycles. Paced: a seeded run's pacer or continuous

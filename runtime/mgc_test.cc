@@ -17,6 +17,7 @@
 
 #include "runtime/chan.h"
 #include "runtime/gc.h"
+#include "runtime/gcevents.h"
 #include "runtime/heap_testing.h"
 #include "runtime/malloc.h"
 #include "runtime/mheap.h"
@@ -909,3 +910,37 @@ TEST_CASE("verifyHeap: a healthy heap passes; a corrupted one is fatal naming th
     CHECK(err.find("(type Node)") != std::string::npos);
   }
 }
+
+namespace spindle::runtime {
+namespace {
+
+TEST_CASE("event log: a replaced sink first gets every record published before; gcevents' ring keeps order") {
+  static std::vector<std::uint64_t> got;
+  got.clear();
+  setGCEventSink([](void*, const GCEvent& e) { got.push_back(e.cycle); }, nullptr);
+  const std::uint64_t before = gcEventsLast();
+  // Published but not yet handed over (the controller delivers after its step): removing
+  // the sink must not drop them (a CLI exiting right after its last cycle).
+  GCEvent e;
+  e.cycle = 900001;
+  gc_detail::publishGCEvent(e);
+  e.cycle = 900002;
+  gc_detail::publishGCEvent(e);
+  setGCEventSink(nullptr, nullptr);
+  CHECK(got == std::vector<std::uint64_t>{900001, 900002});
+  std::vector<GCEvent> ring;
+  const std::uint64_t last = gcEventsSince(before, &ring);
+  REQUIRE(ring.size() == 2);
+  CHECK(ring[0].seq == before + 1);
+  CHECK(ring[1].seq == last);
+  CHECK(ring[1].cycle == 900002);
+  // A later sink starts with the next record.
+  setGCEventSink([](void*, const GCEvent& ev) { got.push_back(ev.cycle); }, nullptr);
+  gc_detail::deliverGCEvents();
+  CHECK(got.size() == 2);
+  setGCEventSink(nullptr, nullptr);
+  CHECK(gcEventJSON(ring[1]).find(R"("cycle":900002,"cause":"pacer")") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace spindle::runtime

@@ -23,11 +23,13 @@
 // used flags the G; it is halved under gcscanlock by a thread with a P while the G is
 // paused (execute() before it resumes, or the shrink queue's drainers).
 // Checkmark: with the world stopped after the concurrent mark, a second mark from the
-// same roots into a private bitmap (walkReachable, shared with verifyHeap); any object
+// same roots into a private bitmap (walkReachable, breadth first, shared with verifyHeap
+// and retainingPath); any object
 // it reaches that the real mark left white is a collector bug, reported with its
 // address, type, span and the root or object that points at it.
 #include <fmt/format.h>
 
+#include <deque>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -297,12 +299,22 @@ std::string describeSource(const ReachSource& from) {
 }
 
 namespace {
+// A plain root scanner or stack seen through a LabelVisitFn (no names).
+struct Unlabelled {
+  LabelVisitFn visit;
+  void* ctx;
+  static void slot(void* self, void** slot) {
+    auto* u = static_cast<Unlabelled*>(self);
+    u->visit(u->ctx, std::atomic_ref<void*>(*slot).load(std::memory_order_relaxed), SlotName{nullptr, nullptr});
+  }
+};
+
 struct Walker {
   Walker(ReachFn fn, void* c) : reached(fn), ctx(c) {}
   ReachFn reached;
   void* ctx;
   std::unordered_map<MSpan*, std::vector<std::uint8_t>> bits;  // reached objects
-  std::vector<std::uintptr_t> stack;                          // reached scan objects
+  std::deque<std::uintptr_t> queue;                           // reached scan objects, FIFO
   ReachSource from;
   std::uint64_t objects = 0;
 
@@ -325,16 +337,52 @@ struct Walker {
     b[r.index / 8] |= mask;
     objects++;
     reached(ctx, r, p, from);  // fatal on what it rejects: r is safe to scan below
-    if (!s->spanclass.noscan()) stack.push_back(r.base);
+    if (!s->spanclass.noscan()) queue.push_back(r.base);
   }
+  void setSource(ReachSource src) { from = src; }
   static void visit(void* ctx, void** slot) {
     static_cast<Walker*>(ctx)->visitPointer(reinterpret_cast<std::uintptr_t>(
         std::atomic_ref<void*>(*slot).load(std::memory_order_relaxed)));
   }
+  static void visitLabelled(void* ctx, void* p, const SlotName&) {
+    static_cast<Walker*>(ctx)->visitPointer(reinterpret_cast<std::uintptr_t>(p));
+  }
 };
+
+bool scannableAtSafepoint(G* g) {
+  const GStatus st = g->status.load(std::memory_order_acquire);
+  const bool scannable = st == GStatus::Runnable || st == GStatus::Waiting ||
+                         (st == GStatus::Syscall && g->gcAtSafepoint.load(std::memory_order_acquire));
+  return scannable && g->body != nullptr;
+}
 }  // namespace
 
-std::uint64_t walkReachable(const std::vector<G*>& gs, ReachFn reached, void* ctx) {
+bool scanRootSource(const ReachSource& root, LabelVisitFn visit, void* ctx) {
+  Unlabelled plain{visit, ctx};
+  if (root.g != nullptr) {
+    if (!scannableAtSafepoint(root.g)) return false;
+    if (!root.g->body->traceStackLabelled(root.g, visit, ctx)) root.g->body->traceStack(root.g, Unlabelled::slot, &plain);
+    return true;
+  }
+  std::pair<RootScanFn, void*> fn{nullptr, nullptr};
+  LabelRootsFn labelled = nullptr;
+  {
+    std::lock_guard<std::mutex> lk(registry().lock);
+    if (root.id < registry().roots.size()) {
+      fn = registry().roots[root.id];
+      labelled = registry().labelledRoots[root.id];
+    }
+  }
+  if (fn.first == nullptr) return false;
+  if (labelled != nullptr) {
+    labelled(fn.second, visit, ctx);
+  } else {
+    fn.first(fn.second, Unlabelled::slot, &plain);
+  }
+  return true;
+}
+
+std::uint64_t walkReachable(const std::vector<G*>& gs, ReachFn reached, void* ctx, bool labelledRoots) {
   Walker w(reached, ctx);
   std::vector<std::pair<RootScanFn, void*>> roots;
   {
@@ -342,25 +390,32 @@ std::uint64_t walkReachable(const std::vector<G*>& gs, ReachFn reached, void* ct
     roots = registry().roots;
   }
   for (std::size_t i = 0; i < roots.size(); i++) {
-    w.from = ReachSource{"root scanner", i, 0, nullptr};
-    if (roots[i].first != nullptr) roots[i].first(roots[i].second, Walker::visit, &w);
+    if (roots[i].first == nullptr) continue;
+    w.setSource(ReachSource{"root scanner", i, 0, nullptr});
+    if (labelledRoots) {
+      (void)scanRootSource(w.from, Walker::visitLabelled, &w);
+    } else {
+      roots[i].first(roots[i].second, Walker::visit, &w);
+    }
   }
   for (G* g : gs) {
-    const GStatus st = g->status.load(std::memory_order_acquire);
-    const bool scannable = st == GStatus::Runnable || st == GStatus::Waiting ||
-                           (st == GStatus::Syscall && g->gcAtSafepoint.load(std::memory_order_acquire));
-    if (!scannable || g->body == nullptr) continue;
-    // goid only now: a G that is not scannable may be a free G being set up by a host
+    // goid only once scannable: a G that is not may be a free G being set up by a host
     // thread without a P (runMain's initG writes goid; the world stop does not hold it
-    // off). A scannable status was stored after the G's setup (the acquire load above).
-    w.from = ReachSource{"the stack of G", g->goid, 0, nullptr};
-    g->body->traceStack(g, Walker::visit, &w);
+    // off). A scannable status was stored after the G's setup (the acquire load in
+    // scannableAtSafepoint).
+    if (!scannableAtSafepoint(g)) continue;
+    w.setSource(ReachSource{"the stack of G", g->goid, 0, nullptr, g});
+    if (labelledRoots) {
+      (void)scanRootSource(w.from, Walker::visitLabelled, &w);
+    } else {
+      g->body->traceStack(g, Walker::visit, &w);
+    }
   }
-  while (!w.stack.empty()) {
-    std::uintptr_t b = w.stack.back();
-    w.stack.pop_back();
+  while (!w.queue.empty()) {
+    std::uintptr_t b = w.queue.front();
+    w.queue.pop_front();
     const TypeInfo* t = reinterpret_cast<const ObjectHeader*>(b)->type;
-    w.from = ReachSource{"object", 0, b, t};
+    w.setSource(ReachSource{"object", 0, b, t});
     if (t != nullptr && t->trace != nullptr) t->trace(reinterpret_cast<void*>(b), Walker::visit, &w);
   }
   return w.objects;

@@ -149,7 +149,10 @@ void allocSlowHook(std::size_t bytes) {
   if (pc.trigger.load(std::memory_order_relaxed) != ~std::uint64_t{0} &&
       static_cast<std::uint64_t>(std::max<std::int64_t>(h.heapLive.load(std::memory_order_relaxed), 0)) >=
           pc.trigger.load(std::memory_order_relaxed)) {
-    requestCycle();
+    // The memory limit's cycle when it is what capped the goal.
+    const std::uint64_t limit = pc.memoryLimit.load(std::memory_order_relaxed);
+    requestCycle(limit != ~std::uint64_t{0} && pc.goal.load(std::memory_order_relaxed) >= limit ? GCCause::MemoryLimit
+                                                                                                  : GCCause::Pacer);
     // Past the goal before the requested cycle even started (the sweep it must finish
     // first is still running): wait for that cycle's mark termination too.
     parkIfPastGoal();
@@ -175,7 +178,7 @@ void allocStressHook() {
   if (++p->gcStressCount < static_cast<std::uint32_t>(n)) return;
   p->gcStressCount = 0;
   if (c.gcstressContinuous.load(std::memory_order_relaxed)) {
-    requestCycle();
+    requestCycle(GCCause::Stress);
     return;
   }
   p->gcStressOwed++;

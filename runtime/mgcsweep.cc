@@ -1,11 +1,13 @@
 #include "runtime/mgcsweep.h"
 
 #include <algorithm>
+#include <chrono>
 #include <shared_mutex>
 #include <thread>
 #include <vector>
 
 #include "runtime/gcbits.h"
+#include "runtime/gcevents.h"
 #include "runtime/mcache.h"
 #include "runtime/mfinal.h"
 #include "runtime/pheap.h"
@@ -42,6 +44,7 @@ struct WeakHook {
   const TypeInfo* type = nullptr;  // null: a free slot
   WeakFreeFn fn = nullptr;
   void* ctx = nullptr;
+  const char* name = nullptr;  // the event log's table name (gcevents.h)
 };
 struct WeakHooks {
   std::shared_mutex lock;
@@ -61,35 +64,40 @@ void sweepWeak(MSpan* s) {
   for (const WeakHook& hk : w.hooks) {
     if (hk.type == nullptr || s->elemsize < hk.type->size) continue;
     void* batch[kWeakBatch];
-    std::size_t n = 0;
+    std::size_t n = 0, total = 0;
+    const auto t0 = std::chrono::steady_clock::now();
     forEachFreed(s, [&](std::uint32_t i) {
       void* obj = reinterpret_cast<void*>(s->base() + std::size_t{i} * s->elemsize);
       // The header word of an object with a type (a headerless noscan object's first
       // word never passes the check for a registered type unless it is that type's).
       if (static_cast<const ObjectHeader*>(obj)->type != hk.type) return;
       batch[n++] = obj;
+      total++;
       if (n == kWeakBatch) {
         hk.fn(hk.ctx, batch, n);
         n = 0;
       }
     });
     if (n != 0) hk.fn(hk.ctx, batch, n);
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0);
+    gc_detail::noteWeakClear(hk.name, ns.count(), total);
   }
 }
 }  // namespace
 
-int registerWeak(const TypeInfo* type, WeakFreeFn fn, void* ctx) {
+int registerWeak(const TypeInfo* type, WeakFreeFn fn, void* ctx, const char* name) {
+  if (name == nullptr) name = type->name;
   SPINDLE_CHECK(type != nullptr && fn != nullptr, "registerWeak: type {} fn {}",
                 static_cast<const void*>(type), reinterpret_cast<void*>(fn));
   WeakHooks& w = weakHooks();
   std::unique_lock<std::shared_mutex> lk(w.lock);
   for (std::size_t i = 0; i < w.hooks.size(); ++i) {
     if (w.hooks[i].type == nullptr) {
-      w.hooks[i] = WeakHook{type, fn, ctx};
+      w.hooks[i] = WeakHook{type, fn, ctx, name};
       return static_cast<int>(i);
     }
   }
-  w.hooks.push_back(WeakHook{type, fn, ctx});
+  w.hooks.push_back(WeakHook{type, fn, ctx, name});
   return static_cast<int>(w.hooks.size() - 1);
 }
 

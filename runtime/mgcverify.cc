@@ -1,4 +1,5 @@
-// mgcverify.cc: verifyHeap, the heap verifier (gc.h), and the stress switches beside it.
+// mgcverify.cc: verifyHeap, the heap verifier (gc.h), heap inspection (forEachReachable,
+// retainingPath) and the stress switches beside it.
 //
 // With no cycle running (the cycle lock) and the world stopped, walks every span in the
 // page -> span map and checks, naming the span, the values and the phase (verifyHeap()
@@ -21,6 +22,20 @@
 // outside the heap whose size fits the slot and which has a name), and after a mark a
 // set mark bit. A failure names the object, its span and slot, the pointer's source (a
 // root scanner, a G's stack, or a field of an object) and the phase.
+//
+// Heap inspection (gc.h, "why is this alive") walks the same way under the same stop
+// (withWorldStopped, verifyHeap's): forEachReachable reports each reachable object;
+// retainingPath walks breadth first with roots read through their labelled variants,
+// records the source that first reached each object (a shortest path's parent), then
+// names the path's edges by re-reading just those sources: the root's labelled variant,
+// and each object's traceLabelled (tried first for the object two steps on, so a hop
+// through an array the object owns is named in the owner's terms). Unnamed edges read
+// "root scanner N" / "the stack of G N" / "field of <type>". Nothing is marked or freed
+// meanwhile (cycle lock, world stopped), so the addresses compared stay put.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "runtime/g.h"
@@ -155,19 +170,147 @@ void verifyHeapStopped(Sched* sched, const char* phase, bool afterMark) {
 }
 }  // namespace gc_detail
 
-void verifyHeap() {
+namespace gc_detail {
+void withWorldStopped(const char* why, void (*fn)(Sched* sched, void* ctx), void* ctx) {
   // A G at a safepoint lets its P go first, as gcCollect does: the cycle lock may be held
   // by a cycle waiting for the world, which cannot stop while this M holds a P. Its
-  // stack is quiescent, so the walk below reads it.
+  // stack is quiescent, so a walk reads it.
   M* m = getm();
   const bool onG = m != nullptr && m->curg != nullptr && m->p != nullptr;
   if (onG) Sched::enterSyscall(/*stackQuiescent=*/true);
-  Sched* sched = gc_detail::lockForVerify();
-  if (sched != nullptr) sched->stopTheWorld("verifyHeap");
-  gc_detail::verifyHeapStopped(sched, "verifyHeap()", /*afterMark=*/false);
+  Sched* sched = lockForVerify();
+  if (sched != nullptr) sched->stopTheWorld(why);
+  fn(sched, ctx);
   if (sched != nullptr) sched->startTheWorld();
-  gc_detail::unlockForVerify();
+  unlockForVerify();
   if (onG) Sched::exitSyscall();
+}
+}  // namespace gc_detail
+
+void verifyHeap() {
+  gc_detail::withWorldStopped(
+      "verifyHeap", [](Sched* sched, void*) { gc_detail::verifyHeapStopped(sched, "verifyHeap()", /*afterMark=*/false); },
+      nullptr);
+}
+
+// --- heap inspection ---------------------------------------------------------------------
+// forEachReachable and retainingPath walk as verifyHeap does (walkReachable, world
+// stopped, cycle lock held: nothing is freed or marked meanwhile), so every object they
+// report or compare stays where it is for the whole walk.
+
+namespace {
+std::vector<G*> stoppedGs(Sched* sched) { return sched != nullptr ? gc_detail::allGs(sched) : std::vector<G*>{}; }
+
+struct ReachableWalk {
+  ReachableFn fn;
+  void* ctx;
+};
+
+// The object containing p, or 0 (not a live heap object).
+std::uintptr_t objectBase(const void* p) {
+  ObjectRef r;
+  return mheap().findObject(p, &r) ? r.base : 0;
+}
+
+// Finds the first pointer a labelled source reports into `target` and appends its name
+// (found, named: whether it had one).
+struct SlotFinder {
+  std::uintptr_t target;
+  std::vector<std::string>* out;
+  bool found = false, named = false;
+  static void visit(void* self, void* p, const SlotName& name) {
+    auto* f = static_cast<SlotFinder*>(self);
+    if (f->found || p == nullptr || objectBase(p) != f->target) return;
+    f->found = true;
+    if (name.name == nullptr) return;
+    f->named = true;
+    name.name(name.env, f->out);
+  }
+};
+
+struct PathWalk {
+  std::uintptr_t target;
+  std::vector<std::string>* path;
+  bool found = false;
+  // The source through which the walk first reached each object (a shortest path's).
+  std::unordered_map<std::uintptr_t, gc_detail::ReachSource> parent = {};
+
+  static void reached(void* self, const ObjectRef& r, std::uintptr_t, const gc_detail::ReachSource& from) {
+    if (r.span->state() != SpanState::InUse) return;
+    static_cast<PathWalk*>(self)->parent.emplace(r.base, from);
+  }
+
+  // Names the edge from `obj` (of type t) to `child`: false if t names no slot holding it.
+  bool nameEdge(std::uintptr_t obj, const TypeInfo* t, std::uintptr_t child) {
+    if (t == nullptr || t->traceLabelled == nullptr) return false;
+    SlotFinder f{child, path};
+    t->traceLabelled(reinterpret_cast<void*>(obj), SlotFinder::visit, &f);
+    return f.named;
+  }
+
+  void build() {
+    if (parent.count(target) == 0) return;
+    found = true;
+    std::vector<std::uintptr_t> objs;  // root's object first, target last
+    gc_detail::ReachSource root;
+    for (std::uintptr_t o = target;;) {
+      objs.push_back(o);
+      const gc_detail::ReachSource& from = parent.at(o);
+      if (from.obj == 0) {
+        root = from;
+        break;
+      }
+      o = from.obj;
+    }
+    std::reverse(objs.begin(), objs.end());
+    SlotFinder rf{objs[0], path};
+    if (!gc_detail::scanRootSource(root, SlotFinder::visit, &rf) || !rf.named) {
+      path->push_back(gc_detail::describeSource(root));
+    }
+    for (std::size_t i = 0; i + 1 < objs.size();) {
+      const TypeInfo* t = reinterpret_cast<const ObjectHeader*>(objs[i])->type;
+      // A type may name what an object it owns holds (a list's items): skip that hop.
+      if (i + 2 < objs.size() && nameEdge(objs[i], t, objs[i + 2])) {
+        i += 2;
+        continue;
+      }
+      if (!nameEdge(objs[i], t, objs[i + 1])) {
+        path->push_back(fmt::format("field of {}", t != nullptr ? t->name : "(no type)"));
+      }
+      i += 1;
+    }
+  }
+};
+}  // namespace
+
+void forEachReachable(ReachableFn fn, void* ctx) {
+  ReachableWalk rw{fn, ctx};
+  gc_detail::withWorldStopped(
+      "forEachReachable",
+      [](Sched* sched, void* c) {
+        gc_detail::walkReachable(
+            stoppedGs(sched),
+            [](void* c, const ObjectRef& r, std::uintptr_t, const gc_detail::ReachSource&) {
+              if (r.span->state() != SpanState::InUse) return;
+              auto* w = static_cast<ReachableWalk*>(c);
+              w->fn(w->ctx, reinterpret_cast<void*>(r.base), r.span->elemsize, r.span->spanclass.noscan());
+            },
+            c);
+      },
+      &rw);
+}
+
+bool retainingPath(const void* target, std::vector<std::string>* path) {
+  PathWalk pw{reinterpret_cast<std::uintptr_t>(target), path};
+  gc_detail::withWorldStopped(
+      "retainingPath",
+      [](Sched* sched, void* c) {
+        auto* pw = static_cast<PathWalk*>(c);
+        gc_detail::walkReachable(stoppedGs(sched), &PathWalk::reached, pw, /*labelledRoots=*/true);
+        pw->build();
+      },
+      &pw);
+  return pw.found;
 }
 
 void setGCVerify(bool on) { gc_detail::counters().verify.store(on, std::memory_order_relaxed); }

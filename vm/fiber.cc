@@ -2,6 +2,8 @@
 // channels, select and the concurrency natives (Channel, sleep, yield, procs, gc).
 #include "vm/fiber.h"
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -74,7 +76,8 @@ Step FiberBody::run(runtime::G* g, std::uint32_t budget) {
   tlsFiber = prev;
   switch (st) {
     case RunStatus::Yield:
-      if (pending == Pending::Gc || pending == Pending::FreeOSMemory || pending == Pending::GcVerify) {
+      if (pending == Pending::Gc || pending == Pending::FreeOSMemory || pending == Pending::GcVerify ||
+          pending == Pending::GcCensus || pending == Pending::GcPath) {
         // A true safepoint: the interpreter returned, everything is in the fiber.
         const Pending p = pending;
         pending = Pending::None;
@@ -82,6 +85,11 @@ Step FiberBody::run(runtime::G* g, std::uint32_t budget) {
           runtime::freeOSMemory();  // a full cycle, then the free pages go back
         } else if (p == Pending::GcVerify) {
           runtime::verifyHeap();  // between cycles: stops the world, fatal if broken
+        } else if (p == Pending::GcCensus || p == Pending::GcPath) {
+          // The native's result slot is the top of the stack (CALL left it there).
+          Value answer = p == Pending::GcCensus ? vm_->gcCensus() : vm_->gcPath(pathTarget);
+          pathTarget = Value::nil();
+          stackStore(&fiber_->stack->data()[fiber_->stackTop - 1], answer);
         } else {
           runtime::gcCollect();
         }
@@ -112,34 +120,62 @@ Step FiberBody::run(runtime::G* g, std::uint32_t budget) {
   return Step::exit();
 }
 
-void FiberBody::traceStack(runtime::G* g, void (*visit)(void* ctx, void** slot), void* ctx) {
-  auto ptr = [&](void* p) {
-    if (p == nullptr) return;
-    void* local = p;  // non-moving collector
-    visit(ctx, &local);
+namespace {
+// The name of stack slot i of fiber f (run by G goid): the frame whose window holds it.
+std::string stackSlotName(ObjFiber* f, std::uint64_t goid, std::uint32_t i) {
+  const CallFrame* frames = f->frames->frames();
+  for (std::uint32_t j = f->frameCount; j-- > 0;) {
+    if (frames[j].base > i) continue;
+    const ObjString* name = frames[j].closure->function->name;
+    return fmt::format("fiber {} frame {}() slot {}", goid, name != nullptr ? name->view() : "script",
+                       i - frames[j].base);
+  }
+  return fmt::format("fiber {} stack slot {}", goid, i);
+}
+}  // namespace
+
+template <typename Ptr>
+void FiberBody::forEachStackRef(runtime::G* g, bool withPathTarget, const Ptr& ptr) {
+  // ptr(p, name): name(out) appends the slot's name, built only by a labelled walk.
+  const std::uint64_t goid = g != nullptr ? g->goid : 0;
+  auto value = [&](Value v, const auto& name) {
+    if (v.isObj()) ptr(v.asObj(), name);
   };
-  auto value = [&](Value v) {
-    if (v.isObj()) ptr(v.asObj());
+  auto fixed = [goid](const char* what) {
+    return [goid, what](std::vector<std::string>* out) { out->push_back(fmt::format("fiber {} {}", goid, what)); };
   };
   ObjFiber* f = fiber_;
-  ptr(f);
-  ptr(f->stack);
-  ptr(f->frames);
+  ptr(f, fixed("object"));
+  ptr(f->stack, fixed("stack"));
+  ptr(f->frames, fixed("frames"));
   const Value* s = f->stack->data();
-  for (std::uint32_t i = 0; i < f->stackTop; ++i) value(loadValue(&s[i]));  // see stackStore
+  for (std::uint32_t i = 0; i < f->stackTop; ++i) {  // see stackStore
+    value(loadValue(&s[i]), [&, i](std::vector<std::string>* out) { out->push_back(stackSlotName(f, goid, i)); });
+  }
   const CallFrame* frames = f->frames->frames();
-  for (std::uint32_t i = 0; i < f->frameCount; ++i) ptr(frames[i].closure);
-  for (ObjUpvalue* u = f->openUpvalues; u != nullptr; u = u->next) ptr(u);
-  value(f->result);
+  for (std::uint32_t i = 0; i < f->frameCount; ++i) ptr(frames[i].closure, fixed("frame closure"));
+  for (ObjUpvalue* u = f->openUpvalues; u != nullptr; u = u->next) ptr(u, fixed("open upvalue"));
+  value(f->result, fixed("result"));
   if ((pending == Pending::Recv || pending == Pending::ForInRecv) && waitChannel != nullptr &&
       g != nullptr) {
     // A sender may have handed its element over already (under the channel's lock).
     std::lock_guard<std::mutex> lk(waitChannel->chan->lock);
-    if (g->sud.success) value(Value::fromBits(g->sud.elem));
+    if (g->sud.success) value(Value::fromBits(g->sud.elem), fixed("received element"));
   }
   if (pending == Pending::Select && g != nullptr) {
-    sel.forEachReceived(g, [&](std::uint64_t w) { value(Value::fromBits(w)); });
+    sel.forEachReceived(g, [&](std::uint64_t w) { value(Value::fromBits(w), fixed("received element")); });
   }
+  if (withPathTarget) value(pathTarget, fixed("gcpath argument"));
+}
+
+void FiberBody::traceStack(runtime::G* g, void (*visit)(void* ctx, void** slot), void* ctx) {
+  forEachStackRef(g, /*withPathTarget=*/true, [&](void* p, const auto&) { visitPtr(visit, ctx, p); });
+}
+
+bool FiberBody::traceStackLabelled(runtime::G* g, runtime::LabelVisitFn visit, void* ctx) {
+  forEachStackRef(g, /*withPathTarget=*/false,
+                  [&](void* p, const auto& name) { runtime::visitNamed(visit, ctx, p, name); });
+  return true;
 }
 
 bool FiberBody::resume() {

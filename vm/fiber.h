@@ -13,7 +13,9 @@
 //     which ends the program's host call. Once the VM is dying (~VM), run() exits at
 //     once (finishing a pending channel or select operation, never a foreign call).
 // gc(): the native only records the request; run() calls runtime::gcCollect() after the
-// interpreter returned, with the fiber's state fully saved (a true safepoint).
+// interpreter returned, with the fiber's state fully saved (a true safepoint). So do
+// freeOSMemory(), gcverify(), gccensus() and gcpath(obj) (gcinspect.cc); the last two
+// then store their answer into the native's result slot (the top of the fiber's stack).
 //
 // traceStack (called only while the G is paused) reports the fiber object, every live
 // stack slot (below stackTop), each frame's closure, the open upvalues, and a received
@@ -63,7 +65,8 @@ class FiberBody final : public runtime::GBody {
   // fiber's host's (Sched::onOtherHostM); the G yields with needWorkerM and resume()
   // makes the call (foreignArgc arguments above the callee on the stack) on a worker M.
   enum class Pending : std::uint8_t {
-    None, Send, Recv, Select, Sleep, Yield, Gc, FreeOSMemory, GcVerify, WaitFinalizers, Foreign, ForInRecv
+    None, Send, Recv, Select, Sleep, Yield, Gc, FreeOSMemory, GcVerify, GcCensus, GcPath, WaitFinalizers, Foreign,
+    ForInRecv
   };
 
   FiberBody(VM* vm, ObjFiber* fiber, int refs) : vm_(vm), fiber_(fiber), refs_(refs) {
@@ -74,6 +77,9 @@ class FiberBody final : public runtime::GBody {
   void exited(runtime::G*) override { release(); }
   void abandoned(runtime::G*) override { release(); }
   void traceStack(runtime::G* g, void (*visit)(void* ctx, void** slot), void* ctx) override;
+  // traceStack's pointers named "fiber N frame f() slot i" (N: the G's goid), less
+  // pathTarget: gcpath's argument is no root of the answer.
+  bool traceStackLabelled(runtime::G* g, runtime::LabelVisitFn visit, void* ctx) override;
   bool wantsStackShrink(runtime::G*) override { return VM::stackShrink(fiber_).any(); }
   void shrinkStack(runtime::G*) override { vm_->shrinkStack(fiber_); }
   const void* owner() const override { return vm_; }
@@ -122,8 +128,16 @@ class FiberBody final : public runtime::GBody {
   std::vector<runtime::SelectCase> cases;
   std::uint32_t selectOperands = 0;  // stack slots the SELECT operands take
   int foreignArgc = 0;               // Foreign: the call's argument count
+  // GcPath: gcpath's argument, from the native to the safepoint that walks for it. Kept
+  // alive by traceStack (a cycle may run while the walk waits for the world), left out by
+  // traceStackLabelled.
+  Value pathTarget = Value::nil();
 
  private:
+  // traceStack's body: ptr(p, name) for every pointer the fiber holds (pathTarget too
+  // when withPathTarget), name(out) naming its slot.
+  template <typename Ptr>
+  void forEachStackRef(runtime::G* g, bool withPathTarget, const Ptr& ptr);
   ~FiberBody() { vm_->bodyGone(); }  // release(): the body's last access to its VM
   VM* vm_;
   ObjFiber* fiber_;

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/gc.h"
 #include "runtime/m.h"
 #include "runtime/pheap.h"
 #include "vm/fiber.h"
@@ -1255,3 +1256,112 @@ TEST_CASE("string library: join and format let the world stop midway") {
                    "var j = l.join(\",\");");
   checkStopsMidway(kMiB, "var f = format(s);");
 }
+
+namespace {
+
+// "Why is this alive": gcpath names the slots of a shortest retaining path.
+TEST_CASE("gcpath names a path through a global, a field, a list index, a map key, a channel buffer and a frame slot") {
+  std::string out;
+  spindle::Vm vm(capture(out));
+  REQUIRE(vm.run("class Node { init(next) { this.next = next; } }\n"
+                 "var head = Node(Node(nil));\n"
+                 "print gcpath(head.next);\n"
+                 "var ring = [0, 1, 2, 3, Node(nil)];\n"
+                 "print gcpath(ring[4]);\n"
+                 "var m = Map(); m[\"k\"] = Node(nil);\n"
+                 "print gcpath(m[\"k\"]);\n"
+                 // The node is reached through the channel (2 steps) and through four
+                 // nested lists (5 steps): the path is the shorter one.
+                 "var ch = Channel(2); var inner = Node(nil); ch.send(inner);\n"
+                 "var deep = [[[[inner]]]]; inner = nil;\n"
+                 "print gcpath(deep[0][0][0][0]);\n"
+                 "fun consume() { var a = 1; var n = Node(nil); return gcpath(n); }\n"
+                 "print consume();\n")
+              .ok());
+  std::vector<std::string> lines;
+  for (std::size_t at = 0; at < out.size();) {
+    const std::size_t nl = out.find('\n', at);
+    lines.push_back(out.substr(at, nl - at));
+    at = nl + 1;
+  }
+  REQUIRE(lines.size() == 5);
+  CHECK(lines[0] == "[global head, field next]");
+  CHECK(lines[1] == "[global ring, list index 4]");
+  CHECK(lines[2] == "[global m, map value for key \"k\"]");
+  CHECK(lines[3] == "[global ch, channel buffer]");
+  CHECK(lines[4].rfind("[fiber ", 0) == 0);
+  CHECK(lines[4].find(" frame consume() slot 2]") != std::string::npos);
+}
+
+TEST_CASE("gcpath of an object nothing but its argument retains is nil") {
+  std::string out;
+  spindle::Vm vm(capture(out));
+  REQUIRE(vm.run("class Node {}\n"
+                 "fun make() { return Node(); }\n"
+                 "print gcpath(Node()); print gcpath(make()); print gcpath(1);\n"
+                 "var keep = Node(); print gcpath(keep);\n")
+              .ok());
+  CHECK(out == "nil\nnil\nnil\n[global keep]\n");
+}
+
+void noFinalizer(void*, void*) {}
+
+TEST_CASE("retainingPath names a finalizer root: the fields of an object with a finalizer") {
+  std::string out;
+  spindle::Vm vm(capture(out));
+  spindle::vm::VM& in = vm.internal();
+  REQUIRE(vm.run("class Node {} var ch = Channel(1); var item = Node(); ch.send(item);").ok());
+  void* ch = in.global(in.globalSlot("ch")).asObj();
+  void* item = in.global(in.globalSlot("item")).asObj();
+  in.withP([&] { REQUIRE(spindle::runtime::setFinalizer(ch, &noFinalizer, nullptr)); });
+  // Neither is a global now: the channel is kept by its finalizer (not a root itself),
+  // the item by the channel's buffer, which the finalizer root reports.
+  REQUIRE(vm.run("ch = nil; item = nil;").ok());
+  std::vector<std::string> path;
+  REQUIRE(spindle::runtime::retainingPath(item, &path));
+  CHECK(path == std::vector<std::string>{"finalizer root of <channel>", "channel buffer"});
+  in.withP([&] { spindle::runtime::setFinalizer(ch, nullptr, nullptr); });
+  REQUIRE(vm.run("gc();").ok());
+}
+
+TEST_CASE("gccensus counts the live instances of a class after a full cycle") {
+  std::string out;
+  spindle::Vm vm(capture(out));
+  REQUIRE(vm.run("class Foo {} class Bar {}\n"
+                 "var keep = [];\n"
+                 "for (var i = 0; i < 7; i = i + 1) { keep.push(Foo()); Bar(); }\n"
+                 "var c = gccensus();\n"
+                 "print c[\"instance of Foo\"][0]; print c[\"instance of Bar\"];\n"
+                 "print c[\"list\"][0] >= 1; print c[\"instance of Foo\"][1] >= 7 * 16;\n")
+              .ok());
+  CHECK(out == "7\nnil\ntrue\ntrue\n");
+}
+
+}  // namespace
+
+namespace {
+
+TEST_CASE("gcevents() returns the event log's records since the last call: gc() is a forced cycle") {
+  std::string out;
+  spindle::Vm vm(capture(out));
+  // Interned strings dropped by the loop are cleared from the string table by the sweep.
+  REQUIRE(vm.run("var before = gcevents();\n"
+                 "var t = 0; for (var i = 0; i < 20000; i = i + 1) { var s = \"k\" + str(i); t = t + s.len(); }\n"
+                 "gc();\n"
+                 "var ev = gcevents();\n"
+                 "var last = ev[ev.len() - 1];\n"
+                 "print last[\"cause\"];\n"
+                 "print last[\"cycle\"] >= 1 and last[\"phases\"][\"mark\"][\"duration_ns\"] >= 0;\n"
+                 "print last[\"stw\"][1][\"phase\"]; print last[\"mark_termination_steps\"][0][\"step\"];\n"
+                 "var weak = 0;\n"
+                 "for (var e in ev) for (var w in e[\"weak\"]) if (w[\"table\"] == \"string table weak\") weak = weak + w[\"objects\"];\n"
+                 "print weak > 0;\n"
+                 // Since the last call: none of ev again (seq increases by one per record).
+                 "var again = gcevents();\n"
+                 "print again.len() == 0 or again[0][\"seq\"] > last[\"seq\"];\n"
+                 "print before.len() == 0 or ev[0][\"seq\"] > before[before.len() - 1][\"seq\"];\n")
+              .ok());
+  CHECK(out == "forced\ntrue\nmark_termination\nroot flush\ntrue\ntrue\ntrue\n");
+}
+
+}  // namespace

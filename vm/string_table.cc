@@ -14,7 +14,8 @@ namespace spindle::vm {
 StringTable& processStrings() {
   static StringTable* table = [] {
     auto* t = new StringTable;  // never destroyed: sweeps may outlive statics
-    runtime::registerWeak(&kTypes[static_cast<int>(ObjKind::String)], &StringTable::sweepFree, t);
+    runtime::registerWeak(&kTypes[static_cast<int>(ObjKind::String)], &StringTable::sweepFree, t,
+                          "string table");
     return t;
   }();
   return *table;

@@ -123,7 +123,7 @@ int VM::liveVMs() {
 
 VM::VM(VMOptions options)
     : options_(std::move(options)), sched_(acquireSched(options_)) {
-  rootsId_ = runtime::registerRoots(scanRoots, this);
+  rootsId_ = runtime::registerRoots(scanRoots, this, scanRootsLabelled);
   withP([this] {
     initString_ = intern("init");
     pushString_ = intern("push");
@@ -138,6 +138,7 @@ VM::VM(VMOptions options)
     setGlobal(clock, Value::object(newNative("clock", 0, nativeClock)));
     registerConcurrencyNatives();
     registerGCStatsNative();  // gcstats.cc
+    registerInspectNatives();  // gcinspect.cc
     registerErrorClass();     // error.cc
     registerMapNatives();     // map.cc
     registerStringLib();      // strlib.cc
@@ -333,8 +334,11 @@ void VM::setMethod(ObjClass* klass, ObjString* name, Value method) {
 // --- loading ------------------------------------------------------------------------------
 
 lang::CompileResult VM::compile(std::string_view source) {
+  std::unique_lock<std::mutex> nlk(globalNamesLock_);
   lang::CompileResult r = lang::compile(source, globalNames_);
-  growGlobals(globalNames_.size());
+  const std::size_t n = globalNames_.size();
+  nlk.unlock();
+  growGlobals(n);
   return r;
 }
 
@@ -360,8 +364,11 @@ void VM::setGlobal(std::uint32_t slot, Value v) {
 }
 
 std::uint32_t VM::globalSlot(std::string_view name) {
-  std::uint32_t slot = globalNames_.slotFor(name);
-  growGlobals(globalNames_.size());
+  std::unique_lock<std::mutex> nlk(globalNamesLock_);
+  const std::uint32_t slot = globalNames_.slotFor(name);
+  const std::size_t n = globalNames_.size();
+  nlk.unlock();
+  growGlobals(n);
   return slot;
 }
 
@@ -421,24 +428,29 @@ void VM::releaseHandle(std::uint32_t h) {
 // Host-held fibers, globals, handles, the VM's name strings, the library method classes
 // and the one-byte strings. Not the interned strings: that table is weak and cleared by
 // the sweepers (string_table.h), so nothing here grows with it.
-void VM::forEachRoot(runtime::VisitFn visit, void* ctx) {
-  auto visitValue = [&](Value v) {
-    if (!v.isObj()) return;
-    void* p = v.asObj();
-    visit(ctx, &p);
-  };
+template <typename Ptr>
+void VM::forEachRootRef(const Ptr& ptr) {
+  // ptr(p, name): name(out) appends the root's name, built only by a labelled walk.
+  auto fixed = [](const char* what) { return [what](std::vector<std::string>* out) { out->emplace_back(what); }; };
   {
     std::lock_guard<std::mutex> lk(handlesLock_);
-    for (ObjFiber* f : hostFibers_) {
-      void* p = f;
-      visit(ctx, &p);
+    for (ObjFiber* f : hostFibers_) ptr(f, fixed("host fiber"));
+    for (Value v : handles_) {
+      if (v.isObj()) ptr(v.asObj(), fixed("host handle"));
     }
-    for (Value v : handles_) visitValue(v);
   }
   {
     std::lock_guard<std::mutex> lk(globalsLock_);
     Value* g = globals_.load(std::memory_order_relaxed);
-    for (std::size_t i = 0; i < globalsCapacity_; ++i) visitValue(loadValue(&g[i]));
+    for (std::size_t i = 0; i < globalsCapacity_; ++i) {
+      const Value v = loadValue(&g[i]);
+      if (!v.isObj()) continue;
+      ptr(v.asObj(), [this, i](std::vector<std::string>* out) {
+        std::lock_guard<std::mutex> nlk(globalNamesLock_);
+        out->push_back(i < globalNames_.size() ? fmt::format("global {}", globalNames_.name(static_cast<std::uint32_t>(i)))
+                                               : fmt::format("global slot {}", i));
+      });
+    }
   }
   for (Obj* s : std::initializer_list<Obj*>{initString_, pushString_, popString_, lenString_,
                                             sendString_, recvString_, closeString_, capString_,
@@ -446,19 +458,22 @@ void VM::forEachRoot(runtime::VisitFn visit, void* ctx) {
                                             mapNames_.has, mapNames_.remove, mapNames_.keys,
                                             mapNames_.values, mapNames_.clear, stringMethods_,
                                             listMethods_}) {
-    if (s == nullptr) continue;
-    void* p = s;
-    visit(ctx, &p);
+    ptr(s, fixed("vm built-in"));
   }
-  for (const auto& b : byteStrings_) {
-    void* p = b.load(std::memory_order_acquire);
-    if (p == nullptr) continue;
-    visit(ctx, &p);
-  }
+  for (const auto& b : byteStrings_) ptr(b.load(std::memory_order_acquire), fixed("vm byte string"));
+}
+
+void VM::forEachRoot(runtime::VisitFn visit, void* ctx) {
+  forEachRootRef([&](void* p, const auto&) { visitPtr(visit, ctx, p); });
 }
 
 void VM::scanRoots(void* self, runtime::VisitFn visit, void* ctx) {
   static_cast<VM*>(self)->forEachRoot(visit, ctx);
+}
+
+void VM::scanRootsLabelled(void* self, runtime::LabelVisitFn visit, void* ctx) {
+  static_cast<VM*>(self)->forEachRootRef(
+      [&](void* p, const auto& name) { runtime::visitNamed(visit, ctx, p, name); });
 }
 
 // --- printing ----------------------------------------------------------------------------------

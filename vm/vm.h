@@ -228,6 +228,13 @@ class VM {
   // --- roots and statistics ---------------------------------------------------------------
   // Reports every root slot (what scanRoots gives the collector).
   void forEachRoot(runtime::VisitFn visit, void* ctx);
+  // gcinspect.cc, at a fiber's safepoint (FiberBody::run): gccensus()'s Map after a full
+  // cycle, and gcpath(target)'s list of steps (nil: target is no heap object reachable
+  // from a root).
+  Value gcCensus();
+  Value gcPath(Value target);
+  // gcevents(): the event log's records since the last call, a list of Maps.
+  Value gcEvents();
   // Strings in the interned-string table.
   std::size_t internedCount();
   std::uint64_t allocations(ObjKind k) const {
@@ -366,6 +373,12 @@ class VM {
                        ObjFunction* fn, std::uint32_t icIndex, const InlineCache* ic);
   ObjFunction* newHostMethodFunction(const HostMethod& m, bool initializer);
   static void scanRoots(void* self, runtime::VisitFn visit, void* ctx);
+  // The same roots named ("global ring", "host handle"), for runtime::retainingPath.
+  static void scanRootsLabelled(void* self, runtime::LabelVisitFn visit, void* ctx);
+  // forEachRoot's body: ptr(p, name) per root pointer, name(out) naming it.
+  template <typename Ptr>
+  void forEachRootRef(const Ptr& ptr);
+  void registerInspectNatives();  // gcinspect.cc
   // The process runtime (vm.cc): acquireSched takes a reference (creating the Sched with
   // o's procs and collector settings when there is none); releaseSchedIfLast drops this
   // VM's, only if it is the last one when onlyIfLast (then it detaches and deletes the
@@ -437,7 +450,9 @@ class VM {
   bool printValue(Value v);
 
   VMOptions options_;
-  lang::GlobalTable globalNames_;  // compile-time only (host thread)
+  lang::GlobalTable globalNames_;  // written by the host thread under globalNamesLock_
+  // Held while globalNames_ changes, and by a root's name (gcpath) reading it.
+  mutable std::mutex globalNamesLock_;
   std::atomic<Value*> globals_{nullptr};
   std::size_t globalsCapacity_ = 0;  // under globalsLock_
   std::vector<std::unique_ptr<Value[]>> globalArrays_;  // current and retired
@@ -481,6 +496,9 @@ class VM {
   // The hidden host-data field's name (hostclass.cc). gcstats() instances' class.
   ObjString* hostDataKey_ = nullptr;
   ObjClass* gcStatsClass_ = nullptr;
+  // gcevents(): the seq of the newest event-log record a call returned (runtime/gcevents.h);
+  // starts at the newest published when the VM was made. CAS by racing callers.
+  std::atomic<std::uint64_t> gcEventsSeen_{0};
   ObjClass* errorClass_ = nullptr;  // the built-in Error (a root: the global may be reassigned)
   // Library methods of strings and lists (strlib.cc), the one-byte strings: roots.
   ObjClass* stringMethods_ = nullptr;

@@ -64,6 +64,40 @@ expect help-stress 0 "--gcstress-continuous" -- --help
 expect help-verify 0 "--gcverify " -- --help
 expect gcverify 0 "^4.49998e\+10$" -- --gcverify --procs 2 -e "$garbage"
 expect gcstress-exact 0 "^4.49998e\+10$" -- --gcstress 1000 --gccheckmark -e "$garbage"
+# --gclog: one JSON line per cycle; the interned strings the loop drops are cleared from
+# the string table by the sweep ("string table weak"); gc() is a forced cycle, --gcstress
+# cycles are "gcstress". Every line parses and carries the record's fields.
+strings='var t = 0; for (var i = 0; i < 100000; i = i + 1) { var s = "k" + str(i); t = t + s.len(); } gc(); print t;'
+expect gclog-usage 64 "--gclog needs a FILE" -- --gclog
+expect gclog-unwritable 74 "cannot write --gclog file $TEST_TMPDIR/no/dir/gc.log" -- --gclog "$TEST_TMPDIR/no/dir/gc.log" -e "print 1;"
+expect help-gclog 0 "--gclog FILE" -- --help
+check_gclog() {  # check_gclog NAME FILE CAUSE: every line JSON; a weak "string table weak" clearing; CAUSE seen
+  if python3 - "$2" "$3" <<'PY'; then echo "ok $1"; else echo "FAIL $1: $(head -c 600 "$2")"; fails=$((fails+1)); fi
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+assert lines, "no lines"
+recs = [json.loads(l) for l in lines]
+for i, r in enumerate(recs):
+    assert r["seq"] == recs[0]["seq"] + i and r["cycle"] >= 1, r
+    assert set(r["phases"]) == {"sweep_termination", "mark", "mark_termination", "sweep"}, r
+    assert all(p["duration_ns"] >= 0 for p in r["phases"].values()), r
+    assert [s["phase"] for s in r["stw"]] == ["sweep_termination", "mark_termination"], r
+    assert all(s["to_safepoint_ns"] >= 0 and s["work_ns"] >= 0 for s in r["stw"]), r
+    assert [s["step"] for s in r["mark_termination_steps"]][:3] == ["root flush", "stack rescan", "drain and barrier off"], r
+    assert r["heap_goal"] >= -1, r  # -1: pacing off
+    for k in ("heap_before", "heap_at_termination", "heap_marked", "assist_ns", "background_mark_ns",
+              "spans_swept", "finalizers_queued", "finalizers_run"):
+        assert r[k] >= 0, (k, r)
+assert any(w["table"] == "string table weak" and w["objects"] > 0 for r in recs for w in r["weak"]), "no weak clearing"
+assert any(r["cause"] == sys.argv[2] for r in recs), "no cause " + sys.argv[2]
+PY
+}
+expect gclog-run 0 "^588890$" -- --gclog "$TEST_TMPDIR/gc.jsonl" -e "$strings"
+check_gclog gclog-json "$TEST_TMPDIR/gc.jsonl" forced
+# The last line is the final gc()'s: records published before exit reach the file.
+if tail -n 1 "$TEST_TMPDIR/gc.jsonl" | grep -q '"cause":"forced"'; then echo "ok gclog-last-forced"; else echo "FAIL gclog-last-forced: $(tail -n 1 "$TEST_TMPDIR/gc.jsonl" | head -c 200)"; fails=$((fails+1)); fi
+expect gclog-gcstress-run 0 "^588890$" -- --gcstress 5000 --gc-percent -1 --gclog "$TEST_TMPDIR/gcstress.jsonl" -e "$strings"
+check_gclog gclog-gcstress-json "$TEST_TMPDIR/gcstress.jsonl" gcstress
 # When the main script ends, the program ends (as in Go), even while a spawned fiber is
 # blocked in a 30 s C sleep: the host thread never makes another fiber's foreign call,
 # and Vm destruction does not wait for an M stuck in C. `timeout 20` fails the test (rc

@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "runtime/gcevents.h"
 #include "runtime/print.h"
 #include "vm/spindle.h"
 
@@ -75,6 +76,7 @@ void printUsage(std::FILE* out) {
              "  --clobberfree      poison freed memory; a write after free is fatal on reuse\n"
              "  --gcstoptheworld   mark with the world stopped (one pause per cycle)\n"
              "  --gcverify         verify the heap before and after every GC cycle\n"
+             "  --gclog FILE       write one JSON line per GC cycle to FILE (the event log)\n"
              "  --ffi-check        reject unpinned heap pointers passed to foreign code\n"
              "  --no-ffi-check     turn that check off (it is on in debug builds)\n"
              "  --help             print this help and exit\n"
@@ -92,6 +94,7 @@ struct CliOptions {
   std::string code;
   bool haveCode = false;
   bool disasm = false;
+  std::string gclog;  // --gclog FILE; empty: none
   std::vector<std::string> scriptArgs;
   // spindle stress: the seeds to run, and the options to pass on to each run.
   bool stress = false;
@@ -205,6 +208,14 @@ int parseArgs(int argc, char** argv, CliOptions& opts) {
         it != std::end(switches)) {
       *it->second = true;
       pass();
+      continue;
+    }
+    if (arg == "--gclog") {
+      if (i + 1 >= argc || argv[i + 1][0] == '\0') {
+        printTo(stderr, "spindle: --gclog needs a FILE\n");
+        return kExitUsage;
+      }
+      opts.gclog = argv[++i];
       continue;
     }
     if (arg == "--ffi-check" || arg == "--no-ffi-check") {
@@ -463,6 +474,8 @@ int checkStdout(int rc) {
   return rc == 0 ? kExitIo : rc;
 }
 
+int runVm(const CliOptions& opts, const std::string& source);
+
 int runMain(int argc, char** argv) {
   CliOptions opts;
   if (int rc = parseArgs(argc, argv, opts); rc >= 0) return rc;
@@ -475,6 +488,32 @@ int runMain(int argc, char** argv) {
     source = read.value().asString();
   }
 
+  // --gclog: the collector's event log (runtime/gcevents.h), one JSON line per cycle as
+  // each cycle's sweep completes, flushed line by line (a later fatal error keeps them).
+  std::FILE* gclog = nullptr;
+  if (!opts.gclog.empty()) {
+    gclog = std::fopen(opts.gclog.c_str(), "w");
+    if (gclog == nullptr) {
+      printTo(stderr, "spindle: cannot write --gclog file {}: {}\n", opts.gclog, std::strerror(errno));
+      return kExitIo;
+    }
+    spindle::runtime::setGCEventSink(
+        [](void* f, const spindle::runtime::GCEvent& e) {
+          auto* out = static_cast<std::FILE*>(f);
+          printTo(out, "{}\n", spindle::runtime::gcEventJSON(e));
+          std::fflush(out);
+        },
+        gclog);
+  }
+  const int rc = runVm(opts, source);
+  if (gclog != nullptr) {
+    spindle::runtime::setGCEventSink(nullptr, nullptr);
+    std::fclose(gclog);
+  }
+  return rc;
+}
+
+int runVm(const CliOptions& opts, const std::string& source) {
   spindle::Vm vm(opts.vm);
   std::vector<spindle::Value> args;
   for (const std::string& a : opts.scriptArgs) args.push_back(spindle::Value::string(a));
