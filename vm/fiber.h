@@ -63,7 +63,8 @@ class FiberBody final : public runtime::GBody {
   // fiber's host's (Sched::onOtherHostM); the G yields with needWorkerM and resume()
   // makes the call (foreignArgc arguments above the callee on the stack) on a worker M.
   enum class Pending : std::uint8_t {
-    None, Send, Recv, Select, Sleep, Yield, Gc, FreeOSMemory, GcVerify, WaitFinalizers, Foreign, ForInRecv
+    None, Send, Recv, Select, Sleep, Yield, Gc, FreeOSMemory, GcVerify, WaitFinalizers, Foreign, ForInRecv,
+    Join
   };
 
   FiberBody(VM* vm, ObjFiber* fiber, int refs) : vm_(vm), fiber_(fiber), refs_(refs) {
@@ -117,7 +118,7 @@ class FiberBody final : public runtime::GBody {
   // The pending operation (only the M running the G touches these).
   Pending pending = Pending::None;
   runtime::Step parkStep = runtime::Step::yield();
-  ObjChannel* waitChannel = nullptr;  // Send/Recv: the channel (also on the stack)
+  ObjChannel* waitChannel = nullptr;  // Send/Recv/Join: the channel (Join: the joined fiber's done)
   runtime::Select sel;
   std::vector<runtime::SelectCase> cases;
   std::uint32_t selectOperands = 0;  // stack slots the SELECT operands take

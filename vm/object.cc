@@ -80,6 +80,7 @@ void traceFiber(void* o, VisitFn visit, void* ctx) {
   visitPtr(visit, ctx, loadPtr(&f->openUpvalues));
   visitValue(visit, ctx, loadValue(&f->result));
   visitValue(visit, ctx, loadValue(&f->thrown));
+  visitPtr(visit, ctx, loadPtr(&f->done));
 }
 void traceChannel(void* o, VisitFn visit, void* ctx) {
   // Under orphanLock(): ~VM releases the hchans of its channels still allocated

@@ -430,6 +430,10 @@ class Vm {
   Result disassemble(std::string_view source);
 
   Stats stats() const;
+  // One line per fiber started by a spawn expression that failed and that no join()
+  // saw, "fiber N failed and was never joined: <message>", in fiber order; the records
+  // go. A host calls it when its program ends (the CLI prints them to stderr).
+  std::vector<std::string> neverJoined();
   const Options& options() const { return options_; }
   // The VM's internals, for tests and the collector.
   vm::VM& internal() { return *vm_; }

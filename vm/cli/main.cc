@@ -271,6 +271,8 @@ int runMain(int argc, char** argv) {
   } else {
     rc = exitCodeFor(vm.run(source));
   }
+  // The program ended (as Go's, with main): failures no join() saw, after its own error.
+  for (const std::string& line : vm.neverJoined()) printTo(stderr, "{}\n", line);
   std::fflush(stdout);  // the script's output before the stats; main checks it
   if (opts.vm.stats) printStats(vm);
   return rc;
