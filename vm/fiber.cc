@@ -1,5 +1,9 @@
 // fiber.cc: fibers as Gs (FiberBody, see fiber.h), host entry (withP, call), spawn,
-// channels, select and the concurrency natives (Channel, sleep, yield, procs, gc).
+// fiber results (join, done, the never-joined records), the deadlock report, channels,
+// select and the concurrency natives (Channel, sleep, after, yield, procs, gc).
+// Fiber results: a spawn expression's fiber has a done channel, closed by fiberEnded
+// after its result or error value was stored (the close's lock orders those writes
+// before every joiner's reads); joiners wait by receiving on it (WaitReason::Join).
 #include "vm/fiber.h"
 
 #include <chrono>
