@@ -89,6 +89,29 @@ f.join();
         std::vector<std::string>{"[line 4] in self()", "[line 7] in script"});
 }
 
+TEST_CASE("in a native's callback, join returns an ended fiber's result and refuses to wait") {
+  std::string out;
+  spindle::Vm vm(capture(out));
+  vm.defineNative("callback", 1, [](spindle::Vm& v, std::span<const spindle::Value> args) {
+    return v.call(args[0], {});
+  });
+  spindle::Result r = vm.run(R"(
+fun answer() { return 42; }
+var done = spawn answer();
+while (!done.done()) yield();
+fun joinDone() { return done.join(); }
+print callback(joinDone);
+var go = Channel();
+fun waits() { go.recv(); }
+var running = spawn waits();
+fun joinRunning() { return running.join(); }
+callback(joinRunning);
+)");
+  CHECK(out == "42\n");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message == "A join would block in a native callback.");
+}
+
 TEST_CASE("a failure no join saw is reported once, whether or not its Fiber was collected") {
   std::string out;
   spindle::Vm vm(capture(out));

@@ -90,7 +90,8 @@ struct VMOptions {
 #endif
   // Where `print` writes; null: stdout.
   std::function<void(std::string_view)> output;
-  // A spawned fiber's runtime error: set, it is called (on the failing fiber's thread)
+  // The runtime error of a fiber a spawn statement started (a spawn expression's fiber
+  // keeps its error for join: VM::fiberEnded): set, it is called (on the failing fiber's thread)
   // and only that fiber ends; null: the error ends the host call of the fiber's
   // generation and stops its fibers (VM::fiberFailed, Go's rule: the CLI).
   std::function<void(const RuntimeErrorInfo&)> onFiberError;
