@@ -226,3 +226,31 @@ spawn joiner(p);
   CHECK(err.find("[chan receive]:\n\tfiber 2\n\t[line 3] in parked()\n") != std::string::npos);
   CHECK(err.find("[join]:\n\tfiber 3\n\t[line 5] in joiner()\n") != std::string::npos);
 }
+
+TEST_CASE("fibers joining fibers while cycles run back to back (2 Ps, checkmark)") {
+  std::string out;
+  spindle::Options o = capture(out);
+  o.procs = 2;
+  o.gcstress_continuous = 1;
+  o.gccheckmark = true;
+  spindle::Vm vm(o);
+  spindle::Result r = vm.run(R"(
+fun leaf(i) {
+  var garbage = [];
+  for (var k = 0; k < 20; k = k + 1) garbage.push(str(k));
+  return i;
+}
+fun mid(i) {
+  var a = spawn leaf(i);
+  var b = spawn leaf(i + 1);
+  return a.join() + b.join();
+}
+var fibers = [];
+for (var i = 0; i < 100; i = i + 1) fibers.push(spawn mid(i));
+var sum = 0;
+for (var f in fibers) sum = sum + f.join();
+print sum;
+)");
+  REQUIRE(r.ok());
+  CHECK(out == "10000\n");
+}
