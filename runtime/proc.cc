@@ -184,7 +184,7 @@ G* Sched::newG() {
 void Sched::printGsForFatal(std::FILE* out, void (*trace)(G* g, std::FILE* out)) {
   std::unique_lock<std::mutex> lk(allglock_, std::try_to_lock);
   if (!lk.owns_lock()) {
-    printTo(out, "goroutines: unavailable (the G list is locked)\n");
+    printTo(out, "Gs: unavailable (allglock is held)\n");
     return;
   }
   for (G* g : allgs_) {
