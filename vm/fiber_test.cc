@@ -254,3 +254,13 @@ print sum;
   REQUIRE(r.ok());
   CHECK(out == "10000\n");
 }
+
+TEST_CASE("destroying a Vm stops its pending after() timers at once") {
+  spindle::Vm other;  // keeps the runtime alive: ~Vm below stops its own fibers and timers
+  std::string out;
+  {
+    spindle::Vm vm(capture(out));
+    REQUIRE(vm.run("var t = after(100000); var u = after(100000);").ok());
+  }  // returns without waiting out the timers (their G exits without sending)
+  REQUIRE(other.run("var c = after(0.001); c.recv();").ok());
+}
