@@ -13,7 +13,10 @@
 // Extensions:
 //   - spawn: the call's callee and arguments are compiled as usual (a method call is
 //     compiled as a property get plus a call, never as OP_INVOKE) and the final OP_CALL
-//     is rewritten in place to OP_SPAWN, which has the same operands.
+//     is rewritten in place to OP_SPAWN, which has the same operands. A spawn
+//     expression (`var f = spawn work(x);`, the prefix rule of `spawn`) is compiled
+//     the same way and rewritten to OP_SPAWN_FIBER, which pushes the new Fiber; a
+//     statement that begins with `spawn` is always the spawn statement.
 //   - select: each case head (the channel, and for a send the value) is compiled where
 //     it stands, followed by a jump over the case body to the next head; after the last
 //     head come OP_SELECT and OP_JUMP_TABLE, whose entries point back at the bodies.
@@ -192,6 +195,7 @@ class Parser {
   void dot(bool canAssign);
   void this_(bool canAssign);
   void super_(bool canAssign);
+  void spawnExpression(bool canAssign);
   void list(bool canAssign);
   void index(bool canAssign);
   void map(bool canAssign);
@@ -288,6 +292,8 @@ class Parser {
   void finishVarDeclaration(std::uint32_t global);
   void returnStatement();
   void spawnStatement();
+  // The call chain after `spawn`, its final call rewritten to `op`; false after an error.
+  bool spawnCall(OpCode op);
   void selectStatement();
   void tryStatement();
   void returnTop();
@@ -353,6 +359,7 @@ const ParseRule& getRule(TokenType type) {
     set(TokenType::Nil, &P::literal, nullptr, PREC_NONE);
     set(TokenType::This, &P::this_, nullptr, PREC_NONE);
     set(TokenType::Super, &P::super_, nullptr, PREC_NONE);
+    set(TokenType::Spawn, &P::spawnExpression, nullptr, PREC_NONE);
     return r;
   }();
   return rules[static_cast<std::size_t>(type)];
@@ -1450,19 +1457,27 @@ void Parser::throwStatement() {
 // spawn CALL;  The callee and arguments are evaluated here; OP_SPAWN starts the call
 // in a new fiber and pushes nil (the statement then pops it).
 void Parser::spawnStatement() {
+  if (!spawnCall(OpCode::SPAWN)) return;
+  consume(TokenType::Semicolon, "Expect ';' after spawn call.");
+  emitOp(OpCode::POP);
+}
+
+// spawn CALL as an expression: OP_SPAWN_FIBER pushes the new Fiber (join, done).
+void Parser::spawnExpression(bool) { (void)spawnCall(OpCode::SPAWN_FIBER); }
+
+bool Parser::spawnCall(OpCode op) {
   spawnChain_ = true;
   lastCallStart_ = kNoOffset;
   parsePrecedence(PREC_CALL);
   spawnChain_ = false;
   if (lastCallStart_ == kNoOffset || lastCallEnd_ != chunk().code.size()) {
     error("Expect function call after 'spawn'.");
-    return;
+    return false;
   }
   std::size_t opAt = lastCallStart_;
   if (chunk().code[opAt] == static_cast<std::uint8_t>(OpCode::WIDE)) ++opAt;
-  chunk().code[opAt] = static_cast<std::uint8_t>(OpCode::SPAWN);
-  consume(TokenType::Semicolon, "Expect ';' after spawn call.");
-  emitOp(OpCode::POP);
+  chunk().code[opAt] = static_cast<std::uint8_t>(op);
+  return true;
 }
 
 // select {

@@ -349,6 +349,18 @@ TEST_CASE("lists and indexing") {
         std::vector<std::string>{"[line 1] Error at '=': Invalid assignment target."});
 }
 
+TEST_CASE("a spawn expression rewrites its final call to OP_SPAWN_FIBER; the statement stays") {
+  auto ops = opsOf(*compileOk("fun f(a) {} var x = spawn f(1); print spawn f(spawn f(2)); spawn f(3);"));
+  CHECK(countOf(ops, O::SPAWN_FIBER) == 3);  // x's, print's and the argument's
+  CHECK(countOf(ops, O::SPAWN) == 1);        // the statement
+  CHECK(countOf(ops, O::CALL) == 0);
+  const std::string notCall = "Expect function call after 'spawn'.";
+  CHECK(errorsOf("var f; var x = spawn f;") ==
+        std::vector<std::string>{"[line 1] Error at 'f': " + notCall});
+  CHECK(errorsOf("fun f() {} var x = spawn f().y;") ==
+        std::vector<std::string>{"[line 1] Error at 'y': " + notCall});
+}
+
 TEST_CASE("spawn rewrites the final call to OP_SPAWN") {
   auto fn = compileOk("fun f(a, b) {} spawn f(1, 2);");
   auto ins = instructionsOf(*fn);

@@ -23,7 +23,8 @@
 // compiler.cc and the table in docs/ARCHITECTURE.md). The opcodes after WIDE are ordinary
 // instructions again: the error instructions (TRY depth, dist: a handler; END_TRY; THROW;
 // END_FINALLY dist; UNWIND_TO depth; vm/error.cc), then maps and for-in (MAP n;
-// FOR_IN_PREP; FOR_IN_NEXT dist; vm/map.cc).
+// FOR_IN_PREP; FOR_IN_NEXT dist; vm/map.cc), then SPAWN_FIBER argc (a spawn expression:
+// OP_SPAWN that pushes the Fiber).
 //
 // Stack effects are documented in docs/ARCHITECTURE.md next to the VM's contract.
 #pragma once
@@ -113,7 +114,8 @@ namespace spindle::lang {
   X(UNWIND_TO, Index1)              \
   X(MAP, Index1)                    \
   X(FOR_IN_PREP, None)              \
-  X(FOR_IN_NEXT, Jump)
+  X(FOR_IN_NEXT, Jump)              \
+  X(SPAWN_FIBER, Index1)
 
 enum class OpCode : std::uint8_t {
 #define SPINDLE_OPCODE_ENUM(name, shape) name,

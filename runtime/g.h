@@ -54,6 +54,7 @@ enum class WaitReason : std::uint8_t {
   FinalizerWait,
   GCAssistWait,  // parked by the collector: the heap reached its goal while marking
   FinalizersRunWait,  // waitFinalizersStep: until the finalizers queued so far have run
+  Join,               // an embedder's G waiting for another to end (the VM's Fiber.join)
 };
 
 const char* waitReasonString(WaitReason r);

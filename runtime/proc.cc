@@ -62,6 +62,7 @@ const char* waitReasonString(WaitReason r) {
     case WaitReason::FinalizerWait: return "finalizer wait";
     case WaitReason::GCAssistWait: return "GC assist wait";
     case WaitReason::FinalizersRunWait: return "wait for finalizers";
+    case WaitReason::Join: return "join";
   }
   return "?";
 }
@@ -200,6 +201,32 @@ G* Sched::newG() {
   std::lock_guard<std::mutex> lk(allglock_);
   allgAdd(g);
   return g;
+}
+
+void Sched::printGsForFatal(std::FILE* out, void (*trace)(G* g, std::FILE* out)) {
+  std::unique_lock<std::mutex> lk(allglock_, std::try_to_lock);
+  if (!lk.owns_lock()) {
+    printTo(out, "Gs: unavailable (allglock is held)\n");
+    return;
+  }
+  for (G* g : allgs_) {
+    const GStatus st = g->status.load(std::memory_order_acquire);
+    if (st == GStatus::Dead || st == GStatus::Idle) continue;
+    const char* what = st == GStatus::Running   ? "running"
+                       : st == GStatus::Syscall ? "syscall"
+                       : st == GStatus::Runnable ? "runnable"
+                                                 : waitReasonString(g->waitreason);
+    printTo(out, "G {} [{}]:\n", g->goid, what);
+    if (trace == nullptr || (st != GStatus::Runnable && st != GStatus::Waiting)) continue;
+    std::uint32_t zero = 0;
+    if (!g->gcscanlock.compare_exchange_strong(zero, 1, std::memory_order_acquire,
+                                               std::memory_order_relaxed)) {
+      printTo(out, "\t(stack being scanned)\n");
+      continue;
+    }
+    trace(g, out);
+    g->unlockScan();
+  }
 }
 
 std::size_t Sched::allgCount() {

@@ -45,6 +45,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -174,6 +175,17 @@ class Sched {
   // once), so an embedder stopping a group of Gs need not wait out their sleeps.
   void expireTimers(const void* owner);
   std::int64_t pendingTimers() const { return ntimers_.load(std::memory_order_acquire); }
+
+  // A fatal error's dump of the Gs (Go's tracebackothers; throw.h's printers call it):
+  // one line per G in allgs that is not Dead or Idle, `G <goid> [<status or wait
+  // reason>]`, then, for a Runnable or Waiting G whose scan lock one try took,
+  // trace(g, out) (the embedder prints the G's own frames). Best-effort and lock-free
+  // as fatal printers must be: allglock is only tried (held: one line says the list is
+  // unavailable); the scan lock keeps the collector's scans and stack shrinks away while
+  // trace reads the stack, but a parked G readied meanwhile may start running (execute
+  // takes the lock only when a scan is due), so a trace may be torn; a Running or
+  // Syscall G prints no trace (its state is in its M's registers).
+  void printGsForFatal(std::FILE* out, void (*trace)(G* g, std::FILE* out));
 
   // Visits every G except the dead ones on the global free list (the collector's stack
   // scans, abort of a failed program).

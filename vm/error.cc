@@ -73,11 +73,15 @@ bool VM::catchError(ObjFiber* fiber) {
     unwind(fiber, thrown);
     return true;
   }
-  ObjInstance* e = newInstance(errorClass_);
-  storeField(e, intern("message"), Value::object(intern(body->error.message)));
-  storeField(e, intern("trace"), Value::object(newTrace(body->error.trace)));
-  unwind(fiber, Value::object(e));
+  unwind(fiber, Value::object(newError(body->error)));
   return true;
+}
+
+ObjInstance* VM::newError(const RuntimeErrorInfo& error) {
+  ObjInstance* e = newInstance(errorClass_);
+  storeField(e, intern("message"), Value::object(intern(error.message)));
+  storeField(e, intern("trace"), Value::object(newTrace(error.trace)));
+  return e;
 }
 
 bool VM::throwValue(ObjFiber* fiber, Value v) {
@@ -86,7 +90,28 @@ bool VM::throwValue(ObjFiber* fiber, Value v) {
     unwind(fiber, v);
     return true;
   }
-  RuntimeErrorInfo& e = body->error;
+  body->error = errorOf(fiber, v).info;
+  fiber->state = FiberState::Failed;
+  writeBarrier(fiber, &fiber->thrown, v);
+  closeUpvalues(fiber, 0);
+  return false;
+}
+
+void VM::raiseValue(ObjFiber* fiber, Value v) {
+  ValueError e = errorOf(fiber, v);
+  recordError(fiber, std::move(e.info.message));
+  if (e.fromValue) {
+    // The value's trace (where it was made), then this fiber's.
+    std::vector<std::string>& trace = fiber->body->error.trace;
+    trace.insert(trace.begin(), e.info.trace.begin(), e.info.trace.end());
+    capTrace(trace);
+  }
+  writeBarrier(fiber, &fiber->thrown, v);
+}
+
+VM::ValueError VM::errorOf(ObjFiber* fiber, Value v) {
+  ValueError out;
+  RuntimeErrorInfo& e = out.info;
   Value message, trace;
   if (getField(v, "message", &message) && getField(v, "trace", &trace) &&
       isKind(trace, ObjKind::List)) {
@@ -99,14 +124,12 @@ bool VM::throwValue(ObjFiber* fiber, Value v) {
     for (std::uint32_t i = 0; i < count && i < items->capacity; ++i) {
       e.trace.push_back(toString(loadValue(&items->data()[i])));
     }
+    out.fromValue = true;
   } else {
     e.message = fmt::format("Uncaught {}.", toString(v));
     e.trace = traceOf(fiber);
   }
-  fiber->state = FiberState::Failed;
-  writeBarrier(fiber, &fiber->thrown, v);
-  closeUpvalues(fiber, 0);
-  return false;
+  return out;
 }
 
 void VM::unwind(ObjFiber* fiber, Value v) {

@@ -1,11 +1,16 @@
 // fiber.cc: fibers as Gs (FiberBody, see fiber.h), host entry (withP, call), spawn,
-// channels, select and the concurrency natives (Channel, sleep, yield, procs, gc).
+// fiber results (join, done, the never-joined records), the deadlock report, channels,
+// select and the concurrency natives (Channel, sleep, after, yield, procs, gc).
+// Fiber results: a spawn expression's fiber has a done channel, closed by fiberEnded
+// after its result or error value was stored (the close's lock orders those writes
+// before every joiner's reads); joiners wait by receiving on it (WaitReason::Join).
 #include "vm/fiber.h"
 
 #include <fmt/format.h>
 
 #include <chrono>
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <thread>
@@ -107,8 +112,10 @@ Step FiberBody::run(runtime::G* g, std::uint32_t budget) {
       fiber_->request = false;
       return parkStep;
     case RunStatus::Exit:
-      if (fiber_->state == FiberState::Failed && spawned && !vm_->aborted(fiber_) &&
-          !vm_->dying()) {
+      if (fiber_->done != nullptr) {
+        vm_->fiberEnded(fiber_);  // a spawn expression's fiber: its error waits for join
+      } else if (fiber_->state == FiberState::Failed && spawned && !vm_->aborted(fiber_) &&
+                 !vm_->dying()) {
         if (vm_->options().onFiberError) {
           vm_->options().onFiberError(error);  // the host's: this fiber alone ends
         } else {
@@ -210,6 +217,13 @@ bool FiberBody::resume() {
       return true;
     }
     case Pending::Select: return vm_->finishSelect(f, sel.resume(g_));
+    case Pending::Join: {
+      std::uint64_t elem = 0;
+      bool ok = false;
+      runtime::chanrecvResume(g_, &elem, &ok);  // woken by the close (or by ~VM's)
+      waitChannel = nullptr;
+      return vm_->dying() || vm_->finishJoin(f);
+    }
     case Pending::Foreign: {
       const Value callee = loadValue(f->stack->data() + f->stackTop - foreignArgc - 1);
       return vm_->callForeign(f, as<ObjForeignFn>(callee), foreignArgc);
@@ -303,6 +317,7 @@ bool VM::call(Value callee, const Value* args, int argc, Value* result,
   withP([&] {
     fiber = newFiber(callee, args, argc);
     fiber->gen = gen;
+    fiber->id = nextFiberId_.fetch_add(1, std::memory_order_relaxed);
     std::lock_guard<std::mutex> lk(handlesLock_);
     hostFibers_.push_back(fiber);  // a root until the host call ends
   });
@@ -323,6 +338,7 @@ bool VM::call(Value callee, const Value* args, int argc, Value* result,
       g->lockScan();
       lastError_ = {runtime::kDeadlockMessage, traceOf(fiber)};
       g->unlockScan();
+      appendBlockedFibers(lastError_.trace);
       break;
     }
     case runtime::RunStatus::Ended: {
@@ -394,7 +410,7 @@ void VM::stopFibers() {
 
 // --- spawn ------------------------------------------------------------------------------------
 
-bool VM::spawn(ObjFiber* parent, Value callee, const Value* args, int argc) {
+ObjFiber* VM::spawn(ObjFiber* parent, Value callee, const Value* args, int argc, bool keep) {
   // Check the call in the spawner, so its errors carry the spawner's trace.
   int arity = -1;
   if (callee.isObj()) {
@@ -414,22 +430,150 @@ bool VM::spawn(ObjFiber* parent, Value callee, const Value* args, int argc) {
   }
   if (arity < 0) {
     recordError(parent, "Can only call functions and classes.");
-    return false;
+    return nullptr;
   }
   if (arity != argc) {
     recordError(parent, fmt::format("Expected {} arguments but got {}.", arity, argc));
-    return false;
+    return nullptr;
   }
   if (runtime::writeBarrierEnabled()) {
     // The callee and arguments move into another G's stack (hybrid barrier rule).
     shadeValue(callee);
     for (int i = 0; i < argc; ++i) shadeValue(args[i]);
   }
+  // Nothing runs between these allocations (no safepoint): `done` needs no root.
+  ObjChannel* done = keep ? newChannel(0) : nullptr;
   ObjFiber* f = newFiber(callee, args, argc);
   f->gen = parent->gen;
+  f->id = nextFiberId_.fetch_add(1, std::memory_order_relaxed);
+  writeBarrierPtr(f, &f->done, done);
   f->body->spawned = true;
   sched_->newproc(f->body);
-  return true;
+  return f;
+}
+
+// --- fiber results (join, done) ------------------------------------------------------------
+
+// On the ended fiber's M, before the close that wakes its joiners (the channel lock's
+// release orders every write here before a joiner's reads).
+void VM::fiberEnded(ObjFiber* fiber) {
+  if (fiber->state == FiberState::Failed && !aborted(fiber) && !dying()) {
+    // The error as a value, as a try handler would have caught it: the thrown value
+    // itself, or an Error {message, trace}.
+    if (loadValue(&fiber->thrown).isUndefined()) {
+      writeBarrier(fiber, &fiber->thrown, Value::object(newError(fiber->body->error)));
+    }
+    std::lock_guard<std::mutex> lk(errorLock_);
+    neverJoined_[fiber->id] = fiber->body->error.message;
+  }
+  (void)runtime::closechan(fiber->done->chan);
+}
+
+VM::OpResult VM::invokeFiber(ObjFiber* fiber, ObjFiber* target, ObjString* name, int argc) {
+  SPINDLE_DCHECK(target->done != nullptr, "Fiber.{}: fiber {} was not started by a spawn expression",
+                 name->view(), target->id);
+  FiberBody* body = fiber->body;
+  runtime::hchan* c = target->done->chan;
+  Value* calleeSlot = fiber->stack->data() + fiber->stackTop - argc - 1;
+  if (name == joinString_) {
+    if (!expectArgs(fiber, argc, 0)) return OpResult::Error;
+    if (target == fiber) {
+      recordError(fiber, "A fiber cannot join itself.");
+      return OpResult::Error;
+    }
+    runtime::G* g = body->g();
+    std::uint64_t elem = 0;
+    bool ok = false;
+    const runtime::ChanResult r = g != nullptr ? runtime::chanrecv(c, g, &elem, &ok)
+                                               : runtime::tryrecv(c, &elem, &ok);
+    if (r == runtime::ChanResult::Park) {
+      body->pending = FiberBody::Pending::Join;
+      body->waitChannel = target->done;
+      body->parkStep = runtime::Step::park(runtime::WaitReason::Join, c);
+      return OpResult::Park;
+    }
+    if (r == runtime::ChanResult::WouldBlock) {
+      recordError(fiber, "A join would block in a native callback.");
+      return OpResult::Error;
+    }
+    return finishJoin(fiber) ? OpResult::Ok : OpResult::Error;
+  }
+  if (name == doneString_) {
+    if (!expectArgs(fiber, argc, 0)) return OpResult::Error;
+    bool ended;
+    {
+      std::lock_guard<std::mutex> lk(c->lock);
+      ended = c->closed;
+    }
+    stackStore(calleeSlot, Value::boolean(ended));
+    return OpResult::Ok;
+  }
+  recordError(fiber, fmt::format("Undefined property '{}'.", name->view()));
+  return OpResult::Error;
+}
+
+// The joined fiber (the receiver, on top of the stack) has ended: its done channel was
+// seen closed, so its state, result and thrown value are final and visible here.
+bool VM::finishJoin(ObjFiber* fiber) {
+  Value* slot = fiber->stack->data() + fiber->stackTop - 1;
+  auto* target = as<ObjFiber>(*slot);
+  if (target->state == FiberState::Done) {
+    stackStore(slot, loadValue(&target->result));
+    return true;
+  }
+  {
+    std::lock_guard<std::mutex> lk(errorLock_);
+    neverJoined_.erase(target->id);
+  }
+  const Value error = loadValue(&target->thrown);
+  if (error.isUndefined()) {  // stopped because another fiber's error ended the program
+    recordError(fiber, fmt::format("fiber {} was stopped.", target->id));
+    return false;
+  }
+  raiseValue(fiber, error);
+  return false;
+}
+
+void VM::appendBlockedFibers(std::vector<std::string>& lines) {
+  struct Blocked {
+    std::uint64_t id;
+    runtime::G* g;
+    ObjFiber* fiber;
+  };
+  std::vector<Blocked> blocked;
+  sched_->forEachG([&](runtime::G* g) {
+    // Acquire: pairs with the parking M's release of Waiting (its fiber state, the
+    // wait reason and the body are written before).
+    if (g->status.load(std::memory_order_acquire) != runtime::GStatus::Waiting) return;
+    auto* body = dynamic_cast<FiberBody*>(g->body);
+    if (body == nullptr || body->owner() != this) return;
+    blocked.push_back({body->fiber()->id, g, body->fiber()});
+  });
+  std::sort(blocked.begin(), blocked.end(),
+            [](const Blocked& a, const Blocked& b) { return a.id < b.id; });
+  constexpr std::size_t kMaxReported = 100;
+  for (std::size_t i = 0; i < blocked.size() && i < kMaxReported; ++i) {
+    const Blocked& b = blocked[i];
+    // Parked for good: only a stack scan or shrink (a cycle may still run) touches the
+    // fiber's stack and frames, and both hold the G's scan lock.
+    b.g->lockScan();
+    lines.push_back(fmt::format("fiber {} [{}]:", b.id, runtime::waitReasonString(b.g->waitreason)));
+    for (std::string& line : traceOf(b.fiber)) lines.push_back(std::move(line));
+    b.g->unlockScan();
+  }
+  if (blocked.size() > kMaxReported) {
+    lines.push_back(fmt::format("... {} more blocked fibers", blocked.size() - kMaxReported));
+  }
+}
+
+std::vector<std::string> VM::takeNeverJoined() {
+  std::lock_guard<std::mutex> lk(errorLock_);
+  std::vector<std::string> lines;
+  for (const auto& [id, message] : neverJoined_) {
+    lines.push_back(fmt::format("fiber {} failed and was never joined: {}", id, message));
+  }
+  neverJoined_.clear();
+  return lines;
 }
 
 // --- channels -----------------------------------------------------------------------------------
@@ -619,17 +763,20 @@ bool nativeChannel(VM& vm, const void*, int argc, Value* args, Value* result) {
   return true;
 }
 
+// Seconds to nanoseconds, saturating: from about 9.2e9 s (int64's range) and inf, the
+// longest wait (about 292 years, forever in practice; the cast alone would overflow and
+// return at once). NaN and non-positive seconds are 0.
+std::int64_t secondsToNs(double secs) {
+  constexpr double kMaxNs = static_cast<double>(std::numeric_limits<std::int64_t>::max());
+  return !(secs > 0)            ? 0
+         : secs * 1e9 >= kMaxNs ? std::numeric_limits<std::int64_t>::max()
+                                : static_cast<std::int64_t>(secs * 1e9);
+}
+
 bool nativeSleep(VM& vm, const void*, int, Value* args, Value*) {
   if (!args[0].isNumber()) return vm.raise("sleep() takes a number of seconds.");
-  const double secs = args[0].asNumber();
   FiberBody* body = currentFiber()->body;
-  // Seconds to nanoseconds, saturating: from about 9.2e9 s (int64's range) and inf, the
-  // longest sleep (about 292 years, forever in practice; the cast alone would overflow
-  // and return at once). NaN and non-positive seconds yield.
-  constexpr double kMaxNs = static_cast<double>(std::numeric_limits<std::int64_t>::max());
-  const std::int64_t ns = !(secs > 0)          ? 0
-                          : secs * 1e9 >= kMaxNs ? std::numeric_limits<std::int64_t>::max()
-                                                 : static_cast<std::int64_t>(secs * 1e9);
+  const std::int64_t ns = secondsToNs(args[0].asNumber());  // 0: yield
   if (body->g() == nullptr) {
     // Nested in a native (VM::call): the fiber cannot park, so this M blocks, but as in a
     // foreign call it gives up its P meanwhile (a stop or sysmon's retake need not wait).
@@ -647,6 +794,53 @@ bool nativeSleep(VM& vm, const void*, int, Value* args, Value*) {
   }
   body->parkStep = vm.sched().sleep(body->g(), ns);
   body->request(FiberBody::Pending::Sleep);
+  return true;
+}
+
+// after(seconds), Go's time.After: a channel of capacity 1 that receives nil once the
+// delay passed. A timer G (AfterBody, not a fiber) sleeps on the scheduler's timers,
+// then sends without blocking (the buffer is empty: only it sends) and exits. It holds the
+// channel (traceStack), counts as one of the VM's bodies (~VM waits for it: expireTimers
+// wakes it, and once the VM is dying it exits without sending) and keeps the program
+// from being reported as deadlocked while it sleeps (a pending timer), as in Go.
+class AfterBody final : public runtime::GBody {
+ public:
+  AfterBody(VM* vm, ObjChannel* ch, std::int64_t ns) : vm_(vm), ch_(ch), ns_(ns) { vm_->bodyMade(); }
+  Step run(runtime::G* g, std::uint32_t) override {
+    if (!slept_) {
+      slept_ = true;
+      return vm_->sched().sleep(g, ns_);
+    }
+    if (!vm_->dying()) (void)runtime::trysend(ch_->chan, Value::nil().bits());
+    return Step::exit();
+  }
+  void exited(runtime::G*) override { delete this; }
+  void abandoned(runtime::G*) override { delete this; }
+  void traceStack(runtime::G*, void (*visit)(void* ctx, void** slot), void* ctx) override {
+    void* p = ch_;
+    visit(ctx, &p);
+  }
+  const void* owner() const override { return vm_; }
+
+ private:
+  ~AfterBody() { vm_->bodyGone(); }  // the body's last access to its VM
+  VM* vm_;
+  ObjChannel* ch_;
+  std::int64_t ns_;
+  bool slept_ = false;  // only the M running the G
+};
+
+bool nativeAfter(VM& vm, const void*, int, Value* args, Value* result) {
+  if (!args[0].isNumber()) return vm.raise("after() takes a number of seconds.");
+  const std::int64_t ns = secondsToNs(args[0].asNumber());
+  ObjChannel* ch = vm.newChannel(1);
+  *result = Value::object(ch);
+  if (ns == 0) {
+    (void)runtime::trysend(ch->chan, Value::nil().bits());  // due now: no timer
+    return true;
+  }
+  shadeValue(*result);  // it goes to another G's stack (hybrid barrier rule)
+  vm.sched().newproc(new AfterBody(&vm, ch, ns));
   return true;
 }
 
@@ -678,7 +872,7 @@ void VM::registerConcurrencyNatives() {
   };
   for (const Def& d : {Def{"Channel", -1, nativeChannel}, Def{"sleep", 1, nativeSleep},
                        Def{"yield", 0, nativeYield}, Def{"procs", 0, nativeProcs},
-                       Def{"gc", 0, nativeGc}}) {
+                       Def{"gc", 0, nativeGc}, Def{"after", 1, nativeAfter}}) {
     setGlobal(globalSlot(d.name), Value::object(newNative(d.name, d.arity, d.fn)));
   }
 }

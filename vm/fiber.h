@@ -7,10 +7,13 @@
 //   - Park: a channel operation, a select or sleep() must wait; the runtime recorded the
 //     park commit in g and the body holds the step; when the G runs again, resume()
 //     completes the operation (pushes the received value, or raises `send on closed
-//     channel`) before the interpreter continues;
-//   - Exit: the fiber returned or failed. A failed spawned fiber reports its error to
-//     the host's onFiberError if set (only it ends), else to the VM (VM::fiberFailed),
-//     which ends the program's host call. Once the VM is dying (~VM), run() exits at
+//     channel`; a join pushes the joined fiber's result or raises its error) before the
+//     interpreter continues;
+//   - Exit: the fiber returned or failed. A fiber a spawn expression started (it has a
+//     done channel) goes to VM::fiberEnded: its error waits for join() and its done
+//     channel is closed. Any other failed spawned fiber reports its error to the host's
+//     onFiberError if set (only it ends), else to the VM (VM::fiberFailed), which ends
+//     the program's host call. Once the VM is dying (~VM), run() exits at
 //     once (finishing a pending channel or select operation, never a foreign call).
 // gc(): the native only records the request; run() calls runtime::gcCollect() after the
 // interpreter returned, with the fiber's state fully saved (a true safepoint). So do
@@ -66,7 +69,7 @@ class FiberBody final : public runtime::GBody {
   // makes the call (foreignArgc arguments above the callee on the stack) on a worker M.
   enum class Pending : std::uint8_t {
     None, Send, Recv, Select, Sleep, Yield, Gc, FreeOSMemory, GcVerify, GcCensus, GcPath, WaitFinalizers, Foreign,
-    ForInRecv
+    ForInRecv, Join
   };
 
   FiberBody(VM* vm, ObjFiber* fiber, int refs) : vm_(vm), fiber_(fiber), refs_(refs) {
@@ -123,7 +126,7 @@ class FiberBody final : public runtime::GBody {
   // The pending operation (only the M running the G touches these).
   Pending pending = Pending::None;
   runtime::Step parkStep = runtime::Step::yield();
-  ObjChannel* waitChannel = nullptr;  // Send/Recv: the channel (also on the stack)
+  ObjChannel* waitChannel = nullptr;  // Send/Recv/Join: the channel (Join: the joined fiber's done)
   runtime::Select sel;
   std::vector<runtime::SelectCase> cases;
   std::uint32_t selectOperands = 0;  // stack slots the SELECT operands take

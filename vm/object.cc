@@ -144,6 +144,7 @@ void refsFiber(ObjFiber* f, const R& r) {
   r.ptr(loadPtr(&f->openUpvalues), named("fiber open upvalue"));
   r.value(loadValue(&f->result), named("fiber result"));
   r.value(loadValue(&f->thrown), named("fiber error"));
+  r.ptr(loadPtr(&f->done), named("fiber done channel"));
 }
 template <typename R>
 void refsChannel(ObjChannel* ch, const R& r) {

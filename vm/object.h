@@ -286,6 +286,13 @@ struct ObjFiber : Obj {
   std::atomic<bool>* preempt;  // polled at safepoints: the G's flag (set by FiberBody::run)
   bool request;  // a native asked to park or yield (FiberBody::request)
   std::uint32_t gen;  // the host call's generation (VM::aborted)
+  // The fiber's number in its VM (`fiber N` in reports): host calls' main fibers and
+  // spawned fibers in creation order from 1; 0 for a native's nested call.
+  std::uint64_t id;
+  // A fiber a spawn expression started (a script holds it: join, done): an unbuffered
+  // channel nothing is sent on, closed once the fiber ended (joiners receive on it), after
+  // its result, or its error as a value in `thrown`, was stored. Null for every other fiber.
+  ObjChannel* done;
 };
 
 inline bool isKind(Value v, ObjKind k) { return v.isObj() && v.asObj()->kind == k; }

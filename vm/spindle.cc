@@ -536,6 +536,8 @@ Result Vm::disassemble(std::string_view source) {
       Value::string(lang::disassemble(*compiled.script, &vm_->globalNames())));
 }
 
+std::vector<std::string> Vm::neverJoined() { return vm_->takeNeverJoined(); }
+
 Stats Vm::stats() const {
   Stats s;
   for (int k = 0; k < static_cast<int>(vm::ObjKind::kCount); ++k) {

@@ -37,7 +37,8 @@
 //     in a foreign call finishes the call, ~Vm waiting for it, and never resumes) and
 //     leaves other Vms undisturbed; its objects become garbage. The last Vm of the
 //     process does not wait for foreign calls (the runtime ends, as a Go program does).
-//     A spawned fiber's runtime error goes to Options::on_fiber_error when set.
+//     A spawn statement's fiber's runtime error goes to Options::on_fiber_error when set
+//     (a spawn expression's fiber keeps its error for join(); see neverJoined).
 //   - Native classes (defineClass): a class whose methods are C++ functions receiving
 //     `this` and the arguments as Values. Scripts instantiate it, call its methods,
 //     subclass it and use `super` as with any Lox class. C++ state is attached to an
@@ -125,7 +126,8 @@ struct Options {
   // pointer at a live object of a plausible type) runs before and after every cycle; a
   // failure is a fatal error naming the object, its span, the pointer's source and phase.
   bool gcverify = false;
-  // A spawned fiber's uncaught runtime error (message and trace). Set: the callback runs
+  // The uncaught runtime error (message and trace) of a fiber a spawn statement started
+  // (a spawn expression's fiber keeps its error for join()). Set: the callback runs
   // on the runtime thread of the failing fiber (it must not call into a Vm nor block for
   // long) and only that fiber ends; the call that spawned it and every other fiber go on.
   // Empty: Go's rule, as the CLI wants it: the error ends the host call (run/call) the
@@ -435,6 +437,10 @@ class Vm {
   Result disassemble(std::string_view source);
 
   Stats stats() const;
+  // One line per fiber started by a spawn expression that failed and that no join()
+  // saw, "fiber N failed and was never joined: <message>", in fiber order; the records
+  // go. A host calls it when its program ends (the CLI prints them to stderr).
+  std::vector<std::string> neverJoined();
   const Options& options() const { return options_; }
   // The VM's internals, for tests and the collector.
   vm::VM& internal() { return *vm_; }

@@ -7,6 +7,8 @@
 #include <algorithm>
 
 #include "runtime/gc.h"
+#include "runtime/print.h"
+#include "runtime/throw.h"
 #include "vm/fiber.h"
 
 #include <chrono>
@@ -48,10 +50,41 @@ ProcessRuntime& processRuntime() {
   return *r;
 }
 
+// A fatal error prints every G and, for a fiber whose stack can be read, its Lox trace
+// (throw.h's context printers: no lock, no heap; Sched::printGsForFatal says which Gs'
+// stacks are read and how safely). The Sched is published here (release when created,
+// null before it is deleted), as the printer may take no lock.
+std::atomic<runtime::Sched*> gFatalSched{nullptr};
+
+void printFiberForFatal(runtime::G* g, std::FILE* out) {
+  using runtime::printTo;
+  auto* body = dynamic_cast<FiberBody*>(g->body);
+  if (body == nullptr) return;  // a timer or host G: no Lox frames
+  const ObjFiber* f = body->fiber();
+  printTo(out, "\tfiber {}\n", f->id);
+  VM::forEachTraceLine(f, [&](int line, std::string_view fn, std::uint32_t more) {
+    if (more != 0) {
+      printTo(out, "\t... {} more frames\n", more);
+    } else if (fn.empty()) {
+      printTo(out, "\t[line {}] in script\n", line);
+    } else {
+      printTo(out, "\t[line {}] in {}()\n", line, fn);
+    }
+  });
+}
+
+void printFibersForFatal(std::FILE* out) {
+  runtime::Sched* s = gFatalSched.load(std::memory_order_acquire);
+  if (s != nullptr) s->printGsForFatal(out, &printFiberForFatal);
+}
+[[maybe_unused]] const bool gFibersForFatalRegistered =
+    (runtime::addFatalContext(&printFibersForFatal), true);
+
 // Under r.lock: takes a reference; the first creates the runtime with o's settings.
 bool acquireLocked(ProcessRuntime& r, const VMOptions& o) {
   if (r.refs++ != 0) return false;
   r.sched = new runtime::Sched(o.procs, o.schedSeed);
+  gFatalSched.store(r.sched, std::memory_order_release);
   runtime::gcAttach(r.sched);
   runtime::setGCPercent(o.gcPercent);
   runtime::setGCTrace(o.gctrace);
@@ -74,6 +107,7 @@ bool acquireLocked(ProcessRuntime& r, const VMOptions& o) {
 template <typename F>
 void destroyLocked(ProcessRuntime& r, F beforeDelete) {
   runtime::gcDetach(r.sched);
+  gFatalSched.store(nullptr, std::memory_order_release);
   beforeDelete();
   delete r.sched;
   r.sched = nullptr;
@@ -133,6 +167,8 @@ VM::VM(VMOptions options)
     recvString_ = intern("recv");
     closeString_ = intern("close");
     capString_ = intern("cap");
+    joinString_ = intern("join");
+    doneString_ = intern("done");
     hostDataKey_ = intern(kHostDataField);
     std::uint32_t clock = globalSlot("clock");
     setGlobal(clock, Value::object(newNative("clock", 0, nativeClock)));
@@ -454,6 +490,7 @@ void VM::forEachRootRef(const Ptr& ptr) {
   }
   for (Obj* s : std::initializer_list<Obj*>{initString_, pushString_, popString_, lenString_,
                                             sendString_, recvString_, closeString_, capString_,
+                                            joinString_, doneString_,
                                             hostDataKey_, gcStatsClass_, errorClass_,
                                             mapNames_.has, mapNames_.remove, mapNames_.keys,
                                             mapNames_.values, mapNames_.clear, stringMethods_,
@@ -647,25 +684,15 @@ bool VM::raise(std::string message) {
 
 std::vector<std::string> VM::traceOf(ObjFiber* fiber) const {
   std::vector<std::string> trace;
-  std::uint32_t more = 0;
-  for (std::uint32_t i = fiber->frameCount; i-- > 0;) {
-    const CallFrame& f = fiber->frames->frames()[i];
-    const lang::FunctionProto* proto = f.closure->function->proto;
-    // A host method's closure (hostclass.cc) has no source: like a native, no frame.
-    if (proto->chunk.lines.runs().empty()) continue;
-    if (trace.size() == kMaxTraceFrames) {
-      ++more;
-      continue;
-    }
-    const auto offset = static_cast<std::size_t>(f.ip - f.closure->function->code);
-    const int line = proto->chunk.lines.lineAt(offset == 0 ? 0 : offset - 1);
-    if (proto->name.empty()) {
+  forEachTraceLine(fiber, [&](int line, std::string_view fn, std::uint32_t more) {
+    if (more != 0) {
+      trace.push_back(fmt::format("... {} more frames", more));
+    } else if (fn.empty()) {
       trace.push_back(fmt::format("[line {}] in script", line));
     } else {
-      trace.push_back(fmt::format("[line {}] in {}()", line, proto->name));
+      trace.push_back(fmt::format("[line {}] in {}()", line, fn));
     }
-  }
-  if (more != 0) trace.push_back(fmt::format("... {} more frames", more));
+  });
   return trace;
 }
 
@@ -813,6 +840,8 @@ ObjFiber* VM::newFiber(Value callee, const Value* args, int argc) {
   fiber->frames = frames;
   fiber->result = Value::nil();
   fiber->thrown = Value::undefined();
+  fiber->id = 0;
+  fiber->done = nullptr;
   fiber->state = FiberState::Ready;
   fiber->gen = generation_.load(std::memory_order_relaxed);
   fiber->body = new FiberBody(this, fiber, 1);

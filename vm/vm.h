@@ -38,6 +38,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -90,7 +91,8 @@ struct VMOptions {
 #endif
   // Where `print` writes; null: stdout.
   std::function<void(std::string_view)> output;
-  // A spawned fiber's runtime error: set, it is called (on the failing fiber's thread)
+  // The runtime error of a fiber a spawn statement started (a spawn expression's fiber
+  // keeps its error for join: VM::fiberEnded): set, it is called (on the failing fiber's thread)
   // and only that fiber ends; null: the error ends the host call of the fiber's
   // generation and stops its fibers (VM::fiberFailed, Go's rule: the CLI).
   std::function<void(const RuntimeErrorInfo&)> onFiberError;
@@ -154,8 +156,17 @@ class VM {
   // thread has no P, so nothing else would keep the result alive until it holds it.
   bool call(Value callee, const Value* args, int argc, Value* result,
             std::uint32_t* resultHandle = nullptr);
-  // Spawns `callee(args)` as a new G (checks callability first; false + error otherwise).
-  bool spawn(ObjFiber* parent, Value callee, const Value* args, int argc);
+  // Spawns `callee(args)` as a new G (checks callability first; null + error otherwise).
+  // keep (a spawn expression): the fiber gets a done channel and its error waits for
+  // join instead of ending the program (fiberEnded).
+  ObjFiber* spawn(ObjFiber* parent, Value callee, const Value* args, int argc, bool keep);
+  // A kept fiber ended (on its M): a failure becomes its error value (ObjFiber::thrown)
+  // and a never-joined record; then its done channel is closed.
+  void fiberEnded(ObjFiber* fiber);
+  // "fiber N failed and was never joined: <message>" for each kept fiber whose failure
+  // no join has seen, in fiber order; the records go. Kept in the VM (not on the heap), so
+  // whether the Fiber object was collected changes nothing.
+  std::vector<std::string> takeNeverJoined();
 
   // The error of the last failed call() made by this thread (per thread: natives on
   // several Ms may call back into the VM at once).
@@ -288,6 +299,27 @@ class VM {
   // "[line N] in f()" per frame, innermost first; past kMaxTraceFrames frames, one last
   // line "... N more frames".
   std::vector<std::string> traceOf(ObjFiber* fiber) const;
+  // The walk traceOf prints (and a fatal error's fiber dump, which may not allocate):
+  // emit(line, function name or "" for the script, 0) per frame with source, innermost
+  // first, at most kMaxTraceFrames; then emit(0, "", N) once if N more frames were left.
+  template <typename F>
+  static void forEachTraceLine(const ObjFiber* fiber, F&& emit) {
+    std::uint32_t shown = 0, more = 0;
+    for (std::uint32_t i = fiber->frameCount; i-- > 0;) {
+      const CallFrame& f = fiber->frames->frames()[i];
+      const lang::FunctionProto* proto = f.closure->function->proto;
+      // A host method's closure (hostclass.cc) has no source: like a native, no frame.
+      if (proto->chunk.lines.runs().empty()) continue;
+      if (shown == kMaxTraceFrames) {
+        ++more;
+        continue;
+      }
+      ++shown;
+      const auto offset = static_cast<std::size_t>(f.ip - f.closure->function->code);
+      emit(proto->chunk.lines.lineAt(offset == 0 ? 0 : offset - 1), std::string_view(proto->name), 0u);
+    }
+    if (more != 0) emit(0, std::string_view(), more);
+  }
   static constexpr std::uint32_t kMaxTraceFrames = 20;
   // Errors you can catch (error.cc). catchError: after recordError, resume the innermost
   // open try handler with a new Error instance; false when none is open (the fiber has
@@ -295,6 +327,12 @@ class VM {
   // itself; uncaught, body->error gets its message and trace).
   bool catchError(ObjFiber* fiber);
   bool throwValue(ObjFiber* fiber, Value v);
+  // Records v as the fiber's error, to be caught as itself (the interpreter's error path
+  // then unwinds it, as for a native passing on a thrown value): uncaught, the message and
+  // trace are v's (an Error's fields, its trace before this fiber's) or `Uncaught v.`.
+  void raiseValue(ObjFiber* fiber, Value v);
+  // An Error instance {message, trace}.
+  ObjInstance* newError(const RuntimeErrorInfo& error);
   // A list of strings (an Error's trace).
   ObjList* newTrace(const std::vector<std::string>& trace);
   void closeUpvalues(ObjFiber* fiber, std::uint32_t fromSlot);
@@ -347,6 +385,20 @@ class VM {
   enum class OpResult : std::uint8_t { Ok, Error, Park };
   OpResult invokeChannel(ObjFiber* fiber, ObjChannel* ch, ObjString* name, int argc);
   OpResult select(ObjFiber* fiber, std::uint32_t n, std::uint8_t flags, const std::uint8_t* kinds);
+  // Fiber.join() / Fiber.done() (fiber.cc); finishJoin: the receiver ended, replace it
+  // by its result or raise its error (false).
+  OpResult invokeFiber(ObjFiber* fiber, ObjFiber* target, ObjString* name, int argc);
+  bool finishJoin(ObjFiber* fiber);
+  // A deadlock's report (fiber.cc): every parked fiber of this VM, in fiber order,
+  // `fiber N [reason]:` and its trace, appended to lines.
+  void appendBlockedFibers(std::vector<std::string>& lines);
+  // An error value's message and trace (throwValue, raiseValue); fromValue: from an
+  // Error's fields, else `Uncaught v.` and this fiber's trace.
+  struct ValueError {
+    RuntimeErrorInfo info;
+    bool fromValue = false;
+  };
+  ValueError errorOf(ObjFiber* fiber, Value v);
   bool finishSelect(ObjFiber* fiber, int chosen);
   void setHostG(runtime::G* g, std::uint32_t gen);
   void registerConcurrencyNatives();
@@ -474,6 +526,8 @@ class VM {
   ObjString* recvString_ = nullptr;
   ObjString* closeString_ = nullptr;
   ObjString* capString_ = nullptr;
+  ObjString* joinString_ = nullptr;
+  ObjString* doneString_ = nullptr;
   struct {
     ObjString *has = nullptr, *remove = nullptr, *keys = nullptr, *values = nullptr, *clear = nullptr;
   } mapNames_;
@@ -490,6 +544,9 @@ class VM {
   std::uint32_t hostGen_ = 0;         // under errorLock_: its generation
   std::uint32_t failedGen_ = 0;       // under errorLock_
   RuntimeErrorInfo fiberError_;       // under errorLock_
+  std::map<std::uint64_t, std::string> neverJoined_;  // under errorLock_: id -> message
+  // Fiber numbers (ObjFiber::id). Relaxed: a counter, it publishes nothing.
+  std::atomic<std::uint64_t> nextFiberId_{1};
   std::atomic<std::uint64_t> allocCount_[static_cast<int>(ObjKind::kCount)] = {};
   std::atomic<std::uint64_t> allocBytes_{0};
   int rootsId_ = -1;

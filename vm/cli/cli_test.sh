@@ -136,4 +136,7 @@ printf 'if (true) %.0s' $(seq 100000) >"$TEST_TMPDIR/deep.lox"; echo 'print 1;' 
 out=$("$bin" "$TEST_TMPDIR/deep.lox" 2>&1); rc=$?
 if [[ $rc -eq 65 && "$out" == *"Too much nesting." && $(wc -l <<<"$out") -eq 1 ]]; then echo "ok deep-nesting"; else echo "FAIL deep-nesting: exit $rc; output: ${out:0:300}"; fails=$((fails+1)); fi
 out=$(echo "print 1 + 2;" | "$bin" 2>&1); if grep -q "3" <<<"$out"; then echo "ok repl"; else echo "FAIL repl: $out"; fails=$((fails+1)); fi
+# A spawn expression's failure no join saw: one line on stderr at the end, exit code unchanged.
+expect never-joined 0 "^fiber 2 failed and was never joined: Uncaught boom\.$" -- -e 'fun bad() { throw "boom"; } var f = spawn bad(); while (!f.done()) yield(); print "end";'
+expect never-joined-after-error 70 "^fiber 2 failed and was never joined: Uncaught boom\.$" -- -e 'fun bad() { throw "boom"; } var f = spawn bad(); while (!f.done()) yield(); nil();'
 exit $((fails > 0))

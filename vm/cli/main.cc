@@ -529,6 +529,8 @@ int runVm(const CliOptions& opts, const std::string& source) {
   } else {
     rc = exitCodeFor(vm.run(source));
   }
+  // The program ended (as Go's, with main): failures no join() saw, after its own error.
+  for (const std::string& line : vm.neverJoined()) printTo(stderr, "{}\n", line);
   std::fflush(stdout);  // the script's output before the stats; main checks it
   if (rc != 0 && opts.vm.sched_seed != 0) {
     printTo(stderr, "spindle: sched seed {} (replay with --sched-seed {})\n", opts.vm.sched_seed,
