@@ -2,11 +2,14 @@
 #include "vm/spindle.h"
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 
 #include "lang/disassembler.h"
+#include "runtime/mfinal.h"
 #include "runtime/mheap.h"
 #include "runtime/pinner.h"
 #include "runtime/proc.h"
@@ -554,6 +557,16 @@ Stats Vm::stats() const {
   s.gc_max_pause_ns = gs.maxPauseNs;
   s.gc_total_pause_ns = gs.totalPauseNs;
   return s;
+}
+
+void Vm::collect() {
+  runtime::gcCollect();
+  const runtime::M* m = runtime::getm();
+  if (m != nullptr && m->curg != nullptr) return;  // on a G: see spindle.h
+  // Every cycle's sweep has finished when gcCollect returns, so this cycle's finalizers
+  // are queued. Polling, as Go's tests do: a host thread has no G to park.
+  const std::uint64_t target = runtime::finalizersQueuedTotal();
+  while (!runtime::finalizersRan(target)) std::this_thread::sleep_for(std::chrono::microseconds(100));
 }
 
 // --- FFI: Bytes and Pinner ---------------------------------------------------------------

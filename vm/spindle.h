@@ -441,6 +441,11 @@ class Vm {
   // saw, "fiber N failed and was never joined: <message>", in fiber order; the records
   // go. A host calls it when its program ends (the CLI prints them to stderr).
   std::vector<std::string> neverJoined();
+  // A full collection (Lua's lua_gc(LUA_GCCOLLECT), Go's runtime.GC) on the calling
+  // thread; from a host thread it then waits until the finalizers that cycle queued have
+  // run (a leaked Pinner is reported by one). Inside a native only the collection runs
+  // (the finalizer G may need the native's P).
+  void collect();
   const Options& options() const { return options_; }
   // The VM's internals, for tests and the collector.
   vm::VM& internal() { return *vm_; }

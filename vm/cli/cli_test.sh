@@ -139,4 +139,8 @@ out=$(echo "print 1 + 2;" | "$bin" 2>&1); if grep -q "3" <<<"$out"; then echo "o
 # A spawn expression's failure no join saw: one line on stderr at the end, exit code unchanged.
 expect never-joined 0 "^fiber 2 failed and was never joined: Uncaught boom\.$" -- -e 'fun bad() { throw "boom"; } var f = spawn bad(); while (!f.done()) yield(); print "end";'
 expect never-joined-after-error 70 "^fiber 2 failed and was never joined: Uncaught boom\.$" -- -e 'fun bad() { throw "boom"; } var f = spawn bad(); while (!f.done()) yield(); nil();'
+# Every Pinner dropped with pins is reported, also those dropped after the program's last
+# cycle (pacing off: there is none before the end; one last cycle at exit finds them).
+leaks=$("$bin" --gc-percent -1 -e 'var b = Bytes(8); for (var i = 0; i < 3000; i = i + 1) { var p = Pinner(); p.pin(b); } print "done";' 2>&1 | grep -c "found leaking pinned pointer")
+if [[ $leaks -eq 3000 ]]; then echo "ok pinner-leaks-all-reported"; else echo "FAIL pinner-leaks-all-reported: $leaks of 3000 reported"; fails=$((fails+1)); fi
 exit $((fails > 0))

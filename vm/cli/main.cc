@@ -531,6 +531,14 @@ int runVm(const CliOptions& opts, const std::string& source) {
   }
   // The program ended (as Go's, with main): failures no join() saw, after its own error.
   for (const std::string& line : vm.neverJoined()) printTo(stderr, "{}\n", line);
+  // A Pinner dropped with pins is reported by its finalizer (Go's rule); one last cycle
+  // finds those the program dropped since the last one, so every leak is reported (not in
+  // seeded mode, where the finalizer G runs only during host calls).
+  if (!opts.disasm && opts.vm.sched_seed == 0) {
+    for (const auto& [kind, n] : vm.stats().by_kind) {
+      if (kind == "pinner") vm.collect();
+    }
+  }
   std::fflush(stdout);  // the script's output before the stats; main checks it
   if (rc != 0 && opts.vm.sched_seed != 0) {
     printTo(stderr, "spindle: sched seed {} (replay with --sched-seed {})\n", opts.vm.sched_seed,
