@@ -21,11 +21,11 @@ void addFatalContext(void (*print)(std::FILE* out)) {
   if (i < kMaxFatalContexts) gFatalContexts[i].store(print, std::memory_order_release);
 }
 
-void fatalMessage(std::string_view message, const std::source_location& where) {
+void fatalMessage(std::string_view message, const SourceLocation& where) {
   // printTo stderr (a failed write is ignored), then flush: nothing after this point may
   // allocate on our heap.
-  printTo(stderr, "fatal error: {}\n\tat {}:{} ({})\n", message, where.file_name(),
-          where.line(), where.function_name());
+  printTo(stderr, "fatal error: {}\n\tat {}:{} ({})\n", message, where.file,
+          where.line, where.function);
   std::fflush(stderr);
   // The first fatal error prints the context; one raised while printing it (or racing
   // on another thread) does not print it again.

@@ -13,7 +13,6 @@
 
 #include <fmt/format.h>
 
-#include <source_location>
 #include <string_view>
 
 #include <cstdio>
@@ -27,10 +26,18 @@ namespace spindle::runtime {
 // error inside one ends the process without the rest.
 void addFatalContext(void (*print)(std::FILE* out));
 
-[[noreturn]] void fatalMessage(std::string_view message, const std::source_location& where);
+// Where a fatal error was raised. std::source_location would do, but clang 14 (the fuzz
+// build's compiler) lacks the builtin libstdc++ 12's needs; these builtins both have.
+struct SourceLocation {
+  const char* file;
+  unsigned line;
+  const char* function;
+};
+
+[[noreturn]] void fatalMessage(std::string_view message, const SourceLocation& where);
 
 template <typename... Args>
-[[noreturn]] inline void fatalAt(const std::source_location& where,
+[[noreturn]] inline void fatalAt(const SourceLocation& where,
                                  fmt::format_string<Args...> format, Args&&... args) {
   fatalMessage(fmt::format(format, std::forward<Args>(args)...), where);
 }
@@ -38,7 +45,9 @@ template <typename... Args>
 }  // namespace spindle::runtime
 
 #define SPINDLE_FATAL(...) \
-  ::spindle::runtime::fatalAt(std::source_location::current(), __VA_ARGS__)
+  ::spindle::runtime::fatalAt(                                                        \
+      ::spindle::runtime::SourceLocation{__builtin_FILE(), __builtin_LINE(), __builtin_FUNCTION()}, \
+      __VA_ARGS__)
 
 #define SPINDLE_CHECK(cond, ...)            \
   do {                                      \
