@@ -18,7 +18,6 @@ void traceShape(void* o, runtime::VisitFn visit, void* ctx) {
   visitPtr(visit, ctx, s->klass);
   visitPtr(visit, ctx, loadPtr(&s->children));
   visitPtr(visit, ctx, s->sibling);
-  visitPtr(visit, ctx, s->table);
 }
 
 void traceInlineCache(void* o, runtime::VisitFn visit, void* ctx) {
@@ -26,60 +25,6 @@ void traceInlineCache(void* o, runtime::VisitFn visit, void* ctx) {
   visitPtr(visit, ctx, ic->shape);
   visitPtr(visit, ctx, ic->transition);
   visitValue(visit, ctx, ic->method);
-}
-
-void traceShapeTable(void* o, runtime::VisitFn visit, void* ctx) {
-  auto* t = static_cast<ShapeTable*>(o);
-  for (std::uint32_t i = 0; i < t->capacity; ++i) {
-    visitPtr(visit, ctx, loadPtr(&t->entries()[i].key));
-  }
-}
-
-namespace {
-
-// Adds (key, slot) to a table no reader has yet or whose `claimed` this caller won. The
-// key is stored after the slot (release: see shape.h) and shaded, since the table may be
-// black already (a racing claim's key is reachable only from the table).
-void tableInsert(ShapeTable* t, ObjString* key, std::uint32_t slot) {
-  const std::uint32_t mask = t->capacity - 1;
-  std::uint32_t i = key->hash & mask;
-  while (loadPtr(&t->entries()[i].key) != nullptr) i = (i + 1) & mask;
-  ShapeTable::Entry& e = t->entries()[i];
-  std::atomic_ref<std::uint32_t>(e.slot).store(slot, std::memory_order_relaxed);
-  if (runtime::writeBarrierEnabled()) [[unlikely]] runtime::shade(key);
-  std::atomic_ref<ObjString*>(e.key).store(key, std::memory_order_release);
-}
-
-}  // namespace
-
-// The table for a new child of `from` adding `key` (null below Shape::kTableMin fields):
-// `from`'s own table when this claim extends it, else a fresh one built from the chain.
-// May allocate a large object, hence reach a safepoint: called before the child exists
-// (transition's no-safepoint stretch starts after it). `from` and `key` are held by the
-// caller; the fresh table only here, so it is shaded once it is complete (a mark may
-// have begun while it was zeroed, with the table white and the child born black).
-ShapeTable* VM::childTable(Shape* from, ObjString* key) {
-  const std::uint32_t count = from->count + 1;
-  if (count < Shape::kTableMin) return nullptr;
-  if (ShapeTable* t = from->table; t != nullptr) {
-    std::uint32_t expected = from->count;
-    if (count * 4 <= t->capacity * 3 &&
-        std::atomic_ref<std::uint32_t>(t->claimed)
-            .compare_exchange_strong(expected, count, std::memory_order_acq_rel)) {
-      tableInsert(t, key, from->count);
-      return t;
-    }
-  }
-  std::uint32_t capacity = 16;
-  while (capacity < count * 2) capacity *= 2;
-  auto* t = allocate<ShapeTable>(ObjKind::ShapeTable,
-                                 sizeof(ShapeTable) + capacity * sizeof(ShapeTable::Entry));
-  t->capacity = capacity;  // zeroed: every entry empty
-  t->claimed = count;
-  tableInsert(t, key, from->count);
-  for (const Shape* s = from; s->key != nullptr; s = s->parent) tableInsert(t, s->key, s->count - 1);
-  if (runtime::writeBarrierEnabled()) [[unlikely]] runtime::shade(t);
-  return t;
 }
 
 Shape* VM::newShape(Shape* parent, ObjString* key, ObjClass* klass) {
@@ -101,9 +46,7 @@ Shape* VM::transition(Shape* from, ObjString* key, bool* created) {
   for (const Shape* s = head; s != nullptr; s = s->sibling) {
     if (s->key == key) return const_cast<Shape*>(s);
   }
-  ShapeTable* table = childTable(from, key);
   Shape* made = newShape(from, key, from->klass);
-  made->table = table;  // unpublished: a plain store
   Shape* checked = head;  // this part of the list was searched already
   std::atomic_ref<Shape*> children(from->children);
   for (;;) {

@@ -19,24 +19,6 @@
 // hybrid barrier; the mark phase cannot start or end between the check and the CAS, as
 // no safepoint lies between them).
 //
-// Field tables. Looking a name up by walking the chain costs the shape's field count,
-// so an instance growing to n fields would cost n^2. A shape with kTableMin fields or
-// more also points at a ShapeTable: an open-addressing hash set of (key, slot) pairs of
-// its chain, shared along the chain. A child claims its parent's table by a CAS of the
-// table's `claimed` from parent->count to parent->count + 1 and inserts its own key: the
-// table then answers for every shape of the chain up to the child, a shape of count c
-// taking only the slots below c. A table that another child of the same parent claimed
-// first, or that has no room left, is not extended: the new shape gets a fresh table,
-// twice as big, built from its chain (so building costs are amortized along a chain).
-// Invariants: a table holds each key at most once (a chain's keys are distinct, and only
-// the one claimer of a count inserts); entries are only added, never changed or removed;
-// an entry's slot is written before its key is published (release), so a reader that
-// loads the key (acquire) reads its slot. A shape's table pointer is set before the shape
-// is published and never changed. A claim by a shape that then loses the race to add its
-// key (transition) leaves an entry nobody reads below its count: still correct. The
-// table traces its keys (a losing shape's key may be reachable only from the table, and
-// an entry must never match a later string at a reused address).
-//
 // Inline caches. Every GET_PROPERTY, SET_PROPERTY, GET_SUPER, INVOKE and SUPER_INVOKE
 // has a slot in its function (ObjFunction::ics(), traced by the function) holding an
 // atomic pointer to an immutable record: (shape, field slot), (shape, method), or for a
@@ -59,7 +41,6 @@
 // most one record per site, and with it one method (and what the method captures).
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 
 #include "runtime/typeinfo.h"
@@ -67,61 +48,22 @@
 
 namespace spindle::vm {
 
-struct ShapeTable;
-
 struct Shape : Obj {
   Shape* parent;        // null for a root
   ObjString* key;       // the field added by this shape (null for a root)
   ObjClass* klass;      // the class whose instances have this shape
   Shape* children;      // atomic (loadPtr / CAS): newest transition, linked by `sibling`
   Shape* sibling;       // the next older transition of `parent`; immutable once published
-  ShapeTable* table;    // null below kTableMin fields; immutable once published
   std::uint32_t count;  // fields in this shape
 
-  static constexpr std::uint32_t kTableMin = 8;
-
   // The slot of `name`, or -1.
-  std::int64_t find(const ObjString* name) const;
-};
-
-// The hash set of a chain's fields (see "Field tables" above). Entries are read and
-// written through atomic_ref: keys with acquire/release, slots relaxed (ordered by keys).
-struct ShapeTable : Obj {
-  struct Entry {
-    ObjString* key;  // null: empty
-    std::uint32_t slot;
-  };
-  std::uint32_t capacity;  // a power of two
-  // Atomic: the count of the shape that last extended the table, which is also the
-  // number of entries (each claim adds one).
-  std::uint32_t claimed;
-  Entry* entries() { return reinterpret_cast<Entry*>(this + 1); }
-  const Entry* entries() const { return reinterpret_cast<const Entry*>(this + 1); }
-
-  // The slot of `name` among the first `count` fields of a chain, or -1.
-  std::int64_t find(const ObjString* name, std::uint32_t count) const {
-    const std::uint32_t mask = capacity - 1;
-    for (std::uint32_t i = name->hash & mask;; i = (i + 1) & mask) {
-      const Entry& e = entries()[i];
-      const ObjString* k =
-          std::atomic_ref<ObjString*>(const_cast<ObjString*&>(e.key)).load(std::memory_order_acquire);
-      if (k == nullptr) return -1;
-      if (k == name) {
-        const std::uint32_t slot =
-            std::atomic_ref<std::uint32_t>(const_cast<std::uint32_t&>(e.slot)).load(std::memory_order_relaxed);
-        return slot < count ? std::int64_t{slot} : -1;
-      }
+  std::int64_t find(const ObjString* name) const {
+    for (const Shape* s = this; s->key != nullptr; s = s->parent) {
+      if (s->key == name) return s->count - 1;
     }
+    return -1;
   }
 };
-
-inline std::int64_t Shape::find(const ObjString* name) const {
-  if (table != nullptr) return table->find(name, count);
-  for (const Shape* s = this; s->key != nullptr; s = s->parent) {
-    if (s->key == name) return s->count - 1;
-  }
-  return -1;
-}
 
 // One inline-cache state (immutable once published; see the file comment).
 struct InlineCache : Obj {
@@ -136,6 +78,5 @@ struct InlineCache : Obj {
 
 void traceShape(void* o, runtime::VisitFn visit, void* ctx);
 void traceInlineCache(void* o, runtime::VisitFn visit, void* ctx);
-void traceShapeTable(void* o, runtime::VisitFn visit, void* ctx);
 
 }  // namespace spindle::vm
