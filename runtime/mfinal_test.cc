@@ -393,10 +393,15 @@ TEST_CASE("waitFinalizersStep: the waiter parks until the finalizers queued befo
   static std::atomic<bool> release{false}, started{false};
   release = false;
   started = false;
-  // Runs on the finalizer G's M and holds it until the helper below lets it go.
+  // Runs on the finalizer G's M and holds it until the helper below lets it go. It waits
+  // in the syscall state, as a finalizer that blocks must: holding its P, it would keep
+  // the stop of the cycle that queued it (or a later one) waiting, and so keep the waiter
+  // from ever parking, until the helper gives up.
   auto blockingFinalizer = [](void* obj, void* arg) {
     started = true;
+    Sched::enterSyscall(/*stackQuiescent=*/true);
     while (!release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    Sched::exitSyscall();
     recordFinalizer(obj, arg);
   };
   std::atomic<G*> waiter{nullptr};
