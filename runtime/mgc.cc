@@ -216,7 +216,7 @@ void onDestroyP(P* p) {
 // and the heap's sweepgen (twice the cycles begun).
 void printGCState(std::FILE* out) {
   const std::uint32_t sg = mheap().sweepgenLoad();
-  printTo(out, "gc: phase {}, sweepgen {} (cycle {}){}\n",
+  printNoHeap(out, "gc: phase {}, sweepgen {} (cycle {}){}\n",
           gcMarking.load(std::memory_order_relaxed) ? "mark" : "off (sweeping or idle)", sg, sg / 2,
           counters().stwMark.load(std::memory_order_relaxed) ? ", gcstoptheworld" : "");
 }

@@ -20,6 +20,19 @@ namespace spindle::runtime {
 // Writes s to f; a failure is left in std::ferror(f).
 void writeTo(std::FILE* f, std::string_view s) noexcept;
 
+// Writes s to f's file descriptor with write(2), past stdio's buffer and lock: safe in a
+// signal handler. Flush f before mixing it with printTo.
+void writeRaw(std::FILE* f, std::string_view s) noexcept;
+
+// printTo for the fatal-error and SIGQUIT context printers (throw.h): formats into a
+// stack buffer (a line longer than 1 KiB is cut) and writes it raw; no heap, no lock.
+template <typename... Args>
+void printNoHeap(std::FILE* f, fmt::format_string<Args...> format, Args&&... args) {
+  char buf[1024];
+  auto r = fmt::format_to_n(buf, sizeof buf, format, std::forward<Args>(args)...);
+  writeRaw(f, std::string_view(buf, r.size < sizeof buf ? r.size : sizeof buf));
+}
+
 template <typename... Args>
 void printTo(std::FILE* f, fmt::format_string<Args...> format, Args&&... args) {
   writeTo(f, fmt::format(format, std::forward<Args>(args)...));

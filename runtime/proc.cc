@@ -25,12 +25,12 @@ namespace {
 void printThreadState(std::FILE* out) {
   const M* m = tlsM;
   if (m == nullptr) {
-    printTo(out, "on a thread without an M (a host thread)\n");
+    printNoHeap(out, "on a thread without an M (a host thread)\n");
     return;
   }
   const P* p = m->p;
   const G* g = m->curg;
-  printTo(out, "on M {}, P {}, G {}\n", m->id, p != nullptr ? p->id : -1,
+  printNoHeap(out, "on M {}, P {}, G {}\n", m->id, p != nullptr ? p->id : -1,
           g != nullptr ? static_cast<std::int64_t>(g->goid) : -1);
 }
 [[maybe_unused]] const bool gThreadStateRegistered = (addFatalContext(&printThreadState), true);
@@ -75,7 +75,7 @@ namespace {
 std::atomic<std::uint64_t> gSchedSeed{0};
 void printSchedSeed(std::FILE* out) {
   if (std::uint64_t seed = gSchedSeed.load(std::memory_order_relaxed); seed != 0)
-    fmt::print(out, "sched seed {} (replay with --sched-seed {})\n", seed, seed);
+    printNoHeap(out, "sched seed {} (replay with --sched-seed {})\n", seed, seed);
 }
 void noteSeededSched(std::uint64_t seed) {
   static const bool registered = (addFatalContext(printSchedSeed), true);
@@ -206,7 +206,7 @@ G* Sched::newG() {
 void Sched::printGsForFatal(std::FILE* out, void (*trace)(G* g, std::FILE* out)) {
   std::unique_lock<std::mutex> lk(allglock_, std::try_to_lock);
   if (!lk.owns_lock()) {
-    printTo(out, "Gs: unavailable (allglock is held)\n");
+    printNoHeap(out, "Gs: unavailable (allglock is held)\n");
     return;
   }
   for (G* g : allgs_) {
@@ -216,12 +216,12 @@ void Sched::printGsForFatal(std::FILE* out, void (*trace)(G* g, std::FILE* out))
                        : st == GStatus::Syscall ? "syscall"
                        : st == GStatus::Runnable ? "runnable"
                                                  : waitReasonString(g->waitreason);
-    printTo(out, "G {} [{}]:\n", g->goid, what);
+    printNoHeap(out, "G {} [{}]:\n", g->goid, what);
     if (trace == nullptr || (st != GStatus::Runnable && st != GStatus::Waiting)) continue;
     std::uint32_t zero = 0;
     if (!g->gcscanlock.compare_exchange_strong(zero, 1, std::memory_order_acquire,
                                                std::memory_order_relaxed)) {
-      printTo(out, "\t(stack being scanned)\n");
+      printNoHeap(out, "\t(stack being scanned)\n");
       continue;
     }
     trace(g, out);

@@ -26,6 +26,12 @@ namespace spindle::runtime {
 // error inside one ends the process without the rest.
 void addFatalContext(void (*print)(std::FILE* out));
 
+// Makes SIGQUIT print "SIGQUIT: quit" and the same context as a fatal error (the GC
+// state, every G and its stack where it can be read), then end the process with status 2,
+// as Go does: what a hung program is doing, on demand (`kill -QUIT`, or `timeout -s QUIT`).
+// For programs that own the process (the CLI); an embedding host keeps its own handler.
+void installQuitHandler();
+
 // Where a fatal error was raised. std::source_location would do, but clang 14 (the fuzz
 // build's compiler) lacks the builtin libstdc++ 12's needs; these builtins both have.
 struct SourceLocation {

@@ -57,18 +57,18 @@ ProcessRuntime& processRuntime() {
 std::atomic<runtime::Sched*> gFatalSched{nullptr};
 
 void printFiberForFatal(runtime::G* g, std::FILE* out) {
-  using runtime::printTo;
+  using runtime::printNoHeap;
   auto* body = dynamic_cast<FiberBody*>(g->body);
   if (body == nullptr) return;  // a timer or host G: no Lox frames
   const ObjFiber* f = body->fiber();
-  printTo(out, "\tfiber {}\n", f->id);
+  printNoHeap(out, "\tfiber {}\n", f->id);
   VM::forEachTraceLine(f, [&](int line, std::string_view fn, std::uint32_t more) {
     if (more != 0) {
-      printTo(out, "\t... {} more frames\n", more);
+      printNoHeap(out, "\t... {} more frames\n", more);
     } else if (fn.empty()) {
-      printTo(out, "\t[line {}] in script\n", line);
+      printNoHeap(out, "\t[line {}] in script\n", line);
     } else {
-      printTo(out, "\t[line {}] in {}()\n", line, fn);
+      printNoHeap(out, "\t[line {}] in {}()\n", line, fn);
     }
   });
 }

@@ -143,4 +143,15 @@ expect never-joined-after-error 70 "^fiber 2 failed and was never joined: Uncaug
 # cycle (pacing off: there is none before the end; one last cycle at exit finds them).
 leaks=$("$bin" --gc-percent -1 -e 'var b = Bytes(8); for (var i = 0; i < 3000; i = i + 1) { var p = Pinner(); p.pin(b); } print "done";' 2>&1 | grep -c "found leaking pinned pointer")
 if [[ $leaks -eq 3000 ]]; then echo "ok pinner-leaks-all-reported"; else echo "FAIL pinner-leaks-all-reported: $leaks of 3000 reported"; fails=$((fails+1)); fi
+# SIGQUIT, as Go: every fiber with what it waits for and its Lox stack, then exit status 2.
+"$bin" -e 'var c = Channel(); fun f() { c.recv(); } spawn f(); while (true) {}' 2>"$TEST_TMPDIR/quit.err" &
+qpid=$!
+sleep 1
+kill -QUIT $qpid; wait $qpid; rc=$?
+quit=$(cat "$TEST_TMPDIR/quit.err")
+if [[ $rc -eq 2 && "$quit" == "SIGQUIT: quit"* && "$quit" == *"[chan receive]:"*"[line 1] in f()"* && "$quit" == *"gc: phase"* ]]; then
+  echo "ok sigquit-dump"
+else
+  echo "FAIL sigquit-dump: exit $rc; stderr: $quit"; fails=$((fails+1))
+fi
 exit $((fails > 0))

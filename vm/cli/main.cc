@@ -33,6 +33,7 @@
 
 #include "runtime/gcevents.h"
 #include "runtime/print.h"
+#include "runtime/throw.h"
 #include "vm/spindle.h"
 
 namespace {
@@ -552,5 +553,6 @@ int runVm(const CliOptions& opts, const std::string& source) {
 
 int main(int argc, char** argv) {
   openStandardFds();
+  spindle::runtime::installQuitHandler();
   return checkStdout(runMain(argc, argv));
 }
