@@ -224,16 +224,32 @@ bool sweepone(MHeap& h) {
   return false;
 }
 
+#if SPINDLE_DCHECKS_ON
+namespace {
+std::atomic<void (*)(MSpan*)> gEnsureSweptTestHook{nullptr};
+}  // namespace
+void setEnsureSweptTestHook(void (*hook)(MSpan* s)) { gEnsureSweptTestHook.store(hook); }
+#endif
+
 void ensureSwept(MHeap& h, MSpan* s) {
   for (;;) {
     const std::uint32_t sg = h.sweepgenLoad();
     std::uint32_t state = s->sweepgen.load(std::memory_order_acquire);
     if (state == sg || state == sg + 3) return;
-    if (state == sg - 2 &&
-        s->sweepgen.compare_exchange_strong(state, sg - 1, std::memory_order_acq_rel)) {
-      // Still in an unswept set: sweepone will find it swept (CAS fails) and skip it.
-      sweepSpan(h, s, /*preserve=*/false);
-      return;
+    if (state == sg - 2) {
+#if SPINDLE_DCHECKS_ON
+      if (gEnsureSweptTestHook.load(std::memory_order_relaxed) != nullptr) [[unlikely]] {
+        if (auto hook = gEnsureSweptTestHook.exchange(nullptr)) hook(s);
+      }
+#endif
+      if (s->sweepgen.compare_exchange_strong(state, sg - 1, std::memory_order_acq_rel)) {
+        // Still in an unswept set: sweepone will find it swept (CAS fails) and skip it.
+        sweepSpan(h, s, /*preserve=*/false);
+        return;
+      }
+      // Another sweeper claimed it first: the failed CAS left its new state in `state`
+      // (being swept, or already swept). Look again from the top.
+      continue;
     }
     if (state == sg + 1) {
       // Cached before this sweep began. If our own MCache holds it, nobody else will

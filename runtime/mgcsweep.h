@@ -46,6 +46,12 @@ bool sweepone(MHeap& h);
 // ensureSwept): sweeps it if nobody has, waits if someone is sweeping it or another P
 // still caches it from before the sweep began (flushes our own MCache if we do).
 void ensureSwept(MHeap& h, MSpan* s);
+#if SPINDLE_DCHECKS_ON
+// Test seam (builds with invariant checks only): called once, then cleared, between
+// ensureSwept's load of an unswept span's sweepgen and its claim, so a test can have
+// another sweeper claim and finish the span exactly there.
+void setEnsureSweptTestHook(void (*hook)(MSpan* s));
+#endif
 // Go's mheap.reclaim, for large objects: before a large allocation, sweeps the unswept
 // large spans of the caller's MCentral shard until npages pages were freed or none is
 // left, so the allocation reuses dead large objects' pages rather than growing the heap
