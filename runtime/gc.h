@@ -42,8 +42,10 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runtime/throw.h"
@@ -120,6 +122,16 @@ void gcDetach(Sched* sched);
 // Runs a full cycle (mark and sweep) and returns when it is done. From a G body only at a
 // safepoint (the G's traceStack must describe all it holds); or from a thread without a P.
 void gcCollect();
+
+// The collector's state in one line, as fatal errors and the deadlock report print it:
+// "gc: phase mark, sweepgen 12 (cycle 6)" (phase "off (sweeping or idle)" between cycles;
+// ", gcstoptheworld" appended in that mode). Reads atomics only: no lock, no heap.
+struct GCStateLine {
+  char text[96];
+  std::size_t size;
+  std::string_view view() const { return {text, size}; }
+};
+GCStateLine gcStateLine();
 #if SPINDLE_DCHECKS_ON
 // Test seam (builds with invariant checks only): `hook` runs once, at the next mark
 // termination, world stopped, on the collector's thread (no P), after the last drain of

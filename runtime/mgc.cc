@@ -212,13 +212,10 @@ void onDestroyP(P* p) {
   p->gcw.scanWork = 0;
 }
 
-// A fatal error names the collector's state (throw.h: atomics only, no lock): the phase,
-// and the heap's sweepgen (twice the cycles begun).
+// A fatal error names the collector's state (throw.h: no lock, no heap).
 void printGCState(std::FILE* out) {
-  const std::uint32_t sg = mheap().sweepgenLoad();
-  printNoHeap(out, "gc: phase {}, sweepgen {} (cycle {}){}\n",
-          gcMarking.load(std::memory_order_relaxed) ? "mark" : "off (sweeping or idle)", sg, sg / 2,
-          counters().stwMark.load(std::memory_order_relaxed) ? ", gcstoptheworld" : "");
+  const GCStateLine line = gcStateLine();
+  printNoHeap(out, "{}\n", line.view());
 }
 
 const int gHooksRegistered = [] {
@@ -789,6 +786,18 @@ void gcDetach(Sched* sched) {
 #if SPINDLE_DCHECKS_ON
 void setMarkTerminationTestHook(void (*hook)()) { gc_detail::gMarkTerminationTestHook.store(hook); }
 #endif
+
+GCStateLine gcStateLine() {
+  // The phase, and the heap's sweepgen (twice the cycles begun).
+  const std::uint32_t sg = mheap().sweepgenLoad();
+  GCStateLine line;
+  auto r = fmt::format_to_n(line.text, sizeof line.text, "gc: phase {}, sweepgen {} (cycle {}){}",
+                            gc_detail::gcMarking.load(std::memory_order_relaxed) ? "mark" : "off (sweeping or idle)",
+                            sg, sg / 2,
+                            gc_detail::counters().stwMark.load(std::memory_order_relaxed) ? ", gcstoptheworld" : "");
+  line.size = std::min(r.size, sizeof line.text);
+  return line;
+}
 
 void gcCollect() { gc_detail::gcCollectNew(gc_detail::CycleCause::Forced); }
 

@@ -339,6 +339,7 @@ bool VM::call(Value callee, const Value* args, int argc, Value* result,
       lastError_ = {runtime::kDeadlockMessage, traceOf(fiber)};
       g->unlockScan();
       appendBlockedFibers(lastError_.trace);
+      lastError_.trace.emplace_back(runtime::gcStateLine().view());
       break;
     }
     case runtime::RunStatus::Ended: {
