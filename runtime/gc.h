@@ -249,6 +249,10 @@ bool retainingPath(const void* target, std::vector<std::string>* path);
 // fn(obj, arg) runs once, on a finalizer G, after obj became unreachable; obj and
 // everything it reaches stay alive until then. obj must be the start of a heap object.
 // fn == nullptr removes a finalizer. Returns false if obj is not a heap object.
+// fn runs holding the finalizer G's P: one that blocks must do so in the syscall state
+// (Sched::enterSyscall/exitSyscall), or it keeps every stop of the world (and so every
+// cycle, and whoever waits for one) waiting until it returns, as a Go finalizer
+// spinning without preemption would.
 using FinalizerFn = void (*)(void* obj, void* arg);
 bool setFinalizer(void* obj, FinalizerFn fn, void* arg);
 // Go 1.24's runtime.AddCleanup: cleanup(arg) runs once, on the finalizer G, after obj was

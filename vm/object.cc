@@ -75,11 +75,16 @@ std::string keyText(Value k) {
   return k.isObj() ? fmt::format("<{}>", kindName(k.asObj()->kind)) : "undefined";
 }
 
+// Every slot of a, named "<what> i".
+template <typename R>
+void refsSlots(ValueArray* a, const R& r, const char* what) {
+  for (std::uint32_t i = 0; i < a->capacity; ++i) {
+    r.value(loadValue(&a->data()[i]), [i, what](auto* out) { out->push_back(fmt::format("{} {}", what, i)); });
+  }
+}
 template <typename R>
 void refsValueArray(ValueArray* a, const R& r) {
-  for (std::uint32_t i = 0; i < a->capacity; ++i) {
-    r.value(loadValue(&a->data()[i]), [i](auto* out) { out->push_back(fmt::format("index {}", i)); });
-  }
+  refsSlots(a, r, "index");
 }
 template <typename R>
 void refsUpvalue(ObjUpvalue* u, const R& r) {
@@ -130,11 +135,7 @@ void refsList(ObjList* l, const R& r) {
   ValueArray* items = loadPtr(&l->items);
   r.ptr(items, named("list items"));
   if constexpr (R::kNamed) {
-    if (items != nullptr) {
-      for (std::uint32_t i = 0; i < items->capacity; ++i) {
-        r.value(loadValue(&items->data()[i]), [i](auto* out) { out->push_back(fmt::format("list index {}", i)); });
-      }
-    }
+    if (items != nullptr) refsSlots(items, r, "list index");
   }
 }
 template <typename R>
