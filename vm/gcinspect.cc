@@ -21,9 +21,9 @@
 //     finalizer roots by the runtime ("finalizer root of <channel>"), then the slots of
 //     the objects on the way (object.cc's labelled traces: "field next", "list index 4",
 //     "map value for key \"k\"", "channel buffer", "upvalue 0", "closed value").
-//     nil when obj is no heap object or nothing but the argument retains it: the
-//     argument waits in FiberBody::pathTarget, which keeps it alive (traceStack) but
-//     which the labelled stack walk leaves out.
+//     nil when nothing but the argument retains obj: the argument waits in
+//     FiberBody::pathTarget, which keeps it alive (traceStack) but which the labelled
+//     stack walk leaves out. A number, bool or nil is a runtime error (no heap object).
 //   - gcevents(): the records published since this VM's last call (or its creation), a
 //     list of Maps with the fields and keys of the --gclog JSON line (runtime
 //     visitGCEvent: nested Maps for objects, lists for arrays, strings, numbers and
@@ -56,7 +56,11 @@ bool nativeGcCensus(VM& vm, const void*, int, Value*, Value*) {
 bool nativeGcPath(VM& vm, const void*, int, Value* args, Value*) {
   FiberBody* body = currentFiber()->body;
   if (body->g() == nullptr) return vm.raise("gcpath() cannot run inside a native call.");
-  if (!args[0].isObj()) return true;  // a number, bool or nil: nothing retains it (nil)
+  // A number, bool or nil is no heap object: nil would read as "nothing retains it".
+  if (!args[0].isObj()) {
+    return vm.raise(std::string("gcpath() takes a heap object (a string, list, map, instance, ...), got ") +
+                    (args[0].isNil() ? "nil." : args[0].isBool() ? "a bool." : "a number."));
+  }
   body->pathTarget = args[0];
   body->request(FiberBody::Pending::GcPath);
   return true;

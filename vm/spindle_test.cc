@@ -1303,10 +1303,22 @@ TEST_CASE("gcpath of an object nothing but its argument retains is nil") {
   spindle::Vm vm(capture(out));
   REQUIRE(vm.run("class Node {}\n"
                  "fun make() { return Node(); }\n"
-                 "print gcpath(Node()); print gcpath(make()); print gcpath(1);\n"
+                 "print gcpath(Node()); print gcpath(make());\n"
                  "var keep = Node(); print gcpath(keep);\n")
               .ok());
-  CHECK(out == "nil\nnil\nnil\n[global keep]\n");
+  CHECK(out == "nil\nnil\n[global keep]\n");
+}
+
+TEST_CASE("gcpath of a number, bool or nil is a runtime error naming what it got") {
+  std::string out;
+  spindle::Vm vm(capture(out));
+  for (const auto& [arg, got] : {std::pair{"1", "a number."}, {"true", "a bool."}, {"nil", "nil."}}) {
+    spindle::Result r = vm.run(std::string("gcpath(") + arg + ");");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message ==
+          std::string("gcpath() takes a heap object (a string, list, map, instance, ...), got ") + got);
+  }
+  REQUIRE(vm.run("print gcpath(\"still usable\") != nil;").ok());
 }
 
 void noFinalizer(void*, void*) {}
