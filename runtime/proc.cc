@@ -217,7 +217,10 @@ void Sched::printGsForFatal(std::FILE* out, void (*trace)(G* g, std::FILE* out))
                        : st == GStatus::Runnable ? "runnable"
                                                  : waitReasonString(g->waitreason);
     printNoHeap(out, "G {} [{}]:\n", g->goid, what);
-    if (trace == nullptr || (st != GStatus::Runnable && st != GStatus::Waiting)) continue;
+    // The G this M runs is stopped here, in the fatal error: its frames can be read.
+    const M* self = getm();
+    const bool own = st == GStatus::Running && self != nullptr && self->curg == g;
+    if (trace == nullptr || (st != GStatus::Runnable && st != GStatus::Waiting && !own)) continue;
     std::uint32_t zero = 0;
     if (!g->gcscanlock.compare_exchange_strong(zero, 1, std::memory_order_acquire,
                                                std::memory_order_relaxed)) {

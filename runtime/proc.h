@@ -184,7 +184,9 @@ class Sched {
   // unavailable); the scan lock keeps the collector's scans and stack shrinks away while
   // trace reads the stack, but a parked G readied meanwhile may start running (execute
   // takes the lock only when a scan is due), so a trace may be torn; a Running or
-  // Syscall G prints no trace (its state is in its M's registers).
+  // Syscall G prints no trace (its state is in its M's registers), except the G of the
+  // M that is printing (getm()->curg, Go's "goroutine N [running]" first): it is stopped
+  // in the fatal error, and what it saved at its last allocation or call is its trace.
   void printGsForFatal(std::FILE* out, void (*trace)(G* g, std::FILE* out));
 
   // Visits every G except the dead ones on the global free list (the collector's stack
