@@ -10,7 +10,8 @@
 // every VM): setGCPercent(n) and setMemoryLimit(bytes) return the old value;
 // freeOSMemory() runs a full cycle and returns every free page to the OS at the calling
 // fiber's next safepoint (FiberBody::run);
-// gcverify() runs the heap verifier (runtime verifyHeap) there too;
+// gcverify() runs the heap verifier (runtime verifyHeap) there too (inside a native
+// call, where there is no such safepoint, it is a runtime error);
 // gcWaitFinalizers() parks the fiber (runtime/fing.h waitFinalizersStep) until the
 // finalizers and cleanups queued so far have run. Bad arguments are runtime errors.
 #include <cmath>
@@ -57,10 +58,13 @@ bool nativeFreeOSMemory(VM&, const void*, int, Value*, Value*) {
   return true;
 }
 
-bool nativeGcVerify(VM&, const void*, int, Value*, Value*) {
-  // verifyHeap runs in FiberBody::run at the fiber's next safepoint.
+bool nativeGcVerify(VM& vm, const void*, int, Value*, Value*) {
+  // verifyHeap runs in FiberBody::run at the fiber's next safepoint. A nested fiber (a
+  // native's callback) never gets there: a verification that silently did not run would
+  // read as a healthy heap.
   FiberBody* body = currentFiber()->body;
-  if (body->g() != nullptr) body->request(FiberBody::Pending::GcVerify);
+  if (body->g() == nullptr) return vm.raise("gcverify() cannot run inside a native call.");
+  body->request(FiberBody::Pending::GcVerify);
   return true;
 }
 

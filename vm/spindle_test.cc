@@ -1382,3 +1382,23 @@ TEST_CASE("gcevents() returns the event log's records since the last call: gc() 
 }
 
 }  // namespace
+
+namespace {
+
+TEST_CASE("gcverify() in a native's callback is a runtime error, not a verification that never ran") {
+  std::string out;
+  spindle::Vm vm(capture(out));
+  vm.defineNative("callback", 1, [](spindle::Vm& v, std::span<const spindle::Value> args) {
+    return v.call(args[0], {});
+  });
+  spindle::Result r = vm.run("fun check() { gcverify(); }\n"
+                             "var v0 = gcstats().heapVerifications;\n"
+                             "gcverify(); yield();\n"
+                             "print gcstats().heapVerifications - v0 >= 1;\n"
+                             "callback(check);\n");
+  CHECK(out == "true\n");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message == "gcverify() cannot run inside a native call.");
+}
+
+}  // namespace
