@@ -217,6 +217,7 @@ int parseArgs(int argc, char** argv, CliOptions& opts) {
         return kExitUsage;
       }
       opts.gclog = argv[++i];
+      pass();  // stress: each run rewrites FILE, so it keeps the failing seed's log
       continue;
     }
     if (arg == "--ffi-check" || arg == "--no-ffi-check") {

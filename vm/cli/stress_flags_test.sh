@@ -48,6 +48,18 @@ for n in 1 7 100; do
   fi
 done
 
+# --gclog is passed on to stress's runs: the replay line carries it, and as each run
+# rewrites the file, the log left is the failing seed's.
+out=$("$bin" --gclog "$TEST_TMPDIR/stress.jsonl" --procs 2 --gcstress 50 stress "$data/racy_counter.lox" --seeds 1..200 2>&1); rc=$?
+seed=$(sed -n 's/^spindle stress: seed \([0-9]*\) failed.*/\1/p' <<<"$out")
+if [[ $rc -eq 1 && "$out" == *"replay: "*"--gclog $TEST_TMPDIR/stress.jsonl"*"--sched-seed $seed "* && -s "$TEST_TMPDIR/stress.jsonl" ]]; then
+  cp "$TEST_TMPDIR/stress.jsonl" "$TEST_TMPDIR/stress.first"
+  eval "$(sed -n 's/^replay: //p' <<<"$out")" >/dev/null 2>&1
+  if [[ $(wc -l <"$TEST_TMPDIR/stress.jsonl") -eq $(wc -l <"$TEST_TMPDIR/stress.first") ]]; then echo "ok stress-gclog: seed $seed"; else fail "stress-gclog: the replay logged another number of cycles"; fi
+else
+  fail "stress-gclog: exit $rc: $out"
+fi
+
 # Bad input: usage errors (64) or runtime errors (70) with a message, never a crash.
 printf 'print 1;\n' >"$TEST_TMPDIR/one.lox"
 check seeds-reversed 64 "*--seeds needs a range A..B with 1 <= A <= B, got '5..1'*" -- stress "$TEST_TMPDIR/one.lox" --seeds 5..1
