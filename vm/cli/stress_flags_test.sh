@@ -60,6 +60,16 @@ else
   fail "stress-gclog: exit $rc: $out"
 fi
 
+# --gclog's cause "memory limit": paced cycles whose goal the limit capped (a 6 MiB limit
+# over about 3 MiB kept: the goal, twice the live heap, is capped at every cycle).
+limit='setMemoryLimit(6*1024*1024); var keep = []; for (var i = 0; i < 40000; i = i + 1) keep.push([i, i]); var x = nil; for (var i = 0; i < 200000; i = i + 1) x = [i]; print "done";'
+out=$("$bin" --gclog "$TEST_TMPDIR/limit.jsonl" -e "$limit" 2>&1); rc=$?
+if [[ $rc -eq 0 && "$out" == "done" ]] && grep -q '"cause":"memory limit"' "$TEST_TMPDIR/limit.jsonl"; then
+  echo "ok gclog-memory-limit"
+else
+  fail "gclog-memory-limit: exit $rc: $out: $(grep -o '"cause":"[a-z ]*"' "$TEST_TMPDIR/limit.jsonl" | sort | uniq -c)"
+fi
+
 # Bad input: usage errors (64) or runtime errors (70) with a message, never a crash.
 printf 'print 1;\n' >"$TEST_TMPDIR/one.lox"
 check seeds-reversed 64 "*--seeds needs a range A..B with 1 <= A <= B, got '5..1'*" -- stress "$TEST_TMPDIR/one.lox" --seeds 5..1
