@@ -128,36 +128,39 @@ Step FiberBody::run(runtime::G* g, std::uint32_t budget) {
 }
 
 namespace {
-// The name of stack slot i of fiber f (run by G goid): the frame whose window holds it.
-std::string stackSlotName(ObjFiber* f, std::uint64_t goid, std::uint32_t i) {
+// The name of stack slot i of fiber f (numbered id, as the deadlock report and the
+// fatal dump number it): the frame whose window holds it.
+std::string stackSlotName(ObjFiber* f, std::uint64_t id, std::uint32_t i) {
   const CallFrame* frames = f->frames->frames();
   for (std::uint32_t j = f->frameCount; j-- > 0;) {
     if (frames[j].base > i) continue;
     const ObjString* name = frames[j].closure->function->name;
-    return fmt::format("fiber {} frame {}() slot {}", goid, name != nullptr ? name->view() : "script",
+    return fmt::format("fiber {} frame {}() slot {}", id, name != nullptr ? name->view() : "script",
                        i - frames[j].base);
   }
-  return fmt::format("fiber {} stack slot {}", goid, i);
+  return fmt::format("fiber {} stack slot {}", id, i);
 }
 }  // namespace
 
 template <typename Ptr>
 void FiberBody::forEachStackRef(runtime::G* g, bool withPathTarget, const Ptr& ptr) {
   // ptr(p, name): name(out) appends the slot's name, built only by a labelled walk.
-  const std::uint64_t goid = g != nullptr ? g->goid : 0;
+  // Steps name the fiber by its number (ObjFiber::id), not its G's id, which depends on
+  // the runtime's own Gs.
+  ObjFiber* f = fiber_;
+  const std::uint64_t id = f->id;
   auto value = [&](Value v, const auto& name) {
     if (v.isObj()) ptr(v.asObj(), name);
   };
-  auto fixed = [goid](const char* what) {
-    return [goid, what](std::vector<std::string>* out) { out->push_back(fmt::format("fiber {} {}", goid, what)); };
+  auto fixed = [id](const char* what) {
+    return [id, what](std::vector<std::string>* out) { out->push_back(fmt::format("fiber {} {}", id, what)); };
   };
-  ObjFiber* f = fiber_;
   ptr(f, fixed("object"));
   ptr(f->stack, fixed("stack"));
   ptr(f->frames, fixed("frames"));
   const Value* s = f->stack->data();
   for (std::uint32_t i = 0; i < f->stackTop; ++i) {  // see stackStore
-    value(loadValue(&s[i]), [&, i](std::vector<std::string>* out) { out->push_back(stackSlotName(f, goid, i)); });
+    value(loadValue(&s[i]), [&, i](std::vector<std::string>* out) { out->push_back(stackSlotName(f, id, i)); });
   }
   const CallFrame* frames = f->frames->frames();
   for (std::uint32_t i = 0; i < f->frameCount; ++i) ptr(frames[i].closure, fixed("frame closure"));

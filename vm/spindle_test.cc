@@ -1401,4 +1401,19 @@ TEST_CASE("gcverify() in a native's callback is a runtime error, not a verificat
   CHECK(r.error().message == "gcverify() cannot run inside a native call.");
 }
 
+TEST_CASE("gcpath names a fiber by its number, as the deadlock report does") {
+  std::string out;
+  spindle::Vm vm(capture(out));
+  spindle::Result r = vm.run("class N {}\n"
+                             "var ch = Channel(); var w = nil;\n"
+                             "fun sender() { var o = N(); w = o; ch.send(o); }\n"
+                             "spawn sender(); yield();\n"
+                             "fun take() { var t = w; w = nil; return t; }\n"
+                             "print gcpath(take());\n"
+                             "Channel().recv();\n");
+  CHECK(out == "[fiber 2 frame sender() slot 1]\n");
+  REQUIRE_FALSE(r.ok());
+  CHECK(std::find(r.error().trace.begin(), r.error().trace.end(), "fiber 2 [chan send]:") != r.error().trace.end());
+}
+
 }  // namespace
