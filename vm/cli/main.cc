@@ -23,6 +23,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <limits>
@@ -57,7 +59,9 @@ void printUsage(std::FILE* out) {
              "\n"
              "Runs a Spindle (Lox) script. With no FILE and no -e, opens a REPL.\n"
              "'stress' runs FILE once per seed A..B (each with --sched-seed) and reports the\n"
-             "first seed whose run fails or prints other output than the first seed's.\n"
+             "first seed whose run fails or prints other output than the first seed's;\n"
+             "--timeout S (default 60, 0 for none) stops a run that takes longer with SIGQUIT,\n"
+             "which prints every fiber and the collector's state, and counts it as failed.\n"
              "\n"
              "options:\n"
              "  -e CODE            run CODE instead of a file\n"
@@ -100,6 +104,7 @@ struct CliOptions {
   // spindle stress: the seeds to run, and the options to pass on to each run.
   bool stress = false;
   std::uint64_t seedFirst = 0, seedLast = 0;
+  int stressTimeout = 60;  // --timeout S: seconds one run may take (0: no limit)
   std::vector<std::string> passOn;
 };
 
@@ -119,6 +124,18 @@ bool parseInt(std::string_view s, int min, int max, int& out) {
   if (ec != std::errc() || end != s.data() + s.size() || v < min || v > max) return false;
   out = v;
   return true;
+}
+
+// Returns -1 to continue, or an exit code.
+// spindle stress: --timeout S, the seconds one run may take (0: no limit).
+int parseStressTimeout(int argc, char** argv, int& i, CliOptions& opts) {
+  if (i + 1 >= argc || !parseInt(argv[i + 1], 0, 86400, opts.stressTimeout)) {
+    printTo(stderr, "spindle: --timeout needs seconds in [0, 86400], got '{}'\n",
+            i + 1 < argc ? argv[i + 1] : "");
+    return kExitUsage;
+  }
+  ++i;
+  return -1;
 }
 
 // Returns -1 to continue, or an exit code.
@@ -155,6 +172,10 @@ int parseArgs(int argc, char** argv, CliOptions& opts) {
     }
     if (arg == "--seeds" && opts.stress) {
       if (int rc = parseSeeds(argc, argv, i, opts); rc >= 0) return rc;
+      continue;
+    }
+    if (arg == "--timeout" && opts.stress) {
+      if (int rc = parseStressTimeout(argc, argv, i, opts); rc >= 0) return rc;
       continue;
     }
     if (arg == "--sched-seed") {
@@ -267,6 +288,10 @@ int parseArgs(int argc, char** argv, CliOptions& opts) {
       if (int rc = parseSeeds(argc, argv, i, opts); rc >= 0) return rc;
       continue;
     }
+    if (opts.stress && std::string_view(argv[i]) == "--timeout") {
+      if (int rc = parseStressTimeout(argc, argv, i, opts); rc >= 0) return rc;
+      continue;
+    }
     opts.scriptArgs.emplace_back(argv[i]);
   }
   if (opts.stress) {
@@ -288,10 +313,13 @@ int parseArgs(int argc, char** argv, CliOptions& opts) {
 struct ChildRun {
   int status = 0;  // as waitpid's; -1: could not be run
   std::string out, err;
+  bool hung = false;  // ran past the time limit and was stopped with SIGQUIT
 };
 
-// Runs this binary with args (argv[0] included), collecting its stdout and stderr.
-ChildRun runChild(const std::vector<std::string>& args) {
+// Runs this binary with args (argv[0] included), collecting its stdout and stderr. After
+// limitSeconds (0: none) it sends SIGQUIT, so the run prints its Gs and the collector's
+// state and exits; SIGKILL 10 s later if it still has not.
+ChildRun runChild(const std::vector<std::string>& args, int limitSeconds) {
   ChildRun r;
   int outPipe[2], errPipe[2];
   if (pipe(outPipe) != 0) {
@@ -324,8 +352,25 @@ ChildRun runChild(const std::vector<std::string>& args) {
   std::string* into[2] = {&r.out, &r.err};
   int open = 2;
   char buf[4096];
+  const auto start = std::chrono::steady_clock::now();
+  int signalsSent = 0;  // SIGQUIT, then SIGKILL
   while (open > 0) {
-    if (poll(fds, 2, -1) < 0) {
+    int waitMs = -1;
+    if (limitSeconds > 0 && pid > 0 && signalsSent < 2) {
+      const auto due = start + std::chrono::seconds(limitSeconds + 10 * signalsSent);
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          due - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        kill(pid, signalsSent == 0 ? SIGQUIT : SIGKILL);
+        r.hung = true;
+        ++signalsSent;
+        continue;
+      }
+      waitMs = static_cast<int>(std::min<std::int64_t>(left.count(), 1000));
+    }
+    const int ready = poll(fds, 2, waitMs);
+    if (ready == 0) continue;
+    if (ready < 0) {
       if (errno == EINTR) continue;
       break;
     }
@@ -378,8 +423,9 @@ std::string lineAt(const std::string& s, std::size_t at) {
 
 // Why a run failed ("" if it did not): how it ended, or where its output leaves the
 // first run's (first: null for the first run itself).
-std::string stressFailure(const ChildRun& r, const std::string* first) {
+std::string stressFailure(const ChildRun& r, const std::string* first, int limitSeconds) {
   if (r.status == -1) return "could not be started";
+  if (r.hung) return fmt::format("did not end within {} s (--timeout); stopped with SIGQUIT", limitSeconds);
   if (WIFSIGNALED(r.status))
     return fmt::format("died of signal {} ({})", WTERMSIG(r.status), strsignal(WTERMSIG(r.status)));
   if (WEXITSTATUS(r.status) != 0) return fmt::format("exited with status {}", WEXITSTATUS(r.status));
@@ -399,8 +445,9 @@ int stress(const CliOptions& opts, const char* argv0) {
     args.insert(args.end(), opts.passOn.begin(), opts.passOn.end());
     args.insert(args.end(), {"--sched-seed", std::to_string(seed), opts.file});
     args.insert(args.end(), opts.scriptArgs.begin(), opts.scriptArgs.end());
-    const ChildRun r = runChild(args);
-    const std::string why = stressFailure(r, seed == opts.seedFirst ? nullptr : &first);
+    const ChildRun r = runChild(args, opts.stressTimeout);
+    const std::string why =
+        stressFailure(r, seed == opts.seedFirst ? nullptr : &first, opts.stressTimeout);
     if (!why.empty()) {
       printTo(stdout, "spindle stress: seed {} failed: the run {}\n", seed, why);
       if (!r.err.empty()) printTo(stdout, "its stderr:\n{}{}", r.err, r.err.back() == '\n' ? "" : "\n");

@@ -90,6 +90,11 @@ check memlimit-type 70 "setMemoryLimit() takes a number of bytes (>= 0; inf: no 
 check memlimit-nan 70 "setMemoryLimit() takes a number of bytes (>= 0; inf: no limit).*" -- -e 'setMemoryLimit(0/0);'
 check freeos-arity 70 "Expected 0 arguments but got 1.*" -- -e 'freeOSMemory(1);'
 check waitfin-arity 70 "Expected 0 arguments but got 1.*" -- -e 'gcWaitFinalizers("x");'
+# A run that hangs is stopped after --timeout with SIGQUIT: the seed fails, its stderr holds
+# every fiber (the spinning one and the parked one) and the collector's state.
+printf 'var c = Channel();\nfun f() { c.recv(); }\nspawn f();\nwhile (true) {}\n' >"$TEST_TMPDIR/hang.lox"
+check stress-timeout 1 "spindle stress: seed 1 failed: the run did not end within 1 s (--timeout); stopped with SIGQUIT"$'\n'"its stderr:"$'\n'"SIGQUIT: quit"$'\n'"*\[chan receive\]:*in f()*gc: phase*replay: *--sched-seed 1*" -- stress "$TEST_TMPDIR/hang.lox" --seeds 1..5 --timeout 1
+check stress-timeout-word 64 "*--timeout needs seconds in \[0, 86400\], got 'x'*" -- stress "$TEST_TMPDIR/hang.lox" --seeds 1..5 --timeout x
 
 [[ $fails -eq 0 ]] || { echo "$fails failed"; exit 1; }
 echo "all ok"
