@@ -119,10 +119,13 @@ bool VM::interruptedParking(const ObjFiber* fiber) {
 
 RunStatus VM::failInterrupted(ObjFiber* fiber) {
   FiberBody* body = fiber->body;
-  // A foreign call not yet made is dropped; a woken channel, select or join operation is
-  // finished (it unlinks the G from the channels' queues), its outcome ignored.
-  if (body->pending == FiberBody::Pending::Foreign) body->pending = FiberBody::Pending::None;
-  if (body->pending != FiberBody::Pending::None) (void)body->resume();
+  // The pending operation is dropped, its outcome ignored: a woken select unlinks its other
+  // cases' sudogs first; a woken send, receive or join has none left queued (its waker
+  // dequeued it), and a join must not read the joined fiber, which may still be running
+  // (a cancel woke it, not the close of its done channel); a foreign call is not made.
+  if (body->pending == FiberBody::Pending::Select) (void)body->resume();
+  body->pending = FiberBody::Pending::None;
+  body->waitChannel = nullptr;
   recordError(fiber, interruptMessage(fiber));
   closeUpvalues(fiber, 0);
   body->interrupted = true;

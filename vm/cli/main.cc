@@ -36,6 +36,7 @@
 #include "runtime/gcevents.h"
 #include "runtime/print.h"
 #include "runtime/throw.h"
+#include "vm/cli/repl.h"
 #include "vm/spindle.h"
 
 namespace {
@@ -475,25 +476,6 @@ int exitCodeFor(const spindle::Result& r) {
   return kExitRuntime;
 }
 
-int repl(spindle::Vm& vm) {
-  printTo(stdout, "spindle {} (Lox). Ctrl-D to exit.\n", kVersion);
-  for (;;) {
-    char* line = readline("> ");
-    if (line == nullptr) {
-      printTo(stdout, "\n");
-      return 0;
-    }
-    std::string source = line;
-    std::free(line);
-    if (source.find_first_not_of(" \t") == std::string::npos) continue;
-    add_history(source.c_str());
-    std::fflush(stdout);
-    spindle::Result r = vm.run(source);
-    if (!r.ok()) printTo(stderr, "{}", r.error().format());
-    std::fflush(stderr);
-  }
-}
-
 void printStats(const spindle::Vm& vm) {
   spindle::Stats s = vm.stats();
   printTo(stderr,
@@ -563,7 +545,8 @@ int runMain(int argc, char** argv) {
 }
 
 int runVm(const CliOptions& opts, const std::string& source) {
-  spindle::Vm vm(opts.vm);
+  const bool replMode = !opts.disasm && !opts.haveCode && !opts.haveFile;
+  spindle::Vm vm(replMode ? spindle::cli::replOptions(opts.vm) : opts.vm);  // vm/cli/repl.h
   std::vector<spindle::Value> args;
   for (const std::string& a : opts.scriptArgs) args.push_back(spindle::Value::string(a));
   vm.setGlobal("args", vm.list(args));
@@ -574,7 +557,7 @@ int runVm(const CliOptions& opts, const std::string& source) {
     if (r.ok()) printTo(stdout, "{}", r.value().asString());
     rc = exitCodeFor(r);
   } else if (!opts.haveCode && !opts.haveFile) {
-    rc = repl(vm);
+    rc = spindle::cli::repl(vm, kVersion);
   } else {
     rc = exitCodeFor(vm.run(source));
   }
