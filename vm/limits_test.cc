@@ -113,3 +113,24 @@ TEST_CASE("a function of a million parameters compiles and is called") {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_CASE("a script of a million constants loads and runs while cycles run back to back") {
+  // The constant array is big enough that zeroing it passes checkpoints, where a mark may
+  // begin: the function and closure made after it are born black and must shade it.
+  std::string src = "var s = 0;\n";
+  for (int i = 0; i < kMillion / 4; ++i) src += fmt::format("s = s + {}; var g{} = \"k{}\";\n", i, i, i);
+  src += "print s; print g0 + g249999;";
+  std::string out;
+  spindle::Options o = capture(out);
+  o.gcstress_continuous = 1;
+  for (int round = 0; round < 3; ++round) {
+    out.clear();
+    spindle::Vm vm(o);
+    CHECK(errorOf(vm, src) == "");
+    CHECK(out == "3.12499e+10\nk0k249999\n");
+  }
+}
+
+}  // namespace
