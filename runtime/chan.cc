@@ -229,4 +229,38 @@ bool closechan(hchan* c) {
   return true;
 }
 
+int cancelWaiters(hchan* c, bool (*cancel)(G* g, void* arg), void* arg) {
+  G* wake = nullptr;  // linked through schedlink (free while Waiting)
+  int n = 0;
+  {
+    std::lock_guard<std::mutex> lk(c->lock);
+    for (waitq* q : {&c->recvq, &c->sendq}) {
+      for (sudog* sg = q->first; sg != nullptr;) {
+        sudog* next = sg->next;
+        if (cancel(sg->g, arg)) {
+          std::uint32_t zero = 0;
+          if (!sg->isSelect ||
+              sg->g->selectDone.compare_exchange_strong(zero, 1, std::memory_order_acq_rel)) {
+            q->remove(sg);
+            sg->elem = 0;
+            sg->success = false;
+            sg->g->param = sg;
+            sg->g->schedlink = wake;
+            wake = sg->g;
+            ++n;
+          }
+        }
+        sg = next;
+      }
+    }
+  }
+  while (wake != nullptr) {
+    G* g = wake;
+    wake = g->schedlink;
+    g->schedlink = nullptr;
+    readyG(g);
+  }
+  return n;
+}
+
 }  // namespace spindle::runtime

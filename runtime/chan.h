@@ -94,6 +94,14 @@ ChanResult tryrecv(hchan* c, std::uint64_t* elem, bool* ok);
 // waiter. Usable from a G body or any thread.
 bool closechan(hchan* c);
 
+// Cancellable parks: wakes every G waiting on c (plain send/recv or a select case) for
+// which cancel(g, arg) is true, as close wakes a waiter (success = false: a receive sees
+// ok = false, a send ChanResult::Closed, a select that case), without closing c. A select
+// G whose selectDone another waker already won is left alone. cancel runs under c->lock
+// with g fully parked (its body stable); it must not take c->lock. Returns the number
+// woken. Usable from any thread.
+int cancelWaiters(hchan* c, bool (*cancel)(G* g, void* arg), void* arg);
+
 // Internal, shared with select.cc: one step with c->lock held; true if it completed, with
 // *wake the G to ready after unlocking (or nullptr).
 bool chansendLocked(hchan* c, std::uint64_t elem, G** wake);

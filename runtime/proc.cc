@@ -186,6 +186,13 @@ SchedStats Sched::stats() {
   return stats_;
 }
 
+void Sched::releaseDeadlock() {
+  std::lock_guard<std::mutex> lk(lock_);
+  const std::int32_t before = deadlockHolds_.fetch_sub(1, std::memory_order_seq_cst);
+  SPINDLE_CHECK(before > 0, "releaseDeadlock: no hold ({})", before);
+  if (before == 1) checkdead();
+}
+
 void Sched::addHostWait(int delta) {
   std::lock_guard<std::mutex> lk(lock_);
   nhostwait_ += delta;
@@ -991,6 +998,7 @@ void Sched::checkdead() {
   if (hostRuns_ == nullptr || nmidle_ != mcount_) return;
   if (gcwaiting_.load() || safePointWait_ > 0 || shutdown_.load()) return;
   if (ntimers_.load() > 0 || nhostwait_ > 0) return;
+  if (deadlockHolds_.load(std::memory_order_seq_cst) > 0) return;
   if (runqsize_.load(std::memory_order_relaxed) > 0) return;
   std::int32_t n = gomaxprocs_.load(std::memory_order_relaxed);
   for (int i = 0; i < n; i++) {

@@ -140,6 +140,12 @@ class Sched {
   // Gs parked waiting for the host (Go: a goroutine blocked on a cgo callback); while
   // positive, deadlock is not reported. Balanced calls from the embedding API.
   void addHostWait(int delta);
+  // Holds on deadlock reports for wake-ups an embedder has requested but not yet made
+  // (the VM's interrupt: between its signal-safe request and sysmon's pass). While any is
+  // held, deadlock is not reported. holdDeadlock is a lock-free increment
+  // (async-signal-safe); releaseDeadlock decrements under sched.lock and rechecks.
+  void holdDeadlock() { deadlockHolds_.fetch_add(1, std::memory_order_seq_cst); }
+  void releaseDeadlock();
 
   // Foreign calls from a G body (Go's entersyscall/exitsyscall): between them the M has no
   // P; sysmon may hand the P to another M. exitSyscall blocks until the M holds a P again.
@@ -174,6 +180,9 @@ class Sched {
   // Makes every sleeping G whose body's owner() is `owner` due now (sysmon fires it at
   // once), so an embedder stopping a group of Gs need not wait out their sleeps.
   void expireTimers(const void* owner);
+  // The same for every sleeping G for which pick(g, arg) is true (called under the timer
+  // lock with g asleep: its body is stable; pick must take no scheduler lock).
+  void expireTimersIf(bool (*pick)(G* g, void* arg), void* arg);
   std::int64_t pendingTimers() const { return ntimers_.load(std::memory_order_acquire); }
 
   // A fatal error's dump of the Gs (Go's tracebackothers; throw.h's printers call it):
@@ -304,6 +313,7 @@ class Sched {
   std::atomic<std::int32_t> npidle_{0};    // written under lock_
   std::atomic<std::int32_t> nmspinning_{0};
   std::atomic<std::int32_t> nsyscallWaiters_{0};
+  std::atomic<std::int32_t> deadlockHolds_{0};  // holdDeadlock / releaseDeadlock
   std::atomic<bool> gcwaiting_{false};
   std::atomic<bool> shutdown_{false};
   Note stopNote_;

@@ -17,6 +17,7 @@
 // Invariants. sysmon touches only atomics of Ps and Gs, and takes sched.lock through
 // handoffp; its per-P bookkeeping (sysmonTick/When) is its own.
 #include "runtime/proc.h"
+#include "runtime/sysmonhook.h"
 
 namespace spindle::runtime {
 
@@ -45,6 +46,7 @@ void sysmonLoop(Sched* s) {
     }
     now = nanotime();
     s->runTimers(now);
+    runSysmonHook();
     s->retake(now);
   }
 }
@@ -87,6 +89,16 @@ void Sched::retake(std::int64_t now) {
     std::lock_guard<std::mutex> lk(lock_);
     preemptall();
   }
+}
+
+namespace {
+std::atomic<void (*)()> sysmonHook{nullptr};
+}  // namespace
+
+void setSysmonHook(void (*hook)()) { sysmonHook.store(hook, std::memory_order_release); }
+
+void runSysmonHook() {
+  if (void (*hook)() = sysmonHook.load(std::memory_order_acquire)) hook();
 }
 
 }  // namespace spindle::runtime

@@ -79,6 +79,23 @@ void Sched::expireTimers(const void* owner) {
   }
 }
 
+void Sched::expireTimersIf(bool (*pick)(G* g, void* arg), void* arg) {
+  bool any = false;
+  {
+    std::lock_guard<std::mutex> lk(timerLock_);
+    for (Timer& t : timers_) {
+      if (t.when == 0 || !pick(t.g, arg)) continue;
+      t.when = 0;
+      any = true;
+    }
+    if (any) std::make_heap(timers_.begin(), timers_.end(), Later{});
+  }
+  if (any) {
+    std::lock_guard<std::mutex> lk(sysmonLock_);
+    sysmonCv_.notify_one();
+  }
+}
+
 std::int64_t Sched::runTimers(std::int64_t now) {
   for (;;) {
     G* g = nullptr;

@@ -77,7 +77,12 @@ Step FiberBody::run(runtime::G* g, std::uint32_t budget) {
   if (hostMain_) vm_->setHostG(g, fiber_->gen);
   ObjFiber* prev = tlsFiber;
   tlsFiber = fiber_;
-  RunStatus st = vm_->run(fiber_, budget);
+  // A host call with a step limit: its fibers' runs are bounded by, and charged to, the
+  // steps it has left (interrupt.cc).
+  const bool counted = vm_->stepCounted(fiber_);
+  const std::int64_t slice = counted ? vm_->stepSlice(budget) : budget;
+  RunStatus st = vm_->run(fiber_, slice);
+  if (counted) vm_->chargeSteps(fiber_, slice - budgetLeft);
   tlsFiber = prev;
   switch (st) {
     case RunStatus::Yield:
@@ -110,12 +115,22 @@ Step FiberBody::run(runtime::G* g, std::uint32_t budget) {
       return Step::yield();
     case RunStatus::Park:
       fiber_->request = false;
+      if (vm_->interruptedParking(fiber_)) {
+        // Interrupted before its park took effect (interrupt.cc): a sleep is dropped (the
+        // G yields and fails on its next run); a channel park stands, a wake pass is due.
+        if (pending == Pending::Sleep) {
+          pending = Pending::None;
+          g->parkCommit = nullptr;
+          g->parkArg = nullptr;
+          return Step::yield();
+        }
+      }
       return parkStep;
     case RunStatus::Exit:
       if (fiber_->done != nullptr) {
         vm_->fiberEnded(fiber_);  // a spawn expression's fiber: its error waits for join
       } else if (fiber_->state == FiberState::Failed && spawned && !vm_->aborted(fiber_) &&
-                 !vm_->dying()) {
+                 !vm_->dying() && !interrupted) {
         if (vm_->options().onFiberError) {
           vm_->options().onFiberError(error);  // the host's: this fiber alone ends
         } else {
@@ -286,7 +301,10 @@ bool VM::call(Value callee, const Value* args, int argc, Value* result,
     RunStatus st;
     bool yielded = false;
     do {
-      st = run(fiber, 1 << 20);
+      const bool counted = stepCounted(fiber);
+      const std::int64_t slice = counted ? stepSlice(1 << 20) : 1 << 20;
+      st = run(fiber, slice);
+      if (counted) chargeSteps(fiber, slice - body->budgetLeft);
       body->pending = FiberBody::Pending::None;  // yield()/gc() in a nested call: no-ops
       fiber->request = false;
       if (st == RunStatus::Yield) {
@@ -316,6 +334,7 @@ bool VM::call(Value callee, const Value* args, int argc, Value* result,
   }
 
   const std::uint32_t gen = generation_.fetch_add(1, std::memory_order_relaxed) + 1;
+  beginLimits(gen);  // interrupt.cc
   ObjFiber* fiber = nullptr;
   withP([&] {
     fiber = newFiber(callee, args, argc);
@@ -327,6 +346,7 @@ bool VM::call(Value callee, const Value* args, int argc, Value* result,
   FiberBody* body = fiber->body;
   body->makeHostMain();  // shared by this thread and the G
   const runtime::RunStatus st = sched_->runMain(body);
+  endLimits();
   {
     std::lock_guard<std::mutex> lk(errorLock_);
     hostG_ = nullptr;
@@ -341,6 +361,10 @@ bool VM::call(Value callee, const Value* args, int argc, Value* result,
       g->lockScan();
       lastError_ = {runtime::kDeadlockMessage, traceOf(fiber)};
       g->unlockScan();
+      if (interrupted(fiber)) {
+        lastError_.message = interruptMessage(fiber);  // interrupt.cc: it came first
+        break;
+      }
       appendBlockedFibers(lastError_.trace);
       lastError_.trace.emplace_back(runtime::gcStateLine().view());
       break;
@@ -468,7 +492,7 @@ void VM::fiberEnded(ObjFiber* fiber) {
       writeBarrier(fiber, &fiber->thrown, Value::object(newError(fiber->body->error)));
     }
     std::lock_guard<std::mutex> lk(errorLock_);
-    neverJoined_[fiber->id] = fiber->body->error.message;
+    if (!fiber->body->interrupted) neverJoined_[fiber->id] = fiber->body->error.message;
   }
   (void)runtime::closechan(fiber->done->chan);
 }
@@ -879,6 +903,24 @@ void VM::registerConcurrencyNatives() {
                        Def{"gc", 0, nativeGc}, Def{"after", 1, nativeAfter}}) {
     setGlobal(globalSlot(d.name), Value::object(newNative(d.name, d.arity, d.fn)));
   }
+}
+
+// --- interrupts (interrupt.cc) ------------------------------------------------------------
+
+namespace interrupt_detail {
+bool mustWakeFiber(runtime::G* g, void* vm);  // interrupt.cc
+}  // namespace interrupt_detail
+
+namespace {
+thread_local VM* tlsCancelVM = nullptr;  // cancelParkedOnChannels' VM, for its callback
+}  // namespace
+
+void VM::cancelParkedOnChannels() {
+  tlsCancelVM = this;
+  forEachOwned(&releaseChan, [](void* c) {
+    (void)runtime::cancelWaiters(static_cast<runtime::hchan*>(c), &interrupt_detail::mustWakeFiber, tlsCancelVM);
+  });
+  tlsCancelVM = nullptr;
 }
 
 }  // namespace spindle::vm

@@ -123,6 +123,12 @@ class FiberBody final : public runtime::GBody {
   // ObjFiber::thrown): a native failing with its message passes it on, value and trace.
   RuntimeErrorInfo nestedError;
 
+  // The safepoints left of the budget when VM::run returned (step accounting), and
+  // whether the fiber failed by an interrupt or a limit (VM::failInterrupted): such a
+  // failure ends only its fiber, never reported as a spawned fiber's error.
+  std::int64_t budgetLeft = 0;
+  bool interrupted = false;
+
   // The pending operation (only the M running the G touches these).
   Pending pending = Pending::None;
   runtime::Step parkStep = runtime::Step::yield();

@@ -234,6 +234,13 @@ bool VM::printValue(Value v) {
 }
 
 RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
+  // The budget left at every return, for the step accounting (FiberBody::budgetLeft).
+  struct BudgetOut {
+    const std::int64_t& left;
+    std::int64_t* out;
+    ~BudgetOut() { *out = left; }
+  } budgetOut{budget, &fiber->body->budgetLeft};
+  if (interrupted(fiber)) [[unlikely]] return failInterrupted(fiber);  // interrupt.cc
   if (aborted(fiber)) [[unlikely]] {  // another fiber of this host call failed
     closeUpvalues(fiber, 0);
     fiber->state = FiberState::Failed;

@@ -197,6 +197,8 @@ vm::VMOptions internalOptions(const Options& o) {
   v.ffi = o.ffi;
   v.without = o.without;
   v.only = o.only;
+  v.timeLimit = o.time_limit;
+  v.stepLimit = o.step_limit;
   if (o.on_fiber_error) {
     v.onFiberError = [fn = o.on_fiber_error](const vm::RuntimeErrorInfo& e) {
       fn(Error{Error::Kind::Runtime, e.message, e.trace});
@@ -607,5 +609,7 @@ bool Pinner::isPinned(const Value& v) const {
   if (!v.isObject()) return false;
   return runtime::Pinner::isPinned(vm_->toInternalValue(v).asObj());
 }
+
+void Vm::interrupt() { vm_->interrupt(); }
 
 }  // namespace spindle

@@ -147,6 +147,13 @@ struct Options {
   // Where Lox `print` writes; empty: stdout. Called for one print at a time (the Vm
   // serializes the calls of its fibers on every P), from the printing fiber's thread.
   std::function<void(std::string_view)> output;
+  // Limits of each run/call (0: none). Past time_limit seconds of wall time, or after
+  // step_limit steps (the safepoints its fibers pass: each call and each loop iteration),
+  // the run/call fails with the runtime error "Time limit exceeded." / "Instruction limit
+  // exceeded." (uncatchable by the script), its fibers (spawned ones included) end, and
+  // fibers of earlier runs go on. See Vm::interrupt.
+  double time_limit = 0;
+  std::uint64_t step_limit = 0;
 };
 
 class Vm;
@@ -447,6 +454,14 @@ class Vm {
   // (the finalizer G may need the native's P).
   void collect();
   const Options& options() const { return options_; }
+  // Stops the running code: async-signal-safe (a SIGINT handler may call it) and callable
+  // from any thread. Every fiber of this Vm alive now (the running run/call's and those
+  // earlier runs left) fails at its next safepoint with the runtime error "Interrupted.",
+  // which try/catch does not catch; fibers parked on a channel, select, join or sleep are
+  // woken to fail too (within about a millisecond). The run/call fails with that error;
+  // later runs and calls work normally. A native running C++ is not interrupted (its
+  // fiber fails once the native returns). Under sched_seed, parked fibers are not woken.
+  void interrupt();
   // The VM's internals, for tests and the collector.
   vm::VM& internal() { return *vm_; }
 

@@ -182,9 +182,11 @@ VM::VM(VMOptions options)
     if (options_.ffi) ffi::install(*this);  // FFI, Bytes, Pinner (vm/ffi.h)
     sandbox();
   });
+  registerInterrupts();  // interrupt.cc: sysmon polls this VM from now on
 }
 
 VM::~VM() {
+  unregisterInterrupts();  // interrupt.cc: sysmon never touches this VM again
   if (!releaseSchedIfLast(/*onlyIfLast=*/true)) {
     // Other VMs share the runtime: stop this VM's fibers (each exits at its next run;
     // a foreign call finishes first), then stop being a root. Later cycles free what

@@ -102,6 +102,10 @@ struct VMOptions {
   bool ffi = true;
   std::vector<std::string> without = {};
   std::optional<std::vector<std::string>> only = std::nullopt;
+  // Limits of each host call (interrupt.cc): seconds of wall time (0: none) and steps,
+  // the safepoints its fibers pass (calls and loop iterations; 0: none).
+  double timeLimit = 0;
+  std::uint64_t stepLimit = 0;
 };
 
 enum class RunStatus : std::uint8_t { Yield, Park, Exit };
@@ -573,6 +577,78 @@ class VM {
  private:
   // The process runtime's Sched (acquireSched; never reassigned: Ms read it).
   runtime::Sched* const sched_;
+
+  // --- interrupts and limits (interrupt.cc) ----------------------------------------------
+ public:
+  // Async-signal-safe (lock-free atomic stores only) and callable from any thread: every
+  // fiber of this VM alive now fails at its next safepoint with the uncatchable runtime
+  // error "Interrupted."; parked ones are woken first (sysmon, within about a
+  // millisecond). Calls made later run normally.
+  void interrupt();
+  // Whether the fiber must fail now (an interrupt, or its host call's limit was hit).
+  bool interrupted(const ObjFiber* fiber) const {
+    const std::uint32_t g = fiber->gen;
+    return g <= interruptGen_.load(std::memory_order_acquire) ||
+           g == limitHitGen_.load(std::memory_order_acquire);
+  }
+  // VM::run's entry for an interrupted fiber: finishes a pending channel or select
+  // operation (unlinking its sudogs), records the error (no try handler sees it), and
+  // returns Exit.
+  RunStatus failInterrupted(ObjFiber* fiber);
+  // "Interrupted.", "Time limit exceeded." or "Instruction limit exceeded." (the fiber is
+  // interrupted).
+  const char* interruptMessage(const ObjFiber* fiber) const;
+  // Step accounting of the host call with a step limit: whether the fiber's steps count,
+  // the budget to give its next run (at most the steps left), and the charge after it.
+  bool stepCounted(const ObjFiber* fiber) const {
+    return options_.stepLimit != 0 && fiber->gen == limitGen_.load(std::memory_order_acquire);
+  }
+  std::int64_t stepSlice(std::int64_t budget) const;
+  // FiberBody::run, a fiber about to park (a channel's lock held, or a sleep's commit
+  // pending): whether it is interrupted (a sequentially consistent check against
+  // interrupt()'s store); if so, sysmon's wake passes start again.
+  bool interruptedParking(const ObjFiber* fiber);
+  void chargeSteps(const ObjFiber* fiber, std::int64_t steps);
+
+ private:
+  enum class Limit : std::uint8_t { None, Time, Steps };
+  // A host call (VM::call from a host thread) of generation gen starts / ends: arms and
+  // disarms its limits.
+  void beginLimits(std::uint32_t gen);
+  void endLimits();
+  void hitLimit(std::uint32_t gen, Limit which);
+  // Sysmon's tick (runtime/sysmonhook.h) for this VM: the time limit, then the wake-up of
+  // interrupted fibers an interrupt or a limit asked for.
+  void pollInterrupts(std::int64_t now);
+  void wakeInterrupted();
+  // Wakes the fibers of this VM parked on its channels (plain operations, select, join,
+  // for-in) that interrupted() says must fail (fiber.cc: the channel records are there).
+  void cancelParkedOnChannels();
+  void registerInterrupts();
+  void unregisterInterrupts();
+  friend void pollAllInterrupts();
+  // Fibers of generations up to interruptGen_ are interrupted (release by interrupt(),
+  // acquire by interrupted(): a CAS max, lock-free, so signal-safe).
+  std::atomic<std::uint32_t> interruptGen_{0};
+  // The generation of the host call whose limit was hit, and which (limitWhich_ is
+  // stored before limitHitGen_'s release).
+  std::atomic<std::uint32_t> limitHitGen_{0};
+  std::atomic<Limit> limitWhich_{Limit::None};
+  // Set (release) when fibers may be parked that must be woken; sysmon's tick exchanges
+  // it (acq_rel) and wakes them.
+  std::atomic<bool> interruptWake_{false};
+  // Wake passes still to make, one per sysmon tick (only sysmon's thread: relaxed).
+  std::atomic<int> wakePasses_{0};
+  // This VM holds the scheduler's deadlock report (Sched::holdDeadlock) from a wake
+  // request until its last pass: a fiber about to be woken is not asleep for good.
+  std::atomic<bool> deadlockHeld_{false};
+  void requestWake();  // async-signal-safe
+  // The running host call's limits: its generation (0: none), the nanotime deadline (0:
+  // none) and the steps left. Armed before its main fiber exists (limitGen_'s release
+  // publishes the other two).
+  std::atomic<std::uint32_t> limitGen_{0};
+  std::atomic<std::int64_t> deadline_{0};
+  std::atomic<std::int64_t> stepsLeft_{0};
 };
 
 }  // namespace spindle::vm
