@@ -18,6 +18,7 @@
 #include "lang/opcodes.h"
 #include "runtime/gc.h"
 #include "runtime/throw.h"
+#include "vm/blocking.h"
 #include "vm/ffi.h"
 
 namespace spindle::vm {
@@ -267,6 +268,11 @@ class FnG final : public runtime::GBody {
 }  // namespace
 
 void VM::withP(const std::function<void()>& fn) {
+  if (ReacquireP::needed()) {  // a blocking native calling back (blocking.h)
+    ReacquireP p;
+    fn();
+    return;
+  }
   if (runtime::currentP() != nullptr) {
     fn();
     return;
@@ -285,6 +291,10 @@ void VM::setHostG(runtime::G* g, std::uint32_t gen) {
 
 bool VM::call(Value callee, const Value* args, int argc, Value* result,
               std::uint32_t* resultHandle) {
+  if (ReacquireP::needed()) {  // a blocking native calling back (blocking.h)
+    ReacquireP p;
+    return call(callee, args, argc, result, resultHandle);
+  }
   if (runtime::currentP() != nullptr) {
     // A native calling back: run a nested fiber inline on this M (it cannot park).
     ObjFiber* parent = tlsFiber;

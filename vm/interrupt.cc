@@ -24,8 +24,8 @@
 //     wakes them, but only them and without closing) and expires their sleeps
 //     (Sched::expireTimersIf). A woken fiber runs VM::run, which finishes the operation
 //     (unlinking a select's other cases) and fails. The race with a fiber about to park:
-//     FiberBody::run checks interruptedParking after VM::run returned Park (a seq_cst
-//     Dekker with the flag's store): a sleep not yet committed is dropped (the G yields
+//     FiberBody::run checks interruptedParking after VM::run returned Park (ordered
+//     against the flag's store by the channel's lock): a sleep not yet committed is dropped (the G yields
 //     and fails); a channel park (the channel's lock held until its commit) re-arms the
 //     wake, and a pass that follows the flag's store finds the queued sudog. A sleep whose
 //     timer commit ran after a pass is found by the later passes (kWakePasses ticks);
@@ -104,11 +104,15 @@ void VM::requestWake() {
 }
 
 bool VM::interruptedParking(const ObjFiber* fiber) {
-  // Dekker with interrupt() / hitLimit (seq_cst store, then a wake pass that takes the
-  // channel's lock): either this load sees the flag, or the pass comes after the fiber's
-  // sudog was queued and finds it once the park commit released the lock.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (!interrupted(fiber)) return false;
+  // Against interrupt() / hitLimit (the flag's store, then a wake pass that takes the
+  // channel's lock): the fiber queued its sudog holding that lock and holds it until its
+  // park commit. If a pass took the lock first, it had stored the flag before, and this
+  // fiber's later acquire of the lock makes that store visible here; otherwise the pass
+  // takes the lock after the commit and finds the sudog.
+  const std::uint32_t g = fiber->gen;
+  if (g > interruptGen_.load(std::memory_order_seq_cst) && g != limitHitGen_.load(std::memory_order_seq_cst)) {
+    return false;
+  }
   requestWake();
   return true;
 }

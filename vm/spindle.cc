@@ -1,5 +1,6 @@
 // spindle.cc: the embedding API (spindle.h) over the internal VM (vm.h).
 #include "vm/spindle.h"
+#include "vm/blocking.h"
 
 #include <algorithm>
 #include <chrono>
@@ -611,5 +612,12 @@ bool Pinner::isPinned(const Value& v) const {
 }
 
 void Vm::interrupt() { vm_->interrupt(); }
+
+void Vm::defineNative(std::string_view name, int arity, Native fn, Blocking blocking) {
+  if (blocking == Blocking::Yes) {
+    fn = [fn = std::move(fn)](Vm& host, Args args) { return vm::blockingCall([&] { return fn(host, args); }); };
+  }
+  defineNative(name, arity, std::move(fn));
+}
 
 }  // namespace spindle

@@ -305,6 +305,12 @@ bool checkBool(Args args, std::size_t i);
 const std::string& checkString(Args args, std::size_t i);
 const Value& checkObject(Args args, std::size_t i);  // function, class, instance, list, ...
 using Native = std::function<Result(Vm& vm, std::span<const Value> args)>;
+// Whether a native blocks (waits on I/O, a lock, a sleep, another process): a blocking
+// native runs in the scheduler's syscall state, as foreign calls do, so its thread gives
+// up its processor and other fibers keep running even with procs = 1 (vm/blocking.h).
+// It may call back into its Vm (run, call, global, ...: each takes a processor back for
+// its duration).
+enum class Blocking : bool { No, Yes };
 // A native method: `self` is the instance the method was called on (`this`: an
 // instance of the class or of a subclass), `args` the call's arguments.
 using Method = std::function<Result(Vm& vm, const Value& self, Args args)>;
@@ -395,6 +401,8 @@ class Vm {
   void setGlobal(std::string_view name, const Value& value);
   // Defines a global native function; arity -1 accepts any number of arguments.
   void defineNative(std::string_view name, int arity, Native fn);
+  // The same, declaring whether it blocks (Blocking::Yes: see Blocking).
+  void defineNative(std::string_view name, int arity, Native fn, Blocking blocking);
   // Starts a native class: vm.defineClass("Name").init(...).method(...).define().
   ClassBuilder defineClass(std::string_view name) { return ClassBuilder(*this, name); }
 
