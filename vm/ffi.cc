@@ -189,7 +189,14 @@ bool toC(VM& vm, ObjForeignFn* fn, int i, CType t, Value v, Slot* out) {
         return true;
       }
       if (t == CType::Pointer && v.isNumber()) {
-        const auto addr = static_cast<std::uintptr_t>(v.asNumber());
+        // An address is an integer in [0, 2^64) (2^64 is exact as a double); anything
+        // else has no conversion (undefined behaviour in C++), so it is an error.
+        const double d = v.asNumber();
+        if (!(d >= 0 && d < 18446744073709551616.0) || d != std::trunc(d)) {
+          return vm.raise(fmt::format("Argument {} of {}() is not an address (an integer in 0..2^64-1).",
+                                      i + 1, fn->name->view()));
+        }
+        const auto addr = static_cast<std::uintptr_t>(d);
         if (vm.options().ffiCheck && unpinnedHeapPointer(addr)) {
           return vm.raise(fmt::format(
               "FFI check: argument {} of {}() is the address of an unpinned heap object; pin it "

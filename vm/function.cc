@@ -31,10 +31,13 @@ ObjHostData* VM::newProtoOwner(std::shared_ptr<const lang::FunctionProto> tree) 
   return newOwned(new ProtoRef(std::move(tree)), &kProtoTag, destroyProtos);
 }
 
+// `fn` may be held only by the caller (load): if a mark began at a checkpoint of an
+// allocation since fn was made, fn is white and the closure born black, so the store
+// shades fn (the hybrid barrier), or nothing would ever mark it.
 ObjClosure* VM::newClosure(ObjFunction* fn) {
   auto* c = allocate<ObjClosure>(
       ObjKind::Closure, sizeof(ObjClosure) + fn->upvalueCount * sizeof(ObjUpvalue*));
-  c->function = fn;
+  writeBarrierPtr<ObjFunction>(c, &c->function, fn);
   c->upvalueCount = fn->upvalueCount;
   return c;
 }
@@ -47,16 +50,20 @@ ObjClosure* VM::load(std::shared_ptr<const lang::FunctionProto> script) {
   return newClosure(convert(root, owner));
 }
 
+// A mark may begin at a checkpoint of any allocation here (the zeroing of a large
+// constant array passes them): the function is then born black while `constants` and
+// `protos`, made before, are white and held only here, so they are stored through the
+// write barrier, which shades them.
 ObjFunction* VM::convert(const lang::FunctionProto& proto, ObjHostData* protos) {
   const auto& chunk = proto.chunk;
   ValueArray* constants = newValueArray(static_cast<std::uint32_t>(chunk.constants.size()));
   auto* fn = allocate<ObjFunction>(ObjKind::Function,
                                    sizeof(ObjFunction) + proto.icSlots * sizeof(InlineCache*));
   fn->proto = &proto;
-  fn->protos = protos;
+  writeBarrierPtr<ObjHostData>(fn, &fn->protos, protos);
   fn->code = chunk.code.data();
-  fn->constants = constants;
-  fn->name = proto.name.empty() ? nullptr : intern(proto.name);
+  writeBarrierPtr<ValueArray>(fn, &fn->constants, constants);
+  if (!proto.name.empty()) writeBarrierPtr<ObjString>(fn, &fn->name, intern(proto.name));
   fn->arity = proto.arity;
   fn->upvalueCount = static_cast<std::uint32_t>(proto.upvalues.size());
   fn->icCount = proto.icSlots;

@@ -240,6 +240,7 @@ const runtime::TypeInfo kTypes[static_cast<int>(ObjKind::kCount)] = {
     {"inline cache", sizeof(InlineCache), traceInlineCache},
     {"map", sizeof(ObjMap), traceMap, labelMap},
     {"map storage", sizeof(MapStorage), traceMapStorage, labelMapStorage},
+    {"shape table", sizeof(ShapeTable), traceShapeTable},
 };
 
 const char* kindName(ObjKind k) { return kTypes[static_cast<int>(k)].name; }

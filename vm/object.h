@@ -39,6 +39,7 @@ namespace spindle::vm {
 class VM;
 struct Shape;        // shape.h
 struct InlineCache;  // shape.h
+struct ShapeTable;   // shape.h
 struct ObjHostData;
 
 enum class ObjKind : std::uint8_t {
@@ -66,6 +67,7 @@ enum class ObjKind : std::uint8_t {
   InlineCache, // shape.h: one inline-cache record
   Map,         // map.h: a Lox map
   MapStorage,  // internal (map.h): a map's entries and index
+  ShapeTable,  // internal (shape.h): the field hash set of a long shape chain
   kCount,
 };
 

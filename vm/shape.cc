@@ -18,6 +18,7 @@ void traceShape(void* o, runtime::VisitFn visit, void* ctx) {
   visitPtr(visit, ctx, s->klass);
   visitPtr(visit, ctx, loadPtr(&s->children));
   visitPtr(visit, ctx, s->sibling);
+  visitPtr(visit, ctx, loadPtr(&s->table));
 }
 
 void traceInlineCache(void* o, runtime::VisitFn visit, void* ctx) {
@@ -25,6 +26,57 @@ void traceInlineCache(void* o, runtime::VisitFn visit, void* ctx) {
   visitPtr(visit, ctx, ic->shape);
   visitPtr(visit, ctx, ic->transition);
   visitValue(visit, ctx, ic->method);
+}
+
+void traceShapeTable(void* o, runtime::VisitFn visit, void* ctx) {
+  auto* t = static_cast<ShapeTable*>(o);
+  for (std::uint32_t i = 0; i < t->capacity; ++i) {
+    visitPtr(visit, ctx, loadPtr(&t->entries()[i].key));
+  }
+}
+
+namespace {
+
+// Adds (key, slot) to a table no reader has yet or whose `claimed` this caller won. The
+// key is stored after the slot (release: see shape.h) and shaded, since the table may be
+// black already.
+void tableInsert(ShapeTable* t, ObjString* key, std::uint32_t slot) {
+  const std::uint32_t mask = t->capacity - 1;
+  std::uint32_t i = key->hash & mask;
+  while (loadPtr(&t->entries()[i].key) != nullptr) i = (i + 1) & mask;
+  ShapeTable::Entry& e = t->entries()[i];
+  std::atomic_ref<std::uint32_t>(e.slot).store(slot, std::memory_order_relaxed);
+  if (runtime::writeBarrierEnabled()) [[unlikely]] runtime::shade(key);
+  std::atomic_ref<ObjString*>(e.key).store(key, std::memory_order_release);
+}
+
+}  // namespace
+
+// Gives `made` (published by transition, so reachable from its class) its field table:
+// its parent's, extended, when this claim wins and the table has room, else a fresh one
+// built from its chain. The fresh table's allocation is the only safepoint; from its
+// return to the store into `made` nothing allocates (see "Lifetime" in shape.h).
+void VM::attachTable(Shape* made) {
+  if (made->count < Shape::kTableMin) return;
+  const Shape* from = made->parent;
+  if (ShapeTable* t = loadPtr(&from->table); t != nullptr) {
+    std::uint32_t expected = from->count;
+    if (std::uint64_t{made->count} * 4 <= std::uint64_t{t->capacity} * 3 &&
+        std::atomic_ref<std::uint32_t>(t->claimed)
+            .compare_exchange_strong(expected, made->count, std::memory_order_acq_rel)) {
+      tableInsert(t, made->key, from->count);
+      writeBarrierPtr<ShapeTable>(made, &made->table, t);
+      return;
+    }
+  }
+  std::uint64_t capacity = 16;
+  while (capacity < std::uint64_t{made->count} * 2) capacity *= 2;
+  auto* t = allocate<ShapeTable>(ObjKind::ShapeTable,
+                                 sizeof(ShapeTable) + capacity * sizeof(ShapeTable::Entry));
+  t->capacity = static_cast<std::uint32_t>(capacity);  // zeroed: every entry empty
+  t->claimed = made->count;
+  for (const Shape* s = made; s->key != nullptr; s = s->parent) tableInsert(t, s->key, s->count - 1);
+  writeBarrierPtr<ShapeTable>(made, &made->table, t);
 }
 
 Shape* VM::newShape(Shape* parent, ObjString* key, ObjClass* klass) {
@@ -64,6 +116,7 @@ Shape* VM::transition(Shape* from, ObjString* key, bool* created) {
     if (children.compare_exchange_strong(head, made, std::memory_order_acq_rel,
                                          std::memory_order_acquire)) {
       *created = true;
+      attachTable(made);
       return made;
     }
   }

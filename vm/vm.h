@@ -377,6 +377,8 @@ class VM {
   Shape* newShape(Shape* parent, ObjString* key, ObjClass* klass);
   // The child of `from` adding `key`, found or made (*created).
   Shape* transition(Shape* from, ObjString* key, bool* created);
+  // Attaches the field table of a just-published shape (shape.h, "Field tables").
+  void attachTable(Shape* made);
   // Replaces the record of one site (no-op once megamorphic).
   void updateIC(ObjFunction* fn, std::uint32_t index, Shape* shape, std::uint32_t slot,
                 Value method = Value::nil(), Shape* transition = nullptr);
