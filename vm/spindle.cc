@@ -395,6 +395,8 @@ vm::HostNative Vm::hostNative(Vm& host, std::string name, Native fn) {
       called.emplace(fn(host, hostArgs));
     } catch (const TypeError& e) {
       return v.raise(e.messageFor(name));
+    } catch (const std::bad_alloc&) {
+      return v.raise("Out of memory.");
     } catch (const std::exception& e) {
       return v.raise(fmt::format("{}() failed: {}.", name, e.what()));
     } catch (...) {

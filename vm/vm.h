@@ -336,6 +336,9 @@ class VM {
   // A list of strings (an Error's trace).
   ObjList* newTrace(const std::vector<std::string>& trace);
   void closeUpvalues(ObjFiber* fiber, std::uint32_t fromSlot);
+  // Out of memory in the fiber's running step (oom.cc): records "Out of memory." and
+  // resumes the innermost try handler as catchError does; false when it is uncaught.
+  bool failOutOfMemory(ObjFiber* fiber);
 
  private:
   friend class FiberBody;
