@@ -197,6 +197,7 @@ vm::VMOptions internalOptions(const Options& o) {
   v.ffi = o.ffi;
   v.without = o.without;
   v.only = o.only;
+  v.maxThreads = o.max_threads;
   if (o.on_fiber_error) {
     v.onFiberError = [fn = o.on_fiber_error](const vm::RuntimeErrorInfo& e) {
       fn(Error{Error::Kind::Runtime, e.message, e.trace});

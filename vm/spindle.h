@@ -147,6 +147,11 @@ struct Options {
   // Where Lox `print` writes; empty: stdout. Called for one print at a time (the Vm
   // serializes the calls of its fibers on every P), from the printing fiber's thread.
   std::function<void(std::string_view)> output;
+  // process-wide (Go's debug.SetMaxThreads): the most OS threads the scheduler starts
+  // (0: 10000, Go's default). A foreign call that would block one thread too many fails
+  // in its fiber with "Thread limit exceeded: ..."; the scheduler itself past it, or the
+  // OS refusing a thread, is Go's fatal "thread exhaustion" (exit 2).
+  int max_threads = 0;
 };
 
 class Vm;

@@ -102,6 +102,7 @@ struct VMOptions {
   bool ffi = true;
   std::vector<std::string> without = {};
   std::optional<std::vector<std::string>> only = std::nullopt;
+  int maxThreads = 0;  // runtime/threadlimit.h setMaxThreads (0: the default)
 };
 
 enum class RunStatus : std::uint8_t { Yield, Park, Exit };
