@@ -1,7 +1,7 @@
 // interpreter.cc: the bytecode interpreter loop (threaded: the handlers are in
 // interpreter_ops.inc, each ends with its own indirect jump through kDispatch).
 //
-// run(fiber, budget) resumes a fiber. The hot state lives in locals: `ip` into the
+// interpret(fiber, budget) resumes a fiber (VM::run, oom.cc, calls it). The hot state lives in locals: `ip` into the
 // current function's code, `sp` (next free stack slot), `slots` (frame slot 0), the
 // constants. Everything is written back to the fiber (SAVE) before anything that can
 // observe it: calls, errors, yielding, returning. After a call or anything that may
@@ -13,6 +13,11 @@
 // fiber's state is saved and run returns Yield, to resume exactly there on the next run.
 // Blocking (a channel op, a select, sleep()) saves the state with the operands still on
 // the stack and returns Park; FiberBody::resume completes the operation on the next run.
+//
+// Out of memory: an allocation that fails throws (runtime/oom.h) through this function to
+// VM::run (oom.cc), which has no access to the locals; so every instruction saves the
+// state (SAVE) before it allocates, outside the paths that allocate nothing (the inline
+// cache hits, numbers), and the fiber then fails exactly where it was.
 //
 // Errors: a handler that finds a runtime error records it (ERROR, FAIL_IF_NOT: state saved,
 // recordError) and jumps to L_fail; THROW and END_FINALLY jump to L_throw. There the
@@ -233,55 +238,46 @@ bool VM::printValue(Value v) {
   return true;
 }
 
-RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
+RunStatus VM::interpret(ObjFiber* fiber, std::int64_t budget) {
+  if (aborted(fiber)) [[unlikely]] {  // another fiber of this host call failed
+    closeUpvalues(fiber, 0);
+    fiber->state = FiberState::Failed;
+    return RunStatus::Exit;
+  }
+  if (fiber->body->pending != FiberBody::Pending::None) {
+    // A failed operation (send on a closed channel) may be caught by a try handler.
+    if (!fiber->body->resume() && !catchError(fiber)) return RunStatus::Exit;
+  }
+
+  if (fiber->state == FiberState::Ready) {
+    fiber->state = FiberState::Running;
+    const int argc = static_cast<int>(fiber->stackTop) - 1;
+    if (!callValue(fiber, fiber->stack->data()[0], argc)) {
+      const bool caught = catchError(fiber);  // no frame yet: no handler either
+      SPINDLE_DCHECK(!caught, "VM::run: a fiber's first call failed inside a try");
+      return RunStatus::Exit;
+    }
+    // A foreign callee moving to a worker M first (resume makes the call there).
+    if (fiber->body->pending == FiberBody::Pending::Foreign) return RunStatus::Yield;
+  }
+  if (fiber->state == FiberState::Running && fiber->frameCount == 0) {
+    // A native or a class without init (or a foreign call resumed): already done.
+    writeBarrier(fiber, &fiber->result, fiber->stack->data()[0]);
+    fiber->stackTop = 0;
+    fiber->state = FiberState::Done;
+    return RunStatus::Exit;
+  }
+
   // The hot state. The running frame's closure and function are reached through `frame`
   // (frame->closure) where needed; the limits bound the call fast path.
-  CallFrame* frame = nullptr;
-  const std::uint8_t* ip = nullptr;
-  Value* sp = nullptr;
-  Value* slots = nullptr;
-  const Value* constants = nullptr;
-  Value* stackBase = nullptr;
-  const CallFrame* frameLimit = nullptr;  // one past the frame array
-  const Value* stackLimit = nullptr;      // one past the value stack
-  // Out of memory (runtime::OutOfMemory from the heap or a channel buffer, std::bad_alloc
-  // from the C++ library) thrown anywhere below is caught at the end of this function:
-  // the state is saved from the locals and the fiber fails with "Out of memory." where it
-  // was, catchable like any runtime error (failOutOfMemory, vm/oom.cc); the loop is then
-  // entered again at the handler.
-  bool resumed = false;
-  for (;;) {
-  try {
-  if (!resumed) {
-    if (aborted(fiber)) [[unlikely]] {  // another fiber of this host call failed
-      closeUpvalues(fiber, 0);
-      fiber->state = FiberState::Failed;
-      return RunStatus::Exit;
-    }
-    if (fiber->body->pending != FiberBody::Pending::None) {
-      // A failed operation (send on a closed channel) may be caught by a try handler.
-      if (!fiber->body->resume() && !catchError(fiber)) return RunStatus::Exit;
-    }
-
-    if (fiber->state == FiberState::Ready) {
-      fiber->state = FiberState::Running;
-      const int argc = static_cast<int>(fiber->stackTop) - 1;
-      if (!callValue(fiber, fiber->stack->data()[0], argc)) {
-        const bool caught = catchError(fiber);  // no frame yet: no handler either
-        SPINDLE_DCHECK(!caught, "VM::run: a fiber's first call failed inside a try");
-        return RunStatus::Exit;
-      }
-      // A foreign callee moving to a worker M first (resume makes the call there).
-      if (fiber->body->pending == FiberBody::Pending::Foreign) return RunStatus::Yield;
-    }
-    if (fiber->state == FiberState::Running && fiber->frameCount == 0) {
-      // A native or a class without init (or a foreign call resumed): already done.
-      writeBarrier(fiber, &fiber->result, fiber->stack->data()[0]);
-      fiber->stackTop = 0;
-      fiber->state = FiberState::Done;
-      return RunStatus::Exit;
-    }
-  }
+  CallFrame* frame;
+  const std::uint8_t* ip;
+  Value* sp;
+  Value* slots;
+  const Value* constants;
+  Value* stackBase;
+  const CallFrame* frameLimit;  // one past the frame array
+  const Value* stackLimit;      // one past the value stack
 
 // Reads the fiber's state into the locals (after anything that may have pushed a frame,
 // grown the stack or the frame array).
@@ -463,17 +459,6 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
     if (!throwValue(fiber, sp[-1])) return RunStatus::Exit;
     LOAD();
     NEXT();
-  } catch (const std::bad_alloc&) {
-    // The locals describe the fiber unless the failing step had already saved them and
-    // then replaced its stack or frame array (the general call path: SAVE, then grow).
-    if (frame != nullptr && stackBase == fiber->stack->data() &&
-        frame >= fiber->frames->frames() && frame < fiber->frames->frames() + fiber->frames->capacity) {
-      SAVE();
-    }
-    if (!failOutOfMemory(fiber)) return RunStatus::Exit;
-    resumed = true;
-  }
-  }
 #undef LOAD
 #undef SAVE
 #undef NEXT

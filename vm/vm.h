@@ -149,6 +149,9 @@ class VM {
   // A new fiber (with its FiberBody) that will call `callee` with `args`.
   ObjFiber* newFiber(Value callee, const Value* args, int argc);
   RunStatus run(ObjFiber* fiber, std::int64_t budget);
+  // The interpreter loop itself (interpreter.cc); run (oom.cc) calls it and turns an
+  // out-of-memory exception from below into the fiber's runtime error.
+  RunStatus interpret(ObjFiber* fiber, std::int64_t budget);
   // Calls `callee(args)` on a new fiber to completion: from a host thread as the main G
   // of a runMain (ending with a deadlock or a spawned fiber's error is a failure); from
   // a native, inline on the caller's M (such a nested fiber cannot block). Returns true
