@@ -1,6 +1,7 @@
 #include "runtime/arena.h"
 
 #include <sys/mman.h>
+#include <sys/resource.h>
 
 #include <cerrno>
 #include <cstring>
@@ -17,19 +18,45 @@ void* sysAllocZeroed(std::size_t bytes) {
   return p;
 }
 
+void* trySysAllocZeroed(std::size_t bytes) {
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
 void sysFree(void* p, std::size_t bytes) { munmap(p, bytes); }
+
+namespace {
+thread_local bool tlsUseReserve = false;  // this thread's HeapReserveScope is open
+}  // namespace
+
+HeapReserveScope::HeapReserveScope() : prev_(tlsUseReserve) { tlsUseReserve = true; }
+HeapReserveScope::~HeapReserveScope() { tlsUseReserve = prev_; }
+
+std::size_t reservationArenas(std::size_t wanted) {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_AS, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) return wanted;
+  // Half the limit, less the alignment arena the constructor adds.
+  const std::size_t fit = static_cast<std::size_t>(lim.rlim_cur / 2 / kArenaBytes);
+  const std::size_t n = fit > 1 ? fit - 1 : 1;
+  return n < wanted ? n : wanted;
+}
 
 ArenaSpace::ArenaSpace(std::size_t maxArenas) : maxArenas_(maxArenas) {
   SPINDLE_CHECK(maxArenas > 0, "ArenaSpace: maxArenas must be positive");
-  reservationBytes_ = (maxArenas + 1) * kArenaBytes;
-  void* p = mmap(nullptr, reservationBytes_, PROT_NONE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* p = MAP_FAILED;
+  for (;;) {
+    reservationBytes_ = (maxArenas_ + 1) * kArenaBytes;
+    p = mmap(nullptr, reservationBytes_, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+             -1, 0);
+    if (p != MAP_FAILED || maxArenas_ == 1) break;
+    maxArenas_ /= 2;  // the address space allows less: reserve what it allows
+  }
   SPINDLE_CHECK(p != MAP_FAILED, "heap reservation of {} bytes failed: {}", reservationBytes_,
                 std::strerror(errno));
   reservation_ = reinterpret_cast<std::uintptr_t>(p);
   base_ = (reservation_ + kArenaBytes - 1) & ~(kArenaBytes - 1);
   arenas_ = static_cast<std::atomic<HeapArena*>*>(
-      sysAllocZeroed(maxArenas * sizeof(std::atomic<HeapArena*>)));
+      sysAllocZeroed(maxArenas_ * sizeof(std::atomic<HeapArena*>)));
 }
 
 ArenaSpace::~ArenaSpace() {
@@ -45,15 +72,35 @@ std::size_t ArenaSpace::grow(std::size_t npages, std::size_t* added) {
   const std::size_t have = committedPages_.load(std::memory_order_relaxed);
   const std::size_t first = have / kPagesPerArena;
   const std::size_t count = (npages + kPagesPerArena - 1) / kPagesPerArena;
-  if (first + count > maxArenas_) {
+  const std::size_t usable =
+      maxArenas_ >= kReserveMinArenas && !tlsUseReserve ? maxArenas_ - 1 : maxArenas_;
+  if (first + count > usable) {
     *added = 0;
     return SIZE_MAX;
   }
+  // Every piece is obtained before anything is published, so a refusal leaves the space
+  // as it was (the caller reports out of memory).
+  HeapArena* metas[kMaxGrowArenas];
+  if (count > kMaxGrowArenas) {
+    *added = 0;
+    return SIZE_MAX;
+  }
+  for (std::size_t i = 0; i < count; ++i) {
+    metas[i] = static_cast<HeapArena*>(trySysAllocZeroed(sizeof(HeapArena)));
+    if (metas[i] == nullptr) {
+      for (std::size_t j = 0; j < i; ++j) sysFree(metas[j], sizeof(HeapArena));
+      *added = 0;
+      return SIZE_MAX;
+    }
+  }
   void* at = reinterpret_cast<void*>(base_ + first * kArenaBytes);
-  SPINDLE_CHECK(mprotect(at, count * kArenaBytes, PROT_READ | PROT_WRITE) == 0,
-                "out of memory: committing {} arenas failed: {}", count, std::strerror(errno));
+  if (mprotect(at, count * kArenaBytes, PROT_READ | PROT_WRITE) != 0) {
+    for (std::size_t j = 0; j < count; ++j) sysFree(metas[j], sizeof(HeapArena));
+    *added = 0;
+    return SIZE_MAX;
+  }
   for (std::size_t i = first; i < first + count; ++i) {
-    auto* ha = new (sysAllocZeroed(sizeof(HeapArena))) HeapArena();
+    auto* ha = new (metas[i - first]) HeapArena();
     // Release: the zeroed HeapArena is visible to lock-free readers of arenas_.
     arenas_[i].store(ha, std::memory_order_release);
   }

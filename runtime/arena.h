@@ -3,6 +3,16 @@
 // Design (Go's mheap arenas, simplified to one contiguous reservation):
 //   - The constructor reserves maxArenas * 64 MiB of address space with mmap
 //     (PROT_NONE, MAP_NORESERVE), aligned to kArenaBytes. Nothing is usable yet.
+//     The process heap asks for reservationArenas(): as Go reserves what the address
+//     space allows, at most half of RLIMIT_AS when one is set (the rest is left to thread
+//     stacks, malloc and the binary), so the runtime starts under `ulimit -v`. When that
+//     mmap fails anyway, the reservation halves until one succeeds (at least one arena).
+//   - grow() failing (reservation used up, or the OS refusing the commit) is not fatal:
+//     it returns SIZE_MAX and the allocation that needed it throws OutOfMemory (oom.h).
+//   - The last arena of a reservation of kReserveMinArenas or more is a reserve: grow()
+//     commits it only on a thread inside a HeapReserveScope (the language layer building
+//     the error that reports out of memory, so a try block can catch it even when the
+//     live heap fills the rest). Once committed it serves every allocation.
 //   - grow() commits the next arena(s) (mprotect read/write) under the heap lock, so the
 //     heap is one run of pages [base, base + committedPages * 8 KiB) that only grows.
 //     Page index i (from base) is the unit the page allocator works in.
@@ -40,8 +50,21 @@ struct HeapArena {
   std::atomic<std::size_t> zeroedBase{0};
 };
 
+// While one exists on a thread, grow() on that thread may commit the reserve arena.
+class HeapReserveScope {
+ public:
+  HeapReserveScope();
+  ~HeapReserveScope();
+  HeapReserveScope(const HeapReserveScope&) = delete;
+  HeapReserveScope& operator=(const HeapReserveScope&) = delete;
+
+ private:
+  bool prev_;
+};
+
 class ArenaSpace {
  public:
+  static constexpr std::size_t kReserveMinArenas = 4;
   explicit ArenaSpace(std::size_t maxArenas);
   ~ArenaSpace();
   ArenaSpace(const ArenaSpace&) = delete;
@@ -77,6 +100,7 @@ class ArenaSpace {
   std::size_t pageIndex(std::uintptr_t addr) const { return (addr - base_) >> kPageShift; }
 
  private:
+  static constexpr std::size_t kMaxGrowArenas = 256;  // most arenas one grow() commits
   std::uintptr_t reservation_ = 0;  // as returned by mmap (unaligned)
   std::size_t reservationBytes_ = 0;
   std::uintptr_t base_ = 0;  // aligned to kArenaBytes
@@ -85,8 +109,14 @@ class ArenaSpace {
   std::atomic<std::size_t> committedPages_{0};
 };
 
+// How many arenas the process heap reserves: `wanted`, or fewer so that the reservation
+// stays within half of RLIMIT_AS when one is set; at least 1.
+std::size_t reservationArenas(std::size_t wanted);
+
 // Zeroed memory straight from the OS, never returned (Go's persistentalloc role).
 void* sysAllocZeroed(std::size_t bytes);
+// The same, or null when the OS refuses (the caller reports out of memory).
+void* trySysAllocZeroed(std::size_t bytes);
 void sysFree(void* p, std::size_t bytes);
 
 }  // namespace spindle::runtime

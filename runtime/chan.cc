@@ -1,6 +1,9 @@
 // chan.cc: channel operations (see chan.h for the design and invariants).
 #include "runtime/chan.h"
 
+#include <cstdlib>
+
+#include "runtime/oom.h"
 #include "runtime/proc.h"
 #include "runtime/throw.h"
 
@@ -56,15 +59,27 @@ sudog* waitq::dequeue() {
 void readyG(G* g) { g->sched->ready(g); }
 
 hchan* makechan(std::uint32_t size) {
+  // calloc: a large buffer comes from mmap as untouched zero pages, so a channel costs
+  // only the slots it has held; one the address space cannot hold is out of memory.
+  std::uint64_t* buf = nullptr;
+  if (size > 0) {
+    buf = static_cast<std::uint64_t*>(std::calloc(size, sizeof(std::uint64_t)));
+    if (buf == nullptr) throwOutOfMemory();
+  }
   hchan* c = new hchan();
   c->dataqsiz = size;
-  if (size > 0) c->buf = new std::uint64_t[size]();
+  c->buf = buf;
   return c;
+}
+
+void freechanBuffer(hchan* c) {
+  std::free(c->buf);
+  c->buf = nullptr;
 }
 
 void freechan(hchan* c) {
   SPINDLE_CHECK(c->recvq.empty() && c->sendq.empty(), "freechan: channel has waiters");
-  delete[] c->buf;
+  freechanBuffer(c);
   delete c;
 }
 

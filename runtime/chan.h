@@ -67,8 +67,12 @@ struct hchan {
   }
 };
 
+// The buffer is calloc'd (untouched pages cost nothing until used); a buffer that
+// cannot be had throws OutOfMemory (oom.h).
 hchan* makechan(std::uint32_t size);
 void freechan(hchan* c);
+// Frees the buffer alone (a channel whose waiters are abandoned: orphanChan in vm/).
+void freechanBuffer(hchan* c);
 
 enum class ChanResult : std::uint8_t {
   Ok,          // done

@@ -2,6 +2,7 @@
 
 #include "runtime/mgcsweep.h"
 #include "runtime/mheap.h"
+#include "runtime/oom.h"
 #include "runtime/throw.h"
 
 namespace spindle::runtime {
@@ -82,12 +83,13 @@ void memmoveChunked(void* dst, const void* src, std::size_t n) {
 void* largeAlloc(std::size_t size, bool noscan, bool needzero) {
   MHeap& h = mheap();
   const std::size_t npages = (size + kPageSize - 1) / kPageSize;
-  SPINDLE_CHECK(npages > 0 && size < (std::size_t{1} << 40),
-                "largeAlloc: unreasonable size {}", size);
+  // A size no span can describe (elemsize is 32 bits) or no reservation can hold, and a
+  // heap that cannot grow, are the caller's out of memory (oom.h), never fatal.
+  if (npages == 0 || npages * kPageSize > std::size_t{UINT32_MAX}) throwOutOfMemory();
   const SpanClass spc = SpanClass::make(0, noscan);
   reclaimLarge(h, npages);
   MSpan* s = h.allocSpan(npages, SpanKind::Heap, spc);
-  SPINDLE_CHECK(s != nullptr, "out of memory: allocating {} bytes", size);
+  if (s == nullptr) throwOutOfMemory();
   s->freeindex = 1;
   s->allocCount = 1;
   s->allocCache = 0;

@@ -1,6 +1,7 @@
 #include "runtime/mcache.h"
 
 #include "runtime/mheap.h"
+#include "runtime/oom.h"
 #include "runtime/throw.h"
 
 namespace spindle::runtime {
@@ -58,7 +59,13 @@ MSpan* MCache::refill(SpanClass spc) {
     heap_->central(spc).uncacheSpan(s);
   }
   s = heap_->central(spc).cacheSpan();
-  SPINDLE_CHECK(s != nullptr, "out of memory: no span for span class {}", spc.value);
+  if (s == nullptr) {
+    // The heap cannot grow: the old span is uncached already, so the slot must not keep
+    // it (the next refill would uncache it twice). The allocation fails (oom.h).
+    alloc[spc.value] = &emptymspan;
+    if (live != 0) addHeapLive(live, /*flush=*/false);
+    throwOutOfMemory();
+  }
   // Cached: no sweeper touches it until it is uncached (sg + 3, see mgcsweep.h).
   s->sweepgen.store(heap_->sweepgenLoad() + 3, std::memory_order_relaxed);
   s->allocCountBeforeCache = s->allocCount;

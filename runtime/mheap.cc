@@ -12,7 +12,7 @@ namespace spindle::runtime {
 MHeap& mheap() {
   // Never destroyed: spans may be in use until the process exits. Plain `new` so the
   // leak checker sees what the heap owns through this pointer.
-  static MHeap* heap = new MHeap();
+  static MHeap* heap = new MHeap(reservationArenas(MHeap::kDefaultMaxArenas));
   return *heap;
 }
 

@@ -4,12 +4,14 @@
 
 #include <algorithm>
 #include <ctime>
+#include <system_error>
 #include <thread>
 
 #include "runtime/mfinal.h"
 #include "runtime/pheap.h"
 #include "runtime/phooks.h"
 #include "runtime/print.h"
+#include "runtime/threadlimit.h"
 #include "runtime/throw.h"
 
 namespace spindle::runtime {
@@ -577,6 +579,8 @@ M* Sched::startmLocked(P* p, bool spinning, bool deferWake, bool workerOnly) {
     nm->park.wakeup();
     return nullptr;
   }
+  // Go's checkmcount: past the cap (threadlimit.h) the program has run away.
+  if (mcount_ >= maxThreads()) threadExhaustion(mcount_, nullptr);
   nm = new M();
   nm->sched = this;
   nm->id = mnext_++;
@@ -586,7 +590,11 @@ M* Sched::startmLocked(P* p, bool spinning, bool deferWake, bool workerOnly) {
   nm->spinning = spinning;
   mcount_++;
   allm_.push_back(nm);
-  nm->thread = std::thread([this, nm] { mstart(nm); });
+  try {
+    nm->thread = std::thread([this, nm] { mstart(nm); });
+  } catch (const std::system_error& e) {
+    threadExhaustion(mcount_, e.what());  // pthread_create failed (EAGAIN: no threads left)
+  }
   return nullptr;
 }
 

@@ -13,6 +13,7 @@
 #include "runtime/m.h"
 #include "runtime/mheap.h"
 #include "runtime/proc.h"
+#include "runtime/threadlimit.h"
 #include "vm/barrier.h"
 #include "vm/fiber.h"
 #include "vm/lib.h"
@@ -494,9 +495,16 @@ bool call(VM& vm, ObjForeignFn* fn, int argc, Value* args, Value* result) {
   const bool inG = m != nullptr && m->curg != nullptr;
   const ObjFiber* caller = currentFiber();
   const bool quiescent = inG && caller != nullptr && caller->body->g() == m->curg;
+  // The call holds this M while it blocks: it needs a slot under the thread cap
+  // (runtime/threadlimit.h), else it fails here, in its own fiber.
+  if (inG && !runtime::acquireBlockingThread(m->sched->procs())) {
+    return vm.raise(fmt::format("Thread limit exceeded: {} foreign calls are blocked (max threads {}).",
+                                runtime::blockingThreads(), runtime::maxThreads()));
+  }
   if (inG) runtime::Sched::enterSyscall(quiescent);
   ffi_call(&fn->cif, FFI_FN(fn->fn), &ret, values);
   if (inG) runtime::Sched::exitSyscall();
+  if (inG) runtime::releaseBlockingThread();
   // ~VM began during the call (VM::stopFibers waits for it): the fiber ends here.
   if (vm.dying()) return vm.raise("The Vm was destroyed during a foreign call.");
   *result = fromC(vm, fn->ret, ret);

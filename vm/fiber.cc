@@ -43,7 +43,7 @@ namespace {
 void releaseChan(void* c) { runtime::freechan(static_cast<runtime::hchan*>(c)); }
 void orphanChan(void* p) {
   auto* c = static_cast<runtime::hchan*>(p);
-  delete[] c->buf;
+  runtime::freechanBuffer(c);
   delete c;
 }
 
@@ -620,8 +620,16 @@ std::vector<std::string> VM::takeNeverJoined() {
 // the object was freed, ~VM if the VM goes first. No finalizer: a channel reachable from
 // its own buffer is collected like any other cycle.
 ObjChannel* VM::newChannel(std::uint32_t capacity) {
-  auto* c = allocate<ObjChannel>(ObjKind::Channel, sizeof(ObjChannel));
-  c->chan = runtime::makechan(capacity);
+  // The hchan first: a buffer that cannot be had (OutOfMemory) leaves no object behind.
+  runtime::hchan* hc = runtime::makechan(capacity);
+  ObjChannel* c;
+  try {
+    c = allocate<ObjChannel>(ObjKind::Channel, sizeof(ObjChannel));
+  } catch (...) {
+    runtime::freechan(hc);
+    throw;
+  }
+  c->chan = hc;
   c->owner = own(c, c->chan, &releaseChan, &orphanChan);
   return c;
 }

@@ -1,7 +1,7 @@
 // interpreter.cc: the bytecode interpreter loop (threaded: the handlers are in
 // interpreter_ops.inc, each ends with its own indirect jump through kDispatch).
 //
-// run(fiber, budget) resumes a fiber. The hot state lives in locals: `ip` into the
+// interpret(fiber, budget) resumes a fiber (VM::run, oom.cc, calls it). The hot state lives in locals: `ip` into the
 // current function's code, `sp` (next free stack slot), `slots` (frame slot 0), the
 // constants. Everything is written back to the fiber (SAVE) before anything that can
 // observe it: calls, errors, yielding, returning. After a call or anything that may
@@ -13,6 +13,11 @@
 // fiber's state is saved and run returns Yield, to resume exactly there on the next run.
 // Blocking (a channel op, a select, sleep()) saves the state with the operands still on
 // the stack and returns Park; FiberBody::resume completes the operation on the next run.
+//
+// Out of memory: an allocation that fails throws (runtime/oom.h) through this function to
+// VM::run (oom.cc), which has no access to the locals; so every instruction saves the
+// state (SAVE) before it allocates, outside the paths that allocate nothing (the inline
+// cache hits, numbers), and the fiber then fails exactly where it was.
 //
 // Errors: a handler that finds a runtime error records it (ERROR, FAIL_IF_NOT: state saved,
 // recordError) and jumps to L_fail; THROW and END_FINALLY jump to L_throw. There the
@@ -233,7 +238,7 @@ bool VM::printValue(Value v) {
   return true;
 }
 
-RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
+RunStatus VM::interpret(ObjFiber* fiber, std::int64_t budget) {
   // The budget left at every return, for the step accounting (FiberBody::budgetLeft).
   struct BudgetOut {
     const std::int64_t& left;

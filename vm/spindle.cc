@@ -200,6 +200,7 @@ vm::VMOptions internalOptions(const Options& o) {
   v.only = o.only;
   v.timeLimit = o.time_limit;
   v.stepLimit = o.step_limit;
+  v.maxThreads = o.max_threads;
   if (o.on_fiber_error) {
     v.onFiberError = [fn = o.on_fiber_error](const vm::RuntimeErrorInfo& e) {
       fn(Error{Error::Kind::Runtime, e.message, e.trace});
@@ -398,6 +399,8 @@ vm::HostNative Vm::hostNative(Vm& host, std::string name, Native fn) {
       called.emplace(fn(host, hostArgs));
     } catch (const TypeError& e) {
       return v.raise(e.messageFor(name));
+    } catch (const std::bad_alloc&) {
+      return v.raise("Out of memory.");
     } catch (const std::exception& e) {
       return v.raise(fmt::format("{}() failed: {}.", name, e.what()));
     } catch (...) {

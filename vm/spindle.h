@@ -154,6 +154,11 @@ struct Options {
   // fibers of earlier runs go on. See Vm::interrupt.
   double time_limit = 0;
   std::uint64_t step_limit = 0;
+  // process-wide (Go's debug.SetMaxThreads): the most OS threads the scheduler starts
+  // (0: 10000, Go's default). A foreign call that would block one thread too many fails
+  // in its fiber with "Thread limit exceeded: ..."; the scheduler itself past it, or the
+  // OS refusing a thread, is Go's fatal "thread exhaustion" (exit 2).
+  int max_threads = 0;
 };
 
 class Vm;

@@ -8,6 +8,7 @@
 
 #include "runtime/gc.h"
 #include "runtime/print.h"
+#include "runtime/threadlimit.h"
 #include "runtime/throw.h"
 #include "vm/fiber.h"
 
@@ -97,6 +98,7 @@ bool acquireLocked(ProcessRuntime& r, const VMOptions& o) {
   if (o.clobberfree) runtime::setClobberFree(true);  // never off: debug builds start with it
   runtime::setGCStopTheWorld(o.gcstoptheworld);
   runtime::setGCVerify(o.gcverify);
+  runtime::setMaxThreads(o.maxThreads);
   return true;
 }
 

@@ -106,6 +106,7 @@ struct VMOptions {
   // the safepoints its fibers pass (calls and loop iterations; 0: none).
   double timeLimit = 0;
   std::uint64_t stepLimit = 0;
+  int maxThreads = 0;  // runtime/threadlimit.h setMaxThreads (0: the default)
 };
 
 enum class RunStatus : std::uint8_t { Yield, Park, Exit };
@@ -152,6 +153,9 @@ class VM {
   // A new fiber (with its FiberBody) that will call `callee` with `args`.
   ObjFiber* newFiber(Value callee, const Value* args, int argc);
   RunStatus run(ObjFiber* fiber, std::int64_t budget);
+  // The interpreter loop itself (interpreter.cc); run (oom.cc) calls it and turns an
+  // out-of-memory exception from below into the fiber's runtime error.
+  RunStatus interpret(ObjFiber* fiber, std::int64_t budget);
   // Calls `callee(args)` on a new fiber to completion: from a host thread as the main G
   // of a runMain (ending with a deadlock or a spawned fiber's error is a failure); from
   // a native, inline on the caller's M (such a nested fiber cannot block). Returns true
@@ -340,6 +344,9 @@ class VM {
   // A list of strings (an Error's trace).
   ObjList* newTrace(const std::vector<std::string>& trace);
   void closeUpvalues(ObjFiber* fiber, std::uint32_t fromSlot);
+  // Out of memory in the fiber's running step (oom.cc): records "Out of memory." and
+  // resumes the innermost try handler as catchError does; false when it is uncaught.
+  bool failOutOfMemory(ObjFiber* fiber);
 
  private:
   friend class FiberBody;

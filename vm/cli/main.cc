@@ -85,6 +85,8 @@ void printUsage(std::FILE* out) {
              "  --gclog FILE       write one JSON line per GC cycle to FILE (the event log)\n"
              "  --ffi-check        reject unpinned heap pointers passed to foreign code\n"
              "  --no-ffi-check     turn that check off (it is on in debug builds)\n"
+             "  --max-threads N    most OS threads (default 10000): a foreign call past it\n"
+             "                     fails with a runtime error\n"
              "  --help             print this help and exit\n"
              "  --version          print the version and exit\n"
              "\n"
@@ -264,6 +266,16 @@ int parseArgs(int argc, char** argv, CliOptions& opts) {
       if (!parseInt(value, min, max, *target)) {
         printTo(stderr, "spindle: {} needs an integer in [{}, {}], got '{}'\n", arg, min, max,
                    value);
+        return kExitUsage;
+      }
+      pass();
+      continue;
+    }
+    if (arg == "--max-threads") {
+      const std::string_view value = i + 1 < argc ? std::string_view(argv[++i]) : std::string_view();
+      if (!parseInt(value, 1, std::numeric_limits<int>::max(), opts.vm.max_threads)) {
+        printTo(stderr, "spindle: --max-threads needs an integer in [1, {}], got '{}'\n",
+                std::numeric_limits<int>::max(), value);
         return kExitUsage;
       }
       pass();

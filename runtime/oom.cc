@@ -1,0 +1,7 @@
+#include "runtime/oom.h"
+
+namespace spindle::runtime {
+
+void throwOutOfMemory() { throw OutOfMemory(); }
+
+}  // namespace spindle::runtime
