@@ -26,6 +26,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -563,7 +564,15 @@ int runMain(int argc, char** argv) {
 }
 
 int runVm(const CliOptions& opts, const std::string& source) {
-  spindle::Vm vm(opts.vm);
+  spindle::Options vmOptions = opts.vm;
+  // Imports are relative to the script's directory; exit(code) ends the process.
+  if (opts.haveFile) vmOptions.script_path = opts.file;
+  vmOptions.on_exit = [](int code) {
+    if (std::fflush(stdout) != 0 && code == 0) code = kExitIo;
+    std::fflush(stderr);
+    std::_Exit(code);
+  };
+  spindle::Vm vm(vmOptions);
   std::vector<spindle::Value> args;
   for (const std::string& a : opts.scriptArgs) args.push_back(spindle::Value::string(a));
   vm.setGlobal("args", vm.list(args));

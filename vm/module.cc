@@ -1,0 +1,252 @@
+// module.cc: modules, `import "path/lib.lox" as lib;` (as Lua's require with
+// package.loaded, one namespace object per module).
+//
+// Design. IMPORT (interpreter_ops.inc) calls VM::importModule with the path constant.
+// The path is resolved against the directory of the importing code's file: the running
+// frame's FunctionProto::file names an imported module (its record gives the directory),
+// "" the main script (VMOptions::scriptPath's directory, the current directory for -e,
+// the REPL and hosts that set none). Each module has
+//   - a display name: the path from the main script's directory ("lib/util.lox"), what
+//     traces ("[line 3] in f() (lib/util.lox)"), compile errors and cycle reports show,
+//     and what VMOptions::moduleLoader is asked for;
+//   - a key: "loader:" + display name for a module the loader supplied, else the file's
+//     canonical path (symlinks resolved), so two spellings of one file are one module.
+// A module runs once per VM: its top level is compiled with its own globals (lang
+// ModuleOptions: the names it declares get a suffix unique to the module, so they never
+// meet the main script's or another module's) and run to completion as a nested call
+// (VM::call from the importing fiber: it cannot block, as for any native callback).
+// Then its module object is made: an instance of the built-in class Module with one
+// field per top-level name that is defined, holding the value it had when the module's
+// top level finished; `lib.name` reads it, a name it lacks is the usual "Undefined
+// property 'name'." The object is held by a handle (a root) for the VM's life; later
+// imports of the same key get it.
+//
+// Errors, all at the import line, catchable: "Cannot import 'x.lox': No such file or
+// directory." (a missing or unreadable file; with io off and no loader module: "No such
+// module"), "Compile error in lib.lox: [line 2] Error at ';': Expect expression.", a
+// runtime error of the module's top level (its trace, then the importer's), and a cycle:
+// "Import cycle: a.lox -> b.lox -> a.lox." A module that failed is forgotten (a later
+// import tries again).
+//
+// Invariants: Modules::lock guards the records and the loading chain and is never held
+// across compile, the module's run or the file read; loading holds the display names of
+// the modules whose top level is running, outermost first (the main script first when it
+// is a file), so a key met while still loading is a cycle. Imports from several fibers
+// at once are serialised only per record: two fibers importing one new module each run
+// it (the second's record replaces the first's; both objects are valid).
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "lang/diagnostic.h"
+#include "vm/fiber.h"
+#include "vm/lib.h"
+#include "vm/vm.h"
+
+namespace spindle::vm {
+
+namespace fs = std::filesystem;
+
+struct VM::Modules {
+  struct Record {
+    std::string display;
+    fs::path dir;  // where its imports are resolved
+    bool done = false;
+    std::uint32_t handle = 0;  // the module object, once done
+  };
+  std::mutex lock;
+  std::map<std::string, std::shared_ptr<Record>> byKey;      // under lock
+  std::map<std::string, std::shared_ptr<Record>> byDisplay;  // under lock
+  std::vector<std::string> loading;                          // under lock
+  std::uint32_t next = 1;                                    // under lock: suffix numbers
+  fs::path mainDir;
+  std::uint32_t moduleClass = 0;  // handle of the class Module
+};
+
+namespace {
+
+std::string canonicalKey(const fs::path& p) {
+  std::error_code ec;
+  fs::path abs = fs::absolute(p, ec);
+  if (ec) return p.lexically_normal().string();
+  fs::path c = fs::weakly_canonical(abs, ec);
+  return (ec ? abs.lexically_normal() : c).string();
+}
+
+}  // namespace
+
+bool VM::importModule(ObjFiber* fiber, Value pathValue, Value* out) {
+  const std::string rel(as<ObjString>(pathValue)->view());
+  auto fail = [&](std::string message) {
+    recordError(fiber, std::move(message));
+    return false;
+  };
+  if (!modules_) {
+    auto m = std::make_shared<Modules>();
+    if (!options_.scriptPath.empty()) {
+      const fs::path script(options_.scriptPath);
+      m->mainDir = script.parent_path();
+      auto main = std::make_shared<Modules::Record>();
+      main->display = script.filename().string();
+      main->dir = m->mainDir;
+      m->byKey[canonicalKey(script)] = main;  // never done: importing it is a cycle
+      m->loading.push_back(main->display);
+    }
+    m->moduleClass = newHandle(Value::object(newClass(intern("Module"))));
+    modules_ = m;
+  }
+  Modules& m = *modules_;
+
+  // The importer: the running frame's file.
+  const CallFrame& frame = fiber->frames->frames()[fiber->frameCount - 1];
+  const std::string& importer = frame.closure->function->proto->file;
+  fs::path dir = m.mainDir;
+  fs::path displayDir;
+  {
+    std::lock_guard<std::mutex> lk(m.lock);
+    if (!importer.empty()) {
+      auto it = m.byDisplay.find(importer);
+      if (it != m.byDisplay.end()) dir = it->second->dir;
+      displayDir = fs::path(importer).parent_path();
+    }
+  }
+  const fs::path relPath(rel);
+  const std::string display =
+      (relPath.is_absolute() ? relPath : (displayDir / relPath)).lexically_normal().string();
+  const fs::path file = (relPath.is_absolute() || dir.empty() ? relPath : dir / relPath).lexically_normal();
+
+  // A module met before: done, or a cycle.
+  auto known = [&](const std::string& key, Value* found, bool* cycle) {
+    std::lock_guard<std::mutex> lk(m.lock);
+    auto it = m.byKey.find(key);
+    if (it == m.byKey.end()) return false;
+    if (it->second->done) {
+      *found = handleValue(it->second->handle);
+      return true;
+    }
+    std::string chain;
+    auto at = std::find(m.loading.begin(), m.loading.end(), it->second->display);
+    for (; at != m.loading.end(); ++at) chain += *at + " -> ";
+    *found = Value::object(intern(fmt::format("Import cycle: {}{}.", chain, it->second->display)));
+    *cycle = true;
+    return true;
+  };
+
+  std::optional<std::string> source;
+  std::string key = "loader:" + display;
+  Value found;
+  bool cycle = false;
+  if (options_.moduleLoader) {
+    if (known(key, &found, &cycle)) {
+      if (cycle) return fail(std::string(as<ObjString>(found)->view()));
+      *out = found;
+      return true;
+    }
+    source = options_.moduleLoader(display);
+  }
+  if (!source) {
+    if (!options_.io) return fail(fmt::format("Cannot import '{}': No such module.", rel));
+    std::string text;
+    int err = 0;
+    lib::offSched([&] {
+      key = canonicalKey(file);
+      std::FILE* f = std::fopen(file.c_str(), "rb");
+      if (f == nullptr) {
+        err = errno;
+        return;
+      }
+      char buf[65536];
+      std::size_t n;
+      while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+      if (std::ferror(f) != 0) err = errno;
+      std::fclose(f);
+    });
+    if (known(key, &found, &cycle)) {
+      if (cycle) return fail(std::string(as<ObjString>(found)->view()));
+      *out = found;
+      return true;
+    }
+    if (err != 0) return fail(fmt::format("Cannot import '{}': {}.", rel, std::strerror(err)));
+    source = std::move(text);
+  }
+
+  // Compile with the module's own globals.
+  lang::ModuleOptions mo;
+  mo.file = display;
+  {
+    std::lock_guard<std::mutex> lk(m.lock);
+    mo.suffix = std::string(1, lang::kModuleNameMark) + std::to_string(m.next++);
+  }
+  lang::CompileResult compiled;
+  {
+    std::unique_lock<std::mutex> nlk(globalNamesLock_);
+    compiled = lang::compile(*source, globalNames_, mo);
+    const std::size_t n = globalNames_.size();
+    nlk.unlock();
+    growGlobals(n);
+  }
+  if (!compiled.ok()) {
+    std::string diagnostics = lang::formatDiagnostics(compiled.diagnostics);
+    while (!diagnostics.empty() && diagnostics.back() == '\n') diagnostics.pop_back();
+    return fail(fmt::format("Compile error in {}: {}", display, diagnostics));
+  }
+
+  auto record = std::make_shared<Modules::Record>();
+  record->display = display;
+  record->dir = file.parent_path();
+  {
+    std::lock_guard<std::mutex> lk(m.lock);
+    m.byKey[key] = record;
+    m.byDisplay[display] = record;
+    m.loading.push_back(display);
+  }
+  const std::uint32_t closure = newHandle(Value::object(load(compiled.script)));
+  Value ignored;
+  const bool ok = call(handleValue(closure), nullptr, 0, &ignored);
+  releaseHandle(closure);
+  {
+    std::lock_guard<std::mutex> lk(m.lock);
+    m.loading.pop_back();
+    if (!ok) {
+      if (m.byKey[key] == record) m.byKey.erase(key);
+    }
+  }
+  if (!ok) {
+    // The module's error, its trace before the importer's (recordNativeError).
+    raise(lastError().message);
+    recordNativeError(fiber);
+    return false;
+  }
+
+  ObjInstance* object = newInstance(as<ObjClass>(handleValue(m.moduleClass)));
+  const std::uint32_t objectHandle = newHandle(Value::object(object));
+  for (const std::string& name : compiled.moduleNames) {
+    std::int64_t slot;
+    {
+      std::lock_guard<std::mutex> lk(globalNamesLock_);
+      slot = globalNames_.find(name + mo.suffix);
+    }
+    if (slot < 0) continue;
+    const Value v = global(static_cast<std::uint32_t>(slot));
+    if (v.isUndefined()) continue;
+    storeField(object, intern(name), v);
+  }
+  {
+    std::lock_guard<std::mutex> lk(m.lock);
+    record->handle = objectHandle;
+    record->done = true;
+  }
+  *out = Value::object(object);
+  return true;
+}
+
+}  // namespace spindle::vm
