@@ -28,12 +28,12 @@
 // "Import cycle: a.lox -> b.lox -> a.lox." A module that failed is forgotten (a later
 // import tries again).
 //
-// Invariants: Modules::lock guards the records and the loading chain and is never held
-// across compile, the module's run or the file read; loading holds the display names of
-// the modules whose top level is running, outermost first (the main script first when it
-// is a file), so a key met while still loading is a cycle. Imports from several fibers
-// at once are serialised only per record: two fibers importing one new module each run
-// it (the second's record replaces the first's; both objects are valid).
+// Invariants: Modules::lock guards the records and is never held across an allocation,
+// compile, the module's run or the file read. A module's top level runs inline on the
+// importing thread, so the thread's chain of running imports (tlsLoading) is the import
+// chain: a key met that is not done is a cycle when it is the main script or in that
+// chain. Two fibers importing one new module at once each run it (the later record
+// stays; both objects are valid).
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -61,18 +61,24 @@ struct VM::Modules {
     std::string display;
     fs::path dir;  // where its imports are resolved
     bool done = false;
+    bool main = false;  // the main script: never done, importing it is always a cycle
     std::uint32_t handle = 0;  // the module object, once done
   };
   std::mutex lock;
   std::map<std::string, std::shared_ptr<Record>> byKey;      // under lock
   std::map<std::string, std::shared_ptr<Record>> byDisplay;  // under lock
-  std::vector<std::string> loading;                          // under lock
+  std::string mainDisplay;
   std::uint32_t next = 1;                                    // under lock: suffix numbers
   fs::path mainDir;
   std::uint32_t moduleClass = 0;  // handle of the class Module
 };
 
 namespace {
+
+// The modules whose top level this thread is running, outermost first, with their VM. A
+// module's top level runs inline on the importing fiber's thread (a nested call, which
+// cannot park nor move), so this thread's chain is exactly the import chain.
+thread_local std::vector<std::pair<const VM*, std::string>> tlsLoading;
 
 std::string canonicalKey(const fs::path& p) {
   std::error_code ec;
@@ -90,21 +96,32 @@ bool VM::importModule(ObjFiber* fiber, Value pathValue, Value* out) {
     recordError(fiber, std::move(message));
     return false;
   };
-  if (!modules_) {
-    auto m = std::make_shared<Modules>();
+  std::shared_ptr<Modules> mods;
+  {
+    std::lock_guard<std::mutex> lk(modulesLock_);
+    mods = modules_;
+  }
+  if (!mods) {  // the first import: made outside the lock (it allocates), then published
+    auto fresh = std::make_shared<Modules>();
     if (!options_.scriptPath.empty()) {
       const fs::path script(options_.scriptPath);
-      m->mainDir = script.parent_path();
+      fresh->mainDir = script.parent_path();
       auto main = std::make_shared<Modules::Record>();
       main->display = script.filename().string();
-      main->dir = m->mainDir;
-      m->byKey[canonicalKey(script)] = main;  // never done: importing it is a cycle
-      m->loading.push_back(main->display);
+      main->dir = fresh->mainDir;
+      main->main = true;
+      fresh->mainDisplay = main->display;
+      fresh->byKey[canonicalKey(script)] = main;
     }
-    m->moduleClass = newHandle(Value::object(newClass(intern("Module"))));
-    modules_ = m;
+    fresh->moduleClass = newHandle(Value::object(newClass(intern("Module"))));
+    {
+      std::lock_guard<std::mutex> lk(modulesLock_);
+      if (!modules_) modules_ = fresh;
+      mods = modules_;
+    }
+    if (mods != fresh) releaseHandle(fresh->moduleClass);  // another fiber's came first
   }
-  Modules& m = *modules_;
+  Modules& m = *mods;
 
   // The importer: the running frame's file.
   const CallFrame& frame = fiber->frames->frames()[fiber->frameCount - 1];
@@ -124,30 +141,40 @@ bool VM::importModule(ObjFiber* fiber, Value pathValue, Value* out) {
       (relPath.is_absolute() ? relPath : (displayDir / relPath)).lexically_normal().string();
   const fs::path file = (relPath.is_absolute() || dir.empty() ? relPath : dir / relPath).lexically_normal();
 
-  // A module met before: done, or a cycle.
-  auto known = [&](const std::string& key, Value* found, bool* cycle) {
+  // A module met before: done (*found is its object), or a cycle (*cycle the message):
+  // the main script, or a module in this thread's import chain. One another fiber is
+  // running now is not known: this import runs it too (the later record stays).
+  // Nothing is allocated under the lock (an allocation may wait for a stop of the world,
+  // which a fiber waiting for the lock would hold up).
+  auto known = [&](const std::string& key, Value* found, std::string* cycle) {
     std::lock_guard<std::mutex> lk(m.lock);
     auto it = m.byKey.find(key);
     if (it == m.byKey.end()) return false;
-    if (it->second->done) {
-      *found = handleValue(it->second->handle);
+    const Modules::Record& r = *it->second;
+    if (r.done) {
+      *found = handleValue(r.handle);
       return true;
     }
-    std::string chain;
-    auto at = std::find(m.loading.begin(), m.loading.end(), it->second->display);
-    for (; at != m.loading.end(); ++at) chain += *at + " -> ";
-    *found = Value::object(intern(fmt::format("Import cycle: {}{}.", chain, it->second->display)));
-    *cycle = true;
+    std::vector<std::string> chain;
+    if (!m.mainDisplay.empty()) chain.push_back(m.mainDisplay);
+    for (const auto& [v, d] : tlsLoading) {
+      if (v == this) chain.push_back(d);
+    }
+    auto at = r.main ? chain.begin() : std::find(chain.begin(), chain.end(), r.display);
+    if (at == chain.end()) return false;
+    std::string text;
+    for (; at != chain.end(); ++at) text += *at + " -> ";
+    *cycle = fmt::format("Import cycle: {}{}.", text, r.display);
     return true;
   };
 
   std::optional<std::string> source;
   std::string key = "loader:" + display;
   Value found;
-  bool cycle = false;
+  std::string cycle;
   if (options_.moduleLoader) {
     if (known(key, &found, &cycle)) {
-      if (cycle) return fail(std::string(as<ObjString>(found)->view()));
+      if (!cycle.empty()) return fail(std::move(cycle));
       *out = found;
       return true;
     }
@@ -171,7 +198,7 @@ bool VM::importModule(ObjFiber* fiber, Value pathValue, Value* out) {
       std::fclose(f);
     });
     if (known(key, &found, &cycle)) {
-      if (cycle) return fail(std::string(as<ObjString>(found)->view()));
+      if (!cycle.empty()) return fail(std::move(cycle));
       *out = found;
       return true;
     }
@@ -207,18 +234,16 @@ bool VM::importModule(ObjFiber* fiber, Value pathValue, Value* out) {
     std::lock_guard<std::mutex> lk(m.lock);
     m.byKey[key] = record;
     m.byDisplay[display] = record;
-    m.loading.push_back(display);
   }
+  tlsLoading.emplace_back(this, display);
   const std::uint32_t closure = newHandle(Value::object(load(compiled.script)));
   Value ignored;
   const bool ok = call(handleValue(closure), nullptr, 0, &ignored);
   releaseHandle(closure);
-  {
+  tlsLoading.pop_back();
+  if (!ok) {
     std::lock_guard<std::mutex> lk(m.lock);
-    m.loading.pop_back();
-    if (!ok) {
-      if (m.byKey[key] == record) m.byKey.erase(key);
-    }
+    if (m.byKey[key] == record) m.byKey.erase(key);
   }
   if (!ok) {
     // The module's error, its trace before the importer's (recordNativeError).

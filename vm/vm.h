@@ -443,12 +443,14 @@ class VM {
   // The host's runFile: the main script's file, unless the options named one (before
   // the first import).
   void setScriptPathIfUnset(const std::string& path) {
+    std::lock_guard<std::mutex> lk(modulesLock_);
     if (options_.scriptPath.empty() && !modules_) options_.scriptPath = path;
   }
 
  private:
   struct Modules;                     // module.cc
-  std::shared_ptr<Modules> modules_;  // made by the first import
+  std::shared_ptr<Modules> modules_;  // under modulesLock_: made by the first import
+  std::mutex modulesLock_;
   // INVOKE of the library method `name` of `methods` (stringMethods_, listMethods_:
   // classes whose methods are natives, never exposed): calls it with the receiver as
   // args[0] and replaces receiver and arguments by the result (state saved); false after
