@@ -42,6 +42,7 @@
 // (pops its handler, runs its finally block), so a handler never outlives its frame.
 #include "lang/compiler.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
@@ -165,6 +166,8 @@ struct SelectHead {
 
 constexpr std::size_t kNoOffset = SIZE_MAX;
 
+std::vector<std::string> topLevelNames(std::string_view source);
+
 class Parser;
 using ParseFn = void (Parser::*)(bool canAssign);
 
@@ -176,8 +179,11 @@ struct ParseRule {
 
 class Parser {
  public:
-  Parser(std::string_view source, GlobalTable& globals)
-      : scanner_(source), globals_(globals) {}
+  Parser(std::string_view source, GlobalTable& globals, const ModuleOptions* module = nullptr)
+      : scanner_(source), globals_(globals), module_(module) {
+    if (module_ != nullptr) moduleNames_ = topLevelNames(source);
+  }
+  const std::vector<std::string>& moduleNames() const { return moduleNames_; }
 
   CompileResult run();
 
@@ -301,8 +307,21 @@ class Parser {
   void throwStatement();
   void selectCaseBody();
 
+  // A global's slot: in a module, a name it declares at its top level is its own
+  // (GlobalTable's name plus the module's suffix); any other is the program's.
+  std::uint32_t globalSlot(std::string_view name) {
+    if (module_ != nullptr &&
+        std::find(moduleNames_.begin(), moduleNames_.end(), name) != moduleNames_.end()) {
+      return globals_.slotFor(std::string(name) + module_->suffix);
+    }
+    return globals_.slotFor(name);
+  }
+  void importDeclaration();
+
   Scanner scanner_;
   GlobalTable& globals_;
+  const ModuleOptions* module_ = nullptr;
+  std::vector<std::string> moduleNames_;
   Token current_;
   Token previous_;
   bool panicMode_ = false;
@@ -425,6 +444,7 @@ void Parser::synchronize() {
       case TokenType::Select:
       case TokenType::Case:
       case TokenType::Default:
+      case TokenType::Import:
         return;
       default:
         break;
@@ -670,6 +690,7 @@ void Parser::beginFunction(FunctionState& state, FunctionKind kind, std::string_
   state.proto = std::make_shared<FunctionProto>();
   state.proto->kind = kind;
   state.proto->name = std::string(name);
+  if (module_ != nullptr) state.proto->file = module_->file;
   fn_ = &state;
   // Slot 0 holds the callee, or the receiver in methods (named "this" so that `this`
   // resolves to it; "" can never be referenced).
@@ -746,7 +767,7 @@ std::uint32_t Parser::parseVariable(const char* message) {
   consume(TokenType::Identifier, message);
   declareVariable();
   if (fn_->scopeDepth > 0) return 0;
-  return globals_.slotFor(previous_.lexeme);
+  return globalSlot(previous_.lexeme);
 }
 
 void Parser::markInitialized() {
@@ -772,7 +793,7 @@ void Parser::namedVariable(const Token& name, bool canAssign) {
     getOp = OpCode::GET_UPVALUE;
     setOp = OpCode::SET_UPVALUE;
   } else {
-    arg = globals_.slotFor(name.lexeme);
+    arg = globalSlot(name.lexeme);
     getOp = OpCode::GET_GLOBAL;
     setOp = OpCode::SET_GLOBAL;
   }
@@ -794,7 +815,7 @@ void Parser::emitStore(const Token& name) {
     op = OpCode::SET_UPVALUE;
   }
   if (arg == -1) {
-    arg = globals_.slotFor(name.lexeme);
+    arg = globalSlot(name.lexeme);
     op = OpCode::SET_GLOBAL;
   }
   emitOp(op, {static_cast<std::uint32_t>(arg)});
@@ -1038,7 +1059,9 @@ void Parser::map(bool) {
 // A statement counts its own level of nesting (statement()); a class, fun or var
 // declaration counts one here.
 void Parser::declaration() {
-  if (check(TokenType::Class) || check(TokenType::Fun) || check(TokenType::Var)) {
+  if (match(TokenType::Import)) {
+    importDeclaration();
+  } else if (check(TokenType::Class) || check(TokenType::Fun) || check(TokenType::Var)) {
     if (!enterNesting()) return;
     if (match(TokenType::Class)) {
       classDeclaration();
@@ -1062,7 +1085,7 @@ void Parser::classDeclaration() {
   declareVariable();
 
   emitOp(OpCode::CLASS, {nameConstant});
-  std::uint32_t global = fn_->scopeDepth > 0 ? 0 : globals_.slotFor(className.lexeme);
+  std::uint32_t global = fn_->scopeDepth > 0 ? 0 : globalSlot(className.lexeme);
   defineVariable(global);
 
   ClassState state;
@@ -1602,6 +1625,52 @@ void Parser::selectCaseBody() {
   }
 }
 
+// import "path" as name;  IMPORT pushes the module object, which the name is then
+// defined to (a global at the top level, else a local), as a var declaration's value.
+// `as` is an identifier everywhere else.
+void Parser::importDeclaration() {
+  consume(TokenType::String, "Expect a module path string after 'import'.");
+  std::string path;
+  if (previous_.type == TokenType::String) {
+    std::string_view text = previous_.lexeme;
+    unescape(text.substr(1, text.size() - 2), &path);
+  }
+  const std::uint32_t pathConstant = stringConstant(path);
+  if (check(TokenType::Identifier) && current_.lexeme == "as") {
+    advance();
+  } else {
+    errorAtCurrent("Expect 'as' after the module path.");
+  }
+  const std::uint32_t global = parseVariable("Expect a module name after 'as'.");
+  emitOp(OpCode::IMPORT, {pathConstant});
+  defineVariable(global);
+  consume(TokenType::Semicolon, "Expect ';' after import.");
+}
+
+// The names a module declares at its top level (var, fun, class, import ... as), in
+// order: a token scan at brace depth 0, before the parse, so that code above a
+// declaration already refers to the module's own name.
+std::vector<std::string> topLevelNames(std::string_view source) {
+  std::vector<std::string> names;
+  Scanner s(source);
+  int depth = 0;
+  bool afterAs = false;
+  TokenType prev = TokenType::Eof;
+  for (Token t = s.next(); t.type != TokenType::Eof; t = s.next()) {
+    if (t.type == TokenType::LeftBrace) ++depth;
+    if (t.type == TokenType::RightBrace && depth > 0) --depth;
+    const bool declares = prev == TokenType::Var || prev == TokenType::Fun ||
+                          prev == TokenType::Class || afterAs;
+    if (depth == 0 && t.type == TokenType::Identifier && declares &&
+        std::find(names.begin(), names.end(), t.lexeme) == names.end()) {
+      names.emplace_back(t.lexeme);
+    }
+    afterAs = prev == TokenType::String && t.type == TokenType::Identifier && t.lexeme == "as";
+    prev = t.type;
+  }
+  return names;
+}
+
 CompileResult Parser::run() {
   FunctionState script;
   beginFunction(script, FunctionKind::Script, "");
@@ -1620,6 +1689,13 @@ CompileResult Parser::run() {
 CompileResult compile(std::string_view source, GlobalTable& globals) {
   Parser parser(source, globals);
   return parser.run();
+}
+
+CompileResult compile(std::string_view source, GlobalTable& globals, const ModuleOptions& module) {
+  Parser parser(source, globals, &module);
+  CompileResult r = parser.run();
+  r.moduleNames = parser.moduleNames();
+  return r;
 }
 
 }  // namespace spindle::lang

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -32,10 +33,22 @@ inline constexpr int kMaxNesting = 1000;
 struct CompileResult {
   std::shared_ptr<const FunctionProto> script;  // null when there are diagnostics
   std::vector<Diagnostic> diagnostics;
+  // A module's compile (below): the names it declares at its top level, in order.
+  std::vector<std::string> moduleNames;
 
   bool ok() const { return script != nullptr; }
 };
 
 CompileResult compile(std::string_view source, GlobalTable& globals);
+
+// A module (vm/module.cc): every proto is marked with `file`; the names the module
+// declares at its top level are its own globals, GlobalTable names ending in `suffix`
+// (which starts with kModuleNameMark, so displayName strips it); other names are the
+// program's (the built-ins).
+struct ModuleOptions {
+  std::string file;
+  std::string suffix;
+};
+CompileResult compile(std::string_view source, GlobalTable& globals, const ModuleOptions& module);
 
 }  // namespace spindle::lang

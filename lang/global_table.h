@@ -23,6 +23,13 @@
 
 namespace spindle::lang {
 
+// A module's own globals are named "name" + kModuleNameMark + its number (compiler.h
+// ModuleOptions); displayName gives the name as the script wrote it.
+inline constexpr char kModuleNameMark = '\x01';
+inline std::string_view displayName(std::string_view name) {
+  return name.substr(0, name.find(kModuleNameMark));
+}
+
 class GlobalTable {
  public:
   // The slot of `name`, adding it if it is new.

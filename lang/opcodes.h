@@ -24,7 +24,8 @@
 // instructions again: the error instructions (TRY depth, dist: a handler; END_TRY; THROW;
 // END_FINALLY dist; UNWIND_TO depth; vm/error.cc), then maps and for-in (MAP n;
 // FOR_IN_PREP; FOR_IN_NEXT dist; vm/map.cc), then SPAWN_FIBER argc (a spawn expression:
-// OP_SPAWN that pushes the Fiber).
+// OP_SPAWN that pushes the Fiber), then IMPORT path (pushes the module object of the
+// path constant, a string; vm/module.cc).
 //
 // Stack effects are documented in docs/ARCHITECTURE.md next to the VM's contract.
 #pragma once
@@ -115,7 +116,8 @@ namespace spindle::lang {
   X(MAP, Index1)                    \
   X(FOR_IN_PREP, None)              \
   X(FOR_IN_NEXT, Jump)              \
-  X(SPAWN_FIBER, Index1)
+  X(SPAWN_FIBER, Index1)           \
+  X(IMPORT, Index1)
 
 enum class OpCode : std::uint8_t {
 #define SPINDLE_OPCODE_ENUM(name, shape) name,

@@ -71,6 +71,9 @@ struct UpvalueDesc {
 
 struct FunctionProto {
   std::string name;  // empty for the script
+  // The file an imported module's code comes from, as traces name it ("lib/util.lox");
+  // empty for the main script's code (its traces keep clox's format).
+  std::string file;
   FunctionKind kind = FunctionKind::Script;
   std::uint32_t arity = 0;
   std::vector<UpvalueDesc> upvalues;

@@ -168,7 +168,7 @@ TokenType Scanner::identifierType() const {
         }
       }
       break;
-    case 'i': return is("if", TokenType::If);
+    case 'i': return word.size() > 1 && word[1] == 'm' ? is("import", TokenType::Import) : is("if", TokenType::If);
     case 'n': return is("nil", TokenType::Nil);
     case 'o': return is("or", TokenType::Or);
     case 'p': return is("print", TokenType::Print);

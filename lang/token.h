@@ -25,6 +25,7 @@ enum class TokenType : std::uint8_t {
   // Keywords of the extensions.
   Spawn, Select, Case, Default,
   Try, Catch, Finally, Throw,
+  Import,  // import "path" as name; (`as` is an identifier, special only there)
   // Control.
   Error, Eof,
 };

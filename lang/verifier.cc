@@ -76,6 +76,7 @@ void Verifier::check(const FunctionProto& fn, const FunctionProto* enclosing) {
         break;
       case OpCode::CLASS:
       case OpCode::METHOD:
+      case OpCode::IMPORT:
         if (!isString(ops[0])) problem(fn, offset, "name constant {} not a string", ops[0]);
         break;
       case OpCode::GET_PROPERTY:

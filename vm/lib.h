@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -83,6 +84,10 @@ inline const char* stringIndex(const ObjString* s, Value index, std::uint32_t* o
 inline bool argCount(VM& vm, int argc, int min, int max) {
   return (argc >= min && argc <= max) || argCountError(vm, argc, min, max);
 }
+
+// Runs fn in the scheduler's syscall state when called from a fiber's G (iolib.cc): the
+// P serves other fibers while fn blocks in the OS. fn must not touch the GC'd heap.
+void offSched(const std::function<void()>& fn);
 
 class WorkMeter {
  public:

@@ -201,6 +201,10 @@ vm::VMOptions internalOptions(const Options& o) {
   v.timeLimit = o.time_limit;
   v.stepLimit = o.step_limit;
   v.maxThreads = o.max_threads;
+  v.io = o.io;
+  v.onExit = o.on_exit;
+  v.scriptPath = o.script_path;
+  v.moduleLoader = o.module_loader;
   if (o.on_fiber_error) {
     v.onFiberError = [fn = o.on_fiber_error](const vm::RuntimeErrorInfo& e) {
       fn(Error{Error::Kind::Runtime, e.message, e.trace});
@@ -301,6 +305,7 @@ Result readFile(const std::string& path) {
 Result Vm::runFile(const std::string& path) {
   Result source = readFile(path);
   if (!source.ok()) return source;
+  vm_->setScriptPathIfUnset(path);  // imports are relative to its directory
   return run(source.value().asString());
 }
 

@@ -159,6 +159,20 @@ struct Options {
   // in its fiber with "Thread limit exceeded: ..."; the scheduler itself past it, or the
   // OS refusing a thread, is Go's fatal "thread exhaustion" (exit 2).
   int max_threads = 0;
+  // Files, stdin and the process: io = false leaves out readFile, writeFile, appendFile,
+  // readLine, eprint, exit and env, and imports read no files (only module_loader's).
+  bool io = true;
+  // exit(code) (0-255) flushes stdout, then calls on_exit, which ends the program (the
+  // CLI's ends the process with the code). Unset, or if it returns, exit() is the runtime
+  // error "exit(N) called." in the calling script: a script never ends an embedding host.
+  std::function<void(int code)> on_exit = nullptr;
+  // Modules (`import "path" as name;`): the main script's file, whose directory imports
+  // are relative to (empty: the current directory); Vm::runFile sets it when unset.
+  std::string script_path = {};
+  // A host's modules from memory: called with an import's path resolved against the
+  // importer's ("lib/util.lox"), it returns the module's source, or nullopt to read the
+  // file (only when io is on).
+  std::function<std::optional<std::string>(const std::string& path)> module_loader = nullptr;
 };
 
 class Vm;

@@ -182,6 +182,7 @@ VM::VM(VMOptions options)
     registerStringLib();      // strlib.cc
     registerMathLib();        // mathlib.cc
     if (options_.ffi) ffi::install(*this);  // FFI, Bytes, Pinner (vm/ffi.h)
+    if (options_.io) registerIoLib();       // iolib.cc
     sandbox();
   });
   registerInterrupts();  // interrupt.cc: sysmon polls this VM from now on
@@ -688,7 +689,8 @@ bool VM::raise(std::string message) {
 
 std::vector<std::string> VM::traceOf(ObjFiber* fiber) const {
   std::vector<std::string> trace;
-  forEachTraceLine(fiber, [&](int line, std::string_view fn, std::uint32_t more) {
+  forEachTraceLine(fiber, [&](int line, std::string_view fn, std::uint32_t more,
+                               std::string_view file = {}) {
     if (more != 0) {
       trace.push_back(fmt::format("... {} more frames", more));
     } else if (fn.empty()) {
@@ -696,6 +698,8 @@ std::vector<std::string> VM::traceOf(ObjFiber* fiber) const {
     } else {
       trace.push_back(fmt::format("[line {}] in {}()", line, fn));
     }
+    // A frame of an imported module names its file: "[line 12] in update() (game.lox)".
+    if (more == 0 && !file.empty()) trace.back() += fmt::format(" ({})", file);
   });
   return trace;
 }

@@ -43,6 +43,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -107,6 +108,17 @@ struct VMOptions {
   double timeLimit = 0;
   std::uint64_t stepLimit = 0;
   int maxThreads = 0;  // runtime/threadlimit.h setMaxThreads (0: the default)
+  // Files, stdin and the process (iolib.cc): io false leaves out readFile, writeFile,
+  // appendFile, readLine, eprint, exit and env. onExit: exit(code) hands the code here
+  // (the CLI ends the process); unset, or returning, exit() is a runtime error.
+  bool io = true;
+  std::function<void(int)> onExit;
+  // Modules (module.cc): the main script's file (imports are relative to its directory;
+  // empty: the current directory), and the host's loader: given an import's path
+  // resolved against the importer's ("lib/util.lox"), the module's source, or nullopt to
+  // read the file (not done when io is false).
+  std::string scriptPath;
+  std::function<std::optional<std::string>(const std::string&)> moduleLoader;
 };
 
 enum class RunStatus : std::uint8_t { Yield, Park, Exit };
@@ -324,7 +336,14 @@ class VM {
       }
       ++shown;
       const auto offset = static_cast<std::size_t>(f.ip - f.closure->function->code);
-      emit(proto->chunk.lines.lineAt(offset == 0 ? 0 : offset - 1), std::string_view(proto->name), 0u);
+      const int line = proto->chunk.lines.lineAt(offset == 0 ? 0 : offset - 1);
+      // An emit taking a fourth argument also gets the frame's file ("" for the main
+      // script's code, else the imported module's: FunctionProto::file).
+      if constexpr (std::is_invocable_v<F, int, std::string_view, std::uint32_t, std::string_view>) {
+        emit(line, std::string_view(proto->name), 0u, std::string_view(proto->file));
+      } else {
+        emit(line, std::string_view(proto->name), 0u);
+      }
     }
     if (more != 0) emit(0, std::string_view(), more);
   }
@@ -429,6 +448,22 @@ class VM {
   void sandbox();  // the options' ffi / without / only (vm.cc)
   ObjString* internByteString(unsigned char b);  // byteString's first use (strlib.cc)
   void registerMathLib();
+  void registerIoLib();  // iolib.cc
+ public:
+  // IMPORT (module.cc): the module object for the path constant `path`, imported from
+  // the fiber's running frame; false after recording the error (state saved).
+  bool importModule(ObjFiber* fiber, Value path, Value* out);
+  // The host's runFile: the main script's file, unless the options named one (before
+  // the first import).
+  void setScriptPathIfUnset(const std::string& path) {
+    std::lock_guard<std::mutex> lk(modulesLock_);
+    if (options_.scriptPath.empty() && !modules_) options_.scriptPath = path;
+  }
+
+ private:
+  struct Modules;                     // module.cc
+  std::shared_ptr<Modules> modules_;  // under modulesLock_: made by the first import
+  std::mutex modulesLock_;
   // INVOKE of the library method `name` of `methods` (stringMethods_, listMethods_:
   // classes whose methods are natives, never exposed): calls it with the receiver as
   // args[0] and replaces receiver and arguments by the result (state saved); false after

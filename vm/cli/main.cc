@@ -26,6 +26,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -50,6 +51,8 @@ constexpr int kExitRuntime = 70;
 constexpr int kExitIo = 74;
 
 using spindle::runtime::printTo;
+
+void printReference(std::FILE* out);
 
 void printUsage(std::FILE* out) {
   printTo(out,
@@ -93,6 +96,48 @@ void printUsage(std::FILE* out) {
              "Fibers (spawn) run in parallel on --procs Ps. --gc-percent sets the collector's\n"
              "pacing; the other --gc* flags and --clobberfree are passed to the collector\n"
              "(process-wide). docs/STRESS.md: stress testing the collector.\n");
+  if (out == stdout) printReference(out);
+}
+
+// --help's short reference of the language's keywords and built-in globals (kept in sync
+// with docs/LANGUAGE.md and README.md's usage section).
+void printReference(std::FILE* out) {
+  printTo(out, "{}",
+          "\n"
+          "keywords:\n"
+          "  and class else false for fun if nil or print return super this true var while\n"
+          "  spawn select case default try catch finally throw import\n"
+          "  (`as` after an import's path, `in` after `for (var x` are ordinary names)\n"
+          "\n"
+          "files, input, process:\n"
+          "  readFile(path)         the file's bytes as a string\n"
+          "  writeFile(path, s)     replace the file's contents with s\n"
+          "  appendFile(path, s)    add s at the end of the file\n"
+          "  readLine()             the next line of stdin without its newline; nil at end\n"
+          "  eprint(v)              print v on stderr\n"
+          "  exit(code)             flush output, end the program with code (0-255)\n"
+          "  env(name)              the environment variable's value, or nil\n"
+          "  args                   the script's arguments (a list of strings)\n"
+          "modules:\n"
+          "  import \"lib/util.lox\" as util;   runs once; util.name reads its top level\n"
+          "fibers and channels:\n"
+          "  spawn f(x);  var fib = spawn f(x);  fib.join()  fib.done()\n"
+          "  Channel(n)  ch.send(v)  ch.recv()  ch.close()  ch.len()  ch.cap()\n"
+          "  select { case var v = ch.recv(): ... default: ... }  after(seconds)\n"
+          "  sleep(seconds)  yield()  procs()\n"
+          "values and text:\n"
+          "  str(v)  num(s)  chr(n)  format(fmt, ...)  s.len() s.sub() s.find() s.split()\n"
+          "  s.replace() s.trim() s.upper() s.lower() s.startsWith() s.endsWith() s.repeat()\n"
+          "  [a, b]  list.push() list.pop() list.len() list.join()   Map()  {k: v}\n"
+          "  m.has(k) m.remove(k) m.keys() m.values() m.clear()   for (var x in seq) ...\n"
+          "  math.floor ... math.random()  clock()\n"
+          "errors:\n"
+          "  try { ... } catch (e) { e.message e.trace } finally { ... }  throw v;  Error(msg)\n"
+          "collector and foreign code:\n"
+          "  gc() gcstats() gccensus() gcpath(v) gcevents() setGCPercent(n) setMemoryLimit(n)\n"
+          "  FFI.fn(name, ret, [args])  Bytes(n)  Pinner()\n"
+          "\n"
+          "docs/LANGUAGE.md describes every name.\n");
 }
 
 struct CliOptions {
@@ -558,7 +603,15 @@ int runMain(int argc, char** argv) {
 
 int runVm(const CliOptions& opts, const std::string& source) {
   const bool replMode = !opts.disasm && !opts.haveCode && !opts.haveFile;
-  spindle::Vm vm(replMode ? spindle::cli::replOptions(opts.vm) : opts.vm);  // vm/cli/repl.h
+  spindle::Options vmOptions = opts.vm;
+  // Imports are relative to the script's directory; exit(code) ends the process.
+  if (opts.haveFile) vmOptions.script_path = opts.file;
+  vmOptions.on_exit = [](int code) {
+    if (std::fflush(stdout) != 0 && code == 0) code = kExitIo;
+    std::fflush(stderr);
+    std::_Exit(code);
+  };
+  spindle::Vm vm(replMode ? spindle::cli::replOptions(vmOptions) : vmOptions);  // vm/cli/repl.h
   std::vector<spindle::Value> args;
   for (const std::string& a : opts.scriptArgs) args.push_back(spindle::Value::string(a));
   vm.setGlobal("args", vm.list(args));
