@@ -934,13 +934,13 @@ void Sched::execute(M* m, G* g, bool inheritTime) {
   // The run span (trace.h): named before g runs, emitted once g stopped; g's fields are
   // read before a park's commit hands g to its waker.
   std::int64_t traceT0 = 0;
+  std::int32_t traceP = -1;
   char traceName[trace::kNameCap];
   if (trace::enabled()) [[unlikely]] {
     trace::nameFiber(g, g->goid, traceName, sizeof traceName);
+    traceP = p->id;
     traceT0 = nanotime();
   }
-  const std::int32_t traceP = p->id;
-  const std::uint64_t traceGoid = g->goid;
 
   Step step = g->body->run(g, seeded() ? seededBudget(m) : budget_);
 
@@ -956,7 +956,7 @@ void Sched::execute(M* m, G* g, bool inheritTime) {
     const char* reason = step.kind == Step::Kind::Park ? waitReasonString(step.reason)
                          : assistPark                  ? waitReasonString(WaitReason::GCAssistWait)
                                                        : "";
-    trace::fiberRun(traceP, traceGoid, traceName, traceT0, assistPark && step.kind == Step::Kind::Yield ? "park" : end,
+    trace::fiberRun(traceP, g->goid, traceName, traceT0, assistPark && step.kind == Step::Kind::Yield ? "park" : end,
                     reason, g->traceSpawned.exchange(false, std::memory_order_relaxed));
   }
   switch (step.kind) {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <iterator>
 #include <cstdio>
 #include <ctime>
 #include <memory>
@@ -116,20 +117,50 @@ void copyLabel(char* dst, std::string_view src) {
 
 // --- writing ---------------------------------------------------------------------------
 
+// Formats events into `out` and hands it to the file a chunk at a time (kChunk), so the
+// text of a large trace is never in memory at once. In a page (html), "</" is written as
+// "<\/" (traceview.h), also across chunks.
 struct Writer {
+  static constexpr std::size_t kChunk = 1 << 20;
   std::string out;
   std::int64_t origin = 0;
   bool first = true;
+  std::FILE* file = nullptr;
+  bool html = false;
+  bool prevLt = false;  // html: the last character written was '<'
+  bool ok = true;
+
+  void write(std::string_view s) {
+    if (!html) {
+      ok = ok && std::fwrite(s.data(), 1, s.size(), file) == s.size();
+      return;
+    }
+    std::size_t start = 0;
+    for (std::size_t i = 0; i < s.size(); i++) {
+      if (s[i] == '/' && prevLt) {
+        ok = ok && std::fwrite(s.data() + start, 1, i - start, file) == i - start;
+        ok = ok && std::fputc('\\', file) != EOF;
+        start = i;
+      }
+      prevLt = s[i] == '<';
+    }
+    ok = ok && std::fwrite(s.data() + start, 1, s.size() - start, file) == s.size() - start;
+  }
+  void flush(bool force) {
+    if (!force && out.size() < kChunk) return;
+    write(out);
+    out.clear();
+  }
 
   void ts(const char* key, std::int64_t ns) {
     if (ns < 0) ns = 0;
-    out += fmt::format(",\"{}\":{}.{:03d}", key, ns / 1000, static_cast<int>(ns % 1000));
+    fmt::format_to(std::back_inserter(out), ",\"{}\":{}.{:03d}", key, ns / 1000, static_cast<int>(ns % 1000));
   }
   // Opens one event: {"ph":..,"pid":1,"tid":..,"ts":..,"cat":..,"name":..
   void open(char ph, std::int32_t tid, std::int64_t at, const char* cat, std::string_view name) {
     out += first ? "\n" : ",\n";
     first = false;
-    out += fmt::format("{{\"ph\":\"{}\",\"pid\":1,\"tid\":{}", ph, tid);
+    fmt::format_to(std::back_inserter(out), "{{\"ph\":\"{}\",\"pid\":1,\"tid\":{}", ph, tid);
     ts("ts", at - origin);
     out += ",\"cat\":";
     appendJSONString(out, cat);
@@ -137,15 +168,15 @@ struct Writer {
     appendJSONString(out, name);
   }
   void field(const char* key, std::string_view v) {
-    out += fmt::format(",\"{}\":", key);
+    fmt::format_to(std::back_inserter(out), ",\"{}\":", key);
     appendJSONString(out, v);
   }
   void meta(std::int32_t tid, std::string_view name, int sort) {
     out += first ? "\n" : ",\n";
     first = false;
-    out += fmt::format("{{\"ph\":\"M\",\"pid\":1,\"tid\":{},\"name\":\"thread_name\",\"args\":{{\"name\":", tid);
+    fmt::format_to(std::back_inserter(out), "{{\"ph\":\"M\",\"pid\":1,\"tid\":{},\"name\":\"thread_name\",\"args\":{{\"name\":", tid);
     appendJSONString(out, name);
-    out += fmt::format("}}}},\n{{\"ph\":\"M\",\"pid\":1,\"tid\":{},\"name\":\"thread_sort_index\",\"args\":{{\"sort_index\":{}}}}}",
+    fmt::format_to(std::back_inserter(out), "}}}},\n{{\"ph\":\"M\",\"pid\":1,\"tid\":{},\"name\":\"thread_sort_index\",\"args\":{{\"sort_index\":{}}}}}",
                        tid, sort);
   }
 
@@ -156,17 +187,17 @@ struct Writer {
         const std::int64_t end = e.ts + e.dur;
         open('X', e.tid, start, e.cat, e.label);
         ts("dur", end - start);
-        out += fmt::format(",\"args\":{{\"goid\":{}", e.a);
+        fmt::format_to(std::back_inserter(out), ",\"args\":{{\"goid\":{}", e.a);
         field("end", e.s1);
         if (e.s2[0] != '\0') field("reason", e.s2);
         out += "}}";
         if (e.first) {
           open('f', e.tid, start, "spawn", "spawn");
-          out += fmt::format(",\"bp\":\"e\",\"id\":{}}}", e.a);
+          fmt::format_to(std::back_inserter(out), ",\"bp\":\"e\",\"id\":{}}}", e.a);
         }
         if (e.s2[0] != '\0') {
           open('i', e.tid, end, "park", "park");
-          out += fmt::format(",\"s\":\"t\",\"args\":{{\"goid\":{}", e.a);
+          fmt::format_to(std::back_inserter(out), ",\"s\":\"t\",\"args\":{{\"goid\":{}", e.a);
           field("reason", e.s2);
           out += "}}";
         }
@@ -174,13 +205,13 @@ struct Writer {
       }
       case Kind::Unpark:
         open('i', e.tid, start, e.cat, e.name);
-        out += fmt::format(",\"s\":\"t\",\"args\":{{\"goid\":{}}}}}", e.a);
+        fmt::format_to(std::back_inserter(out), ",\"s\":\"t\",\"args\":{{\"goid\":{}}}}}", e.a);
         break;
       case Kind::Spawn:
         open('s', e.tid, start, e.cat, e.name);
-        out += fmt::format(",\"id\":{},\"args\":{{\"parent\":{},\"child\":{}}}}}", e.a, e.b, e.a);
+        fmt::format_to(std::back_inserter(out), ",\"id\":{},\"args\":{{\"parent\":{},\"child\":{}}}}}", e.a, e.b, e.a);
         open('i', e.tid, start, e.cat, e.name);
-        out += fmt::format(",\"s\":\"t\",\"args\":{{\"parent\":{},\"child\":{}}}}}", e.b, e.a);
+        fmt::format_to(std::back_inserter(out), ",\"s\":\"t\",\"args\":{{\"parent\":{},\"child\":{}}}}}", e.b, e.a);
         break;
       case Kind::Span:
         open('X', e.tid, start, e.cat, e.name);
@@ -197,7 +228,7 @@ struct Writer {
         open('C', kCollectorTrack, start, e.cat, e.name);
         out += ",\"args\":{";
         appendJSONString(out, e.s1);
-        out += fmt::format(":{}}}}}", static_cast<std::int64_t>(e.a));
+        fmt::format_to(std::back_inserter(out), ":{}}}}}", static_cast<std::int64_t>(e.a));
         break;
     }
   }
@@ -276,13 +307,27 @@ bool stop(std::string* error) {
   std::sort(tracks.begin(), tracks.end());
   Writer w;
   w.origin = s.startNs.load(std::memory_order_relaxed);
+  w.file = s.file;
+  w.html = endsWith(s.path, ".html");
+  w.out.reserve(Writer::kChunk + 4096);
+  if (w.html) {
+    const std::string head = traceHTMLHead(s.path);
+    w.ok = std::fwrite(head.data(), 1, head.size(), s.file) == head.size();
+  }
   w.out = "{\"traceEvents\":[";
   for (std::int32_t t : tracks) w.meta(t, trackName(t), t);
-  for (const Ev& e : evs) w.event(e);
-  w.out += fmt::format("\n],\"displayTimeUnit\":\"ns\",\"otherData\":{{\"producer\":\"spindle\",\"dropped_events\":{}}}}}\n",
+  for (const Ev& e : evs) {
+    w.event(e);
+    w.flush(false);
+  }
+  fmt::format_to(std::back_inserter(w.out), "\n],\"displayTimeUnit\":\"ns\",\"otherData\":{{\"producer\":\"spindle\",\"dropped_events\":{}}}}}\n",
                        dropped);
-  std::string body = endsWith(s.path, ".html") ? traceHTML(w.out, s.path) : std::move(w.out);
-  const bool ok = std::fwrite(body.data(), 1, body.size(), s.file) == body.size();
+  w.flush(true);
+  if (w.html) {
+    const std::string_view tail = traceHTMLTail();
+    w.ok = w.ok && std::fwrite(tail.data(), 1, tail.size(), s.file) == tail.size();
+  }
+  const bool ok = w.ok;
   const bool closed = std::fclose(s.file) == 0;
   s.file = nullptr;
   if (!ok || !closed) {

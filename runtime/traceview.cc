@@ -265,12 +265,18 @@ void appendEscapedHTML(std::string& out, std::string_view s) {
 
 }  // namespace
 
-std::string traceHTML(std::string_view json, std::string_view title) {
-  std::string out;
-  out.reserve(kHead.size() + kStyle.size() + json.size() + kScript.size() + title.size() + 64);
-  out += kHead;
+std::string traceHTMLHead(std::string_view title) {
+  std::string out(kHead);
   appendEscapedHTML(out, title);
   out += kStyle;
+  return out;
+}
+
+std::string_view traceHTMLTail() { return kScript; }
+
+std::string traceHTML(std::string_view json, std::string_view title) {
+  std::string out = traceHTMLHead(title);
+  out.reserve(out.size() + json.size() + kScript.size() + 64);
   // "</" only occurs inside JSON strings; "<\/" is the same string to JSON.parse.
   for (std::size_t i = 0; i < json.size(); i++) {
     out += json[i];

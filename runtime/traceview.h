@@ -19,5 +19,9 @@ namespace spindle::runtime::trace {
 
 // The page for the trace-event JSON `json` (trace.h's format), titled `title`.
 std::string traceHTML(std::string_view json, std::string_view title);
+// The same page in three parts, for a writer that streams the JSON (trace.cc): the head
+// (up to the JSON), the JSON with "</" written as "<\/", then the tail.
+std::string traceHTMLHead(std::string_view title);
+std::string_view traceHTMLTail();
 
 }  // namespace spindle::runtime::trace
