@@ -150,7 +150,7 @@ struct Options {
   // process-wide: record an execution trace into this file from this Vm's creation to its
   // destruction (startTrace below; ".html": the offline timeline). Ignored, with a message
   // on stderr, when a trace is already running or the file cannot be opened.
-  std::string trace_file;
+  std::string trace_file = {};
 };
 
 class Vm;
