@@ -191,6 +191,9 @@ struct G {
   // passed its goal while marking: at its next yield the G parks until mark termination
   // (Go's assist queue) instead of allocating further. Owner M only (relaxed).
   std::atomic<bool> gcAssistPark{false};
+  // Set by newproc while tracing (trace.h): the G's first run span ends the spawn's flow
+  // arrow. Relaxed: the run queue hand-off orders it with execute's read.
+  std::atomic<bool> traceSpawned{false};
 
   bool preemptRequested() const { return preempt.load(std::memory_order_relaxed); }
 

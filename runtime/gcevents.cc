@@ -41,6 +41,8 @@ struct WeakSlot {
 constexpr int kWeakSlots = 16;
 WeakSlot gWeak[kWeakSlots];
 
+}  // namespace
+
 void appendJSONString(std::string& out, std::string_view s) {
   out += '"';
   for (char ch : s) {
@@ -55,9 +57,6 @@ void appendJSONString(std::string& out, std::string_view s) {
   }
   out += '"';
 }
-
-
-}  // namespace
 
 const char* gcCauseName(GCCause c) {
   switch (c) {

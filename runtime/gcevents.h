@@ -99,6 +99,9 @@ class GCEventVisitor {
 void visitGCEvent(const GCEvent& e, GCEventVisitor& v);
 // One JSON object on one line (no newline) with every field of e (docs/STRESS.md).
 std::string gcEventJSON(const GCEvent& e);
+// Appends s as a JSON string literal (quotes, escapes): the event log's and the
+// execution trace's (trace.h) writer.
+void appendJSONString(std::string& out, std::string_view s);
 
 namespace gc_detail {
 // mgc.cc, under the cycle lock: publishes e into the ring (assigns its seq); the sink

@@ -68,6 +68,7 @@
 #include "runtime/mgc.h"
 #include "runtime/mgcscavenge.h"
 #include "runtime/mgcsweep.h"
+#include "runtime/trace.h"
 #include "runtime/mheap.h"
 #include "runtime/phooks.h"
 #include "runtime/print.h"
@@ -290,6 +291,8 @@ void finishSweepEvent() {
     }
     ev.weak.push_back(std::move(d));
   }
+  // The execution trace draws the cycle's phases and pauses from the same record.
+  if (trace::enabled()) [[unlikely]] trace::gcCycle(ev, c.attachTime);
   publishGCEvent(std::move(ev));
 }
 

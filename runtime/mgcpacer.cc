@@ -50,6 +50,7 @@
 #include "runtime/p.h"
 #include "runtime/pheap.h"
 #include "runtime/proc.h"
+#include "runtime/trace.h"
 
 namespace spindle::runtime::gc_detail {
 
@@ -133,6 +134,7 @@ void allocSlowHook(std::size_t bytes) {
     const std::int64_t t0 = nanotime();
     const std::int64_t done = drain(&p->gcw, debt);
     c.assistTimeNs.fetch_add(nanotime() - t0, std::memory_order_relaxed);
+    if (trace::enabled()) [[unlikely]] trace::span(p->id, "gc", "mark assist", t0);
     c.assistWork.fetch_add(static_cast<std::uint64_t>(done), std::memory_order_relaxed);
     // Past the goal and the debt could not be paid: stop this G at its next yield until
     // the mark ends (it cannot block here: it holds its P and is not at a safepoint).

@@ -17,6 +17,7 @@
 #include "runtime/p.h"
 #include "runtime/phooks.h"
 #include "runtime/proc.h"
+#include "runtime/trace.h"
 
 namespace spindle::runtime::gc_detail {
 
@@ -85,6 +86,7 @@ bool idleMark(P* p) {
   if (work < kIdleChunk) p->gcw.flush();
   if (work == 0) return false;
   counters().idleMarkTimeNs.fetch_add(nanotime() - t0, std::memory_order_relaxed);
+  if (trace::enabled()) [[unlikely]] trace::span(p->id, "gc", "idle mark", t0);
   counters().idleMarkWork.fetch_add(static_cast<std::uint64_t>(work), std::memory_order_relaxed);
   counters().workerWork.fetch_add(static_cast<std::uint64_t>(work), std::memory_order_relaxed);
   return true;

@@ -13,6 +13,7 @@
 #include "runtime/print.h"
 #include "runtime/threadlimit.h"
 #include "runtime/throw.h"
+#include "runtime/trace.h"
 
 namespace spindle::runtime {
 
@@ -370,6 +371,7 @@ void Sched::initG(G* g, GBody* body, P* p) {
   g->parkCommit = nullptr;
   g->param = nullptr;
   g->hostRun.store(nullptr, std::memory_order_relaxed);
+  g->traceSpawned.store(false, std::memory_order_relaxed);
   if (p != nullptr) {
     if (p->goidcache == p->goidcacheEnd) {
       p->goidcache = goidgen_.fetch_add(kGoidCacheBatch, std::memory_order_relaxed) + 1;
@@ -391,6 +393,11 @@ G* Sched::newproc(GBody* body) {
   P* p = (m != nullptr && m->sched == this) ? m->p : nullptr;
   G* g = gfget(p);
   initG(g, body, p);
+  if (trace::enabled()) [[unlikely]] {
+    g->traceSpawned.store(true, std::memory_order_relaxed);
+    const G* parent = m != nullptr ? m->curg : nullptr;
+    trace::fiberSpawn(p != nullptr ? p->id : -1, parent != nullptr ? parent->goid : 0, g->goid);
+  }
   g->status.store(GStatus::Runnable, std::memory_order_release);
   if (p != nullptr) {
     // While marking, the creator scans the new G's stack now (it holds a P, g has not
@@ -412,6 +419,10 @@ void Sched::ready(G* g) {
   bool ok = g->status.compare_exchange_strong(want, GStatus::Runnable, std::memory_order_acq_rel);
   SPINDLE_CHECK(ok, "ready: G {} status={} want Waiting", g->goid, static_cast<int>(want));
   M* m = tlsM;
+  if (trace::enabled()) [[unlikely]] {
+    const P* mp = m != nullptr && m->sched == this ? m->p : nullptr;
+    trace::fiberUnpark(mp != nullptr ? mp->id : -1, g->goid);
+  }
   if (m != nullptr && m->sched == this && m->p != nullptr) {
     // Only runnext changed: this M runs g as soon as the current G stops, so waking a
     // spinning M would only cost a futex round trip per hand-off (ping-pong). sysmon
@@ -935,6 +946,17 @@ void Sched::execute(M* m, G* g, bool inheritTime) {
   }
   p->curg.store(g, std::memory_order_release);  // sysmon and preemptall acquire it to touch g
 
+  // The run span (trace.h): named before g runs, emitted once g stopped; g's fields are
+  // read before a park's commit hands g to its waker.
+  std::int64_t traceT0 = 0;
+  std::int32_t traceP = -1;
+  char traceName[trace::kNameCap];
+  if (trace::enabled()) [[unlikely]] {
+    trace::nameFiber(g, g->goid, traceName, sizeof traceName);
+    traceP = p->id;
+    traceT0 = nanotime();
+  }
+
   Step step = g->body->run(g, seeded() ? seededBudget(m) : budget_);
 
   p = m->p;  // exitSyscall may have moved us to another P
@@ -944,6 +966,14 @@ void Sched::execute(M* m, G* g, bool inheritTime) {
   m->curg = nullptr;
   g->m = nullptr;
   const bool assistPark = g->gcAssistPark.exchange(false, std::memory_order_relaxed);
+  if (traceT0 != 0) [[unlikely]] {
+    const char* end = step.kind == Step::Kind::Park ? "park" : step.kind == Step::Kind::Exit ? "exit" : "yield";
+    const char* reason = step.kind == Step::Kind::Park ? waitReasonString(step.reason)
+                         : assistPark                  ? waitReasonString(WaitReason::GCAssistWait)
+                                                       : "";
+    trace::fiberRun(traceP, g->goid, traceName, traceT0, assistPark && step.kind == Step::Kind::Yield ? "park" : end,
+                    reason, g->traceSpawned.exchange(false, std::memory_order_relaxed));
+  }
   switch (step.kind) {
     case Step::Kind::Yield:
       SPINDLE_CHECK(g->parkCommit == nullptr, "G {} yielded with a pending park commit", g->goid);

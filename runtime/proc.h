@@ -263,6 +263,8 @@ class Sched {
   static bool runqput(Sched* s, P* p, G* g, bool next);
   static G* runqget(P* p, bool* inheritTime);
   static bool runqempty(P* p);
+  // sysmon.cc, while tracing: samples the runnable fibers and heapLive (trace.h counters).
+  void traceCounters();
   static G* runqsteal(P* p, P* victim, bool stealRunNext);
   static std::uint32_t runqgrab(P* victim, std::array<std::atomic<G*>, kLocalRunQueueSize>& batch,
                                 std::uint32_t batchHead, bool stealRunNext);

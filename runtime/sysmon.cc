@@ -8,7 +8,9 @@
 //   - retakes a P whose M has been in a foreign call for a whole tick while there is
 //     other work, or for more than 10 ms: CAS Syscall -> Idle and handoffp;
 //   - wakes a spinning M when a P's runnext waited a whole tick behind a running G;
-//   - when Ms wait in exitSyscall for a P, asks every running G to yield so a P frees up.
+//   - when Ms wait in exitSyscall for a P, asks every running G to yield so a P frees up;
+//   - while tracing (trace.h), samples the runnable fibers (run queues, runnext and the
+//     global queue, read racily: a sample) and heapLive into the trace's counters.
 //
 // Seeded mode (proc.h): sysmon does nothing but wait to be stopped, so no schedule depends
 // on time: the M running Gs fires timers on the virtual clock, preemption comes from the
@@ -16,8 +18,10 @@
 //
 // Invariants. sysmon touches only atomics of Ps and Gs, and takes sched.lock through
 // handoffp; its per-P bookkeeping (sysmonTick/When) is its own.
+#include "runtime/mheap.h"
 #include "runtime/proc.h"
 #include "runtime/sysmonhook.h"
+#include "runtime/trace.h"
 
 namespace spindle::runtime {
 
@@ -48,7 +52,22 @@ void sysmonLoop(Sched* s) {
     s->runTimers(now);
     runSysmonHook();
     s->retake(now);
+    if (trace::enabled()) [[unlikely]] s->traceCounters();
   }
+}
+
+void Sched::traceCounters() {
+  std::int64_t runnable = runqsize_.load(std::memory_order_relaxed);
+  const std::int32_t n = gomaxprocs_.load(std::memory_order_acquire);
+  for (int i = 0; i < n; i++) {
+    P* p = allp(i);
+    const std::uint32_t h = p->runqhead.load(std::memory_order_relaxed);
+    const std::uint32_t t = p->runqtail.load(std::memory_order_relaxed);
+    runnable += static_cast<std::int32_t>(t - h) > 0 ? static_cast<std::int32_t>(t - h) : 0;
+    if (p->runnext.load(std::memory_order_relaxed) != nullptr) runnable++;
+  }
+  trace::counter("runnable fibers", runnable);
+  trace::counter("heapLive", mheap().heapLive.load(std::memory_order_relaxed));
 }
 
 void Sched::retake(std::int64_t now) {

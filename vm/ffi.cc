@@ -14,6 +14,7 @@
 #include "runtime/mheap.h"
 #include "runtime/proc.h"
 #include "runtime/threadlimit.h"
+#include "runtime/trace.h"
 #include "vm/barrier.h"
 #include "vm/fiber.h"
 #include "vm/lib.h"
@@ -501,10 +502,14 @@ bool call(VM& vm, ObjForeignFn* fn, int argc, Value* args, Value* result) {
     return vm.raise(fmt::format("Thread limit exceeded: {} foreign calls are blocked (max threads {}).",
                                 runtime::blockingThreads(), runtime::maxThreads()));
   }
+  // The execution trace (runtime/trace.h): a "foreign call" span on the caller's P.
+  const std::int32_t traceP = inG && m->p != nullptr ? m->p->id : -1;
+  const std::int64_t traceT0 = runtime::trace::enabled() ? runtime::nanotime() : 0;
   if (inG) runtime::Sched::enterSyscall(quiescent);
   ffi_call(&fn->cif, FFI_FN(fn->fn), &ret, values);
   if (inG) runtime::Sched::exitSyscall();
   if (inG) runtime::releaseBlockingThread();
+  if (traceT0 != 0) [[unlikely]] runtime::trace::span(traceP, "foreign", "foreign call", traceT0, fn->name->view());
   // ~VM began during the call (VM::stopFibers waits for it): the fiber ends here.
   if (vm.dying()) return vm.raise("The Vm was destroyed during a foreign call.");
   *result = fromC(vm, fn->ret, ret);

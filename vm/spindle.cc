@@ -234,8 +234,10 @@ Runtime::Runtime(const Options& options)
 Runtime::~Runtime() { vm::VM::releaseRuntime(); }
 
 Vm::Vm(Options options)
-    : options_(std::move(options)), vm_(std::make_unique<vm::VM>(internalOptions(options_))) {}
-Vm::~Vm() = default;
+    : options_(std::move(options)), vm_(std::make_unique<vm::VM>(internalOptions(options_))) {
+  detail::startOptionsTrace(this, options_.trace_file);
+}
+Vm::~Vm() { detail::stopOptionsTrace(this); }
 
 // Internal <-> host conversions (toInternal may allocate: callers hold a P, VM::withP).
 static vm::Value toInternal(vm::VM& v, const Value& x) {

@@ -173,6 +173,10 @@ struct Options {
   // importer's ("lib/util.lox"), it returns the module's source, or nullopt to read the
   // file (only when io is on).
   std::function<std::optional<std::string>(const std::string& path)> module_loader = nullptr;
+  // process-wide: record an execution trace into this file from this Vm's creation to its
+  // destruction (startTrace below; ".html": the offline timeline). Ignored, with a message
+  // on stderr, when a trace is already running or the file cannot be opened.
+  std::string trace_file = {};
 };
 
 class Vm;
@@ -528,6 +532,22 @@ ClassBuilder& ClassBuilder::method(std::string_view name, int arity, F fn) {
 // address (e.g. Vm::bytes) may be kept by C code between calls. Destroying a Pinner
 // that still holds pins is a leak: it is reported on stderr and the pins are released.
 // Use a Pinner on the thread that drives its Vm; it must not outlive the Vm.
+// The execution trace (runtime/trace.h, docs/ARCHITECTURE.md "Execution trace"):
+// process-wide, one at a time. startTrace records every fiber, scheduler and collector
+// event into path (Chrome trace-event JSON, which Perfetto and chrome://tracing open; a
+// path ending in ".html" gets the self-contained timeline of `spindle trace view`) until
+// stopTrace, which writes the file. Each returns false, with *error set when given, when
+// a trace is already running / none is, or the file cannot be opened or written.
+bool startTrace(const std::string& path, std::string* error = nullptr);
+bool stopTrace(std::string* error = nullptr);
+bool tracing();
+namespace detail {
+// Options::trace_file: Vm's constructor starts the trace; its destructor stops it if
+// that Vm started it.
+void startOptionsTrace(const Vm* vm, const std::string& path);
+void stopOptionsTrace(const Vm* vm);
+}  // namespace detail
+
 class Pinner {
  public:
   explicit Pinner(Vm& vm);

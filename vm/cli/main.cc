@@ -38,6 +38,7 @@
 #include "runtime/print.h"
 #include "runtime/throw.h"
 #include "vm/cli/repl.h"
+#include "vm/cli/trace_cmd.h"
 #include "vm/spindle.h"
 
 namespace {
@@ -60,6 +61,7 @@ void printUsage(std::FILE* out) {
              "       spindle [options] run FILE [ARGS...]\n"
              "       spindle [options] -e CODE\n"
              "       spindle [options] stress FILE --seeds A..B [ARGS...]\n"
+             "       spindle trace view FILE [-o OUT.html]\n"
              "\n"
              "Runs a Spindle (Lox) script. With no FILE and no -e, opens a REPL.\n"
              "'stress' runs FILE once per seed A..B (each with --sched-seed) and reports the\n"
@@ -86,6 +88,9 @@ void printUsage(std::FILE* out) {
              "  --gcstoptheworld   mark with the world stopped (one pause per cycle)\n"
              "  --gcverify         verify the heap before and after every GC cycle\n"
              "  --gclog FILE       write one JSON line per GC cycle to FILE (the event log)\n"
+             "  --trace FILE       write an execution trace to FILE (Chrome trace-event JSON,\n"
+             "                     for Perfetto or chrome://tracing; FILE.html: a timeline page;\n"
+             "                     'spindle trace view FILE' turns the JSON into that page)\n"
              "  --ffi-check        reject unpinned heap pointers passed to foreign code\n"
              "  --no-ffi-check     turn that check off (it is on in debug builds)\n"
              "  --max-threads N    most OS threads (default 10000): a foreign call past it\n"
@@ -148,6 +153,7 @@ struct CliOptions {
   bool haveCode = false;
   bool disasm = false;
   std::string gclog;  // --gclog FILE; empty: none
+  std::string trace;  // --trace FILE; empty: none
   std::vector<std::string> scriptArgs;
   // spindle stress: the seeds to run, and the options to pass on to each run.
   bool stress = false;
@@ -287,6 +293,14 @@ int parseArgs(int argc, char** argv, CliOptions& opts) {
       }
       opts.gclog = argv[++i];
       pass();  // stress: each run rewrites FILE, so it keeps the failing seed's log
+      continue;
+    }
+    if (arg == "--trace") {
+      if (i + 1 >= argc || argv[i + 1][0] == '\0') {
+        printTo(stderr, "spindle: --trace needs a FILE\n");
+        return kExitUsage;
+      }
+      opts.trace = argv[++i];
       continue;
     }
     if (arg == "--ffi-check" || arg == "--no-ffi-check") {
@@ -565,6 +579,7 @@ int checkStdout(int rc) {
 int runVm(const CliOptions& opts, const std::string& source);
 
 int runMain(int argc, char** argv) {
+  if (argc >= 2 && std::string_view(argv[1]) == "trace") return spindle::cli::traceCommand(argc, argv);
   CliOptions opts;
   if (int rc = parseArgs(argc, argv, opts); rc >= 0) return rc;
   if (opts.stress) return stress(opts, argv[0]);
@@ -593,7 +608,17 @@ int runMain(int argc, char** argv) {
         },
         gclog);
   }
-  const int rc = runVm(opts, source);
+  // --trace: the execution trace (runtime/trace.h), written when the run ends.
+  std::string traceErr;
+  if (!opts.trace.empty() && !spindle::startTrace(opts.trace, &traceErr)) {
+    printTo(stderr, "spindle: --trace: {}\n", traceErr);
+    return kExitIo;
+  }
+  int rc = runVm(opts, source);
+  if (!opts.trace.empty() && !spindle::stopTrace(&traceErr)) {
+    printTo(stderr, "spindle: --trace: {}\n", traceErr);
+    if (rc == 0) rc = kExitIo;
+  }
   if (gclog != nullptr) {
     spindle::runtime::setGCEventSink(nullptr, nullptr);
     std::fclose(gclog);
