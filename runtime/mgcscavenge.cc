@@ -11,6 +11,9 @@
 #include <mutex>
 #include <thread>
 
+#include "runtime/gctrace.h"
+#include "runtime/mheap.h"
+#include "runtime/print.h"
 #include "runtime/throw.h"
 
 namespace spindle::runtime {
@@ -64,6 +67,7 @@ void backgroundLoop(MHeap* h) {
     const std::size_t n = h->scavenge(want);
     const auto work = Clock::now() - t0;
     gChunks.fetch_add(1, std::memory_order_relaxed);
+    if (n > 0) gc_detail::traceScavenge(n * kPageSize);
     if (n == 0) {
       sleep = std::chrono::milliseconds(100);
       continue;
@@ -115,6 +119,7 @@ bool MHeap::isScavenged(std::size_t page) {
 std::uint64_t scavengeAll(MHeap& h) {
   std::uint64_t total = 0;
   while (const std::size_t n = h.scavenge(kScavengeChunkPages * 16)) total += n * kPageSize;
+  if (total > 0) gc_detail::traceScavenge(total);
   return total;
 }
 
@@ -156,6 +161,23 @@ void scavengerWake() {
   }
   b.cv.notify_all();
 }
+
+namespace gc_detail {
+void traceScavenge(std::uint64_t releasedBytes) {
+  if (!gcTraceOn()) return;
+  static std::atomic<std::uint64_t> seq{0};  // passes that released memory
+  MHeap& h = mheap();
+  const HeapStatsSnapshot st = h.readStats();
+  ScvgTrace t;
+  t.seq = seq.fetch_add(1, std::memory_order_relaxed) + 1;
+  t.released = releasedBytes;
+  t.inuse = static_cast<std::uint64_t>(st.heapInUse + st.manualInUse);
+  t.sys = st.heapSys;
+  t.idle = st.heapIdle();
+  t.heapReleased = h.scavengedPages() * kPageSize;
+  printTo(stderr, "{}", formatScvgTrace(t));
+}
+}  // namespace gc_detail
 
 std::uint64_t residentBytes() {
   std::FILE* f = std::fopen("/proc/self/statm", "r");

@@ -17,6 +17,7 @@
 #include "runtime/p.h"
 #include "runtime/phooks.h"
 #include "runtime/proc.h"
+#include "runtime/proflabel.h"
 
 namespace spindle::runtime::gc_detail {
 
@@ -36,6 +37,7 @@ MarkWorkers& W() {
 }
 
 void workerLoop() {
+  const ProfLabelScope label("<gc mark worker>");
   MarkWorkers& w = W();
   GCWork gcw;
   for (;;) {

@@ -39,6 +39,7 @@
 #include "vm/ffi.h"
 #include "vm/fiber.h"
 #include "vm/lib.h"
+#include "vm/prof.h"
 #include "vm/vm.h"
 
 
@@ -113,7 +114,12 @@ bool VM::callValue(ObjFiber* fiber, Value callee, int argc) {
         }
         Value result = Value::nil();
         // The arguments stay on the stack (rooted) during the call.
-        if (!n->fn(*this, n->host, argc, calleeSlot + 1, &result)) {
+        bool nativeOk;
+        {
+          const ProfNativeScope profNative(n);
+          nativeOk = n->fn(*this, n->host, argc, calleeSlot + 1, &result);
+        }
+        if (!nativeOk) {
           recordNativeError(fiber);
           return false;
         }
@@ -215,7 +221,12 @@ bool VM::invokeLibMethod(ObjFiber* fiber, ObjClass* methods, ObjString* name, in
   // The receiver and the arguments stay on the stack (rooted) during the call.
   Value* receiverSlot = fiber->stack->data() + fiber->stackTop - argc - 1;
   Value result = Value::nil();
-  if (!n->fn(*this, n->host, argc, receiverSlot, &result)) {
+  bool nativeOk;
+  {
+    const ProfNativeScope profNative(n);
+    nativeOk = n->fn(*this, n->host, argc, receiverSlot, &result);
+  }
+  if (!nativeOk) {
     recordNativeError(fiber);
     return false;
   }
@@ -234,6 +245,7 @@ bool VM::printValue(Value v) {
 }
 
 RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
+  const ProfRunScope profScope;  // vm/prof.h: the profilers see no frame once run returns
   if (aborted(fiber)) [[unlikely]] {  // another fiber of this host call failed
     closeUpvalues(fiber, 0);
     fiber->state = FiberState::Failed;
@@ -287,6 +299,7 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
     stackLimit = stackBase + fiber->stack->capacity;                    \
     slots = stackBase + frame->base;                                    \
     sp = stackBase + fiber->stackTop;                                   \
+    profPublish(frames_, frame);                                        \
   } while (0)
 // Writes the locals back: the running frame's ip, the frame count and the stack top. The
 // fast paths (call, return) keep frameCount and stackTop only in `frame` and `sp`.
@@ -315,6 +328,7 @@ RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
     ip = (f)->code;                                                     \
     constants = (f)->constants->data();                                 \
     frame->constants = constants;                                       \
+    profPublishTop(frame);                                              \
   } while (0)
 #define JUMP_OPERAND() (ip += 4, lang::readU32(ip - 4))
 #define PUSH(v) (stackStore(sp, (v)), ++sp)
