@@ -13,7 +13,9 @@
 // gc(), a host (gcCollect) or freeOSMemory asked for. Sizes are whole MiB, rounded down.
 //
 // The scavenger (mgcscavenge.cc), with gctrace on, prints Go's (pre-1.13) scavenger pair
-// after a background pass or a freeOSMemory that released memory:
+// at the end of each background pass that released memory (a pass: until the heap's
+// retained bytes are at the scavenger's goal; every 64 MiB in a longer one), and after
+// a freeOSMemory that released memory:
 //   scvgN: X MB released
 //   scvgN: inuse: I, idle: D, sys: S, released: R, consumed: C (MB)
 //
@@ -62,8 +64,10 @@ std::uint64_t stackScanBytesTotal();
 std::uint64_t globalsScanBytesTotal();
 // mgc.cc: setGCTrace (and SPINDLE_GCTRACE) turn gcTraceOn on and off.
 void setGCTraceOn(bool on);
-// mgcscavenge.cc: prints the scvg pair (gctrace on) for a pass that released bytes.
-void traceScavenge(std::uint64_t releasedBytes);
+// mgcscavenge.cc: adds releasedBytes to what the scavenger released since the last scvg
+// pair and prints the pair (gctrace on) once that reaches 64 MiB, or at flush (the
+// background pass went idle, or freeOSMemory finished) when it is not zero.
+void traceScavenge(std::uint64_t releasedBytes, bool flush);
 }  // namespace gc_detail
 
 }  // namespace spindle::runtime
