@@ -66,7 +66,7 @@ using ProfStackWalker = int (*)(ProfFrame* out, int max);
 void setProfStackWalker(ProfStackWalker walker);
 
 namespace prof_detail {
-extern thread_local std::int64_t tlsMemLeft;  // bytes to the next allocation sample
+extern constinit thread_local std::int64_t tlsMemLeft;  // bytes to the next allocation sample
 [[gnu::cold, gnu::noinline]] bool memProfileRefill(std::size_t size);
 }  // namespace prof_detail
 
