@@ -28,6 +28,8 @@ constinit thread_local std::int64_t tlsMemLeft = 0;
 namespace {
 
 std::atomic<ProfStackWalker> gWalker{nullptr};
+std::mutex gSourceLock;
+std::string gSourceFile;  // guarded by gSourceLock
 
 // Copies s (NUL-terminated) into a frame name, truncated. Async-signal-safe.
 void setName(ProfFrame& f, const char* s) {
@@ -75,6 +77,11 @@ void fieldPacked(std::string& b, int field, const std::vector<T>& vs) {
 
 void setProfStackWalker(ProfStackWalker walker) { gWalker.store(walker, std::memory_order_release); }
 
+void setProfSourceFile(const std::string& path) {
+  std::lock_guard<std::mutex> lk(gSourceLock);
+  gSourceFile = path;
+}
+
 // --- ProfileBuilder ----------------------------------------------------------------------
 ProfileBuilder::ProfileBuilder(std::vector<ProfSampleType> types, ProfSampleType periodType,
                                std::int64_t period)
@@ -106,6 +113,11 @@ std::string ProfileBuilder::encode() const {
     if (fresh) strings.push_back(s);
     return it->second;
   };
+  std::string source;
+  {
+    std::lock_guard<std::mutex> lk(gSourceLock);
+    source = gSourceFile;
+  }
   std::string out;
   auto valueType = [&](int field, const ProfSampleType& t) {
     std::string m;
@@ -128,6 +140,7 @@ std::string ProfileBuilder::encode() const {
         // No system_name: pprof demangles only names equal to their system name, and its
         // C++ heuristics would strip "<native clock>" to nothing.
         fieldVarint(m, 2, str(frame.first));
+        if (!source.empty() && !frame.first.starts_with('<')) fieldVarint(m, 4, str(source));
         fieldBytes(funcs, 5, m);
       }
       auto [lit, newLoc] = locations.try_emplace(frame, locations.size() + 1);

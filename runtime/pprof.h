@@ -97,6 +97,10 @@ bool gzipBytes(const std::string& data, std::string* out);
 // The inverse, for readers; false when data is not gzip.
 bool gunzipBytes(const std::string& data, std::string* out);
 
+// The source file the embedder's frames come from (pprof's filename of every function
+// whose name does not start with '<'); set before a profile is written.
+void setProfSourceFile(const std::string& path);
+
 // --- CPU profile -----------------------------------------------------------------------
 // Starts sampling at hz (1..1000) into a profile written to path by stopCPUProfile.
 // False (with *err) when a profile is already running or the timer cannot be armed.

@@ -571,6 +571,7 @@ int runMain(int argc, char** argv) {
         },
         gclog);
   }
+  if (opts.haveFile) opts.prof.source = opts.file;
   if (int prc = spindle::cli::startProfiles(opts.prof); prc >= 0) return prc;
   int rc = runVm(opts, source);
   if (!spindle::cli::finishCPUProfile(opts.prof) && rc == 0) rc = kExitIo;

@@ -32,6 +32,7 @@ constexpr int kCPUHz = 100;
 int startProfiles(const ProfOptions& o) {
   if (o.cpuprofile.empty() && o.memprofile.empty()) return -1;
   vm::installProfWalker();
+  runtime::setProfSourceFile(o.source);
   if (!o.memprofile.empty()) runtime::setMemProfileRate(kMemProfileRate);
   if (!o.cpuprofile.empty()) {
     std::string err;

@@ -18,6 +18,7 @@ namespace spindle::cli {
 
 struct ProfOptions {
   std::string cpuprofile, memprofile;  // empty: off
+  std::string source;  // the script's path (the profiles' file name); empty for -e
 };
 
 // Returns -1 to go on, or an exit code (the error printed on stderr).

@@ -89,6 +89,11 @@ else ok "cpuprofile-go-pprof"; fi
 if ! grep -q '<native clock>' "$tmp/cpu.top" || ! grep -q '<script>' "$tmp/cpu.top"; then
   fail "cpuprofile frames: no <native clock> or <script> frame:"; cat "$tmp/cpu.top"
 else ok "cpuprofile-native-frame"; fi
+# Files and lines: hot's loop is on lines 5-6 of the script.
+go tool pprof -top -lines "$tmp/cpu.prof" >"$tmp/cpu.lines" 2>&1
+if ! grep -Eq ' hot .*prof_hot\.lox:[0-9]+$' "$tmp/cpu.lines"; then
+  fail "cpuprofile lines: no 'hot FILE:LINE' row:"; cat "$tmp/cpu.lines"
+else ok "cpuprofile-file-lines"; fi
 "$bin" prof top "$tmp/cpu.prof" >"$tmp/cpu.own" 2>&1
 t=$(top_of <"$tmp/cpu.own")
 if [[ "$t" != hot ]]; then fail "spindle prof top: top is '$t':"; cat "$tmp/cpu.own"; else ok "spindle-prof-top"; fi
