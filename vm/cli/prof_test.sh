@@ -86,10 +86,10 @@ t=$(top_of <"$tmp/cpu.top")
 if [[ "$t" != hot ]] || ! grep -q 'Type: cpu' "$tmp/cpu.top"; then
   fail "cpuprofile go pprof: top is '$t', want hot:"; cat "$tmp/cpu.top"
 else ok "cpuprofile-go-pprof"; fi
-if ! grep -q '<native clock>' "$tmp/cpu.top" || ! grep -q '<script>' "$tmp/cpu.top"; then
-  fail "cpuprofile frames: no <native clock> or <script> frame:"; cat "$tmp/cpu.top"
+if ! grep -q '<native upper>' "$tmp/cpu.top" || ! grep -q '<script>' "$tmp/cpu.top"; then
+  fail "cpuprofile frames: no <native upper> or <script> frame:"; cat "$tmp/cpu.top"
 else ok "cpuprofile-native-frame"; fi
-# Files and lines: hot's loop is on lines 5-6 of the script.
+# Files and lines: hot is on lines 4-8 of the script.
 go tool pprof -top -lines "$tmp/cpu.prof" >"$tmp/cpu.lines" 2>&1
 if ! grep -Eq ' hot .*prof_hot\.lox:[0-9]+$' "$tmp/cpu.lines"; then
   fail "cpuprofile lines: no 'hot FILE:LINE' row:"; cat "$tmp/cpu.lines"
