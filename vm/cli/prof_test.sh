@@ -111,7 +111,8 @@ for index in alloc_space inuse_space; do
     fail "memprofile $index: top is '$t', want build:"; cat "$tmp/mem.$index"
   else ok "memprofile-$index"; fi
 done
-# The live tree (2^15 nodes) is in use at exit; the 40 dropped trees are not.
+# The live tree (2^17 nodes, about 16 samples) is in use at exit; the 100 dropped trees
+# (2^13 nodes each) are not.
 alloc_mb=$(awk '/ flat%/ { getline; print $1; exit }' "$tmp/mem.alloc_space")
 inuse_mb=$(awk '/ flat%/ { getline; print $1; exit }' "$tmp/mem.inuse_space")
 if [[ "$alloc_mb" != *MB || "$inuse_mb" != *[MkK]B ]] ||
