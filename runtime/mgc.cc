@@ -66,6 +66,8 @@
 #include "runtime/m.h"
 #include "runtime/mcache.h"
 #include "runtime/mgc.h"
+#include "runtime/gctrace.h"
+#include "runtime/proflabel.h"
 #include "runtime/mgcscavenge.h"
 #include "runtime/mgcsweep.h"
 #include "runtime/trace.h"
@@ -432,6 +434,7 @@ void runCycle() {
   ev.heapBefore = heap0;
   const std::int64_t assist0 = counters().assistTimeNs.load(std::memory_order_relaxed);
   const std::int64_t idle0 = counters().idleMarkTimeNs.load(std::memory_order_relaxed);
+  const std::uint64_t stackScan0 = gc_detail::stackScanBytesTotal(), globalsScan0 = gc_detail::globalsScanBytesTotal();
   // gcstoptheworld: the world stays stopped through the mark (one pause, below).
   const bool stwMark = counters().stwMark.load(std::memory_order_relaxed);
   std::int64_t pause1 = 0;
@@ -543,6 +546,8 @@ void runCycle() {
   // gcstoptheworld: one stop, from sweep termination's.
   ev.stw2ToSafepointNs = stwMark ? stop1 : stop2;
   ev.stw2WorkNs = pause2 - ev.stw2ToSafepointNs;
+  const GCCause cause = ev.cause;  // for gctrace, below (ev moves into the sweep's record)
+  const std::int64_t assistNs = ev.assistNs, backgroundNs = ev.backgroundMarkNs;
   beginSweepEvent(std::move(ev));
   recordPause(pause2);
   if (stwMark) {
@@ -575,15 +580,28 @@ void runCycle() {
       gcTime = c.gcTimeNs;
       since = std::max<std::int64_t>(now - c.attachTime, 1);
     }
-    constexpr double kMB = 1 << 20;
-    printTo(stderr, "gc {} @{:.3f}s {}%: {:.3f}+{:.3f}+{:.3f} ms clock, {}->{}->{} MB, {} MB goal, {} P\n",
-            cycle, static_cast<double>(tStart - c.attachTime) / 1e9,
-            static_cast<int>(100 * gcTime / since), static_cast<double>(pause1) / 1e6,
-            static_cast<double>(markNs) / 1e6, static_cast<double>(pause2) / 1e6,
-            static_cast<std::uint64_t>(static_cast<double>(heap0) / kMB),
-            static_cast<std::uint64_t>(static_cast<double>(heap1) / kMB),
-            static_cast<std::uint64_t>(static_cast<double>(marked) / kMB),
-            static_cast<std::uint64_t>(static_cast<double>(pacer().goal.load()) / kMB), procs2);
+    GCTraceCycle t;
+    t.cycle = cycle;
+    t.startNs = tStart - c.attachTime;
+    t.utilPercent = static_cast<int>(100 * gcTime / since);
+    t.sweepTermNs = pause1;
+    t.markNs = markNs;
+    t.markTermNs = pause2;
+    // Go's CPU split: a pause counts once per P it stopped.
+    t.sweepTermCpuNs = pause1 * procs;
+    t.assistCpuNs = assistNs;
+    t.idleCpuNs = counters().idleMarkTimeNs.load(std::memory_order_relaxed) - idle0;
+    t.backgroundCpuNs = std::max<std::int64_t>(backgroundNs - t.idleCpuNs, 0);
+    t.markTermCpuNs = pause2 * procs2;
+    t.heap0 = heap0;
+    t.heap1 = heap1;
+    t.heap2 = marked;
+    t.goal = pacer().goal.load(std::memory_order_relaxed);
+    t.stacks = gc_detail::stackScanBytesTotal() - stackScan0;
+    t.globals = gc_detail::globalsScanBytesTotal() - globalsScan0;
+    t.procs = procs2;
+    t.forced = cause == GCCause::Forced;
+    printTo(stderr, "{}\n", formatGCTrace(t));
   }
 }
 
@@ -609,6 +627,7 @@ bool sweepStep() {
 }
 
 void controllerLoop() {
+  const ProfLabelScope label("<gc controller>");  // the cycle driver, marking and sweeping too
   Collector& c = C();
   std::unique_lock<std::mutex> lk(c.lock);
   for (;;) {
@@ -718,7 +737,7 @@ void attachOne(Sched* sched) {
   c.attachTime = nanotime();
   c.gcTimeNs = 0;
   if (const char* e = std::getenv("SPINDLE_GCTRACE"); e != nullptr && e[0] == '1')
-    c.trace.store(true, std::memory_order_relaxed);
+    setGCTrace(true);
   mheap().allocSlowHook.store(gc_detail::allocSlowHook, std::memory_order_release);
   setGCAssistParkHook(gc_detail::assistPark);
   gc_detail::counters().seeded.store(sched->seeded(), std::memory_order_relaxed);
@@ -882,7 +901,10 @@ GCStats gcStats() {
   return st;
 }
 
-void setGCTrace(bool on) { C().trace.store(on, std::memory_order_relaxed); }
+void setGCTrace(bool on) {
+  C().trace.store(on, std::memory_order_relaxed);
+  gc_detail::setGCTraceOn(on);
+}
 void setCheckmark(bool on) { gc_detail::counters().checkmark.store(on, std::memory_order_relaxed); }
 
 namespace gc_detail {

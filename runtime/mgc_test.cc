@@ -380,17 +380,22 @@ TEST_CASE("gctrace prints one line per cycle in Go's format") {
   close(saved);
   std::ifstream in(path);
   std::string line;
-  // gc N @T s P%: A+B+C ms clock, X->Y->Z MB, G MB goal, K P
+  // gc N @T s P%: A+B+C ms clock, a+b/c/d+e ms cpu, X->Y->Z MB, G MB goal, S MB stacks,
+  // R MB globals, K P (forced)
   int lines = 0;
   while (std::getline(in, line)) {
     INFO(line);
-    unsigned n, pct, x, y, z, goal, procs;
-    double t, a, b, c;
+    unsigned n, pct, x, y, z, goal, stacks, globals, procs;
+    double t, a, b, c, ca, cb, cc, cd, ce;
     char sec = 0;
     int used = 0;
-    const int fields = std::sscanf(line.c_str(), "gc %u @%lf%c %u%%: %lf+%lf+%lf ms clock, %u->%u->%u MB, %u MB goal, %u P%n",
-                                   &n, &t, &sec, &pct, &a, &b, &c, &x, &y, &z, &goal, &procs, &used);
-    CHECK(fields == 12);
+    const int fields = std::sscanf(
+        line.c_str(),
+        "gc %u @%lf%c %u%%: %lf+%lf+%lf ms clock, %lf+%lf/%lf/%lf+%lf ms cpu, %u->%u->%u MB, %u MB goal, "
+        "%u MB stacks, %u MB globals, %u P (forced)%n",
+        &n, &t, &sec, &pct, &a, &b, &c, &ca, &cb, &cc, &cd, &ce, &x, &y, &z, &goal, &stacks, &globals, &procs,
+        &used);
+    CHECK(fields == 19);
     CHECK(sec == 's');
     CHECK(static_cast<std::size_t>(used) == line.size());
     CHECK(procs == 2);

@@ -34,6 +34,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "runtime/gctrace.h"
 #include "runtime/g.h"
 #include "runtime/m.h"
 #include "runtime/mgc.h"
@@ -97,14 +98,27 @@ std::int64_t drain(GCWork* gcw, std::int64_t budget) {
   return done;
 }
 
+// visitSlot, counting the slots (gctrace's "MB stacks" and "MB globals").
+struct CountingVisit {
+  GCWork* gcw;
+  std::uint64_t slots = 0;
+  static void visit(void* ctx, void** slot) {
+    auto* c = static_cast<CountingVisit*>(ctx);
+    c->slots++;
+    visitSlot(c->gcw, slot);
+  }
+};
+
 void scanRoots(GCWork* gcw) {
   std::vector<std::pair<RootScanFn, void*>> roots;
   {
     std::lock_guard<std::mutex> lk(registry().lock);
     roots = registry().roots;
   }
+  CountingVisit cv{gcw};
   for (auto& [fn, ctx] : roots)
-    if (fn != nullptr) fn(ctx, visitSlot, gcw);
+    if (fn != nullptr) fn(ctx, CountingVisit::visit, &cv);
+  gc_detail::noteGlobalsScanBytes(cv.slots * sizeof(void*));
 }
 
 // --- stack shrinking ------------------------------------------------------------------
@@ -242,16 +256,21 @@ bool tryScanG(G* g, GCWork* gcw, bool byCollector) {
       case GStatus::Dead:
         break;  // holds nothing; if reused later it is Runnable and scanned then
       case GStatus::Runnable:
-      case GStatus::Waiting:
-        g->body->traceStack(g, visitSlot, gcw);
+      case GStatus::Waiting: {
+        CountingVisit cv{gcw};
+        g->body->traceStack(g, CountingVisit::visit, &cv);
+        gc_detail::noteStackScanBytes(cv.slots * sizeof(void*));
         considerShrink(g, byCollector);
         g->gcscangen.store(gen, std::memory_order_release);
         (byCollector ? counters().stacksByCollector : counters().stacksBeforeRun)
             .fetch_add(1, std::memory_order_relaxed);
         break;
+      }
       case GStatus::Syscall:
         if (g->gcAtSafepoint.load(std::memory_order_acquire)) {
-          g->body->traceStack(g, visitSlot, gcw);
+          CountingVisit cv{gcw};
+          g->body->traceStack(g, CountingVisit::visit, &cv);
+          gc_detail::noteStackScanBytes(cv.slots * sizeof(void*));
           g->gcscangen.store(gen, std::memory_order_release);
           (byCollector ? counters().stacksByCollector : counters().stacksBeforeRun)
               .fetch_add(1, std::memory_order_relaxed);

@@ -51,6 +51,7 @@
 #include "runtime/pheap.h"
 #include "runtime/proc.h"
 #include "runtime/trace.h"
+#include "runtime/proflabel.h"
 
 namespace spindle::runtime::gc_detail {
 
@@ -132,7 +133,11 @@ void allocSlowHook(std::size_t bytes) {
         static_cast<double>(bytes) * pacer().assistWorkPerByte.load(std::memory_order_relaxed));
     if (debt <= 0) return;
     const std::int64_t t0 = nanotime();
-    const std::int64_t done = drain(&p->gcw, debt);
+    std::int64_t done;
+    {
+      const ProfLabelScope label("<gc assist>");
+      done = drain(&p->gcw, debt);
+    }
     c.assistTimeNs.fetch_add(nanotime() - t0, std::memory_order_relaxed);
     if (trace::enabled()) [[unlikely]] trace::span(p->id, "gc", "mark assist", t0);
     c.assistWork.fetch_add(static_cast<std::uint64_t>(done), std::memory_order_relaxed);

@@ -11,6 +11,9 @@
 #include <mutex>
 #include <thread>
 
+#include "runtime/gctrace.h"
+#include "runtime/mheap.h"
+#include "runtime/print.h"
 #include "runtime/throw.h"
 
 namespace spindle::runtime {
@@ -55,6 +58,7 @@ void backgroundLoop(MHeap* h) {
     const std::uint64_t retained = h->stats.heapSys.load(std::memory_order_relaxed) - released;
     const std::uint64_t goal = retainedGoal(*h);
     if (retained <= goal) {
+      gc_detail::traceScavenge(0, /*flush=*/true);  // the pass is over
       sleep = std::chrono::milliseconds(100);  // idle: wait for a wake-up or the next look
       continue;
     }
@@ -64,6 +68,7 @@ void backgroundLoop(MHeap* h) {
     const std::size_t n = h->scavenge(want);
     const auto work = Clock::now() - t0;
     gChunks.fetch_add(1, std::memory_order_relaxed);
+    if (n > 0) gc_detail::traceScavenge(n * kPageSize, /*flush=*/false);
     if (n == 0) {
       sleep = std::chrono::milliseconds(100);
       continue;
@@ -115,6 +120,7 @@ bool MHeap::isScavenged(std::size_t page) {
 std::uint64_t scavengeAll(MHeap& h) {
   std::uint64_t total = 0;
   while (const std::size_t n = h.scavenge(kScavengeChunkPages * 16)) total += n * kPageSize;
+  gc_detail::traceScavenge(total, /*flush=*/true);
   return total;
 }
 
@@ -156,6 +162,29 @@ void scavengerWake() {
   }
   b.cv.notify_all();
 }
+
+namespace gc_detail {
+void traceScavenge(std::uint64_t releasedBytes, bool flush) {
+  if (!gcTraceOn()) return;
+  static std::atomic<std::uint64_t> seq{0};  // lines printed
+  static std::atomic<std::uint64_t> pending{0};  // released since the last line
+  const std::uint64_t total = pending.fetch_add(releasedBytes, std::memory_order_relaxed) + releasedBytes;
+  if (total == 0 || (!flush && total < (std::uint64_t{64} << 20))) return;
+  // One printer takes what is pending (a racing one finds less, or nothing).
+  releasedBytes = pending.exchange(0, std::memory_order_relaxed);
+  if (releasedBytes == 0) return;
+  MHeap& h = mheap();
+  const HeapStatsSnapshot st = h.readStats();
+  ScvgTrace t;
+  t.seq = seq.fetch_add(1, std::memory_order_relaxed) + 1;
+  t.released = releasedBytes;
+  t.inuse = static_cast<std::uint64_t>(st.heapInUse + st.manualInUse);
+  t.sys = st.heapSys;
+  t.idle = st.heapIdle();
+  t.heapReleased = h.scavengedPages() * kPageSize;
+  printTo(stderr, "{}", formatScvgTrace(t));
+}
+}  // namespace gc_detail
 
 std::uint64_t residentBytes() {
   std::FILE* f = std::fopen("/proc/self/statm", "r");

@@ -18,6 +18,7 @@
 #include "runtime/phooks.h"
 #include "runtime/proc.h"
 #include "runtime/trace.h"
+#include "runtime/proflabel.h"
 
 namespace spindle::runtime::gc_detail {
 
@@ -37,6 +38,7 @@ MarkWorkers& W() {
 }
 
 void workerLoop() {
+  const ProfLabelScope label("<gc mark worker>");
   MarkWorkers& w = W();
   GCWork gcw;
   for (;;) {

@@ -19,6 +19,7 @@
 
 #include "runtime/fing.h"
 #include "runtime/gc.h"
+#include "runtime/gcsummary.h"
 #include "runtime/mheap.h"
 #include "vm/fiber.h"
 #include "vm/vm.h"
@@ -96,6 +97,8 @@ ObjInstance* VM::newGCStats() {
   const runtime::GCStats gs = runtime::gcStats();
   const runtime::HeapStatsSnapshot hs = runtime::mheap().readStats();
   const runtime::FinalizerStats fs = runtime::finalizerStats();
+  const runtime::GCSummary sum =
+      runtime::gcSummary(gs, allocatedBytes(), runtime::processUptimeNs());
   std::uint64_t allocs = 0;
   for (int k = 0; k < static_cast<int>(ObjKind::kCount); ++k) allocs += allocations(static_cast<ObjKind>(k));
   const struct {
@@ -123,6 +126,12 @@ ObjInstance* VM::newGCStats() {
       {"allocs", static_cast<double>(allocs)},
       {"allocBytes", static_cast<double>(allocatedBytes())},
       {"procs", static_cast<double>(sched_->procs())},
+      // gcsummary.h: percentiles over the last 1024 pauses, the allocation rate over the
+      // process's lifetime (bytes per second).
+      {"pauseP50Ns", static_cast<double>(sum.p50Ns)},
+      {"pauseP99Ns", static_cast<double>(sum.p99Ns)},
+      {"assistTimeNs", static_cast<double>(sum.assistNs)},
+      {"allocRate", sum.allocBytesPerSec},
   };
   // Allocated inside one native call (no safepoint): the fresh instance needs no root.
   ObjInstance* in = newInstance(gcStatsClass_);

@@ -44,6 +44,7 @@
 #include "vm/ffi.h"
 #include "vm/fiber.h"
 #include "vm/lib.h"
+#include "vm/prof.h"
 #include "vm/vm.h"
 
 
@@ -118,7 +119,12 @@ bool VM::callValue(ObjFiber* fiber, Value callee, int argc) {
         }
         Value result = Value::nil();
         // The arguments stay on the stack (rooted) during the call.
-        if (!n->fn(*this, n->host, argc, calleeSlot + 1, &result)) {
+        bool nativeOk;
+        {
+          const ProfNativeScope profNative(n);
+          nativeOk = n->fn(*this, n->host, argc, calleeSlot + 1, &result);
+        }
+        if (!nativeOk) {
           recordNativeError(fiber);
           return false;
         }
@@ -220,7 +226,12 @@ bool VM::invokeLibMethod(ObjFiber* fiber, ObjClass* methods, ObjString* name, in
   // The receiver and the arguments stay on the stack (rooted) during the call.
   Value* receiverSlot = fiber->stack->data() + fiber->stackTop - argc - 1;
   Value result = Value::nil();
-  if (!n->fn(*this, n->host, argc, receiverSlot, &result)) {
+  bool nativeOk;
+  {
+    const ProfNativeScope profNative(n);
+    nativeOk = n->fn(*this, n->host, argc, receiverSlot, &result);
+  }
+  if (!nativeOk) {
     recordNativeError(fiber);
     return false;
   }
@@ -245,6 +256,7 @@ RunStatus VM::interpret(ObjFiber* fiber, std::int64_t budget) {
     std::int64_t* out;
     ~BudgetOut() { *out = left; }
   } budgetOut{budget, &fiber->body->budgetLeft};
+  const ProfRunScope profScope;  // vm/prof.h: the profilers see no frame once run returns
   if (interrupted(fiber)) [[unlikely]] return failInterrupted(fiber);  // interrupt.cc
   if (aborted(fiber)) [[unlikely]] {  // another fiber of this host call failed
     closeUpvalues(fiber, 0);
@@ -299,6 +311,7 @@ RunStatus VM::interpret(ObjFiber* fiber, std::int64_t budget) {
     stackLimit = stackBase + fiber->stack->capacity;                    \
     slots = stackBase + frame->base;                                    \
     sp = stackBase + fiber->stackTop;                                   \
+    profPublish(frames_, frame);                                        \
   } while (0)
 // Writes the locals back: the running frame's ip, the frame count and the stack top. The
 // fast paths (call, return) keep frameCount and stackTop only in `frame` and `sp`.
@@ -327,6 +340,7 @@ RunStatus VM::interpret(ObjFiber* fiber, std::int64_t budget) {
     ip = (f)->code;                                                     \
     constants = (f)->constants->data();                                 \
     frame->constants = constants;                                       \
+    profPublishTop(frame);                                              \
   } while (0)
 #define JUMP_OPERAND() (ip += 4, lang::readU32(ip - 4))
 #define PUSH(v) (stackStore(sp, (v)), ++sp)

@@ -54,6 +54,7 @@
 
 #include "runtime/malloc.h"
 #include "runtime/pheap.h"
+#include "runtime/pprof.h"
 #include "runtime/proc.h"
 #include "vm/barrier.h"
 #include "vm/map.h"
@@ -381,6 +382,8 @@ class VM {
     allocBytes_.store(allocBytes_.load(std::memory_order_relaxed) + size, std::memory_order_relaxed);
     auto* o = static_cast<T*>(runtime::mallocgc(size, &kTypes[static_cast<int>(kind)], needzero));
     o->kind = kind;
+    // The allocation profile (runtime/pprof.h): a thread-local countdown.
+    if (runtime::memProfileTick(size)) [[unlikely]] runtime::memProfileSample(o, size);
     return o;
   }
   ValueArray* newValueArray(std::uint32_t capacity);

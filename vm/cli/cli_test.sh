@@ -54,7 +54,7 @@ done
 expect stats 0 "stats: .* objects" -- --stats -e "print 1;"
 # Garbage enough for several cycles: gctrace prints Go's line format, --stats counts them.
 garbage='var t = 0; for (var i = 0; i < 300000; i = i + 1) { var l = [i, i, i]; t = t + l[1]; } print t;'
-expect gctrace 0 "^gc [0-9]+ @[0-9.]+s [0-9]+%: [0-9.]+\+[0-9.]+\+[0-9.]+ ms clock, [0-9]+->[0-9]+->[0-9]+ MB, [0-9]+ MB goal, [0-9]+ P$" -- --gctrace -e "$garbage"
+expect gctrace 0 "^gc [0-9]+ @[0-9.]+s [0-9]+%: [0-9.]+\+[0-9.]+\+[0-9.]+ ms clock, [0-9.]+\+[0-9.]+/[0-9.]+/[0-9.]+\+[0-9.]+ ms cpu, [0-9]+->[0-9]+->[0-9]+ MB, [0-9]+ MB goal, [0-9]+ MB stacks, [0-9]+ MB globals, [0-9]+ P$" -- --gctrace -e "$garbage"
 expect stats-cycles 0 "stats: .* [1-9][0-9]* GC cycles, max pause" -- --stats -e "$garbage"
 expect gcstress-checkmark 0 "^4.49998e\+10$" -- --gcstress-continuous 1 --gccheckmark -e "$garbage"
 # Exact gcstress: a complete cycle every 1000 allocations (about 300 here).

@@ -39,6 +39,7 @@
 #include "runtime/throw.h"
 #include "vm/cli/repl.h"
 #include "vm/cli/trace_cmd.h"
+#include "vm/cli/prof_cli.h"
 #include "vm/spindle.h"
 
 namespace {
@@ -62,6 +63,7 @@ void printUsage(std::FILE* out) {
              "       spindle [options] -e CODE\n"
              "       spindle [options] stress FILE --seeds A..B [ARGS...]\n"
              "       spindle trace view FILE [-o OUT.html]\n"
+             "       spindle prof top|svg PROFILE\n"
              "\n"
              "Runs a Spindle (Lox) script. With no FILE and no -e, opens a REPL.\n"
              "'stress' runs FILE once per seed A..B (each with --sched-seed) and reports the\n"
@@ -91,6 +93,9 @@ void printUsage(std::FILE* out) {
              "  --trace FILE       write an execution trace to FILE (Chrome trace-event JSON,\n"
              "                     for Perfetto or chrome://tracing; FILE.html: a timeline page;\n"
              "                     'spindle trace view FILE' turns the JSON into that page)\n"
+             "  --cpuprofile FILE  write a CPU profile (pprof format, 100 Hz) to FILE\n"
+             "  --memprofile FILE  write an allocation profile (pprof format, a sample every\n"
+             "                     512 KiB on average, and what is in use at exit) to FILE\n"
              "  --ffi-check        reject unpinned heap pointers passed to foreign code\n"
              "  --no-ffi-check     turn that check off (it is on in debug builds)\n"
              "  --max-threads N    most OS threads (default 10000): a foreign call past it\n"
@@ -160,6 +165,7 @@ struct CliOptions {
   std::uint64_t seedFirst = 0, seedLast = 0;
   int stressTimeout = 60;  // --timeout S: seconds one run may take (0: no limit)
   std::vector<std::string> passOn;
+  spindle::cli::ProfOptions prof;  // --cpuprofile, --memprofile
 };
 
 // Parses all of s as an unsigned 64-bit integer.
@@ -301,6 +307,14 @@ int parseArgs(int argc, char** argv, CliOptions& opts) {
         return kExitUsage;
       }
       opts.trace = argv[++i];
+      continue;
+    }
+    if (arg == "--cpuprofile" || arg == "--memprofile") {
+      if (i + 1 >= argc || argv[i + 1][0] == '\0') {
+        printTo(stderr, "spindle: {} needs a FILE\n", arg);
+        return kExitUsage;
+      }
+      (arg == "--cpuprofile" ? opts.prof.cpuprofile : opts.prof.memprofile) = argv[++i];
       continue;
     }
     if (arg == "--ffi-check" || arg == "--no-ffi-check") {
@@ -555,6 +569,7 @@ void printStats(const spindle::Vm& vm) {
              s.objects, s.bytes, s.heap_in_use, s.heap_sys, s.gc_cycles, s.gc_max_pause_ns / 1e6,
              s.gc_total_pause_ns / 1e6);
   for (const auto& [kind, n] : s.by_kind) printTo(stderr, "stats:   {:<14} {}\n", kind, n);
+  spindle::cli::printGCSummary(stderr, s.bytes);
 }
 
 // Opens any of stdin, stdout and stderr that is closed on /dev/null, read-only: reads see
@@ -580,6 +595,8 @@ int runVm(const CliOptions& opts, const std::string& source);
 
 int runMain(int argc, char** argv) {
   if (argc >= 2 && std::string_view(argv[1]) == "trace") return spindle::cli::traceCommand(argc, argv);
+  // spindle prof top|svg FILE: reads a profile; runs no program.
+  if (argc >= 2 && std::string_view(argv[1]) == "prof") return spindle::cli::profCommand(argc - 1, argv + 1);
   CliOptions opts;
   if (int rc = parseArgs(argc, argv, opts); rc >= 0) return rc;
   if (opts.stress) return stress(opts, argv[0]);
@@ -614,7 +631,10 @@ int runMain(int argc, char** argv) {
     printTo(stderr, "spindle: --trace: {}\n", traceErr);
     return kExitIo;
   }
+  if (opts.haveFile) opts.prof.source = opts.file;
+  if (int prc = spindle::cli::startProfiles(opts.prof); prc >= 0) return prc;
   int rc = runVm(opts, source);
+  if (!spindle::cli::finishCPUProfile(opts.prof) && rc == 0) rc = kExitIo;
   if (!opts.trace.empty() && !spindle::stopTrace(&traceErr)) {
     printTo(stderr, "spindle: --trace: {}\n", traceErr);
     if (rc == 0) rc = kExitIo;
@@ -666,6 +686,8 @@ int runVm(const CliOptions& opts, const std::string& source) {
     printTo(stderr, "spindle: sched seed {} (replay with --sched-seed {})\n", opts.vm.sched_seed,
             opts.vm.sched_seed);
   }
+  if (!spindle::cli::finishMemProfile(opts.prof, vm, !opts.disasm && opts.vm.sched_seed == 0) && rc == 0)
+    rc = kExitIo;
   if (opts.vm.stats) printStats(vm);
   return rc;
 }
