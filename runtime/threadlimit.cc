@@ -21,7 +21,9 @@ void setMaxThreads(int n) {
 int maxThreads() { return gMaxThreads.load(std::memory_order_relaxed); }
 
 bool acquireBlockingThread(int procs) {
-  int allowed = maxThreads() - procs;
+  // The Ms that run fibers (one per P) and the host thread blocked in runMain (an M that
+  // runs only its own G) must still fit.
+  int allowed = maxThreads() - procs - 1;
   if (allowed < 1) allowed = 1;
   int n = gBlocking.load(std::memory_order_relaxed);
   do {

@@ -5,7 +5,7 @@
 // so without a cap a script can exhaust the process's threads. As in Go the cap counts
 // worker Ms; its default is Go's, 10000.
 //   - A foreign call from a G first claims a blocking slot (acquireBlockingThread): at
-//     most maxThreads() - procs calls block at once, so the Ms that run fibers always fit
+//     most maxThreads() - procs - 1 calls block at once, so the Ms that run fibers always fit
 //     beside them. A call that finds none fails in its own fiber ("Thread limit
 //     exceeded."), a runtime error the script can catch: better than Go's fatal error.
 //   - The scheduler starting a worker M past maxThreads() Ms, or the OS refusing a thread
@@ -26,7 +26,7 @@ inline constexpr int kDefaultMaxThreads = 10000;
 void setMaxThreads(int n);
 int maxThreads();
 
-// Claims a slot for a call that will block its M; false when maxThreads() - procs calls
+// Claims a slot for a call that will block its M; false when maxThreads() - procs - 1 calls
 // already block (procs: the caller's Ps, at least 1 slot is always allowed).
 bool acquireBlockingThread(int procs);
 void releaseBlockingThread();
