@@ -1,6 +1,7 @@
 // trace_test.cc: the execution trace's recorder (trace.h) and viewer page (traceview.h):
 // events recorded only while on, the file is valid JSON with each event kind, concurrent
 // emitters racing stop(), errors for a second start / a stop with none / a bad path.
+#include "runtime/testing/files.h"
 #include "runtime/trace.h"
 
 #include <doctest/doctest.h>
@@ -27,21 +28,8 @@ std::int64_t mono() {
   return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-std::string tempPath(const char* name) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return std::string(dir != nullptr ? dir : "/tmp") + "/" + name + std::to_string(getpid());
-}
-
-std::string slurp(const std::string& path) {
-  std::string out;
-  if (std::FILE* f = std::fopen(path.c_str(), "rb")) {
-    char buf[4096];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-    std::fclose(f);
-  }
-  return out;
-}
+using spindle::runtime::testing::slurp;
+using spindle::runtime::testing::tempPath;
 
 // A strict JSON recogniser (RFC 8259 grammar): true when all of s is one value.
 struct Json {

@@ -7,25 +7,13 @@
 #include <cstdio>
 #include <string>
 
+#include "runtime/testing/files.h"
 #include "vm/spindle.h"
 
 namespace {
 
-std::string tempPath(const char* name) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return std::string(dir != nullptr ? dir : "/tmp") + "/" + name + std::to_string(getpid());
-}
-
-std::string slurp(const std::string& path) {
-  std::string out;
-  if (std::FILE* f = std::fopen(path.c_str(), "rb")) {
-    char buf[4096];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-    std::fclose(f);
-  }
-  return out;
-}
+using spindle::runtime::testing::slurp;
+using spindle::runtime::testing::tempPath;
 
 constexpr const char* kScript =
     "fun worker(ch) { for (var i = 0; i < 50; i = i + 1) ch.send(i); ch.send(-1); }\n"
