@@ -60,7 +60,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::string stmt;
     switch (in.pick(5)) {
       case 0: stmt = fmt::format("b.write({}, {}, {});", typeName(in), number(in), number(in)); break;
-      case 1: stmt = fmt::format("print b.read({}, {});", typeName(in), number(in)); break;
+      case 1: {
+        // Reading a cstring follows the pointer the Bytes hold, which the input wrote:
+        // an arbitrary address, undefined in C itself (as a call through a wrong
+        // signature). Every other type reads only the Bytes' own memory.
+        std::string type = typeName(in);
+        if (type == "\"\\x63\\x73\\x74\\x72\\x69\\x6e\\x67\"") type = "\"uint64\"";
+        stmt = fmt::format("print b.read({}, {});", type, number(in));
+        break;
+      }
       case 2: {
         std::string args;
         for (std::size_t n = in.pick(5); n > 0; --n) args += (args.empty() ? "" : ", ") + typeName(in);
