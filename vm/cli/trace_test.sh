@@ -11,7 +11,7 @@ fail() { echo "FAIL $*"; fails=$((fails+1)); }
 
 out=$("$bin" --procs 4 --trace "$TEST_TMPDIR/t.json" "$script" 2>&1); rc=$?
 [[ $rc -eq 0 ]] || fail "run: exit $rc: $out"
-[[ "$out" == $'301\n7\n7\ntrue' ]] || fail "run: output '$out'"
+[[ "$out" == $'301\n7\n7\n20\ntrue' ]] || fail "run: output '$out'"
 
 python3 - "$TEST_TMPDIR/t.json" <<'PY' || fails=$((fails+1))
 import json, sys
