@@ -12,9 +12,11 @@
 //   - while tracing (trace.h), samples the runnable fibers (run queues, runnext and the
 //     global queue, read racily: a sample) and heapLive into the trace's counters.
 //
-// Seeded mode (proc.h): sysmon does nothing but wait to be stopped, so no schedule depends
-// on time: the M running Gs fires timers on the virtual clock, preemption comes from the
-// drawn budgets, and no P is retaken from a foreign call (the program waits for it).
+// Seeded mode (proc.h): sysmon only calls the embedder's hook each tick (sysmonhook.h: an
+// interrupt or a time limit, which come from outside the program anyway), so no schedule
+// depends on time: the M running Gs fires timers on the virtual clock, preemption comes
+// from the drawn budgets, and no P is retaken from a foreign call (the program waits for
+// it).
 //
 // Invariants. sysmon touches only atomics of Ps and Gs, and takes sched.lock through
 // handoffp; its per-P bookkeeping (sysmonTick/When) is its own.
@@ -32,8 +34,16 @@ constexpr std::int64_t kForcePreemptNs = 10000000;  // 10 ms
 
 void sysmonLoop(Sched* s) {
   if (s->seeded()) {
+    // Only the embedder's hook: it acts only on an interrupt or a time limit, which come
+    // from outside the program (a schedule without them stays a function of the seed).
     std::unique_lock<std::mutex> lk(s->sysmonLock_);
-    s->sysmonCv_.wait(lk, [s] { return s->sysmonStop_; });
+    while (!s->sysmonStop_) {
+      s->sysmonCv_.wait_for(lk, std::chrono::nanoseconds(kSysmonTick));
+      if (s->sysmonStop_) return;
+      lk.unlock();
+      runSysmonHook();
+      lk.lock();
+    }
     return;
   }
   for (;;) {

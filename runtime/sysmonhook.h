@@ -6,8 +6,8 @@
 // Design. A single atomic function pointer (acquire load per tick, release store when
 // set): sysmon of the process's Sched calls it, when set, after firing timers and before
 // retaking Ps, holding no scheduler lock, so the hook may take any lock a host thread may
-// (channel locks, allglock, sched.lock through ready). In seeded mode sysmon does not run
-// and neither does the hook. The hook must return quickly: sysmon's other duties wait.
+// (channel locks, allglock, sched.lock through ready). In seeded mode sysmon runs nothing
+// but the hook, each tick. The hook must return quickly: sysmon's other duties wait.
 #pragma once
 
 namespace spindle::runtime {

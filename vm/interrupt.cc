@@ -38,9 +38,8 @@
 // Invariants. interrupt() touches only lock-free atomics (static_assert below).
 // pollAllInterrupts runs on sysmon with no scheduler lock held; it holds the registry lock
 // while it works on a VM, and ~VM unregisters (taking that lock) before anything of the VM
-// goes, so sysmon never touches a destroyed VM. Seeded schedules have no sysmon: an
-// interrupt still fails running fibers at their next slice, but parked fibers are not
-// woken and time limits are not checked there.
+// goes, so sysmon never touches a destroyed VM. Seeded schedules keep this: their sysmon
+// runs only the hook (runtime/sysmon.cc).
 #include <algorithm>
 #include <mutex>
 #include <vector>

@@ -491,7 +491,7 @@ class Vm {
   // which try/catch does not catch; fibers parked on a channel, select, join or sleep are
   // woken to fail too (within about a millisecond). The run/call fails with that error;
   // later runs and calls work normally. A native running C++ is not interrupted (its
-  // fiber fails once the native returns). Under sched_seed, parked fibers are not woken.
+  // fiber fails once the native returns). The same holds under sched_seed.
   void interrupt();
   // The VM's internals, for tests and the collector.
   vm::VM& internal() { return *vm_; }
