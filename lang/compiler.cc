@@ -47,8 +47,9 @@
 #include <cstring>
 #include <initializer_list>
 #include <string>
-#include <unordered_map>
+#include <variant>
 
+#include "lang/flat_index.h"
 #include "lang/number_format.h"
 #include "lang/opcodes.h"
 #include "lang/scanner.h"
@@ -88,10 +89,11 @@ struct Emitted {
 };
 
 // A function's locals, innermost last. Name lookups scan from the top while there are
-// at most kScannedLocals (clox's fast path); past that, `byName` indexes every local by
-// name (its slots, innermost last), so lookups in huge scopes stay O(1) and compiling n
-// locals is linear. Invariant: when byName is built, it holds exactly the slots of
-// `slots` (every push and pop goes through push/pop).
+// at most kScannedLocals (clox's fast path); past that, `byName` (a FlatIndex) maps each
+// name to its innermost slot and `shadowed[i]` is the slot local i hides (the next-inner
+// local of its name, or kNone), so lookups in huge scopes stay O(1) and compiling n
+// locals is linear. Invariant: when byName is built, it holds exactly the innermost slot
+// of every name in `slots` (every push and pop goes through push/pop).
 class LocalStack {
  public:
   static constexpr std::size_t kScannedLocals = 32;
@@ -101,25 +103,34 @@ class LocalStack {
   Local& back() { return slots_.back(); }
   void push(const Local& l) {
     slots_.push_back(l);
-    if (!byName_.empty()) {
-      byName_[l.name].push_back(static_cast<std::uint32_t>(slots_.size() - 1));
+    shadowed_.push_back(FlatIndex::kNone);
+    if (byName_.size() != 0) {
+      index(slots_.size() - 1);
     } else if (slots_.size() > kScannedLocals) {
-      for (std::size_t i = 0; i < slots_.size(); ++i) byName_[slots_[i].name].push_back(static_cast<std::uint32_t>(i));
+      for (std::size_t i = 0; i < slots_.size(); ++i) index(i);
     }
   }
   void pop() {
-    if (!byName_.empty()) {
-      auto it = byName_.find(slots_.back().name);
-      it->second.pop_back();
-      if (it->second.empty()) byName_.erase(it);
+    if (byName_.size() != 0) {
+      const std::string_view name = slots_.back().name;
+      const std::uint32_t hidden = shadowed_.back();
+      const std::uint32_t hash = FlatIndex::hashText(name);
+      auto same = [&](std::uint32_t p) { return slots_[p].name == name; };
+      if (hidden == FlatIndex::kNone) {
+        byName_.erase(hash, same);
+      } else {
+        *byName_.insert(hash, same, hidden).first = hidden;
+      }
     }
     slots_.pop_back();
+    shadowed_.pop_back();
   }
   // The innermost local named `name`, or -1.
   std::int64_t find(std::string_view name) const {
-    if (!byName_.empty()) {
-      auto it = byName_.find(name);
-      return it == byName_.end() ? -1 : static_cast<std::int64_t>(it->second.back());
+    if (byName_.size() != 0) {
+      const std::uint32_t i =
+          byName_.find(FlatIndex::hashText(name), [&](std::uint32_t p) { return slots_[p].name == name; });
+      return i == FlatIndex::kNone ? -1 : static_cast<std::int64_t>(i);
     }
     for (std::size_t i = slots_.size(); i-- > 0;) {
       if (slots_[i].name == name) return static_cast<std::int64_t>(i);
@@ -128,8 +139,21 @@ class LocalStack {
   }
 
  private:
+  // Makes slot i the innermost of its name.
+  void index(std::size_t i) {
+    const std::string_view name = slots_[i].name;
+    const auto slot = static_cast<std::uint32_t>(i);
+    auto [entry, added] =
+        byName_.insert(FlatIndex::hashText(name), [&](std::uint32_t p) { return slots_[p].name == name; }, slot);
+    if (!added) {
+      shadowed_[i] = *entry;
+      *entry = slot;
+    }
+  }
+
   std::vector<Local> slots_;
-  std::unordered_map<std::string_view, std::vector<std::uint32_t>> byName_;
+  std::vector<std::uint32_t> shadowed_;
+  FlatIndex byName_;
 };
 
 struct FunctionState {
@@ -137,8 +161,10 @@ struct FunctionState {
   std::shared_ptr<FunctionProto> proto;
   LocalStack locals;
   int scopeDepth = 0;
-  std::unordered_map<std::uint64_t, std::uint32_t> numberConstants;
-  std::unordered_map<std::string, std::uint32_t> stringConstants;
+  // The number and string constants of proto->chunk.constants by value (numbers by
+  // their bits), so each is stored once.
+  FlatIndex numberConstants;
+  FlatIndex stringConstants;
   // Peephole: the last instructions emitted by emitOp / emitJump (recent[0] the newest)
   // and the offset most recently made a jump target.
   Emitted recent[3];
@@ -670,17 +696,29 @@ std::uint32_t Parser::makeConstant(Constant value) {
 }
 
 std::uint32_t Parser::numberConstant(double value) {
-  std::uint64_t bits;
-  std::memcpy(&bits, &value, sizeof bits);
-  auto [it, inserted] = fn_->numberConstants.try_emplace(bits, 0);
-  if (inserted) it->second = makeConstant(value);
-  return it->second;
+  const auto& constants = chunk().constants;
+  auto same = [&](std::uint32_t p) {
+    const double* d = std::get_if<double>(&constants[p]);
+    return d != nullptr && std::memcmp(d, &value, sizeof value) == 0;
+  };
+  const auto next = static_cast<std::uint32_t>(constants.size());
+  const auto [entry, added] = fn_->numberConstants.insert(FlatIndex::hashNumber(value), same, next);
+  const std::uint32_t index = *entry;
+  if (added) makeConstant(value);
+  return index;
 }
 
 std::uint32_t Parser::stringConstant(std::string_view text) {
-  auto [it, inserted] = fn_->stringConstants.try_emplace(std::string(text), 0);
-  if (inserted) it->second = makeConstant(std::string(text));
-  return it->second;
+  const auto& constants = chunk().constants;
+  auto same = [&](std::uint32_t p) {
+    const std::string* s = std::get_if<std::string>(&constants[p]);
+    return s != nullptr && *s == text;
+  };
+  const auto next = static_cast<std::uint32_t>(constants.size());
+  const auto [entry, added] = fn_->stringConstants.insert(FlatIndex::hashText(text), same, next);
+  const std::uint32_t index = *entry;
+  if (added) makeConstant(std::string(text));
+  return index;
 }
 
 // --- functions and scopes -----------------------------------------------------------
