@@ -100,6 +100,30 @@ TEST_CASE("a million locals in one function compile and run") {
   CHECK(r.error().message == "[line 1000002] Error at 'l7': Already a variable with this name in this scope.");
 }
 
+TEST_CASE("shadowing in a scope past the scanned locals restores the outer names") {
+  // 100 locals (past LocalStack::kScannedLocals, so names resolve through the index); an
+  // inner block hides every other one, a closure captures an inner and an outer local,
+  // and after the block each name is the outer local again (the index entry goes back to
+  // the slot it hid), twice over so a restored entry is hidden and restored again.
+  std::string src = "fun f() {\n";
+  for (int i = 0; i < 100; ++i) src += fmt::format("var v{} = {};\n", i, i);
+  src += "var get; var sum = 0;\n";
+  for (int round = 0; round < 2; ++round) {
+    src += "{\n";
+    for (int i = 0; i < 100; i += 2) src += fmt::format("var v{} = {};\n", i, 1000 + i);
+    src += "fun g() { return v10 + v11; } get = g;\n";
+    for (int i = 0; i < 100; ++i) src += fmt::format("sum = sum + v{};\n", i);
+    src += "}\n";
+    for (int i = 0; i < 100; ++i) src += fmt::format("sum = sum + v{};\n", i);
+  }
+  src += "return sum + get(); }\nprint f();";
+  // Per round: inside 4950 + 50 * 1000 = 54950, after it 4950; get() = 1010 + 11.
+  std::string out;
+  spindle::Vm vm(capture(out));
+  CHECK(errorOf(vm, src) == "");
+  CHECK(out == fmt::format("{}\n", 2 * (54950 + 4950) + 1021));
+}
+
 TEST_CASE("a function of a million parameters compiles and is called") {
   std::string params, args;
   for (int i = 0; i < kMillion; ++i) {
