@@ -5,6 +5,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <bit>
+
 #include "runtime/throw.h"
 #include "vm/fiber.h"
 #include "vm/vm.h"
@@ -47,7 +50,7 @@ void cutDense(MapStorage* s, std::uint32_t to) {
 // Whether the key appended at entry e extends a dense prefix of `dense` entries: it is the
 // integer e and every entry before it is in the prefix.
 inline bool extendsDense(Value key, std::uint32_t e, std::uint32_t dense) {
-  return e == dense && denseEntry(key, e + 1) == e;
+  return e == dense && key.bits() == Value::number(static_cast<double>(e)).bits();  // keys are normalised
 }
 
 // Appends (key, v), absent from s, to s, which has room. A key that extends the dense
@@ -58,13 +61,16 @@ void appendEntry(MapStorage* s, Value key, Value v) {
   const std::uint32_t e = s->loadUsed();
   SPINDLE_DCHECK(e < s->entryCap, "map append at entry {} of {}", e, s->entryCap);
   const std::uint32_t dense = s->loadDense();
-  const std::uint32_t k = denseEntry(key, dense);
-  if (k != kMapNoEntry) cutDense(s, k);
+  const bool extends = extendsDense(key, e, dense);
+  if (!extends) {
+    const std::uint32_t k = denseEntry(key, dense);
+    if (k != kMapNoEntry) cutDense(s, k);
+  }
   writeBarrierFresh(s, &s->entries()[e].key, key);  // past `used`: never written (appends are serialised)
   writeBarrierFresh(s, &s->entries()[e].value, v);
   word(s->used).store(e + 1, std::memory_order_release);
   word(s->live).store(s->loadLive() + 1, std::memory_order_release);
-  if (extendsDense(key, e, dense)) {
+  if (extends) {
     word(s->dense).store(e + 1, std::memory_order_release);
   } else {
     linkEntry(s, key, e);
@@ -93,30 +99,44 @@ MapStorage* VM::newMapStorage(std::uint32_t entryCap) {
 }
 
 // Copies the live entries of `from` (null: none), in order, into a new storage with room
-// for twice as many, rebuilding the dense prefix and the index (the barriered stores into
-// `to` shade only values `from` holds), then publishes it. Returns the storage now in use.
+// for half as many again (a power of two: a map of keys counting up to N copies fewer
+// than N entries in all its growths), rebuilding the dense prefix and the index, then
+// publishes it. Returns the storage now in use. The copy runs in chunks of
+// kCheckpointEntries with a checkpoint between two: the write barrier's state changes
+// only with the world stopped, so it is read once a chunk, and the stores into `to` shade
+// (while marking) only values `from` holds.
 MapStorage* VM::growMap(ObjMap* m, MapStorage* from) {
   const std::uint32_t live = from == nullptr ? 0 : from->loadLive();
-  const std::uint32_t cap = std::max(kMinEntries, 2 * (live + 1));
+  const std::uint32_t cap = std::bit_ceil(std::max(kMinEntries, live + live / 2 + 1));
   MapStorage* to = newMapStorage(cap);
   // `to` is reachable by no one else until it is published: its counts are stored once,
   // at the end (before the publishing barrier, which shades it: its scan sees them).
   std::uint32_t n = 0, dense = 0;
   if (from != nullptr) {
     const std::uint32_t used = from->loadUsed();
-    MapEntry* entries = to->entries();
-    for (std::uint32_t i = 0; i < used && n < cap; ++i) {
-      if ((i + 1) % kCheckpointEntries == 0) runtime::checkpoint();
-      const Value key = loadValue(&from->entries()[i].key);
-      if (key.isUndefined()) continue;
-      writeBarrierFresh(to, &entries[n].key, key);
-      writeBarrierFresh(to, &entries[n].value, loadValue(&from->entries()[i].value));
-      if (extendsDense(key, n, dense)) {
-        ++dense;
-      } else {
-        linkEntry(to, key, n);
+    const MapEntry* src = from->entries();
+    MapEntry* dst = to->entries();
+    for (std::uint32_t i = 0; i < used && n < cap;) {
+      if (i != 0) runtime::checkpoint();
+      const bool shade = runtime::writeBarrierEnabled();
+      const std::uint32_t end = std::min(used, i + kCheckpointEntries);
+      for (; i < end && n < cap; ++i) {
+        const Value key = loadValue(&src[i].key);
+        if (key.isUndefined()) continue;
+        const Value v = loadValue(&src[i].value);
+        if (shade) [[unlikely]] {
+          shadeValue(key);
+          shadeValue(v);
+        }
+        valueWord(&dst[n].key).store(key.bits(), std::memory_order_release);
+        valueWord(&dst[n].value).store(v.bits(), std::memory_order_release);
+        if (extendsDense(key, n, dense)) {
+          ++dense;
+        } else {
+          linkEntry(to, key, n);
+        }
+        ++n;
       }
-      ++n;
     }
   }
   word(to->used).store(n, std::memory_order_release);
@@ -208,6 +228,25 @@ bool VM::invokeMap(ObjFiber* fiber, ObjMap* m, ObjString* name, int argc, const 
     return false;
   }
   return true;
+}
+
+bool VM::mapMethod(ObjMap* m, ObjString* name, int argc, const Value* args, Value* result) {
+  Value k;
+  if (argc == 1 && (name == mapNames_.remove || name == mapNames_.has)) {
+    if (!mapKey(args[0], &k)) return false;  // the general path reports the NaN key
+    if (name == mapNames_.remove) {
+      if (!mapRemove(m, k, result)) *result = Value::nil();
+    } else {
+      Value ignored;
+      *result = Value::boolean(mapGet(m, k, &ignored));
+    }
+    return true;
+  }
+  if (argc == 0 && name == lenString_) {
+    *result = Value::number(mapLen(m));
+    return true;
+  }
+  return false;
 }
 
 void VM::registerMapNatives() {

@@ -27,8 +27,9 @@
 //     so probing goes past it. A removed key added again is appended: it goes last.
 //   - Re-setting a key stores into its entry: it keeps its place.
 //   - When `used` reaches `entryCap` the live entries are copied, in order, into a new
-//     storage (room for twice the live ones) whose dense prefix and index are rebuilt, and
-//     the map's `storage` is replaced (writeBarrierPtr). The copy passes
+//     storage (room for half as many again, rounded up to a power of two) whose dense
+//     prefix and index are rebuilt, and the map's `storage` is replaced
+//     (writeBarrierPtr). The copy passes
 //     runtime::checkpoint() every kCheckpointEntries entries, so growing a map of any size
 //     never holds up a stop (the new storage is held in the C++ frame across them: see
 //     ARCHITECTURE "What bounds a pause"; it is published through the barrier, which

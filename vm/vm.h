@@ -544,6 +544,10 @@ class VM {
   MapStorage* growMap(ObjMap* m, MapStorage* from);
   bool invokeMap(ObjFiber* fiber, ObjMap* m, ObjString* name, int argc, const Value* args, Value* result);
   void registerMapNatives();
+  // m.has(k), m.remove(k), m.len() called with their arity (and a key that is no NaN):
+  // the result in *result and true, without the general method call (INVOKE's map fast
+  // path); false for anything else, which takes invokeBuiltin.
+  bool mapMethod(ObjMap* m, ObjString* name, int argc, const Value* args, Value* result);
   // for-in (interpreter.cc, fiber.cc): a channel step receives the next element onto the
   // stack or, once the channel is closed and drained, jumps past the loop.
   OpResult forInRecv(ObjFiber* fiber, ObjChannel* ch);
