@@ -101,6 +101,16 @@ inline void listStore(ObjList* l, std::uint32_t k, Value v) {
   ValueArray* items = loadPtr(&l->items);
   if (k < items->capacity) writeBarrier(items, &items->data()[k], v);
 }
+// The element number `index` names in l when it is an integer below l's count (l[i]'s
+// fast path: no rounding, one conversion each way); false for anything else, whose error
+// the caller reports.
+inline bool listIndex(ObjList* l, Value index, std::uint32_t* k) {
+  if (!index.isNumber()) return false;
+  const double d = index.asNumber();
+  if (!(d >= 0 && d < static_cast<double>(listCount(l)))) return false;
+  *k = static_cast<std::uint32_t>(d);
+  return static_cast<double>(*k) == d;
+}
 
 // A one-word spin lock inside a heap object (0 = free, 1 = held). `relax` runs while
 // another holds it: a lock whose holder may allocate (and so be stopped mid-section by a

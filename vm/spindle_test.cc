@@ -1186,12 +1186,12 @@ TEST_CASE("growing a long list lets the world stop midway (copying its items)") 
   checkStopsMidway("var l = []; for (var i = 0; i < 16384; i = i + 1) l.push(i);", "l.push(0);");
 }
 
-// A map whose 20478 entries (8, 18, 38, ... doubled-plus-two growth) fill its storage, all
+// A map whose 16384 entries (8, 16, 32, ...: growth to powers of two) fill its storage, all
 // but one removed: the next new key copies the one live entry into a small storage (no
 // zeroing to pass checkpoints), so only the scan over the removed entries can stop.
 const char* const kMapOfRemoved =
-    "var m = {}; for (var i = 0; i < 20478; i = i + 1) m[i] = i;"
-    "for (var i = 1; i < 20478; i = i + 1) m.remove(i);";
+    "var m = {}; for (var i = 0; i < 16384; i = i + 1) m[i] = i;"
+    "for (var i = 1; i < 16384; i = i + 1) m.remove(i);";
 
 TEST_CASE("growing a map lets the world stop midway (scanning its entries)") {
   checkStopsMidway(kMapOfRemoved, "m[\"new\"] = 1;");
@@ -1201,7 +1201,7 @@ TEST_CASE("listing a map's keys lets the world stop midway") {
   checkStopsMidway(kMapOfRemoved, "m.keys();");
 }
 
-// 20000 keys counting up (the dense prefix; the storage holds 20478, so no growth), the
+// 20000 keys counting up (the dense prefix; the storage holds 32768, so no growth), the
 // first removed: adding it again links the prefix's other entries into the index.
 TEST_CASE("re-adding a removed key of a dense map lets the world stop midway (linking)") {
   checkStopsMidway("var m = {}; for (var i = 0; i < 20000; i = i + 1) m[i] = i; m.remove(0);",
