@@ -33,11 +33,14 @@
 namespace spindle::vm {
 
 void FiberBody::resetForReuse() {
-  error = {};
+  // clear(), not assignment: the strings and vectors keep their capacity.
+  error.message.clear();
+  error.trace.clear();
   pendingError.clear();
   hasPendingError = false;
   handlers.clear();
-  nestedError = {};
+  nestedError.message.clear();
+  nestedError.trace.clear();
   budgetLeft = 0;
   interrupted = false;
   pending = Pending::None;
