@@ -1068,38 +1068,52 @@ RunStatus Sched::runMain(GBody* body) {
   m.hostRun = &hr;
   hr.m = &m;
   tlsM = &m;
-  G* g = gfget(nullptr);  // a dead G from the global free list, as newproc reuses them
-  initG(g, body, nullptr);
-  g->hostRun.store(&hr, std::memory_order_relaxed);
-  g->status.store(GStatus::Runnable, std::memory_order_release);
-  hr.g = g;
   P* p = nullptr;
   {
     std::lock_guard<std::mutex> lk(lock_);
     m.id = mnext_++;
     m.seedRand(randSeed(seed_, m.id));
-    mcount_++;
+    mcount_++;  // not idle: no deadlock is reported before g is queued
     hr.next = hostRuns_;
     hostRuns_ = &hr;
     if (!gcwaiting_.load()) p = pidleget();
-    if (p == nullptr) globrunqput(g);
   }
+  // With an idle P, g is a dead G from that P's free list (usually the one the last host
+  // run on it left: no lock), else from the global free list, as newproc reuses them.
+  if (p != nullptr) acquireP(&m, p);
+  G* g = gfget(p);
+  initG(g, body, p);
+  g->hostRun.store(&hr, std::memory_order_relaxed);
+  g->status.store(GStatus::Runnable, std::memory_order_release);
+  hr.g = g;
   if (p != nullptr) {
-    acquireP(&m, p);
     runqput(this, p, g, true);
   } else {
+    {
+      std::lock_guard<std::mutex> lk(lock_);
+      globrunqput(g);
+    }
     wakep();
   }
   schedule(&m);
+  P* held = nullptr;
   if (m.p != nullptr) {
     if (m.spinning) {
       m.spinning = false;
       nmspinning_.fetch_sub(1);
     }
-    handoffp(releaseP(&m));
+    held = releaseP(&m);
   }
   {
     std::lock_guard<std::mutex> lk(lock_);
+    if (held != nullptr) {
+      // handoffp's decision, in the critical section that unregisters this host run.
+      if (!seeded() && (!runqempty(held) || runqsize_.load(std::memory_order_relaxed) > 0)) {
+        startmLocked(held, false);
+      } else {
+        pidleput(held);
+      }
+    }
     SPINDLE_CHECK(!m.inIdleList, "runMain: host M {} still idle-listed", m.id);
     mcount_--;
     // Deadlock: g may still run and exit later; detach it from hr (only if it still

@@ -345,14 +345,20 @@ bool VM::call(Value callee, const Value* args, int argc, Value* result,
 
   const std::uint32_t gen = generation_.fetch_add(1, std::memory_order_relaxed) + 1;
   beginLimits(gen);  // interrupt.cc
-  ObjFiber* fiber = nullptr;
-  withP([&] {
-    fiber = newFiber(callee, args, argc);
+  // The main fiber kept by an earlier host call (hostcall.cc, already a root), else a new one.
+  ObjFiber* fiber = reuseHostFiber(callee, args, argc);
+  if (fiber != nullptr) {
     fiber->gen = gen;
     fiber->id = nextFiberId_.fetch_add(1, std::memory_order_relaxed);
-    std::lock_guard<std::mutex> lk(handlesLock_);
-    hostFibers_.push_back(fiber);  // a root until the host call ends
-  });
+  } else {
+    withP([&] {
+      fiber = newFiber(callee, args, argc);
+      fiber->gen = gen;
+      fiber->id = nextFiberId_.fetch_add(1, std::memory_order_relaxed);
+      std::lock_guard<std::mutex> lk(handlesLock_);
+      hostFibers_.push_back(fiber);  // a root until the host call ends
+    });
+  }
   FiberBody* body = fiber->body;
   body->makeHostMain();  // shared by this thread and the G
   const runtime::RunStatus st = sched_->runMain(body);
@@ -397,14 +403,16 @@ bool VM::call(Value callee, const Value* args, int argc, Value* result,
       }
       break;
   }
+  bool kept = false;
   {
     // The fiber stops being a root in the same critical section that roots the result:
     // the root scan takes handlesLock_, so it sees one or the other.
     std::lock_guard<std::mutex> lk(handlesLock_);
     if (ok && resultHandle != nullptr) *resultHandle = newHandleLocked(*result);
-    std::erase(hostFibers_, fiber);
+    kept = keepHostFiberLocked(fiber, ok);  // hostcall.cc: stays a root while kept
+    if (!kept) std::erase(hostFibers_, fiber);
   }
-  body->release();
+  if (!kept) body->release();
   return ok;
 }
 

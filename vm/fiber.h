@@ -112,6 +112,9 @@ class FiberBody final : public runtime::GBody {
     hostMain_ = true;
     refs_.fetch_add(1, std::memory_order_relaxed);
   }
+  // A host call's main fiber kept for the next host call (hostcall.cc): its G exited, the
+  // host's reference stays; every per-run field returns to a new body's value.
+  void resetForReuse();
 
   // The fiber's error (written by the fiber's M; read by the host after the G exited).
   RuntimeErrorInfo error;

@@ -312,6 +312,9 @@ Result Vm::runFile(const std::string& path) {
 }
 
 Result Vm::call(const Value& callee, std::span<const Value> args) {
+  if (!callee.isString() && std::none_of(args.begin(), args.end(), [](const Value& a) { return a.isString(); })) {
+    return callDirect(callee, args);  // hostcall_api.cc: no P, no handle
+  }
   // Arguments are converted with a P (strings are interned) and held by handles until
   // the call's fiber has them on its stack.
   std::vector<std::uint32_t> handles;
@@ -388,6 +391,7 @@ std::optional<Value> Vm::global(std::string_view name) {
 }
 
 void Vm::setGlobal(std::string_view name, const Value& value) {
+  if (setGlobalDirect(name, value)) return;
   vm_->withP([&] { vm_->setGlobal(vm_->globalSlot(name), toInternalValue(value)); });
 }
 
@@ -467,6 +471,7 @@ void* Vm::hostDataRaw(const Value& instance, const void* tag) {
 
 std::optional<Value> Vm::field(const Value& instance, std::string_view name) {
   if (!instance.isObject()) return std::nullopt;
+  if (std::optional<Value> direct; fieldDirect(instance, name, &direct)) return direct;
   // With a P, as global(): a fiber may overwrite the field meanwhile.
   std::optional<Value> out;
   vm_->withP([&] {

@@ -508,6 +508,14 @@ class Vm {
   bool setHostDataRaw(const Value& instance, void* data, const void* tag, void (*destroy)(void*));
   void* hostDataRaw(const Value& instance, const void* tag);
   friend class ClassBuilder;
+  // hostcall_api.cc: call() when no argument is a string (none needs a P to convert),
+  // and the host Value of a call's result held by handle h (h is adopted or released).
+  Result callDirect(const Value& callee, std::span<const Value> args);
+  Value adoptResult(std::uint32_t h, vm::Value result);
+  // field() of an instance whose fields are inline, when the field is no string or
+  // object, and setGlobal() of a value that is no string: without a P (true: answered).
+  bool fieldDirect(const Value& instance, std::string_view name, std::optional<Value>* out);
+  bool setGlobalDirect(std::string_view name, const Value& value);
   Options options_;
   detail::VmAnchorOwner anchor_{this};  // nulled after vm_ is gone
   std::unique_ptr<vm::VM> vm_;

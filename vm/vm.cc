@@ -189,6 +189,7 @@ VM::VM(VMOptions options)
 }
 
 VM::~VM() {
+  dropHostFiber();  // hostcall.cc: before stopFibers waits for every fiber body
   unregisterInterrupts();  // interrupt.cc: sysmon never touches this VM again
   if (!releaseSchedIfLast(/*onlyIfLast=*/true)) {
     // Other VMs share the runtime: stop this VM's fibers (each exits at its next run;

@@ -698,6 +698,20 @@ class VM {
   std::atomic<std::uint32_t> limitGen_{0};
   std::atomic<std::int64_t> deadline_{0};
   std::atomic<std::int64_t> stepsLeft_{0};
+
+  // --- the host call's cached main fiber (hostcall.cc) -----------------------------------
+  // A host call that returned normally keeps its main fiber (with its stack, frames and
+  // FiberBody) for the next host call, which reuses it without a P; at most one is kept,
+  // and it stays in hostFibers_ (a root) while kept. Exchanged with acq_rel: the keeper's
+  // writes to the fiber happen before the taker's.
+  std::atomic<ObjFiber*> hostFiberCache_{nullptr};
+  // The kept fiber set up to call callee(args) (null when none is kept or it is too small).
+  ObjFiber* reuseHostFiber(Value callee, const Value* args, int argc);
+  // Under handlesLock_, after the host call of fiber ended with status ok: whether it is
+  // now kept (else the caller drops it from hostFibers_ and releases its body).
+  bool keepHostFiberLocked(ObjFiber* fiber, bool ok);
+  // ~VM: the kept fiber's body goes before stopFibers waits for every body.
+  void dropHostFiber();
 };
 
 }  // namespace spindle::vm
