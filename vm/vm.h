@@ -161,6 +161,9 @@ class VM {
 
   // --- loading and running (callers hold a P: withP) -----------------------------------
   lang::CompileResult compile(std::string_view source);
+  // The same for a chunk named `file` (chunk.cc): its protos' file, which traces show;
+  // its globals are the program's (no module suffix).
+  lang::CompileResult compile(std::string_view source, const std::string& file);
   // Turns a compiled script into a closure (converting its protos once).
   ObjClosure* load(std::shared_ptr<const lang::FunctionProto> script);
   // A new fiber (with its FiberBody) that will call `callee` with `args`.
