@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include "doctest/doctest.h"
 #include "runtime/gc.h"
@@ -171,4 +172,78 @@ TEST_CASE("the header's native class example compiles and runs") {
       .define();
   vm.run("var c = Counter(1); print c.add(2);");  // 3
   CHECK(out == "3\n");
+}
+
+TEST_CASE("a Vm past its memory_limit fails in the allocating fiber; another Vm and the host go on") {
+  spindle::Runtime runtime({.procs = 2});
+  const std::uint64_t limit = 8u << 20;
+  spindle::Vm limited({.memory_limit = limit});
+  spindle::Vm other;
+  // The other Vm churns garbage on another host thread meanwhile.
+  spindle::Result churned;
+  std::thread churn([&] {
+    churned = other.run(
+        "var total = 0;\n"
+        "for (var i = 0; i < 200000; i = i + 1) { var l = [i, i, i, i]; total = total + l.len(); }");
+  });
+  spindle::Result r = limited.run(
+      "fun grow() {\n"
+      "  var keep = [];\n"
+      "  try {\n"
+      "    while (true) keep.push([1, 2, 3, 4, 5, 6, 7, 8]);\n"
+      "  } catch (e) {\n"
+      "    var n = keep.len();\n"
+      "    keep = nil;\n"
+      "    return [e.message, n];\n"
+      "  }\n"
+      "}\n"
+      "var f = spawn grow();\n"
+      "var got = f.join();\n");
+  churn.join();
+  REQUIRE(r.ok());
+  spindle::Value got = *limited.global("got");
+  CHECK(limited.listGet(got, 0)->asString() == "Out of memory.");
+  // It failed near the limit, not early: the estimate counts what it holds plus the garbage
+  // made since the last mark began (here the keep list's outgrown arrays, at most a tenth
+  // of it), so it held at least half the limit in small lists (each over 64 bytes: its 8
+  // values alone are 64).
+  CHECK(limited.listGet(got, 1)->asNumber() * 64 > static_cast<double>(limit / 2));
+  REQUIRE(churned.ok());
+  CHECK(other.global("total")->asNumber() == 800000);
+  CHECK(!other.heapStats().live_bytes_known);
+  // The limited Vm works again once a cycle saw its heap dropped.
+  limited.collect();
+  const spindle::HeapStats hs = limited.heapStats();
+  REQUIRE(hs.live_bytes_known);
+  CHECK(hs.marked_bytes < limit);
+  REQUIRE(limited.run("var again = []; for (var i = 0; i < 1000; i = i + 1) again.push([i]); var n = again.len();").ok());
+  CHECK(limited.global("n")->asNumber() == 1000);
+  // An uncaught one fails the run with the error, and the Vm goes on.
+  spindle::Result uncaught = limited.run("var hog = []; while (true) hog.push([1, 2, 3, 4]);");
+  REQUIRE(!uncaught.ok());
+  CHECK(uncaught.error().message == "Out of memory.");
+  REQUIRE(limited.run("hog = nil;").ok());
+  limited.collect();
+  REQUIRE(limited.run("var fine = [1, 2, 3];").ok());
+}
+
+TEST_CASE("heapStats' live bytes follow what one Vm holds, whatever another allocates") {
+  spindle::Runtime runtime;
+  spindle::Vm a({.memory_limit = spindle::Runtime::kNoMemoryLimit});
+  spindle::Vm b({.memory_limit = spindle::Runtime::kNoMemoryLimit});
+  REQUIRE(a.heapStats().live_bytes_known);
+  REQUIRE(a.run("var keep = []; for (var i = 0; i < 10000; i = i + 1) keep.push([i]);").ok());
+  a.collect();
+  const std::uint64_t held = a.heapStats().marked_bytes;
+  CHECK(held >= 10000u * 16u);  // each [i] is at least a list header
+  CHECK(a.heapStats().live_bytes >= held);
+  // b holds next to nothing however much garbage it makes.
+  REQUIRE(b.run("for (var i = 0; i < 20000; i = i + 1) { var l = [i, i]; }").ok());
+  b.collect();
+  CHECK(b.heapStats().marked_bytes < held / 10);
+  CHECK(a.heapStats().marked_bytes == held);  // a's reachable heap did not change
+  // a drops its lists: the next cycle finds them gone.
+  REQUIRE(a.run("keep = nil;").ok());
+  a.collect();
+  CHECK(a.heapStats().marked_bytes < held / 10);
 }

@@ -7,9 +7,11 @@
 // goal, so a heap past it collects back to back; the pacer keeps it across runtime
 // restarts, so a host may set it before any Vm exists. Scripts' setMemoryLimit() writes
 // the same word. A Vm's figures are its VM's allocation counters (relaxed, approximate
-// under parallel allocation: vm.h VM::allocate) and the process's cycle count less the
-// count when the Vm was made.
+// under parallel allocation: vm.h VM::allocate), the process's cycle count less the
+// count when the Vm was made, and, for a Vm with a memory_limit, its live and marked
+// bytes from its heap owner (memlimit.cc, runtime/heapowners.h).
 #include "runtime/gc.h"
+#include "runtime/heapowners.h"
 #include "vm/object.h"
 #include "vm/spindle.h"
 #include "vm/vm.h"
@@ -29,6 +31,11 @@ HeapStats Vm::heapStats() const {
   }
   h.bytes_allocated = vm_->allocatedBytes();
   h.gc_cycles = detail::gcCycles() - gcCyclesAtStart_;
+  if (vm_->heapOwner() != 0) {
+    h.live_bytes_known = true;
+    h.live_bytes = vm_->heapLive();
+    h.marked_bytes = runtime::heapOwnerMarked(vm_->heapOwner());
+  }
   return h;
 }
 

@@ -39,6 +39,10 @@
 //     process does not wait for foreign calls (the runtime ends, as a Go program does).
 //     A spawn statement's fiber's runtime error goes to Options::on_fiber_error when set
 //     (a spawn expression's fiber keeps its error for join(); see neverJoined).
+//   - Chunks and limits: compile(source, name) compiles without running (errors and
+//     traces name the chunk); Options' time_limit/step_limit bound each run/call,
+//     interrupt() stops one from any thread, memory_limit bounds a Vm's live heap and
+//     Runtime::setMemoryLimit the process's; heapStats() is a Vm's share of the heap.
 //   - Native classes (defineClass): a class whose methods are C++ functions receiving
 //     `this` and the arguments as Values. Scripts instantiate it, call its methods,
 //     subclass it and use `super` as with any Lox class. C++ state is attached to an
@@ -177,6 +181,21 @@ struct Options {
   // destruction (startTrace below; ".html": the offline timeline). Ignored, with a message
   // on stderr, when a trace is already running or the file cannot be opened.
   std::string trace_file = {};
+  // This Vm's live heap limit in bytes (0: none). The heap is the process's, shared by
+  // every Vm: the collector charges each object it finds reachable to the Vm that
+  // allocated it, and a Vm's live heap is what the last cycle found of it plus what it
+  // allocated since that cycle began (vm/memlimit.cc). Going past the limit first makes the
+  // collector work harder (cycles back to back while the Vm stays past it); once two
+  // cycles completed and the Vm is still past it, the allocating script fails with the
+  // catchable runtime error "Out of memory." (a fiber's in that fiber), as when the heap
+  // cannot grow; the host, the Vm's other fibers and other Vms go on. Only allocations of
+  // the Vm's scripts fail; what the host makes through the Vm (list, newBytes, ...) is
+  // counted but never refused. A Vm may overshoot the limit by what it allocates during
+  // those two cycles. Runtime::kNoMemoryLimit: accounted (heapStats' live_bytes) but not
+  // limited. Costs the collector a charge per object marked while some Vm has a limit.
+  // At most 1023 Vms with a limit at once: a further one is neither limited nor accounted
+  // (heapStats().live_bytes_known is false).
+  std::uint64_t memory_limit = 0;
 };
 
 class Vm;
@@ -408,6 +427,12 @@ struct HeapStats {
   std::uint64_t objects_allocated = 0;  // objects this Vm allocated since it was made
   std::uint64_t bytes_allocated = 0;    // bytes requested for them
   std::uint64_t gc_cycles = 0;          // process cycles completed since this Vm was made
+  // With Options::memory_limit set: the Vm's live heap as its limit sees it (the last
+  // cycle's reachable bytes of it plus what it allocated since that cycle began) and what
+  // that cycle found reachable; live_bytes_known false (both 0) without a limit.
+  bool live_bytes_known = false;
+  std::uint64_t live_bytes = 0;
+  std::uint64_t marked_bytes = 0;
 };
 
 namespace detail {
