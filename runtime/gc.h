@@ -149,6 +149,8 @@ std::uint64_t freeOSMemory();
 // on or off), so cycles come as often as needed to stay under it. ~0: no limit (the
 // default). Returns the old one.
 std::uint64_t setMemoryLimit(std::uint64_t bytes);
+// The soft limit now (~0: none).
+std::uint64_t memoryLimit();
 int gcPercent();
 
 // --- observability -------------------------------------------------------------------

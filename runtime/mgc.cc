@@ -415,6 +415,7 @@ void runCycle() {
   h.allocBlackBytes.store(0, std::memory_order_relaxed);
   c.orphanBytesMarked.store(0, std::memory_order_relaxed);
   c.gcw.bytesMarked = 0;
+  heapOwnersMarkStart();
   gcMarking.store(true, std::memory_order_relaxed);
   h.gcAllocBlack.store(true, std::memory_order_relaxed);
   writeBarrierEnabled.store(true, std::memory_order_relaxed);
@@ -521,6 +522,7 @@ void runCycle() {
   // leave the next one almost no runway (back-to-back cycles).
   marked += h.allocBlackBytes.load(std::memory_order_relaxed);
   c.gcw.bytesMarked = 0;
+  heapOwnersMarkEnd();
   step("allocate-black end");
   if (counters().checkmark.load(std::memory_order_relaxed)) {
     counters().checkmarkObjects.fetch_add(checkmark(gs), std::memory_order_relaxed);

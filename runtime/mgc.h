@@ -16,6 +16,7 @@
 
 #include "runtime/gc.h"
 #include "runtime/gcevents.h"
+#include "runtime/heapowners.h"
 #include "runtime/mgcwork.h"
 #include "runtime/mheap.h"
 
@@ -58,6 +59,8 @@ void greyObject(std::uintptr_t p, GCWork* gcw);
   if (byte.load(std::memory_order_relaxed) & mask) return;
   if (byte.fetch_or(mask, std::memory_order_relaxed) & mask) return;
   gcw->bytesMarked += s->elemsize;
+  // Per-owner accounting (heapowners.h), only while some owner is registered.
+  if (heapOwnersOn.load(std::memory_order_relaxed)) [[unlikely]] heapOwnerMark(r.base, s->elemsize);
   if (s->spanclass.noscan()) return;
   gcw->put(r.base);  // drain prefetches it a few objects before scanning it
 }

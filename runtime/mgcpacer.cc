@@ -217,6 +217,8 @@ std::uint64_t setMemoryLimit(std::uint64_t bytes) {
   return old;
 }
 
+std::uint64_t memoryLimit() { return gc_detail::pacer().memoryLimit.load(std::memory_order_relaxed); }
+
 int gcStressSafepoint() {
   gc_detail::Counters& c = gc_detail::counters();
   P* p = currentP();

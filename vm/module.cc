@@ -132,8 +132,11 @@ bool VM::importModule(ObjFiber* fiber, Value pathValue, Value* out) {
     std::lock_guard<std::mutex> lk(m.lock);
     if (!importer.empty()) {
       auto it = m.byDisplay.find(importer);
-      if (it != m.byDisplay.end()) dir = it->second->dir;
-      displayDir = fs::path(importer).parent_path();
+      // A file with no record is a host's named chunk (Vm::compile): the main script's.
+      if (it != m.byDisplay.end()) {
+        dir = it->second->dir;
+        displayDir = fs::path(importer).parent_path();
+      }
     }
   }
   const fs::path relPath(rel);

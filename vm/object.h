@@ -74,6 +74,9 @@ enum class ObjKind : std::uint8_t {
 struct Obj {
   runtime::ObjectHeader header;
   ObjKind kind;
+  // The allocating VM's heap owner id (runtime/heapowners.h; 0: not accounted), in what
+  // was padding: Obj's size is unchanged.
+  std::uint16_t owner;
 };
 
 // TypeInfo of each kind, indexed by ObjKind.

@@ -25,6 +25,7 @@ namespace spindle::vm {
 RunStatus VM::run(ObjFiber* fiber, std::int64_t budget) {
   for (;;) {
     try {
+      LimitScope limited(this);  // memlimit.cc: allocations past memoryLimit may throw here
       return interpret(fiber, budget);
     } catch (const std::bad_alloc&) {
       // Caught: the fiber is Running at its handler, and interpret goes on from there.

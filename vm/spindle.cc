@@ -205,6 +205,7 @@ vm::VMOptions internalOptions(const Options& o) {
   v.onExit = o.on_exit;
   v.scriptPath = o.script_path;
   v.moduleLoader = o.module_loader;
+  v.memoryLimit = o.memory_limit;
   if (o.on_fiber_error) {
     v.onFiberError = [fn = o.on_fiber_error](const vm::RuntimeErrorInfo& e) {
       fn(Error{Error::Kind::Runtime, e.message, e.trace});

@@ -2,7 +2,7 @@
 //
 //   spindle::Vm vm({.gc_percent = 100});
 //   vm.defineNative("twice", 1, [](spindle::Vm&, std::span<const spindle::Value> args) {
-//     return spindle::Result::success(spindle::Value::number(args[0].asNumber() * 2));
+//     return spindle::Result::success(spindle::Value::number(spindle::checkNumber(args, 0) * 2));
 //   });
 //   spindle::Result r = vm.run("fun add(a, b) { return a + b; } print twice(21);");
 //   if (!r.ok()) std::fputs(r.error().format().c_str(), stderr);
@@ -39,6 +39,10 @@
 //     process does not wait for foreign calls (the runtime ends, as a Go program does).
 //     A spawn statement's fiber's runtime error goes to Options::on_fiber_error when set
 //     (a spawn expression's fiber keeps its error for join(); see neverJoined).
+//   - Chunks and limits: compile(source, name) compiles without running (errors and
+//     traces name the chunk); Options' time_limit/step_limit bound each run/call,
+//     interrupt() stops one from any thread, memory_limit bounds a Vm's live heap and
+//     Runtime::setMemoryLimit the process's; heapStats() is a Vm's share of the heap.
 //   - Native classes (defineClass): a class whose methods are C++ functions receiving
 //     `this` and the arguments as Values. Scripts instantiate it, call its methods,
 //     subclass it and use `super` as with any Lox class. C++ state is attached to an
@@ -49,12 +53,12 @@
 //   struct Counter { double n; };
 //   vm.defineClass("Counter")
 //       .init(1, [](spindle::Vm& vm, const spindle::Value& self, spindle::Args args) {
-//         vm.setHostData(self, std::make_unique<Counter>(Counter{args[0].asNumber()}));
+//         vm.setHostData(self, std::make_unique<Counter>(Counter{spindle::checkNumber(args, 0)}));
 //         return spindle::Result::success({});
 //       })
 //       .method<Counter>("add", 1, [](spindle::Vm&, const spindle::Value&, Counter& c,
 //                                     spindle::Args args) {
-//         c.n += args[0].asNumber();
+//         c.n += spindle::checkNumber(args, 0);
 //         return spindle::Result::success(spindle::Value::number(c.n));
 //       })
 //       .define();
@@ -135,7 +139,7 @@ struct Options {
   std::function<void(const Error&)> on_fiber_error = nullptr;
   // FFI checking mode (reject unpinned heap pointers inside memory passed to foreign
   // code); unset: on in builds with invariant checks, off in -c opt.
-  std::optional<bool> ffi_check;
+  std::optional<bool> ffi_check = std::nullopt;
   // Sandboxing: what this Vm's scripts get besides the language. ffi = false leaves out
   // FFI, Bytes and Pinner (no foreign code). Built-in globals named in `without` (e.g.
   // "sleep", "gc", "gcstats", "clock", "math"), or, when `only` is set, every built-in
@@ -146,7 +150,7 @@ struct Options {
   std::optional<std::vector<std::string>> only = std::nullopt;
   // Where Lox `print` writes; empty: stdout. Called for one print at a time (the Vm
   // serializes the calls of its fibers on every P), from the printing fiber's thread.
-  std::function<void(std::string_view)> output;
+  std::function<void(std::string_view)> output = nullptr;
   // Limits of each run/call (0: none). Past time_limit seconds of wall time, or after
   // step_limit steps (the safepoints its fibers pass: each call and each loop iteration),
   // the run/call fails with the runtime error "Time limit exceeded." / "Instruction limit
@@ -177,6 +181,21 @@ struct Options {
   // destruction (startTrace below; ".html": the offline timeline). Ignored, with a message
   // on stderr, when a trace is already running or the file cannot be opened.
   std::string trace_file = {};
+  // This Vm's live heap limit in bytes (0: none). The heap is the process's, shared by
+  // every Vm: the collector charges each object it finds reachable to the Vm that
+  // allocated it, and a Vm's live heap is what the last cycle found of it plus what it
+  // allocated since that cycle began (vm/memlimit.cc). Going past the limit first makes the
+  // collector work harder (cycles back to back while the Vm stays past it); once two
+  // cycles completed and the Vm is still past it, the allocating script fails with the
+  // catchable runtime error "Out of memory." (a fiber's in that fiber), as when the heap
+  // cannot grow; the host, the Vm's other fibers and other Vms go on. Only allocations of
+  // the Vm's scripts fail; what the host makes through the Vm (list, newBytes, ...) is
+  // counted but never refused. A Vm may overshoot the limit by what it allocates during
+  // those two cycles. Runtime::kNoMemoryLimit: accounted (heapStats' live_bytes) but not
+  // limited. Costs the collector a charge per object marked while some Vm has a limit.
+  // At most 1023 Vms with a limit at once: a further one is neither limited nor accounted
+  // (heapStats().live_bytes_known is false).
+  std::uint64_t memory_limit = 0;
 };
 
 class Vm;
@@ -199,6 +218,15 @@ class Runtime {
   Runtime& operator=(const Runtime&) = delete;
   // Whether this Runtime created the process runtime (its Options took effect).
   bool created() const { return created_; }
+  // The process-wide soft memory limit (Go's debug.SetMemoryLimit, GOMEMLIMIT): the
+  // collector's goal never exceeds `bytes` of heap, so cycles come as often as needed to
+  // stay under it (back to back when the live heap is past it; allocation does not fail
+  // because of it). kNoMemoryLimit: none (the default). Returns the old limit. Static:
+  // callable with or without a Runtime or Vm alive, from any thread; it is the same limit
+  // a script's setMemoryLimit(bytes) sets and stays until changed.
+  static std::uint64_t setMemoryLimit(std::uint64_t bytes);
+  static std::uint64_t memoryLimit();
+  static constexpr std::uint64_t kNoMemoryLimit = ~std::uint64_t{0};
 
  private:
   bool created_ = false;
@@ -393,6 +421,25 @@ struct Stats {
   std::int64_t gc_total_pause_ns = 0;
 };
 
+// A Vm's share of the heap (Vm::heapStats). Allocation counts are kept per Vm without a
+// locked instruction (allocating fibers may lose a count: approximate under parallelism).
+struct HeapStats {
+  std::uint64_t objects_allocated = 0;  // objects this Vm allocated since it was made
+  std::uint64_t bytes_allocated = 0;    // bytes requested for them
+  std::uint64_t gc_cycles = 0;          // process cycles completed since this Vm was made
+  // With Options::memory_limit set: the Vm's live heap as its limit sees it (the last
+  // cycle's reachable bytes of it plus what it allocated since that cycle began) and what
+  // that cycle found reachable; live_bytes_known false (both 0) without a limit.
+  bool live_bytes_known = false;
+  std::uint64_t live_bytes = 0;
+  std::uint64_t marked_bytes = 0;
+};
+
+namespace detail {
+// Completed collector cycles of the process (0 before the runtime's first).
+std::uint64_t gcCycles();
+}  // namespace detail
+
 class Vm {
  public:
   explicit Vm(Options options = {});
@@ -493,6 +540,19 @@ class Vm {
   // later runs and calls work normally. A native running C++ is not interrupted (its
   // fiber fails once the native returns). The same holds under sched_seed.
   void interrupt();
+  // Compiles a chunk without running it: a function Value of no parameters whose call
+  // (call(fn, {})) runs the chunk's top level, as run(source) does; globals it declares
+  // are this Vm's globals. `name` is the chunk's name (a file name, "update.lox"): its
+  // frames in runtime traces name it ("[line 12] in update() (update.lox)", the style of
+  // imported modules) and so does every compile error line ("update.lox: [line 2] Error at
+  // ';': Expect expression."). Empty: unnamed, as run(source). Imports in a named chunk
+  // resolve as in the main script. A compile error is an Error of kind Compile.
+  Result compile(std::string_view source, std::string_view name = {});
+  // compile(source, name), then the call: run with the chunk's name in errors and traces.
+  Result run(std::string_view source, std::string_view name);
+  // This Vm's share of the heap (stats() has the process figures): what its scripts and
+  // the host through it allocated, and the collector cycles since it was created.
+  HeapStats heapStats() const;
   // The VM's internals, for tests and the collector.
   vm::VM& internal() { return *vm_; }
 
@@ -522,6 +582,8 @@ class Vm {
   // invoke's compiled trampolines, by "method/argc" (destroyed before vm_).
   std::mutex invokersLock_;
   std::unordered_map<std::string, Value> invokers_;
+  // The process's completed collector cycles when this Vm was made (heapStats).
+  std::uint64_t gcCyclesAtStart_ = detail::gcCycles();
 };
 
 template <typename T, typename F>

@@ -120,6 +120,8 @@ struct VMOptions {
   // read the file (not done when io is false).
   std::string scriptPath;
   std::function<std::optional<std::string>(const std::string&)> moduleLoader;
+  // This VM's live-heap limit in bytes (memlimit.cc; 0: none, ~0: accounted, no limit).
+  std::uint64_t memoryLimit = 0;
 };
 
 enum class RunStatus : std::uint8_t { Yield, Park, Exit };
@@ -161,6 +163,9 @@ class VM {
 
   // --- loading and running (callers hold a P: withP) -----------------------------------
   lang::CompileResult compile(std::string_view source);
+  // The same for a chunk named `file` (chunk.cc): its protos' file, which traces show;
+  // its globals are the program's (no module suffix).
+  lang::CompileResult compile(std::string_view source, const std::string& file);
   // Turns a compiled script into a closure (converting its protos once).
   ObjClosure* load(std::shared_ptr<const lang::FunctionProto> script);
   // A new fiber (with its FiberBody) that will call `callee` with `args`.
@@ -380,8 +385,10 @@ class VM {
     auto& count = allocCount_[static_cast<int>(kind)];
     count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     allocBytes_.store(allocBytes_.load(std::memory_order_relaxed) + size, std::memory_order_relaxed);
+    if (heapOwner_ != 0) [[unlikely]] chargeHeapOwner(size);  // memlimit.cc; may throw
     auto* o = static_cast<T*>(runtime::mallocgc(size, &kTypes[static_cast<int>(kind)], needzero));
     o->kind = kind;
+    o->owner = static_cast<std::uint16_t>(heapOwner_);
     // The allocation profile (runtime/pprof.h): a thread-local countdown.
     if (runtime::memProfileTick(size)) [[unlikely]] runtime::memProfileSample(o, size);
     return o;
@@ -712,6 +719,44 @@ class VM {
   bool keepHostFiberLocked(ObjFiber* fiber, bool ok);
   // ~VM: the kept fiber's body goes before stopFibers waits for every body.
   void dropHostFiber();
+
+ public:
+  // --- the live-heap limit (memlimit.cc) -------------------------------------------------
+  // This VM's heap owner id (runtime/heapowners.h; 0: not accounted, no memoryLimit).
+  std::uint32_t heapOwner() const { return heapOwner_; }
+  // Its live heap estimate in bytes (0 when not accounted).
+  std::uint64_t heapLive() const;
+  // Marks the running thread as running this VM's interpreter (VM::run): only there does
+  // an allocation past the limit fail (host entry points and the error path never do).
+  class LimitScope {
+   public:
+    explicit LimitScope(VM* vm);
+    ~LimitScope();
+    LimitScope(const LimitScope&) = delete;
+    LimitScope& operator=(const LimitScope&) = delete;
+
+   private:
+    VM* prev_;
+  };
+
+ private:
+  // allocate's charge of `size` bytes to this VM's owner: past the limit it requests
+  // cycles, and after two completed cycles still past it throws runtime::OutOfMemory.
+  void chargeHeapOwner(std::size_t size);
+  // Acquires the owner id in the constructor (before the VM's body runs) and releases
+  // it after ~VM's body.
+  struct HeapOwnerHold {
+    explicit HeapOwnerHold(VM* vm);
+    ~HeapOwnerHold();
+    VM* vm;
+  };
+  std::uint32_t heapOwner_ = 0;    // written once, by HeapOwnerHold's constructor
+  std::uint64_t memoryLimit_ = 0;  // likewise
+  // Bytes this VM's allocations were charged (fetch_add: exact, unlike allocBytes_).
+  std::atomic<std::uint64_t> ownedBytes_{0};
+  // 1 + the owner table's cycle count when the estimate went past the limit (0: under it).
+  std::atomic<std::uint64_t> overLimitSince_{0};
+  HeapOwnerHold heapOwnerHold_{this};
 };
 
 }  // namespace spindle::vm

@@ -5,13 +5,18 @@
 // a C++ Value (a handle: it stays alive while held), and reports a script error as a
 // value. Then it defines a native class `Ledger` whose C++ state (a vector of entries)
 // is attached to each instance, which a script subclasses; the state is freed by the
-// collector when an instance dies. Exit code 0 when everything behaved as expected.
+// collector when an instance dies. Last, a plugin host (game.cc's runGame): a game loop
+// calling each plugin's update(dt), one sandboxed Vm per plugin with a step and memory
+// limit, plugins compiled by name, a runaway plugin interrupted from a watchdog thread.
+// Exit code 0 when everything behaved as expected.
 #include <fmt/format.h>
 
 #include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "examples/embed/game.h"
 
 #include "vm/spindle.h"
 
@@ -112,5 +117,6 @@ int main() {
   if (logged != 1 || held.toString() != "Account instance") return 1;
 
   if (int rc = runLedger(); rc != 0) return rc;
-  return Ledger::alive.load() == 0 ? 0 : 1;  // ~Vm freed every Ledger still alive
+  if (Ledger::alive.load() != 0) return 1;  // ~Vm freed every Ledger still alive
+  return runGame();
 }
