@@ -39,11 +39,19 @@ void setName(ProfFrame& f, const char* s) {
   f.line = 0;
 }
 
-// The interrupted (or calling) thread's stack, leaf first. Async-signal-safe.
-int walk(ProfFrame* out, int max) {
+// The interrupted (or calling) thread's stack, leaf first, or kProfDeferred (only with
+// mayDefer, and only when no runtime label names the work). Async-signal-safe.
+int walk(ProfFrame* out, int max, bool mayDefer) {
   int n = 0;
-  if (const char* label = prof_detail::tlsLabel.load(std::memory_order_relaxed)) setName(out[n++], label);
-  if (ProfStackWalker w = gWalker.load(std::memory_order_acquire)) n += w(out + n, max - n);
+  if (const char* label = prof_detail::tlsLabel.load(std::memory_order_relaxed)) {
+    setName(out[n++], label);
+    mayDefer = false;
+  }
+  if (ProfStackWalker w = gWalker.load(std::memory_order_acquire)) {
+    const int k = w(out + n, max - n, mayDefer);
+    if (k == kProfDeferred) return kProfDeferred;
+    if (k > 0) n += k;
+  }
   if (n == 0) setName(out[n++], "<runtime>");
   return n;
 }
@@ -265,10 +273,16 @@ CpuProfile& cpu() {
 // Allocated once, at the first start, never freed (a late signal may still write a slot).
 std::atomic<Slot*> gRing{nullptr};
 
-void onSigprof(int, siginfo_t*, void*) {
+// Relaxed: set before the timer is armed, cleared after it is disarmed; a deferred
+// sample that sees it late lands in the ring and is drained (or dropped by the next start).
+std::atomic<bool> gCpuRunning{false};
+
+// Walks this thread's stack into a free ring slot. False: the walker deferred the sample.
+bool record(bool mayDefer) {
   const int savedErrno = errno;
   Slot* ring = gRing.load(std::memory_order_acquire);
   CpuProfile& p = cpu();
+  bool deferred = false;
   if (ring != nullptr) {
     const unsigned start = p.next.fetch_add(1, std::memory_order_relaxed);
     bool stored = false;
@@ -278,14 +292,22 @@ void onSigprof(int, siginfo_t*, void*) {
       if (!s.state.compare_exchange_strong(expected, kWriting, std::memory_order_acquire,
                                            std::memory_order_relaxed))
         continue;
-      s.n = walk(s.frames, kProfMaxDepth);
+      s.n = walk(s.frames, kProfMaxDepth, mayDefer);
+      if (s.n == kProfDeferred) {
+        s.state.store(kFree, std::memory_order_release);
+        deferred = true;
+        break;
+      }
       s.state.store(kReady, std::memory_order_release);
       stored = true;
     }
-    (stored ? p.samples : p.lost).fetch_add(1, std::memory_order_relaxed);
+    if (!deferred) (stored ? p.samples : p.lost).fetch_add(1, std::memory_order_relaxed);
   }
   errno = savedErrno;
+  return !deferred;
 }
+
+void onSigprof(int, siginfo_t*, void*) { record(true); }
 
 // Moves the ready slots into the builder (p.lock held).
 void drain(CpuProfile& p) {
@@ -311,7 +333,9 @@ void readerLoop() {
 bool setTimer(int hz) {
   itimerval t{};
   if (hz > 0) {
-    t.it_interval.tv_usec = 1'000'000 / hz;
+    const long us = 1'000'000 / hz;  // tv_usec must stay below a second (1 Hz: 1 s)
+    t.it_interval.tv_sec = us / 1'000'000;
+    t.it_interval.tv_usec = us % 1'000'000;
     t.it_value = t.it_interval;
   }
   return setitimer(ITIMER_PROF, &t, nullptr) == 0;
@@ -331,6 +355,12 @@ bool startCPUProfile(const std::string& path, int hz, std::string* err) {
     return false;
   }
   if (gRing.load(std::memory_order_relaxed) == nullptr) gRing.store(new Slot[kProfRing], std::memory_order_release);
+  // A deferred sample of an earlier profile that landed after its stop.
+  for (int i = 0; i < kProfRing; ++i) {
+    int ready = kReady;
+    gRing.load(std::memory_order_relaxed)[i].state.compare_exchange_strong(ready, kFree, std::memory_order_acq_rel);
+  }
+  gCpuRunning.store(true, std::memory_order_relaxed);
   p.path = path;
   p.hz = hz;
   p.builder = std::make_unique<ProfileBuilder>(
@@ -346,12 +376,17 @@ bool startCPUProfile(const std::string& path, int hz, std::string* err) {
   sigemptyset(&sa.sa_mask);
   if (sigaction(SIGPROF, &sa, nullptr) != 0 || !setTimer(hz)) {
     *err = std::string("cannot arm the profiling timer: ") + std::strerror(errno);
+    gCpuRunning.store(false, std::memory_order_relaxed);
     return false;
   }
   p.stopping = false;
   p.running = true;
   p.reader = std::thread(readerLoop);
   return true;
+}
+
+void cpuProfileSample() {
+  if (gCpuRunning.load(std::memory_order_relaxed)) record(false);
 }
 
 bool stopCPUProfile(std::string* err) {
@@ -361,6 +396,7 @@ bool stopCPUProfile(std::string* err) {
     std::lock_guard<std::mutex> lk(p.lock);
     if (!p.running) return true;
     setTimer(0);
+    gCpuRunning.store(false, std::memory_order_relaxed);
     // A signal still pending is ignored, not the default action (which would end the process).
     struct sigaction sa {};
     sa.sa_handler = SIG_IGN;
@@ -447,7 +483,7 @@ std::int64_t memProfileRate() { return gMemRate.load(std::memory_order_relaxed);
 
 void memProfileSample(void* obj, std::size_t size) {
   ProfFrame frames[kProfMaxDepth];
-  const int n = walk(frames, kProfMaxDepth);
+  const int n = walk(frames, kProfMaxDepth, false);
   MemProfile& m = mem();
   MemSample* s;
   {

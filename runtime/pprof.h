@@ -22,8 +22,9 @@
 // free slot the sample is counted as lost), and returns. A normal thread (the profile's
 // reader) wakes every 50 ms, moves ready slots into the builder and frees them. Each
 // sample counts 1/hz seconds of CPU. stopCPUProfile disarms the timer, drains the ring
-// and writes the file. Cost while off: none here (the embedder publishes its frame
-// pointer, see vm/prof.h); while on: one walk per 10 ms of CPU.
+// and writes the file. An embedder that keeps its frames in registers defers the walk to its
+// next safepoint (kProfDeferred, cpuProfileSample; vm/prof.h). Cost while off: none;
+// while on: one walk per 10 ms of CPU.
 //
 // Allocation profile (Go's MemProfileRate). With a rate R > 0, every thread counts the
 // bytes it allocates down from a random distance drawn from an exponential distribution
@@ -61,8 +62,12 @@ struct ProfFrame {
 inline constexpr int kProfMaxDepth = 64;
 
 // Copies the interrupted thread's frames, leaf first, into out (at most max); returns how
-// many. Async-signal-safe.
-using ProfStackWalker = int (*)(ProfFrame* out, int max);
+// many. Async-signal-safe. With mayDefer (the SIGPROF handler, no runtime label set) a
+// walker whose code keeps its frames in registers may instead return kProfDeferred: it
+// has arranged to call cpuProfileSample itself at its next safepoint (the sample is
+// counted then).
+using ProfStackWalker = int (*)(ProfFrame* out, int max, bool mayDefer);
+inline constexpr int kProfDeferred = -1;
 void setProfStackWalker(ProfStackWalker walker);
 
 namespace prof_detail {
@@ -108,6 +113,9 @@ bool startCPUProfile(const std::string& path, int hz, std::string* err);
 // Stops sampling and writes the file; false (with *err) when it cannot be written.
 // Returns true and does nothing when no profile is running.
 bool stopCPUProfile(std::string* err);
+// A deferred CPU sample (see ProfStackWalker): walks the calling thread's stack (mayDefer
+// false) into the ring. Does nothing when no CPU profile runs. Async-signal-safe.
+void cpuProfileSample();
 // Samples taken and lost (ring full) by the running or last profile.
 std::uint64_t cpuProfileSamples();
 std::uint64_t cpuProfileLost();

@@ -9,6 +9,7 @@
 #include "runtime/gctrace.h"
 #include "runtime/pprof.h"
 #include "runtime/pprofview.h"
+#include "runtime/testing/files.h"
 
 using namespace spindle::runtime;
 
@@ -128,4 +129,39 @@ TEST_CASE("--stats: nearest-rank percentiles and the pause histogram") {
   CHECK(g.p99Ns == 20000);
   CHECK(g.maxNs == 20000);
   CHECK(g.allocBytesPerSec == doctest::Approx(2.0 * (1u << 20)));
+}
+
+namespace {
+// A walker for code that keeps its frames in registers: the handler defers, a safepoint
+// walks (mayDefer false).
+int deferringWalker(ProfFrame* out, int max, bool mayDefer) {
+  if (mayDefer) return kProfDeferred;
+  if (max < 1) return 0;
+  out[0] = frame("at_safepoint", 42);
+  return 1;
+}
+}  // namespace
+
+TEST_CASE("a deferred CPU sample is taken by cpuProfileSample, only while a profile runs") {
+  setProfStackWalker(deferringWalker);
+  cpuProfileSample();  // no profile: nothing recorded
+  const std::string path = spindle::runtime::testing::tempPath("deferred.prof");
+  std::string err;
+  // 1 Hz: a SIGPROF during the test is deferred by the walker, so it adds no sample.
+  REQUIRE(startCPUProfile(path, 1, &err));
+  for (int i = 0; i < 5; ++i) cpuProfileSample();
+  CHECK(cpuProfileSamples() == 5);
+  REQUIRE(stopCPUProfile(&err));
+  cpuProfileSample();  // stopped: nothing recorded
+  CHECK(cpuProfileSamples() == 5);
+  setProfStackWalker(nullptr);
+  ProfileData p;
+  REQUIRE(parseProfile(spindle::runtime::testing::slurp(path), &p, &err));
+  std::int64_t n = 0;
+  for (const auto& [stack, values] : p.samples) {
+    REQUIRE(stack.size() == 1);
+    CHECK(stack[0] == "at_safepoint");
+    n += values[0];
+  }
+  CHECK(n == 5);
 }

@@ -256,7 +256,7 @@ RunStatus VM::interpret(ObjFiber* fiber, std::int64_t budget) {
     std::int64_t* out;
     ~BudgetOut() { *out = left; }
   } budgetOut{budget, &fiber->body->budgetLeft};
-  const ProfRunScope profScope;  // vm/prof.h: the profilers see no frame once run returns
+  const ProfRunScope profScope(fiber);  // vm/prof.h: the fiber the profilers walk
   if (interrupted(fiber)) [[unlikely]] return failInterrupted(fiber);  // interrupt.cc
   if (aborted(fiber)) [[unlikely]] {  // another fiber of this host call failed
     closeUpvalues(fiber, 0);
@@ -311,7 +311,6 @@ RunStatus VM::interpret(ObjFiber* fiber, std::int64_t budget) {
     stackLimit = stackBase + fiber->stack->capacity;                    \
     slots = stackBase + frame->base;                                    \
     sp = stackBase + fiber->stackTop;                                   \
-    profPublish(frames_, frame);                                        \
   } while (0)
 // Writes the locals back: the running frame's ip, the frame count and the stack top. The
 // fast paths (call, return) keep frameCount and stackTop only in `frame` and `sp`.
@@ -340,7 +339,6 @@ RunStatus VM::interpret(ObjFiber* fiber, std::int64_t budget) {
     ip = (f)->code;                                                     \
     constants = (f)->constants->data();                                 \
     frame->constants = constants;                                       \
-    profPublishTop(frame);                                              \
   } while (0)
 #define JUMP_OPERAND() (ip += 4, lang::readU32(ip - 4))
 #define PUSH(v) (stackStore(sp, (v)), ++sp)

@@ -6,9 +6,9 @@
 
 namespace spindle::vm {
 
-constinit thread_local std::atomic<const CallFrame*> tlsProfBase{nullptr};
-constinit thread_local std::atomic<const CallFrame*> tlsProfTop{nullptr};
+constinit thread_local std::atomic<const ObjFiber*> tlsProfFiber{nullptr};
 constinit thread_local std::atomic<const ObjNative*> tlsProfNative{nullptr};
+constinit thread_local std::atomic<bool> tlsProfRequest{false};
 
 namespace {
 
@@ -41,25 +41,34 @@ int lineAt(const lang::FunctionProto& proto, std::size_t at) {
   return line;
 }
 
-int walkLox(runtime::ProfFrame* out, int max) {
+int walkLox(runtime::ProfFrame* out, int max, bool mayDefer) {
   int n = 0;
-  if (const ObjNative* nat = tlsProfNative.load(std::memory_order_acquire); nat != nullptr && n < max) {
+  const ObjNative* nat = tlsProfNative.load(std::memory_order_acquire);
+  const ObjFiber* fiber = tlsProfFiber.load(std::memory_order_acquire);
+  if (nat == nullptr && fiber != nullptr && mayDefer) {
+    // Lox code with its state in registers: sample at the fiber's next safepoint.
+    tlsProfRequest.store(true, std::memory_order_relaxed);
+    if (fiber->preempt != nullptr) fiber->preempt->store(true, std::memory_order_relaxed);
+    return runtime::kProfDeferred;
+  }
+  if (nat != nullptr && n < max) {
     const ObjString* name = nat->name;
     if (name != nullptr) copyName(out[n++], "<native ", name->chars(), name->length, ">");
     else copyName(out[n++], "<native>", "", 0, "");
   }
-  const CallFrame* top = tlsProfTop.load(std::memory_order_acquire);
-  const CallFrame* base = tlsProfBase.load(std::memory_order_acquire);
-  if (top == nullptr || base == nullptr || top < base || top - base > (1 << 20)) return n;
-  for (const CallFrame* f = top; f >= base && n < max; --f) {
+  if (fiber == nullptr || fiber->frames == nullptr) return n;
+  const std::uint32_t count = fiber->frameCount;
+  if (count == 0 || count > fiber->frames->capacity) return n;
+  const CallFrame* base = const_cast<FrameArray*>(fiber->frames)->frames();
+  for (const CallFrame* f = base + count - 1; f >= base && n < max; --f) {
     const ObjClosure* c = f->closure;
     const ObjFunction* fn = c != nullptr ? c->function : nullptr;
     const lang::FunctionProto* proto = fn != nullptr ? fn->proto : nullptr;
     if (proto == nullptr) continue;
     if (proto->name.empty()) copyName(out[n], "<script>", "", 0, "");
     else copyName(out[n], "", proto->name.data(), proto->name.size(), "");
-    std::size_t at = 0;
-    if (f != top && f->ip != nullptr && fn->code != nullptr && f->ip > fn->code)
+    std::size_t at = 0;  // the instruction the saved ip is in (ip is the next one)
+    if (f->ip != nullptr && fn->code != nullptr && f->ip > fn->code)
       at = static_cast<std::size_t>(f->ip - fn->code) - 1;
     out[n].line = lineAt(*proto, at);
     ++n;
@@ -68,6 +77,11 @@ int walkLox(runtime::ProfFrame* out, int max) {
 }
 
 }  // namespace
+
+void profTakeDeferred() {
+  tlsProfRequest.store(false, std::memory_order_relaxed);
+  runtime::cpuProfileSample();
+}
 
 void installProfWalker() { runtime::setProfStackWalker(walkLox); }
 

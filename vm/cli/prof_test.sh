@@ -6,7 +6,8 @@
 #     gcstats() has the same fields;
 #   - --cpuprofile and --memprofile write files `go tool pprof -top` accepts (golang-go,
 #     tools/setup) with the expected Lox function on top, and so does `spindle prof top`;
-#     natives show as `<native NAME>`; `spindle prof svg` draws a flame graph.
+#     natives show as `<native NAME>`; the leaf frame's line is the sampled line;
+#     `spindle prof svg` draws a flame graph.
 set -u
 bin="vm/cli/spindle"
 hot="vm/cli/testdata/prof_hot.lox"
@@ -94,6 +95,11 @@ go tool pprof -top -lines "$tmp/cpu.prof" >"$tmp/cpu.lines" 2>&1
 if ! grep -Eq ' hot .*prof_hot\.lox:[0-9]+$' "$tmp/cpu.lines"; then
   fail "cpuprofile lines: no 'hot FILE:LINE' row:"; cat "$tmp/cpu.lines"
 else ok "cpuprofile-file-lines"; fi
+# The leaf frame's line is the sampled one: hot's loop (line 6), not its first line (5).
+row=$(awk 'found { print $(NF-1), $NF; exit } / flat%/ { found = 1 }' "$tmp/cpu.lines")
+if [[ "$row" != "hot "*prof_hot.lox:6 ]]; then
+  fail "cpuprofile sampled line: first row '$row', want hot at prof_hot.lox:6:"; cat "$tmp/cpu.lines"
+else ok "cpuprofile-sampled-line"; fi
 "$bin" prof top "$tmp/cpu.prof" >"$tmp/cpu.own" 2>&1
 t=$(top_of <"$tmp/cpu.own")
 if [[ "$t" != hot ]]; then fail "spindle prof top: top is '$t':"; cat "$tmp/cpu.own"; else ok "spindle-prof-top"; fi
