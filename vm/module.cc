@@ -91,7 +91,12 @@ struct VM::Modules {
   // A module object's host data: immutable once the object is published.
   struct Names {
     std::shared_ptr<Record> record;
-    std::unordered_map<std::string, std::uint32_t> slots;  // top-level name -> global slot
+    struct Hash {  // lookups by string_view, no copy
+      using is_transparent = void;
+      std::size_t operator()(std::string_view v) const { return std::hash<std::string_view>{}(v); }
+    };
+    // top-level name -> global slot
+    std::unordered_map<std::string, std::uint32_t, Hash, std::equal_to<>> slots;
   };
   std::mutex lock;
   std::map<std::string, std::shared_ptr<Record>> byKey;      // under lock
@@ -211,9 +216,13 @@ Record importerRecord(VM::Modules& m, ObjFiber* fiber) {
 }  // namespace
 
 bool VM::moduleSlot(ObjInstance* in, ObjString* name, std::uint32_t* slot) const {
+  return moduleSlot(in, name->view(), slot);
+}
+
+bool VM::moduleSlot(ObjInstance* in, std::string_view name, std::uint32_t* slot) const {
   auto* names = static_cast<const Modules::Names*>(hostData(Value::object(in), &kModuleTag));
   if (names == nullptr) return false;
-  auto it = names->slots.find(std::string(name->view()));
+  auto it = names->slots.find(name);
   if (it == names->slots.end()) return false;
   *slot = it->second;
   return true;

@@ -82,6 +82,16 @@ TEST_CASE("m.name reads the module's global live; m.name = v writes it") {
                  "print m.getX();")
               .ok());
   CHECK(h.out == "0\n10\n20\nfirst\nsecond\nsecond\n7\n7\n10\n");
+  // The host's field and setField, and invoke, see the same globals.
+  std::optional<spindle::Value> m = vm.global("m");
+  REQUIRE(m.has_value());
+  std::optional<spindle::Value> x = vm.field(*m, "x");
+  REQUIRE(x.has_value());
+  CHECK(x->asNumber() == 10);
+  CHECK(vm.setField(*m, "x", spindle::Value::number(3)));
+  CHECK(vm.invoke(*m, "getX", {}).value().asNumber() == 3);
+  CHECK_FALSE(vm.setField(*m, "y", spindle::Value::number(3)));
+  CHECK_FALSE(vm.field(*m, "y").has_value());
   spindle::Result r = vm.run("m.y = 1;");
   REQUIRE(!r.ok());
   CHECK(r.error().message == "Undefined property 'y'.");

@@ -461,6 +461,7 @@ class VM {
   // Module objects (module.cc): `name`'s global slot in module object `in` (false: not a
   // module, or no such top-level name). An inline cache holds kModuleGlobal | slot.
   bool moduleSlot(ObjInstance* in, ObjString* name, std::uint32_t* slot) const;
+  bool moduleSlot(ObjInstance* in, std::string_view name, std::uint32_t* slot) const;
   bool isModuleObject(ObjInstance* in) const;
   static constexpr std::uint32_t kModuleGlobal = 0x80000000u;
   struct Modules;  // module.cc: the records of the imported modules
