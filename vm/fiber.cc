@@ -243,6 +243,13 @@ bool FiberBody::resume() {
       waitChannel = nullptr;
       return vm_->dying() || vm_->finishJoin(f);
     }
+    case Pending::Import: {  // the same wait, on the module's loader (module.cc)
+      std::uint64_t elem = 0;
+      bool ok = false;
+      runtime::chanrecvResume(g_, &elem, &ok);
+      waitChannel = nullptr;
+      return vm_->dying() || vm_->finishImport(f);
+    }
     case Pending::Foreign: {
       const Value callee = loadValue(f->stack->data() + f->stackTop - foreignArgc - 1);
       return vm_->callForeign(f, as<ObjForeignFn>(callee), foreignArgc);

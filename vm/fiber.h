@@ -69,7 +69,8 @@ class FiberBody final : public runtime::GBody {
   // makes the call (foreignArgc arguments above the callee on the stack) on a worker M.
   enum class Pending : std::uint8_t {
     None, Send, Recv, Select, Sleep, Yield, Gc, FreeOSMemory, GcVerify, GcCensus, GcPath, WaitFinalizers, Foreign,
-    ForInRecv, Join
+    ForInRecv, Join,
+    Import  // an import waiting for its module's loader fiber (module.cc)
   };
 
   FiberBody(VM* vm, ObjFiber* fiber, int refs) : vm_(vm), fiber_(fiber), refs_(refs) {

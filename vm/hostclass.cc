@@ -114,11 +114,26 @@ bool VM::getField(Value instance, std::string_view name, Value* out) const {
       return true;
     }
   }
+  // A module object's names are its globals (module.cc), read live.
+  if (std::uint32_t g; moduleSlot(in, name, &g)) {
+    *out = loadValue(&globalsData()[g]);
+    return !out->isUndefined();
+  }
   return false;
 }
 
 bool VM::setField(Value instance, std::string_view name, Value v) {
   if (!isKind(instance, ObjKind::Instance) || name == kHostDataField) return false;
+  if (isModuleObject(as<ObjInstance>(instance))) {
+    // A module object's names are its globals: one it declares and defined is written,
+    // no name is added.
+    std::uint32_t g;
+    if (!moduleSlot(as<ObjInstance>(instance), name, &g)) return false;
+    Value* global = &globalsData()[g];
+    if (loadValue(global).isUndefined()) return false;
+    writeBarrier(nullptr, global, v);
+    return true;
+  }
   storeField(as<ObjInstance>(instance), intern(name), v);
   return true;
 }

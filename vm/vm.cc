@@ -63,13 +63,17 @@ void printFiberForFatal(runtime::G* g, std::FILE* out) {
   if (body == nullptr) return;  // a timer or host G: no Lox frames
   const ObjFiber* f = body->fiber();
   printNoHeap(out, "\tfiber {}\n", f->id);
-  VM::forEachTraceLine(f, [&](int line, std::string_view fn, std::uint32_t more) {
+  // As traceOf's lines: a frame of an imported module names its file, "[line 3] in f()
+  // (lib/util.lox)" (the proto's file is read in place: no heap).
+  VM::forEachTraceLine(f, [&](int line, std::string_view fn, std::uint32_t more, std::string_view file = {}) {
+    const std::string_view open = file.empty() ? "" : " (";
+    const std::string_view close = file.empty() ? "" : ")";
     if (more != 0) {
       printNoHeap(out, "\t... {} more frames\n", more);
     } else if (fn.empty()) {
-      printNoHeap(out, "\t[line {}] in script\n", line);
+      printNoHeap(out, "\t[line {}] in script{}{}{}\n", line, open, file, close);
     } else {
-      printNoHeap(out, "\t[line {}] in {}()\n", line, fn);
+      printNoHeap(out, "\t[line {}] in {}(){}{}{}\n", line, fn, open, file, close);
     }
   });
 }

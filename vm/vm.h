@@ -460,9 +460,21 @@ class VM {
   void registerMathLib();
   void registerIoLib();  // iolib.cc
  public:
-  // IMPORT (module.cc): the module object for the path constant `path`, imported from
-  // the fiber's running frame; false after recording the error (state saved).
-  bool importModule(ObjFiber* fiber, Value path, Value* out);
+  // IMPORT (module.cc): pushes the module object for the path constant `path`, imported
+  // from the fiber's running frame (Ok); Error after recording the error; Park while its
+  // top level runs (state saved; FiberBody::resume calls finishImport).
+  OpResult importModule(ObjFiber* fiber, Value path);
+  bool finishImport(ObjFiber* fiber);
+  // Module objects (module.cc): `name`'s global slot in module object `in` (false: not a
+  // module, or no such top-level name). An inline cache holds kModuleGlobal | slot.
+  bool moduleSlot(ObjInstance* in, ObjString* name, std::uint32_t* slot) const;
+  bool moduleSlot(ObjInstance* in, std::string_view name, std::uint32_t* slot) const;
+  bool isModuleObject(ObjInstance* in) const;
+  static constexpr std::uint32_t kModuleGlobal = 0x80000000u;
+  struct Modules;  // module.cc: the records of the imported modules
+  static bool isModuleGlobal(std::uint32_t icSlot) {
+    return icSlot != InlineCache::kNoField && (icSlot & kModuleGlobal) != 0;
+  }
   // The host's runFile: the main script's file, unless the options named one (before
   // the first import).
   void setScriptPathIfUnset(const std::string& path) {
@@ -471,8 +483,8 @@ class VM {
   }
 
  private:
-  struct Modules;                     // module.cc
   std::shared_ptr<Modules> modules_;  // under modulesLock_: made by the first import
+  std::shared_ptr<Modules> modules();  // modules_, made on first use
   std::mutex modulesLock_;
   // INVOKE of the library method `name` of `methods` (stringMethods_, listMethods_:
   // classes whose methods are natives, never exposed): calls it with the receiver as
