@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "runtime/gc.h"
+#include "runtime/threadname.h"
 
 namespace spindle::runtime {
 
@@ -300,6 +301,7 @@ void drain(CpuProfile& p) {
 }
 
 void readerLoop() {
+  setThreadName("spindle-pprof");
   CpuProfile& p = cpu();
   std::unique_lock<std::mutex> lk(p.lock);
   while (!p.stopping) {

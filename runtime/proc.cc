@@ -12,6 +12,7 @@
 #include "runtime/phooks.h"
 #include "runtime/print.h"
 #include "runtime/threadlimit.h"
+#include "runtime/threadname.h"
 #include "runtime/throw.h"
 #include "runtime/trace.h"
 
@@ -616,7 +617,7 @@ void Sched::startm(P* p, bool spinning) {
 
 void Sched::wakeIdlePs(int n) {
   // Seeded: no M runs beside the one running Gs (the collector's work is synchronous).
-  if (npidle_.load(std::memory_order_relaxed) == 0 || seeded()) return;
+  if (n <= 0 || npidle_.load(std::memory_order_relaxed) == 0 || seeded()) return;
   std::vector<M*> wake;
   {
     std::lock_guard<std::mutex> lk(lock_);
@@ -656,6 +657,7 @@ void Sched::handoffp(P* p) {
 }
 
 void Sched::mstart(M* m) {
+  setThreadName("spindle-m");
   tlsM = m;
   claimNextp(m);
   schedule(m);
