@@ -1,7 +1,6 @@
 // fing.cc: see fing.h.
 #include "runtime/fing.h"
 
-#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <vector>
@@ -17,17 +16,11 @@ namespace {
 thread_local G* tlsRunningFinalizerG = nullptr;
 
 struct FingState {
-  std::mutex lock;  // startFinalizerG/stopFinalizerG/armFinalizerG
+  std::mutex lock;  // startFinalizerG/stopFinalizerG
   const GBody* body = nullptr;
   G* g = nullptr;
   Sched* sched = nullptr;
-  // The Sched armFinalizerG named, while its G is not yet made (else null). Written
-  // under lock; read without it (seq_cst, with gFinalizersUsed: Dekker's pattern, so
-  // either arming sees a registration or the registration sees the arming).
-  std::atomic<Sched*> armed{nullptr};
 };
-// Set (seq_cst) by the first setFinalizer/addCleanup of the process, never cleared.
-std::atomic<bool> gFinalizersUsed{false};
 FingState& fingState() {
   static FingState* s = new FingState;
   return *s;
@@ -111,9 +104,10 @@ Step waitFinalizersStep(G* g, std::uint64_t target) {
   return Step::park(WaitReason::FinalizersRunWait, nullptr);
 }
 
-namespace {
-G* startFinalizerGLocked(FingState& st, Sched* sched) {
-  st.armed.store(nullptr);
+G* startFinalizerG(Sched* sched) {
+  registerFinalizerRoots();
+  FingState& st = fingState();
+  std::lock_guard<std::mutex> lk(st.lock);
   if (st.sched == sched && st.g != nullptr) return st.g;
   auto* body = new FinalizerBody;
   setFinalizerG(body, sched);  // before newproc: its first run must find itself registered
@@ -123,38 +117,9 @@ G* startFinalizerGLocked(FingState& st, Sched* sched) {
   return st.g;
 }
 
-// setFinalizer/addCleanup: the first registration makes the armed Sched's G.
-void noteFinalizerUse() {
-  // Only the first registration writes the flag (the shared line stays clean); it does
-  // the store-then-load half of the handshake with armFinalizerG.
-  if (!gFinalizersUsed.load(std::memory_order_relaxed)) gFinalizersUsed.store(true);
-  FingState& st = fingState();
-  if (st.armed.load() == nullptr) return;
-  std::lock_guard<std::mutex> lk(st.lock);
-  if (Sched* s = st.armed.load()) startFinalizerGLocked(st, s);
-}
-}  // namespace
-
-G* startFinalizerG(Sched* sched) {
-  registerFinalizerRoots();
-  FingState& st = fingState();
-  std::lock_guard<std::mutex> lk(st.lock);
-  return startFinalizerGLocked(st, sched);
-}
-
-void armFinalizerG(Sched* sched) {
-  registerFinalizerRoots();
-  FingState& st = fingState();
-  std::lock_guard<std::mutex> lk(st.lock);
-  if (st.sched == sched && st.g != nullptr) return;
-  st.armed.store(sched);
-  if (gFinalizersUsed.load()) startFinalizerGLocked(st, sched);
-}
-
 void stopFinalizerG(Sched* sched) {
   FingState& st = fingState();
   std::lock_guard<std::mutex> lk(st.lock);
-  if (st.armed.load() == sched) st.armed.store(nullptr);
   if (st.sched != sched) return;
   st.body = nullptr;
   st.g = nullptr;
@@ -177,7 +142,6 @@ G* runningFinalizerG() { return tlsRunningFinalizerG; }
 bool setFinalizer(void* obj, FinalizerFn fn, void* arg) {
   if (fn != nullptr) {
     registerFinalizerRoots();
-    noteFinalizerUse();
     if (writeBarrierEnabled() && mheap().spanOf(obj) != nullptr) {
       // Marking may have scanned the finalizer roots already: keep what obj reaches (and
       // arg) alive for this cycle, as the roots would have (Go's addfinalizer).
@@ -196,7 +160,6 @@ bool setFinalizer(void* obj, FinalizerFn fn, void* arg) {
 
 bool addCleanup(void* obj, CleanupFn cleanup, void* arg) {
   registerFinalizerRoots();
-  noteFinalizerUse();
   // Marking may have scanned the finalizer roots already: keep arg alive for this cycle.
   if (writeBarrierEnabled()) shade(arg);
   return addCleanup(mheap(), obj, cleanup, arg);

@@ -12,10 +12,7 @@
 // any thread holding no scheduler lock (the collector calls it when a cycle's sweep is
 // done).
 //
-// Integration with the collector core: gcAttach(sched) calls armFinalizerG(sched): the G
-// is made by the first setFinalizer/addCleanup (Go's createfing in SetFinalizer), or at
-// once if the process registered one before, so a program that registers none has no
-// finalizer G (and no M started to run it);
+// Integration with the collector core: gcAttach(sched) calls startFinalizerG(sched);
 // gcDetach(sched) calls stopFinalizerG(sched); gcCollect calls wakeFinalizerG() once the
 // sweep is finished. setFinalizer registers the finalizer roots (scanFinalizerRoots) with
 // registerRoots on first use.
@@ -31,9 +28,6 @@ struct G;
 
 // Creates the finalizer G on sched (idempotent for the same sched). Returns it.
 G* startFinalizerG(Sched* sched);
-// Names sched as the one whose finalizer G the first setFinalizer/addCleanup makes
-// (at once if one was registered before). Idempotent.
-void armFinalizerG(Sched* sched);
 // Unregisters sched's finalizer G: it exits at its next run (or is abandoned by ~Sched).
 // Queued entries wait for the next startFinalizerG.
 void stopFinalizerG(Sched* sched);

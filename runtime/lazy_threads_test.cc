@@ -10,9 +10,7 @@
 #include <cstdio>
 #include <string>
 
-#include "runtime/fing.h"
 #include "runtime/gc.h"
-#include "runtime/malloc.h"
 #include "runtime/mgc.h"
 #include "runtime/proc.h"
 #include "runtime/testing/fnbody.h"
@@ -50,13 +48,11 @@ TEST_CASE("a Sched starts only sysmon; the collector's threads wait for a cycle"
   Sched s(2);
   CHECK(threadsNamed("spindle-sysmon") == 1);
   gcAttach(&s);
-  // Attached, nothing collected yet: no controller, no scavenger, no finalizer G (so no
-  // M was started to run it), no mark workers (none below 6 Ps).
+  // Attached, nothing collected yet: no controller, no scavenger, no mark workers (none
+  // below 6 Ps).
   CHECK(threadsNamed("spindle-gc") == 0);
   CHECK(threadsNamed("spindle-scvg") == 0);
   CHECK(threadsNamed("spindle-gcmark") == 0);
-  CHECK(threadsNamed("spindle-m") == 0);
-  CHECK(finalizerG() == nullptr);
   // The first cycle request starts the controller, which runs it.
   gcCollect();
   CHECK(threadsNamed("spindle-gc") == 1);
@@ -64,20 +60,6 @@ TEST_CASE("a Sched starts only sysmon; the collector's threads wait for a cycle"
   CHECK(st.cycles >= 1);
   gcDetach(&s);
   CHECK(threadsNamed("spindle-gc") == 0);
-}
-
-TEST_CASE("the first finalizer registration makes the finalizer G") {
-  Sched s(1);
-  gcAttach(&s);
-  CHECK(finalizerG() == nullptr);
-  RunStatus st = s.runMain(fn([&](G*) -> Step {
-    void* obj = mallocgc(32, nullptr);
-    REQUIRE(setFinalizer(obj, [](void*, void*) {}, nullptr));
-    CHECK(finalizerG() != nullptr);
-    return Step::exit();
-  }));
-  CHECK(st == RunStatus::Ok);
-  gcDetach(&s);
 }
 
 TEST_CASE("idle Ps mark only while a CPU is idle") {

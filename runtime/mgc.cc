@@ -633,7 +633,6 @@ bool sweepStep() {
 }
 
 void controllerLoop() {
-  setThreadName("spindle-gc");
   const ProfLabelScope label("<gc controller>");  // the cycle driver, marking and sweeping too
   Collector& c = C();
   std::unique_lock<std::mutex> lk(c.lock);
@@ -661,7 +660,10 @@ void controllerLoop() {
 // that never fills its first heap goal (a short script) runs no collector thread. Under
 // Collector::lock, with a Sched attached.
 void ensureControllerLocked(Collector& c) {
-  if (!c.controller.joinable()) c.controller = std::thread(controllerLoop);
+  if (!c.controller.joinable()) {
+    c.controller = std::thread(controllerLoop);
+    setThreadName(c.controller, "spindle-gc");
+  }
 }
 
 }  // namespace
@@ -758,7 +760,7 @@ void attachOne(Sched* sched) {
   gc_detail::counters().seeded.store(sched->seeded(), std::memory_order_relaxed);
   if (c.requested > c.started || c.swept < c.marked) gc_detail::ensureControllerLocked(c);
   gc_detail::startMarkWorkers(gc_detail::markWorkersFor(sched->procs()));
-  armFinalizerG(sched);
+  startFinalizerG(sched);
   startBackgroundScavenger(mheap());
 }
 

@@ -46,7 +46,6 @@ std::uint64_t retainedGoal(MHeap& h) {
 }
 
 void backgroundLoop(MHeap* h) {
-  setThreadName("spindle-scvg");
   using Clock = std::chrono::steady_clock;
   Background& b = background();
   std::chrono::nanoseconds sleep{0};
@@ -165,7 +164,10 @@ void scavengerWake() {
   {
     std::lock_guard<std::mutex> lk(b.lock);
     b.woken = true;
-    if (b.armed != nullptr && !b.thread.joinable()) b.thread = std::thread(backgroundLoop, b.armed);
+    if (b.armed != nullptr && !b.thread.joinable()) {
+      b.thread = std::thread(backgroundLoop, b.armed);
+      setThreadName(b.thread, "spindle-scvg");
+    }
   }
   b.cv.notify_all();
 }

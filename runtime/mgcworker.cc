@@ -39,7 +39,6 @@ MarkWorkers& W() {
 }
 
 void workerLoop() {
-  setThreadName("spindle-gcmark");
   const ProfLabelScope label("<gc mark worker>");
   MarkWorkers& w = W();
   GCWork gcw;
@@ -115,7 +114,7 @@ void startMarkWorkers(int n) {
   MarkWorkers& w = W();
   std::lock_guard<std::mutex> lk(w.lock);
   w.exit = false;
-  for (int i = 0; i < n; i++) w.threads.emplace_back(workerLoop);
+  for (int i = 0; i < n; i++) setThreadName(w.threads.emplace_back(workerLoop), "spindle-gcmark");
 }
 
 void stopMarkWorkers() {

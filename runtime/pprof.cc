@@ -301,7 +301,6 @@ void drain(CpuProfile& p) {
 }
 
 void readerLoop() {
-  setThreadName("spindle-pprof");
   CpuProfile& p = cpu();
   std::unique_lock<std::mutex> lk(p.lock);
   while (!p.stopping) {
@@ -353,6 +352,7 @@ bool startCPUProfile(const std::string& path, int hz, std::string* err) {
   p.stopping = false;
   p.running = true;
   p.reader = std::thread(readerLoop);
+  setThreadName(p.reader, "spindle-pprof");
   return true;
 }
 

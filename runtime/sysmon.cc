@@ -23,7 +23,6 @@
 #include "runtime/mheap.h"
 #include "runtime/proc.h"
 #include "runtime/sysmonhook.h"
-#include "runtime/threadname.h"
 #include "runtime/trace.h"
 
 namespace spindle::runtime {
@@ -34,7 +33,6 @@ constexpr std::int64_t kForcePreemptNs = 10000000;  // 10 ms
 }  // namespace
 
 void sysmonLoop(Sched* s) {
-  setThreadName("spindle-sysmon");
   if (s->seeded()) {
     // Only the embedder's hook: it acts only on an interrupt or a time limit, which come
     // from outside the program (a schedule without them stays a function of the seed).
