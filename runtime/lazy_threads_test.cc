@@ -44,16 +44,15 @@ int threadsNamed(const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("a Sched starts only sysmon; the collector's threads wait for a cycle") {
+TEST_CASE("a Sched starts sysmon; gcAttach the controller; the scavenger waits for a sweep") {
   Sched s(2);
   CHECK(threadsNamed("spindle-sysmon") == 1);
   gcAttach(&s);
-  // Attached, nothing collected yet: no controller, no scavenger, no mark workers (none
+  // Attached, nothing collected yet: the controller, no scavenger, no mark workers (none
   // below 6 Ps).
-  CHECK(threadsNamed("spindle-gc") == 0);
+  CHECK(threadsNamed("spindle-gc") == 1);
   CHECK(threadsNamed("spindle-scvg") == 0);
   CHECK(threadsNamed("spindle-gcmark") == 0);
-  // The first cycle request starts the controller, which runs it.
   gcCollect();
   CHECK(threadsNamed("spindle-gc") == 1);
   const GCStats st = gcStats();

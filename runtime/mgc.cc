@@ -2,8 +2,7 @@
 // gcCollect, lazy mcache flushing, stats and gctrace.
 //
 // One world is attached at a time (gcAttach). A controller thread (not an M: it holds
-// no P; named "spindle-gc"; started at the first cycle request, so a program that never
-// reaches its first heap goal has none) runs every cycle and the background sweep; cycles are requested by the pacer
+// no P; named "spindle-gc") runs every cycle and the background sweep; cycles are requested by the pacer
 // trigger in the allocation slow path (requestCycle, never blocking) or by gcCollect and
 // gcstress's gcStressSafepoint (both wait; gcstress's requests never fold). A cycle:
 //   1. Sweep termination, world stopped: finish the previous sweep (finishSweep);
@@ -656,9 +655,8 @@ void controllerLoop() {
   }
 }
 
-// The controller thread starts at the first cycle request, not at attach: a program
-// that never fills its first heap goal (a short script) runs no collector thread. Under
-// Collector::lock, with a Sched attached.
+// Starts the controller thread unless it runs (gcAttach; requestCycle and gcCollect
+// check again). Under Collector::lock, with a Sched attached.
 void ensureControllerLocked(Collector& c) {
   if (!c.controller.joinable()) {
     c.controller = std::thread(controllerLoop);
@@ -758,7 +756,9 @@ void attachOne(Sched* sched) {
   mheap().allocSlowHook.store(gc_detail::allocSlowHook, std::memory_order_release);
   setGCAssistParkHook(gc_detail::assistPark);
   gc_detail::counters().seeded.store(sched->seeded(), std::memory_order_relaxed);
-  if (c.requested > c.started || c.swept < c.marked) gc_detail::ensureControllerLocked(c);
+  // Started now, not at the first request: a gc() right after the first paced request
+  // would otherwise fold into that cycle while the thread starts (its cause "pacer").
+  gc_detail::ensureControllerLocked(c);
   gc_detail::startMarkWorkers(gc_detail::markWorkersFor(sched->procs()));
   startFinalizerG(sched);
   startBackgroundScavenger(mheap());
