@@ -2,7 +2,7 @@
 // gcCollect, lazy mcache flushing, stats and gctrace.
 //
 // One world is attached at a time (gcAttach). A controller thread (not an M: it holds
-// no P) runs every cycle and the background sweep; cycles are requested by the pacer
+// no P; named "spindle-gc") runs every cycle and the background sweep; cycles are requested by the pacer
 // trigger in the allocation slow path (requestCycle, never blocking) or by gcCollect and
 // gcstress's gcStressSafepoint (both wait; gcstress's requests never fold). A cycle:
 //   1. Sweep termination, world stopped: finish the previous sweep (finishSweep);
@@ -75,6 +75,7 @@
 #include "runtime/phooks.h"
 #include "runtime/print.h"
 #include "runtime/proc.h"
+#include "runtime/threadname.h"
 #include "runtime/throw.h"
 
 namespace spindle::runtime {
@@ -93,7 +94,9 @@ std::atomic<void (*)()> gMarkTerminationTestHook{nullptr};  // setMarkTerminatio
 }  // namespace
 
 void enlistWorker() {
-  if (Sched* s = gMarkSched.load(std::memory_order_relaxed)) s->wakeIdlePs(1);
+  if (Sched* s = gMarkSched.load(std::memory_order_relaxed)) {
+    if (idleMarkSlots(s) > 0) s->wakeIdlePs(1);
+  }
 }
 
 Registry& registry() {
@@ -446,7 +449,7 @@ void runCycle() {
     ev.stw1ToSafepointNs = stop1;
     ev.stw1WorkNs = pause1 - stop1;
     recordPause(pause1);
-    s->wakeIdlePs(procs);  // idle Ps run the idle mark worker
+    s->wakeIdlePs(idleMarkSlots(s));  // idle Ps run the idle mark worker (no more than idle CPUs)
     afterSweep();  // the previous cycle's sweep finished at sweep termination
     markWorkersBegin();
   }
@@ -652,6 +655,15 @@ void controllerLoop() {
   }
 }
 
+// Starts the controller thread unless it runs (gcAttach; requestCycle and gcCollect
+// check again). Under Collector::lock, with a Sched attached.
+void ensureControllerLocked(Collector& c) {
+  if (!c.controller.joinable()) {
+    c.controller = std::thread(controllerLoop);
+    setThreadName(c.controller, "spindle-gc");
+  }
+}
+
 }  // namespace
 
 void requestCycle(GCCause cause) {
@@ -676,6 +688,7 @@ void requestCycle(GCCause cause) {
     c.requested = c.started + 1;
     c.causes.emplace(c.requested, cause);
   }
+  ensureControllerLocked(c);
   c.cv.notify_all();
 }
 
@@ -743,7 +756,9 @@ void attachOne(Sched* sched) {
   mheap().allocSlowHook.store(gc_detail::allocSlowHook, std::memory_order_release);
   setGCAssistParkHook(gc_detail::assistPark);
   gc_detail::counters().seeded.store(sched->seeded(), std::memory_order_relaxed);
-  c.controller = std::thread(gc_detail::controllerLoop);
+  // Started now, not at the first request: a gc() right after the first paced request
+  // would otherwise fold into that cycle while the thread starts (its cause "pacer").
+  gc_detail::ensureControllerLocked(c);
   gc_detail::startMarkWorkers(gc_detail::markWorkersFor(sched->procs()));
   startFinalizerG(sched);
   startBackgroundScavenger(mheap());
@@ -759,7 +774,7 @@ void detachOne(Sched* sched) {
     c.cv.notify_all();
     t = std::move(c.controller);
   }
-  t.join();  // finishes the cycle in progress
+  if (t.joinable()) t.join();  // finishes the cycle in progress
   gc_detail::stopMarkWorkers();
   stopFinalizerG(sched);
   gc_detail::clearStackShrinks(sched);
@@ -839,6 +854,7 @@ void gc_detail::gcCollectNew(CycleCause cause) {
                                                                   : GCCause::Forced);
   c.requested = std::max(c.requested, want);
   if (cause != CycleCause::Paced) (stress ? c.stressed : c.forced)++;
+  gc_detail::ensureControllerLocked(c);
   c.cv.notify_all();
   if (g == nullptr) {
     c.cv.wait(lk, [&] { return c.swept >= want || c.stopping || c.sched == nullptr; });

@@ -216,6 +216,13 @@ void markWorkersBegin();
 // Work was handed to the global list: wake idle Ps to run the idle mark worker (Go's
 // enlistWorker). Cheap when no P is idle.
 void enlistWorker();
+// How many idle Ps may run the idle mark worker now (Go's maxIdleMarkWorkers): the
+// controller and the extra workers each keep a CPU busy, so with procs CPUs the Ps held
+// by Ms (mutators and idle markers) plus those dedicated threads stay within procs.
+// A single fiber with 2 Ps thus gets no idle marker (it would only take a CPU from the
+// fiber or the controller); with 2 Ps and none running, one. Seeded schedules keep
+// every idle P (their interleaving is the seed's, not the CPUs').
+int idleMarkSlots(Sched* s);
 // The idle-P mark worker hook (phooks.h), set/cleared with the world stopped.
 void idleMarkBegin();
 void idleMarkEnd();

@@ -14,6 +14,7 @@
 #include "runtime/gctrace.h"
 #include "runtime/mheap.h"
 #include "runtime/print.h"
+#include "runtime/threadname.h"
 #include "runtime/throw.h"
 
 namespace spindle::runtime {
@@ -28,6 +29,7 @@ struct Background {
   std::condition_variable cv;
   bool stop = false;
   bool woken = false;
+  MHeap* armed = nullptr;  // set by startBackgroundScavenger; the thread starts at the first wake
   std::thread thread;
 };
 Background& background() {
@@ -132,12 +134,14 @@ ScavengerStats scavengerStats(MHeap& h) {
   return s;
 }
 
+// Arms the scavenger; its thread starts at the first scavengerWake (the end of a
+// cycle's sweep, when free pages first exist in bulk), so a program that never collects
+// has no scavenger thread.
 void startBackgroundScavenger(MHeap& h) {
   Background& b = background();
   std::lock_guard<std::mutex> lk(b.lock);
-  if (b.thread.joinable()) return;
   b.stop = false;
-  b.thread = std::thread(backgroundLoop, &h);
+  b.armed = &h;
 }
 
 void stopBackgroundScavenger() {
@@ -146,6 +150,7 @@ void stopBackgroundScavenger() {
   {
     std::lock_guard<std::mutex> lk(b.lock);
     b.stop = true;
+    b.armed = nullptr;
     t = std::move(b.thread);
   }
   b.cv.notify_all();
@@ -159,6 +164,10 @@ void scavengerWake() {
   {
     std::lock_guard<std::mutex> lk(b.lock);
     b.woken = true;
+    if (b.armed != nullptr && !b.thread.joinable()) {
+      b.thread = std::thread(backgroundLoop, b.armed);
+      setThreadName(b.thread, "spindle-scvg");
+    }
   }
   b.cv.notify_all();
 }

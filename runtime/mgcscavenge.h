@@ -9,7 +9,8 @@
 //     free unscavenged pages out of the free pool (so nobody allocates them meanwhile),
 //     drops the lock for the madvise, then frees the run back as scavenged (Go's
 //     scavengeOne). The heap lock is never held across the system call.
-//   - The background scavenger (one thread per process, startBackgroundScavenger) keeps
+//   - The background scavenger (one thread per process, "spindle-scvg", armed by
+//     startBackgroundScavenger and started by the first scavengerWake after it) keeps
 //     the heap's retained memory (heapSys minus released) near a goal: by default 10%
 //     over the bytes in use plus kMinRetained, or the goal the collector sets after each
 //     cycle (setScavengeGoal: Go retains heapGoal + 10%). It works in chunks of

@@ -19,6 +19,7 @@
 #include "runtime/proc.h"
 #include "runtime/trace.h"
 #include "runtime/proflabel.h"
+#include "runtime/threadname.h"
 
 namespace spindle::runtime::gc_detail {
 
@@ -77,11 +78,20 @@ void workerLoop() {
 // time, and goes back to look for Gs between chunks; STW and forEachP reach it there.
 // Grey objects it finds stay in P::gcw, flushed by mark completion's forEachP or taken
 // by the P's own next chunk.
+int idleMarkSlots(Sched* s) {
+  const int idle = s->idlePs();
+  if (s->seeded()) return idle;
+  return std::max(0, idle - 1 - markWorkersFor(s->procs()));
+}
+
 namespace {
 constexpr std::int64_t kIdleChunk = 64 << 10;
 bool idleMark(P* p) {
   if (!gcMarking.load(std::memory_order_relaxed)) return false;
   if (p->gcw.empty() && workQueues().full.empty()) return false;
+  // p is held, not idle: it may mark if one more idle P could (idleMarkSlots). Its own
+  // grey objects it drains regardless (nobody else can reach them until a flush).
+  if (M* m = getm(); p->gcw.empty() && m != nullptr && idleMarkSlots(m->sched) + 1 <= 0) return false;
   const std::int64_t t0 = nanotime();
   const std::int64_t work = drain(&p->gcw, kIdleChunk);
   // Out of work: what it greyed meanwhile is for everyone (the controller waits on it).
@@ -104,7 +114,7 @@ void startMarkWorkers(int n) {
   MarkWorkers& w = W();
   std::lock_guard<std::mutex> lk(w.lock);
   w.exit = false;
-  for (int i = 0; i < n; i++) w.threads.emplace_back(workerLoop);
+  for (int i = 0; i < n; i++) setThreadName(w.threads.emplace_back(workerLoop), "spindle-gcmark");
 }
 
 void stopMarkWorkers() {

@@ -17,10 +17,23 @@ MHeap& mheap() {
 }
 
 MHeap::MHeap(std::size_t maxArenas)
-    : arenas_(maxArenas), pages_(maxArenas * kPagesPerArena) {
-  for (std::size_t i = 0; i < kNumSpanClasses; ++i) {
-    central_[i].init(SpanClass{static_cast<std::uint8_t>(i)}, this);
-  }
+    : arenas_(maxArenas), pages_(maxArenas * kPagesPerArena) {}
+
+MHeap::~MHeap() {
+  for (std::atomic<MCentral*>& c : central_) delete c.load(std::memory_order_relaxed);
+}
+
+MCentral* MHeap::makeCentral(SpanClass spc) {
+  auto* c = new MCentral;
+  c->init(spc, this);
+  MCentral* seen = nullptr;
+  // Release: whoever loads the pointer sees an initialised central. A racing maker
+  // that lost keeps the winner's (its own was never visible).
+  if (central_[spc.value].compare_exchange_strong(seen, c, std::memory_order_acq_rel,
+                                                  std::memory_order_acquire))
+    return c;
+  delete c;
+  return seen;
 }
 
 MSpan* MHeap::tryAllocMSpan(P* p) {

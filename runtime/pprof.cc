@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "runtime/gc.h"
+#include "runtime/threadname.h"
 
 namespace spindle::runtime {
 
@@ -382,6 +383,7 @@ bool startCPUProfile(const std::string& path, int hz, std::string* err) {
   p.stopping = false;
   p.running = true;
   p.reader = std::thread(readerLoop);
+  setThreadName(p.reader, "spindle-pprof");
   return true;
 }
 

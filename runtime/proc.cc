@@ -12,6 +12,7 @@
 #include "runtime/phooks.h"
 #include "runtime/print.h"
 #include "runtime/threadlimit.h"
+#include "runtime/threadname.h"
 #include "runtime/throw.h"
 #include "runtime/trace.h"
 
@@ -114,6 +115,7 @@ Sched::Sched(int procs, std::uint64_t seed) : seed_(seed) {
   gomaxprocs_.store(procs, std::memory_order_release);
   for (int i = procs - 1; i >= 0; i--) pidleput(allp(i));
   sysmon_ = std::thread(sysmonLoop, this);
+  setThreadName(sysmon_, "spindle-sysmon");
 }
 
 Sched::~Sched() {
@@ -603,6 +605,7 @@ M* Sched::startmLocked(P* p, bool spinning, bool deferWake, bool workerOnly) {
   allm_.push_back(nm);
   try {
     nm->thread = std::thread([this, nm] { mstart(nm); });
+    setThreadName(nm->thread, "spindle-m");
   } catch (const std::system_error& e) {
     threadExhaustion(mcount_, e.what());  // pthread_create failed (EAGAIN: no threads left)
   }
@@ -616,7 +619,8 @@ void Sched::startm(P* p, bool spinning) {
 
 void Sched::wakeIdlePs(int n) {
   // Seeded: no M runs beside the one running Gs (the collector's work is synchronous).
-  if (npidle_.load(std::memory_order_relaxed) == 0 || seeded()) return;
+  // n <= 0: the collector found no idle CPU for idle-P marking (idleMarkSlots).
+  if (n <= 0 || npidle_.load(std::memory_order_relaxed) == 0 || seeded()) return;
   std::vector<M*> wake;
   {
     std::lock_guard<std::mutex> lk(lock_);

@@ -130,6 +130,8 @@ class Sched {
   void wakeIdlePs(int n);
 
   int procs() const { return gomaxprocs_.load(std::memory_order_acquire); }
+  // Ps on the idle list now (a snapshot: relaxed, the list changes under lock_).
+  int idlePs() const { return npidle_.load(std::memory_order_relaxed); }
   P* allp(int i) const { return allp_[i].load(std::memory_order_acquire); }
   SchedStats stats();
   std::uint32_t budget() const { return budget_; }

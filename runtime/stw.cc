@@ -171,7 +171,11 @@ std::int64_t Sched::startTheWorld() {
     checkdead();
   }
   for (M* w : wake) w->park.wakeup();
-  wakep();
+  // Ps with local work got an M above; a spinning M is only for work no P holds (the
+  // global queue) or that the caller's own P cannot run now. Waking one for nothing (as
+  // at every gcAttach and cycle of a one-fiber program) costs a thread start or a futex
+  // round trip and a CPU the fiber or the collector wanted.
+  if (runqsize_.load(std::memory_order_relaxed) > 0 || (mine != nullptr && !runqempty(mine))) wakep();
   worldsema_.unlock();
   return pause;
 }

@@ -12,7 +12,7 @@
 // Random numbers: splitmix64 over VM::randomState_, a counter advanced by fetch_add, so
 // fibers drawing at once each get a distinct step and never race; after math.seed(n) the
 // sequence is a function of n alone. Unseeded, a Vm's state is the next step of a
-// process-wide splitmix64 sequence that starts from std::random_device once per process
+// process-wide splitmix64 sequence that starts from getrandom(2) once per process
 // (opening the device is most of a Vm's creation cost when done per Vm).
 // random() is 53 random bits scaled into [0, 1); randomInt(lo, hi) is uniform over the
 // integers of [lo, hi] (Lemire's multiply-shift over 64 random bits).
@@ -21,6 +21,8 @@
 #include <cmath>
 #include <numbers>
 #include <random>
+
+#include <sys/random.h>
 
 #include "vm/lib.h"
 #include "vm/vm.h"
@@ -151,8 +153,14 @@ constexpr Other kOther[] = {
 namespace {
 std::uint64_t freshSeed() {
   static std::atomic<std::uint64_t> process = [] {
-    std::random_device device;
-    return (std::uint64_t{device()} << 32) ^ device();
+    // getrandom(2), not std::random_device: libstdc++'s probes the CPU (cpuid for
+    // rdrand), which traps to the hypervisor on a VM and showed in start-up profiles.
+    std::uint64_t seed = 0;
+    if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof seed)) {
+      std::random_device device;  // no entropy yet (early boot): libstdc++'s fallback
+      seed = (std::uint64_t{device()} << 32) ^ device();
+    }
+    return seed;
   }();
   return mix(process.fetch_add(kGolden, std::memory_order_relaxed) + kGolden);
 }
