@@ -160,7 +160,7 @@ struct Collector {
 
   std::vector<G*> assistQueue;  // Gs parked in GCAssistWait until mark termination
   // Why each requested cycle not yet started was asked for (by cycle number; a later
-  // request folded into one keeps the first cause).
+  // request folded into one keeps the first cause, unless it is gc()'s: gcCollectNew).
   std::map<std::uint64_t, GCCause> causes;
   // The event of the cycle whose sweep is in progress (cycleLock: the cycle driver and
   // the background sweep steps), published when that sweep is done (gcevents.h).
@@ -852,6 +852,9 @@ void gc_detail::gcCollectNew(CycleCause cause) {
   for (std::uint64_t n = c.requested + 1; n <= want; n++) c.causes.emplace(n, stress                        ? GCCause::Stress
                                      : cause == CycleCause::Paced ? GCCause::Pacer
                                                                   : GCCause::Forced);
+  // A forced request that folds into a cycle requested but not started yet (a pacer
+  // request an instant before) makes that cycle forced: it is the one gc() waits for.
+  if (cause == CycleCause::Forced && want <= c.requested) c.causes.insert_or_assign(want, GCCause::Forced);
   c.requested = std::max(c.requested, want);
   if (cause != CycleCause::Paced) (stress ? c.stressed : c.forced)++;
   gc_detail::ensureControllerLocked(c);
