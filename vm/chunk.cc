@@ -40,6 +40,7 @@ lang::CompileResult VM::compile(std::string_view source, const std::string& file
 }  // namespace vm
 
 Result Vm::compile(std::string_view source, std::string_view name) {
+  if (optionsError_) return Result::failure(*optionsError_);
   const std::string file(name);
   lang::CompileResult compiled = vm_->compile(source, file);
   if (!compiled.ok()) {

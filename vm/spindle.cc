@@ -182,7 +182,7 @@ static_assert(kMaxProcs == runtime::kMaxProcs, "spindle.h's kMaxProcs is the sch
 
 vm::VMOptions internalOptions(const Options& o) {
   vm::VMOptions v;
-  v.procs = std::min(o.procs, kMaxProcs);  // a host's procs is clamped (spindle.h)
+  v.procs = std::clamp(o.procs, 0, kMaxProcs);  // out of range: optionsError_ (spindle.h)
   v.schedSeed = o.sched_seed;
   v.gcPercent = o.gc_percent;
   v.gctrace = o.gctrace;
@@ -236,6 +236,12 @@ Runtime::~Runtime() { vm::VM::releaseRuntime(); }
 
 Vm::Vm(Options options)
     : options_(std::move(options)), vm_(std::make_unique<vm::VM>(internalOptions(options_))) {
+  if (options_.procs < 0 || options_.procs > kMaxProcs) {
+    optionsError_ = Error{Error::Kind::Runtime,
+                          fmt::format("Options::procs is {}: it must be 0 (one per core) to {}.",
+                                      options_.procs, kMaxProcs),
+                          {}};
+  }
   detail::startOptionsTrace(this, options_.trace_file);
 }
 Vm::~Vm() { detail::stopOptionsTrace(this); }
@@ -275,6 +281,7 @@ vm::Value Vm::toInternalValue(const Value& x) {
 // The script runs as the main G of the VM's scheduler (vm::VM::call); until then its
 // closure is held through a handle (a root).
 Result Vm::run(std::string_view source) {
+  if (optionsError_) return Result::failure(*optionsError_);
   lang::CompileResult compiled = vm_->compile(source);
   if (!compiled.ok()) return compileFailure(compiled);
   std::uint32_t handle = 0;
@@ -313,6 +320,7 @@ Result Vm::runFile(const std::string& path) {
 }
 
 Result Vm::call(const Value& callee, std::span<const Value> args) {
+  if (optionsError_) [[unlikely]] return Result::failure(*optionsError_);
   if (!callee.isString() && std::none_of(args.begin(), args.end(), [](const Value& a) { return a.isString(); })) {
     return callDirect(callee, args);  // hostcall_api.cc: no P, no handle
   }
@@ -344,6 +352,7 @@ Result Vm::call(const Value& callee, std::span<const Value> args) {
 // so the interpreter's INVOKE decides what the method is. Its global is made undefined
 // again at once (scripts do not see it); the host keeps the function in invokers_.
 Result Vm::invoke(const Value& receiver, std::string_view method, std::span<const Value> args) {
+  if (optionsError_) [[unlikely]] return Result::failure(*optionsError_);
   const bool identifier =
       !method.empty() && (std::isalpha(static_cast<unsigned char>(method[0])) || method[0] == '_') &&
       std::all_of(method.begin(), method.end(),

@@ -91,8 +91,8 @@ class Pinner;
 
 struct Error;
 
-// The most worker Ps: Options::procs above it is clamped to it (as Go's GOMAXPROCS clamps
-// to its maximum), never an error; so is the default of one per core.
+// The most worker Ps: the default of one per core is clamped to it; Options::procs above
+// it is an error Result of the Vm's entry points (never fatal).
 inline constexpr int kMaxProcs = 256;
 
 // Options. Process-wide (one runtime per process, shared by every Vm: see "The process
@@ -101,7 +101,10 @@ inline constexpr int kMaxProcs = 256;
 // creates the runtime (no Vm or Runtime is alive) and are ignored otherwise. The rest
 // are this Vm's.
 struct Options {
-  int procs = 0;            // process-wide: worker Ps (0: one per core, at most kMaxProcs)
+  // process-wide: worker Ps (0: one per core, at most kMaxProcs). Outside 0..kMaxProcs
+  // the Vm is made (with procs clamped) but every run, compile, call and invoke fails
+  // with the runtime error "Options::procs is N: it must be 0 (one per core) to 256.".
+  int procs = 0;
   // process-wide: a reproducible schedule (0: off). The run is a function of the program,
   // its input and the seed: which fiber runs next, where fibers are preempted, select's
   // choice, where GC cycles run (synchronously, on the fiber that triggered them) and
@@ -557,6 +560,9 @@ class Vm {
   vm::VM& internal() { return *vm_; }
 
  private:
+  // What is wrong with options_ (see Options::procs), or nullopt; every entry point that
+  // runs code fails with it.
+  std::optional<Error> optionsError_;
   friend class Value;
   friend class Pinner;
   Value fromInternal(vm::Value x);

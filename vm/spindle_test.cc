@@ -421,10 +421,26 @@ TEST_CASE("deep recursion reports Stack overflow.") {
   CHECK(out == "5000\n");
 }
 
-TEST_CASE("procs above kMaxProcs is clamped, not fatal") {
+TEST_CASE("procs outside 0..kMaxProcs is an error Result of every entry point, not fatal") {
+  for (int procs : {1000, -1}) {
+    std::string out;
+    spindle::Options o = capture(out);
+    o.procs = procs;
+    spindle::Vm vm(o);
+    const std::string want = "Options::procs is " + std::to_string(procs) + ": it must be 0 (one per core) to " +
+                             std::to_string(spindle::kMaxProcs) + ".";
+    spindle::Result r = vm.run("print procs();");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message == want);
+    CHECK(vm.compile("print 1;", "x.lox").error().message == want);
+    CHECK(vm.call(spindle::Value::number(1), {}).error().message == want);
+    CHECK(vm.invoke(spindle::Value::number(1), "f", {}).error().message == want);
+    CHECK(out.empty());
+  }
+  // The limit itself is valid.
   std::string out;
   spindle::Options o = capture(out);
-  o.procs = 1000;
+  o.procs = spindle::kMaxProcs;
   spindle::Vm vm(o);
   REQUIRE(vm.run("print procs();").ok());
   CHECK(out == std::to_string(spindle::kMaxProcs) + "\n");
