@@ -122,7 +122,7 @@ fun churn() {
   while (!stop) {
     i = i + 1;
     p.x = i;
-    p.s = "v" + i;
+    p.s = "v" + str(i);
     seen = g;
     var junk = [i, [i]];
   }
