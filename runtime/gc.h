@@ -138,6 +138,10 @@ GCStateLine gcStateLine();
 // what the Ps and the barrier left and before the barrier goes off: where a thread
 // without a P, which no stop of the world stops, may still shade.
 void setMarkTerminationTestHook(void (*hook)());
+// Test seam: `hook` runs once, at the next gcDetach, after the controller thread has
+// stopped and before the world is let go: where a request from the leaving world (a
+// fiber still allocating, a gcstress safepoint) lands.
+void setDetachTestHook(void (*hook)());
 #endif
 // GOGC: 100 by default, negative turns pacing off (explicit gcCollect still works).
 // Returns the old value.

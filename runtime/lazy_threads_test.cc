@@ -7,6 +7,7 @@
 
 #include <dirent.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <string>
 
@@ -60,6 +61,29 @@ TEST_CASE("a Sched starts sysmon; gcAttach the controller; the scavenger waits f
   gcDetach(&s);
   CHECK(threadsNamed("spindle-gc") == 0);
 }
+
+#if SPINDLE_DCHECKS_ON
+// A request while the world detaches (a fiber of the leaving world still allocating, a
+// gcstress safepoint: the run fuzzer's hang) starts no controller, so the next world
+// to attach gets a live one and its cycles run.
+TEST_CASE("a cycle requested while the world detaches leaves the next world a controller") {
+  std::uint64_t cycles = 0;
+  {
+    Sched s(2);
+    gcAttach(&s);
+    setDetachTestHook([] { gcCollect(); });
+    gcDetach(&s);
+    CHECK(threadsNamed("spindle-gc") == 0);
+    cycles = gcStats().cycles;
+  }
+  Sched next(2);
+  gcAttach(&next);
+  CHECK(threadsNamed("spindle-gc") == 1);
+  gcCollect();
+  CHECK(gcStats().cycles > cycles);
+  gcDetach(&next);
+}
+#endif
 
 TEST_CASE("idle Ps mark only while a CPU is idle") {
   using gc_detail::idleMarkSlots;

@@ -90,6 +90,7 @@ namespace {
 std::atomic<Sched*> gMarkSched{nullptr};
 #if SPINDLE_DCHECKS_ON
 std::atomic<void (*)()> gMarkTerminationTestHook{nullptr};  // setMarkTerminationTestHook
+std::atomic<void (*)()> gDetachTestHook{nullptr};            // setDetachTestHook
 #endif
 }  // namespace
 
@@ -656,8 +657,12 @@ void controllerLoop() {
 }
 
 // Starts the controller thread unless it runs (gcAttach; requestCycle and gcCollect
-// check again). Under Collector::lock, with a Sched attached.
+// check again). Under Collector::lock, with a Sched attached. Not while the world
+// detaches (stopping): a request then (a fiber of the leaving world still allocating,
+// a gcstress safepoint) would start a thread that returns at once, and its handle,
+// still joinable, would stop the next attach from starting a live controller.
 void ensureControllerLocked(Collector& c) {
+  if (c.stopping) return;
   if (!c.controller.joinable()) {
     c.controller = std::thread(controllerLoop);
     setThreadName(c.controller, "spindle-gc");
@@ -775,6 +780,9 @@ void detachOne(Sched* sched) {
     t = std::move(c.controller);
   }
   if (t.joinable()) t.join();  // finishes the cycle in progress
+#if SPINDLE_DCHECKS_ON
+  if (auto hook = gc_detail::gDetachTestHook.exchange(nullptr)) hook();
+#endif
   gc_detail::stopMarkWorkers();
   stopFinalizerG(sched);
   gc_detail::clearStackShrinks(sched);
@@ -782,6 +790,7 @@ void detachOne(Sched* sched) {
   std::vector<G*> parked;
   {
     std::lock_guard<std::mutex> lk(c.lock);
+    SPINDLE_CHECK(!c.controller.joinable(), "gcDetach: a controller thread was started while the world detached");
     c.sched = nullptr;
     gc_detail::counters().seeded.store(false, std::memory_order_relaxed);
     gc_detail::counters().seededOwed.store(false, std::memory_order_relaxed);
@@ -824,6 +833,7 @@ void gcDetach(Sched* sched) {
 
 #if SPINDLE_DCHECKS_ON
 void setMarkTerminationTestHook(void (*hook)()) { gc_detail::gMarkTerminationTestHook.store(hook); }
+void setDetachTestHook(void (*hook)()) { gc_detail::gDetachTestHook.store(hook); }
 #endif
 
 GCStateLine gcStateLine() {
