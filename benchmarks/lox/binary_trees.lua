@@ -45,7 +45,7 @@ while d < stretchDepth do
     i = i + 1
   end
   total = total + check
-  iterations = iterations // 4
+  iterations = math.floor(iterations / 4)  -- not //: LuaJIT runs this file too
   d = d + 2
 end
 total = total + longLived:check()
