@@ -2,8 +2,9 @@
 // gcCollect, lazy mcache flushing, stats and gctrace.
 //
 // One world is attached at a time (gcAttach). A controller thread (not an M: it holds
-// no P; named "spindle-gc") runs every cycle and the background sweep; cycles are requested by the pacer
-// trigger in the allocation slow path (requestCycle, never blocking) or by gcCollect and
+// no P; named "spindle-gc"; started at the first cycle request, so a program that never
+// reaches its first heap goal has none) runs every cycle and the background sweep;
+// cycles are requested by the pacer trigger in the allocation slow path (requestCycle, never blocking) or by gcCollect and
 // gcstress's gcStressSafepoint (both wait; gcstress's requests never fold). A cycle:
 //   1. Sweep termination, world stopped: finish the previous sweep (finishSweep);
 //      check that every P's MCache was flushed since the last sg += 2 (flushGen ==
@@ -656,11 +657,12 @@ void controllerLoop() {
   }
 }
 
-// Starts the controller thread unless it runs (gcAttach; requestCycle and gcCollect
-// check again). Under Collector::lock, with a Sched attached. Not while the world
-// detaches (stopping): a request then (a fiber of the leaving world still allocating,
-// a gcstress safepoint) would start a thread that returns at once, and its handle,
-// still joinable, would stop the next attach from starting a live controller.
+// Starts the controller thread unless it runs (the first requestCycle, gcCollectNew, or
+// gcAttach with work left from the last world). Under Collector::lock, with a Sched
+// attached. Not while the world detaches (stopping): a request then (a fiber of the
+// leaving world still allocating, a gcstress safepoint) would start a thread that
+// returns at once, and its handle, still joinable, would stop the next attach from
+// starting a live controller.
 void ensureControllerLocked(Collector& c) {
   if (c.stopping) return;
   if (!c.controller.joinable()) {
@@ -761,9 +763,10 @@ void attachOne(Sched* sched) {
   mheap().allocSlowHook.store(gc_detail::allocSlowHook, std::memory_order_release);
   setGCAssistParkHook(gc_detail::assistPark);
   gc_detail::counters().seeded.store(sched->seeded(), std::memory_order_relaxed);
-  // Started now, not at the first request: a gc() right after the first paced request
-  // would otherwise fold into that cycle while the thread starts (its cause "pacer").
-  gc_detail::ensureControllerLocked(c);
+  // The controller starts at the first request (requestCycle, gcCollectNew), so a
+  // program that never reaches its first heap goal runs no collector thread; a request
+  // left from the last world (or a sweep it did not finish) starts it now.
+  if (c.requested > c.started || c.swept < c.marked) gc_detail::ensureControllerLocked(c);
   gc_detail::startMarkWorkers(gc_detail::markWorkersFor(sched->procs()));
   startFinalizerG(sched);
   startBackgroundScavenger(mheap());
