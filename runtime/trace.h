@@ -8,10 +8,19 @@
 //     an atomic bool, a predictable branch; nothing else runs while the trace is off.
 //   - Each thread that emits (an M, the collector's controller, a host thread) appends
 //     to its own buffer (thread-local, registered once in a global list, reused by a
-//     later thread when its owner exits). A buffer's mutex is taken by its owner for each
-//     append and by stop() while it drains the buffer, so it is uncontended while the
-//     trace runs. A buffer holds at most kMaxEventsPerBuffer events; later ones are
-//     counted as dropped (reported in the file's otherData).
+//     later thread when its owner exits) with no lock: a record is 40 bytes (time, kind,
+//     track, goid, duration or value, and ids into the buffer's interned strings:
+//     literals by address, text such as a fiber's name by content, so a name is stored
+//     once per buffer however many spans carry it), kept in chunks that never move. The
+//     owner raises the buffer's `writing` flag around an append and checks the trace is
+//     still on; stop() turns it off and waits for each flag to drop (a Dekker protocol,
+//     both sides seq_cst) before it reads the buffers. A buffer holds at most
+//     kMaxEventsPerBuffer records; later ones are counted as dropped (reported in the
+//     file's otherData).
+//   - stop() expands the records to the JSON events in time order: strings are quoted
+//     once per buffer, each record's events are copied into a chunk buffer written to
+//     the file a chunk at a time. A run span's record expands to its "X" event plus,
+//     when it parked, the park instant and, for a first run, the spawn flow's end.
 //   - Tracks (Chrome's tid): one per P (tid = P id), one for the collector's controller
 //     (kCollectorTrack: GC cycles and phases, counters), one for stop-the-world pauses
 //     and one for threads that hold no P (kHostTrack: unparks by a host or a timer).
@@ -26,8 +35,8 @@
 //     microseconds with nanosecond decimals.
 //
 // Invariants: start() and stop() are serialised by a mutex; an emission racing with
-// stop() either lands in the written file or in no file (a buffer is drained and cleared
-// under its mutex; a later start() begins empty). Nothing here aborts the process: a
+// stop() either lands in the written file or in no file (stop() reads a buffer only once
+// its owner's append is done and clears it after writing; a later start() begins empty). Nothing here aborts the process: a
 // file that cannot be opened or written is an error string.
 #pragma once
 
@@ -70,7 +79,7 @@ bool stop(std::string* error);
 // The file of the running trace ("" when none).
 std::string path();
 
-// --- emission (call only when enabled(); each checks again under its buffer's lock) ---
+// --- emission (call only when enabled(); each checks again as it appends) ---
 // A fiber's run span on P `p`: begins at t0 (nanotime), ends now. `end` is "yield",
 // "park" or "exit"; reason is the wait reason for a park (else ""). `name` is the namer's.
 void fiberRun(std::int32_t p, std::uint64_t goid, const char* name, std::int64_t t0,

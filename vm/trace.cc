@@ -8,7 +8,9 @@
 // one at a time, whichever Vm or host started it.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
+#include <typeinfo>
 
 #include "runtime/g.h"
 #include "runtime/print.h"
@@ -23,21 +25,33 @@ namespace {
 
 void nameFiber(const void* gp, char* buf, std::size_t cap) {
   const auto* g = static_cast<const runtime::G*>(gp);
-  auto* body = dynamic_cast<vm::FiberBody*>(g->body);
-  if (body == nullptr) return;  // a timer or host G: the runtime's "G <goid>"
+  // FiberBody is final: comparing the type is cheaper than a dynamic_cast on every span.
+  if (g->body == nullptr || typeid(*g->body) != typeid(vm::FiberBody)) return;  // a timer or host G: "G <goid>"
+  auto* body = static_cast<vm::FiberBody*>(g->body);
   const vm::ObjFiber* f = body->fiber();
-  bool named = false;
-  vm::VM::forEachTraceLine(f, [&](int, std::string_view fn, std::uint32_t more) {
-    if (named || more != 0) return;
-    named = true;
-    auto r = fn.empty() ? fmt::format_to_n(buf, cap - 1, "script")
-                        : fmt::format_to_n(buf, cap - 1, "{}()", fn);
-    *r.out = '\0';
-  });
-  if (!named) {
-    auto r = fmt::format_to_n(buf, cap - 1, "fiber {}", f->id);
-    *r.out = '\0';
+  // The top frame with source (a native's or host method's has none), as the fatal-error
+  // printer's first line (VM::forEachTraceLine) without its line lookups: this runs for
+  // every run span.
+  for (std::uint32_t i = f->frameCount; i-- > 0;) {
+    const lang::FunctionProto* proto = f->frames->frames()[i].closure->function->proto;
+    if (proto->chunk.lines.runs().empty()) continue;
+    const std::string_view fn(proto->name);
+    if (fn.empty()) {
+      auto r = fmt::format_to_n(buf, cap - 1, "script");
+      *r.out = '\0';
+      return;
+    }
+    // "fn()" cut to cap - 1 bytes, as fmt::format_to_n would.
+    std::size_t n = std::min(fn.size(), cap - 1);
+    fn.copy(buf, n);
+    for (const char ch : {'(', ')'}) {
+      if (n < cap - 1) buf[n++] = ch;
+    }
+    buf[n] = '\0';
+    return;
   }
+  auto r = fmt::format_to_n(buf, cap - 1, "fiber {}", f->id);
+  *r.out = '\0';
 }
 
 // The Vm whose Options::trace_file started the running trace (null: none, or a host's).
