@@ -294,12 +294,37 @@ struct Writer {
     std::memcpy(p, s.data(), s.size());
     p += s.size();
   }
-  void num(std::uint64_t v) { p = std::to_chars(p, p + 24, v).ptr; }
+  // The decimal digits of v, two at a time from the end (std::to_chars' method, inlined).
+  void num(std::uint64_t v) {
+    static constexpr char kPairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+        "8081828384858687888990919293949596979899";
+    char tmp[20];
+    char* e = tmp + sizeof tmp;
+    char* b = e;
+    while (v >= 100) {
+      const auto two = static_cast<std::size_t>(v % 100) * 2;
+      v /= 100;
+      *--b = kPairs[two + 1];
+      *--b = kPairs[two];
+    }
+    if (v >= 10) {
+      const auto two = static_cast<std::size_t>(v) * 2;
+      *--b = kPairs[two + 1];
+      *--b = kPairs[two];
+    } else {
+      *--b = static_cast<char>('0' + v);
+    }
+    std::memcpy(p, b, static_cast<std::size_t>(e - b));
+    p += e - b;
+  }
   // US.NNN (microseconds with nanosecond decimals)
   void us(std::int64_t ns) {
     if (ns < 0) ns = 0;
-    p = std::to_chars(p, p + 24, ns / 1000).ptr;
-    const int frac = static_cast<int>(ns % 1000);
+    const auto u = static_cast<std::uint64_t>(ns);
+    num(u / 1000);
+    const auto frac = static_cast<unsigned>(u % 1000);
     p[0] = '.';
     p[1] = static_cast<char>('0' + frac / 100);
     p[2] = static_cast<char>('0' + frac / 10 % 10);
