@@ -294,15 +294,17 @@ struct Writer {
     std::memcpy(p, s.data(), s.size());
     p += s.size();
   }
-  // The decimal digits of v, two at a time from the end (std::to_chars' method, inlined).
+  // The decimal digits of v, written in place from the last, two at a time (std::to_chars'
+  // method, inlined: no call and no copy for a number of a few digits).
   void num(std::uint64_t v) {
     static constexpr char kPairs[] =
         "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
         "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
         "8081828384858687888990919293949596979899";
-    char tmp[20];
-    char* e = tmp + sizeof tmp;
-    char* b = e;
+    int n = 1;
+    for (std::uint64_t t = 10; n < 20 && v >= t; t *= 10) n++;
+    char* b = p + n;
+    p = b;
     while (v >= 100) {
       const auto two = static_cast<std::size_t>(v % 100) * 2;
       v /= 100;
@@ -316,8 +318,6 @@ struct Writer {
     } else {
       *--b = static_cast<char>('0' + v);
     }
-    std::memcpy(p, b, static_cast<std::size_t>(e - b));
-    p += e - b;
   }
   // US.NNN (microseconds with nanosecond decimals)
   void us(std::int64_t ns) {
