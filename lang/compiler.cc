@@ -620,7 +620,8 @@ void Parser::pasteCode(const CodeRange& range) {
   forgetRecent();
 }
 
-// POP, or `SET_x i; POP` fused into `SET_x_POP i`, or the whole statement `x = x + k;`
+// POP, or `SET_x i; POP` fused into `SET_x_POP i` (`SET_INDEX; POP` into SET_INDEX_POP),
+// or the whole statement `x = x + k;`
 // (`GET_x i; ADD_CONSTANT k; SET_x i; POP`, all on one line) into `ADD_TO_x i k`.
 void Parser::emitPop() {
   static constexpr struct {
@@ -646,6 +647,10 @@ void Parser::emitPop() {
       return;
     }
     rewriteLast(f.setPop);
+    return;
+  }
+  if (lastIs(OpCode::SET_INDEX)) {
+    rewriteLast(OpCode::SET_INDEX_POP);
     return;
   }
   emitOp(OpCode::POP);
@@ -1065,6 +1070,8 @@ void Parser::index(bool canAssign) {
   if (canAssign && match(TokenType::Equal)) {
     expression();
     emitOp(OpCode::SET_INDEX);
+  } else if (lastIs(OpCode::GET_LOCAL) && fn_->recent[0].line == previous_.line) {
+    rewriteLast(OpCode::GET_INDEX_LOCAL);  // `GET_LOCAL slot; GET_INDEX`, on one line
   } else {
     emitOp(OpCode::GET_INDEX);
   }

@@ -339,7 +339,8 @@ TEST_CASE("lists and indexing") {
   CHECK(ins[3].operands[0] == 3);
   auto ops = opsOf(*fn);
   CHECK(countOf(ops, O::GET_INDEX) == 2);
-  CHECK(countOf(ops, O::SET_INDEX) == 1);
+  CHECK(countOf(ops, O::SET_INDEX_POP) == 1);  // the statement `l[0] = ...;`
+  CHECK(countOf(ops, O::SET_INDEX) == 0);
   CHECK(errorsOf("[1, 2") == std::vector<std::string>{
                                  "[line 1] Error at end: Expect ']' after list elements."});
   CHECK(errorsOf("[,];") == std::vector<std::string>{"[line 1] Error at ',': Expect expression."});
@@ -347,6 +348,28 @@ TEST_CASE("lists and indexing") {
         std::vector<std::string>{"[line 1] Error at ';': Expect ']' after index."});
   CHECK(errorsOf("var l; l[0] + 1 = 2;") ==
         std::vector<std::string>{"[line 1] Error at '=': Invalid assignment target."});
+}
+
+TEST_CASE("an index read from a local fuses into GET_INDEX_LOCAL; an index store statement into SET_INDEX_POP") {
+  // In a block, so i is a local: `l[i]` is GET_LOCAL; GET_INDEX on one line.
+  auto ins = instructionsOf(*compileOk("{ var l = [1]; var i = 0; print l[i]; l[i] = 2; print l[i] = 3; }"));
+  std::vector<O> ops;
+  for (const Instruction& in : ins) ops.push_back(in.op);
+  CHECK(countOf(ops, O::GET_INDEX_LOCAL) == 1);
+  CHECK(countOf(ops, O::GET_INDEX) == 0);
+  for (const Instruction& in : ins) {
+    if (in.op == O::GET_INDEX_LOCAL) CHECK(in.operands[0] == 2);  // i's slot (0 is the script)
+  }
+  CHECK(countOf(ops, O::SET_INDEX_POP) == 1);  // the statement
+  CHECK(countOf(ops, O::SET_INDEX) == 1);      // the expression printed keeps its value
+  // Not fused: the index on another line than the `]` (an error reports the GET_INDEX's
+  // line), a global index, a local that is the target rather than the index.
+  auto split = opsOf(*compileOk("{ var l = [1]; var i = 0; print l[i\n]; }"));
+  CHECK(countOf(split, O::GET_INDEX_LOCAL) == 0);
+  CHECK(countOf(split, O::GET_INDEX) == 1);
+  auto global = opsOf(*compileOk("var l = [1]; var i = 0; print l[i]; { var m = l; print m[0]; }"));
+  CHECK(countOf(global, O::GET_INDEX_LOCAL) == 0);
+  CHECK(countOf(global, O::GET_INDEX) == 2);
 }
 
 TEST_CASE("a spawn expression rewrites its final call to OP_SPAWN_FIBER; the statement stays") {

@@ -25,7 +25,8 @@
 // END_FINALLY dist; UNWIND_TO depth; vm/error.cc), then maps and for-in (MAP n;
 // FOR_IN_PREP; FOR_IN_NEXT dist; vm/map.cc), then SPAWN_FIBER argc (a spawn expression:
 // OP_SPAWN that pushes the Fiber), then IMPORT path (pushes the module object of the
-// path constant, a string; vm/module.cc).
+// path constant, a string; vm/module.cc). The last ones are superinstructions again:
+// GET_INDEX_LOCAL slot (`GET_LOCAL slot; GET_INDEX`) and SET_INDEX_POP (`SET_INDEX; POP`).
 //
 // Stack effects are documented in docs/ARCHITECTURE.md next to the VM's contract.
 #pragma once
@@ -117,7 +118,9 @@ namespace spindle::lang {
   X(FOR_IN_PREP, None)              \
   X(FOR_IN_NEXT, Jump)              \
   X(SPAWN_FIBER, Index1)           \
-  X(IMPORT, Index1)
+  X(IMPORT, Index1)                 \
+  X(GET_INDEX_LOCAL, Index1)        \
+  X(SET_INDEX_POP, None)
 
 enum class OpCode : std::uint8_t {
 #define SPINDLE_OPCODE_ENUM(name, shape) name,
