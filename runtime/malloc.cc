@@ -39,6 +39,20 @@ void throwNeedZeroScan(const TypeInfo* type) {
                 type->name);
 }
 
+#if SPINDLE_DCHECKS_ON
+void dcheckAllocSpan(const MSpan* s) {
+  // The P owns s, and sweepgen moves only with the world stopped: relaxed loads suffice.
+  const std::uint32_t sg = mheap().sweepgenLoad();
+  const std::uint32_t have = s->sweepgen.load(std::memory_order_relaxed);
+  if (have != sg + 3) [[unlikely]] {
+    SPINDLE_FATAL("mallocgc: allocation from span {:#x} (class {}) with sweepgen={}, heap sg={}: "
+                  "want sg+3 (swept and cached this sweep cycle); an MCache was not flushed "
+                  "after the last sg += 2, so this object would be freed by the span's pending sweep",
+                  s->base(), s->spanclass.value, have, sg);
+  }
+}
+#endif
+
 void zeroRest(MSpan* s, void* v) {
   const std::uintptr_t end = s->limit.load(std::memory_order_relaxed);
   std::memset(v, 0, end - reinterpret_cast<std::uintptr_t>(v));

@@ -54,6 +54,15 @@ void zeroRest(MSpan* s, void* v);
 void memclrChunked(void* p, std::size_t n);
 void memmoveChunked(void* dst, const void* src, std::size_t n);
 [[noreturn, gnu::cold, gnu::noinline]] void throwNeedZeroScan(const TypeInfo* type);
+#if SPINDLE_DCHECKS_ON
+// Builds with invariant checks: fatal unless s, the span an allocation just came from,
+// was swept and cached in the current sweep cycle (sweepgen sg+3, mgcsweep.h). A span
+// cached before the last sg += 2 (sg+1) still owes the sweep of the last mark, which
+// frees every slot that mark left white: an object allocated in it after mark
+// termination would be freed while in use. So a P flushes its MCache (prepareForSweep)
+// before it allocates after an sg += 2.
+void dcheckAllocSpan(const MSpan* s);
+#endif
 
 // Zeroes an object of n bytes (n a multiple of 8). Small sizes use a few overlapping
 // fixed-size stores instead of a call to memset.
@@ -114,6 +123,9 @@ inline void memclrObject(void* v, std::size_t n) {
     v = nextFreeSlow(c, spc);
     s = c->alloc[spc.value];
   }
+#if SPINDLE_DCHECKS_ON
+  dcheckAllocSpan(s);
+#endif
   if (needzero && s->needzero != NeedZero::No) {
     if (s->needzero == NeedZero::Rest) [[unlikely]] {
       zeroRest(s, v);
