@@ -729,6 +729,9 @@ int registerRoots(RootScanFn fn, void* ctx, LabelRootsFn labelled) {
 }
 void unregisterRoots(int id) {
   auto& r = gc_detail::registry();
+  // Waits for the scans in progress (Registry's comment): the caller frees what the
+  // scanner reads as soon as this returns.
+  std::unique_lock<std::shared_mutex> quiet(r.scanning);
   std::lock_guard<std::mutex> lk(r.lock);
   r.roots.at(static_cast<std::size_t>(id)) = {nullptr, nullptr};
   r.labelledRoots.at(static_cast<std::size_t>(id)) = nullptr;

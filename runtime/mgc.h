@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -33,8 +34,13 @@ extern std::atomic<bool> gcMarking;
 // Incremented at each sweep termination; a G whose gcscangen equals it was scanned.
 extern std::atomic<std::uint32_t> markGen;
 
-// Registered roots (mgc.cc).
+// Registered roots (mgc.cc). Every caller of a root scanner holds `scanning` shared from
+// before it reads `roots` until its last call returns; unregisterRoots holds it
+// exclusively while it clears the entry. So once unregisterRoots returns, no scan of that
+// scanner runs or will start, and its owner may free what the scanner reads (a VM's
+// globals and handles). Lock order: scanning, then lock.
 struct Registry {
+  std::shared_mutex scanning;
   std::mutex lock;
   std::vector<std::pair<RootScanFn, void*>> roots;
   std::vector<LabelRootsFn> labelledRoots;  // by id, beside roots (null: none)

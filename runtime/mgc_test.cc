@@ -949,3 +949,39 @@ TEST_CASE("event log: a replaced sink first gets every record published before; 
 
 }  // namespace
 }  // namespace spindle::runtime
+
+// A root scanner's owner frees what it reads as soon as unregisterRoots returns (a VM's
+// destructor frees its globals), so unregisterRoots waits for a scan in progress: a TSan
+// report in CI had ~VM free the globals array that the controller's root scan was
+// reading. The scanner here stalls inside the cycle's root scan until released.
+namespace {
+struct StalledScanner {
+  std::atomic<bool> inside{false}, release{false};
+  static void scan(void* ctx, VisitFn, void*) {
+    auto* s = static_cast<StalledScanner*>(ctx);
+    if (s->inside.exchange(true)) return;  // the first scan only
+    while (!s->release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+};
+}  // namespace
+
+TEST_CASE("unregisterRoots waits for a root scan in progress") {
+  World w(1);
+  StalledScanner stalled;
+  const int id = registerRoots(StalledScanner::scan, &stalled);
+  std::thread cycle([] { gcCollect(); });
+  while (!stalled.inside.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::atomic<bool> returned{false};
+  std::thread unregister([&] {
+    unregisterRoots(id);
+    returned.store(true);
+  });
+  // Without the wait, unregisterRoots returns at once; with it, never while the scanner
+  // runs. (A loaded machine can only make the first case look like the second.)
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  CHECK_FALSE(returned.load());
+  stalled.release.store(true);
+  unregister.join();
+  cycle.join();
+  CHECK(returned.load());
+}

@@ -110,6 +110,7 @@ struct CountingVisit {
 };
 
 void scanRoots(GCWork* gcw) {
+  std::shared_lock<std::shared_mutex> scanning(registry().scanning);  // Registry's comment
   std::vector<std::pair<RootScanFn, void*>> roots;
   {
     std::lock_guard<std::mutex> lk(registry().lock);
@@ -376,7 +377,9 @@ bool scannableAtSafepoint(G* g) {
 }
 }  // namespace
 
-bool scanRootSource(const ReachSource& root, LabelVisitFn visit, void* ctx) {
+namespace {
+// scanRootSource with Registry::scanning held shared by the caller for a root scanner.
+bool scanRootSourceLocked(const ReachSource& root, LabelVisitFn visit, void* ctx) {
   Unlabelled plain{visit, ctx};
   if (root.g != nullptr) {
     if (!scannableAtSafepoint(root.g)) return false;
@@ -400,10 +403,19 @@ bool scanRootSource(const ReachSource& root, LabelVisitFn visit, void* ctx) {
   }
   return true;
 }
+}  // namespace
+
+bool scanRootSource(const ReachSource& root, LabelVisitFn visit, void* ctx) {
+  if (root.g != nullptr) return scanRootSourceLocked(root, visit, ctx);
+  std::shared_lock<std::shared_mutex> scanning(registry().scanning);  // Registry's comment
+  return scanRootSourceLocked(root, visit, ctx);
+}
 
 std::uint64_t walkReachable(const std::vector<G*>& gs, ReachFn reached, void* ctx, bool labelledRoots) {
   Walker w(reached, ctx);
   std::vector<std::pair<RootScanFn, void*>> roots;
+  // Held through the root scanners below (Registry's comment), released before the Gs.
+  std::shared_lock<std::shared_mutex> scanning(registry().scanning);
   {
     std::lock_guard<std::mutex> lk(registry().lock);
     roots = registry().roots;
@@ -412,11 +424,12 @@ std::uint64_t walkReachable(const std::vector<G*>& gs, ReachFn reached, void* ct
     if (roots[i].first == nullptr) continue;
     w.setSource(ReachSource{"root scanner", i, 0, nullptr});
     if (labelledRoots) {
-      (void)scanRootSource(w.from, Walker::visitLabelled, &w);
+      (void)scanRootSourceLocked(w.from, Walker::visitLabelled, &w);
     } else {
       roots[i].first(roots[i].second, Walker::visit, &w);
     }
   }
+  scanning.unlock();
   for (G* g : gs) {
     // goid only once scannable: a G that is not may be a free G being set up by a host
     // thread without a P (runMain's initG writes goid; the world stop does not hold it

@@ -294,13 +294,15 @@ RunStatus VM::interpret(ObjFiber* fiber, std::int64_t budget) {
   // allocator, left alone in a function this size, keeps ip in the frame (a load and a
   // store per instruction) and rematerialises the table's address before each jump, so on
   // x86-64 GCC both are pinned in callee-saved registers (a GNU explicit register variable;
-  // the calls the handlers make preserve them).
+  // the calls the handlers make preserve them). Elsewhere (clang, other targets) they are
+  // plain locals: `register` is not C++17, and only GCC takes it, with an asm name, as an
+  // extension.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define SPINDLE_PINNED(reg) asm(reg)
+#define SPINDLE_PINNED(decl, reg) register decl asm(reg)
 #else
-#define SPINDLE_PINNED(reg)
+#define SPINDLE_PINNED(decl, reg) decl
 #endif
-  register const std::uint8_t* ip SPINDLE_PINNED("r15");
+  SPINDLE_PINNED(const std::uint8_t* ip, "r15");
   Value* sp;
   Value* slots;
   const Value* constants;
@@ -403,7 +405,7 @@ RunStatus VM::interpret(ObjFiber* fiber, std::int64_t budget) {
   };
   // The table's address, hidden from the optimiser (the empty asm) so it stays in a register
   // rather than being recomputed before each jump.
-  register const void* const* dispatch SPINDLE_PINNED("r14") = kDispatch;
+  SPINDLE_PINNED(const void* const* dispatch, "r14") = kDispatch;
   asm("" : "+r"(dispatch));
 #undef SPINDLE_PINNED
 #define NEXT()                                                                      \
