@@ -26,7 +26,10 @@
 // FOR_IN_PREP; FOR_IN_NEXT dist; vm/map.cc), then SPAWN_FIBER argc (a spawn expression:
 // OP_SPAWN that pushes the Fiber), then IMPORT path (pushes the module object of the
 // path constant, a string; vm/module.cc). The last ones are superinstructions again:
-// GET_INDEX_LOCAL slot (`GET_LOCAL slot; GET_INDEX`) and SET_INDEX_POP (`SET_INDEX; POP`).
+// GET_INDEX_LOCAL slot (`GET_LOCAL slot; GET_INDEX`) and SET_INDEX_POP (`SET_INDEX; POP`),
+// then JUMP_UNLESS_<cmp>_GLOBAL g and JUMP_UNLESS_<cmp>_LOCAL slot (shape IndexJump, the
+// index operand a global slot or a frame slot: `GET_GLOBAL g; <cmp>; POP_JUMP_IF_FALSE`,
+// `GET_LOCAL slot; <cmp>; POP_JUMP_IF_FALSE`).
 //
 // Stack effects are documented in docs/ARCHITECTURE.md next to the VM's contract.
 #pragma once
@@ -120,7 +123,19 @@ namespace spindle::lang {
   X(SPAWN_FIBER, Index1)           \
   X(IMPORT, Index1)                 \
   X(GET_INDEX_LOCAL, Index1)        \
-  X(SET_INDEX_POP, None)
+  X(SET_INDEX_POP, None)            \
+  X(JUMP_UNLESS_EQUAL_GLOBAL, IndexJump) \
+  X(JUMP_UNLESS_NOT_EQUAL_GLOBAL, IndexJump) \
+  X(JUMP_UNLESS_GREATER_GLOBAL, IndexJump) \
+  X(JUMP_UNLESS_GREATER_EQUAL_GLOBAL, IndexJump) \
+  X(JUMP_UNLESS_LESS_GLOBAL, IndexJump) \
+  X(JUMP_UNLESS_LESS_EQUAL_GLOBAL, IndexJump) \
+  X(JUMP_UNLESS_EQUAL_LOCAL, IndexJump) \
+  X(JUMP_UNLESS_NOT_EQUAL_LOCAL, IndexJump) \
+  X(JUMP_UNLESS_GREATER_LOCAL, IndexJump) \
+  X(JUMP_UNLESS_GREATER_EQUAL_LOCAL, IndexJump) \
+  X(JUMP_UNLESS_LESS_LOCAL, IndexJump) \
+  X(JUMP_UNLESS_LESS_EQUAL_LOCAL, IndexJump)
 
 enum class OpCode : std::uint8_t {
 #define SPINDLE_OPCODE_ENUM(name, shape) name,
@@ -181,6 +196,15 @@ struct Instruction {
     return op == OpCode::LOOP ? offset + length - distance : offset + length + distance;
   }
 };
+
+// The compare-and-branch superinstructions whose right operand is a global (index operand:
+// the global slot) or a local (the frame slot) instead of a constant.
+inline bool comparesGlobal(OpCode op) {
+  return op >= OpCode::JUMP_UNLESS_EQUAL_GLOBAL && op <= OpCode::JUMP_UNLESS_LESS_EQUAL_GLOBAL;
+}
+inline bool comparesLocal(OpCode op) {
+  return op >= OpCode::JUMP_UNLESS_EQUAL_LOCAL && op <= OpCode::JUMP_UNLESS_LESS_EQUAL_LOCAL;
+}
 
 // Decodes the instruction at `offset`. Returns false (leaving `out` unspecified) when
 // the bytes there are not a whole, well-formed instruction.

@@ -137,8 +137,11 @@ void Verifier::check(const FunctionProto& fn, const FunctionProto* enclosing) {
       }
       default:
         // Forward jumps (JUMP, the conditional jumps, compare-and-branch), some comparing
-        // with a constant.
-        if (operandShape(in.op) == OperandShape::IndexJump) {
+        // with a constant, a global or a local (a frame slot: unchecked, as GET_LOCAL's).
+        if (comparesGlobal(in.op)) {
+          if (ops[0] >= globalCount_) problem(fn, offset, "global slot {} out of range", ops[0]);
+        } else if (comparesLocal(in.op)) {
+        } else if (operandShape(in.op) == OperandShape::IndexJump) {
           const bool equality = in.op == OpCode::JUMP_UNLESS_EQUAL_CONSTANT ||
                                 in.op == OpCode::JUMP_UNLESS_NOT_EQUAL_CONSTANT;
           if (ops[0] >= c.constants.size() ||
