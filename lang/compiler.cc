@@ -274,6 +274,7 @@ class Parser {
   void patchJump(std::size_t operandOffset);
   void patchU32(std::size_t at, std::uint32_t value);
   void emitLoop(std::size_t loopStart);
+  void emitIncrementLoop(const CodeRange& increment, std::size_t loopStart);
   void emitReturn();
   std::uint32_t newIcSlot() { return fn_->proto->icSlots++; }
   std::uint32_t makeConstant(Constant value);
@@ -1349,10 +1350,33 @@ void Parser::forStatement() {
   }
 
   statement();
-  pasteCode(increment);
-  emitLoop(loopStart);
+  emitIncrementLoop(increment, loopStart);
   if (exitJump != kNoOffset) patchJump(exitJump);
   endScope();
+}
+
+// A for loop's end: the moved increment and the jump back to loopStart. An increment
+// that is one `ADD_TO_LOCAL slot k` (`i = i + k`) with loopStart reading the same local
+// first (`GET_LOCAL slot`, as `i < n` does) becomes one ADD_TO_LOCAL_LOOP slot k (with
+// the increment's line: its error is the add's) whose jump lands after that GET_LOCAL.
+void Parser::emitIncrementLoop(const CodeRange& increment, std::size_t loopStart) {
+  Instruction add, head;
+  const std::vector<std::uint8_t>& code = chunk().code;
+  if (!increment.code.empty() &&
+      decode(increment.code.data(), increment.code.size(), 0, add) &&
+      add.op == OpCode::ADD_TO_LOCAL && add.length == increment.code.size() &&
+      decode(code.data(), code.size(), loopStart, head) && head.op == OpCode::GET_LOCAL &&
+      head.operands[0] == add.operands[0]) {
+    const int line = increment.lines[0];
+    markTarget();
+    emitOp(OpCode::ADD_TO_LOCAL_LOOP, {add.operands[0], add.operands[1]}, line);
+    const std::size_t distance = chunk().code.size() + kJumpBytes - (loopStart + head.length);
+    for (int i = 0; i < 4; ++i) emitByte(static_cast<std::uint8_t>(distance >> (8 * i)), line);
+    forgetRecent();
+    return;
+  }
+  pasteCode(increment);
+  emitLoop(loopStart);
 }
 
 // for (var x in seq) body, inside forStatement's scope, `x` just declared. `in` is not a

@@ -197,7 +197,7 @@ TEST_CASE("a condition comparing with a variable fuses the read: JUMP_UNLESS_<cm
   CHECK(ins[1].operands[0] == 2);  // i
   CHECK(ins[2].op == O::JUMP_UNLESS_LESS_LOCAL);
   CHECK(ins[2].operands[0] == 1);  // n
-  CHECK(ins[ins.size() - 4].op == O::LOOP);
+  CHECK(ins[ins.size() - 4].op == O::ADD_TO_LOCAL_LOOP);
   CHECK(ins[2].jumpTarget() == ins[ins.size() - 3].offset);  // the POP of i
   std::vector<O> fops = opsOf(*f);
   CHECK(countOf(fops, O::JUMP_UNLESS_EQUAL_LOCAL) == 1);
@@ -240,16 +240,83 @@ TEST_CASE("a condition comparing with a variable fuses the read: JUMP_UNLESS_<cm
   CHECK(verify(*fn, globals.size()).empty());
 }
 
+TEST_CASE("a for loop's `i = i + k` and jump back fuse into ADD_TO_LOCAL_LOOP") {
+  GlobalTable globals;
+  // Lines: the fused instruction carries the increment's (its error is the add's).
+  auto fn = compileOk("fun f(n) {\n for (var i = 0; i < n;\n i = i + 2) {\n print i;\n }\n}", globals);
+  const FunctionProto* f = nested(*fn, "f");
+  REQUIRE(f != nullptr);
+  auto ins = instructionsOf(*f);
+  const Instruction* loop = nullptr;
+  for (const Instruction& in : ins) {
+    if (in.op == O::ADD_TO_LOCAL_LOOP) loop = &in;
+    CHECK(in.op != O::LOOP);
+  }
+  REQUIRE(loop != nullptr);
+  CHECK(loop->operandCount == 3);
+  CHECK(loop->operands[0] == 2);  // i
+  CHECK(std::get<double>(f->chunk.constants[loop->operands[1]]) == 2);
+  CHECK(loop->jumpTarget() == ins[2].offset);  // after GET_LOCAL i at ins[1]
+  CHECK(f->chunk.lines.lineAt(loop->offset) == 3);
+  CHECK(f->chunk.lines.lineAt(loop->offset + loop->length - 1) == 3);
+  CHECK(verify(*fn, globals.size()).empty());
+  CHECK(disassemble(*f, &globals).find("OP_ADD_TO_LOCAL_LOOP    2 += ") != std::string::npos);
+  // Not fused: another increment, a condition not starting with the loop variable, no
+  // condition with a body starting otherwise, a global loop variable, a while loop, an
+  // increment split over lines.
+  for (const char* src : {"{ for (var i = 0; i < 3; i = i - 1) {} }", "{ for (var i = 0; 3 > i; i = i + 1) {} }",
+                          "{ var j = 0; for (var i = 0; j < 3; i = i + 1) {} }",
+                          "{ for (var i = 0;; i = i + 1) print 1; }", "var g = 0; for (g = 0; g < 3; g = g + 1) {}",
+                          "{ var i = 0; while (i < 3) i = i + 1; }", "{ for (var i = 0; i < 3; i = i +\n 1) {} }",
+                          "{ for (var i = 0; i < 3; i = i + 1 + 1) {} }"}) {
+    INFO(src);
+    fn = compileOk(src, globals);
+    CHECK(countOf(opsOf(*fn), O::ADD_TO_LOCAL_LOOP) == 0);
+    CHECK(countOf(opsOf(*fn), O::LOOP) == 1);
+  }
+  // No condition, a body that starts by reading i: fused (the jump lands after that read).
+  fn = compileOk("{ for (var i = 0;; i = i + 1) print i; }", globals);
+  CHECK(countOf(opsOf(*fn), O::ADD_TO_LOCAL_LOOP) == 1);
+  CHECK(verify(*fn, globals.size()).empty());
+  // A wide constant: the WIDE prefix covers both index operands, the distance stays 4 bytes.
+  std::string many = "{ var x = 0;";
+  for (int i = 0; i < 300; ++i) many += fmt::format(" x = {};", i + 1000);
+  many += " for (var i = 0; i < 3; i = i + 0.5) x = i; }";
+  fn = compileOk(many, globals);
+  bool wide = false;
+  for (const Instruction& in : instructionsOf(*fn)) {
+    if (in.op == O::ADD_TO_LOCAL_LOOP) {
+      wide = in.wide;
+      CHECK(in.operands[0] == 2);
+      CHECK(std::get<double>(fn->chunk.constants[in.operands[1]]) == 0.5);
+    }
+  }
+  CHECK(wide);
+  CHECK(verify(*fn, globals.size()).empty());
+}
+
 TEST_CASE("for: the increment's code follows the body") {
   GlobalTable globals;
-  auto fn = compileOk("var n = 3; for (var i = 0; i < n; i = i + 1) print i;", globals);
+  auto fn = compileOk("var n = 3; for (var i = 0; i < n; i = i * 2) print i;", globals);
   // init; condition; body; increment; one backward jump to the condition.
   CHECK(opsOf(*fn) == std::vector<O>{O::CONSTANT, O::DEFINE_GLOBAL, O::CONSTANT, O::GET_LOCAL,
                                      O::JUMP_UNLESS_LESS_GLOBAL, O::GET_LOCAL, O::PRINT,
-                                     O::ADD_TO_LOCAL, O::LOOP, O::POP, O::NIL, O::RETURN});
+                                     O::GET_LOCAL, O::CONSTANT, O::MULTIPLY, O::SET_LOCAL_POP,
+                                     O::LOOP, O::POP, O::NIL, O::RETURN});
   auto ins = instructionsOf(*fn);
-  CHECK(ins[8].jumpTarget() == ins[3].offset);
-  CHECK(ins[4].jumpTarget() == ins[9].offset);
+  CHECK(ins[11].jumpTarget() == ins[3].offset);
+  CHECK(ins[4].jumpTarget() == ins[12].offset);
+  // `i = i + k` and a condition reading i first: the increment and the jump back are one
+  // ADD_TO_LOCAL_LOOP, landing after the condition's GET_LOCAL.
+  fn = compileOk("var n = 3; for (var i = 0; i < n; i = i + 1) print i;", globals);
+  CHECK(opsOf(*fn) == std::vector<O>{O::CONSTANT, O::DEFINE_GLOBAL, O::CONSTANT, O::GET_LOCAL,
+                                     O::JUMP_UNLESS_LESS_GLOBAL, O::GET_LOCAL, O::PRINT,
+                                     O::ADD_TO_LOCAL_LOOP, O::POP, O::NIL, O::RETURN});
+  ins = instructionsOf(*fn);
+  CHECK(ins[7].operands[0] == 1);  // i
+  CHECK(ins[7].jumpTarget() == ins[4].offset);
+  CHECK(ins[4].jumpTarget() == ins[8].offset);
+  CHECK(verify(*fn, globals.size()).empty());
   // The moved code keeps its lines.
   fn = compileOk("for (var i = 0; i < 3;\n i = i * 2) {\n print i;\n}", globals);
   ins = instructionsOf(*fn);

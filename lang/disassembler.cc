@@ -94,6 +94,10 @@ std::size_t disassembleInstruction(const FunctionProto& proto, std::size_t offse
         out += fmt::format("{:<16} {:4}\n", name, ops[0]);
       }
       break;
+    case OpCode::ADD_TO_LOCAL_LOOP:
+      out += fmt::format("{:<16} {:4} += {} '{}' {:4} -> {}\n", name, ops[0], ops[1],
+                         constantText(proto, ops[1]), offset, in.jumpTarget());
+      break;
     case OpCode::ADD_TO_LOCAL:
     case OpCode::ADD_TO_GLOBAL: {
       std::string global;

@@ -396,6 +396,7 @@ RunStatus VM::interpret(ObjFiber* fiber, std::int64_t budget) {
 #define SPINDLE_WIDE_LABEL_Index2(name) &&W_##name
 #define SPINDLE_WIDE_LABEL_Index3(name) &&W_##name
 #define SPINDLE_WIDE_LABEL_IndexJump(name) &&W_##name
+#define SPINDLE_WIDE_LABEL_Index2Jump(name) &&W_##name
 #define SPINDLE_WIDE_LABEL_Select(name) &&W_##name
 #define SPINDLE_WIDE_LABEL_JumpTable(name) &&W_##name
   static const void* const kDispatchWide[] = {
