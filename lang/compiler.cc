@@ -25,7 +25,8 @@
 // Superinstructions (a peephole over the last three instructions emitted; see
 // docs/ARCHITECTURE.md): a condition (if, while, for) is consumed by POP_JUMP_IF_FALSE,
 // or, when it ends with a comparison, by JUMP_UNLESS_<cmp> (compare and branch), or
-// JUMP_UNLESS_<cmp>_CONSTANT k when the right operand is a constant; `CONSTANT k; ADD`
+// JUMP_UNLESS_<cmp>_CONSTANT k when the right operand is a constant (_GLOBAL g, _LOCAL
+// slot when it is a variable read on the comparison's line); `CONSTANT k; ADD`
 // and `; SUBTRACT` become ADD_CONSTANT k / SUBTRACT_CONSTANT k (k a number); `SET_x; POP`
 // becomes SET_x_POP, and the statement `x = x + k;` becomes ADD_TO_x (locals, globals).
 // A fused instruction behaves exactly as the sequence it replaces, so the rewrite is
@@ -273,6 +274,7 @@ class Parser {
   void patchJump(std::size_t operandOffset);
   void patchU32(std::size_t at, std::uint32_t value);
   void emitLoop(std::size_t loopStart);
+  void emitIncrementLoop(const CodeRange& increment, std::size_t loopStart);
   void emitReturn();
   std::uint32_t newIcSlot() { return fn_->proto->icSlots++; }
   std::uint32_t makeConstant(Constant value);
@@ -561,37 +563,55 @@ void Parser::emitFoldingConstant(OpCode op, OpCode withConstant) {
 // The jump that consumes a condition: a comparison just before it becomes the matching
 // JUMP_UNLESS_<cmp> (1 + 4 bytes, all with the comparison's line), or, when its right
 // operand is a constant (a number, except for == and !=), `CONSTANT k; <cmp>` becomes
-// JUMP_UNLESS_<cmp>_CONSTANT k (also with the comparison's line); anything else is
+// JUMP_UNLESS_<cmp>_CONSTANT k (also with the comparison's line); when its right operand
+// is a global or local read on the comparison's line (an undefined global's error keeps
+// its line), `GET_GLOBAL g; <cmp>` becomes JUMP_UNLESS_<cmp>_GLOBAL g and `GET_LOCAL
+// slot; <cmp>` JUMP_UNLESS_<cmp>_LOCAL slot (`i < n` of a loop); anything else is
 // followed by POP_JUMP_IF_FALSE. Returns the jump operand's offset (for patchJump).
 std::size_t Parser::emitConditionJump() {
   static constexpr struct {
-    OpCode compare, fused, withConstant;
+    OpCode compare, fused, withConstant, withGlobal, withLocal;
   } kFused[] = {
-      {OpCode::EQUAL, OpCode::JUMP_UNLESS_EQUAL, OpCode::JUMP_UNLESS_EQUAL_CONSTANT},
-      {OpCode::NOT_EQUAL, OpCode::JUMP_UNLESS_NOT_EQUAL, OpCode::JUMP_UNLESS_NOT_EQUAL_CONSTANT},
-      {OpCode::GREATER, OpCode::JUMP_UNLESS_GREATER, OpCode::JUMP_UNLESS_GREATER_CONSTANT},
+      {OpCode::EQUAL, OpCode::JUMP_UNLESS_EQUAL, OpCode::JUMP_UNLESS_EQUAL_CONSTANT,
+       OpCode::JUMP_UNLESS_EQUAL_GLOBAL, OpCode::JUMP_UNLESS_EQUAL_LOCAL},
+      {OpCode::NOT_EQUAL, OpCode::JUMP_UNLESS_NOT_EQUAL, OpCode::JUMP_UNLESS_NOT_EQUAL_CONSTANT,
+       OpCode::JUMP_UNLESS_NOT_EQUAL_GLOBAL, OpCode::JUMP_UNLESS_NOT_EQUAL_LOCAL},
+      {OpCode::GREATER, OpCode::JUMP_UNLESS_GREATER, OpCode::JUMP_UNLESS_GREATER_CONSTANT,
+       OpCode::JUMP_UNLESS_GREATER_GLOBAL, OpCode::JUMP_UNLESS_GREATER_LOCAL},
       {OpCode::GREATER_EQUAL, OpCode::JUMP_UNLESS_GREATER_EQUAL,
-       OpCode::JUMP_UNLESS_GREATER_EQUAL_CONSTANT},
-      {OpCode::LESS, OpCode::JUMP_UNLESS_LESS, OpCode::JUMP_UNLESS_LESS_CONSTANT},
-      {OpCode::LESS_EQUAL, OpCode::JUMP_UNLESS_LESS_EQUAL, OpCode::JUMP_UNLESS_LESS_EQUAL_CONSTANT},
+       OpCode::JUMP_UNLESS_GREATER_EQUAL_CONSTANT, OpCode::JUMP_UNLESS_GREATER_EQUAL_GLOBAL,
+       OpCode::JUMP_UNLESS_GREATER_EQUAL_LOCAL},
+      {OpCode::LESS, OpCode::JUMP_UNLESS_LESS, OpCode::JUMP_UNLESS_LESS_CONSTANT,
+       OpCode::JUMP_UNLESS_LESS_GLOBAL, OpCode::JUMP_UNLESS_LESS_LOCAL},
+      {OpCode::LESS_EQUAL, OpCode::JUMP_UNLESS_LESS_EQUAL, OpCode::JUMP_UNLESS_LESS_EQUAL_CONSTANT,
+       OpCode::JUMP_UNLESS_LESS_EQUAL_GLOBAL, OpCode::JUMP_UNLESS_LESS_EQUAL_LOCAL},
   };
   const Emitted* recent = fn_->recent;
+  // Replaces `X operand; <cmp>` (the last two instructions) with `fused operand` and its
+  // jump operand, every byte with the comparison's line; returns the jump operand's offset.
+  auto fuseOperand = [&](OpCode fused) {
+    const std::uint32_t operand = recent[1].operand;
+    const int line = recent[0].line;
+    const std::size_t start = recent[1].start;
+    chunk().code.resize(start);
+    chunk().lines.truncate(start);
+    fn_->recent[0] = fn_->recent[1] = fn_->recent[2] = Emitted{};
+    emitOp(fused, {operand}, line);
+    std::size_t at = chunk().code.size();
+    for (int i = 0; i < 4; ++i) emitByte(0xff, line);
+    fn_->recent[0].end = chunk().code.size();
+    return at;
+  };
   for (const auto& f : kFused) {
     if (!lastIs(f.compare)) continue;
     const bool equality = f.compare == OpCode::EQUAL || f.compare == OpCode::NOT_EQUAL;
     if (fusable(2) && recent[1].op == OpCode::CONSTANT &&
         (equality || isNumberConstant(recent[1].operand))) {
-      const std::uint32_t constant = recent[1].operand;
-      const int line = recent[0].line;
-      const std::size_t start = recent[1].start;
-      chunk().code.resize(start);
-      chunk().lines.truncate(start);
-      fn_->recent[0] = fn_->recent[1] = fn_->recent[2] = Emitted{};
-      emitOp(f.withConstant, {constant}, line);
-      std::size_t at = chunk().code.size();
-      for (int i = 0; i < 4; ++i) emitByte(0xff, line);
-      fn_->recent[0].end = chunk().code.size();
-      return at;
+      return fuseOperand(f.withConstant);
+    }
+    if (fusable(2) && (recent[1].op == OpCode::GET_GLOBAL || recent[1].op == OpCode::GET_LOCAL) &&
+        recent[1].line == recent[0].line) {
+      return fuseOperand(recent[1].op == OpCode::GET_GLOBAL ? f.withGlobal : f.withLocal);
     }
     rewriteLast(f.fused);
     std::size_t at = chunk().code.size();
@@ -1330,10 +1350,33 @@ void Parser::forStatement() {
   }
 
   statement();
-  pasteCode(increment);
-  emitLoop(loopStart);
+  emitIncrementLoop(increment, loopStart);
   if (exitJump != kNoOffset) patchJump(exitJump);
   endScope();
+}
+
+// A for loop's end: the moved increment and the jump back to loopStart. An increment
+// that is one `ADD_TO_LOCAL slot k` (`i = i + k`) with loopStart reading the same local
+// first (`GET_LOCAL slot`, as `i < n` does) becomes one ADD_TO_LOCAL_LOOP slot k (with
+// the increment's line: its error is the add's) whose jump lands after that GET_LOCAL.
+void Parser::emitIncrementLoop(const CodeRange& increment, std::size_t loopStart) {
+  Instruction add, head;
+  const std::vector<std::uint8_t>& code = chunk().code;
+  if (!increment.code.empty() &&
+      decode(increment.code.data(), increment.code.size(), 0, add) &&
+      add.op == OpCode::ADD_TO_LOCAL && add.length == increment.code.size() &&
+      decode(code.data(), code.size(), loopStart, head) && head.op == OpCode::GET_LOCAL &&
+      head.operands[0] == add.operands[0]) {
+    const int line = increment.lines[0];
+    markTarget();
+    emitOp(OpCode::ADD_TO_LOCAL_LOOP, {add.operands[0], add.operands[1]}, line);
+    const std::size_t distance = chunk().code.size() + kJumpBytes - (loopStart + head.length);
+    for (int i = 0; i < 4; ++i) emitByte(static_cast<std::uint8_t>(distance >> (8 * i)), line);
+    forgetRecent();
+    return;
+  }
+  pasteCode(increment);
+  emitLoop(loopStart);
 }
 
 // for (var x in seq) body, inside forStatement's scope, `x` just declared. `in` is not a

@@ -55,13 +55,14 @@ TEST_CASE("expressions compile to stack code") {
 
 TEST_CASE("superinstructions: conditions, constant operands, assignment statements") {
   GlobalTable globals;
-  // A comparison consumed by a condition becomes one compare-and-branch.
-  auto fn = compileOk("var a; var b; if (a < b) print 1; else print 2;", globals);
+  // A comparison consumed by a condition becomes one compare-and-branch (the right
+  // operands here are expressions: a variable is folded in, see the next test case).
+  auto fn = compileOk("var a; var b; if (a < -b) print 1; else print 2;", globals);
   auto ops = opsOf(*fn);
   CHECK(countOf(ops, O::JUMP_UNLESS_LESS) == 1);
   CHECK(countOf(ops, O::LESS) == 0);
   CHECK(countOf(ops, O::POP) == 0);
-  fn = compileOk("while (a == b) a = 1; for (;a != b;) {} if (a >= b) {} if (a <= b) {} if (a > b) {}",
+  fn = compileOk("while (a == -b) a = 1; for (;a != -b;) {} if (a >= -b) {} if (a <= -b) {} if (a > -b) {}",
                  globals);
   ops = opsOf(*fn);
   for (O op : {O::JUMP_UNLESS_EQUAL, O::JUMP_UNLESS_NOT_EQUAL, O::JUMP_UNLESS_GREATER_EQUAL,
@@ -69,7 +70,7 @@ TEST_CASE("superinstructions: conditions, constant operands, assignment statemen
     CHECK(countOf(ops, op) == 1);
   }
   // A constant right operand is folded in too (the index operand, then the distance).
-  fn = compileOk("if (a <= 2) print 1; while (a != \"s\") {} for (;a > 1;) {} if (a >= 0 == b) {}",
+  fn = compileOk("if (a <= 2) print 1; while (a != \"s\") {} for (;a > 1;) {} if (a >= 0 == -b) {}",
                  globals);
   auto ins = instructionsOf(*fn);
   std::vector<O> withConstant;
@@ -155,7 +156,7 @@ TEST_CASE("superinstructions: conditions, constant operands, assignment statemen
   for (const Instruction& in : instructionsOf(*fn)) wideAdd |= in.op == O::ADD_TO_GLOBAL && in.wide;
   CHECK(wideAdd);
   // The fused jump carries the comparison's line (runtime errors report it).
-  fn = compileOk("if (a <\n b\n) print 1;", globals);
+  fn = compileOk("if (a <\n -b\n) print 1;", globals);
   for (const Instruction& in : instructionsOf(*fn)) {
     if (in.op == O::JUMP_UNLESS_LESS) {
       CHECK(fn->chunk.lines.lineAt(in.offset) == 2);
@@ -164,16 +165,158 @@ TEST_CASE("superinstructions: conditions, constant operands, assignment statemen
   }
 }
 
+TEST_CASE("a condition comparing with a variable fuses the read: JUMP_UNLESS_<cmp>_GLOBAL / _LOCAL") {
+  GlobalTable globals;
+  auto fn = compileOk(
+      "var a; var b; if (a == b) {} if (a != b) {} if (a > b) {} if (a >= b) {} if (a < b) {} "
+      "if (a <= b) {}",
+      globals);
+  auto ins = instructionsOf(*fn);
+  std::vector<O> fused;
+  for (const Instruction& in : ins) {
+    if (comparesGlobal(in.op)) {
+      fused.push_back(in.op);
+      CHECK(in.operands[0] == static_cast<std::uint32_t>(globals.find("b")));
+      CHECK(operandShape(in.op) == OperandShape::IndexJump);
+    }
+    CHECK(!comparesLocal(in.op));
+  }
+  CHECK(fused == std::vector<O>{O::JUMP_UNLESS_EQUAL_GLOBAL, O::JUMP_UNLESS_NOT_EQUAL_GLOBAL,
+                                O::JUMP_UNLESS_GREATER_GLOBAL, O::JUMP_UNLESS_GREATER_EQUAL_GLOBAL,
+                                O::JUMP_UNLESS_LESS_GLOBAL, O::JUMP_UNLESS_LESS_EQUAL_GLOBAL});
+  CHECK(countOf(opsOf(*fn), O::GET_GLOBAL) == 6);  // the left operands only
+  const auto withGlobals = fn;
+  // Locals: `i < n` of a loop in a function; the jump lands after the loop.
+  fn = compileOk("fun f(n) { for (var i = 0; i < n; i = i + 1) { if (i == n) {} if (n >= i) {} } }",
+                 globals);
+  const FunctionProto* f = nested(*fn, "f");
+  REQUIRE(f != nullptr);
+  ins = instructionsOf(*f);
+  REQUIRE(ins.size() > 3);
+  CHECK(ins[1].op == O::GET_LOCAL);
+  CHECK(ins[1].operands[0] == 2);  // i
+  CHECK(ins[2].op == O::JUMP_UNLESS_LESS_LOCAL);
+  CHECK(ins[2].operands[0] == 1);  // n
+  CHECK(ins[ins.size() - 4].op == O::ADD_TO_LOCAL_LOOP);
+  CHECK(ins[2].jumpTarget() == ins[ins.size() - 3].offset);  // the POP of i
+  std::vector<O> fops = opsOf(*f);
+  CHECK(countOf(fops, O::JUMP_UNLESS_EQUAL_LOCAL) == 1);
+  CHECK(countOf(fops, O::JUMP_UNLESS_GREATER_EQUAL_LOCAL) == 1);
+  // Disassembled with the global's name, a local with its slot.
+  const std::string listing = disassemble(*withGlobals, &globals);
+  CHECK(listing.find("OP_JUMP_UNLESS_LESS_GLOBAL") != std::string::npos);
+  CHECK(listing.find("'b'") != std::string::npos);
+  CHECK(disassemble(*f, &globals).find("OP_JUMP_UNLESS_LESS_LOCAL    1 ") != std::string::npos);
+  CHECK(verify(*withGlobals, globals.size()).empty());
+  CHECK(verify(*fn, globals.size()).empty());
+  // Not fused: a variable read on another line than the comparison (an undefined global
+  // reports its own line), a jump landing between the read and the comparison, an
+  // upvalue, a comparison used as a value.
+  for (const char* src : {"if (a < (b\n)) {}", "if (a < (a or b)) {}", "print a < b;",
+                          "{ var l; fun g() { if (a < l) {} } }"}) {
+    INFO(src);
+    fn = compileOk(src, globals);
+    std::vector<O> all = opsOf(*fn);
+    if (const FunctionProto* g = nested(*fn, "g")) {
+      auto inner = opsOf(*g);
+      all.insert(all.end(), inner.begin(), inner.end());
+    }
+    for (O op : all) CHECK(!comparesGlobal(op));
+    for (O op : all) CHECK(!comparesLocal(op));
+  }
+  // A wide global slot: the WIDE prefix stays, the jump operand stays 4 bytes.
+  std::string many;
+  for (int i = 0; i < 300; ++i) many += fmt::format("var g{} = {}; ", i, i);
+  many += "if (g0 < g299) print 1;";
+  fn = compileOk(many, globals);
+  bool wide = false;
+  for (const Instruction& in : instructionsOf(*fn)) {
+    if (in.op == O::JUMP_UNLESS_LESS_GLOBAL) {
+      wide = in.wide;
+      CHECK(in.operands[0] == static_cast<std::uint32_t>(globals.find("g299")));
+    }
+  }
+  CHECK(wide);
+  CHECK(verify(*fn, globals.size()).empty());
+}
+
+TEST_CASE("a for loop's `i = i + k` and jump back fuse into ADD_TO_LOCAL_LOOP") {
+  GlobalTable globals;
+  // Lines: the fused instruction carries the increment's (its error is the add's).
+  auto fn = compileOk("fun f(n) {\n for (var i = 0; i < n;\n i = i + 2) {\n print i;\n }\n}", globals);
+  const FunctionProto* f = nested(*fn, "f");
+  REQUIRE(f != nullptr);
+  auto ins = instructionsOf(*f);
+  const Instruction* loop = nullptr;
+  for (const Instruction& in : ins) {
+    if (in.op == O::ADD_TO_LOCAL_LOOP) loop = &in;
+    CHECK(in.op != O::LOOP);
+  }
+  REQUIRE(loop != nullptr);
+  CHECK(loop->operandCount == 3);
+  CHECK(loop->operands[0] == 2);  // i
+  CHECK(std::get<double>(f->chunk.constants[loop->operands[1]]) == 2);
+  CHECK(loop->jumpTarget() == ins[2].offset);  // after GET_LOCAL i at ins[1]
+  CHECK(f->chunk.lines.lineAt(loop->offset) == 3);
+  CHECK(f->chunk.lines.lineAt(loop->offset + loop->length - 1) == 3);
+  CHECK(verify(*fn, globals.size()).empty());
+  CHECK(disassemble(*f, &globals).find("OP_ADD_TO_LOCAL_LOOP    2 += ") != std::string::npos);
+  // Not fused: another increment, a condition not starting with the loop variable, no
+  // condition with a body starting otherwise, a global loop variable, a while loop, an
+  // increment split over lines.
+  for (const char* src : {"{ for (var i = 0; i < 3; i = i - 1) {} }", "{ for (var i = 0; 3 > i; i = i + 1) {} }",
+                          "{ var j = 0; for (var i = 0; j < 3; i = i + 1) {} }",
+                          "{ for (var i = 0;; i = i + 1) print 1; }", "var g = 0; for (g = 0; g < 3; g = g + 1) {}",
+                          "{ var i = 0; while (i < 3) i = i + 1; }", "{ for (var i = 0; i < 3; i = i +\n 1) {} }",
+                          "{ for (var i = 0; i < 3; i = i + 1 + 1) {} }"}) {
+    INFO(src);
+    fn = compileOk(src, globals);
+    CHECK(countOf(opsOf(*fn), O::ADD_TO_LOCAL_LOOP) == 0);
+    CHECK(countOf(opsOf(*fn), O::LOOP) == 1);
+  }
+  // No condition, a body that starts by reading i: fused (the jump lands after that read).
+  fn = compileOk("{ for (var i = 0;; i = i + 1) print i; }", globals);
+  CHECK(countOf(opsOf(*fn), O::ADD_TO_LOCAL_LOOP) == 1);
+  CHECK(verify(*fn, globals.size()).empty());
+  // A wide constant: the WIDE prefix covers both index operands, the distance stays 4 bytes.
+  std::string many = "{ var x = 0;";
+  for (int i = 0; i < 300; ++i) many += fmt::format(" x = {};", i + 1000);
+  many += " for (var i = 0; i < 3; i = i + 0.5) x = i; }";
+  fn = compileOk(many, globals);
+  bool wide = false;
+  for (const Instruction& in : instructionsOf(*fn)) {
+    if (in.op == O::ADD_TO_LOCAL_LOOP) {
+      wide = in.wide;
+      CHECK(in.operands[0] == 2);
+      CHECK(std::get<double>(fn->chunk.constants[in.operands[1]]) == 0.5);
+    }
+  }
+  CHECK(wide);
+  CHECK(verify(*fn, globals.size()).empty());
+}
+
 TEST_CASE("for: the increment's code follows the body") {
   GlobalTable globals;
-  auto fn = compileOk("var n = 3; for (var i = 0; i < n; i = i + 1) print i;", globals);
+  auto fn = compileOk("var n = 3; for (var i = 0; i < n; i = i * 2) print i;", globals);
   // init; condition; body; increment; one backward jump to the condition.
   CHECK(opsOf(*fn) == std::vector<O>{O::CONSTANT, O::DEFINE_GLOBAL, O::CONSTANT, O::GET_LOCAL,
-                                     O::GET_GLOBAL, O::JUMP_UNLESS_LESS, O::GET_LOCAL, O::PRINT,
-                                     O::ADD_TO_LOCAL, O::LOOP, O::POP, O::NIL, O::RETURN});
+                                     O::JUMP_UNLESS_LESS_GLOBAL, O::GET_LOCAL, O::PRINT,
+                                     O::GET_LOCAL, O::CONSTANT, O::MULTIPLY, O::SET_LOCAL_POP,
+                                     O::LOOP, O::POP, O::NIL, O::RETURN});
   auto ins = instructionsOf(*fn);
-  CHECK(ins[9].jumpTarget() == ins[3].offset);
-  CHECK(ins[5].jumpTarget() == ins[10].offset);
+  CHECK(ins[11].jumpTarget() == ins[3].offset);
+  CHECK(ins[4].jumpTarget() == ins[12].offset);
+  // `i = i + k` and a condition reading i first: the increment and the jump back are one
+  // ADD_TO_LOCAL_LOOP, landing after the condition's GET_LOCAL.
+  fn = compileOk("var n = 3; for (var i = 0; i < n; i = i + 1) print i;", globals);
+  CHECK(opsOf(*fn) == std::vector<O>{O::CONSTANT, O::DEFINE_GLOBAL, O::CONSTANT, O::GET_LOCAL,
+                                     O::JUMP_UNLESS_LESS_GLOBAL, O::GET_LOCAL, O::PRINT,
+                                     O::ADD_TO_LOCAL_LOOP, O::POP, O::NIL, O::RETURN});
+  ins = instructionsOf(*fn);
+  CHECK(ins[7].operands[0] == 1);  // i
+  CHECK(ins[7].jumpTarget() == ins[4].offset);
+  CHECK(ins[4].jumpTarget() == ins[8].offset);
+  CHECK(verify(*fn, globals.size()).empty());
   // The moved code keeps its lines.
   fn = compileOk("for (var i = 0; i < 3;\n i = i * 2) {\n print i;\n}", globals);
   ins = instructionsOf(*fn);

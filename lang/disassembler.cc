@@ -94,6 +94,10 @@ std::size_t disassembleInstruction(const FunctionProto& proto, std::size_t offse
         out += fmt::format("{:<16} {:4}\n", name, ops[0]);
       }
       break;
+    case OpCode::ADD_TO_LOCAL_LOOP:
+      out += fmt::format("{:<16} {:4} += {} '{}' {:4} -> {}\n", name, ops[0], ops[1],
+                         constantText(proto, ops[1]), offset, in.jumpTarget());
+      break;
     case OpCode::ADD_TO_LOCAL:
     case OpCode::ADD_TO_GLOBAL: {
       std::string global;
@@ -144,9 +148,14 @@ std::size_t disassembleInstruction(const FunctionProto& proto, std::size_t offse
         case OperandShape::Jump:  // JUMP, LOOP, the conditional jumps
           out += fmt::format("{:<16} {:4} -> {}\n", name, offset, in.jumpTarget());
           break;
-        case OperandShape::IndexJump:  // compare with a constant and branch
-          out += fmt::format("{:<16} {:4} '{}' {:4} -> {}\n", name, ops[0],
-                             constantText(proto, ops[0]), offset, in.jumpTarget());
+        case OperandShape::IndexJump:  // compare with a constant, a global or a local and branch
+          if (comparesLocal(in.op) || (comparesGlobal(in.op) && (globals == nullptr || ops[0] >= globals->size()))) {
+            out += fmt::format("{:<16} {:4} {:4} -> {}\n", name, ops[0], offset, in.jumpTarget());
+          } else {
+            out += fmt::format("{:<16} {:4} '{}' {:4} -> {}\n", name, ops[0],
+                               comparesGlobal(in.op) ? std::string(globals->name(ops[0])) : constantText(proto, ops[0]),
+                               offset, in.jumpTarget());
+          }
           break;
         default: out += fmt::format("{:<16} {:4}\n", name, ops[0]); break;
       }

@@ -70,6 +70,13 @@ bool decode(const std::uint8_t* code, std::size_t size, std::size_t offset, Inst
       out.operandCount = 2;
       p += kJumpBytes;
       break;
+    case OperandShape::Index2Jump:
+      if (!readIndex(out.operands[0]) || !readIndex(out.operands[1])) return false;
+      if (size - p < kJumpBytes) return false;
+      out.operands[2] = readU32(code + p);
+      out.operandCount = 3;
+      p += kJumpBytes;
+      break;
     case OperandShape::Select:
       if (!readIndex(out.operands[0])) return false;
       out.operandCount = 1;

@@ -10,6 +10,8 @@
 //     end of the instruction: forward for JUMP / JUMP_IF_FALSE, backward for LOOP.
 //   - compare-with-constant-and-branch (shape IndexJump): the constant's index operand,
 //     then the 4-byte forward jump distance.
+//   - ADD_TO_LOCAL_LOOP (shape Index2Jump): two index operands, then a 4-byte BACKWARD
+//     distance (as LOOP's).
 //   - OP_SELECT: count (index operand), flags (1 byte: bit 0 = has a default case),
 //     then `count` kind bytes (0 = receive, 1 = send).
 //   - OP_JUMP_TABLE: count (index operand), then `count` 4-byte BACKWARD distances, each
@@ -26,7 +28,13 @@
 // FOR_IN_PREP; FOR_IN_NEXT dist; vm/map.cc), then SPAWN_FIBER argc (a spawn expression:
 // OP_SPAWN that pushes the Fiber), then IMPORT path (pushes the module object of the
 // path constant, a string; vm/module.cc). The last ones are superinstructions again:
-// GET_INDEX_LOCAL slot (`GET_LOCAL slot; GET_INDEX`) and SET_INDEX_POP (`SET_INDEX; POP`).
+// GET_INDEX_LOCAL slot (`GET_LOCAL slot; GET_INDEX`) and SET_INDEX_POP (`SET_INDEX; POP`),
+// then JUMP_UNLESS_<cmp>_GLOBAL g and JUMP_UNLESS_<cmp>_LOCAL slot (shape IndexJump, the
+// index operand a global slot or a frame slot: `GET_GLOBAL g; <cmp>; POP_JUMP_IF_FALSE`,
+// `GET_LOCAL slot; <cmp>; POP_JUMP_IF_FALSE`), then ADD_TO_LOCAL_LOOP slot, k, dist (shape
+// Index2Jump: `ADD_TO_LOCAL slot k; LOOP; GET_LOCAL slot`, a for loop's increment and
+// back edge when its condition starts by reading the same local: the backward jump lands
+// after that GET_LOCAL, whose push it does).
 //
 // Stack effects are documented in docs/ARCHITECTURE.md next to the VM's contract.
 #pragma once
@@ -120,7 +128,20 @@ namespace spindle::lang {
   X(SPAWN_FIBER, Index1)           \
   X(IMPORT, Index1)                 \
   X(GET_INDEX_LOCAL, Index1)        \
-  X(SET_INDEX_POP, None)
+  X(SET_INDEX_POP, None)            \
+  X(JUMP_UNLESS_EQUAL_GLOBAL, IndexJump) \
+  X(JUMP_UNLESS_NOT_EQUAL_GLOBAL, IndexJump) \
+  X(JUMP_UNLESS_GREATER_GLOBAL, IndexJump) \
+  X(JUMP_UNLESS_GREATER_EQUAL_GLOBAL, IndexJump) \
+  X(JUMP_UNLESS_LESS_GLOBAL, IndexJump) \
+  X(JUMP_UNLESS_LESS_EQUAL_GLOBAL, IndexJump) \
+  X(JUMP_UNLESS_EQUAL_LOCAL, IndexJump) \
+  X(JUMP_UNLESS_NOT_EQUAL_LOCAL, IndexJump) \
+  X(JUMP_UNLESS_GREATER_LOCAL, IndexJump) \
+  X(JUMP_UNLESS_GREATER_EQUAL_LOCAL, IndexJump) \
+  X(JUMP_UNLESS_LESS_LOCAL, IndexJump) \
+  X(JUMP_UNLESS_LESS_EQUAL_LOCAL, IndexJump) \
+  X(ADD_TO_LOCAL_LOOP, Index2Jump)
 
 enum class OpCode : std::uint8_t {
 #define SPINDLE_OPCODE_ENUM(name, shape) name,
@@ -139,6 +160,7 @@ enum class OperandShape : std::uint8_t {
   Index3,     // three index operands (name constant, argument count, inline-cache slot)
   Jump,       // one 4-byte jump distance
   IndexJump,  // one index operand (a constant), then a 4-byte jump distance
+  Index2Jump, // two index operands (a local slot, a constant), then a 4-byte jump distance
   Select,     // see above
   JumpTable,  // see above
 };
@@ -178,9 +200,19 @@ struct Instruction {
   // Absolute target of a jump (LOOP jumps backward, every other jump forward).
   std::size_t jumpTarget() const {
     const std::uint32_t distance = operands[operandCount - 1];
-    return op == OpCode::LOOP ? offset + length - distance : offset + length + distance;
+    return op == OpCode::LOOP || op == OpCode::ADD_TO_LOCAL_LOOP ? offset + length - distance
+                                                                  : offset + length + distance;
   }
 };
+
+// The compare-and-branch superinstructions whose right operand is a global (index operand:
+// the global slot) or a local (the frame slot) instead of a constant.
+inline bool comparesGlobal(OpCode op) {
+  return op >= OpCode::JUMP_UNLESS_EQUAL_GLOBAL && op <= OpCode::JUMP_UNLESS_LESS_EQUAL_GLOBAL;
+}
+inline bool comparesLocal(OpCode op) {
+  return op >= OpCode::JUMP_UNLESS_EQUAL_LOCAL && op <= OpCode::JUMP_UNLESS_LESS_EQUAL_LOCAL;
+}
 
 // Decodes the instruction at `offset`. Returns false (leaving `out` unspecified) when
 // the bytes there are not a whole, well-formed instruction.

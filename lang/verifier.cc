@@ -3,7 +3,10 @@
 
 #include <fmt/format.h>
 
+#include <map>
 #include <set>
+#include <tuple>
+#include <vector>
 
 #include "lang/opcodes.h"
 
@@ -35,6 +38,8 @@ void Verifier::check(const FunctionProto& fn, const FunctionProto* enclosing) {
   std::set<std::size_t> boundaries;
   std::vector<std::pair<std::size_t, std::size_t>> jumps;  // (from, to)
   std::set<std::uint32_t> icUsed;
+  std::map<std::size_t, Instruction> endingAt;  // each instruction by its end offset
+  std::vector<std::tuple<std::size_t, std::size_t, std::uint32_t>> loopReads;  // (from, to, slot)
   OpCode last = OpCode::NIL;
 
   auto isString = [&](std::uint32_t i) {
@@ -113,6 +118,15 @@ void Verifier::check(const FunctionProto& fn, const FunctionProto* enclosing) {
         }
         break;
       }
+      case OpCode::ADD_TO_LOCAL_LOOP:  // lands right after a GET_LOCAL of its slot
+        if (!isNumber(ops[1])) problem(fn, offset, "constant {} not a number", ops[1]);
+        if (ops[2] > offset + in.length) {
+          problem(fn, offset, "loop before the start");
+        } else {
+          jumps.emplace_back(offset, in.jumpTarget());
+          loopReads.emplace_back(offset, in.jumpTarget(), ops[0]);
+        }
+        break;
       case OpCode::LOOP:
         if (ops[0] > offset + in.length) {
           problem(fn, offset, "loop before the start");
@@ -137,8 +151,11 @@ void Verifier::check(const FunctionProto& fn, const FunctionProto* enclosing) {
       }
       default:
         // Forward jumps (JUMP, the conditional jumps, compare-and-branch), some comparing
-        // with a constant.
-        if (operandShape(in.op) == OperandShape::IndexJump) {
+        // with a constant, a global or a local (a frame slot: unchecked, as GET_LOCAL's).
+        if (comparesGlobal(in.op)) {
+          if (ops[0] >= globalCount_) problem(fn, offset, "global slot {} out of range", ops[0]);
+        } else if (comparesLocal(in.op)) {
+        } else if (operandShape(in.op) == OperandShape::IndexJump) {
           const bool equality = in.op == OpCode::JUMP_UNLESS_EQUAL_CONSTANT ||
                                 in.op == OpCode::JUMP_UNLESS_NOT_EQUAL_CONSTANT;
           if (ops[0] >= c.constants.size() ||
@@ -155,11 +172,19 @@ void Verifier::check(const FunctionProto& fn, const FunctionProto* enclosing) {
         break;
     }
     last = in.op;
+    endingAt[offset + in.length] = in;
     offset += in.length;
   }
   if (c.code.empty() || last != OpCode::RETURN) problem(fn, c.code.size(), "no final OP_RETURN");
   for (auto [from, to] : jumps) {
     if (!boundaries.count(to)) problem(fn, from, "jump to {} is not an instruction", to);
+  }
+  for (auto [from, to, slot] : loopReads) {
+    auto before = endingAt.find(to);
+    if (before == endingAt.end() || before->second.op != OpCode::GET_LOCAL ||
+        before->second.operands[0] != slot) {
+      problem(fn, from, "ADD_TO_LOCAL_LOOP to {}: not after GET_LOCAL {}", to, slot);
+    }
   }
   for (const UpvalueDesc& up : fn.upvalues) {
     if (enclosing == nullptr) {

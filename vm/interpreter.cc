@@ -396,6 +396,7 @@ RunStatus VM::interpret(ObjFiber* fiber, std::int64_t budget) {
 #define SPINDLE_WIDE_LABEL_Index2(name) &&W_##name
 #define SPINDLE_WIDE_LABEL_Index3(name) &&W_##name
 #define SPINDLE_WIDE_LABEL_IndexJump(name) &&W_##name
+#define SPINDLE_WIDE_LABEL_Index2Jump(name) &&W_##name
 #define SPINDLE_WIDE_LABEL_Select(name) &&W_##name
 #define SPINDLE_WIDE_LABEL_JumpTable(name) &&W_##name
   static const void* const kDispatchWide[] = {
@@ -458,6 +459,22 @@ RunStatus VM::interpret(ObjFiber* fiber, std::int64_t budget) {
     --sp;                                                                    \
     if (!(cond)) ip += d;                                                    \
   } while (0)
+// The same with a variable right operand `vb` (a global or a local, read by the handler).
+#define COMPARE_VARIABLE_JUMP(vb, cond)                                      \
+  do {                                                                       \
+    const Value va = PEEK(0);                                                \
+    double a, b;                                                             \
+    COMPARE_OPERANDS(va, vb, a, b);                                          \
+    const std::uint32_t d = JUMP_OPERAND();                                  \
+    --sp;                                                                    \
+    if (!(cond)) ip += d;                                                    \
+  } while (0)
+// Reads global `INDEX()` into a new local `v`, as GET_GLOBAL does (its error when unset).
+#define GLOBAL_OPERAND(v)                                                                 \
+  const std::uint32_t v##Slot = INDEX();                                                  \
+  const Value v = loadValue(&globalsData()[v##Slot]);                                     \
+  if (v.isUndefined()) [[unlikely]]                                                       \
+    ERROR("Undefined variable '{}'.", lang::displayName(globalNames_.name(v##Slot)))
 
   LOAD();
   NEXT();

@@ -114,6 +114,10 @@ MapStorage* VM::growMap(ObjMap* m, MapStorage* from) {
   std::uint32_t n = 0, dense = 0;
   if (from != nullptr) {
     const std::uint32_t used = from->loadUsed();
+    // An entry i below from's prefix copied to entry i (nothing skipped before it) has key
+    // i (the prefix invariant; it would be undefined if removed, and is then skipped), and
+    // every entry before it extended the new prefix: it extends it too, unchecked.
+    const std::uint32_t fromDense = from->loadDense();
     const MapEntry* src = from->entries();
     MapEntry* dst = to->entries();
     for (std::uint32_t i = 0; i < used && n < cap;) {
@@ -130,7 +134,7 @@ MapStorage* VM::growMap(ObjMap* m, MapStorage* from) {
         }
         valueWord(&dst[n].key).store(key.bits(), std::memory_order_release);
         valueWord(&dst[n].value).store(v.bits(), std::memory_order_release);
-        if (extendsDense(key, n, dense)) {
+        if ((n == i && i < fromDense) || extendsDense(key, n, dense)) {
           ++dense;
         } else {
           linkEntry(to, key, n);

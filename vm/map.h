@@ -196,13 +196,50 @@ inline std::atomic_ref<std::uint32_t> mapIndexSlot(MapStorage* s, std::uint32_t 
   return true;
 }
 
-// Re-sets a normalised key that is present (in place: it keeps its place) and returns
-// true; false when absent (VM::mapSet then appends under the lock). Takes no lock.
+// Appends the integer key e at entry e of s, extending the dense prefix, when that needs
+// no allocation and no wait: every entry of s is in the prefix (so the key, at or past
+// it, is absent and the index is empty), e is below entryCap and the lock is free. The
+// lock is taken with one exchange and never waited for (a held lock: false, and
+// VM::mapInsert waits). Under it, s is still the map's storage and `used` and `dense` are
+// still e: only lock holders append, grow or write `dense`, so nothing was appended since
+// (clear, which takes no lock, may have replaced the storage: then false). The stores are
+// appendEntry's for a key that extends the prefix. No checkpoint is passed between the
+// caller's load of s and the stores, so s cannot have been freed meanwhile. Returns
+// whether it appended.
+// The counts are read under the lock with relaxed loads: only lock holders write `used`
+// and `dense`, and the lock's acquire orders this holder after the last one's stores. The
+// entry's two words take writeBarrierFresh's barrier (one check of the barrier's state
+// for both: it changes only with the world stopped).
+[[gnu::always_inline]] inline bool mapTryAppendDense(ObjMap* m, MapStorage* s, Value key, Value v) {
+  using Word = std::atomic_ref<std::uint32_t>;
+  const std::uint32_t e = Word(s->dense).load(std::memory_order_acquire);
+  if (e >= s->entryCap || key.bits() != Value::number(static_cast<double>(e)).bits()) return false;
+  Word lock(m->lock);
+  if (lock.exchange(1, std::memory_order_acquire) != 0) return false;
+  const bool ok = loadPtr(&m->storage) == s && Word(s->used).load(std::memory_order_relaxed) == e &&
+                  Word(s->dense).load(std::memory_order_relaxed) == e;
+  if (ok) {
+    if (runtime::writeBarrierEnabled()) [[unlikely]] shadeValue(v);  // the key is a number
+    MapEntry& entry = s->entries()[e];  // past `used`: never written since zeroed
+    valueWord(&entry.key).store(key.bits(), std::memory_order_release);
+    valueWord(&entry.value).store(v.bits(), std::memory_order_release);
+    Word(s->used).store(e + 1, std::memory_order_release);
+    Word(s->live).store(Word(s->live).load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    Word(s->dense).store(e + 1, std::memory_order_release);
+  }
+  lock.store(0, std::memory_order_release);
+  return ok;
+}
+
+// Stores v under a normalised key without allocating and without waiting, and returns
+// true: re-sets a present key in place (it keeps its place; no lock), or appends an
+// integer key that extends the dense prefix (mapTryAppendDense: m[n] = v counting up).
+// False otherwise (VM::mapSet then appends under the lock, growing the storage).
 [[gnu::always_inline]] inline bool mapTrySet(ObjMap* m, Value key, Value v) {
   MapStorage* s = loadPtr(&m->storage);
   if (s == nullptr) return false;
   const std::uint32_t e = mapFind(s, key);
-  if (e == kMapNoEntry) return false;
+  if (e == kMapNoEntry) return key.isNumber() && mapTryAppendDense(m, s, key, v);
   writeBarrier(s, &s->entries()[e].value, v);
   return true;
 }
