@@ -1,5 +1,6 @@
 // lazy_threads_test.cc: the runtime starts its threads when there is work for them, and
-// names them (threadname.h); idle Ps mark only on idle CPUs (mgc.h idleMarkSlots).
+// names them (threadname.h); idle Ps mark only on idle CPUs (mgc.h idleMarkSlots); the
+// finalizer G waits parked without an M; sysmon backs off while it finds no work.
 //
 // Threads are counted by name in /proc/self/task/*/comm, so the checks see exactly the
 // threads the runtime made, whatever the test runner adds.
@@ -7,9 +8,11 @@
 
 #include <dirent.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <thread>
 
 #include "runtime/fing.h"
 #include "runtime/gc.h"
@@ -131,4 +134,23 @@ TEST_CASE("gcAttach makes the finalizer G parked: no M starts for it until a fin
   CHECK(threadsNamed("spindle-m") == 0);
   CHECK(fing->status.load(std::memory_order_acquire) == GStatus::Waiting);
   gcDetach(&s);
+}
+
+TEST_CASE("sysmon backs off to a 10 ms tick while it finds no work, and ticks every ms again when it does") {
+  Sched s(2);
+  // Nothing runs: after some idle ticks the tick doubles up to 10 ms.
+  bool backedOff = false;
+  for (int i = 0; i < 2000 && !backedOff; i++) {
+    backedOff = s.sysmonTickNs() == 10'000'000;
+    if (!backedOff) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  CHECK(backedOff);
+  // A G that does not yield: sysmon asks it to (work found), and its tick is 1 ms again.
+  std::int64_t tickWhenPreempted = 0;
+  CHECK(s.runMain(fn([&](G* g) -> Step {
+          while (!g->preemptRequested() || s.sysmonTickNs() != 1'000'000) std::this_thread::yield();
+          tickWhenPreempted = s.sysmonTickNs();
+          return Step::exit();
+        })) == RunStatus::Ok);
+  CHECK(tickWhenPreempted == 1'000'000);
 }

@@ -135,6 +135,8 @@ class Sched {
   int procs() const { return gomaxprocs_.load(std::memory_order_acquire); }
   // Ps on the idle list now (a snapshot: relaxed, the list changes under lock_).
   int idlePs() const { return npidle_.load(std::memory_order_relaxed); }
+  // sysmon's current tick in ns (sysmon.cc: 1 ms while it finds work, backing off to 10 ms).
+  std::int64_t sysmonTickNs() const { return sysmonTickNs_.load(std::memory_order_relaxed); }
   P* allp(int i) const { return allp_[i].load(std::memory_order_acquire); }
   SchedStats stats();
   std::uint32_t budget() const { return budget_; }
@@ -283,7 +285,7 @@ class Sched {
   std::int64_t runTimers(std::int64_t now);  // returns the next deadline or 0
 
   // sysmon.cc
-  void retake(std::int64_t now);
+  bool retake(std::int64_t now);  // true when it found work (sysmon.cc: the tick)
 
   std::mutex lock_;  // sched.lock
   std::mutex worldsema_;
@@ -367,6 +369,8 @@ class Sched {
   std::condition_variable sysmonCv_;
   bool sysmonStop_ = false;
   std::thread sysmon_;
+  // Written by sysmon each tick; relaxed: a reading for tests and diagnostics only.
+  std::atomic<std::int64_t> sysmonTickNs_{0};
 };
 
 }  // namespace spindle::runtime
