@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <new>
+#include <type_traits>
 
 #include "runtime/throw.h"
 
@@ -99,10 +100,13 @@ std::size_t ArenaSpace::grow(std::size_t npages, std::size_t* added) {
     *added = 0;
     return SIZE_MAX;
   }
+  // The fresh mapping's zero bytes are HeapArena's value-initialised state (null spans,
+  // zeroedBase 0); an aggregate is an implicit-lifetime type, so the mapping already
+  // holds it. Writing 64 KiB of zeroes would only fault in every page of the span map.
+  static_assert(std::is_aggregate_v<HeapArena>);
   for (std::size_t i = first; i < first + count; ++i) {
-    auto* ha = new (metas[i - first]) HeapArena();
     // Release: the zeroed HeapArena is visible to lock-free readers of arenas_.
-    arenas_[i].store(ha, std::memory_order_release);
+    arenas_[i].store(metas[i - first], std::memory_order_release);
   }
   // Release: pairs with committedPages() readers.
   committedPages_.store(have + count * kPagesPerArena, std::memory_order_release);

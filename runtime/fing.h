@@ -12,6 +12,9 @@
 // any thread holding no scheduler lock (the collector calls it when a cycle's sweep is
 // done).
 //
+// The G is created parked (Sched::newprocParked), as if it had run and found the queue
+// empty, so no M starts for it until the first entry is queued.
+//
 // Integration with the collector core: gcAttach(sched) calls startFinalizerG(sched);
 // gcDetach(sched) calls stopFinalizerG(sched); gcCollect calls wakeFinalizerG() once the
 // sweep is finished. setFinalizer registers the finalizer roots (scanFinalizerRoots) with
@@ -26,7 +29,8 @@ namespace spindle::runtime {
 class Sched;
 struct G;
 
-// Creates the finalizer G on sched (idempotent for the same sched). Returns it.
+// Creates the finalizer G on sched, parked unless entries are queued (idempotent for the
+// same sched). Returns it.
 G* startFinalizerG(Sched* sched);
 // Unregisters sched's finalizer G: it exits at its next run (or is abandoned by ~Sched).
 // Queued entries wait for the next startFinalizerG.

@@ -1,6 +1,8 @@
 #include "runtime/mspanset.h"
 
+#include <cstddef>
 #include <new>
+#include <type_traits>
 
 #include "runtime/arena.h"
 #include "runtime/throw.h"
@@ -27,8 +29,19 @@ SpanSetBlock* SpanSetBlockPool::alloc() {
   }
   allocated_.fetch_add(1, std::memory_order_relaxed);
   // From OS memory that is never returned: a stale pointer to a block stays readable.
-  void* mem = sysAllocZeroed(sizeof(SpanSetBlock));
-  return new (mem) SpanSetBlock();
+  // An untouched block of a fresh chunk is all zero bytes, SpanSetBlock's value-initialised
+  // state (null slots, counters 0); an aggregate is an implicit-lifetime type, so the
+  // mapping already holds the block and nothing is written (untouched pages stay unfaulted).
+  static_assert(std::is_aggregate_v<SpanSetBlock>);
+  static_assert(kSpanSetBlockChunk % alignof(SpanSetBlock) == 0);
+  std::lock_guard<std::mutex> lk(chunkLock_);
+  if (chunkEnd_ - chunkNext_ < static_cast<std::ptrdiff_t>(sizeof(SpanSetBlock))) {
+    chunkNext_ = static_cast<char*>(sysAllocZeroed(kSpanSetBlockChunk));  // page-aligned
+    chunkEnd_ = chunkNext_ + kSpanSetBlockChunk;
+  }
+  auto* b = reinterpret_cast<SpanSetBlock*>(chunkNext_);
+  chunkNext_ += sizeof(SpanSetBlock);
+  return b;
 }
 
 void SpanSetBlockPool::free(SpanSetBlock* b) {

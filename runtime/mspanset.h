@@ -10,7 +10,9 @@
 //     missing); readers load the spine and spineLen_ with acquire. Old spines are kept
 //     until the set is destroyed, so a racing reader never touches freed memory.
 //   - Blocks come from a global SpanSetBlockPool, a lock-free stack (ABA-safe: the head
-//     word packs a pointer and a modification counter). A block goes back to the pool
+//     word packs a pointer and a modification counter). New blocks are carved from
+//     256 KiB chunks of OS memory (Go's persistentalloc) and not written: the kernel's
+//     zero pages are a block's initial state, so a page faults in when a span is pushed. A block goes back to the pool
 //     as soon as its last slot is popped (its `popped` count reaches 512); reset()
 //     returns a partly popped last block when the set is empty.
 //   - When the spine grows while a block's last slot is being popped, the popper may
@@ -32,6 +34,8 @@ namespace spindle::runtime {
 struct MSpan;
 
 inline constexpr std::size_t kSpanSetBlockEntries = 512;
+// Bytes of OS memory the pool takes at a time for new blocks (63 blocks).
+inline constexpr std::size_t kSpanSetBlockChunk = 256 << 10;
 
 struct alignas(64) SpanSetBlock {
   std::atomic<std::uint64_t> lfnext{0};  // lock-free stack link (packed, see pool)
@@ -60,6 +64,10 @@ class SpanSetBlockPool {
   std::atomic<std::uint64_t> head_{0};
   std::atomic<std::size_t> allocated_{0};
   std::atomic<std::size_t> pooled_{0};
+  // The chunk new blocks are carved from: [chunkNext_, chunkEnd_), under chunkLock_.
+  std::mutex chunkLock_;
+  char* chunkNext_ = nullptr;
+  char* chunkEnd_ = nullptr;
 };
 
 SpanSetBlockPool& spanSetBlockPool();

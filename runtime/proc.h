@@ -103,6 +103,9 @@ class Sched {
   // Creates a runnable G (Go's newproc). From a G body it goes to the current P's runnext;
   // from any other thread to the global queue.
   G* newproc(GBody* body);
+  // Creates a G already Waiting for `reason`, queued nowhere: it first runs when its
+  // waker ready()s it (the finalizer G: fing.cc). Same callers as newproc.
+  G* newprocParked(GBody* body, WaitReason reason);
 
   // Makes a Waiting G runnable (Go's goready).
   void ready(G* g);
@@ -132,6 +135,15 @@ class Sched {
   int procs() const { return gomaxprocs_.load(std::memory_order_acquire); }
   // Ps on the idle list now (a snapshot: relaxed, the list changes under lock_).
   int idlePs() const { return npidle_.load(std::memory_order_relaxed); }
+  // sysmon's current tick in ns (sysmon.cc: 1 ms while it finds work, backing off to 10 ms).
+  std::int64_t sysmonTickNs() const { return sysmonTickNs_.load(std::memory_order_relaxed); }
+  // Starts sysmon if it has not started: sysmon starts at the first sign of work for it
+  // (a G created by newproc, a G's run returning to the schedule loop, a foreign call),
+  // not with the Sched, so a run that ends within its main G's first slice starts no
+  // thread for it. Acquire: pairs with startSysmon's release.
+  void ensureSysmon() {
+    if (!sysmonStarted_.load(std::memory_order_acquire)) [[unlikely]] startSysmon();
+  }
   P* allp(int i) const { return allp_[i].load(std::memory_order_acquire); }
   SchedStats stats();
   std::uint32_t budget() const { return budget_; }
@@ -280,7 +292,7 @@ class Sched {
   std::int64_t runTimers(std::int64_t now);  // returns the next deadline or 0
 
   // sysmon.cc
-  void retake(std::int64_t now);
+  bool retake(std::int64_t now);  // true when it found work (sysmon.cc: the tick)
 
   std::mutex lock_;  // sched.lock
   std::mutex worldsema_;
@@ -297,6 +309,9 @@ class Sched {
   // P to are collected here and woken after the pause is taken and the lock released.
   std::vector<M*>* deferredWakes_ = nullptr;
   std::int32_t mcount_ = 0;
+  // The host Ms among mcount_ (runMain's callers' threads), under lock_: the thread cap
+  // counts only the worker Ms the scheduler starts (threadlimit.h).
+  std::int32_t nhostm_ = 0;
   std::int32_t nmidle_ = 0;
   std::int64_t mnext_ = 1;
   HostRun* hostRuns_ = nullptr;
@@ -361,6 +376,11 @@ class Sched {
   std::condition_variable sysmonCv_;
   bool sysmonStop_ = false;
   std::thread sysmon_;
+  // Written by sysmon each tick; relaxed: a reading for tests and diagnostics only.
+  std::atomic<std::int64_t> sysmonTickNs_{0};
+  // Set (release, under sysmonLock_) once sysmon_ runs; never cleared.
+  std::atomic<bool> sysmonStarted_{false};
+  void startSysmon();
 };
 
 }  // namespace spindle::runtime

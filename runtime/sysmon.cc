@@ -1,7 +1,8 @@
 // sysmon.cc: the monitor thread (Go's sysmon and retake).
 //
-// Design. One thread per Sched, without a P. It wakes at the next timer deadline or every
-// kSysmonTick (1 ms), whichever is first, and:
+// Design. One thread per Sched, without a P, started at the first work for it
+// (Sched::ensureSysmon: a second G, a G back in the schedule loop, a foreign call). It wakes at the next timer deadline or every
+// tick, whichever is first, and:
 //   - fires expired timers (time.cc), making their Gs runnable;
 //   - asks the G of a P that has run the same schedtick for more than kForcePreemptNs
 //     (10 ms) to yield (g->preempt; the body polls it at safepoints);
@@ -12,6 +13,12 @@
 //   - while tracing (trace.h), samples the runnable fibers (run queues, runnext and the
 //     global queue, read racily: a sample) and heapLive into the trace's counters.
 //
+// The tick is kSysmonTick (1 ms) while there is work for sysmon; after kSysmonIdleTicks
+// ticks in a row with none (no G preempted, no runnext waiting, no P in a foreign call,
+// no M waiting for a P) it doubles each tick up to kSysmonMaxTick (10 ms, Go's sysmon
+// backoff), so a single fiber running alone does not pay a thread wake-up per
+// millisecond. Timer deadlines are kept exactly whatever the tick.
+//
 // Seeded mode (proc.h): sysmon only calls the embedder's hook each tick (sysmonhook.h: an
 // interrupt or a time limit, which come from outside the program anyway), so no schedule
 // depends on time: the M running Gs fires timers on the virtual clock, preemption comes
@@ -20,6 +27,8 @@
 //
 // Invariants. sysmon touches only atomics of Ps and Gs, and takes sched.lock through
 // handoffp; its per-P bookkeeping (sysmonTick/When) is its own.
+#include <algorithm>
+
 #include "runtime/mheap.h"
 #include "runtime/proc.h"
 #include "runtime/sysmonhook.h"
@@ -29,6 +38,8 @@ namespace spindle::runtime {
 
 namespace {
 constexpr std::int64_t kSysmonTick = 1000000;       // 1 ms
+constexpr std::int64_t kSysmonMaxTick = 10000000;   // 10 ms
+constexpr int kSysmonIdleTicks = 10;
 constexpr std::int64_t kForcePreemptNs = 10000000;  // 10 ms
 }  // namespace
 
@@ -46,10 +57,12 @@ void sysmonLoop(Sched* s) {
     }
     return;
   }
+  std::int64_t tick = kSysmonTick;
+  int idle = 0;  // ticks in a row retake found no work
   for (;;) {
     std::int64_t now = nanotime();
     std::int64_t next = s->runTimers(now);
-    std::int64_t deadline = now + kSysmonTick;
+    std::int64_t deadline = now + tick;
     if (next != 0 && next < deadline) deadline = next;
     {
       std::unique_lock<std::mutex> lk(s->sysmonLock_);
@@ -61,7 +74,13 @@ void sysmonLoop(Sched* s) {
     now = nanotime();
     s->runTimers(now);
     runSysmonHook();
-    s->retake(now);
+    if (s->retake(now)) {
+      idle = 0;
+      tick = kSysmonTick;
+    } else if (++idle > kSysmonIdleTicks) {
+      tick = std::min(tick * 2, kSysmonMaxTick);
+    }
+    s->sysmonTickNs_.store(tick, std::memory_order_relaxed);
     if (trace::enabled()) [[unlikely]] s->traceCounters();
   }
 }
@@ -80,7 +99,8 @@ void Sched::traceCounters() {
   trace::counter("heapLive", mheap().heapLive.load(std::memory_order_relaxed));
 }
 
-void Sched::retake(std::int64_t now) {
+bool Sched::retake(std::int64_t now) {
+  bool busy = false;
   std::int32_t n = gomaxprocs_.load(std::memory_order_acquire);
   for (int i = 0; i < n; i++) {
     P* p = allp(i);
@@ -94,11 +114,16 @@ void Sched::retake(std::int64_t now) {
       }
       // A G readied into runnext waits for the running G: after a whole tick, let a
       // spinning M steal it.
-      if (p->runnext.load(std::memory_order_relaxed) != nullptr) wakep();
+      if (p->runnext.load(std::memory_order_relaxed) != nullptr) {
+        wakep();
+        busy = true;
+      }
       if (now - p->sysmonWhen > kForcePreemptNs) {
         if (G* g = p->curg.load(std::memory_order_acquire)) g->preempt.store(true, std::memory_order_relaxed);
+        busy = true;
       }
     } else if (st == PStatus::Syscall) {
+      busy = true;  // a foreign call: its P is retaken within a tick or two
       std::uint32_t t = p->syscalltick.load(std::memory_order_relaxed);
       if (t != p->sysmonSyscallTick) {
         p->sysmonSyscallTick = t;
@@ -117,7 +142,9 @@ void Sched::retake(std::int64_t now) {
   if (nsyscallWaiters_.load(std::memory_order_relaxed) > 0) {
     std::lock_guard<std::mutex> lk(lock_);
     preemptall();
+    busy = true;
   }
+  return busy;
 }
 
 namespace {

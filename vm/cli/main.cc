@@ -40,6 +40,7 @@
 #include "vm/cli/repl.h"
 #include "vm/cli/trace_cmd.h"
 #include "vm/cli/prof_cli.h"
+#include "vm/cli/fast_exit.h"
 #include "vm/spindle.h"
 
 namespace {
@@ -689,6 +690,12 @@ int runVm(const CliOptions& opts, const std::string& source) {
   if (!spindle::cli::finishMemProfile(opts.prof, vm, !opts.disasm && opts.vm.sched_seed == 0) && rc == 0)
     rc = kExitIo;
   if (opts.vm.stats) printStats(vm);
+  // Nothing is left to write: end as exit(code) does, the OS freeing what ~Vm would
+  // tear down (cli/fast_exit.h). --trace, --cpuprofile and --gclog (the last cycles'
+  // records) finish after the Vm is gone.
+  if (spindle::cli::kFastExit && opts.trace.empty() && opts.prof.cpuprofile.empty() && opts.gclog.empty()) {
+    spindle::cli::fastExit(checkStdout(rc));
+  }
   return rc;
 }
 
