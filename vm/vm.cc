@@ -208,6 +208,7 @@ VM::~VM() {
   {
     std::lock_guard<std::mutex> lk(nativesLock_);
     for (auto& n : hostNatives_) n.reset();
+    for (auto& d : hostNativeData_) d.reset();
   }
   freeOwned();  // owned.cc: hchans and host data of the objects still alive
 }
@@ -438,6 +439,19 @@ ObjNative* VM::newHostNative(std::string_view name, int arity, HostNative fn) {
     host = hostNatives_.back().get();
   }
   return newNative(name, arity, nativeHost, host);
+}
+
+void VM::defineNative(std::string_view name, int arity, NativeFn fn, std::shared_ptr<const void> data) {
+  withP([&] { setGlobal(globalSlot(name), Value::object(newHostNative(name, arity, fn, std::move(data)))); });
+}
+
+ObjNative* VM::newHostNative(std::string_view name, int arity, NativeFn fn, std::shared_ptr<const void> data) {
+  const void* host = data.get();
+  {
+    std::lock_guard<std::mutex> lk(nativesLock_);
+    hostNativeData_.push_back(std::move(data));
+  }
+  return newNative(name, arity, fn, host);
 }
 
 // --- handles and roots -----------------------------------------------------------------------
