@@ -336,6 +336,7 @@ struct Error {
 
 class Result {
  public:
+  Result() = default;  // a success holding nil
   static Result success(Value v) { return Result(std::move(v)); }
   static Result failure(Error e);
   // A runtime error with this message (what natives return to raise one).
@@ -346,7 +347,6 @@ class Result {
   const Error& error() const;  // requires !ok()
 
  private:
-  Result() = default;
   explicit Result(Value v) : value_(std::move(v)) {}
   bool ok_ = true;
   Value value_;
