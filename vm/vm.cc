@@ -858,7 +858,11 @@ ValueArray* VM::newStackArray(std::uint32_t capacity) {
 }
 
 ObjFiber* VM::newFiber(Value callee, const Value* args, int argc) {
-  ValueArray* stack = newStackArray(kInitialStack);
+  return newFiber(callee, args, argc, kInitialStack);
+}
+
+ObjFiber* VM::newFiber(Value callee, const Value* args, int argc, std::uint32_t initialStack) {
+  ValueArray* stack = newStackArray(initialStack);
   auto* frames = allocate<FrameArray>(ObjKind::FrameArray,
                                       sizeof(FrameArray) + kInitialFrames * sizeof(CallFrame));
   frames->capacity = kInitialFrames;

@@ -171,6 +171,8 @@ class VM {
   ObjClosure* load(std::shared_ptr<const lang::FunctionProto> script);
   // A new fiber (with its FiberBody) that will call `callee` with `args`.
   ObjFiber* newFiber(Value callee, const Value* args, int argc);
+  // The same with a stack of `stack` slots to start with (the call grows it as needed).
+  ObjFiber* newFiber(Value callee, const Value* args, int argc, std::uint32_t stack);
   RunStatus run(ObjFiber* fiber, std::int64_t budget);
   // The interpreter loop itself (interpreter.cc); run (oom.cc) calls it and turns an
   // out-of-memory exception from below into the fiber's runtime error.
@@ -539,6 +541,9 @@ class VM {
   // Fiber stack management: the running fiber grows its stack and frames (doubling);
   // a paused one is shrunk (halving) at the collector's request (FiberBody::shrinkStack).
   static constexpr std::uint32_t kInitialStack = 256, kInitialFrames = 8;
+  // A host call's fiber (VM::call): most calls need a few slots, and a new fiber's stack
+  // is zeroed memory, so it starts small and grows (doubling) when the callee needs more.
+  static constexpr std::uint32_t kHostCallStack = 32;
   void ensureStack(ObjFiber* fiber, std::uint32_t needed);
   bool ensureFrames(ObjFiber* fiber);
   void moveStack(ObjFiber* fiber, ValueArray* to);
