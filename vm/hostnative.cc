@@ -21,7 +21,6 @@
 //     the calling script's runtime error: it never crosses the interpreter's frames.
 #include <bit>
 #include <new>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -83,7 +82,14 @@ class ArgBuffer {
   ArgBuffer(Vm& host, int argc, const vm::Value* args, Value (Vm::*borrow)(vm::Value)) : argc_(argc) {
     if (argc <= kInlineArgs) {
       try {
-        for (; built_ < argc; ++built_) new (&items()[built_]) Value((host.*borrow)(args[built_]));
+        for (; built_ < argc; ++built_) {
+          const vm::Value x = args[built_];
+          if (x.isNumber()) {
+            new (&items()[built_]) Value(Value::number(x.asNumber()));
+          } else {
+            new (&items()[built_]) Value((host.*borrow)(x));
+          }
+        }
       } catch (...) {
         destroyInline();
         throw;
@@ -115,14 +121,15 @@ class ArgBuffer {
 bool Vm::callNative(vm::VM& v, const void* record, int argc, vm::Value* args, vm::Value* result) {
   const NativeRecord& rec = *static_cast<const NativeRecord*>(record);
   Vm& host = *rec.host;
-  std::optional<Result> called;
   try {
     const ArgBuffer buffer(host, argc, args, &Vm::borrow);
-    if (rec.blocking) {
-      called.emplace(vm::blockingCall([&] { return rec.invoke(buffer.args()); }));
-    } else {
-      called.emplace(rec.invoke(buffer.args()));
-    }
+    const Result r = rec.blocking ? vm::blockingCall([&] { return rec.invoke(buffer.args()); })
+                                  : rec.invoke(buffer.args());
+    if (!r.ok()) return v.raise(r.error().message);
+    const Value& out = r.value();
+    // A number needs no conversion; a string is interned (it may throw bad_alloc).
+    *result = out.isNumber() ? vm::Value::number(out.asNumber()) : host.toInternalValue(out);
+    return true;
   } catch (const TypeError& e) {
     return v.raise(e.messageFor(rec.name));
   } catch (const std::bad_alloc&) {
@@ -132,10 +139,6 @@ bool Vm::callNative(vm::VM& v, const void* record, int argc, vm::Value* args, vm
   } catch (...) {
     return v.raise(fmt::format("{}() failed.", rec.name));
   }
-  const Result& r = *called;
-  if (!r.ok()) return v.raise(r.error().message);
-  *result = host.toInternalValue(r.value());
-  return true;
 }
 
 void Vm::defineRecord(std::string_view name, int arity, std::shared_ptr<NativeRecord> record) {
