@@ -20,7 +20,6 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -51,7 +50,12 @@ class GlobalSlotCache {
     std::uint32_t slot;
   };
   static constexpr std::size_t kBuckets = 64;
-  static std::size_t index(std::string_view name) { return std::hash<std::string_view>{}(name) & (kBuckets - 1); }
+  // FNV-1a: global names are short, and this is the whole cost of a hit but one compare.
+  static std::size_t index(std::string_view name) {
+    std::uint32_t h = 2166136261u;
+    for (const char c : name) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
+    return (h ^ (h >> 16)) & (kBuckets - 1);
+  }
   std::array<std::atomic<const Entry*>, kBuckets> table_{};
   std::mutex lock_;
   std::unordered_map<std::string, std::unique_ptr<const Entry>> entries_;  // under lock_

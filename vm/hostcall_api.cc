@@ -78,7 +78,7 @@ bool Vm::fieldDirect(const Value& instance, std::string_view name, std::optional
     if (slot >= in->inlineCapacity) return false;
     const vm::Value v = vm::loadValue(&in->inlineFields()[slot]);
     if (overflow() != nullptr || v.isObj()) return false;
-    *out = v.isNumber() ? Value::number(v.asNumber()) : v.isBool() ? Value::boolean(v.asBool()) : Value();
+    out->emplace(v.isNumber() ? Value::number(v.asNumber()) : v.isBool() ? Value::boolean(v.asBool()) : Value());
     return true;
   }
   return false;  // not found here: the way with a P answers (a field added meanwhile)
@@ -92,6 +92,10 @@ bool Vm::fieldDirect(const Value& instance, std::string_view name, std::optional
 // caller's handle (a root), so the new referent is alive and shaded. A string must be
 // interned first (an allocation): that takes a P.
 bool Vm::setGlobalDirect(std::string_view name, const Value& value) {
+  if (value.isNumber()) {
+    vm_->setGlobal(vm_->cachedGlobalSlot(name), vm::Value::number(value.asNumber()));
+    return true;
+  }
   if (value.isString()) return false;
   vm_->setGlobal(vm_->cachedGlobalSlot(name), toInternalValue(value));
   return true;

@@ -415,10 +415,9 @@ void* Vm::hostDataRaw(const Value& instance, const void* tag) {
 }
 
 std::optional<Value> Vm::field(const Value& instance, std::string_view name) {
-  if (!instance.isObject()) return std::nullopt;
-  if (std::optional<Value> direct; fieldDirect(instance, name, &direct)) return direct;
+  std::optional<Value> out;  // one local for both ways: returned without a move
+  if (!instance.isObject() || fieldDirect(instance, name, &out)) return out;
   // With a P, as global(): a fiber may overwrite the field meanwhile.
-  std::optional<Value> out;
   vm_->withP([&] {
     vm::Value v;
     if (vm_->getField(toInternalValue(instance), name, &v)) out = fromInternal(v);
