@@ -78,7 +78,14 @@ bool Vm::fieldDirect(const Value& instance, std::string_view name, std::optional
     if (slot >= in->inlineCapacity) return false;
     const vm::Value v = vm::loadValue(&in->inlineFields()[slot]);
     if (overflow() != nullptr || v.isObj()) return false;
-    out->emplace(v.isNumber() ? Value::number(v.asNumber()) : v.isBool() ? Value::boolean(v.asBool()) : Value());
+    Value& got = out->emplace();  // nil, set in place
+    if (v.isNumber()) {
+      got.kind_ = Value::Kind::Number;
+      got.number_ = v.asNumber();
+    } else if (v.isBool()) {
+      got.kind_ = Value::Kind::Bool;
+      got.bool_ = v.asBool();
+    }
     return true;
   }
   return false;  // not found here: the way with a P answers (a field added meanwhile)
