@@ -58,6 +58,7 @@
 #include "runtime/proc.h"
 #include "vm/barrier.h"
 #include "vm/global_cache.h"
+#include "vm/handle_table.h"
 #include "vm/map.h"
 #include "vm/object.h"
 #include "vm/shape.h"
@@ -610,8 +611,7 @@ class VM {
   std::vector<std::shared_ptr<const void>> hostNativeData_;  // the same, of plain natives
   GlobalSlotCache globalCache_;  // the host's name -> slot (cachedGlobalSlot)
   mutable std::mutex handlesLock_;
-  std::vector<Value> handles_;
-  std::vector<std::uint32_t> freeHandles_;
+  HandleTable handles_;  // written and scanned under handlesLock_, read without it
   std::uint32_t newHandleLocked(Value v);  // under handlesLock_
   std::vector<ObjFiber*> hostFibers_;  // under handlesLock_: host fibers not yet a G (roots)
   ObjString* initString_ = nullptr;
