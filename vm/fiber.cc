@@ -305,7 +305,7 @@ bool VM::call(Value callee, const Value* args, int argc, Value* result,
   if (runtime::currentP() != nullptr) {
     // A native calling back: run a nested fiber inline on this M (it cannot park).
     ObjFiber* parent = tlsFiber;
-    ObjFiber* fiber = newFiber(callee, args, argc);
+    ObjFiber* fiber = newFiber(callee, args, argc, kHostCallStack);
     fiber->gen = parent != nullptr ? parent->gen : generation_.load(std::memory_order_relaxed);
     FiberBody* body = fiber->body;
     // The nested fiber polls its M's G's preemption flag at its safepoints. It cannot
@@ -359,7 +359,7 @@ bool VM::call(Value callee, const Value* args, int argc, Value* result,
     fiber->id = nextFiberId_.fetch_add(1, std::memory_order_relaxed);
   } else {
     withP([&] {
-      fiber = newFiber(callee, args, argc);
+      fiber = newFiber(callee, args, argc, kHostCallStack);
       fiber->gen = gen;
       fiber->id = nextFiberId_.fetch_add(1, std::memory_order_relaxed);
       std::lock_guard<std::mutex> lk(handlesLock_);

@@ -78,21 +78,33 @@ bool Vm::fieldDirect(const Value& instance, std::string_view name, std::optional
     if (slot >= in->inlineCapacity) return false;
     const vm::Value v = vm::loadValue(&in->inlineFields()[slot]);
     if (overflow() != nullptr || v.isObj()) return false;
-    *out = v.isNumber() ? Value::number(v.asNumber()) : v.isBool() ? Value::boolean(v.asBool()) : Value();
+    Value& got = out->emplace();  // nil, set in place
+    if (v.isNumber()) {
+      got.kind_ = Value::Kind::Number;
+      got.number_ = v.asNumber();
+    } else if (v.isBool()) {
+      got.kind_ = Value::Kind::Bool;
+      got.bool_ = v.asBool();
+    }
     return true;
   }
   return false;  // not found here: the way with a P answers (a field added meanwhile)
 }
 
-// A global set without a P: the slot's lookup and the globals' growth take their own
-// locks (C++ memory: a replaced globals array is kept while the VM lives), and the store
+// A global set without a P: the slot's lookup is the VM's lock-free cache (its first
+// lookup and the globals' growth take their own locks; C++ memory: a replaced globals
+// array is kept while the VM lives), and the store
 // is the hybrid barrier's (writeBarrier: shading needs no P, runtime/mbarrier.cc; the
 // store is a release). A number, bool or nil is no reference; an object is held by the
 // caller's handle (a root), so the new referent is alive and shaded. A string must be
 // interned first (an allocation): that takes a P.
 bool Vm::setGlobalDirect(std::string_view name, const Value& value) {
+  if (value.isNumber()) {
+    vm_->setGlobal(vm_->cachedGlobalSlot(name), vm::Value::number(value.asNumber()));
+    return true;
+  }
   if (value.isString()) return false;
-  vm_->setGlobal(vm_->globalSlot(name), toInternalValue(value));
+  vm_->setGlobal(vm_->cachedGlobalSlot(name), toInternalValue(value));
   return true;
 }
 

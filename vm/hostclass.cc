@@ -47,7 +47,8 @@ ObjFunction* VM::newHostMethodFunction(const HostMethod& m, bool initializer) {
   // No line table: traceOf skips the frame (see the file comment).
   proto->chunk.constants.emplace_back(0.0);  // the native's slot, filled below
 
-  ObjNative* native = newHostNative(m.name, m.arity + 1, m.fn);
+  ObjNative* native = m.raw != nullptr ? newHostNative(m.name, m.arity + 1, m.raw, m.data)
+                                       : newHostNative(m.name, m.arity + 1, m.fn);
   const lang::FunctionProto& p = *proto;
   ObjFunction* fn = convert(p, newProtoOwner(std::move(proto)));
   fn->constants->data()[0] = Value::object(native);  // initialising an unreachable object

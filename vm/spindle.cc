@@ -3,6 +3,7 @@
 #include "vm/blocking.h"
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <thread>
 #include <cerrno>
@@ -24,18 +25,6 @@ namespace spindle {
 
 // --- Value ---------------------------------------------------------------------------------
 
-Value Value::boolean(bool b) {
-  Value v;
-  v.kind_ = Kind::Bool;
-  v.bool_ = b;
-  return v;
-}
-Value Value::number(double d) {
-  Value v;
-  v.kind_ = Kind::Number;
-  v.number_ = d;
-  return v;
-}
 Value Value::string(std::string_view s) {
   Value v;
   v.kind_ = Kind::String;
@@ -44,6 +33,7 @@ Value Value::string(std::string_view s) {
 }
 
 Vm& Value::owner() const {
+  if (borrowed_ != nullptr) return *borrowed_;
   Vm* v = anchor_->vm.load(std::memory_order_acquire);
   SPINDLE_CHECK(v != nullptr, "spindle::Value (object, handle {}) used after its Vm was destroyed",
                 handle_);
@@ -53,14 +43,16 @@ Vm& Value::owner() const {
 Value::Value(const Value& o)
     : kind_(o.kind_), bool_(o.bool_), number_(o.number_), string_(o.string_), anchor_(o.anchor_) {
   if (kind_ == Kind::Object) {
-    vm::VM& in = *o.owner().vm_;
-    handle_ = in.newHandle(in.handleValue(o.handle_));
+    Vm& owner = o.owner();
+    vm::VM& in = *owner.vm_;
+    if (o.borrowed_ != nullptr) {
+      // A native's argument, rooted by its fiber's stack while the native runs.
+      anchor_ = owner.anchor_.anchor;
+      handle_ = in.newHandle(owner.toInternalValue(o));
+    } else {
+      handle_ = in.newHandle(in.handleValue(o.handle_));
+    }
   }
-}
-Value::Value(Value&& o) noexcept
-    : kind_(o.kind_), bool_(o.bool_), number_(o.number_), string_(std::move(o.string_)),
-      anchor_(std::move(o.anchor_)), handle_(o.handle_) {
-  o.kind_ = Kind::Nil;
 }
 Value& Value::operator=(Value o) noexcept {
   std::swap(kind_, o.kind_);
@@ -69,10 +61,10 @@ Value& Value::operator=(Value o) noexcept {
   std::swap(string_, o.string_);
   std::swap(anchor_, o.anchor_);
   std::swap(handle_, o.handle_);
+  std::swap(borrowed_, o.borrowed_);
   return *this;
 }
-Value::~Value() {
-  if (kind_ != Kind::Object) return;
+void Value::release() {
   // A Value outliving its Vm: its handle went with the Vm's handle table.
   if (Vm* v = anchor_->vm.load(std::memory_order_acquire)) v->vm_->releaseHandle(handle_);
 }
@@ -81,10 +73,7 @@ bool Value::asBool() const {
   if (!isBool()) throw TypeError("bool", typeName());
   return bool_;
 }
-double Value::asNumber() const {
-  if (!isNumber()) throw TypeError("number", typeName());
-  return number_;
-}
+void Value::wrongKind(const char* want) const { throw TypeError(want, typeName()); }
 const std::string& Value::asString() const {
   if (!isString()) throw TypeError("string", typeName());
   return string_;
@@ -124,7 +113,7 @@ std::string Value::typeName() const {
     case Kind::Bool: return "bool";
     case Kind::Number: return "number";
     case Kind::String: return "string";
-    case Kind::Object: return vm::VM::typeName(owner().vm_->handleValue(handle_));
+    case Kind::Object: return vm::VM::typeName(owner().toInternalValue(*this));
   }
   return "?";
 }
@@ -134,7 +123,7 @@ std::string Value::toString() const {
     case Kind::Bool: return bool_ ? "true" : "false";
     case Kind::Number: return vm::VM::toStringNumber(number_);
     case Kind::String: return string_;
-    case Kind::Object: return owner().vm_->toString(owner().vm_->handleValue(handle_));
+    case Kind::Object: return owner().vm_->toString(owner().toInternalValue(*this));
   }
   return "?";
 }
@@ -151,11 +140,6 @@ std::string Error::format() const {
   return out;
 }
 
-Result Result::success(Value v) {
-  Result r;
-  r.value_ = std::move(v);
-  return r;
-}
 Result Result::failure(Error e) {
   Result r;
   r.ok_ = false;
@@ -273,6 +257,7 @@ Value Vm::fromInternal(vm::Value x) {
 vm::Value Vm::toInternalValue(const Value& x) {
   if (x.isObject()) {
     SPINDLE_CHECK(&x.owner() == this, "spindle::Value used with a Vm it does not belong to");
+    if (x.borrowed_ != nullptr) return vm::Value::fromBits(std::bit_cast<std::uint64_t>(x.number_));
     return vm_->handleValue(x.handle_);
   }
   return toInternal(*vm_, x);
@@ -402,40 +387,7 @@ std::optional<Value> Vm::global(std::string_view name) {
 
 void Vm::setGlobal(std::string_view name, const Value& value) {
   if (setGlobalDirect(name, value)) return;
-  vm_->withP([&] { vm_->setGlobal(vm_->globalSlot(name), toInternalValue(value)); });
-}
-
-// A host function as the VM's HostNative: arguments become host Values (objects held
-// by handles for the call), a failure Result raises a runtime error.
-// An exception escaping fn (TypeError from an accessor or check, or any other) becomes
-// the script's runtime error: it never crosses the interpreter's frames.
-vm::HostNative Vm::hostNative(Vm& host, std::string name, Native fn) {
-  return [&host, name = std::move(name), fn = std::move(fn)](vm::VM& v, int argc, const vm::Value* args,
-                                                             vm::Value* result) {
-    std::vector<Value> hostArgs;
-    hostArgs.reserve(static_cast<std::size_t>(argc));
-    for (int i = 0; i < argc; ++i) hostArgs.push_back(host.fromInternal(args[i]));
-    std::optional<Result> called;
-    try {
-      called.emplace(fn(host, hostArgs));
-    } catch (const TypeError& e) {
-      return v.raise(e.messageFor(name));
-    } catch (const std::bad_alloc&) {
-      return v.raise("Out of memory.");
-    } catch (const std::exception& e) {
-      return v.raise(fmt::format("{}() failed: {}.", name, e.what()));
-    } catch (...) {
-      return v.raise(fmt::format("{}() failed.", name));
-    }
-    Result& r = *called;
-    if (!r.ok()) return v.raise(r.error().message);
-    *result = host.toInternalValue(r.value());
-    return true;
-  };
-}
-
-void Vm::defineNative(std::string_view name, int arity, Native fn) {
-  vm_->defineNative(name, arity, hostNative(*this, std::string(name), std::move(fn)));
+  vm_->withP([&] { vm_->setGlobal(vm_->cachedGlobalSlot(name), toInternalValue(value)); });
 }
 
 // --- native classes, host data, fields ------------------------------------------------------
@@ -445,23 +397,6 @@ ClassBuilder& ClassBuilder::method(std::string_view name, int arity, Method fn) 
                 name, arity);
   methods_.push_back(Def{std::string(name), arity, std::move(fn)});
   return *this;
-}
-
-Value ClassBuilder::define() {
-  std::vector<vm::VM::HostMethod> methods;
-  for (const Def& d : methods_) {
-    // The VM passes `this` as the first argument.
-    Native native = [fn = d.fn](Vm& host, Args args) { return fn(host, args[0], args.subspan(1)); };
-    methods.push_back({d.name, d.arity, Vm::hostNative(*vm_, name_ + "." + d.name, std::move(native))});
-  }
-  Value out;
-  vm::VM& v = *vm_->vm_;
-  v.withP([&] {
-    vm::ObjClass* klass = v.newHostClass(name_, methods);
-    v.setGlobal(v.globalSlot(name_), vm::Value::object(klass));
-    out = vm_->fromInternal(vm::Value::object(klass));
-  });
-  return out;
 }
 
 bool Vm::setHostDataRaw(const Value& instance, void* data, const void* tag, void (*destroy)(void*)) {
@@ -480,10 +415,9 @@ void* Vm::hostDataRaw(const Value& instance, const void* tag) {
 }
 
 std::optional<Value> Vm::field(const Value& instance, std::string_view name) {
-  if (!instance.isObject()) return std::nullopt;
-  if (std::optional<Value> direct; fieldDirect(instance, name, &direct)) return direct;
+  std::optional<Value> out;  // one local for both ways: returned without a move
+  if (!instance.isObject() || fieldDirect(instance, name, &out)) return out;
   // With a P, as global(): a fiber may overwrite the field meanwhile.
-  std::optional<Value> out;
   vm_->withP([&] {
     vm::Value v;
     if (vm_->getField(toInternalValue(instance), name, &v)) out = fromInternal(v);
@@ -637,12 +571,5 @@ bool Pinner::isPinned(const Value& v) const {
 }
 
 void Vm::interrupt() { vm_->interrupt(); }
-
-void Vm::defineNative(std::string_view name, int arity, Native fn, Blocking blocking) {
-  if (blocking == Blocking::Yes) {
-    fn = [fn = std::move(fn)](Vm& host, Args args) { return vm::blockingCall([&] { return fn(host, args); }); };
-  }
-  defineNative(name, arity, std::move(fn));
-}
 
 }  // namespace spindle

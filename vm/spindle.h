@@ -77,6 +77,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace spindle {
@@ -256,14 +257,31 @@ class Value {
 
   Value() = default;  // nil
   static Value nil() { return Value(); }
-  static Value boolean(bool b);
-  static Value number(double d);
+  static Value boolean(bool b) {
+    Value v;
+    v.kind_ = Kind::Bool;
+    v.bool_ = b;
+    return v;
+  }
+  static Value number(double d) {
+    Value v;
+    v.kind_ = Kind::Number;
+    v.number_ = d;
+    return v;
+  }
   static Value string(std::string_view s);
 
   Value(const Value& other);
-  Value(Value&& other) noexcept;
+  Value(Value&& other) noexcept
+      : kind_(other.kind_), bool_(other.bool_), number_(other.number_), string_(std::move(other.string_)),
+        anchor_(std::move(other.anchor_)), handle_(other.handle_), borrowed_(other.borrowed_) {
+    other.kind_ = Kind::Nil;
+    other.borrowed_ = nullptr;
+  }
   Value& operator=(Value other) noexcept;
-  ~Value();
+  ~Value() {
+    if (kind_ == Kind::Object && borrowed_ == nullptr) release();
+  }
 
   Kind kind() const { return kind_; }
   bool isNil() const { return kind_ == Kind::Nil; }
@@ -274,7 +292,10 @@ class Value {
   // Each accessor requires the matching kind: a wrong kind throws TypeError (inside a
   // native, the script's runtime error "f() expected a number (string given).").
   bool asBool() const;
-  double asNumber() const;
+  double asNumber() const {
+    if (!isNumber()) [[unlikely]] wrongKind("number");
+    return number_;
+  }
   const std::string& asString() const;
   // "nil", "bool", "number", "string", or the object's kind ("closure", "instance", ...).
   std::string typeName() const;
@@ -286,12 +307,19 @@ class Value {
   friend class Pinner;
   // The Vm of an object Value (fatal if it was destroyed).
   Vm& owner() const;
+  // ~Value of an object Value that holds a handle; the accessors' TypeError.
+  void release();
+  [[noreturn]] void wrongKind(const char* want) const;
   Kind kind_ = Kind::Nil;
   bool bool_ = false;
   double number_ = 0;
   std::string string_;
   std::shared_ptr<detail::VmAnchor> anchor_;  // for objects: the Vm holding handle_
   std::uint32_t handle_ = 0;                  // persistent handle in that Vm
+  // A native's argument (vm/hostnative.cc): an object Value borrowed from the calling
+  // fiber's stack, which roots it for the call, so it holds no handle. borrowed_ is its
+  // Vm and number_'s bits are the internal value; a copy takes a handle of its own.
+  Vm* borrowed_ = nullptr;
 };
 
 struct Error {
@@ -308,7 +336,8 @@ struct Error {
 
 class Result {
  public:
-  static Result success(Value v);
+  Result() = default;  // a success holding nil
+  static Result success(Value v) { return Result(std::move(v)); }
   static Result failure(Error e);
   // A runtime error with this message (what natives return to raise one).
   static Result failure(std::string message);
@@ -318,6 +347,7 @@ class Result {
   const Error& error() const;  // requires !ok()
 
  private:
+  explicit Result(Value v) : value_(std::move(v)) {}
   bool ok_ = true;
   Value value_;
   Error error_;
@@ -365,6 +395,9 @@ using Native = std::function<Result(Vm& vm, std::span<const Value> args)>;
 // It may call back into its Vm (run, call, global, ...: each takes a processor back for
 // its duration).
 enum class Blocking : bool { No, Yes };
+// A native as a plain function and the host's pointer (Vm::defineNative): the call goes
+// through no std::function and allocates nothing for its arguments.
+using NativeFunction = Result (*)(Vm& vm, Args args, void* data);
 // A native method: `self` is the instance the method was called on (`this`: an
 // instance of the class or of a subclass), `args` the call's arguments.
 using Method = std::function<Result(Vm& vm, const Value& self, Args args)>;
@@ -397,6 +430,10 @@ class ClassBuilder {
     std::string name;
     int arity;
     Method fn;
+    // method<T> of a captureless F: fn is empty and state(vm, self, T*, args) is called
+    // with the instance's host state of type tag (null: the "needs an instance" error).
+    Result (*state)(Vm&, const Value&, void*, Args) = nullptr;
+    const void* tag = nullptr;
   };
   Vm* vm_;
   std::string name_;
@@ -476,6 +513,15 @@ class Vm {
   void defineNative(std::string_view name, int arity, Native fn);
   // The same, declaring whether it blocks (Blocking::Yes: see Blocking).
   void defineNative(std::string_view name, int arity, Native fn, Blocking blocking);
+  // A native as a plain function: fn(vm, args, data) (data is the host's, never touched).
+  void defineNative(std::string_view name, int arity, NativeFunction fn, void* data,
+                    Blocking blocking = Blocking::No);
+  // A captureless lambda or a function Result(Vm&, Args): called as a plain function.
+  template <typename F>
+    requires std::is_convertible_v<F, Result (*)(Vm&, Args)>
+  void defineNative(std::string_view name, int arity, F fn, Blocking blocking = Blocking::No) {
+    definePlainNative(name, arity, static_cast<Result (*)(Vm&, Args)>(fn), blocking);
+  }
   // Starts a native class: vm.defineClass("Name").init(...).method(...).define().
   ClassBuilder defineClass(std::string_view name) { return ClassBuilder(*this, name); }
 
@@ -567,10 +613,13 @@ class Vm {
   friend class Pinner;
   Value fromInternal(vm::Value x);
   vm::Value toInternalValue(const Value& x);
-  // fn as the internal VM's host native (vm::HostNative).
-  static std::function<bool(vm::VM&, int, const vm::Value*, vm::Value*)> hostNative(Vm& host,
-                                                                                 std::string name,
-                                                                                 Native fn);
+  // hostnative.cc: a native's or native method's call, as the internal VM's native.
+  struct NativeRecord;
+  static bool callNative(vm::VM& v, const void* record, int argc, vm::Value* args, vm::Value* result);
+  void definePlainNative(std::string_view name, int arity, Result (*fn)(Vm&, Args), Blocking blocking);
+  void defineRecord(std::string_view name, int arity, std::shared_ptr<NativeRecord> record);
+  // A native's argument x as a Value borrowed from the fiber's stack (Value::borrowed_).
+  Value borrow(vm::Value x);
   bool setHostDataRaw(const Value& instance, void* data, const void* tag, void (*destroy)(void*));
   void* hostDataRaw(const Value& instance, const void* tag);
   friend class ClassBuilder;
@@ -594,6 +643,15 @@ class Vm {
 
 template <typename T, typename F>
 ClassBuilder& ClassBuilder::method(std::string_view name, int arity, F fn) {
+  if constexpr (std::is_empty_v<F> && std::is_default_constructible_v<F>) {
+    // Captureless: a plain function per (T, F), called with the state found by the call.
+    ClassBuilder& self = method(name, arity, Method());
+    methods_.back().state = [](Vm& vm, const Value& instance, void* state, Args args) -> Result {
+      return F()(vm, instance, *static_cast<T*>(state), args);
+    };
+    methods_.back().tag = detail::hostTypeTag<T>();
+    return self;
+  }
   std::string uninitialised = name_ + "." + std::string(name) + "() needs an instance whose init ran.";
   return method(name, arity,
                 [fn = std::move(fn), uninitialised](Vm& vm, const Value& self, Args args) -> Result {

@@ -208,6 +208,7 @@ VM::~VM() {
   {
     std::lock_guard<std::mutex> lk(nativesLock_);
     for (auto& n : hostNatives_) n.reset();
+    for (auto& d : hostNativeData_) d.reset();
   }
   freeOwned();  // owned.cc: hchans and host data of the objects still alive
 }
@@ -440,6 +441,19 @@ ObjNative* VM::newHostNative(std::string_view name, int arity, HostNative fn) {
   return newNative(name, arity, nativeHost, host);
 }
 
+void VM::defineNative(std::string_view name, int arity, NativeFn fn, std::shared_ptr<const void> data) {
+  withP([&] { setGlobal(globalSlot(name), Value::object(newHostNative(name, arity, fn, std::move(data)))); });
+}
+
+ObjNative* VM::newHostNative(std::string_view name, int arity, NativeFn fn, std::shared_ptr<const void> data) {
+  const void* host = data.get();
+  {
+    std::lock_guard<std::mutex> lk(nativesLock_);
+    hostNativeData_.push_back(std::move(data));
+  }
+  return newNative(name, arity, fn, host);
+}
+
 // --- handles and roots -----------------------------------------------------------------------
 
 std::uint32_t VM::newHandle(Value v) {
@@ -449,26 +463,16 @@ std::uint32_t VM::newHandle(Value v) {
 
 std::uint32_t VM::newHandleLocked(Value v) {
   if (runtime::writeBarrierEnabled()) [[unlikely]] shadeValue(v);
-  if (!freeHandles_.empty()) {
-    std::uint32_t h = freeHandles_.back();
-    freeHandles_.pop_back();
-    handles_[h] = v;
-    return h;
-  }
-  handles_.push_back(v);
-  return static_cast<std::uint32_t>(handles_.size() - 1);
+  return handles_.add(v);
 }
 
-Value VM::handleValue(std::uint32_t h) const {
-  std::lock_guard<std::mutex> lk(handlesLock_);
-  return handles_[h];
-}
+// Without a lock (handle_table.h): the caller holds h, so its slot does not change.
+Value VM::handleValue(std::uint32_t h) const { return handles_.get(h); }
 
 void VM::releaseHandle(std::uint32_t h) {
   std::lock_guard<std::mutex> lk(handlesLock_);
-  if (runtime::writeBarrierEnabled()) [[unlikely]] shadeValue(handles_[h]);
-  handles_[h] = Value::nil();
-  freeHandles_.push_back(h);
+  if (runtime::writeBarrierEnabled()) [[unlikely]] shadeValue(handles_.peek(h));
+  handles_.remove(h);
 }
 
 // Host-held fibers, globals, handles, the VM's name strings, the library method classes
@@ -481,9 +485,9 @@ void VM::forEachRootRef(const Ptr& ptr) {
   {
     std::lock_guard<std::mutex> lk(handlesLock_);
     for (ObjFiber* f : hostFibers_) ptr(f, fixed("host fiber"));
-    for (Value v : handles_) {
+    handles_.forEach([&](Value v) {
       if (v.isObj()) ptr(v.asObj(), fixed("host handle"));
-    }
+    });
   }
   {
     std::lock_guard<std::mutex> lk(globalsLock_);
@@ -844,7 +848,11 @@ ValueArray* VM::newStackArray(std::uint32_t capacity) {
 }
 
 ObjFiber* VM::newFiber(Value callee, const Value* args, int argc) {
-  ValueArray* stack = newStackArray(kInitialStack);
+  return newFiber(callee, args, argc, kInitialStack);
+}
+
+ObjFiber* VM::newFiber(Value callee, const Value* args, int argc, std::uint32_t initialStack) {
+  ValueArray* stack = newStackArray(initialStack);
   auto* frames = allocate<FrameArray>(ObjKind::FrameArray,
                                       sizeof(FrameArray) + kInitialFrames * sizeof(CallFrame));
   frames->capacity = kInitialFrames;

@@ -57,6 +57,8 @@
 #include "runtime/pprof.h"
 #include "runtime/proc.h"
 #include "vm/barrier.h"
+#include "vm/global_cache.h"
+#include "vm/handle_table.h"
 #include "vm/map.h"
 #include "vm/object.h"
 #include "vm/shape.h"
@@ -170,6 +172,8 @@ class VM {
   ObjClosure* load(std::shared_ptr<const lang::FunctionProto> script);
   // A new fiber (with its FiberBody) that will call `callee` with `args`.
   ObjFiber* newFiber(Value callee, const Value* args, int argc);
+  // The same with a stack of `stack` slots to start with (the call grows it as needed).
+  ObjFiber* newFiber(Value callee, const Value* args, int argc, std::uint32_t stack);
   RunStatus run(ObjFiber* fiber, std::int64_t budget);
   // The interpreter loop itself (interpreter.cc); run (oom.cc) calls it and turns an
   // out-of-memory exception from below into the fiber's runtime error.
@@ -249,10 +253,20 @@ class VM {
 
   // --- globals ---------------------------------------------------------------------------
   std::uint32_t globalSlot(std::string_view name);
+  // globalSlot without a lock once the name was looked up before (global_cache.h).
+  std::uint32_t cachedGlobalSlot(std::string_view name) {
+    if (const std::int64_t slot = globalCache_.find(name); slot >= 0) return static_cast<std::uint32_t>(slot);
+    const std::uint32_t slot = globalSlot(name);
+    globalCache_.add(name, slot);
+    return slot;
+  }
   Value global(std::uint32_t slot) const;
   void setGlobal(std::uint32_t slot, Value v);
   const lang::GlobalTable& globalNames() const { return globalNames_; }
   void defineNative(std::string_view name, int arity, HostNative fn);
+  // A host native as a plain function: fn is called with host = data.get(); data is kept
+  // (and destroyed with the host natives in ~VM).
+  void defineNative(std::string_view name, int arity, NativeFn fn, std::shared_ptr<const void> data);
 
   // --- handles (strong roots held by the host) ---------------------------------------
   // The handle table is a root the collector scans once per cycle (forEachRoot), so its
@@ -285,6 +299,7 @@ class VM {
   void write(std::string_view text);
   // A native that calls the host function `fn` (kept by the VM). Caller holds a P.
   ObjNative* newHostNative(std::string_view name, int arity, HostNative fn);
+  ObjNative* newHostNative(std::string_view name, int arity, NativeFn fn, std::shared_ptr<const void> data);
 
   // --- host classes, host data and instance fields (hostclass.cc) ---------------------
   // The hidden field holding an instance's ObjHostData: no Lox name can spell it, and
@@ -294,6 +309,9 @@ class VM {
     std::string name;
     int arity;       // >= 0; the native receives `this` first, so it is called with arity + 1
     HostNative fn;   // args[0] is `this`
+    // Set: the method is this plain native instead (fn unused), as defineNative's.
+    NativeFn raw = nullptr;
+    std::shared_ptr<const void> data = nullptr;
   };
   // A class whose methods are host natives. Each method is a small closure whose code
   // calls its native with `this` and the arguments (an `init` also returns `this`), so
@@ -524,6 +542,9 @@ class VM {
   // Fiber stack management: the running fiber grows its stack and frames (doubling);
   // a paused one is shrunk (halving) at the collector's request (FiberBody::shrinkStack).
   static constexpr std::uint32_t kInitialStack = 256, kInitialFrames = 8;
+  // A host call's fiber (VM::call): most calls need a few slots, and a new fiber's stack
+  // is zeroed memory, so it starts small and grows (doubling) when the callee needs more.
+  static constexpr std::uint32_t kHostCallStack = 32;
   void ensureStack(ObjFiber* fiber, std::uint32_t needed);
   bool ensureFrames(ObjFiber* fiber);
   void moveStack(ObjFiber* fiber, ValueArray* to);
@@ -587,9 +608,10 @@ class VM {
   mutable std::mutex nativesLock_;
   // Appended under nativesLock_, never removed: each ObjNative::host points at one.
   std::vector<std::unique_ptr<const HostNative>> hostNatives_;
+  std::vector<std::shared_ptr<const void>> hostNativeData_;  // the same, of plain natives
+  GlobalSlotCache globalCache_;  // the host's name -> slot (cachedGlobalSlot)
   mutable std::mutex handlesLock_;
-  std::vector<Value> handles_;
-  std::vector<std::uint32_t> freeHandles_;
+  HandleTable handles_;  // written and scanned under handlesLock_, read without it
   std::uint32_t newHandleLocked(Value v);  // under handlesLock_
   std::vector<ObjFiber*> hostFibers_;  // under handlesLock_: host fibers not yet a G (roots)
   ObjString* initString_ = nullptr;
