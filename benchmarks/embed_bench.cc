@@ -15,29 +15,17 @@
 
 #include "vm/spindle.h"
 
-extern "C" {
-#include <lua5.4/lauxlib.h>
-#include <lua5.4/lua.h>
-#include <lua5.4/lualib.h>
-}
+#include "benchmarks/embed_common.h"
 
 namespace {
 
+using embed_common::Counter;
+using embed_common::luaCounterAdd;
+using embed_common::luaHostAdd;
+using embed_common::newLua;
+using embed_common::quiet;
+
 constexpr int kLoop = 1000;
-
-spindle::Options quiet() {
-  spindle::Options o;
-  o.output = [](std::string_view) {};
-  o.procs = 1;
-  return o;
-}
-
-lua_State* newLua(const char* chunk) {
-  lua_State* L = luaL_newstate();
-  luaL_openlibs(L);
-  if (luaL_dostring(L, chunk) != LUA_OK) std::abort();
-  return L;
-}
 
 void BM_CallScript(benchmark::State& state) {
   spindle::Vm vm(quiet());
@@ -80,11 +68,6 @@ void BM_CallNative(benchmark::State& state) {
 }
 BENCHMARK(BM_CallNative)->Name("CallNative/spindle");
 
-int luaHostAdd(lua_State* L) {
-  lua_pushnumber(L, luaL_checknumber(L, 1) + luaL_checknumber(L, 2));
-  return 1;
-}
-
 void BM_LuaCallNative(benchmark::State& state) {
   lua_State* L = newLua("function loop(n) local s = 0 for i = 0, n - 1 do s = hostAdd(s, i) end return s end");
   lua_register(L, "hostAdd", luaHostAdd);
@@ -99,23 +82,9 @@ void BM_LuaCallNative(benchmark::State& state) {
 }
 BENCHMARK(BM_LuaCallNative)->Name("CallNative/lua");
 
-struct Counter {
-  double n = 0;
-};
-
 void BM_CallNativeMethod(benchmark::State& state) {
   spindle::Vm vm(quiet());
-  vm.defineClass("Counter")
-      .init(0, [](spindle::Vm& v, const spindle::Value& self, spindle::Args) {
-        v.setHostData(self, std::make_unique<Counter>());
-        return spindle::Result::success({});
-      })
-      .method<Counter>("add", 1,
-                       [](spindle::Vm&, const spindle::Value&, Counter& c, spindle::Args args) {
-                         c.n += args[0].asNumber();
-                         return spindle::Result::success(spindle::Value::number(c.n));
-                       })
-      .define();
+  embed_common::defineCounter(vm);
   if (!vm.run("var c = Counter();\n"
               "fun loop(n) { for (var i = 0; i < n; i = i + 1) c.add(i); }")
            .ok())
@@ -125,13 +94,6 @@ void BM_CallNativeMethod(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kLoop);
 }
 BENCHMARK(BM_CallNativeMethod)->Name("CallNativeMethod/spindle");
-
-int luaCounterAdd(lua_State* L) {
-  auto* c = static_cast<Counter*>(luaL_checkudata(L, 1, "Counter"));
-  c->n += luaL_checknumber(L, 2);
-  lua_pushnumber(L, c->n);
-  return 1;
-}
 
 void BM_LuaCallNativeMethod(benchmark::State& state) {
   lua_State* L = newLua("");

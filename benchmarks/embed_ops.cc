@@ -16,52 +16,24 @@
 
 #include "vm/spindle.h"
 
-extern "C" {
-#include <lua5.4/lauxlib.h>
-#include <lua5.4/lua.h>
-#include <lua5.4/lualib.h>
-}
+#include "benchmarks/embed_common.h"
 
 namespace {
 
+using embed_common::Counter;
+using embed_common::luaCounterAdd;
+using embed_common::luaHostAdd;
+using embed_common::newLua;
+using embed_common::quiet;
+
 constexpr int kLoop = 1000;
 volatile double sink = 0;
-
-spindle::Options quiet() {
-  spindle::Options o;
-  o.output = [](std::string_view) {};
-  o.procs = 1;
-  return o;
-}
-
-lua_State* newLua(const char* chunk) {
-  lua_State* L = luaL_newstate();
-  luaL_openlibs(L);
-  if (luaL_dostring(L, chunk) != LUA_OK) std::exit(2);
-  return L;
-}
 
 void need(bool ok) {
   if (!ok) {
     std::fputs("embed_ops: setup failed\n", stderr);
     std::exit(2);
   }
-}
-
-struct Counter {
-  double n = 0;
-};
-
-int luaHostAdd(lua_State* L) {
-  lua_pushnumber(L, luaL_checknumber(L, 1) + luaL_checknumber(L, 2));
-  return 1;
-}
-
-int luaCounterAdd(lua_State* L) {
-  auto* c = static_cast<Counter*>(luaL_checkudata(L, 1, "Counter"));
-  c->n += luaL_checknumber(L, 2);
-  lua_pushnumber(L, c->n);
-  return 1;
 }
 
 int spindleRow(std::string_view row, long n) {
@@ -77,17 +49,7 @@ int spindleRow(std::string_view row, long n) {
       });
       need(vm.run("fun loop(n) { var s = 0; for (var i = 0; i < n; i = i + 1) s = hostAdd(s, i); return s; }").ok());
     } else {
-      vm.defineClass("Counter")
-          .init(0, [](spindle::Vm& v, const spindle::Value& self, spindle::Args) {
-            v.setHostData(self, std::make_unique<Counter>());
-            return spindle::Result::success({});
-          })
-          .method<Counter>("add", 1,
-                           [](spindle::Vm&, const spindle::Value&, Counter& c, spindle::Args args) {
-                             c.n += args[0].asNumber();
-                             return spindle::Result::success(spindle::Value::number(c.n));
-                           })
-          .define();
+      embed_common::defineCounter(vm);
       need(vm.run("var c = Counter();\nfun loop(n) { for (var i = 0; i < n; i = i + 1) c.add(i); }").ok());
     }
     const spindle::Value loop = *vm.global("loop");

@@ -406,8 +406,7 @@ void Sched::initG(G* g, GBody* body, P* p) {
   g->needWorkerM.store(false, std::memory_order_relaxed);
 }
 
-G* Sched::newproc(GBody* body) {
-  ensureSysmon();  // a second G: preemption and retaking Ps matter now
+G* Sched::spawnG(GBody* body, P** pp) {
   M* m = tlsM;
   P* p = (m != nullptr && m->sched == this) ? m->p : nullptr;
   G* g = gfget(p);
@@ -417,6 +416,14 @@ G* Sched::newproc(GBody* body) {
     const G* parent = m != nullptr ? m->curg : nullptr;
     trace::fiberSpawn(p != nullptr ? p->id : -1, parent != nullptr ? parent->goid : 0, g->goid);
   }
+  *pp = p;
+  return g;
+}
+
+G* Sched::newproc(GBody* body) {
+  ensureSysmon();  // a second G: preemption and retaking Ps matter now
+  P* p;
+  G* g = spawnG(body, &p);
   g->status.store(GStatus::Runnable, std::memory_order_release);
   if (p != nullptr) {
     // While marking, the creator scans the new G's stack now (it holds a P, g has not
@@ -434,15 +441,8 @@ G* Sched::newproc(GBody* body) {
 }
 
 G* Sched::newprocParked(GBody* body, WaitReason reason) {
-  M* m = tlsM;
-  P* p = (m != nullptr && m->sched == this) ? m->p : nullptr;
-  G* g = gfget(p);
-  initG(g, body, p);
-  if (trace::enabled()) [[unlikely]] {
-    g->traceSpawned.store(true, std::memory_order_relaxed);
-    const G* parent = m != nullptr ? m->curg : nullptr;
-    trace::fiberSpawn(p != nullptr ? p->id : -1, parent != nullptr ? parent->goid : 0, g->goid);
-  }
+  P* p;
+  G* g = spawnG(body, &p);
   g->waitreason = reason;
   // Release: the waker's acquire CAS in ready() sees the initialised G.
   g->status.store(GStatus::Waiting, std::memory_order_release);

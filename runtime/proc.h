@@ -265,6 +265,10 @@ class Sched {
   void gfput(P* p, G* g);
   G* newG();
   void initG(G* g, GBody* body, P* p);
+  // A new G for body (gfget + initG, the trace's spawn event), from the current P's free
+  // list when the caller holds a P of this Sched (*p: that P, else null). newproc and
+  // newprocParked then make it runnable or waiting.
+  G* spawnG(GBody* body, P** p);
   void allgAdd(G* g);                // under allglock_
   void allgRemoveChain(G* head);     // under allglock_
   void handToWorker(M* m, G* g);
