@@ -324,8 +324,10 @@ inline void unpinAll(PinnerObject* in) {
   in->cap = cap;
 }
 
+// Called after the leaking pinner's pins are dropped. Release: whoever reads the count
+// with acquire (pinnerStats) sees those pins gone.
 void reportLeak() {
-  gStats.leaks.fetch_add(1, std::memory_order_relaxed);
+  gStats.leaks.fetch_add(1, std::memory_order_release);
   std::fputs("pinner: found leaking pinned pointer; forgot to call unpin()?\n", stderr);
 }
 
@@ -412,8 +414,8 @@ Pinner::~Pinner() {
   PinnerObject* in = inner_;
   if (in == nullptr) return;
   if (in->len > 0) {
-    reportLeak();
     unpinAll(in);
+    reportLeak();
   }
   if (!cacheInner(currentP(), in) && in->holder.load(std::memory_order_relaxed) != kFinalized) {
     in->holder.store(kFree, std::memory_order_release);
@@ -463,8 +465,8 @@ void pinnerFinalizer(void* obj, void*) {
   // (dropped from a cache) just leaves the list.
   if (h == kRooted || h == kCached || h == kFinalized) return;
   if (in->len > 0) {
-    reportLeak();
     unpinAll(in);
+    reportLeak();
   }
   unlinkPinner(in);
   in->holder.store(kFinalized, std::memory_order_release);
@@ -486,7 +488,7 @@ PinnerStats pinnerStats() {
   s.innerAllocs = gStats.innerAllocs.load(std::memory_order_relaxed);
   s.storeAllocs = gStats.storeAllocs.load(std::memory_order_relaxed);
   s.counterAllocs = pinCountersAllocated();
-  s.leaks = gStats.leaks.load(std::memory_order_relaxed);
+  s.leaks = gStats.leaks.load(std::memory_order_acquire);  // pairs with reportLeak
   return s;
 }
 

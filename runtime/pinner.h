@@ -111,7 +111,7 @@ struct PinnerStats {
   std::uint64_t innerAllocs = 0;     // inner pinners allocated (heap)
   std::uint64_t storeAllocs = 0;     // PinRefStores allocated (heap, growth)
   std::uint64_t counterAllocs = 0;   // pin-counter specials (runtime FixAlloc, not heap)
-  std::uint64_t leaks = 0;           // leaking pinners reported
+  std::uint64_t leaks = 0;           // leaking pinners reported (their pins already dropped)
   // Heap allocations made by pinners.
   std::uint64_t heapAllocs() const { return innerAllocs + storeAllocs; }
 };

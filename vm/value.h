@@ -25,7 +25,21 @@ class Value {
   static constexpr std::uint64_t kTagNil = 1, kTagFalse = 2, kTagTrue = 3, kTagUndef = 4;
 
   constexpr Value() : bits_(kQnan | kTagNil) {}
+  // A number from any double. A NaN becomes the canonical quiet NaN (0x7ff8...): a NaN's
+  // payload can come from outside (Bytes memory read as a double, a foreign function's
+  // result, a host's double, text such as "nan(0xfffffffffffff)"), and a payload with
+  // the boxed bits set would turn the number into an object pointer of the script's
+  // choosing.
   static Value number(double d) {
+    if (d != d) [[unlikely]] d = __builtin_nan("");
+    return arith(d);
+  }
+  // A number from IEEE arithmetic on doubles read from number Values. Their NaNs are
+  // canonical (number() makes them so), and an IEEE operation's NaN result is either an
+  // operand's NaN (payload kept, sign possibly flipped) or the machine's default NaN
+  // (0xfff8... on x86-64, 0x7ff8... on ARM), so the result needs no check. The
+  // interpreter's arithmetic uses this; everything else uses number().
+  static Value arith(double d) {
     Value v;
     std::memcpy(&v.bits_, &d, sizeof d);
     return v;
