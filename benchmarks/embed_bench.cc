@@ -19,8 +19,6 @@
 
 namespace {
 
-using embed_common::Counter;
-using embed_common::luaCounterAdd;
 using embed_common::luaHostAdd;
 using embed_common::newLua;
 using embed_common::quiet;
@@ -96,18 +94,7 @@ void BM_CallNativeMethod(benchmark::State& state) {
 BENCHMARK(BM_CallNativeMethod)->Name("CallNativeMethod/spindle");
 
 void BM_LuaCallNativeMethod(benchmark::State& state) {
-  lua_State* L = newLua("");
-  luaL_newmetatable(L, "Counter");
-  lua_newtable(L);
-  lua_pushcfunction(L, luaCounterAdd);
-  lua_setfield(L, -2, "add");
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-  new (lua_newuserdatauv(L, sizeof(Counter), 0)) Counter();
-  luaL_setmetatable(L, "Counter");
-  lua_setglobal(L, "c");
-  if (luaL_dostring(L, "function loop(n) for i = 0, n - 1 do c:add(i) end end") != LUA_OK)
-    state.SkipWithError("setup");
+  lua_State* L = embed_common::newLuaWithCounter("function loop(n) for i = 0, n - 1 do c:add(i) end end");
   for (auto _ : state) {
     lua_getglobal(L, "loop");
     lua_pushinteger(L, kLoop);

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <new>
 #include <string_view>
 
 #include "vm/spindle.h"
@@ -67,6 +68,26 @@ inline int luaCounterAdd(lua_State* L) {
   c->n += luaL_checknumber(L, 2);
   lua_pushnumber(L, c->n);
   return 1;
+}
+
+// A Lua state with the Counter metatable (add in its __index), a global Counter `c` and
+// `chunk` run; exits 2 if the chunk fails.
+inline lua_State* newLuaWithCounter(const char* chunk) {
+  lua_State* L = newLua("");
+  luaL_newmetatable(L, "Counter");
+  lua_newtable(L);
+  lua_pushcfunction(L, luaCounterAdd);
+  lua_setfield(L, -2, "add");
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  new (lua_newuserdatauv(L, sizeof(Counter), 0)) Counter();
+  luaL_setmetatable(L, "Counter");
+  lua_setglobal(L, "c");
+  if (luaL_dostring(L, chunk) != LUA_OK) {
+    std::fprintf(stderr, "embed: Lua setup failed: %s\n", lua_tostring(L, -1));
+    std::exit(2);
+  }
+  return L;
 }
 
 }  // namespace embed_common

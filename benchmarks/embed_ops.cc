@@ -20,8 +20,6 @@
 
 namespace {
 
-using embed_common::Counter;
-using embed_common::luaCounterAdd;
 using embed_common::luaHostAdd;
 using embed_common::newLua;
 using embed_common::quiet;
@@ -88,17 +86,7 @@ int luaRow(std::string_view row, long n) {
     lua_pushinteger(L, n);
     need(lua_pcall(L, 1, 1, 0) == LUA_OK);
   } else if (row == "CallNativeMethod") {
-    L = newLua("");
-    luaL_newmetatable(L, "Counter");
-    lua_newtable(L);
-    lua_pushcfunction(L, luaCounterAdd);
-    lua_setfield(L, -2, "add");
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-    new (lua_newuserdatauv(L, sizeof(Counter), 0)) Counter();
-    luaL_setmetatable(L, "Counter");
-    lua_setglobal(L, "c");
-    need(luaL_dostring(L, "function loop(n) for i = 0, n - 1 do c:add(i) end end") == LUA_OK);
+    L = embed_common::newLuaWithCounter("function loop(n) for i = 0, n - 1 do c:add(i) end end");
     lua_getglobal(L, "loop");
     lua_pushinteger(L, n);
     need(lua_pcall(L, 1, 0, 0) == LUA_OK);
