@@ -90,7 +90,7 @@ class FinalizerBody final : public GBody {
 // waitFinalizersStep's park commit (g is Waiting): joins the waiters, unless the
 // entries ran meanwhile; then no one else will ready g, so do it here.
 void finWaitCommit(G* g, void* arg) {
-  if (!addFinalizerWaiter(g, reinterpret_cast<std::uintptr_t>(arg))) g->sched->ready(g);
+  if (!addFinalizerWaiter(g, g->sched, reinterpret_cast<std::uintptr_t>(arg))) g->sched->ready(g);
 }
 
 }  // namespace

@@ -41,6 +41,7 @@ struct FinState {
   // Gs parked in waitFinalizersStep until run >= target (finqLock).
   struct Waiter {
     G* g;
+    const Sched* sched;  // g's, kept apart: dropFinalizerWaiters never reads g
     std::uint64_t target;
   };
   std::vector<Waiter> finWaiters;
@@ -388,12 +389,24 @@ bool finalizersRan(std::uint64_t target) {
   return f.run.load(std::memory_order_relaxed) >= target;
 }
 
-bool addFinalizerWaiter(G* g, std::uint64_t target) {
+bool addFinalizerWaiter(G* g, const Sched* sched, std::uint64_t target) {
   FinState& f = fin();
   std::lock_guard<std::mutex> qlk(f.finqLock);
   if (f.run.load(std::memory_order_relaxed) >= target) return false;
-  f.finWaiters.push_back(FinState::Waiter{g, target});
+  f.finWaiters.push_back(FinState::Waiter{g, sched, target});
   return true;
+}
+
+void dropFinalizerWaiters(const Sched* sched) {
+  FinState& f = fin();
+  std::lock_guard<std::mutex> qlk(f.finqLock);
+  std::erase_if(f.finWaiters, [sched](const FinState::Waiter& w) { return w.sched == sched; });
+}
+
+std::size_t finalizerWaiterCount() {
+  FinState& f = fin();
+  std::lock_guard<std::mutex> qlk(f.finqLock);
+  return f.finWaiters.size();
 }
 
 G* wakefing(const Sched* sched) {

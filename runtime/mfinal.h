@@ -49,9 +49,12 @@
 //     waiting for that (fing.h waitFinalizersStep) is readied for the noteFinalizerRan
 //     that makes run reach its target, or by its own park commit if run already has
 //     (addFinalizerWaiter false); both look under finqLock, so no wake-up is lost.
+//   - A waiter's G is alive: ~Sched drops its Gs' waiters (dropFinalizerWaiters) before
+//     it frees them, since the queue and its count outlive a world.
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -141,9 +144,15 @@ void noteFinalizerRan(std::vector<G*>* due);
 std::uint64_t finalizersQueuedTotal();
 // Whether the first `target` entries ever queued have all run.
 bool finalizersRan(std::uint64_t target);
-// Adds the Waiting G g to the waiters until `target` entries have run; false (nothing
-// added) if they have already.
-bool addFinalizerWaiter(G* g, std::uint64_t target);
+// Adds the Waiting G g (of `sched`) to the waiters until `target` entries have run;
+// false (nothing added) if they have already.
+bool addFinalizerWaiter(G* g, const Sched* sched, std::uint64_t target);
+// Removes the waiters whose G belongs to `sched`. ~Sched calls it once no M of sched
+// runs, before it frees sched's Gs: a waiter left behind would be readied, freed, by the
+// finalizer run of a later world (the finalizer queue and its count outlive a world).
+void dropFinalizerWaiters(const Sched* sched);
+// The waiters now (tests).
+std::size_t finalizerWaiterCount();
 // If the finalizer G of `sched` (any sched if null) is parked and the queue is not
 // empty: marks it awake and returns it; the caller must ready() it.
 G* wakefing(const Sched* sched);

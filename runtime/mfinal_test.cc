@@ -463,3 +463,64 @@ TEST_CASE("waitFinalizersStep: the waiter parks until the finalizers queued befo
   setGCPercent(100);
   gcDetach(&sched);
 }
+
+TEST_CASE("a world that ends while a G waits for finalizers leaves no waiter behind") {
+  // The finalizer queue and its run count outlive a world. A G of the first world waits
+  // for one finalizer more than were ever queued; the world ends (its main G exits, the
+  // Sched frees the waiter). A finalizer run of the second world must not ready it.
+  const std::size_t waiters0 = finalizerWaiterCount();
+  {
+    Sched first(1);
+    gcAttach(&first);
+    struct Waiter final : GBody {
+      Step run(G* g, std::uint32_t) override {
+        if (parked) return Step::exit();
+        parked = true;
+        return waitFinalizersStep(g, finalizersQueuedTotal() + 1);
+      }
+      bool parked = false;
+    } waiter;
+    struct Main final : GBody {
+      Sched* sched;
+      GBody* waiter;
+      G* w = nullptr;
+      Step run(G*, std::uint32_t) override {
+        if (w == nullptr) w = sched->newproc(waiter);
+        // Until the waiter is parked in the waiters' list.
+        if (w->status.load(std::memory_order_acquire) != GStatus::Waiting) return Step::yield();
+        return Step::exit();
+      }
+    } main;
+    main.sched = &first;
+    main.waiter = &waiter;
+    REQUIRE(first.runMain(&main) == RunStatus::Ok);
+    CHECK(finalizerWaiterCount() == waiters0 + 1);
+    gcDetach(&first);
+  }
+  CHECK(finalizerWaiterCount() == waiters0);
+
+  Sched second(1);
+  gcAttach(&second);
+  setGCPercent(-1);
+  static Record rec;
+  rec.runs = 0;
+  struct Body final : GBody {
+    int phase = 0;
+    Step run(G*, std::uint32_t) override {
+      if (phase++ == 0) {
+        REQUIRE(setFinalizer(newNode(3), &recordFinalizer, &rec));
+        gcCollect();  // the node is garbage: its sweep queues the finalizer
+        return Step::yield();
+      }
+      if (rec.runs.load() == 0) {  // the finalizer's run reaches the old waiter's target
+        wakeFinalizerG();
+        return Step::yield();
+      }
+      return Step::exit();
+    }
+  } body;
+  REQUIRE(second.runMain(&body) == RunStatus::Ok);
+  CHECK(rec.runs.load() == 1);
+  setGCPercent(100);
+  gcDetach(&second);
+}

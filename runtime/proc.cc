@@ -170,6 +170,10 @@ Sched::~Sched() {
     }
     delete p;
   }
+  // No M of this Sched runs any more, so none of its Gs can join the finalizer waiters
+  // now; those that did must not outlive them (a later world's finalizer run would ready
+  // a freed G).
+  dropFinalizerWaiters(this);
   for (G* g : allgs_) {
     if (g->body != nullptr && g->status.load() != GStatus::Dead) g->body->abandoned(g);
     delete g;
