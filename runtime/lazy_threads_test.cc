@@ -14,6 +14,7 @@
 #include <string>
 #include <thread>
 
+#include "runtime/fing.h"
 #include "runtime/gc.h"
 #include "runtime/mgc.h"
 #include "runtime/proc.h"
@@ -116,6 +117,23 @@ TEST_CASE("idle Ps mark only while a CPU is idle") {
           return Step::exit();
         })) == RunStatus::Ok);
   CHECK(inside == 1);
+}
+
+TEST_CASE("gcAttach makes the finalizer G parked: no M starts for it until a finalizer is queued") {
+  Sched s(2);
+  gcAttach(&s);
+  G* fing = finalizerG();
+  REQUIRE(fing != nullptr);
+  // As if it had run and found the queue empty (fing.cc); nothing readied it, so no M was
+  // started to run it.
+  CHECK(fing->status.load(std::memory_order_acquire) == GStatus::Waiting);
+  CHECK(fing->waitreason == WaitReason::FinalizerWait);
+  CHECK(threadsNamed("spindle-m") == 0);
+  // A script's run: the main G on the host thread, the finalizer G still parked.
+  CHECK(s.runMain(fn([](G*) -> Step { return Step::exit(); })) == RunStatus::Ok);
+  CHECK(threadsNamed("spindle-m") == 0);
+  CHECK(fing->status.load(std::memory_order_acquire) == GStatus::Waiting);
+  gcDetach(&s);
 }
 
 TEST_CASE("sysmon backs off to a 10 ms tick while it finds no work, and ticks every ms again when it does") {

@@ -423,6 +423,15 @@ G* Sched::newproc(GBody* body) {
   return g;
 }
 
+G* Sched::newprocParked(GBody* body, WaitReason reason) {
+  P* p;
+  G* g = spawnG(body, &p);
+  g->waitreason = reason;
+  // Release: the waker's acquire CAS in ready() sees the initialised G.
+  g->status.store(GStatus::Waiting, std::memory_order_release);
+  return g;
+}
+
 void Sched::ready(G* g) {
   GStatus want = GStatus::Waiting;
   bool ok = g->status.compare_exchange_strong(want, GStatus::Runnable, std::memory_order_acq_rel);
@@ -600,7 +609,8 @@ M* Sched::startmLocked(P* p, bool spinning, bool deferWake, bool workerOnly) {
     return nullptr;
   }
   // Go's checkmcount: past the cap (threadlimit.h) the program has run away.
-  if (mcount_ >= maxThreads()) threadExhaustion(mcount_, nullptr);
+  // Worker Ms only: a host thread is the embedder's, not one the scheduler started.
+  if (mcount_ - nhostm_ >= maxThreads()) threadExhaustion(mcount_ - nhostm_, nullptr);
   nm = new M();
   nm->sched = this;
   nm->id = mnext_++;
@@ -1085,6 +1095,7 @@ RunStatus Sched::runMain(GBody* body) {
     m.id = mnext_++;
     m.seedRand(randSeed(seed_, m.id));
     mcount_++;  // not idle: no deadlock is reported before g is queued
+    nhostm_++;
     hr.next = hostRuns_;
     hostRuns_ = &hr;
     if (!gcwaiting_.load()) p = pidleget();
@@ -1127,6 +1138,7 @@ RunStatus Sched::runMain(GBody* body) {
     }
     SPINDLE_CHECK(!m.inIdleList, "runMain: host M {} still idle-listed", m.id);
     mcount_--;
+    nhostm_--;
     // Deadlock: g may still run and exit later; detach it from hr (only if it still
     // points at hr: an exited g may already be recycled for another run).
     HostRun* mine = &hr;

@@ -103,6 +103,9 @@ class Sched {
   // Creates a runnable G (Go's newproc). From a G body it goes to the current P's runnext;
   // from any other thread to the global queue.
   G* newproc(GBody* body);
+  // Creates a G already Waiting for `reason`, queued nowhere: it first runs when its
+  // waker ready()s it (the finalizer G: fing.cc). Same callers as newproc.
+  G* newprocParked(GBody* body, WaitReason reason);
 
   // Makes a Waiting G runnable (Go's goready).
   void ready(G* g);
@@ -256,8 +259,8 @@ class Sched {
   G* newG();
   void initG(G* g, GBody* body, P* p);
   // A new G for body (gfget + initG, the trace's spawn event), from the current P's free
-  // list when the caller holds a P of this Sched (*p: that P, else null); newproc then
-  // makes it runnable.
+  // list when the caller holds a P of this Sched (*p: that P, else null). newproc and
+  // newprocParked then make it runnable or waiting.
   G* spawnG(GBody* body, P** p);
   void allgAdd(G* g);                // under allglock_
   void allgRemoveChain(G* head);     // under allglock_
@@ -303,6 +306,9 @@ class Sched {
   // P to are collected here and woken after the pause is taken and the lock released.
   std::vector<M*>* deferredWakes_ = nullptr;
   std::int32_t mcount_ = 0;
+  // The host Ms among mcount_ (runMain's callers' threads), under lock_: the thread cap
+  // counts only the worker Ms the scheduler starts (threadlimit.h).
+  std::int32_t nhostm_ = 0;
   std::int32_t nmidle_ = 0;
   std::int64_t mnext_ = 1;
   HostRun* hostRuns_ = nullptr;
