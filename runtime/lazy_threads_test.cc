@@ -1,6 +1,7 @@
 // lazy_threads_test.cc: the runtime starts its threads when there is work for them, and
 // names them (threadname.h); idle Ps mark only on idle CPUs (mgc.h idleMarkSlots); the
-// finalizer G waits parked without an M; sysmon backs off while it finds no work.
+// finalizer G waits parked without an M; sysmon starts at its first work and backs off
+// while it finds none.
 //
 // Threads are counted by name in /proc/self/task/*/comm, so the checks see exactly the
 // threads the runtime made, whatever the test runner adds.
@@ -49,9 +50,22 @@ int threadsNamed(const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("a Sched starts sysmon; the first cycle request the controller; the scavenger waits for a sweep") {
+TEST_CASE("sysmon starts at the first work for it, not with the Sched") {
   Sched s(2);
+  gcAttach(&s);  // the finalizer G, created parked, is no work for sysmon
+  CHECK(threadsNamed("spindle-sysmon") == 0);
+  // A main G ending within its first slice (`spindle -e 'print 1;'`): no sysmon.
+  CHECK(s.runMain(fn([](G*) -> Step { return Step::exit(); })) == RunStatus::Ok);
+  CHECK(threadsNamed("spindle-sysmon") == 0);
+  // A G back in the schedule loop after a slice: sysmon may have to preempt or retake.
+  int runs = 0;
+  CHECK(s.runMain(fn([&](G*) -> Step { return ++runs == 1 ? Step::yield() : Step::exit(); })) == RunStatus::Ok);
   CHECK(threadsNamed("spindle-sysmon") == 1);
+  gcDetach(&s);
+}
+
+TEST_CASE("the first cycle request starts the controller; the scavenger waits for a sweep") {
+  Sched s(2);
   gcAttach(&s);
   // Attached, nothing requested yet: no controller, no scavenger, no mark workers (none
   // below 6 Ps).
@@ -138,6 +152,8 @@ TEST_CASE("gcAttach makes the finalizer G parked: no M starts for it until a fin
 
 TEST_CASE("sysmon backs off to a 10 ms tick while it finds no work, and ticks every ms again when it does") {
   Sched s(2);
+  int runs = 0;  // a G yielding once starts sysmon
+  CHECK(s.runMain(fn([&](G*) -> Step { return ++runs == 1 ? Step::yield() : Step::exit(); })) == RunStatus::Ok);
   // Nothing runs: after some idle ticks the tick doubles up to 10 ms.
   bool backedOff = false;
   for (int i = 0; i < 2000 && !backedOff; i++) {

@@ -114,8 +114,24 @@ Sched::Sched(int procs, std::uint64_t seed) : seed_(seed) {
   allocatedPs_ = procs;
   gomaxprocs_.store(procs, std::memory_order_release);
   for (int i = procs - 1; i >= 0; i--) pidleput(allp(i));
-  sysmon_ = std::thread(sysmonLoop, this);
+  // sysmon starts at the first work for it (ensureSysmon).
+}
+
+void Sched::startSysmon() {
+  std::lock_guard<std::mutex> lk(sysmonLock_);
+  if (sysmonStarted_.load(std::memory_order_relaxed) || sysmonStop_) return;
+  try {
+    sysmon_ = std::thread(sysmonLoop, this);
+  } catch (const std::system_error& e) {
+    std::int32_t have = 0;
+    {
+      std::lock_guard<std::mutex> slk(lock_);
+      have = mcount_;
+    }
+    threadExhaustion(have, e.what());  // pthread_create failed (EAGAIN: no threads left)
+  }
   setThreadName(sysmon_, "spindle-sysmon");
+  sysmonStarted_.store(true, std::memory_order_release);
 }
 
 Sched::~Sched() {
@@ -136,7 +152,7 @@ Sched::~Sched() {
     sysmonStop_ = true;
     sysmonCv_.notify_all();
   }
-  sysmon_.join();
+  if (sysmon_.joinable()) sysmon_.join();
   // Worker Ms exit at their next safepoint; none can be created any more. An M blocked
   // in a foreign call is not waited for (the program ends when its main G ends, as in
   // Go): CASing its syscallState to kAbandoned makes its exitSyscall block forever, so
@@ -405,6 +421,7 @@ G* Sched::spawnG(GBody* body, P** pp) {
 }
 
 G* Sched::newproc(GBody* body) {
+  ensureSysmon();  // a second G: preemption and retaking Ps matter now
   P* p;
   G* g = spawnG(body, &p);
   g->status.store(GStatus::Runnable, std::memory_order_release);
@@ -979,6 +996,9 @@ void Sched::execute(M* m, G* g, bool inheritTime) {
   }
 
   Step step = g->body->run(g, seeded() ? seededBudget(m) : budget_);
+  // A G back in the schedule loop after a whole slice, or parking (perhaps on a timer):
+  // sysmon may have to preempt, retake or fire timers from now on.
+  if (step.kind != Step::Kind::Exit) ensureSysmon();
 
   p = m->p;  // exitSyscall may have moved us to another P
   SPINDLE_CHECK(p != nullptr, "execute: G {} returned while its M holds no P (in a syscall?)",
@@ -1181,6 +1201,7 @@ void Sched::enterSyscall(bool stackQuiescent) {
   Sched* s = m->sched;
   P* p = m->p;
   G* g = m->curg;
+  s->ensureSysmon();  // it retakes the P if the call blocks
   if (p->runSafePointFn.load() != 0) s->runSafePointFn(p);
   if (!m->isHost) m->syscallState.store(M::kInSyscall, std::memory_order_release);
   g->status.store(GStatus::Syscall, std::memory_order_relaxed);

@@ -137,6 +137,13 @@ class Sched {
   int idlePs() const { return npidle_.load(std::memory_order_relaxed); }
   // sysmon's current tick in ns (sysmon.cc: 1 ms while it finds work, backing off to 10 ms).
   std::int64_t sysmonTickNs() const { return sysmonTickNs_.load(std::memory_order_relaxed); }
+  // Starts sysmon if it has not started: sysmon starts at the first sign of work for it
+  // (a G created by newproc, a G's run returning to the schedule loop, a foreign call),
+  // not with the Sched, so a run that ends within its main G's first slice starts no
+  // thread for it. Acquire: pairs with startSysmon's release.
+  void ensureSysmon() {
+    if (!sysmonStarted_.load(std::memory_order_acquire)) [[unlikely]] startSysmon();
+  }
   P* allp(int i) const { return allp_[i].load(std::memory_order_acquire); }
   SchedStats stats();
   std::uint32_t budget() const { return budget_; }
@@ -375,6 +382,9 @@ class Sched {
   std::thread sysmon_;
   // Written by sysmon each tick; relaxed: a reading for tests and diagnostics only.
   std::atomic<std::int64_t> sysmonTickNs_{0};
+  // Set (release, under sysmonLock_) once sysmon_ runs; never cleared.
+  std::atomic<bool> sysmonStarted_{false};
+  void startSysmon();
 };
 
 }  // namespace spindle::runtime
