@@ -113,10 +113,7 @@ G* startFinalizerG(Sched* sched) {
   setFinalizerG(body, sched);  // before newproc: its first run must find itself registered
   st.body = body;
   st.sched = sched;
-  // Created parked, as if it had run and found the queue empty: no M starts for it until
-  // a finalizer is queued (`spindle -e 'print 1;'` runs no thread for it).
-  st.g = sched->newprocParked(body, WaitReason::FinalizerWait);
-  if (finqAdoptParked(body, st.g)) sched->ready(st.g);
+  st.g = sched->newproc(body);
   return st.g;
 }
 

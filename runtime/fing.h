@@ -12,9 +12,6 @@
 // any thread holding no scheduler lock (the collector calls it when a cycle's sweep is
 // done).
 //
-// The G is created parked (Sched::newprocParked), as if it had run and found the queue
-// empty, so no M starts for it until the first entry is queued.
-//
 // Integration with the collector core: gcAttach(sched) calls startFinalizerG(sched);
 // gcDetach(sched) calls stopFinalizerG(sched); gcCollect calls wakeFinalizerG() once the
 // sweep is finished. setFinalizer registers the finalizer roots (scanFinalizerRoots) with

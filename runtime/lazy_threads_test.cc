@@ -1,7 +1,6 @@
 // lazy_threads_test.cc: the runtime starts its threads when there is work for them, and
 // names them (threadname.h); idle Ps mark only on idle CPUs (mgc.h idleMarkSlots); the
-// finalizer G waits parked without an M; sysmon starts at its first work and backs off
-// while it finds none.
+// finalizer G waits parked without an M; sysmon backs off while it finds no work.
 //
 // Threads are counted by name in /proc/self/task/*/comm, so the checks see exactly the
 // threads the runtime made, whatever the test runner adds.
@@ -15,7 +14,6 @@
 #include <string>
 #include <thread>
 
-#include "runtime/fing.h"
 #include "runtime/gc.h"
 #include "runtime/mgc.h"
 #include "runtime/proc.h"
@@ -50,22 +48,9 @@ int threadsNamed(const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("sysmon starts at the first work for it, not with the Sched") {
+TEST_CASE("a Sched starts sysmon; the first cycle request the controller; the scavenger waits for a sweep") {
   Sched s(2);
-  gcAttach(&s);  // the finalizer G, created parked, is no work for sysmon
-  CHECK(threadsNamed("spindle-sysmon") == 0);
-  // A main G ending within its first slice (`spindle -e 'print 1;'`): no sysmon.
-  CHECK(s.runMain(fn([](G*) -> Step { return Step::exit(); })) == RunStatus::Ok);
-  CHECK(threadsNamed("spindle-sysmon") == 0);
-  // A G back in the schedule loop after a slice: sysmon may have to preempt or retake.
-  int runs = 0;
-  CHECK(s.runMain(fn([&](G*) -> Step { return ++runs == 1 ? Step::yield() : Step::exit(); })) == RunStatus::Ok);
   CHECK(threadsNamed("spindle-sysmon") == 1);
-  gcDetach(&s);
-}
-
-TEST_CASE("the first cycle request starts the controller; the scavenger waits for a sweep") {
-  Sched s(2);
   gcAttach(&s);
   // Attached, nothing requested yet: no controller, no scavenger, no mark workers (none
   // below 6 Ps).
@@ -133,27 +118,8 @@ TEST_CASE("idle Ps mark only while a CPU is idle") {
   CHECK(inside == 1);
 }
 
-TEST_CASE("gcAttach makes the finalizer G parked: no M starts for it until a finalizer is queued") {
-  Sched s(2);
-  gcAttach(&s);
-  G* fing = finalizerG();
-  REQUIRE(fing != nullptr);
-  // As if it had run and found the queue empty (fing.cc); nothing readied it, so no M was
-  // started to run it.
-  CHECK(fing->status.load(std::memory_order_acquire) == GStatus::Waiting);
-  CHECK(fing->waitreason == WaitReason::FinalizerWait);
-  CHECK(threadsNamed("spindle-m") == 0);
-  // A script's run: the main G on the host thread, the finalizer G still parked.
-  CHECK(s.runMain(fn([](G*) -> Step { return Step::exit(); })) == RunStatus::Ok);
-  CHECK(threadsNamed("spindle-m") == 0);
-  CHECK(fing->status.load(std::memory_order_acquire) == GStatus::Waiting);
-  gcDetach(&s);
-}
-
 TEST_CASE("sysmon backs off to a 10 ms tick while it finds no work, and ticks every ms again when it does") {
   Sched s(2);
-  int runs = 0;  // a G yielding once starts sysmon
-  CHECK(s.runMain(fn([&](G*) -> Step { return ++runs == 1 ? Step::yield() : Step::exit(); })) == RunStatus::Ok);
   // Nothing runs: after some idle ticks the tick doubles up to 10 ms.
   bool backedOff = false;
   for (int i = 0; i < 2000 && !backedOff; i++) {

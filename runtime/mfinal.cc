@@ -365,16 +365,6 @@ FinqTake finqTakeOrPark(const void* owner, G* g, FinalizerEntry* out) {
 
 void finqParkCommit(G*, void*) { fin().finqLock.unlock(); }
 
-bool finqAdoptParked(const void* owner, G* g) {
-  FinState& f = fin();
-  std::lock_guard<std::mutex> qlk(f.finqLock);
-  if (f.fingOwner != owner) return false;  // unregistered meanwhile: g stays parked
-  f.fing = g;
-  if (!f.finq.empty()) return true;
-  f.fingParked = true;
-  return false;
-}
-
 void noteFinalizerRan(std::vector<G*>* due) {
   FinState& f = fin();
   std::lock_guard<std::mutex> qlk(f.finqLock);

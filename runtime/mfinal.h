@@ -134,10 +134,6 @@ enum class FinqTake { Entry, Park, Exit };
 // registered finalizer body.
 FinqTake finqTakeOrPark(const void* owner, G* g, FinalizerEntry* out);
 void finqParkCommit(G* g, void* arg);
-// Records g, created Waiting by the body `owner` (Sched::newprocParked), as the parked
-// finalizer G, as if it had run and found the queue empty. Returns true instead (g not
-// recorded as parked) when entries are already queued: the caller must ready() g.
-bool finqAdoptParked(const void* owner, G* g);
 // After each entry ran: counts it and appends to *due the waiting Gs whose target it
 // reached (removed from the waiters: the caller readies them).
 void noteFinalizerRan(std::vector<G*>* due);

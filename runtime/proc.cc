@@ -114,24 +114,8 @@ Sched::Sched(int procs, std::uint64_t seed) : seed_(seed) {
   allocatedPs_ = procs;
   gomaxprocs_.store(procs, std::memory_order_release);
   for (int i = procs - 1; i >= 0; i--) pidleput(allp(i));
-  // sysmon starts at the first work for it (ensureSysmon).
-}
-
-void Sched::startSysmon() {
-  std::lock_guard<std::mutex> lk(sysmonLock_);
-  if (sysmonStarted_.load(std::memory_order_relaxed) || sysmonStop_) return;
-  try {
-    sysmon_ = std::thread(sysmonLoop, this);
-  } catch (const std::system_error& e) {
-    std::int32_t have = 0;
-    {
-      std::lock_guard<std::mutex> slk(lock_);
-      have = mcount_;
-    }
-    threadExhaustion(have, e.what());  // pthread_create failed (EAGAIN: no threads left)
-  }
+  sysmon_ = std::thread(sysmonLoop, this);
   setThreadName(sysmon_, "spindle-sysmon");
-  sysmonStarted_.store(true, std::memory_order_release);
 }
 
 Sched::~Sched() {
@@ -152,7 +136,7 @@ Sched::~Sched() {
     sysmonStop_ = true;
     sysmonCv_.notify_all();
   }
-  if (sysmon_.joinable()) sysmon_.join();
+  sysmon_.join();
   // Worker Ms exit at their next safepoint; none can be created any more. An M blocked
   // in a foreign call is not waited for (the program ends when its main G ends, as in
   // Go): CASing its syscallState to kAbandoned makes its exitSyscall block forever, so
@@ -421,7 +405,6 @@ G* Sched::spawnG(GBody* body, P** pp) {
 }
 
 G* Sched::newproc(GBody* body) {
-  ensureSysmon();  // a second G: preemption and retaking Ps matter now
   P* p;
   G* g = spawnG(body, &p);
   g->status.store(GStatus::Runnable, std::memory_order_release);
@@ -437,15 +420,6 @@ G* Sched::newproc(GBody* body) {
     globrunqput(g);
   }
   wakep();
-  return g;
-}
-
-G* Sched::newprocParked(GBody* body, WaitReason reason) {
-  P* p;
-  G* g = spawnG(body, &p);
-  g->waitreason = reason;
-  // Release: the waker's acquire CAS in ready() sees the initialised G.
-  g->status.store(GStatus::Waiting, std::memory_order_release);
   return g;
 }
 
@@ -626,8 +600,7 @@ M* Sched::startmLocked(P* p, bool spinning, bool deferWake, bool workerOnly) {
     return nullptr;
   }
   // Go's checkmcount: past the cap (threadlimit.h) the program has run away.
-  // Worker Ms only: a host thread is the embedder's, not one the scheduler started.
-  if (mcount_ - nhostm_ >= maxThreads()) threadExhaustion(mcount_ - nhostm_, nullptr);
+  if (mcount_ >= maxThreads()) threadExhaustion(mcount_, nullptr);
   nm = new M();
   nm->sched = this;
   nm->id = mnext_++;
@@ -996,9 +969,6 @@ void Sched::execute(M* m, G* g, bool inheritTime) {
   }
 
   Step step = g->body->run(g, seeded() ? seededBudget(m) : budget_);
-  // A G back in the schedule loop after a whole slice, or parking (perhaps on a timer):
-  // sysmon may have to preempt, retake or fire timers from now on.
-  if (step.kind != Step::Kind::Exit) ensureSysmon();
 
   p = m->p;  // exitSyscall may have moved us to another P
   SPINDLE_CHECK(p != nullptr, "execute: G {} returned while its M holds no P (in a syscall?)",
@@ -1115,7 +1085,6 @@ RunStatus Sched::runMain(GBody* body) {
     m.id = mnext_++;
     m.seedRand(randSeed(seed_, m.id));
     mcount_++;  // not idle: no deadlock is reported before g is queued
-    nhostm_++;
     hr.next = hostRuns_;
     hostRuns_ = &hr;
     if (!gcwaiting_.load()) p = pidleget();
@@ -1160,7 +1129,6 @@ RunStatus Sched::runMain(GBody* body) {
     }
     SPINDLE_CHECK(!m.inIdleList, "runMain: host M {} still idle-listed", m.id);
     mcount_--;
-    nhostm_--;
     // Deadlock: g may still run and exit later; detach it from hr (only if it still
     // points at hr: an exited g may already be recycled for another run).
     HostRun* mine = &hr;
@@ -1208,7 +1176,6 @@ void Sched::enterSyscall(bool stackQuiescent) {
   Sched* s = m->sched;
   P* p = m->p;
   G* g = m->curg;
-  s->ensureSysmon();  // it retakes the P if the call blocks
   if (p->runSafePointFn.load() != 0) s->runSafePointFn(p);
   if (!m->isHost) m->syscallState.store(M::kInSyscall, std::memory_order_release);
   g->status.store(GStatus::Syscall, std::memory_order_relaxed);

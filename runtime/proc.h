@@ -109,9 +109,6 @@ class Sched {
   // Creates a runnable G (Go's newproc). From a G body it goes to the current P's runnext;
   // from any other thread to the global queue.
   G* newproc(GBody* body);
-  // Creates a G already Waiting for `reason`, queued nowhere: it first runs when its
-  // waker ready()s it (the finalizer G: fing.cc). Same callers as newproc.
-  G* newprocParked(GBody* body, WaitReason reason);
 
   // Makes a Waiting G runnable (Go's goready).
   void ready(G* g);
@@ -143,13 +140,6 @@ class Sched {
   int idlePs() const { return npidle_.load(std::memory_order_relaxed); }
   // sysmon's current tick in ns (sysmon.cc: 1 ms while it finds work, backing off to 10 ms).
   std::int64_t sysmonTickNs() const { return sysmonTickNs_.load(std::memory_order_relaxed); }
-  // Starts sysmon if it has not started: sysmon starts at the first sign of work for it
-  // (a G created by newproc, a G's run returning to the schedule loop, a foreign call),
-  // not with the Sched, so a run that ends within its main G's first slice starts no
-  // thread for it. Acquire: pairs with startSysmon's release.
-  void ensureSysmon() {
-    if (!sysmonStarted_.load(std::memory_order_acquire)) [[unlikely]] startSysmon();
-  }
   P* allp(int i) const { return allp_[i].load(std::memory_order_acquire); }
   SchedStats stats();
   std::uint32_t budget() const { return budget_; }
@@ -272,8 +262,8 @@ class Sched {
   G* newG();
   void initG(G* g, GBody* body, P* p);
   // A new G for body (gfget + initG, the trace's spawn event), from the current P's free
-  // list when the caller holds a P of this Sched (*p: that P, else null). newproc and
-  // newprocParked then make it runnable or waiting.
+  // list when the caller holds a P of this Sched (*p: that P, else null); newproc then
+  // makes it runnable.
   G* spawnG(GBody* body, P** p);
   void allgAdd(G* g);                // under allglock_
   void allgRemoveChain(G* head);     // under allglock_
@@ -319,9 +309,6 @@ class Sched {
   // P to are collected here and woken after the pause is taken and the lock released.
   std::vector<M*>* deferredWakes_ = nullptr;
   std::int32_t mcount_ = 0;
-  // The host Ms among mcount_ (runMain's callers' threads), under lock_: the thread cap
-  // counts only the worker Ms the scheduler starts (threadlimit.h).
-  std::int32_t nhostm_ = 0;
   std::int32_t nmidle_ = 0;
   std::int64_t mnext_ = 1;
   HostRun* hostRuns_ = nullptr;
@@ -388,9 +375,6 @@ class Sched {
   std::thread sysmon_;
   // Written by sysmon each tick; relaxed: a reading for tests and diagnostics only.
   std::atomic<std::int64_t> sysmonTickNs_{0};
-  // Set (release, under sysmonLock_) once sysmon_ runs; never cleared.
-  std::atomic<bool> sysmonStarted_{false};
-  void startSysmon();
 };
 
 }  // namespace spindle::runtime

@@ -1,7 +1,6 @@
 // sysmon.cc: the monitor thread (Go's sysmon and retake).
 //
-// Design. One thread per Sched, without a P, started at the first work for it
-// (Sched::ensureSysmon: a second G, a G back in the schedule loop, a foreign call). It wakes at the next timer deadline or every
+// Design. One thread per Sched, without a P. It wakes at the next timer deadline or every
 // tick, whichever is first, and:
 //   - fires expired timers (time.cc), making their Gs runnable;
 //   - asks the G of a P that has run the same schedtick for more than kForcePreemptNs
