@@ -1098,9 +1098,11 @@ RunStatus Sched::runMain(GBody* body) {
   if (p != nullptr) acquireP(&m, p);
   G* g = gfget(p);
   initG(g, body, p);
-  g->hostRun.store(&hr, std::memory_order_relaxed);
-  g->status.store(GStatus::Runnable, std::memory_order_release);
   hr.g = g;
+  hr.goid = g->goid;
+  // Release: endHostRun, holding a stale g, reads hr.goid through this pointer.
+  g->hostRun.store(&hr, std::memory_order_release);
+  g->status.store(GStatus::Runnable, std::memory_order_release);
   if (p != nullptr) {
     runqput(this, p, g, true);
   } else {
@@ -1145,12 +1147,17 @@ RunStatus Sched::runMain(GBody* body) {
   return hr.ended ? RunStatus::Ended : RunStatus::Ok;
 }
 
-void Sched::endHostRun(G* g) {
+void Sched::endHostRun(G* g, std::uint64_t goid) {
   std::lock_guard<std::mutex> lk(lock_);
-  // As goexit: the exchange under sched.lock makes exactly one of goexit, checkdead-return
-  // and endHostRun finish the HostRun.
-  HostRun* hr = g->hostRun.exchange(nullptr, std::memory_order_acq_rel);
-  if (hr == nullptr || hr->done.load(std::memory_order_relaxed)) return;
+  // As goexit: clearing g->hostRun under sched.lock makes exactly one of goexit,
+  // checkdead-return and endHostRun finish the HostRun. Under sched.lock a HostRun that
+  // g->hostRun points at is still registered (its runMain unregisters it under the lock),
+  // so hr->goid can be read; it differs when g exited and was recycled for another run.
+  // Acquire: pairs with runMain's release store of hr.
+  HostRun* hr = g->hostRun.load(std::memory_order_acquire);
+  if (hr == nullptr || hr->goid != goid) return;
+  if (!g->hostRun.compare_exchange_strong(hr, nullptr, std::memory_order_acq_rel)) return;
+  if (hr->done.load(std::memory_order_relaxed)) return;
   hr->ended = true;
   hr->done.store(true, std::memory_order_release);
   if (hr->m != tlsM && hr->m->inIdleList) {

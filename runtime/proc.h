@@ -69,6 +69,9 @@ enum class RunStatus { Ok, Deadlock, Ended };
 // A host thread waiting in runMain for one G to exit.
 struct HostRun {
   G* g = nullptr;
+  // g's goid for this run: a G is recycled once it exits, so endHostRun names the run it
+  // ends by (G, goid), never by the G alone.
+  std::uint64_t goid = 0;
   M* m = nullptr;
   std::atomic<bool> done{false};  // release by the setter, acquire by the host M
   bool deadlock = false;          // written before done (under sched.lock)
@@ -96,9 +99,12 @@ class Sched {
 
   // Ends the runMain waiting for g early, which returns RunStatus::Ended; g itself keeps
   // its state (still runnable, running or parked). Go's equivalent is a goroutine's
-  // fatal panic ending the program while main is blocked. No-op if g has no host waiting
-  // (it exited, or that runMain already returned). Callable from a G body or any thread.
-  void endHostRun(G* g);
+  // fatal panic ending the program while main is blocked. goid is g->goid as read by g's
+  // own body: a caller holding g past its exit may find it recycled as the main G of a
+  // later runMain, which must not be ended (a goid is never reused). No-op if g, as that
+  // goid, has no host waiting (it exited, or that runMain already returned). Callable
+  // from a G body or any thread.
+  void endHostRun(G* g, std::uint64_t goid);
 
   // Creates a runnable G (Go's newproc). From a G body it goes to the current P's runnext;
   // from any other thread to the global queue.

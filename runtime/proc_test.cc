@@ -258,19 +258,21 @@ TEST_CASE("endHostRun ends a host's wait while its G stays parked") {
   Sched s(2);
   hchan* c = makechan(0);
   std::atomic<G*> mainG{nullptr};
+  std::atomic<std::uint64_t> mainGoid{0};
   std::atomic<bool> mainExited{false};
   // Another G ends the host's run while main is blocked on c (a fiber's fatal error).
-  RunStatus st = s.runMain(fn([pc = 0, c, &s, &mainG, &mainExited](G* g) mutable -> Step {
+  RunStatus st = s.runMain(fn([pc = 0, c, &s, &mainG, &mainGoid, &mainExited](G* g) mutable -> Step {
     std::uint64_t v;
     bool ok;
     if (pc++ > 0) {  // woken by the close below
       mainExited.store(true);
       return Step::exit();
     }
+    mainGoid.store(g->goid);
     mainG.store(g);
-    s.newproc(fn([&s, &mainG](G*) -> Step {
-      s.endHostRun(mainG.load());
-      s.endHostRun(mainG.load());  // a second end is a no-op
+    s.newproc(fn([&s, &mainG, &mainGoid](G*) -> Step {
+      s.endHostRun(mainG.load(), mainGoid.load());
+      s.endHostRun(mainG.load(), mainGoid.load());  // a second end is a no-op
       return Step::exit();
     }));
     REQUIRE(chanrecv(c, g, &v, &ok) == ChanResult::Park);
@@ -287,6 +289,34 @@ TEST_CASE("endHostRun ends a host's wait while its G stays parked") {
   CHECK(st2 == RunStatus::Ok);
   CHECK(mainExited.load());
   freechan(c);
+}
+
+// A fiber's error ends the host call of its generation by endHostRun, from its own M,
+// some time after it read the call's main G. By then that call may have ended and its
+// G, recycled from the P's free list, be the main G of the host's next runMain: the goid
+// tells the two runs apart, so the late end is a no-op and the next run is not cut short
+// (VM::withP's "a host G that never parks ended with 2").
+TEST_CASE("endHostRun of a main G that exited does not end the run that recycled it") {
+  Sched s(1);  // one P: the next runMain takes the G the last one left on it
+  G* first = nullptr;
+  std::uint64_t firstGoid = 0;
+  CHECK(s.runMain(fn([&](G* g) -> Step {
+          first = g;
+          firstGoid = g->goid;
+          return Step::exit();
+        })) == RunStatus::Ok);
+  bool recycled = false;
+  CHECK(s.runMain(fn([&](G* g) -> Step {
+          recycled = g == first;
+          s.endHostRun(first, firstGoid);  // the late end, for the run that already ended
+          return Step::exit();
+        })) == RunStatus::Ok);
+  CHECK(recycled);
+  // The end still reaches the run it names.
+  CHECK(s.runMain(fn([&](G* g) -> Step {
+          s.endHostRun(g, g->goid);
+          return Step::exit();
+        })) == RunStatus::Ended);
 }
 
 TEST_CASE("no deadlock while a timer is pending") {

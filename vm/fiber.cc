@@ -293,6 +293,7 @@ void VM::withP(const std::function<void()>& fn) {
 void VM::setHostG(runtime::G* g, std::uint32_t gen) {
   std::lock_guard<std::mutex> lk(errorLock_);
   hostG_ = g;
+  hostGoid_ = g->goid;
   hostGen_ = gen;
 }
 
@@ -373,6 +374,7 @@ bool VM::call(Value callee, const Value* args, int argc, Value* result,
   {
     std::lock_guard<std::mutex> lk(errorLock_);
     hostG_ = nullptr;
+    hostGoid_ = 0;
     hostGen_ = 0;
   }
   bool ok = false;
@@ -424,13 +426,19 @@ bool VM::call(Value callee, const Value* args, int argc, Value* result,
 }
 
 void VM::fiberFailed(ObjFiber* fiber) {
+  // The host call's main G and its goid: by the endHostRun below that call may have
+  // ended and its G been recycled for the next host call, which the goid tells apart.
   runtime::G* host = nullptr;
+  std::uint64_t hostGoid = 0;
   {
     std::lock_guard<std::mutex> lk(errorLock_);
     if (failedGen_ >= fiber->gen) return;  // the first error of a generation wins
     failedGen_ = fiber->gen;
     fiberError_ = fiber->body->error;
-    if (hostGen_ == fiber->gen) host = hostG_;
+    if (hostGen_ == fiber->gen) {
+      host = hostG_;
+      hostGoid = hostGoid_;
+    }
   }
   std::uint32_t cur = abortGen_.load(std::memory_order_relaxed);
   while (cur < fiber->gen &&
@@ -438,7 +446,7 @@ void VM::fiberFailed(ObjFiber* fiber) {
   }
   // Every fiber of the generation stops at its next safepoint.
   sched_->forEachG([](runtime::G* g) { g->preempt.store(true, std::memory_order_relaxed); });
-  if (host != nullptr) sched_->endHostRun(host);
+  if (host != nullptr) sched_->endHostRun(host, hostGoid);
 }
 
 bool VM::aborted(const ObjFiber* fiber) const {

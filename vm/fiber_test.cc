@@ -144,6 +144,30 @@ d.join();
   CHECK(out == "e\n");
 }
 
+// A spawned fiber's error ends its generation's host call (VM::fiberFailed ->
+// endHostRun) from the fiber's M, after it marked every G preempted. Meanwhile the busy
+// main fiber stops at that mark, its call returns, and the host's next call may reuse
+// the main G (the P's free list): the late end must not cut that call short (VM::withP's
+// fatal "a host G that never parks ended with 2", or a next run failing with the old
+// error). Many parked fibers make the marking, hence the window, long.
+TEST_CASE("a spawned fiber's error never ends the host call after its own") {
+  std::string out;
+  spindle::Options o = capture(out);
+  o.procs = 2;
+  spindle::Vm vm(o);
+  REQUIRE(vm.run("var c = Channel(); fun wait() { c.recv(); }\n"
+                 "for (var i = 0; i < 4000; i = i + 1) spawn wait();")
+              .ok());
+  for (int i = 0; i < 200; ++i) {
+    spindle::Result busy = vm.run("fun bad() { return nil + 1; }\nspawn bad();\nwhile (true) {}");
+    REQUIRE_FALSE(busy.ok());
+    REQUIRE(busy.error().message == "Operands must be two numbers or two strings.");
+    spindle::Result next = vm.run("print 1;");
+    REQUIRE(next.ok());
+  }
+  CHECK(out.size() == 400);
+}
+
 TEST_CASE("after: a select times out through it while another case never fires; nil, once") {
   std::string out;
   spindle::Vm vm(capture(out));

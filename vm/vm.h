@@ -637,6 +637,7 @@ class VM {
   std::mutex errorLock_;
   std::mutex outputLock_;  // serializes options_.output (fibers print from every P)
   runtime::G* hostG_ = nullptr;       // under errorLock_: the main G of the host call
+  std::uint64_t hostGoid_ = 0;        // under errorLock_: its goid (endHostRun's identity)
   std::uint32_t hostGen_ = 0;         // under errorLock_: its generation
   std::uint32_t failedGen_ = 0;       // under errorLock_
   RuntimeErrorInfo fiberError_;       // under errorLock_
