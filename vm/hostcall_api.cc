@@ -52,7 +52,7 @@ Value Vm::adoptResult(std::uint32_t h, vm::Value result) {
               : result.isBool() ? Value::boolean(result.asBool())
               : result.isObj()  ? Value::string(vm::as<vm::ObjString>(result)->view())
                                 : Value();
-  vm_->releaseHandle(h);  // after the string's bytes were copied
+  if (result.isObj()) vm_->releaseHandle(h);  // a string's, after its bytes were copied
   return out;
 }
 
