@@ -336,7 +336,7 @@ bool VM::call(Value callee, const Value* args, int argc, Value* result,
     const bool ok = fiber->state == FiberState::Done;
     if (ok) {
       *result = fiber->result;
-      if (resultHandle != nullptr) *resultHandle = newHandle(*result);
+      if (resultHandle != nullptr && result->isObj()) *resultHandle = newHandle(*result);
     } else {
       lastError_ = body->error;
       // The error (and a thrown value) goes on to the calling fiber, should its native
@@ -412,13 +412,16 @@ bool VM::call(Value callee, const Value* args, int argc, Value* result,
       }
       break;
   }
+  // A result that is no object needs no root, and a kept fiber stays one (hostcall.cc):
+  // the usual call keeps its fiber without handlesLock_.
+  if (ok && !result->isObj() && keepHostFiber(fiber)) return true;
   bool kept = false;
   {
     // The fiber stops being a root in the same critical section that roots the result:
     // the root scan takes handlesLock_, so it sees one or the other.
     std::lock_guard<std::mutex> lk(handlesLock_);
-    if (ok && resultHandle != nullptr) *resultHandle = newHandleLocked(*result);
-    kept = keepHostFiberLocked(fiber, ok);  // hostcall.cc: stays a root while kept
+    if (ok && resultHandle != nullptr && result->isObj()) *resultHandle = newHandleLocked(*result);
+    kept = ok && keepHostFiber(fiber);
     if (!kept) std::erase(hostFibers_, fiber);
   }
   if (!kept) body->release();

@@ -20,6 +20,10 @@
 //   - The kept fiber's body holds one reference (the host's); reuse adds the G's
 //     (makeHostMain). A late release by the previous G's exit path is one more atomic
 //     decrement of refs_ and touches nothing else.
+//   - A fiber leaves hostFibers_ only through the erase under handlesLock_ (VM::call's
+//     end, unrootHostFiber), and nothing reads the ObjFiber after it: the host thread
+//     holds no P, so a cycle whose root scan follows the erase may free the fiber before
+//     the next instruction. Its body (C++ memory, counted by refs_) is read before.
 //   - Setting up the stack needs no barrier: the callee and arguments are held by the
 //     caller's roots (handles) for the whole call, and the stack is reported by the G
 //     once it exists (runMain publishes the writes under sched.lock). result and thrown,
@@ -31,10 +35,6 @@
 #include <mutex>
 
 namespace spindle::vm {
-
-namespace {
-constexpr bool kKeepHostFiber = false;  // see keepHostFiberLocked
-}  // namespace
 
 void FiberBody::resetForReuse() {
   // clear(), not assignment: the strings and vectors keep their capacity.
@@ -64,11 +64,7 @@ ObjFiber* VM::reuseHostFiber(Value callee, const Value* args, int argc) {
     // Too small for these arguments: back to the cache for a later call (or dropped).
     ObjFiber* none = nullptr;
     if (!hostFiberCache_.compare_exchange_strong(none, fiber, std::memory_order_acq_rel)) {
-      {
-        std::lock_guard<std::mutex> lk(handlesLock_);
-        std::erase(hostFibers_, fiber);
-      }
-      fiber->body->release();
+      unrootHostFiber(fiber);
     }
     return nullptr;
   }
@@ -86,17 +82,8 @@ ObjFiber* VM::reuseHostFiber(Value callee, const Value* args, int argc) {
   return fiber;
 }
 
-bool VM::keepHostFiberLocked(ObjFiber* fiber, bool ok) {
-  // Off: in 1 of about 500 runs of the corpus under ASan with --gcstress-continuous 1
-  // --gccheckmark, a kept fiber was freed by a cycle while cached (~VM's dropHostFiber
-  // read its poisoned memory), so some window leaves it unrooted; with reuse on,
-  // //vm:hostfiber_test under ASan, built from a clean cache, fails the same way (the
-  // fiber's body reads 0xdeadbeef in dropHostFiber) in 1 of about 670 runs, and with
-  // Options::gcverify added in 1 of 1500 without the verifier (before and after every
-  // cycle) reporting a root at a freed object. Until that is found, every host call makes
-  // its fiber and nothing is kept.
-  if (!kKeepHostFiber) return false;
-  if (!ok || fiber->state != FiberState::Done || fiber->frameCount != 0 ||
+bool VM::keepHostFiber(ObjFiber* fiber) {
+  if (fiber->state != FiberState::Done || fiber->frameCount != 0 ||
       loadPtr(&fiber->openUpvalues) != nullptr || fiber->done != nullptr) {
     return false;
   }
@@ -107,12 +94,20 @@ bool VM::keepHostFiberLocked(ObjFiber* fiber, bool ok) {
 
 void VM::dropHostFiber() {
   ObjFiber* fiber = hostFiberCache_.exchange(nullptr, std::memory_order_acq_rel);
-  if (fiber == nullptr) return;
+  if (fiber != nullptr) unrootHostFiber(fiber);
+}
+
+void VM::unrootHostFiber(ObjFiber* fiber) {
+  // The body is read while the fiber is a root: once it is out of hostFibers_, nothing
+  // holds it (this thread has no P, so a cycle may run to its sweep at any moment), and a
+  // read of fiber->body after the erase may find the slot freed (0xdeadbeef under
+  // clobberfree). The body is C++ memory, counted by its references, not by the collector.
+  FiberBody* body = fiber->body;
   {
     std::lock_guard<std::mutex> lk(handlesLock_);
     std::erase(hostFibers_, fiber);
   }
-  fiber->body->release();
+  body->release();
 }
 
 }  // namespace spindle::vm

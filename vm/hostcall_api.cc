@@ -1,14 +1,15 @@
 // hostcall_api.cc: Vm::call's direct path, a host call that needs no P of its own.
 //
 // Design. A host call's only work that needs a P is interning a string argument (it
-// allocates) and, before the main fiber was cached (hostcall.cc), making the fiber. When
-// no argument is a string, the arguments convert on the host thread: nil, bools and
-// numbers are immediates, an object is read from the handle of the caller's Value, which
-// stays a root for the whole call (the caller holds the Value). The call's result arrives
-// held by a new handle (VM::call roots it before the main fiber stops being a root): an
+// allocates); the main fiber is kept between calls (hostcall.cc). When no argument is a
+// string, the arguments convert on the host thread: nil, bools and numbers are
+// immediates, an object is read from the handle of the caller's Value, which stays a root
+// for the whole call (the caller holds the Value). A result that is an object arrives held
+// by a new handle (VM::call roots it before the main fiber stops being a root): an
 // object's host Value adopts that handle; a string's bytes are copied while the handle
-// holds the string (its bytes never change), then the handle goes. So a host call runs
-// exactly one runMain (the main fiber's), and allocates no heap object of its own.
+// holds the string (its bytes never change), then the handle goes. Other results take no
+// handle. So a host call runs exactly one runMain (the main fiber's), and allocates no
+// heap object of its own.
 #include <algorithm>
 #include <atomic>
 #include <vector>
@@ -52,7 +53,7 @@ Value Vm::adoptResult(std::uint32_t h, vm::Value result) {
               : result.isBool() ? Value::boolean(result.asBool())
               : result.isObj()  ? Value::string(vm::as<vm::ObjString>(result)->view())
                                 : Value();
-  vm_->releaseHandle(h);  // after the string's bytes were copied
+  if (result.isObj()) vm_->releaseHandle(h);  // a string's, after its bytes were copied
   return out;
 }
 

@@ -21,9 +21,7 @@ spindle::Options quiet(int procs = 1) {
 
 std::uint64_t objects(spindle::Vm& vm) { return vm.stats().objects; }
 
-// Skipped: the main fiber is not kept between host calls (hostcall.cc, kKeepHostFiber:
-// a kept fiber was once freed while cached), so each call makes 3 objects.
-TEST_CASE("a host call that allocates nothing in Lox allocates no heap object" * doctest::skip(true)) {
+TEST_CASE("a host call that allocates nothing in Lox allocates no heap object") {
   spindle::Vm vm(quiet());
   REQUIRE(vm.run("fun noop(x) {} fun id(x) { return x; }").ok());
   const spindle::Value noop = *vm.global("noop");

@@ -324,8 +324,9 @@ Result Vm::call(const Value& callee, std::span<const Value> args) {
                             static_cast<int>(internal.size()), &result, &resultHandle);
   for (std::uint32_t h : handles) vm_->releaseHandle(h);
   if (!ok) return Result::failure(runtimeError(*vm_));
-  // The result is held by resultHandle; it becomes a host Value with a P (a string's
-  // bytes are read, an object gets its own handle).
+  // An object result is held by resultHandle; it becomes a host Value with a P (a
+  // string's bytes are read, an object gets its own handle). Other results are values.
+  if (!result.isObj()) return Result::success(fromInternal(result));
   Value out;
   vm_->withP([&] { out = fromInternal(vm_->handleValue(resultHandle)); });
   vm_->releaseHandle(resultHandle);

@@ -181,9 +181,10 @@ class VM {
   // Calls `callee(args)` on a new fiber to completion: from a host thread as the main G
   // of a runMain (ending with a deadlock or a spawned fiber's error is a failure); from
   // a native, inline on the caller's M (such a nested fiber cannot block). Returns true
-  // when it returned normally. With `resultHandle`, a successful result is also held by
-  // a new handle (the caller releases it), taken while the fiber is still a root: a host
-  // thread has no P, so nothing else would keep the result alive until it holds it.
+  // when it returned normally. With `resultHandle`, a successful result that is an object
+  // (result->isObj(), strings included) is also held by a new handle (the caller releases
+  // it), taken while the fiber is still a root: a host thread has no P, so nothing else
+  // would keep the result alive until it holds it. Other results get no handle.
   bool call(Value callee, const Value* args, int argc, Value* result,
             std::uint32_t* resultHandle = nullptr);
   // Spawns `callee(args)` as a new G (checks callability first; null + error otherwise).
@@ -749,11 +750,15 @@ class VM {
   std::atomic<ObjFiber*> hostFiberCache_{nullptr};
   // The kept fiber set up to call callee(args) (null when none is kept or it is too small).
   ObjFiber* reuseHostFiber(Value callee, const Value* args, int argc);
-  // Under handlesLock_, after the host call of fiber ended with status ok: whether it is
-  // now kept (else the caller drops it from hostFibers_ and releases its body).
-  bool keepHostFiberLocked(ObjFiber* fiber, bool ok);
+  // After the host call of fiber returned normally: whether it is now kept (else the
+  // caller drops it from hostFibers_ and releases its body). Needs no lock: the fiber is
+  // in hostFibers_ before and after.
+  bool keepHostFiber(ObjFiber* fiber);
   // ~VM: the kept fiber's body goes before stopFibers waits for every body.
   void dropHostFiber();
+  // Takes a host fiber no G runs out of hostFibers_ and drops the host's reference to its
+  // body (read before the erase: an unrooted fiber may be freed at once).
+  void unrootHostFiber(ObjFiber* fiber);
 
  public:
   // --- the live-heap limit (memlimit.cc) -------------------------------------------------
