@@ -274,7 +274,7 @@ class Parser {
   void patchJump(std::size_t operandOffset);
   void patchU32(std::size_t at, std::uint32_t value);
   void emitLoop(std::size_t loopStart);
-  void emitIncrementLoop(const CodeRange& increment, std::size_t loopStart, std::size_t exitJump);
+  void emitIncrementLoop(const CodeRange& increment, std::size_t loopStart);
   void emitReturn();
   std::uint32_t newIcSlot() { return fn_->proto->icSlots++; }
   std::uint32_t makeConstant(Constant value);
@@ -1350,7 +1350,7 @@ void Parser::forStatement() {
   }
 
   statement();
-  emitIncrementLoop(increment, loopStart, exitJump);
+  emitIncrementLoop(increment, loopStart);
   if (exitJump != kNoOffset) patchJump(exitJump);
   endScope();
 }
@@ -1359,13 +1359,8 @@ void Parser::forStatement() {
 // that is one `ADD_TO_LOCAL slot k` (`i = i + k`) with loopStart reading the same local
 // first (`GET_LOCAL slot`, as `i < n` does) becomes one ADD_TO_LOCAL_LOOP slot k (with
 // the increment's line: its error is the add's) whose jump lands after that GET_LOCAL.
-// When the instruction there is the loop's exit test (`exitJump` is its jump operand), a
-// narrow JUMP_UNLESS_<cmp>_<kind> that has a FOR_LOOP form (`i < n`, `i <= 10`), the
-// instruction is that FOR_LOOP_<cmp>_<kind> instead: same operands, same landing, and it
-// does the test too (the test's errors keep the test's line: the VM raises them with
-// its ip inside the test).
-void Parser::emitIncrementLoop(const CodeRange& increment, std::size_t loopStart, std::size_t exitJump) {
-  Instruction add, head, test;
+void Parser::emitIncrementLoop(const CodeRange& increment, std::size_t loopStart) {
+  Instruction add, head;
   const std::vector<std::uint8_t>& code = chunk().code;
   if (!increment.code.empty() &&
       decode(increment.code.data(), increment.code.size(), 0, add) &&
@@ -1373,15 +1368,9 @@ void Parser::emitIncrementLoop(const CodeRange& increment, std::size_t loopStart
       decode(code.data(), code.size(), loopStart, head) && head.op == OpCode::GET_LOCAL &&
       head.operands[0] == add.operands[0]) {
     const int line = increment.lines[0];
-    const std::size_t landing = loopStart + head.length;
-    OpCode op = OpCode::ADD_TO_LOCAL_LOOP;
-    if (exitJump != kNoOffset && decode(code.data(), code.size(), landing, test) && !test.wide &&
-        forLoopFor(test.op) != OpCode::NIL && exitJump + kJumpBytes == landing + test.length) {
-      op = forLoopFor(test.op);
-    }
     markTarget();
-    emitOp(op, {add.operands[0], add.operands[1]}, line);
-    const std::size_t distance = chunk().code.size() + kJumpBytes - landing;
+    emitOp(OpCode::ADD_TO_LOCAL_LOOP, {add.operands[0], add.operands[1]}, line);
+    const std::size_t distance = chunk().code.size() + kJumpBytes - (loopStart + head.length);
     for (int i = 0; i < 4; ++i) emitByte(static_cast<std::uint8_t>(distance >> (8 * i)), line);
     forgetRecent();
     return;

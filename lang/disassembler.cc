@@ -95,12 +95,6 @@ std::size_t disassembleInstruction(const FunctionProto& proto, std::size_t offse
       }
       break;
     case OpCode::ADD_TO_LOCAL_LOOP:
-    case OpCode::FOR_LOOP_LESS_CONSTANT:
-    case OpCode::FOR_LOOP_LESS_EQUAL_CONSTANT:
-    case OpCode::FOR_LOOP_LESS_GLOBAL:
-    case OpCode::FOR_LOOP_LESS_EQUAL_GLOBAL:
-    case OpCode::FOR_LOOP_LESS_LOCAL:
-    case OpCode::FOR_LOOP_LESS_EQUAL_LOCAL:
       out += fmt::format("{:<16} {:4} += {} '{}' {:4} -> {}\n", name, ops[0], ops[1],
                          constantText(proto, ops[1]), offset, in.jumpTarget());
       break;

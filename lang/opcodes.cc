@@ -1,8 +1,6 @@
 // opcodes.cc: names, shapes and the decoder of the instruction set (see opcodes.h).
 #include "lang/opcodes.h"
 
-#include <utility>
-
 namespace spindle::lang {
 
 namespace {
@@ -27,31 +25,6 @@ std::string_view opcodeName(OpCode op) {
 }
 
 OperandShape operandShape(OpCode op) { return kShapes[static_cast<std::size_t>(op)]; }
-
-namespace {
-constexpr std::pair<OpCode, OpCode> kForLoops[] = {
-    {OpCode::FOR_LOOP_LESS_CONSTANT, OpCode::JUMP_UNLESS_LESS_CONSTANT},
-    {OpCode::FOR_LOOP_LESS_EQUAL_CONSTANT, OpCode::JUMP_UNLESS_LESS_EQUAL_CONSTANT},
-    {OpCode::FOR_LOOP_LESS_GLOBAL, OpCode::JUMP_UNLESS_LESS_GLOBAL},
-    {OpCode::FOR_LOOP_LESS_EQUAL_GLOBAL, OpCode::JUMP_UNLESS_LESS_EQUAL_GLOBAL},
-    {OpCode::FOR_LOOP_LESS_LOCAL, OpCode::JUMP_UNLESS_LESS_LOCAL},
-    {OpCode::FOR_LOOP_LESS_EQUAL_LOCAL, OpCode::JUMP_UNLESS_LESS_EQUAL_LOCAL},
-};
-}  // namespace
-
-OpCode forLoopTest(OpCode forLoop) {
-  for (auto [loop, test] : kForLoops) {
-    if (loop == forLoop) return test;
-  }
-  return OpCode::NIL;
-}
-
-OpCode forLoopFor(OpCode test) {
-  for (auto [loop, t] : kForLoops) {
-    if (t == test) return loop;
-  }
-  return OpCode::NIL;
-}
 
 bool decode(const std::uint8_t* code, std::size_t size, std::size_t offset, Instruction& out) {
   out = Instruction{};

@@ -34,11 +34,7 @@
 // `GET_LOCAL slot; <cmp>; POP_JUMP_IF_FALSE`), then ADD_TO_LOCAL_LOOP slot, k, dist (shape
 // Index2Jump: `ADD_TO_LOCAL slot k; LOOP; GET_LOCAL slot`, a for loop's increment and
 // back edge when its condition starts by reading the same local: the backward jump lands
-// after that GET_LOCAL, whose push it does), then FOR_LOOP_<cmp>_<kind> slot, k, dist
-// (shape Index2Jump, <cmp> LESS or LESS_EQUAL, <kind> CONSTANT, GLOBAL or LOCAL):
-// ADD_TO_LOCAL_LOOP whose landing instruction is the loop's exit test, a narrow
-// JUMP_UNLESS_<cmp>_<kind> x exiting to the end of the FOR_LOOP: it does that test too,
-// reading x from the test's operand (forLoopTest gives the test's opcode).
+// after that GET_LOCAL, whose push it does).
 //
 // Stack effects are documented in docs/ARCHITECTURE.md next to the VM's contract.
 #pragma once
@@ -145,13 +141,7 @@ namespace spindle::lang {
   X(JUMP_UNLESS_GREATER_EQUAL_LOCAL, IndexJump) \
   X(JUMP_UNLESS_LESS_LOCAL, IndexJump) \
   X(JUMP_UNLESS_LESS_EQUAL_LOCAL, IndexJump) \
-  X(ADD_TO_LOCAL_LOOP, Index2Jump)  \
-  X(FOR_LOOP_LESS_CONSTANT, Index2Jump) \
-  X(FOR_LOOP_LESS_EQUAL_CONSTANT, Index2Jump) \
-  X(FOR_LOOP_LESS_GLOBAL, Index2Jump) \
-  X(FOR_LOOP_LESS_EQUAL_GLOBAL, Index2Jump) \
-  X(FOR_LOOP_LESS_LOCAL, Index2Jump) \
-  X(FOR_LOOP_LESS_EQUAL_LOCAL, Index2Jump)
+  X(ADD_TO_LOCAL_LOOP, Index2Jump)
 
 enum class OpCode : std::uint8_t {
 #define SPINDLE_OPCODE_ENUM(name, shape) name,
@@ -210,8 +200,8 @@ struct Instruction {
   // Absolute target of a jump (LOOP jumps backward, every other jump forward).
   std::size_t jumpTarget() const {
     const std::uint32_t distance = operands[operandCount - 1];
-    return op == OpCode::LOOP || operandShape(op) == OperandShape::Index2Jump ? offset + length - distance
-                                                                               : offset + length + distance;
+    return op == OpCode::LOOP || op == OpCode::ADD_TO_LOCAL_LOOP ? offset + length - distance
+                                                                  : offset + length + distance;
   }
 };
 
@@ -223,11 +213,6 @@ inline bool comparesGlobal(OpCode op) {
 inline bool comparesLocal(OpCode op) {
   return op >= OpCode::JUMP_UNLESS_EQUAL_LOCAL && op <= OpCode::JUMP_UNLESS_LESS_EQUAL_LOCAL;
 }
-
-// The loop-head test a FOR_LOOP_<cmp>_<kind> instruction performs (JUMP_UNLESS_<cmp>_<kind>),
-// or NIL for any other opcode; forLoopFor is the inverse (NIL when `test` has no FOR_LOOP).
-OpCode forLoopTest(OpCode forLoop);
-OpCode forLoopFor(OpCode test);
 
 // Decodes the instruction at `offset`. Returns false (leaving `out` unspecified) when
 // the bytes there are not a whole, well-formed instruction.

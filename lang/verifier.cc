@@ -40,7 +40,6 @@ void Verifier::check(const FunctionProto& fn, const FunctionProto* enclosing) {
   std::set<std::uint32_t> icUsed;
   std::map<std::size_t, Instruction> endingAt;  // each instruction by its end offset
   std::vector<std::tuple<std::size_t, std::size_t, std::uint32_t>> loopReads;  // (from, to, slot)
-  std::vector<Instruction> forLoops;  // FOR_LOOP_<cmp>_<kind>: their exit test is checked last
   OpCode last = OpCode::NIL;
 
   auto isString = [&](std::uint32_t i) {
@@ -120,19 +119,12 @@ void Verifier::check(const FunctionProto& fn, const FunctionProto* enclosing) {
         break;
       }
       case OpCode::ADD_TO_LOCAL_LOOP:  // lands right after a GET_LOCAL of its slot
-      case OpCode::FOR_LOOP_LESS_CONSTANT:  // ... on its exit test, which exits to its end
-      case OpCode::FOR_LOOP_LESS_EQUAL_CONSTANT:
-      case OpCode::FOR_LOOP_LESS_GLOBAL:
-      case OpCode::FOR_LOOP_LESS_EQUAL_GLOBAL:
-      case OpCode::FOR_LOOP_LESS_LOCAL:
-      case OpCode::FOR_LOOP_LESS_EQUAL_LOCAL:
         if (!isNumber(ops[1])) problem(fn, offset, "constant {} not a number", ops[1]);
         if (ops[2] > offset + in.length) {
           problem(fn, offset, "loop before the start");
         } else {
           jumps.emplace_back(offset, in.jumpTarget());
           loopReads.emplace_back(offset, in.jumpTarget(), ops[0]);
-          if (in.op != OpCode::ADD_TO_LOCAL_LOOP) forLoops.push_back(in);
         }
         break;
       case OpCode::LOOP:
@@ -192,14 +184,6 @@ void Verifier::check(const FunctionProto& fn, const FunctionProto* enclosing) {
     if (before == endingAt.end() || before->second.op != OpCode::GET_LOCAL ||
         before->second.operands[0] != slot) {
       problem(fn, from, "ADD_TO_LOCAL_LOOP to {}: not after GET_LOCAL {}", to, slot);
-    }
-  }
-  for (const Instruction& loop : forLoops) {
-    Instruction test;
-    if (!decode(c.code.data(), c.code.size(), loop.jumpTarget(), test) || test.wide ||
-        test.op != forLoopTest(loop.op) || test.jumpTarget() != loop.offset + loop.length) {
-      problem(fn, loop.offset, "{} to {}: not a narrow {} exiting to its end", opcodeName(loop.op),
-              loop.jumpTarget(), opcodeName(forLoopTest(loop.op)));
     }
   }
   for (const UpvalueDesc& up : fn.upvalues) {

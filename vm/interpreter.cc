@@ -7,10 +7,9 @@
 // observe it: calls, errors, yielding, returning. After a call or anything that may
 // grow the stack, the locals are reloaded from the fiber (LOAD).
 //
-// Safepoints: calls (once the callee's frame is pushed, so resuming enters it) and the
-// backward jumps (LOOP, ADD_TO_LOCAL_LOOP, FOR_LOOP_<cmp>_<kind>: after the jump)
-// decrement `budget` and check the G's preemption flag (g->preempt; the VM's own flag
-// for a fiber run outside a G); when either says so, the
+// Safepoints: calls (once the callee's frame is pushed, so resuming enters it) and
+// OP_LOOP (after the jump) decrement `budget` and check the G's preemption flag
+// (g->preempt; the VM's own flag for a fiber run outside a G); when either says so, the
 // fiber's state is saved and run returns Yield, to resume exactly there on the next run.
 // Blocking (a channel op, a select, sleep()) saves the state with the operands still on
 // the stack and returns Park; FiberBody::resume completes the operation on the next run.
@@ -470,40 +469,6 @@ RunStatus VM::interpret(ObjFiber* fiber, std::int64_t budget) {
     --sp;                                                                    \
     if (!(cond)) ip += d;                                                    \
   } while (0)
-// FOR_LOOP_<cmp>_<kind> slot k dist (lang/opcodes.h): ADD_TO_LOCAL_LOOP's increment and
-// backward jump, which lands on the loop's exit test, a narrow JUMP_UNLESS_<cmp>_<kind> x
-// exiting to this instruction's end; that test is done here, with the new value of the
-// local as its left operand: READ(vb, x) reads its right operand as the test does (its
-// error included). ip stands inside the test (after x) while it may raise, so its errors
-// carry the test's line; then it moves to the body (after the test) or past this
-// instruction. The safepoint polls last: a fiber that yields resumes there, as after the
-// unfused test.
-#define FOR_LOOP(READ, cond)                                                           \
-  do {                                                                                 \
-    Value* slot_ = &slots[INDEX()];                                                    \
-    const Value i_ = stackLoad(slot_);                                                 \
-    const double k_ = constants[INDEX()].asNumber();                                   \
-    if (!i_.isNumber()) [[unlikely]] ERROR("Operands must be two numbers or two strings."); \
-    const Value va = Value::arith(i_.asNumber() + k_);                                 \
-    stackStore(slot_, va);                                                             \
-    const std::uint32_t d_ = JUMP_OPERAND();                                           \
-    const std::uint8_t* exit_ = ip;                                                    \
-    ip = ip - d_ + 2; /* the test's opcode and its one-byte operand x */               \
-    READ(vb, ip[-1]);                                                                  \
-    double a, b;                                                                       \
-    COMPARE_OPERANDS(va, vb, a, b);                                                    \
-    ip = (cond) ? ip + lang::kJumpBytes : exit_;                                       \
-    SAFEPOINT();                                                                       \
-    NEXT();                                                                            \
-  } while (0)
-// The right operands of the three kinds of test, as JUMP_UNLESS_<cmp>_<kind> reads them.
-#define FOR_LOOP_CONSTANT(v, x) const Value v = constants[x]
-#define FOR_LOOP_LOCAL(v, x) const Value v = stackLoad(&slots[x])
-#define FOR_LOOP_GLOBAL(v, x)                                                             \
-  const std::uint32_t v##Slot = x;                                                        \
-  const Value v = loadValue(&globalsData()[v##Slot]);                                     \
-  if (v.isUndefined()) [[unlikely]]                                                       \
-    ERROR("Undefined variable '{}'.", lang::displayName(globalNames_.name(v##Slot)))
 // Reads global `INDEX()` into a new local `v`, as GET_GLOBAL does (its error when unset).
 #define GLOBAL_OPERAND(v)                                                                 \
   const std::uint32_t v##Slot = INDEX();                                                  \
@@ -563,10 +528,6 @@ RunStatus VM::interpret(ObjFiber* fiber, std::int64_t budget) {
 #undef NUMBER_OP
 #undef COMPARE_JUMP
 #undef COMPARE_CONSTANT_JUMP
-#undef FOR_LOOP
-#undef FOR_LOOP_CONSTANT
-#undef FOR_LOOP_LOCAL
-#undef FOR_LOOP_GLOBAL
 }
 
 }  // namespace spindle::vm
