@@ -47,7 +47,7 @@ bool errorInit(VM& vm, int, const Value* args, Value*) {
 }  // namespace
 
 void VM::registerErrorClass() {
-  errorClass_ = newHostClass("Error", {{"init", 1, errorInit}});
+  setRoot(errorClass_, newHostClass("Error", {{"init", 1, errorInit}}));
   setGlobal(globalSlot("Error"), Value::object(errorClass_));
 }
 

@@ -83,7 +83,7 @@ bool nativeGcWaitFinalizers(VM& vm, const void*, int, Value*, Value*) {
 }  // namespace
 
 void VM::registerGCStatsNative() {
-  gcStatsClass_ = newClass(intern("GCStats"));
+  setRoot(gcStatsClass_, newClass(intern("GCStats")));
   setGlobal(globalSlot("gcstats"), Value::object(newNative("gcstats", 0, nativeGcStats)));
   setGlobal(globalSlot("setGCPercent"), Value::object(newNative("setGCPercent", 1, nativeSetGCPercent)));
   setGlobal(globalSlot("setMemoryLimit"), Value::object(newNative("setMemoryLimit", 1, nativeSetMemoryLimit)));

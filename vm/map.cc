@@ -254,11 +254,11 @@ bool VM::mapMethod(ObjMap* m, ObjString* name, int argc, const Value* args, Valu
 }
 
 void VM::registerMapNatives() {
-  mapNames_.has = intern("has");
-  mapNames_.remove = intern("remove");
-  mapNames_.keys = intern("keys");
-  mapNames_.values = intern("values");
-  mapNames_.clear = intern("clear");
+  setRoot(mapNames_.has, intern("has"));
+  setRoot(mapNames_.remove, intern("remove"));
+  setRoot(mapNames_.keys, intern("keys"));
+  setRoot(mapNames_.values, intern("values"));
+  setRoot(mapNames_.clear, intern("clear"));
   setGlobal(globalSlot("Map"), Value::object(newNative("Map", 0, nativeMap)));
 }
 

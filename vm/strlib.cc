@@ -450,8 +450,8 @@ void VM::registerStringLib() {
     }
     return k;
   };
-  stringMethods_ = methods("String", kStringMethods);
-  listMethods_ = methods("List", kListMethods);
+  setRoot(stringMethods_, methods("String", kStringMethods));
+  setRoot(listMethods_, methods("List", kListMethods));
   for (const LibFn& d : kGlobals) setGlobal(globalSlot(d.name), Value::object(newNative(d.name, d.arity, d.fn)));
 }
 

@@ -165,17 +165,17 @@ VM::VM(VMOptions options)
     : options_(std::move(options)), sched_(acquireSched(options_)) {
   rootsId_ = runtime::registerRoots(scanRoots, this, scanRootsLabelled);
   withP([this] {
-    initString_ = intern("init");
-    pushString_ = intern("push");
-    popString_ = intern("pop");
-    lenString_ = intern("len");
-    sendString_ = intern("send");
-    recvString_ = intern("recv");
-    closeString_ = intern("close");
-    capString_ = intern("cap");
-    joinString_ = intern("join");
-    doneString_ = intern("done");
-    hostDataKey_ = intern(kHostDataField);
+    setRoot(initString_, intern("init"));
+    setRoot(pushString_, intern("push"));
+    setRoot(popString_, intern("pop"));
+    setRoot(lenString_, intern("len"));
+    setRoot(sendString_, intern("send"));
+    setRoot(recvString_, intern("recv"));
+    setRoot(closeString_, intern("close"));
+    setRoot(capString_, intern("cap"));
+    setRoot(joinString_, intern("join"));
+    setRoot(doneString_, intern("done"));
+    setRoot(hostDataKey_, intern(kHostDataField));
     std::uint32_t clock = globalSlot("clock");
     setGlobal(clock, Value::object(newNative("clock", 0, nativeClock)));
     registerConcurrencyNatives();
@@ -502,13 +502,13 @@ void VM::forEachRootRef(const Ptr& ptr) {
       });
     }
   }
-  for (Obj* s : std::initializer_list<Obj*>{initString_, pushString_, popString_, lenString_,
-                                            sendString_, recvString_, closeString_, capString_,
-                                            joinString_, doneString_,
-                                            hostDataKey_, gcStatsClass_, errorClass_,
-                                            mapNames_.has, mapNames_.remove, mapNames_.keys,
-                                            mapNames_.values, mapNames_.clear, stringMethods_,
-                                            listMethods_}) {
+  for (Obj* s : std::initializer_list<Obj*>{
+           loadRoot(initString_), loadRoot(pushString_), loadRoot(popString_), loadRoot(lenString_),
+           loadRoot(sendString_), loadRoot(recvString_), loadRoot(closeString_), loadRoot(capString_),
+           loadRoot(joinString_), loadRoot(doneString_), loadRoot(hostDataKey_), loadRoot(gcStatsClass_),
+           loadRoot(errorClass_), loadRoot(mapNames_.has), loadRoot(mapNames_.remove),
+           loadRoot(mapNames_.keys), loadRoot(mapNames_.values), loadRoot(mapNames_.clear),
+           loadRoot(stringMethods_), loadRoot(listMethods_)}) {
     ptr(s, fixed("vm built-in"));
   }
   for (const auto& b : byteStrings_) ptr(b.load(std::memory_order_acquire), fixed("vm byte string"));

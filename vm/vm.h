@@ -519,6 +519,20 @@ class VM {
   // forEachRoot's body: ptr(p, name) per root pointer, name(out) naming it.
   template <typename Ptr>
   void forEachRootRef(const Ptr& ptr);
+  // The built-in root fields (the names, classes and method tables forEachRootRef lists)
+  // are set once, by the constructor, after the roots are registered (so a cycle keeps
+  // what the constructor allocated); a cycle of a world another VM started may scan them
+  // meanwhile. So each is stored with release and read by the scan with acquire (it then
+  // sees the object initialised); the VM's own threads read them plainly after
+  // construction.
+  template <typename T>
+  static void setRoot(T*& field, T* value) {
+    std::atomic_ref<T*>(field).store(value, std::memory_order_release);
+  }
+  template <typename T>
+  static T* loadRoot(T*& field) {
+    return std::atomic_ref<T*>(field).load(std::memory_order_acquire);
+  }
   void registerInspectNatives();  // gcinspect.cc
   // The process runtime (vm.cc): acquireSched takes a reference (creating the Sched with
   // o's procs and collector settings when there is none); releaseSchedIfLast drops this
