@@ -421,7 +421,8 @@ bool VM::call(Value callee, const Value* args, int argc, Value* result,
     // the root scan takes handlesLock_, so it sees one or the other.
     std::lock_guard<std::mutex> lk(handlesLock_);
     if (ok && resultHandle != nullptr && result->isObj()) *resultHandle = newHandleLocked(*result);
-    kept = ok && keepHostFiber(fiber);
+    // A non-object result already had its try above.
+    kept = ok && result->isObj() && keepHostFiber(fiber);
     if (!kept) std::erase(hostFibers_, fiber);
   }
   if (!kept) body->release();

@@ -44,9 +44,7 @@ Result Vm::callDirect(const Value& callee, std::span<const Value> args) {
 Value Vm::adoptResult(std::uint32_t h, vm::Value result) {
   if (result.isObj() && !vm::isKind(result, vm::ObjKind::String)) {
     Value out;
-    out.kind_ = Value::Kind::Object;
-    out.anchor_ = anchor_.anchor;
-    out.handle_ = h;
+    out.setObject(anchor_.anchor, h);
     return out;
   }
   Value out = result.isNumber() ? Value::number(result.asNumber())

@@ -27,46 +27,74 @@ namespace spindle {
 
 Value Value::string(std::string_view s) {
   Value v;
-  v.kind_ = Kind::String;
-  v.string_ = std::string(s);
+  v.setString(s);
   return v;
+}
+
+void Value::setString(std::string_view s) {
+  new (&u_.string) std::string(s);  // may throw bad_alloc: the Value stays nil
+  kind_ = Kind::String;
+}
+
+void Value::setObject(const std::shared_ptr<detail::VmAnchor>& anchor, std::uint32_t h) {
+  new (&u_.anchor) std::shared_ptr<detail::VmAnchor>(anchor);
+  handle_ = h;
+  borrowed_ = nullptr;
+  kind_ = Kind::Object;
+}
+
+void Value::takePayload(Value& other) noexcept {
+  if (other.kind_ == Kind::String) {
+    new (&u_.string) std::string(std::move(other.u_.string));
+    other.u_.string.~basic_string();
+  } else if (other.borrowed_ == nullptr) {
+    new (&u_.anchor) std::shared_ptr<detail::VmAnchor>(std::move(other.u_.anchor));
+    other.u_.anchor.~shared_ptr();
+  }
+  other.borrowed_ = nullptr;
+}
+
+void Value::dropPayload() noexcept {
+  if (kind_ == Kind::String) {
+    u_.string.~basic_string();
+    return;
+  }
+  if (borrowed_ != nullptr) return;
+  // A Value outliving its Vm: its handle went with the Vm's handle table.
+  if (Vm* v = u_.anchor->vm.load(std::memory_order_acquire)) v->vm_->releaseHandle(handle_);
+  u_.anchor.~shared_ptr();
 }
 
 Vm& Value::owner() const {
   if (borrowed_ != nullptr) return *borrowed_;
-  Vm* v = anchor_->vm.load(std::memory_order_acquire);
+  Vm* v = u_.anchor->vm.load(std::memory_order_acquire);
   SPINDLE_CHECK(v != nullptr, "spindle::Value (object, handle {}) used after its Vm was destroyed",
                 handle_);
   return *v;
 }
 
-Value::Value(const Value& o)
-    : kind_(o.kind_), bool_(o.bool_), number_(o.number_), string_(o.string_), anchor_(o.anchor_) {
-  if (kind_ == Kind::Object) {
+Value::Value(const Value& o) : bool_(o.bool_), number_(o.number_) {
+  // kind_ is set last: a copy that throws (bad_alloc) has constructed no payload.
+  if (o.kind_ == Kind::String) {
+    new (&u_.string) std::string(o.u_.string);
+  } else if (o.kind_ == Kind::Object) {
     Vm& owner = o.owner();
     vm::VM& in = *owner.vm_;
-    if (o.borrowed_ != nullptr) {
-      // A native's argument, rooted by its fiber's stack while the native runs.
-      anchor_ = owner.anchor_.anchor;
-      handle_ = in.newHandle(owner.toInternalValue(o));
-    } else {
-      handle_ = in.newHandle(in.handleValue(o.handle_));
-    }
+    // A borrowed one is a native's argument, rooted by its fiber's stack while the native runs.
+    const std::uint32_t h = o.borrowed_ != nullptr ? in.newHandle(owner.toInternalValue(o))
+                                                   : in.newHandle(in.handleValue(o.handle_));
+    new (&u_.anchor) std::shared_ptr<detail::VmAnchor>(owner.anchor_.anchor);
+    handle_ = h;
   }
+  kind_ = o.kind_;
 }
+
 Value& Value::operator=(Value o) noexcept {
-  std::swap(kind_, o.kind_);
-  std::swap(bool_, o.bool_);
-  std::swap(number_, o.number_);
-  std::swap(string_, o.string_);
-  std::swap(anchor_, o.anchor_);
-  std::swap(handle_, o.handle_);
-  std::swap(borrowed_, o.borrowed_);
+  // o is this Value's new contents (copied or moved in by the caller): the old ones go,
+  // and o's move into place cannot throw.
+  this->~Value();
+  new (this) Value(std::move(o));
   return *this;
-}
-void Value::release() {
-  // A Value outliving its Vm: its handle went with the Vm's handle table.
-  if (Vm* v = anchor_->vm.load(std::memory_order_acquire)) v->vm_->releaseHandle(handle_);
 }
 
 bool Value::asBool() const {
@@ -76,7 +104,7 @@ bool Value::asBool() const {
 void Value::wrongKind(const char* want) const { throw TypeError(want, typeName()); }
 const std::string& Value::asString() const {
   if (!isString()) throw TypeError("string", typeName());
-  return string_;
+  return u_.string;
 }
 
 // --- TypeError and argument checks ---------------------------------------------------------
@@ -122,7 +150,7 @@ std::string Value::toString() const {
     case Kind::Nil: return "nil";
     case Kind::Bool: return bool_ ? "true" : "false";
     case Kind::Number: return vm::VM::toStringNumber(number_);
-    case Kind::String: return string_;
+    case Kind::String: return u_.string;
     case Kind::Object: return owner().vm_->toString(owner().toInternalValue(*this));
   }
   return "?";
@@ -143,19 +171,25 @@ std::string Error::format() const {
 Result Result::failure(Error e) {
   Result r;
   r.ok_ = false;
-  r.error_ = std::move(e);
+  r.error_ = std::make_unique<Error>(std::move(e));
   return r;
+}
+Result::Result(const Result& o)
+    : ok_(o.ok_), value_(o.value_), error_(o.error_ ? std::make_unique<Error>(*o.error_) : nullptr) {}
+Result& Result::operator=(const Result& o) {
+  if (this != &o) *this = Result(o);
+  return *this;
 }
 Result Result::failure(std::string message) {
   return failure(Error{Error::Kind::Runtime, std::move(message), {}});
 }
 const Value& Result::value() const {
-  SPINDLE_CHECK(ok_, "spindle::Result::value on an error: {}", error_.message);
+  SPINDLE_CHECK(ok_, "spindle::Result::value on an error: {}", error_->message);
   return value_;
 }
 const Error& Result::error() const {
   SPINDLE_CHECK(!ok_, "spindle::Result::error on a success");
-  return error_;
+  return *error_;
 }
 
 // --- Vm --------------------------------------------------------------------------------------
@@ -248,9 +282,7 @@ Value Vm::fromInternal(vm::Value x) {
   if (!x.isObj()) return Value();
   if (vm::isKind(x, vm::ObjKind::String)) return Value::string(vm::as<vm::ObjString>(x)->view());
   Value out;
-  out.kind_ = Value::Kind::Object;
-  out.anchor_ = anchor_.anchor;
-  out.handle_ = vm_->newHandle(x);
+  out.setObject(anchor_.anchor, vm_->newHandle(x));
   return out;
 }
 

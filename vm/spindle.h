@@ -272,15 +272,16 @@ class Value {
   static Value string(std::string_view s);
 
   Value(const Value& other);
+  // A moved-from Value is nil.
   Value(Value&& other) noexcept
-      : kind_(other.kind_), bool_(other.bool_), number_(other.number_), string_(std::move(other.string_)),
-        anchor_(std::move(other.anchor_)), handle_(other.handle_), borrowed_(other.borrowed_) {
+      : kind_(other.kind_), bool_(other.bool_), handle_(other.handle_), number_(other.number_),
+        borrowed_(other.borrowed_) {
+    if (other.holdsPayload()) [[unlikely]] takePayload(other);
     other.kind_ = Kind::Nil;
-    other.borrowed_ = nullptr;
   }
   Value& operator=(Value other) noexcept;
   ~Value() {
-    if (kind_ == Kind::Object && borrowed_ == nullptr) release();
+    if (holdsPayload()) [[unlikely]] dropPayload();
   }
 
   Kind kind() const { return kind_; }
@@ -307,19 +308,35 @@ class Value {
   friend class Pinner;
   // The Vm of an object Value (fatal if it was destroyed).
   Vm& owner() const;
-  // ~Value of an object Value that holds a handle; the accessors' TypeError.
-  void release();
+  // The payload lives with kind_: a String holds u_.string (its bytes), an object Value
+  // holds u_.anchor (its Vm) and handle_ unless it is borrowed, and the other kinds hold
+  // neither. So a nil, bool or number Value is plain data: making, moving and destroying
+  // one costs a few stores and one test of kind_ (a native call's arguments and result).
+  bool holdsPayload() const { return kind_ >= Kind::String; }
+  // On a nil Value: becomes a String, or an object Value holding handle h of anchor's Vm.
+  void setString(std::string_view s);
+  void setObject(const std::shared_ptr<detail::VmAnchor>& anchor, std::uint32_t h);
+  // Moves other's payload here (this Value has the kind but no payload yet).
+  void takePayload(Value& other) noexcept;
+  // ~Value of a String or object Value: frees the bytes, or releases the handle.
+  void dropPayload() noexcept;
+  // The accessors' TypeError.
   [[noreturn]] void wrongKind(const char* want) const;
+  union Payload {
+    Payload() noexcept {}
+    ~Payload() {}
+    std::string string;
+    std::shared_ptr<detail::VmAnchor> anchor;  // the Vm holding handle_
+  };
   Kind kind_ = Kind::Nil;
   bool bool_ = false;
+  std::uint32_t handle_ = 0;  // an object's persistent handle in its Vm
   double number_ = 0;
-  std::string string_;
-  std::shared_ptr<detail::VmAnchor> anchor_;  // for objects: the Vm holding handle_
-  std::uint32_t handle_ = 0;                  // persistent handle in that Vm
   // A native's argument (vm/hostnative.cc): an object Value borrowed from the calling
   // fiber's stack, which roots it for the call, so it holds no handle. borrowed_ is its
   // Vm and number_'s bits are the internal value; a copy takes a handle of its own.
   Vm* borrowed_ = nullptr;
+  Payload u_;
 };
 
 struct Error {
@@ -341,6 +358,11 @@ class Result {
   static Result failure(Error e);
   // A runtime error with this message (what natives return to raise one).
   static Result failure(std::string message);
+  Result(const Result& other);
+  Result(Result&&) noexcept = default;
+  Result& operator=(const Result& other);
+  Result& operator=(Result&&) noexcept = default;
+  ~Result() = default;
 
   bool ok() const { return ok_; }
   const Value& value() const;  // requires ok()
@@ -350,7 +372,9 @@ class Result {
   explicit Result(Value v) : value_(std::move(v)) {}
   bool ok_ = true;
   Value value_;
-  Error error_;
+  // A failure's Error, null on a success: a success (every native call's result) makes
+  // and destroys no Error.
+  std::unique_ptr<Error> error_;
 };
 
 // The whole of a file (a script's source) as a string Value; a file that cannot be opened
