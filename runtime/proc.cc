@@ -2,6 +2,8 @@
 // detection (Go's proc.go). See proc.h for the design and invariants.
 #include "runtime/proc.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <ctime>
 #include <system_error>
@@ -491,8 +493,8 @@ void Sched::pidleput(P* p) {
     return;
   }
   if (!syscallWaiters_.empty()) {
-    M* w = syscallWaiters_.back();
-    syscallWaiters_.pop_back();
+    M* w = syscallWaiters_.front();
+    syscallWaiters_.pop_front();
     nsyscallWaiters_.fetch_sub(1, std::memory_order_relaxed);
     p->status.store(PStatus::Idle);
     w->nextp = p;
@@ -1222,6 +1224,31 @@ void Sched::checkpoint() {
   // Not quiescent: the body's C++ frames hold state its traceStack does not report.
   enterSyscall(/*stackQuiescent=*/false);  // runs a pending forEachP fn; hands the P to a stopper
   exitSyscall();
+}
+
+void Sched::lockWaitRelax() {
+  M* m = tlsM;
+  if (m != nullptr && m->p != nullptr && m->curg != nullptr) {
+    Sched* s = m->sched;
+    if (s->nsyscallWaiters_.load(std::memory_order_relaxed) > 0) {
+      // An M waits for a P and this G only waits for a lock: give it ours, as sysmon's
+      // retake gives it a P left in a foreign call (the G's C++ frames hold state: not
+      // quiescent). enterSyscall runs a pending forEachP fn, and a stopping world takes
+      // the P instead (the CAS then fails).
+      enterSyscall(/*stackQuiescent=*/false);
+      P* p = m->oldp;
+      PStatus want = PStatus::Syscall;
+      if (p->status.compare_exchange_strong(want, PStatus::Idle)) {
+        p->syscalltick.store(p->syscalltick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        std::lock_guard<std::mutex> lk(s->lock_);
+        s->pidleput(p);  // to the first waiting M; idle again if none is left
+      }
+      exitSyscall();  // waits for a P behind the Ms already waiting
+    } else if (checkpointPending()) {
+      checkpoint();
+    }
+  }
+  sched_yield();
 }
 
 void Sched::exitSyscall() {

@@ -17,6 +17,12 @@
 //     Gs are asked to come to a safepoint through g->preempt.
 //   - sysmon (sysmon.cc): fires timers, preempts Gs running > 10 ms, retakes Ps from Ms in
 //     foreign calls (enterSyscall/exitSyscall).
+//   - An M whose G left a foreign call or a checkpoint without its P waits in exitSyscall
+//     (its G is on its C++ stack: it cannot migrate) until pidleput hands it one, in
+//     arrival order. Ms give it theirs at their next return to schedule() (sysmon asks
+//     every running G to get there), and a G spinning on a lock does at once
+//     (lockWaitRelax): such a G makes no progress until the holder, which may be that
+//     waiting M, runs again.
 //   - Deadlock (checkdead): when every M is idle, no G is runnable, no timer is pending,
 //     no G waits on the host, and a host thread waits in runMain, that run ends with
 //     RunStatus::Deadlock ("all fibers are asleep - deadlock!").
@@ -47,6 +53,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <vector>
@@ -184,6 +191,15 @@ class Sched {
   // Whether a stopTheWorld or forEachP waits for the calling G's P (what checkpoint acts
   // on); false outside a running G.
   static bool checkpointPending();
+  // For a G body spinning on a lock that another G may hold while it has no P (a lock
+  // held across a checkpoint or a foreign call: vm's WordLock, barrier.h): one round of
+  // the wait. When an M waits in exitSyscall for a P (the holder's may be one: it cannot
+  // release the lock before it runs again), the caller's P goes to the first such M and
+  // the caller waits for a P itself, as after a foreign call; otherwise it passes a
+  // checkpoint. Then it yields the thread. Outside a running G it only yields. The rule
+  // it keeps: a lock waiter never holds a P that an M waiting for one could have, so
+  // waiters that fill every P cannot starve a holder stopped in exitSyscall.
+  static void lockWaitRelax();
 
   // Timers (time.cc). sleep: the body returns the Step; the G wakes after `ns`.
   Step sleep(G* g, std::int64_t ns);
@@ -304,7 +320,10 @@ class Sched {
   P* pidle_ = nullptr;
   std::vector<M*> midle_;
   std::vector<M*> allm_;         // worker Ms (joined at destruction)
-  std::vector<M*> syscallWaiters_;  // Ms in exitSyscall waiting for any P
+  // Ms in exitSyscall waiting for any P, served first come first served (pidleput): a
+  // lock holder that queued is served before lock waiters that handed it their Ps and
+  // queued after it (lockWaitRelax), however often they pass Ps around.
+  std::deque<M*> syscallWaiters_;
   // Under lock_: while startTheWorld hands out Ps, the syscall waiters pidleput gives a
   // P to are collected here and woken after the pause is taken and the lock released.
   std::vector<M*>* deferredWakes_ = nullptr;

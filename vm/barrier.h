@@ -17,12 +17,11 @@
 // program may lose updates or read stale values; it never reads a torn word.
 #pragma once
 
-#include <sched.h>
-
 #include <atomic>
 
 #include "runtime/gc.h"
 #include "runtime/pheap.h"
+#include "runtime/proc.h"
 #include "vm/object.h"
 #include "vm/value.h"
 
@@ -113,9 +112,18 @@ inline bool listIndex(ObjList* l, Value index, std::uint32_t* k) {
 }
 
 // A one-word spin lock inside a heap object (0 = free, 1 = held). `relax` runs while
-// another holds it: a lock whose holder may allocate (and so be stopped mid-section by a
-// stop-the-world or forEachP) needs waiters that let the world stop as well, or the stop
-// would wait for a waiter that waits for a stopped holder.
+// another holds it. A holder that passes no checkpoint and makes no foreign call keeps its
+// P for the whole section (the upvalue lock: a few stores), so plain spinning is enough:
+// it runs and releases. A lock whose holder may allocate or pass a checkpoint needs
+// checkpointRelax, for two cycles:
+//   - a stop of the world (or forEachP) stops the holder mid-section; a waiter that did
+//     not let the world stop too would keep the stop waiting for it, and it waits for
+//     the stopped holder;
+//   - the holder loses its P at such a stop (or to sysmon's retake in a foreign call) and
+//     waits in exitSyscall for one; if every P then runs a waiter (the restart handed
+//     them to queued fibers, which reached the lock), the holder never runs again. So a
+//     waiter hands its P to any M waiting for one (Sched::lockWaitRelax) and waits in
+//     exitSyscall itself: the holder, first in line, gets a P. Test: wordlock_test.
 class WordLock {
  public:
   explicit WordLock(std::uint32_t& word, void (*relax)() = nullptr) : word_(word) {
@@ -135,11 +143,9 @@ class WordLock {
 
 // WordLock's `relax` for locks whose holder may allocate or pass a checkpoint (a script
 // Pinner's methods, appending to a map): a waiter passes a checkpoint too, so a stop of the
-// world proceeds while it waits.
-inline void checkpointRelax() {
-  runtime::checkpoint();
-  sched_yield();
-}
+// world proceeds while it waits, and gives its P to an M waiting for one, which may be the
+// holder's.
+inline void checkpointRelax() { runtime::Sched::lockWaitRelax(); }
 
 // --- upvalues (any fiber) -----------------------------------------------------------------
 // Reads through an upvalue. An open location may go stale while we read it (the owner

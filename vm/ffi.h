@@ -74,8 +74,9 @@ struct ObjBytes : Obj {
 };
 
 // runtime::Pinner has a single owner; a script's Pinner may be used by any fibers at
-// once, so its methods run under `lock` (a WordLock whose waiters pass through
-// Sched::checkpoint: pin may allocate, and so be stopped mid-call).
+// once, so its methods run under `lock` (a WordLock with checkpointRelax: pin may
+// allocate, and so be stopped mid-call, losing its P; waiters let the world stop and give
+// their Ps to Ms waiting for one).
 struct ObjPinner : Obj {
   std::uint32_t lock;      // 0 free, 1 held (zeroed by mallocgc)
   runtime::Pinner pinner;  // Holding::Traced; constructed in place, never destroyed

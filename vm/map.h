@@ -89,7 +89,8 @@ struct MapStorage : Obj {
 };
 
 // `storage` is null until the first key is set. Appending a key takes `lock` (a WordLock
-// whose waiters pass checkpoints: growth allocates and copies through checkpoints), so two
+// whose waiters pass checkpoints and give their Ps to Ms waiting for one: growth
+// allocates and copies through checkpoints, where the holder may lose its P), so two
 // racing appends never claim one entry (a reader would pair one key with the other's
 // value) nor append one key twice; lookups, re-sets, removals and clear take none.
 struct ObjMap : Obj {
