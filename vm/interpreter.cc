@@ -57,6 +57,9 @@ namespace {
 // `a % b`: std::fmod (the result has a's sign, -0 included). Two integers below 2^53 take
 // the integer remainder instead, which is the same value and an order of magnitude
 // cheaper than the library's fmod (loops such as `i % 20` are common).
+// Safepoints between two reads of the preemption flag (a power of two; see SAFEPOINT).
+constexpr std::int64_t kPollEvery = 64;
+
 inline double numberMod(double a, double b) {
   constexpr double kExact = 0x1p53;
   if (a > -kExact && a < kExact && b > -kExact && b < kExact) {
@@ -256,6 +259,8 @@ RunStatus VM::interpret(ObjFiber* fiber, std::int64_t budget) {
     std::int64_t* out;
     ~BudgetOut() { *out = left; }
   } budgetOut{budget, &fiber->body->budgetLeft};
+  // SAFEPOINT's test finds the budget's end only when it counts down to 0 exactly.
+  if (budget < 1) budget = 1;
   const ProfRunScope profScope(fiber);  // vm/prof.h: the fiber the profilers walk
   if (interrupted(fiber)) [[unlikely]] return failInterrupted(fiber);  // interrupt.cc
   if (aborted(fiber)) [[unlikely]] {  // another fiber of this host call failed
@@ -367,13 +372,20 @@ RunStatus VM::interpret(ObjFiber* fiber, std::int64_t budget) {
   do {                         \
     if (!(call)) goto L_fail;  \
   } while (0)
-#define SAFEPOINT()                                                             \
-  do {                                                                          \
-    if (--budget <= 0 || fiber->preempt->load(std::memory_order_relaxed)) [[unlikely]] { \
-      fiber->preempt->store(false, std::memory_order_relaxed);                          \
-      SAVE();                                                                   \
-      return RunStatus::Yield;                                                  \
-    }                                                                           \
+// The poll: the budget counts down by one per safepoint and the checks run when it
+// reaches a multiple of kPollEvery (it starts at 1 or more, so it meets 0 exactly: a
+// budget still yields at its last step); the preemption flag is thus read every
+// kPollEvery safepoints (a stop or a time slice waits that many more loop iterations or
+// calls, well under a microsecond of work each).
+#define SAFEPOINT()                                                                      \
+  do {                                                                                   \
+    if ((--budget & (kPollEvery - 1)) == 0) [[unlikely]] {                               \
+      if (budget <= 0 || fiber->preempt->load(std::memory_order_relaxed)) {              \
+        fiber->preempt->store(false, std::memory_order_relaxed);                         \
+        SAVE();                                                                          \
+        return RunStatus::Yield;                                                         \
+      }                                                                                  \
+    }                                                                                    \
   } while (0)
 #define NUMBER_OP(op)                                                        \
   do {                                                                       \
@@ -469,6 +481,25 @@ RunStatus VM::interpret(ObjFiber* fiber, std::int64_t budget) {
     --sp;                                                                    \
     if (!(cond)) ip += d;                                                    \
   } while (0)
+// The same with a global right operand (INDEX()): two numbers are tested first, so an
+// unset global (undefined, not a number) is looked for only on the slower path.
+#define GLOBAL_COMPARE_JUMP(cond)                                                          \
+  do {                                                                                     \
+    const std::uint32_t g_ = INDEX();                                                      \
+    const Value va = PEEK(0), vb = loadValue(&globalsData()[g_]);                          \
+    double a, b;                                                                           \
+    if (va.isNumber() && vb.isNumber()) [[likely]] {                                       \
+      a = va.asNumber();                                                                   \
+      b = vb.asNumber();                                                                   \
+    } else {                                                                               \
+      if (vb.isUndefined())                                                                \
+        ERROR("Undefined variable '{}'.", lang::displayName(globalNames_.name(g_)));       \
+      COMPARE_OPERANDS(va, vb, a, b);                                                      \
+    }                                                                                      \
+    const std::uint32_t d = JUMP_OPERAND();                                                \
+    --sp;                                                                                  \
+    if (!(cond)) ip += d;                                                                  \
+  } while (0)
 // Reads global `INDEX()` into a new local `v`, as GET_GLOBAL does (its error when unset).
 #define GLOBAL_OPERAND(v)                                                                 \
   const std::uint32_t v##Slot = INDEX();                                                  \
@@ -528,6 +559,7 @@ RunStatus VM::interpret(ObjFiber* fiber, std::int64_t budget) {
 #undef NUMBER_OP
 #undef COMPARE_JUMP
 #undef COMPARE_CONSTANT_JUMP
+#undef GLOBAL_COMPARE_JUMP
 }
 
 }  // namespace spindle::vm
