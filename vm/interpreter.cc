@@ -57,9 +57,6 @@ namespace {
 // `a % b`: std::fmod (the result has a's sign, -0 included). Two integers below 2^53 take
 // the integer remainder instead, which is the same value and an order of magnitude
 // cheaper than the library's fmod (loops such as `i % 20` are common).
-// Safepoints between two reads of the preemption flag (a power of two; see SAFEPOINT).
-constexpr std::int64_t kPollEvery = 64;
-
 inline double numberMod(double a, double b) {
   constexpr double kExact = 0x1p53;
   if (a > -kExact && a < kExact && b > -kExact && b < kExact) {
@@ -259,8 +256,6 @@ RunStatus VM::interpret(ObjFiber* fiber, std::int64_t budget) {
     std::int64_t* out;
     ~BudgetOut() { *out = left; }
   } budgetOut{budget, &fiber->body->budgetLeft};
-  // SAFEPOINT's test finds the budget's end only when it counts down to 0 exactly.
-  if (budget < 1) budget = 1;
   const ProfRunScope profScope(fiber);  // vm/prof.h: the fiber the profilers walk
   if (interrupted(fiber)) [[unlikely]] return failInterrupted(fiber);  // interrupt.cc
   if (aborted(fiber)) [[unlikely]] {  // another fiber of this host call failed
@@ -372,20 +367,13 @@ RunStatus VM::interpret(ObjFiber* fiber, std::int64_t budget) {
   do {                         \
     if (!(call)) goto L_fail;  \
   } while (0)
-// The poll: the budget counts down by one per safepoint and the checks run when it
-// reaches a multiple of kPollEvery (it starts at 1 or more, so it meets 0 exactly: a
-// budget still yields at its last step); the preemption flag is thus read every
-// kPollEvery safepoints (a stop or a time slice waits that many more loop iterations or
-// calls, well under a microsecond of work each).
-#define SAFEPOINT()                                                                      \
-  do {                                                                                   \
-    if ((--budget & (kPollEvery - 1)) == 0) [[unlikely]] {                               \
-      if (budget <= 0 || fiber->preempt->load(std::memory_order_relaxed)) {              \
-        fiber->preempt->store(false, std::memory_order_relaxed);                         \
-        SAVE();                                                                          \
-        return RunStatus::Yield;                                                         \
-      }                                                                                  \
-    }                                                                                    \
+#define SAFEPOINT()                                                             \
+  do {                                                                          \
+    if (--budget <= 0 || fiber->preempt->load(std::memory_order_relaxed)) [[unlikely]] { \
+      fiber->preempt->store(false, std::memory_order_relaxed);                          \
+      SAVE();                                                                   \
+      return RunStatus::Yield;                                                  \
+    }                                                                           \
   } while (0)
 #define NUMBER_OP(op)                                                        \
   do {                                                                       \

@@ -268,6 +268,11 @@ inline std::atomic_ref<std::uint32_t> mapIndexSlot(MapStorage* s, std::uint32_t 
   return true;
 }
 
+// mapLoad and mapStore for a number key that is not an integer (or a NaN), out of line
+// (map.cc): the interpreter's function keeps only the integer and object paths.
+bool mapLoadFraction(ObjMap* m, Value key, Value* out);
+int mapStoreFraction(ObjMap* m, Value key, Value v, Value* norm);
+
 // The interpreter's m[key] (GET_INDEX), for a key not yet normalised: *out is the value,
 // left alone when the key is absent; false for a NaN key (nothing read). An integer key
 // below the dense prefix reads its entry right after one conversion (mapIntegerKey);
@@ -278,12 +283,7 @@ inline std::atomic_ref<std::uint32_t> mapIndexSlot(MapStorage* s, std::uint32_t 
   if (key.isNumber()) {
     std::int64_t i;
     Value norm;
-    if (!mapIntegerKey(key.asNumber(), &i, &norm)) [[unlikely]] {
-      Value k;
-      if (!mapKey(key, &k)) return false;
-      if (s != nullptr) mapGet(m, k, out);
-      return true;
-    }
+    if (!mapIntegerKey(key.asNumber(), &i, &norm)) [[unlikely]] return mapLoadFraction(m, key, out);
     if (s == nullptr) return true;
     const std::uint32_t dense = s->loadDense();
     if (static_cast<std::uint64_t>(i) < dense) [[likely]] {
@@ -308,10 +308,7 @@ inline std::atomic_ref<std::uint32_t> mapIndexSlot(MapStorage* s, std::uint32_t 
   std::uint32_t e;
   if (key.isNumber()) {
     std::int64_t i;
-    if (!mapIntegerKey(key.asNumber(), &i, norm)) [[unlikely]] {
-      if (!mapKey(key, norm)) return -1;
-      return mapTrySet(m, *norm, v) ? 1 : 0;
-    }
+    if (!mapIntegerKey(key.asNumber(), &i, norm)) [[unlikely]] return mapStoreFraction(m, key, v, norm);
     if (s == nullptr) return 0;
     const std::uint32_t dense = s->loadDense();
     if (static_cast<std::uint64_t>(i) < dense) {
