@@ -104,11 +104,12 @@ inline void listStore(ObjList* l, std::uint32_t k, Value v) {
 // fast path: no rounding, one conversion each way); false for anything else, whose error
 // the caller reports.
 inline bool listIndex(ObjList* l, Value index, std::uint32_t* k) {
-  if (!index.isNumber()) return false;
-  const double d = index.asNumber();
-  if (!(d >= 0 && d < static_cast<double>(listCount(l)))) return false;
-  *k = static_cast<std::uint32_t>(d);
-  return static_cast<double>(*k) == d;
+  std::int64_t i;
+  double back;
+  if (!index.isNumber() || !numberToInt64(index.asNumber(), &i, &back)) return false;
+  if (static_cast<std::uint64_t>(i) >= listCount(l)) return false;  // negatives wrap above
+  *k = static_cast<std::uint32_t>(i);
+  return true;
 }
 
 // A one-word spin lock inside a heap object (0 = free, 1 = held). `relax` runs while

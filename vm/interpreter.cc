@@ -469,6 +469,25 @@ RunStatus VM::interpret(ObjFiber* fiber, std::int64_t budget) {
     --sp;                                                                    \
     if (!(cond)) ip += d;                                                    \
   } while (0)
+// The same with a global right operand (INDEX()): two numbers are tested first, so an
+// unset global (undefined, not a number) is looked for only on the slower path.
+#define GLOBAL_COMPARE_JUMP(cond)                                                          \
+  do {                                                                                     \
+    const std::uint32_t g_ = INDEX();                                                      \
+    const Value va = PEEK(0), vb = loadValue(&globalsData()[g_]);                          \
+    double a, b;                                                                           \
+    if (va.isNumber() && vb.isNumber()) [[likely]] {                                       \
+      a = va.asNumber();                                                                   \
+      b = vb.asNumber();                                                                   \
+    } else {                                                                               \
+      if (vb.isUndefined())                                                                \
+        ERROR("Undefined variable '{}'.", lang::displayName(globalNames_.name(g_)));       \
+      COMPARE_OPERANDS(va, vb, a, b);                                                      \
+    }                                                                                      \
+    const std::uint32_t d = JUMP_OPERAND();                                                \
+    --sp;                                                                                  \
+    if (!(cond)) ip += d;                                                                  \
+  } while (0)
 // Reads global `INDEX()` into a new local `v`, as GET_GLOBAL does (its error when unset).
 #define GLOBAL_OPERAND(v)                                                                 \
   const std::uint32_t v##Slot = INDEX();                                                  \
@@ -528,6 +547,7 @@ RunStatus VM::interpret(ObjFiber* fiber, std::int64_t budget) {
 #undef NUMBER_OP
 #undef COMPARE_JUMP
 #undef COMPARE_CONSTANT_JUMP
+#undef GLOBAL_COMPARE_JUMP
 }
 
 }  // namespace spindle::vm

@@ -84,6 +84,18 @@ bool nativeMap(VM& vm, const void*, int, Value*, Value* result) {
 
 }  // namespace
 
+[[gnu::noinline]] bool mapLoadFraction(ObjMap* m, Value key, Value* out) {
+  Value k;
+  if (!mapKey(key, &k)) return false;
+  mapGet(m, k, out);
+  return true;
+}
+
+[[gnu::noinline]] int mapStoreFraction(ObjMap* m, Value key, Value v, Value* norm) {
+  if (!mapKey(key, norm)) return -1;
+  return mapTrySet(m, *norm, v) ? 1 : 0;
+}
+
 ObjMap* VM::newMap() { return allocate<ObjMap>(ObjKind::Map, sizeof(ObjMap)); }
 
 MapStorage* VM::newMapStorage(std::uint32_t entryCap) {

@@ -162,19 +162,19 @@ inline std::atomic_ref<std::uint32_t> mapIndexSlot(MapStorage* s, std::uint32_t 
   return std::atomic_ref<std::uint32_t>(s->index()[i]);
 }
 
-// The entry holding the normalised `key` in s, or kMapNoEntry: the dense prefix for an
-// integer below it, else the index, which a number key skips when every entry is in the
-// prefix (the index is then empty: keys counting up never touch its pages). Bounded by
+// Whether the number d is an integer (-0 is the integer 0): then *i is its value and
+// *norm the normalised key (its Value: d itself, 0 for -0). False for a fraction, a NaN,
+// an infinity and anything beyond 2^63 (numberToInt64, value.h).
+[[gnu::always_inline]] inline bool mapIntegerKey(double d, std::int64_t* i, Value* norm) {
+  double back;
+  if (!numberToInt64(d, i, &back)) return false;
+  *norm = Value::arith(back);
+  return true;
+}
+
+// The entry holding the normalised `key` in the index of s, or kMapNoEntry. Bounded by
 // s's own sizes (racing writers).
-[[gnu::always_inline]] inline std::uint32_t mapFind(MapStorage* s, Value key) {
-  if (key.isNumber()) {
-    const std::uint32_t dense = s->loadDense();
-    const std::uint32_t d = denseEntry(key, dense);
-    if (d != kMapNoEntry) {
-      return valueWord(&s->entries()[d].key).load(std::memory_order_acquire) == key.bits() ? d : kMapNoEntry;
-    }
-    if (s->loadUsed() <= dense) return kMapNoEntry;
-  }
+[[gnu::always_inline]] inline std::uint32_t mapProbeIndex(MapStorage* s, Value key) {
   MapProbe p(s, mapHash(key));
   for (std::uint32_t probes = 0; probes <= p.limit(); ++probes, p.next()) {
     const std::uint32_t slot = mapIndexSlot(s, p.i).load(std::memory_order_acquire);
@@ -185,6 +185,30 @@ inline std::atomic_ref<std::uint32_t> mapIndexSlot(MapStorage* s, std::uint32_t 
     }
   }
   return kMapNoEntry;
+}
+
+// The entry of the dense prefix that integer i names in s (dense: s's prefix as loaded),
+// or kMapNoEntry when i is below the prefix and was removed; only for 0 <= i < dense.
+[[gnu::always_inline]] inline std::uint32_t mapDenseEntry(MapStorage* s, std::int64_t i, Value norm) {
+  const auto e = static_cast<std::uint32_t>(i);
+  return valueWord(&s->entries()[e].key).load(std::memory_order_acquire) == norm.bits() ? e : kMapNoEntry;
+}
+
+// The entry holding the normalised `key` in s, or kMapNoEntry: the dense prefix for an
+// integer below it, else the index, which a number key skips when every entry is in the
+// prefix (the index is then empty: keys counting up never touch its pages). Bounded by
+// s's own sizes (racing writers).
+[[gnu::always_inline]] inline std::uint32_t mapFind(MapStorage* s, Value key) {
+  if (key.isNumber()) {
+    const std::uint32_t dense = s->loadDense();
+    std::int64_t i;
+    Value norm;
+    if (mapIntegerKey(key.asNumber(), &i, &norm) && static_cast<std::uint64_t>(i) < dense) {
+      return mapDenseEntry(s, i, norm);
+    }
+    if (s->loadUsed() <= dense) return kMapNoEntry;
+  }
+  return mapProbeIndex(s, key);
 }
 
 // m[key] for a normalised key: false when absent. Takes no lock.
@@ -243,6 +267,68 @@ inline std::atomic_ref<std::uint32_t> mapIndexSlot(MapStorage* s, std::uint32_t 
   if (e == kMapNoEntry) return key.isNumber() && mapTryAppendDense(m, s, key, v);
   writeBarrier(s, &s->entries()[e].value, v);
   return true;
+}
+
+// mapLoad and mapStore for a number key that is not an integer (or a NaN), out of line
+// (map.cc): the interpreter's function keeps only the integer and object paths.
+bool mapLoadFraction(ObjMap* m, Value key, Value* out);
+int mapStoreFraction(ObjMap* m, Value key, Value v, Value* norm);
+
+// The interpreter's m[key] (GET_INDEX), for a key not yet normalised: *out is the value,
+// left alone when the key is absent; false for a NaN key (nothing read). An integer key
+// below the dense prefix reads its entry right after one conversion (mapIntegerKey);
+// other keys are normalised and looked up as mapGet does.
+[[gnu::always_inline]] inline bool mapLoad(ObjMap* m, Value key, Value* out) {
+  MapStorage* s = loadPtr(&m->storage);
+  std::uint32_t e;
+  if (key.isNumber()) {
+    std::int64_t i;
+    Value norm;
+    if (!mapIntegerKey(key.asNumber(), &i, &norm)) [[unlikely]] return mapLoadFraction(m, key, out);
+    if (s == nullptr) return true;
+    const std::uint32_t dense = s->loadDense();
+    if (static_cast<std::uint64_t>(i) < dense) [[likely]] {
+      e = mapDenseEntry(s, i, norm);
+    } else {
+      if (s->loadUsed() <= dense) return true;
+      e = mapProbeIndex(s, norm);
+    }
+  } else {
+    if (s == nullptr) return true;
+    e = mapProbeIndex(s, key);
+  }
+  if (e != kMapNoEntry) *out = loadValue(&s->entries()[e].value);
+  return true;
+}
+
+// The interpreter's m[key] = v (SET_INDEX), for a key not yet normalised: 1 when stored
+// without allocating or waiting (as mapTrySet), 0 when VM::mapInsert must append (*norm is
+// the normalised key), -1 for a NaN key.
+[[gnu::always_inline]] inline int mapStore(ObjMap* m, Value key, Value v, Value* norm) {
+  MapStorage* s = loadPtr(&m->storage);
+  std::uint32_t e;
+  if (key.isNumber()) {
+    std::int64_t i;
+    if (!mapIntegerKey(key.asNumber(), &i, norm)) [[unlikely]] return mapStoreFraction(m, key, v, norm);
+    if (s == nullptr) return 0;
+    const std::uint32_t dense = s->loadDense();
+    if (static_cast<std::uint64_t>(i) < dense) {
+      e = mapDenseEntry(s, i, *norm);
+      if (e == kMapNoEntry) return 0;  // removed: re-added last
+    } else if (s->loadUsed() <= dense) {
+      return mapTryAppendDense(m, s, *norm, v) ? 1 : 0;
+    } else {
+      e = mapProbeIndex(s, *norm);
+      if (e == kMapNoEntry) return 0;
+    }
+  } else {
+    *norm = key;
+    if (s == nullptr) return 0;
+    e = mapProbeIndex(s, key);
+    if (e == kMapNoEntry) return 0;
+  }
+  writeBarrier(s, &s->entries()[e].value, v);
+  return 1;
 }
 
 // Entries copied or visited between two checkpoints (two Values each).

@@ -13,6 +13,9 @@
 
 #include <cstdint>
 #include <cstring>
+#if defined(__x86_64__) && defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace spindle::vm {
 
@@ -90,5 +93,23 @@ class Value {
 };
 
 static_assert(sizeof(Value) == 8);
+
+// Whether d is an integer that fits an int64_t (-0 is 0): then *i is it and *back its
+// double (d itself, +0 for -0). False for fractions, NaNs, infinities and anything beyond
+// 2^63. On x86-64 one truncating conversion and its round trip decide it (the conversion
+// gives INT64_MIN for what it cannot represent, which never converts back to d unless d
+// is -2^63 itself, an integer); elsewhere a range check guards the cast.
+[[gnu::always_inline]] inline bool numberToInt64(double d, std::int64_t* i, double* back) {
+#if defined(__x86_64__) && defined(__SSE2__)
+  const std::int64_t n = _mm_cvttsd_si64(_mm_set_sd(d));
+#else
+  if (!(d >= -9.0e18 && d <= 9.0e18)) return false;
+  const auto n = static_cast<std::int64_t>(d);
+#endif
+  *back = static_cast<double>(n);
+  if (*back != d) return false;
+  *i = n;
+  return true;
+}
 
 }  // namespace spindle::vm
