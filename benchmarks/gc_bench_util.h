@@ -6,7 +6,10 @@
 //     termination, so counting its calls counts cycles;
 //   - STW pauses: the collector's pause list (gc.h gcStats: the last 1024 pauses and the
 //     total count), harvested by the benchmark's G at every yield, so none is lost unless
-//     more than 1024 happen between two polls (counted in `missed`, printed).
+//     more than 1024 happen between two polls (counted in `missed`, printed);
+//   - the longest stop's split (gcevents.h: time to safepoint = stopTheWorld's wait for
+//     the running Ms, work = stopped until startTheWorld), from the event ring, read at
+//     the same polls (records of cycles whose sweep had not finished are not there).
 // Boehm's side: GC_set_on_collection_event; a pause is PRE_STOP_WORLD -> POST_START_WORLD
 // (the world is stopped for the whole mark: Boehm here is not incremental), or START ->
 // END when the library reports no stop-world events.
@@ -25,6 +28,7 @@
 #include <vector>
 
 #include "runtime/gc.h"
+#include "runtime/gcevents.h"
 
 namespace gcbench {
 
@@ -87,6 +91,26 @@ class SpindleRecorder {
     for (std::size_t i = st.pausesNs.size() - have; i < st.pausesNs.size(); i++)
       pauses_.push_back(static_cast<double>(st.pausesNs[i]));
     seen_ = st.numPauses;
+    std::vector<spindle::runtime::GCEvent> evs;
+    lastEvent_ = spindle::runtime::gcEventsSince(lastEvent_, &evs);
+    for (const auto& e : evs) {
+      if (!e.stwMark && e.stw1ToSafepointNs + e.stw1WorkNs > worst_.totalNs)
+        worst_ = Stop{e.cycle, "sweep termination", e.stw1ToSafepointNs, e.stw1WorkNs,
+                      e.stw1ToSafepointNs + e.stw1WorkNs};
+      if (e.stw2ToSafepointNs + e.stw2WorkNs > worst_.totalNs)
+        worst_ = Stop{e.cycle, "mark termination", e.stw2ToSafepointNs, e.stw2WorkNs,
+                      e.stw2ToSafepointNs + e.stw2WorkNs};
+    }
+  }
+  // The longest stop found in the event records.
+  struct Stop {
+    std::uint64_t cycle = 0;
+    const char* phase = "";
+    std::int64_t toSafepointNs = 0, workNs = 0, totalNs = 0;
+  };
+  const Stop& longestStop() {
+    poll();
+    return worst_;
   }
   std::uint64_t cycles() {
     poll();
@@ -103,6 +127,8 @@ class SpindleRecorder {
   std::uint64_t seen_ = 0;
   std::uint64_t missed_ = 0;
   std::vector<double> pauses_;
+  std::uint64_t lastEvent_ = spindle::runtime::gcEventsLast();
+  Stop worst_;
 };
 
 // --- Boehm -----------------------------------------------------------------------------

@@ -247,6 +247,9 @@ int runSpindle() {
     }
     printRow("Spindle", seconds, rec.cycles(), rec.pauses(),
              rec.cycles() == 0 ? "  (no cycle ran)" : "");
+    if (const auto& w = rec.longestStop(); w.totalNs > 0)
+      fmt::print("  longest stop: cycle {} {}: to safepoint {:.3f} ms + stopped {:.3f} ms\n", w.cycle, w.phase,
+                 w.toSafepointNs / 1e6, w.workNs / 1e6);
     if (rec.missed() > 0) fmt::print("  ({} STW pauses not sampled)\n", rec.missed());
   }
   rt::gcDetach(&sched);

@@ -9,11 +9,15 @@
 
 namespace spindle::runtime {
 
-MHeap& mheap() {
+MHeap& mheap_detail::mheapSlow() {
   // Never destroyed: spans may be in use until the process exits. Plain `new` so the
   // leak checker sees what the heap owns through this pointer.
-  static MHeap* heap = new MHeap(reservationArenas(MHeap::kDefaultMaxArenas));
-  return *heap;
+  static MHeap* h = [] {
+    auto* made = new MHeap(reservationArenas(MHeap::kDefaultMaxArenas));
+    heap.store(made, std::memory_order_release);
+    return made;
+  }();
+  return *h;
 }
 
 MHeap::MHeap(std::size_t maxArenas)
