@@ -1,21 +1,18 @@
 // lazy_threads_test.cc: the runtime starts its threads when there is work for them, and
 // names them (threadname.h); idle Ps mark only on idle CPUs (mgc.h idleMarkSlots); the
-// finalizer G waits parked without an M; sysmon backs off while it finds no work; the
-// collector's background threads run under SCHED_BATCH, the Ms and sysmon do not.
+// finalizer G waits parked without an M; sysmon backs off while it finds no work.
 //
 // Threads are counted by name in /proc/self/task/*/comm, so the checks see exactly the
 // threads the runtime made, whatever the test runner adds.
 #include <doctest/doctest.h>
 
 #include <dirent.h>
-#include <sched.h>
 
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <string>
 #include <thread>
-#include <vector>
 
 #include "runtime/gc.h"
 #include "runtime/mgc.h"
@@ -27,11 +24,11 @@ using spindle::runtime::testing::fn;
 
 namespace {
 
-// The tids of the live threads of this process whose name is `name`.
-std::vector<int> tidsNamed(const std::string& name) {
+// Live threads of this process whose name is `name`.
+int threadsNamed(const std::string& name) {
   DIR* d = opendir("/proc/self/task");
   REQUIRE(d != nullptr);
-  std::vector<int> tids;
+  int n = 0;
   while (const dirent* e = readdir(d)) {
     if (e->d_name[0] == '.') continue;
     const std::string path = std::string("/proc/self/task/") + e->d_name + "/comm";
@@ -43,18 +40,9 @@ std::vector<int> tidsNamed(const std::string& name) {
     if (!got) continue;
     std::string comm(buf);
     if (!comm.empty() && comm.back() == '\n') comm.pop_back();
-    if (comm == name) tids.push_back(std::stoi(e->d_name));
+    if (comm == name) n++;
   }
   closedir(d);
-  return tids;
-}
-int threadsNamed(const std::string& name) { return static_cast<int>(tidsNamed(name).size()); }
-
-// How many threads named `name` run under `policy` (sched_getscheduler of each tid).
-int threadsNamedWithPolicy(const std::string& name, int policy) {
-  int n = 0;
-  for (int tid : tidsNamed(name))
-    if (sched_getscheduler(tid) == policy) n++;
   return n;
 }
 
@@ -75,30 +63,6 @@ TEST_CASE("a Sched starts sysmon; the first cycle request the controller; the sc
   CHECK(st.cycles >= 1);
   gcDetach(&s);
   CHECK(threadsNamed("spindle-gc") == 0);
-}
-
-// The controller, the extra mark workers and the scavenger do not preempt the mutator's
-// M when woken (threadname.h setBackground); the controller leaves SCHED_BATCH only while
-// it stops the world, so after a cycle it is back in it.
-TEST_CASE("the collector's background threads run under SCHED_BATCH; Ms and sysmon do not") {
-  Sched s(8);  // 8 Ps: one extra mark worker (mgc.h markWorkersFor)
-  gcAttach(&s);
-  bool ran = false;
-  CHECK(s.runMain(fn([&](G*) -> Step {
-          gcCollect();
-          ran = true;
-          return Step::exit();
-        })) == RunStatus::Ok);
-  CHECK(ran);
-  gcCollect();
-  REQUIRE(threadsNamed("spindle-gc") == 1);
-  CHECK(threadsNamedWithPolicy("spindle-gc", SCHED_BATCH) == 1);
-  CHECK(threadsNamedWithPolicy("spindle-gcmark", SCHED_BATCH) == threadsNamed("spindle-gcmark"));
-  CHECK(threadsNamedWithPolicy("spindle-scvg", SCHED_BATCH) == threadsNamed("spindle-scvg"));
-  CHECK(threadsNamedWithPolicy("spindle-sysmon", SCHED_OTHER) == 1);
-  CHECK(threadsNamed("spindle-m") >= 1);
-  CHECK(threadsNamedWithPolicy("spindle-m", SCHED_OTHER) == threadsNamed("spindle-m"));
-  gcDetach(&s);
 }
 
 #if SPINDLE_DCHECKS_ON

@@ -384,7 +384,6 @@ void runCycle() {
   // --- 1. sweep termination ---------------------------------------------------------
   GCEvent ev;
   const std::int64_t tStop1 = nanotime();
-  setSelfBackground(false);
   const std::int64_t stop1 = s->stopTheWorld("gc sweep termination");
   finishSweep(h);
   finishSweepEvent();  // the previous cycle's, if the background sweeper had not finished it
@@ -448,7 +447,6 @@ void runCycle() {
   ev.stwMark = stwMark;
   if (!stwMark) {
     pause1 = s->startTheWorld();
-    setSelfBackground(true);
     ev.sweepTermination = GCPhase{tStop1 - c.attachTime, nanotime() - tStop1};
     ev.stw1ToSafepointNs = stop1;
     ev.stw1WorkNs = pause1 - stop1;
@@ -477,7 +475,6 @@ void runCycle() {
 
   // --- 3. mark termination ------------------------------------------------------------
   const std::int64_t tStop2 = nanotime();
-  setSelfBackground(false);
   const std::int64_t stop2 = stwMark ? 0 : s->stopTheWorld("gc mark termination");
   // The named steps of mark termination, each timed from the end of the one before.
   std::int64_t tStep = nanotime();
@@ -552,7 +549,6 @@ void runCycle() {
   ev.heapMarked = marked;
   ev.heapGoal = pacer().goal.load(std::memory_order_relaxed);
   const std::int64_t pause2 = s->startTheWorld();
-  setSelfBackground(true);
   ev.markTermination = GCPhase{tStop2 - c.attachTime, nanotime() - tStop2};
   // gcstoptheworld: one stop, from sweep termination's.
   ev.stw2ToSafepointNs = stwMark ? stop1 : stop2;
@@ -672,7 +668,6 @@ void ensureControllerLocked(Collector& c) {
   if (!c.controller.joinable()) {
     c.controller = std::thread(controllerLoop);
     setThreadName(c.controller, "spindle-gc");
-    setBackground(c.controller);
   }
 }
 

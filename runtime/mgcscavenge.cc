@@ -167,7 +167,6 @@ void scavengerWake() {
     if (b.armed != nullptr && !b.thread.joinable()) {
       b.thread = std::thread(backgroundLoop, b.armed);
       setThreadName(b.thread, "spindle-scvg");
-      setBackground(b.thread);
     }
   }
   b.cv.notify_all();

@@ -114,11 +114,7 @@ void startMarkWorkers(int n) {
   MarkWorkers& w = W();
   std::lock_guard<std::mutex> lk(w.lock);
   w.exit = false;
-  for (int i = 0; i < n; i++) {
-    std::thread& t = w.threads.emplace_back(workerLoop);
-    setThreadName(t, "spindle-gcmark");
-    setBackground(t);
-  }
+  for (int i = 0; i < n; i++) setThreadName(w.threads.emplace_back(workerLoop), "spindle-gcmark");
 }
 
 void stopMarkWorkers() {

@@ -118,7 +118,6 @@ Sched::Sched(int procs, std::uint64_t seed) : seed_(seed) {
   for (int i = procs - 1; i >= 0; i--) pidleput(allp(i));
   sysmon_ = std::thread(sysmonLoop, this);
   setThreadName(sysmon_, "spindle-sysmon");
-  setForeground(sysmon_);
 }
 
 Sched::~Sched() {
@@ -620,7 +619,6 @@ M* Sched::startmLocked(P* p, bool spinning, bool deferWake, bool workerOnly) {
   try {
     nm->thread = std::thread([this, nm] { mstart(nm); });
     setThreadName(nm->thread, "spindle-m");
-    setForeground(nm->thread);  // not the creator's policy (the controller's is SCHED_BATCH)
   } catch (const std::system_error& e) {
     threadExhaustion(mcount_, e.what());  // pthread_create failed (EAGAIN: no threads left)
   }
