@@ -114,13 +114,12 @@ inline constexpr const char* kMapNaNKey = "Map key cannot be NaN.";
 inline constexpr std::uint32_t kMapNoEntry = UINT32_MAX;
 
 // The entry number a normalised key names in the dense prefix: k when the key is the
-// integer k and k < dense, else kMapNoEntry.
+// integer k and k < dense, else kMapNoEntry (the integer test of numberToInt64, value.h).
 inline std::uint32_t denseEntry(Value key, std::uint32_t dense) {
-  if (!key.isNumber()) return kMapNoEntry;
-  const double d = key.asNumber();
-  if (!(d >= 0 && d < dense)) return kMapNoEntry;
-  const auto k = static_cast<std::uint32_t>(d);
-  return static_cast<double>(k) == d ? k : kMapNoEntry;
+  std::int64_t k;
+  double back;
+  if (!key.isNumber() || !numberToInt64(key.asNumber(), &k, &back)) return kMapNoEntry;
+  return static_cast<std::uint64_t>(k) < dense ? static_cast<std::uint32_t>(k) : kMapNoEntry;  // negatives wrap above
 }
 
 // A normalised key's hash. An integer-valued number hashes to itself (as in CPython), so
