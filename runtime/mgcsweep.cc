@@ -252,17 +252,26 @@ void ensureSwept(MHeap& h, MSpan* s) {
       continue;
     }
     if (state == sg + 1) {
-      // Cached before this sweep began. If our own MCache holds it, nobody else will
-      // flush it before we return: flush now (prepareForSweep), uncacheSpan sweeps it.
+      // Cached before this sweep began: by us, or by another P until its flush. Flush our
+      // own MCache first if it is stale (prepareForSweep), whichever P holds s: if ours,
+      // uncacheSpan sweeps s; if another's, that P may itself be waiting here for a span
+      // we cache, and neither is at a safepoint where forEachP would flush it, so the
+      // waiter that flushes ends the other's wait (mgcsweep_test "two Ps waiting...").
       P* p = currentP();
-      if (p != nullptr && p->mcache->alloc[s->spanclass.value] == s) {
+      if (p != nullptr && p->mcache->flushGen.load(std::memory_order_acquire) != sg) {
         p->mcache->releaseAll();
         continue;
       }
     }
     SPINDLE_CHECK(state == sg - 1 || state == sg + 1 || state == sg - 2,
                   "ensureSwept: span {:#x} sweepgen={} heap sg={}", s->base(), state, sg);
-    // Being swept by someone else, or cached by another P until its flush: wait.
+    // Being swept by someone else (a sweep needs no P and takes no lock we hold), or
+    // cached by another P until its flush: wait. Our cache is flushed, so that P is not
+    // waiting for us; it flushes at its next safepoint (forEachP after mark termination),
+    // at acquireP, or here if it comes to wait for one of its own. No stop of the world
+    // that would leave it stopped unflushed comes between: the cycle runs that forEachP
+    // under its cycle lock, which verifyHeap's stop also takes, and procresize and a
+    // world's attach flush every P they stop.
     std::this_thread::yield();
   }
 }

@@ -44,7 +44,9 @@ bool sweepSpan(MHeap& h, MSpan* s, bool preserve);
 bool sweepone(MHeap& h);
 // Makes sure s (a span the caller knows is in use) is swept in this cycle (Go's
 // ensureSwept): sweeps it if nobody has, waits if someone is sweeping it or another P
-// still caches it from before the sweep began (flushes our own MCache if we do).
+// still caches it from before the sweep began. Before that wait it flushes our own P's
+// MCache if stale (which sweeps s if we cache it), so no P waits here on one waiting
+// on it.
 void ensureSwept(MHeap& h, MSpan* s);
 #if SPINDLE_DCHECKS_ON
 // Test seam (builds with invariant checks only): called once, then cleared, between

@@ -3,12 +3,17 @@
 
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <thread>
 #include <vector>
 
 #include "runtime/heap_testing.h"
 #include "runtime/malloc.h"
+#include "runtime/testing/child.h"
 
 namespace spindle::runtime {
 namespace {
@@ -55,6 +60,52 @@ TEST_CASE("ensureSwept and sweepone race for every span; each span is swept once
       CHECK((state == sg || s->state() != SpanState::InUse));
     }
   }
+}
+
+// Two Ps each cache a span from before the sweep began (sg + 1) and each needs the other's
+// swept (a string intern or a setFinalizer on an object the other P allocated, in the
+// window after mark termination restarts the world and before forEachP has flushed every
+// cache). Neither is at a safepoint while it waits, so neither would flush for forEachP:
+// ensureSwept flushes its own P's stale cache before it waits, so the other's wait ends.
+// In a forked child with an alarm: without that flush both spin for good.
+TEST_CASE("two Ps waiting in ensureSwept for each other's cached span both return") {
+  constexpr unsigned kDeadlockSeconds = 30;
+  auto [died, err] = testing::runChild([] {
+    alarm(kDeadlockSeconds);
+    MHeap& h = mheap();
+    std::atomic<MSpan*> cached[2] = {nullptr, nullptr};
+    std::atomic<int> ready{0}, done{0};
+    std::atomic<bool> go{false}, finish{false};
+    auto body = [&](int i) {
+      TestP p(i);
+      cached[i].store(spanOf(mallocgc(80, nullptr)));  // now in p's MCache
+      ready.fetch_add(1);
+      while (!go.load()) std::this_thread::yield();
+      ensureSwept(h, cached[1 - i].load());
+      done.fetch_add(1);
+      // Safepoints until both returned: forEachP's flush (prepareForSweep) would run here.
+      while (!finish.load()) {
+        if (p.get()->mcache->flushGen.load() != h.sweepgenLoad()) p.get()->mcache->releaseAll();
+        std::this_thread::yield();
+      }
+    };
+    std::thread a(body, 0), b(body, 1);
+    while (ready.load() < 2) std::this_thread::yield();
+    startSweepCycle(h);  // as mark termination does, without flushing the caches
+    const std::uint32_t sg = h.sweepgenLoad();
+    if (cached[0].load()->sweepgen.load() != sg + 1 || cached[1].load()->sweepgen.load() != sg + 1) {
+      std::fprintf(stderr, "setup: the spans are not cached from before the sweep\n");
+      std::abort();
+    }
+    go.store(true);
+    while (done.load() < 2) std::this_thread::yield();
+    finish.store(true);
+    a.join();
+    b.join();
+    finishSweep(h);
+  });
+  INFO("child stderr: " << err);
+  CHECK_FALSE(died);
 }
 
 #if SPINDLE_DCHECKS_ON
