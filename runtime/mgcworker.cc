@@ -142,6 +142,10 @@ bool markWorkersIdle() { return W().busy.load() == 0; }
 std::uint64_t markWorkersEnd() {
   MarkWorkers& w = W();
   w.active.store(false);
+  // Bounded: a busy worker is inside one drain, which scans heap objects and takes work
+  // buffers from the lock-free queues (a new buffer takes allLock, a leaf held only for a
+  // push): nothing a stopped G or P holds. Mark completion found the queues empty, so
+  // that drain ends with the little left since.
   while (w.busy.load() != 0) std::this_thread::yield();
   return w.bytesMarked.exchange(0, std::memory_order_relaxed);
 }
